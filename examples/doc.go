@@ -1,0 +1,3 @@
+// Package examples holds runnable example programs, one per subdirectory,
+// each showing one Fireflyer workload end to end.
+package examples

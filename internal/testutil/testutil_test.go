@@ -1,0 +1,56 @@
+package testutil
+
+import (
+	"math"
+	"testing"
+)
+
+func TestCalcDiff(t *testing.T) {
+	cases := []struct {
+		name       string
+		x, y       []float64
+		want, wShf float64
+	}{
+		{"equal", []float64{1, 2, 3}, []float64{1, 2, 3}, 0, 0},
+		{"zeros", []float64{0, 0}, []float64{0, 0}, 0, 0},
+		{"opposite", []float64{1}, []float64{-1}, 2, 1 - 0.0/4},
+		{"half", []float64{1, 0}, []float64{0, 1}, 1, 1 - 2.0*4/(5+5)},
+		{"scaled", []float64{2}, []float64{1}, 1 - 4.0/5, 1 - 2.0*6/(9+4)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := CalcDiff(c.x, c.y); math.Abs(got-c.want) > 1e-15 {
+				t.Errorf("CalcDiff = %v, want %v", got, c.want)
+			}
+			if got := CalcDiffShifted(c.x, c.y); math.Abs(got-c.wShf) > 1e-15 {
+				t.Errorf("CalcDiffShifted = %v, want %v", got, c.wShf)
+			}
+		})
+	}
+}
+
+func TestGenerators(t *testing.T) {
+	a := Normal(RNG(1), 10000, 0, 1)
+	b := Normal(RNG(1), 10000, 0, 1)
+	var s, s2 float64
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatal("same seed gave different samples")
+		}
+		s += float64(a[i])
+		s2 += float64(a[i]) * float64(a[i])
+	}
+	mean, v := s/1e4, s2/1e4-(s/1e4)*(s/1e4)
+	if math.Abs(mean) > 0.05 || math.Abs(v-1) > 0.05 {
+		t.Errorf("mean %v var %v", mean, v)
+	}
+	u := Uniform(RNG(2), 1000, -2, 3)
+	for _, x := range u {
+		if x < -2 || x >= 3 {
+			t.Fatalf("uniform sample %v out of range", x)
+		}
+	}
+	if d := MaxAbsDiff([]float64{1, 2}, []float64{1.5, 1}); d != 1 {
+		t.Errorf("MaxAbsDiff = %v", d)
+	}
+}

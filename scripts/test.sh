@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what Fireflyer's tests need and runs them all; exits non-zero on
+# any failure. Used by CI (.ci/run) and by developers on a fresh machine.
+#
+#   ./scripts/test.sh          # everything: format, vet, staticcheck, builds, tests
+#   SKIP_INSTALL=1 ./scripts/test.sh   # do not apt-get / go install
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATICCHECK_VERSION=v0.8.2  # honnef.co/go/tools, pinned
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+	step "install test tools"
+	if ! command -v staticcheck >/dev/null || ! staticcheck -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})"; then
+		go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	fi
+	# Debian packages the tests use (cgo-tagged tests and tools); best effort
+	# when not root.
+	pkgs=()
+	command -v gcc >/dev/null || pkgs+=(gcc)
+	if [ ${#pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
+	fi
+fi
+
+step "gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "CGO_ENABLED=0 go build"
+CGO_ENABLED=0 go build ./...
+
+step "go build -tags noasm"
+go build -tags noasm ./...
+
+step "go test -race -short"
+go test -race -short -timeout 20m ./...
+
+step "go test -tags noasm -short (pure-Go kernels)"
+go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/...
+
+# Packages with long cases (large shapes, full grids) run once more without
+# -short (and without -race, which would multiply their time).
+LONG_PKGS=(./tensor/...)
+step "go test (long cases): ${LONG_PKGS[*]}"
+go test -timeout 15m "${LONG_PKGS[@]}"
+
+echo "all tests passed" >&2

@@ -1,0 +1,17 @@
+// Package tensor holds the element types and the minimal tensor that every
+// Fireflyer package shares: BF16, FP16, FP8 E4M3 and E5M2 (OCP "fn"/IEEE-like
+// variants as used by DeepGEMM, DeepEP and FlashMLA), the UE8M0 power-of-two
+// scale byte of DeepGEMM's SM100 path, and a Tensor carrying dtype, shape,
+// strides and host (or, later, device) storage.
+//
+// Conversions from float32 round to nearest, ties to even, with subnormals.
+// The plain XFromFloat32 functions saturate out-of-range finite values (and,
+// for FP8, infinities) to ±max, which is what quantizers need; the
+// XFromFloat32Torch functions reproduce PyTorch's c10 casts bit for bit
+// (c10/util/Float8_e4m3fn.h fp8e4m3fn_from_fp32_value and friends).
+//
+// The shortest useful program:
+//
+//	q := tensor.E4M3FromFloat32(3.3)  // nearest E4M3: 3.25
+//	fmt.Println(q.Float32())          // 3.25
+package tensor
