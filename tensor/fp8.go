@@ -126,16 +126,21 @@ func E4M3FromFloat32(f float32) E4M3 {
 
 // E4M3FromFloat32Torch converts f to E4M3 bit for bit as PyTorch's
 // x.to(torch.float8_e4m3fn) (c10::detail::fp8e4m3fn_from_fp32_value):
-// round-to-nearest-even, but magnitudes ≥ 480 (including ±Inf) and NaN
-// become NaN (0x7F with the sign of f); 448 ≤ |f| < 480 rounds to ±448.
+// round-to-nearest-even with no saturation: magnitudes ≥ 480 (including
+// ±Inf) and NaN become NaN (0x7F with the sign of f), 448 ≤ |f| ≤ 464 rounds
+// to ±448, and 464 < |f| < 480 rounds up into the NaN code as well.
 func E4M3FromFloat32Torch(f float32) E4M3 {
 	u := math.Float32bits(f)
 	sign := uint8(u>>24) & 0x80
 	a := u & f32AbsMask
-	if a >= 0x43F00000 { // 480.0
+	switch {
+	case a >= 0x43F00000: // 480.0, ±Inf and NaN
 		return E4M3(0x7F | sign)
+	case a < e4m3MinNormal:
+		return E4M3(uint8(math.Float32bits(math.Float32frombits(a)+math.Float32frombits(e4m3Denorm))-e4m3Denorm) | sign)
 	}
-	return E4M3FromFloat32(math.Float32frombits(a)) | E4M3(sign)
+	// Not clamped: 464 < |f| < 480 rounds up into the NaN code, as in torch.
+	return E4M3(uint8((a+e4m3Rebias+0x7FFFF+(a>>20)&1)>>20) | sign)
 }
 
 // E5M2FromFloat32 converts f to E5M2 with round-to-nearest-even (subnormals
