@@ -41,11 +41,11 @@ func TestBF16Rounding(t *testing.T) {
 		in         float32
 		sat, torch BF16
 	}{
-		{f(0x3F808000), 0x3F80, 0x3F80}, // 1+2^-8: tie, to even (1)
-		{f(0x3F818000), 0x3F82, 0x3F82}, // 1+3·2^-8: tie, to even (up)
-		{f(0x3F808001), 0x3F81, 0x3F81}, // just above the tie
-		{f(0x00008000), 0x0000, 0x0000}, // subnormal tie to even (0)
-		{f(0x00018000), 0x0002, 0x0002}, // subnormal tie to even (up)
+		{f(0x3F808000), 0x3F80, 0x3F80},   // 1+2^-8: tie, to even (1)
+		{f(0x3F818000), 0x3F82, 0x3F82},   // 1+3·2^-8: tie, to even (up)
+		{f(0x3F808001), 0x3F81, 0x3F81},   // just above the tie
+		{f(0x00008000), 0x0000, 0x0000},   // subnormal tie to even (0)
+		{f(0x00018000), 0x0002, 0x0002},   // subnormal tie to even (up)
 		{math.MaxFloat32, 0x7F7F, 0x7F80}, // rounds past the largest bfloat16
 		{-math.MaxFloat32, 0xFF7F, 0xFF80},
 		{float32(math.Inf(1)), 0x7F80, 0x7F80},
@@ -111,12 +111,12 @@ func TestF16Rounding(t *testing.T) {
 		sat, torch F16
 	}{
 		{65504, 0x7BFF, 0x7BFF},
-		{65519, 0x7BFF, 0x7BFF},                      // below the tie with 65536
-		{65520, 0x7BFF, 0x7C00},                      // tie 65504|Inf: to even (Inf), saturated
-		{1e6, 0x7BFF, 0x7C00},                        //
+		{65519, 0x7BFF, 0x7BFF},                       // below the tie with 65536
+		{65520, 0x7BFF, 0x7C00},                       // tie 65504|Inf: to even (Inf), saturated
+		{1e6, 0x7BFF, 0x7C00},                         //
 		{float32(math.Ldexp(1, -25)), 0x0000, 0x0000}, // tie 0|2^-24: to even
 		{float32(math.Ldexp(3, -25)), 0x0002, 0x0002}, // tie 1|2: to even
-		{1 + 1.0/2048, 0x3C00, 0x3C00},               // tie 1|1+2^-10: to even
+		{1 + 1.0/2048, 0x3C00, 0x3C00},                // tie 1|1+2^-10: to even
 	}
 	for _, c := range cases {
 		if got := F16FromFloat32(c.in); got != c.sat {

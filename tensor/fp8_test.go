@@ -102,25 +102,25 @@ func TestE4M3Boundaries(t *testing.T) {
 	}{
 		{448, 0x7E, 0x7E},
 		{-448, 0xFE, 0xFE},
-		{456, 0x7E, 0x7E},  // between 448 and the NaN slot: nearest is 448
-		{464, 0x7E, 0x7E},  // tie 448|480: to even (448)
-		{465, 0x7E, 0x7F},  // torch rounds up into the NaN code
+		{456, 0x7E, 0x7E},   // between 448 and the NaN slot: nearest is 448
+		{464, 0x7E, 0x7E},   // tie 448|480: to even (448)
+		{465, 0x7E, 0x7F},   // torch rounds up into the NaN code
 		{479.9, 0x7E, 0x7F}, // still below torch's 480 cut-off
 		{480, 0x7E, 0x7F},
 		{-480, 0xFE, 0xFF},
 		{1e30, 0x7E, 0x7F},
 		{float32(math.Inf(1)), 0x7E, 0x7F},
 		{float32(math.Inf(-1)), 0xFE, 0xFF},
-		{sub, 0x01, 0x01},            // smallest subnormal 2^-9
-		{sub / 2, 0x00, 0x00},        // tie 0|2^-9: to even (0)
-		{sub * 0.50001, 0x01, 0x01},  // just above the tie
-		{sub * 1.5, 0x02, 0x02},      // tie 1|2 (×2^-9): to even (2)
-		{sub * 2.5, 0x02, 0x02},      // tie 2|3: to even (2)
-		{sub * 3.5, 0x04, 0x04},      // tie 3|4: to even (4)
-		{-sub / 4, 0x80, 0x80},       // rounds to -0
-		{1.0625, 0x38, 0x38},         // tie 1|1.125: to even (1)
-		{1.1875, 0x3A, 0x3A},         // tie 1.125|1.25: to even (1.25)
-		{float32(math.Ldexp(1, -6)), 0x08, 0x08}, // smallest normal
+		{sub, 0x01, 0x01},                          // smallest subnormal 2^-9
+		{sub / 2, 0x00, 0x00},                      // tie 0|2^-9: to even (0)
+		{sub * 0.50001, 0x01, 0x01},                // just above the tie
+		{sub * 1.5, 0x02, 0x02},                    // tie 1|2 (×2^-9): to even (2)
+		{sub * 2.5, 0x02, 0x02},                    // tie 2|3: to even (2)
+		{sub * 3.5, 0x04, 0x04},                    // tie 3|4: to even (4)
+		{-sub / 4, 0x80, 0x80},                     // rounds to -0
+		{1.0625, 0x38, 0x38},                       // tie 1|1.125: to even (1)
+		{1.1875, 0x3A, 0x3A},                       // tie 1.125|1.25: to even (1.25)
+		{float32(math.Ldexp(1, -6)), 0x08, 0x08},   // smallest normal
 		{float32(math.Ldexp(15, -10)), 0x08, 0x08}, // 7.5·2^-9 ties 7|8: to even (8 = 2^-6)
 	}
 	for _, c := range cases {
