@@ -1,6 +1,22 @@
-// Package rdma discovers RDMA devices (rdmamap plus sysfs) and will hold the verbs transport.
+// Package rdma discovers RDMA devices (InfiniBand and RoCE NICs) and is the
+// home of Fireflyer's verbs transport for ep (a later, build-tagged backend).
 //
-// Upstream: github.com/Mellanox/rdmamap.
+// Discovery combines github.com/Mellanox/rdmamap (device list and character
+// devices) with a sysfs reader of our own for what rdmamap lacks: ports, link
+// layer (InfiniBand or Ethernet), port state, rate, GIDs with their RoCE type
+// and the network devices behind each device. The sysfs reader takes a root
+// directory, so tests point it at a fake tree under testdata.
 //
-// This package is not built yet; this file says what it will hold.
+// Upstream: github.com/Mellanox/rdmamap; DeepEP's NVSHMEM/IBGDA transport is
+// what the verbs backend will replace.
+//
+// The shortest useful program:
+//
+//	devs, err := rdma.Devices()
+//	if errors.Is(err, rdma.ErrUnavailable) {
+//		fmt.Println("no RDMA:", err)
+//	}
+//	for _, d := range devs {
+//		fmt.Println(d.Name, d.Ports[0].LinkLayer, d.Ports[0].State)
+//	}
 package rdma

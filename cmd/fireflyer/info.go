@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/fireflyer-go/fireflyer/cuda"
+	"github.com/fireflyer-go/fireflyer/internal/platform"
+	"github.com/fireflyer-go/fireflyer/rdma"
+)
+
+func init() {
+	register(command{name: "info", summary: "show the machine as the SDK sees it and which backends are usable", run: runInfo})
+}
+
+// infoReport is the JSON form of `fireflyer info --json`.
+type infoReport struct {
+	GoVersion  string               `json:"go_version"`
+	OS         string               `json:"os"`
+	CPUs       int                  `json:"cpus"`
+	CPU        platform.CPUFeatures `json:"cpu_features"`
+	GPUs       []cuda.GPU           `json:"gpus"`
+	GPUError   string               `json:"gpu_error,omitempty"`
+	RDMA       []rdma.Device        `json:"rdma_devices"`
+	RDMAError  string               `json:"rdma_error,omitempty"`
+	IOURing    bool                 `json:"io_uring"`
+	IOURingWhy string               `json:"io_uring_error,omitempty"`
+	Backends   []backendStatus      `json:"backends"`
+}
+
+// backendStatus says whether one backend of one package is usable here.
+type backendStatus struct {
+	Package string `json:"package"`
+	Backend string `json:"backend"`
+	Usable  bool   `json:"usable"`
+	Detail  string `json:"detail"` // what it will use, or why it is not usable
+}
+
+func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("info", "info [--json]", stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer info: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	r := gatherInfo()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			fmt.Fprintln(stderr, "fireflyer info:", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	printInfo(stdout, r)
+	return exitOK
+}
+
+func gatherInfo() infoReport {
+	r := infoReport{
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS + "/" + runtime.GOARCH,
+		CPUs:      runtime.NumCPU(),
+		CPU:       platform.CPU(),
+		GPUs:      []cuda.GPU{},
+		RDMA:      []rdma.Device{},
+	}
+	if gpus, err := cuda.Devices(); err != nil {
+		r.GPUError = err.Error()
+	} else {
+		r.GPUs = gpus
+	}
+	if devs, err := rdma.Devices(); err != nil {
+		r.RDMAError = err.Error()
+	} else {
+		r.RDMA = devs
+	}
+	if err := platform.IOURing(); err != nil {
+		r.IOURingWhy = err.Error()
+	} else {
+		r.IOURing = true
+	}
+	r.Backends = backendTable(r)
+	return r
+}
+
+// cpuKernel names the CPU kernel set the compute backends select.
+func cpuKernel(f platform.CPUFeatures) string {
+	switch {
+	case f.AVX512F && f.AVX512BW:
+		return "AVX-512 kernels"
+	case f.AVX2 && f.FMA:
+		return "AVX2+FMA kernels"
+	default:
+		return "pure-Go kernels"
+	}
+}
+
+func backendTable(r infoReport) []backendStatus {
+	gpuWhy := "no usable GPU: " + r.GPUError
+	if r.GPUError == "" {
+		gpuWhy = "GPU present, but the CUDA kernels are not in this version yet"
+	}
+	rdmaWhy := "no RDMA device: " + r.RDMAError
+	if r.RDMAError == "" {
+		rdmaWhy = "RDMA device present, but the verbs transport is not in this version yet"
+	}
+	uring := backendStatus{Package: "fs", Backend: "uring", Usable: r.IOURing, Detail: "io_uring works"}
+	if !r.IOURing {
+		uring.Detail = r.IOURingWhy + "; fs falls back to posix"
+	}
+	kern := cpuKernel(r.CPU)
+	return []backendStatus{
+		{"gemm", "ref", true, "pure Go, the literal spec"},
+		{"gemm", "cpu", true, kern},
+		{"gemm", "cuda", false, gpuWhy},
+		{"mla", "ref", true, "pure Go, the literal spec"},
+		{"mla", "cpu", true, kern},
+		{"mla", "cuda", false, gpuWhy},
+		{"ep", "inproc", true, "ranks as goroutines in this process"},
+		{"ep", "tcp", true, "loopback or LAN sockets"},
+		{"ep", "unix", true, "Unix domain sockets"},
+		{"ep", "rdma", false, rdmaWhy},
+		{"fs", "mem", true, "in-memory store with fault injection"},
+		{"fs", "posix", true, "pread/pwrite worker pool"},
+		uring,
+		{"fs", "hf3fs", false, "needs a 3FS mount (native USRBIO backend not in this version yet)"},
+	}
+}
+
+func printInfo(w io.Writer, r infoReport) {
+	fmt.Fprintf(w, "go:        %s %s, %d CPUs\n", r.GoVersion, r.OS, r.CPUs)
+	feats := r.CPU.Names()
+	if len(feats) == 0 {
+		feats = []string{"none of AVX2/FMA/AVX-512/NEON"}
+	}
+	fmt.Fprintf(w, "cpu:       %s\n", strings.Join(feats, " "))
+	if r.GPUError != "" {
+		fmt.Fprintf(w, "gpus:      none (%s)\n", r.GPUError)
+	} else {
+		fmt.Fprintf(w, "gpus:      %d\n", len(r.GPUs))
+		for _, g := range r.GPUs {
+			fmt.Fprintf(w, "  [%d] %s %s, %d MiB, NVLinks %d, PCI %s\n", g.Index, g.Name, g.Arch(), g.MemoryTotal>>20, g.NVLinks, g.PCIBusID)
+		}
+	}
+	if r.RDMAError != "" {
+		fmt.Fprintf(w, "rdma:      none (%s)\n", r.RDMAError)
+	} else {
+		fmt.Fprintf(w, "rdma:      %d\n", len(r.RDMA))
+		for _, d := range r.RDMA {
+			for _, p := range d.Ports {
+				fmt.Fprintf(w, "  %s port %d: %s %s %s, netdevs %v\n", d.Name, p.Number, p.LinkLayer, p.State, p.Rate, d.NetDevs)
+			}
+		}
+	}
+	if r.IOURing {
+		fmt.Fprintln(w, "io_uring:  available")
+	} else {
+		fmt.Fprintf(w, "io_uring:  unavailable (%s)\n", r.IOURingWhy)
+	}
+	fmt.Fprintln(w, "backends:")
+	for _, b := range r.Backends {
+		state := "usable"
+		if !b.Usable {
+			state = "unusable"
+		}
+		fmt.Fprintf(w, "  %-5s %-7s %-9s %s\n", b.Package, b.Backend, state, b.Detail)
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the CLI in-process and returns its exit code and streams.
+func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestDispatcher(t *testing.T) {
+	if code, _, stderr := runCLI(t, ""); code != exitUsage || !strings.Contains(stderr, "usage:") {
+		t.Errorf("no args: code %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown subcommand "frobnicate"`) {
+		t.Errorf("unknown: code %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ := runCLI(t, "", "help")
+	if code != exitOK || !strings.Contains(stdout, "info") {
+		t.Errorf("help: code %d, stdout %q", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "", "info", "-h"); code != exitOK || !strings.Contains(stderr, "-json") {
+		t.Errorf("info -h: code %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "", "info", "--bogus"); code != exitUsage {
+		t.Errorf("info --bogus: code %d", code)
+	}
+}
+
+func TestInfo(t *testing.T) {
+	code, stdout, _ := runCLI(t, "", "info")
+	if code != exitOK {
+		t.Fatalf("code %d", code)
+	}
+	for _, want := range []string{"go:", "cpu:", "gpus:", "rdma:", "io_uring:", "backends:", "gemm  ref     usable"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("info output lacks %q:\n%s", want, stdout)
+		}
+	}
+	code, stdout, _ = runCLI(t, "", "info", "--json")
+	if code != exitOK {
+		t.Fatalf("--json: code %d", code)
+	}
+	var r infoReport
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("--json output is not one JSON object: %v", err)
+	}
+	if dec.More() {
+		t.Fatal("--json printed more than one object")
+	}
+	if r.GoVersion == "" || len(r.Backends) == 0 {
+		t.Errorf("incomplete report: %+v", r)
+	}
+	if len(r.GPUs) == 0 && r.GPUError == "" {
+		t.Error("no GPU and no reason")
+	}
+	if len(r.RDMA) == 0 && r.RDMAError == "" {
+		t.Error("no RDMA device and no reason")
+	}
+}

@@ -1,0 +1,30 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestArch(t *testing.T) {
+	cases := map[[2]int]string{{9, 0}: "sm_90a", {8, 0}: "sm_80", {8, 9}: "sm_89", {10, 0}: "sm_100a", {12, 0}: "sm_120"}
+	for cc, want := range cases {
+		if got := (GPU{Major: cc[0], Minor: cc[1]}).Arch(); got != want {
+			t.Errorf("Arch(%v) = %s, want %s", cc, got, want)
+		}
+	}
+}
+
+// TestDevicesNeverPanics holds in every build: with or without cgo, with or
+// without a driver, Devices answers with GPUs or ErrUnavailable.
+func TestDevicesNeverPanics(t *testing.T) {
+	if _, err := Devices(); err != nil && !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Devices: %v", err)
+	}
+}
+
+func ExampleGPU_Arch() {
+	h200 := GPU{Name: "NVIDIA H200", Major: 9, Minor: 0}
+	fmt.Println(h200.Arch())
+	// Output: sm_90a
+}
