@@ -1,0 +1,58 @@
+package dsv3
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestPublished(t *testing.T) {
+	c := Published()
+	if c.HiddenSize != 7168 || c.NRoutedExperts != 256 || c.NumExpertsPerTok != 8 || c.NGroup != 8 || c.TopKGroup != 4 ||
+		c.KVLoraRank != 512 || c.QKRopeHeadDim != 64 || c.RoutedScalingFactor != 2.5 || c.QLoraRank != 1536 {
+		t.Fatalf("published config: %+v", c)
+	}
+	if s := c.SoftmaxScale(); math.Abs(s-0.13524) > 5e-5 {
+		t.Errorf("softmax scale %v, want ≈ 0.13524", s)
+	}
+}
+
+func TestScaled(t *testing.T) {
+	c := Published()
+	s, err := c.Scaled(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HiddenSize != 896 || s.MoEIntermediateSize != 256 || s.NRoutedExperts != 32 || s.NumAttentionHeads != 16 ||
+		s.QLoraRank != 256 || s.NGroup != 8 || s.TopKGroup != 4 || s.NumExpertsPerTok != 8 || s.KVLoraRank != 512 {
+		t.Fatalf("scale 8: %+v", s)
+	}
+	big, _ := c.Scaled(1000)
+	if big.NRoutedExperts != 16 || big.HiddenSize != 128 || big.NumAttentionHeads != 1 {
+		t.Fatalf("scale 1000: %+v", big)
+	}
+	if _, err := c.Scaled(0); !errors.Is(err, ErrConfig) {
+		t.Errorf("scale 0: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []func(*Config){
+		func(c *Config) { c.KVLoraRank = 256 },
+		func(c *Config) { c.ScoringFunc = "softmax" },
+		func(c *Config) { c.NRoutedExperts = 250 },
+		func(c *Config) { c.TopKGroup = 9 },
+		func(c *Config) { c.NumExpertsPerTok = 200 },
+		func(c *Config) { c.HiddenSize = 0 },
+	}
+	for i, mutate := range bad {
+		c := Published()
+		mutate(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("case %d: %v, want ErrConfig", i, err)
+		}
+	}
+	if _, err := ParseConfig([]byte("{")); !errors.Is(err, ErrConfig) {
+		t.Errorf("truncated JSON: %v", err)
+	}
+}
