@@ -10,6 +10,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -24,13 +25,13 @@ var profile = pipeline.OpCosts{F: 35 + 61, B: 56 + 53 + 24, W: 24, FB: 129}
 func main() {
 	dir := flag.String("svg", "", "write pipeline-<method>.svg files into this directory")
 	flag.Parse()
-	if err := run(*dir); err != nil {
+	if err := run(os.Stdout, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "pipeline-compare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string) error {
+func run(w io.Writer, dir string) error {
 	const pp, chunks = 16, 64
 	rows := []struct {
 		method pipeline.Method
@@ -42,10 +43,10 @@ func run(dir string) error {
 		{pipeline.MethodDualPipe, pp, "2 stages (2/16: stage r and a copy of stage 15−r)"},
 		{pipeline.MethodDualPipeV, pp / 2, "2 stages (2/16: stage r and stage 15−r)"},
 	}
-	fmt.Printf("Costs per op (ms): F=%d B=%d (b=%d) W=%d F&B=%d; PP=%d stages, %d micro-batches.\n\n",
+	fmt.Fprintf(w, "Costs per op (ms): F=%d B=%d (b=%d) W=%d F&B=%d; PP=%d stages, %d micro-batches.\n\n",
 		profile.F, profile.B, profile.B-profile.W, profile.W, profile.FB, pp, chunks)
-	fmt.Println("| method | devices | makespan (ms) | bubble ratio | idle per rank (ms) | peak activations per rank | parameters per rank | device·s per step |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---|---:|")
+	fmt.Fprintln(w, "| method | devices | makespan (ms) | bubble ratio | idle per rank (ms) | peak activations per rank | parameters per rank | device·s per step |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---:|")
 	for _, r := range rows {
 		s, err := pipeline.Generate(r.method, r.ranks, chunks)
 		if err != nil {
@@ -78,7 +79,7 @@ func run(dir string) error {
 		if plo != phi {
 			peak = fmt.Sprintf("%d–%d", plo, phi)
 		}
-		fmt.Printf("| %s | %d | %d | %.1f%% | %s | %s | %s | %.1f |\n", s.Method, s.Ranks, rep.Makespan,
+		fmt.Fprintf(w, "| %s | %d | %d | %.1f%% | %s | %s | %s | %.1f |\n", s.Method, s.Ranks, rep.Makespan,
 			100*rep.BubbleRatio, idle, peak, r.params, float64(rep.Makespan)*float64(s.Ranks)/1000)
 		if dir != "" {
 			f, err := os.Create(filepath.Join(dir, "pipeline-"+string(s.Method)+".svg"))
