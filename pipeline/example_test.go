@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/fireflyer-go/fireflyer/pipeline"
@@ -50,4 +51,61 @@ func ExampleSimulate() {
 	// Output:
 	// 1f1b makespan 66 idle [18 18 18 18]
 	// zb1p makespan 54 idle [6 6 6 6]
+}
+
+// scale is a one-weight stage y = w·x on a single float64, with its weight
+// gradient deferred until BackwardWeight.
+type scale struct {
+	w, grad float64
+	x, dy   map[int]float64
+}
+
+func newScale(w float64) *scale { return &scale{w: w, x: map[int]float64{}, dy: map[int]float64{}} }
+
+func (s *scale) Forward(_ context.Context, mb int, x float64) (float64, error) {
+	s.x[mb] = x
+	return s.w * x, nil
+}
+
+func (s *scale) BackwardInput(_ context.Context, mb int, dy float64) (float64, error) {
+	s.dy[mb] = dy
+	return s.w * dy, nil
+}
+
+func (s *scale) BackwardWeight(_ context.Context, mb int) error {
+	s.grad += s.dy[mb] * s.x[mb]
+	return nil
+}
+
+// Running stages in DualPipeV order on 2 ranks (4 stages) in one process.
+func ExampleExecutor() {
+	s, _ := pipeline.DualPipeV(2, 4)
+	prog, _ := pipeline.Lower(s)
+	// Rank r holds stages r and 3−r; stage k multiplies by k+1.
+	stages := make([][]pipeline.Stage[float64], s.Ranks)
+	for r, ps := range s.Place {
+		for _, p := range ps {
+			stages[r] = append(stages[r], newScale(float64(p.Stage+1)))
+		}
+	}
+	ex := &pipeline.Executor[float64]{
+		Program: prog,
+		Input:   func(pipe, micro int) (float64, error) { return float64(micro + 1), nil },
+		// loss = out/10, so d loss / d out = 0.1.
+		Criterion: func(pipe, micro int, out float64) (float64, float64, error) { return out / 10, 0.1, nil },
+	}
+	losses, err := ex.RunLocal(context.Background(), stages)
+	if err != nil {
+		panic(err)
+	}
+	for _, l := range losses {
+		fmt.Printf("micro-batch %d loss %.1f\n", l.Micro, l.Value)
+	}
+	fmt.Printf("stage 0 weight gradient %.1f\n", stages[0][0].(*scale).grad)
+	// Output:
+	// micro-batch 0 loss 2.4
+	// micro-batch 1 loss 4.8
+	// micro-batch 2 loss 7.2
+	// micro-batch 3 loss 9.6
+	// stage 0 weight gradient 24.0
 }
