@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 )
@@ -440,4 +443,90 @@ func TestChanNetworkDuplicateSend(t *testing.T) {
 	if n.Pending() != 0 {
 		t.Fatalf("pending %d", n.Pending())
 	}
+}
+
+// jitter delays every send and receive by a random few microseconds, so
+// messages arrive in orders unrelated to the order they were posted in.
+type jitter struct {
+	Transport[[]float64]
+	seed uint64
+	n    atomic.Uint64
+}
+
+func (j *jitter) pause() {
+	x := j.n.Add(1)*0x9E3779B97F4A7C15 ^ j.seed
+	time.Sleep(time.Duration(x%50) * time.Microsecond)
+}
+
+func (j *jitter) Send(ctx context.Context, to int, tag Tag, m []float64) error {
+	j.pause()
+	return j.Transport.Send(ctx, to, tag, m)
+}
+
+func (j *jitter) Recv(ctx context.Context, from int, tag Tag) ([]float64, error) {
+	j.pause()
+	return j.Transport.Recv(ctx, from, tag)
+}
+
+// TestRunRankJitter drives RunRank directly, one goroutine per rank, over
+// a transport with random delays: the result must not depend on timing.
+func TestRunRankJitter(t *testing.T) {
+	s, _ := DualPipe(4, 12)
+	prog, _ := Lower(s)
+	in := func(pipe, micro int) ([]float64, error) {
+		return []float64{float64(pipe), float64(micro), 1, -1}, nil
+	}
+	crit := func(pipe, micro int, out []float64) (float64, []float64, error) {
+		l, g := mseLoss(out, []float64{0, 0, 0, 0})
+		return l, g, nil
+	}
+	ex := &Executor[[]float64]{Program: prog, Input: in, Criterion: crit}
+	want, err := ex.RunLocal(context.Background(), mlpStages(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= 3; seed++ {
+		net := NewChanNetwork[[]float64](s.Ranks)
+		stages := mlpStages(s)
+		var wg sync.WaitGroup
+		got := make([][]Loss, s.Ranks)
+		errs := make([]error, s.Ranks)
+		for r := 0; r < s.Ranks; r++ {
+			wg.Add(1)
+			go func(r int) {
+				defer wg.Done()
+				got[r], errs[r] = ex.RunRank(context.Background(), r, stages[r], &jitter{Transport: net.Endpoint(r), seed: seed * uint64(r+1)})
+			}(r)
+		}
+		wg.Wait()
+		var all []Loss
+		for r := range got {
+			if errs[r] != nil {
+				t.Fatal(errs[r])
+			}
+			all = append(all, got[r]...)
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].Pipe*1000+all[i].Micro < all[j].Pipe*1000+all[j].Micro })
+		if len(all) != len(want) {
+			t.Fatalf("%d losses, want %d", len(all), len(want))
+		}
+		for i := range all {
+			if all[i] != want[i] {
+				t.Errorf("seed %d: loss %v, want %v", seed, all[i], want[i])
+			}
+		}
+		if net.Pending() != 0 {
+			t.Errorf("%d messages left undelivered", net.Pending())
+		}
+	}
+}
+
+func mlpStages(s *Schedule) [][]Stage[[]float64] {
+	st := make([][]Stage[[]float64], s.Ranks)
+	for r, ps := range s.Place {
+		for _, p := range ps {
+			st[r] = append(st[r], newMLP(4, 8, uint64(p.Stage)))
+		}
+	}
+	return st
 }
