@@ -14,8 +14,10 @@
 //     to a FIFO store), weight gradient W, and overlapped F&B pairs. Each
 //     names its phase (which of the rank's stages) and micro-batch.
 //     Schedule.Lines prints the `fireflyer schedule --text` format.
-//   - Lower adds the point-to-point sends and receives; Program.Check
-//     proves every send has its receive and the ranks cannot deadlock.
+//   - Lower adds the point-to-point sends and receives where the data flows;
+//     LowerReference posts them in upstream's order with batched commits
+//     (batch_isend_irecv, then wait). Program.Check proves every send has
+//     its receive and the ranks cannot deadlock.
 //   - Simulate runs an exact (int64) discrete-event simulation from op
 //     costs F, B, W and FB: makespan, per-rank busy and idle (bubble),
 //     bubble ratio and peak activations. It reproduces the bubble formulas

@@ -188,27 +188,64 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 		return route(o.With, gin)
 	}
 
+	var queue []Instr // a batched program's uncommitted sends and receives
+	send := func(in Instr) error {
+		k := bufKey{in.Peer, in.Tag}
+		v, ok := outbox[k]
+		if !ok {
+			return fmt.Errorf("%w: rank %d sends %v to r%d before computing it", ErrSchedule, rank, in.Tag, in.Peer)
+		}
+		delete(outbox, k)
+		return tr.Send(ctx, in.Peer, in.Tag, v)
+	}
+	recv := func(in Instr) error {
+		v, err := tr.Recv(ctx, in.Peer, in.Tag)
+		if err != nil {
+			return err
+		}
+		inbox[in.Tag] = v
+		return nil
+	}
 	for _, in := range p.Ranks[rank] {
 		if err := ctx.Err(); err != nil {
 			return losses, err
 		}
 		switch in.Kind {
 		case Recv:
-			v, err := tr.Recv(ctx, in.Peer, in.Tag)
-			if err != nil {
+			if p.Batched {
+				queue = append(queue, in)
+			} else if err := recv(in); err != nil {
 				return losses, err
 			}
-			inbox[in.Tag] = v
 		case Send:
-			k := bufKey{in.Peer, in.Tag}
-			v, ok := outbox[k]
-			if !ok {
-				return losses, fmt.Errorf("%w: rank %d sends %v to r%d before computing it", ErrSchedule, rank, in.Tag, in.Peer)
-			}
-			delete(outbox, k)
-			if err := tr.Send(ctx, in.Peer, in.Tag, v); err != nil {
+			if p.Batched {
+				// Take the payload now: upstream queues the tensors themselves.
+				k := bufKey{in.Peer, in.Tag}
+				if _, ok := outbox[k]; !ok {
+					return losses, fmt.Errorf("%w: rank %d sends %v to r%d before computing it", ErrSchedule, rank, in.Tag, in.Peer)
+				}
+				queue = append(queue, in)
+			} else if err := send(in); err != nil {
 				return losses, err
 			}
+		case Commit:
+			// Sends never block, so posting them first and then waiting
+			// for the receives completes whenever the batch can complete.
+			for _, q := range queue {
+				if q.Kind == Send {
+					if err := send(q); err != nil {
+						return losses, err
+					}
+				}
+			}
+			for _, q := range queue {
+				if q.Kind == Recv {
+					if err := recv(q); err != nil {
+						return losses, err
+					}
+				}
+			}
+			queue = queue[:0]
 		case Compute:
 			o := in.Op
 			var err error
@@ -230,6 +267,9 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 				return losses, err
 			}
 		}
+	}
+	if len(queue) != 0 {
+		return losses, fmt.Errorf("%w: rank %d ends with %d uncommitted sends/receives", ErrSchedule, rank, len(queue))
 	}
 	if len(wq) != 0 {
 		return losses, fmt.Errorf("%w: rank %d ends the step with %d queued weight gradients", ErrWeightStore, rank, len(wq))

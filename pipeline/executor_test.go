@@ -182,6 +182,7 @@ type mlpCase struct {
 	method        Method
 	ranks, chunks int
 	hook          bool
+	reference     bool // LowerReference's batched program
 }
 
 func runMLPCase(t *testing.T, tc mlpCase) {
@@ -190,7 +191,11 @@ func runMLPCase(t *testing.T, tc mlpCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := Lower(s)
+	lower := Lower
+	if tc.reference {
+		lower = LowerReference
+	}
+	prog, err := lower(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,19 +318,22 @@ func TestExecutorMatchesSequential(t *testing.T) {
 	var cases []mlpCase
 	for _, n := range []int{2, 4, 8} {
 		cases = append(cases,
-			mlpCase{Method1F1B, n, n + 2, false},
-			mlpCase{MethodZB1P, n, n + 2, false},
-			mlpCase{MethodDualPipe, n, 2 * n, false},
-			mlpCase{MethodDualPipe, n, 2*n + 4, true},
-			mlpCase{MethodDualPipeV, n, 2 * n, true},
-			mlpCase{MethodDualPipeV, n, 2*n + 3, false},
+			mlpCase{Method1F1B, n, n + 2, false, false},
+			mlpCase{MethodZB1P, n, n + 2, false, true},
+			mlpCase{MethodDualPipe, n, 2 * n, false, false},
+			mlpCase{MethodDualPipe, n, 2*n + 4, true, true},
+			mlpCase{MethodDualPipeV, n, 2 * n, true, false},
+			mlpCase{MethodDualPipeV, n, 2*n + 3, false, true},
 		)
 	}
-	cases = append(cases, mlpCase{MethodDualPipeV, 1, 2, false}, mlpCase{Method1F1B, 1, 3, false})
+	cases = append(cases, mlpCase{MethodDualPipeV, 1, 2, false, true}, mlpCase{Method1F1B, 1, 3, false, false})
 	for _, tc := range cases {
 		name := fmt.Sprintf("%s/N=%d/C=%d", tc.method, tc.ranks, tc.chunks)
 		if tc.hook {
 			name += "/hook"
+		}
+		if tc.reference {
+			name += "/reference"
 		}
 		t.Run(name, func(t *testing.T) { runMLPCase(t, tc) })
 	}

@@ -53,6 +53,12 @@ func FuzzGenerate(f *testing.F) {
 		if err := p.Check(); err != nil {
 			t.Fatal(err)
 		}
+		if p, err = LowerReference(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Check(); err != nil {
+			t.Fatal(err)
+		}
 		rep, err := Simulate(s, SimOptions{Costs: OpCosts{F: 1, B: 2, W: 1, FB: 3}})
 		if err != nil {
 			t.Fatal(err)

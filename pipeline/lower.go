@@ -54,6 +54,10 @@ const (
 	Send
 	// Recv waits for the message Tag from Peer.
 	Recv
+	// Commit, in a batched program, posts every Send and Recv since the
+	// previous Commit as one batch and waits until all of them complete
+	// (upstream's _commit_and_wait_comm: batch_isend_irecv, then wait).
+	Commit
 )
 
 // Instr is one instruction of a lowered rank program.
@@ -64,9 +68,12 @@ type Instr struct {
 	Tag  Tag // Send and Recv
 }
 
-// String formats i as "F0.3", "send(r1,act0.3)" or "recv(r0,grad1.2)".
+// String formats i as "F0.3", "send(r1,act0.3)", "recv(r0,grad1.2)" or
+// "commit".
 func (i Instr) String() string {
 	switch i.Kind {
+	case Commit:
+		return "commit"
 	case Send:
 		return "send(r" + strconv.Itoa(i.Peer) + "," + i.Tag.String() + ")"
 	case Recv:
@@ -81,6 +88,10 @@ type Program struct {
 	Schedule *Schedule
 	// Ranks[r] is rank r's instruction list.
 	Ranks [][]Instr
+	// Batched programs (LowerReference) only queue Send and Recv; each
+	// Commit posts the queue and waits for all of it. Otherwise a Send
+	// posts at once without waiting and a Recv waits for its message.
+	Batched bool
 }
 
 // endpoint is where an action's input comes from or its output goes to.
@@ -194,12 +205,16 @@ type msgKey struct {
 	tag      Tag
 }
 
-// Check proves that p can run to completion when sends are buffered and
-// receives block (the semantics of this package's transports):
+// Check proves that p can run to completion under its semantics: in a plain
+// program sends are buffered and receives block (this package's transports);
+// in a Batched program each Commit posts its queued sends and receives and
+// waits until every one of them is matched by an op the peer has posted
+// (upstream's batch_isend_irecv followed by wait on every request). It checks:
 //   - every Send has exactly one matching Recv (same sender, receiver and
 //     Tag) and every Recv one Send (else an error wrapping ErrUnmatched);
-//   - every compute action finds its remote input already received, and
-//     every Send its output already computed (else ErrSchedule);
+//   - every compute action finds its remote input already received, every
+//     Send its output already computed, and no Send or Recv of a batched
+//     program is left uncommitted (else ErrSchedule);
 //   - replaying all ranks, no rank waits forever (else ErrDeadlock, naming
 //     what each stuck rank waits for).
 func (p *Program) Check() error {
@@ -209,13 +224,21 @@ func (p *Program) Check() error {
 	}
 	sends, recvs := map[msgKey]int{}, map[msgKey]int{}
 	for r, prog := range p.Ranks {
+		queued := 0
 		for _, in := range prog {
 			switch in.Kind {
 			case Send:
 				sends[msgKey{r, in.Peer, in.Tag}]++
+				queued++
 			case Recv:
 				recvs[msgKey{in.Peer, r, in.Tag}]++
+				queued++
+			case Commit:
+				queued = 0
 			}
+		}
+		if p.Batched && queued > 0 {
+			return fmt.Errorf("%w: rank %d ends with %d sends/receives never committed", ErrSchedule, r, queued)
 		}
 	}
 	var bad []string
@@ -235,9 +258,15 @@ func (p *Program) Check() error {
 	}
 
 	pl := newPlacement(s)
-	posted := map[msgKey]bool{}
+	postedSend, postedRecv := map[msgKey]bool{}, map[msgKey]bool{}
 	got := make([]map[Tag]bool, s.Ranks) // messages received, per rank
 	ready := map[msgKey]bool{}           // outputs computed, awaiting send
+	type queued struct {
+		key  msgKey
+		recv bool
+	}
+	batch := make([][]queued, s.Ranks)
+	posted := make([]bool, s.Ranks) // the rank's current batch is posted
 	for r := range got {
 		got[r] = map[Tag]bool{}
 	}
@@ -255,7 +284,12 @@ func (p *Program) Check() error {
 				switch in.Kind {
 				case Recv:
 					k := msgKey{in.Peer, r, in.Tag}
-					if !posted[k] {
+					if p.Batched {
+						batch[r] = append(batch[r], queued{k, true})
+						break
+					}
+					postedRecv[k] = true
+					if !postedSend[k] {
 						break rank
 					}
 					got[r][in.Tag] = true
@@ -265,7 +299,34 @@ func (p *Program) Check() error {
 						return fmt.Errorf("%w: rank %d sends %v to r%d before computing it", ErrSchedule, r, in.Tag, in.Peer)
 					}
 					delete(ready, k)
-					posted[k] = true
+					if p.Batched {
+						batch[r] = append(batch[r], queued{k, false})
+						break
+					}
+					postedSend[k] = true
+				case Commit:
+					if !posted[r] {
+						for _, q := range batch[r] {
+							if q.recv {
+								postedRecv[q.key] = true
+							} else {
+								postedSend[q.key] = true
+							}
+						}
+						posted[r] = true
+						progress = true
+					}
+					for _, q := range batch[r] {
+						if q.recv && !postedSend[q.key] || !q.recv && !postedRecv[q.key] {
+							break rank
+						}
+					}
+					for _, q := range batch[r] {
+						if q.recv {
+							got[r][q.key.tag] = true
+						}
+					}
+					batch[r], posted[r] = batch[r][:0], false
 				case Compute:
 					for _, a := range in.Op.Actions() {
 						if e, kind := pl.producer(r, a); e.ok && e.rank != r {
@@ -291,7 +352,19 @@ func (p *Program) Check() error {
 			var waits []string
 			for r, prog := range p.Ranks {
 				if pc[r] < len(prog) {
-					waits = append(waits, fmt.Sprintf("r%d waits at %v", r, prog[pc[r]]))
+					w := prog[pc[r]].String()
+					if prog[pc[r]].Kind == Commit {
+						var open []string
+						for _, q := range batch[r] {
+							if q.recv && !postedSend[q.key] {
+								open = append(open, fmt.Sprintf("recv(r%d,%v)", q.key.from, q.key.tag))
+							} else if !q.recv && !postedRecv[q.key] {
+								open = append(open, fmt.Sprintf("send(r%d,%v)", q.key.to, q.key.tag))
+							}
+						}
+						w += " [" + strings.Join(open, " ") + "]"
+					}
+					waits = append(waits, fmt.Sprintf("r%d waits at %s", r, w))
 				}
 			}
 			return fmt.Errorf("%w: %s", ErrDeadlock, strings.Join(waits, "; "))

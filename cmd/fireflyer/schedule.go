@@ -32,6 +32,7 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	simulate := fs.Bool("simulate", false, "simulate with --cost: per rank busy, idle and peak activations, then the makespan")
 	costs := fs.String("cost", "F=1,B=2,W=1,FB=3", "op costs for --simulate: F forward, B full backward, W weight part of B (b = B−W), FB overlapped pair; missing keys: F=1 B=2 W=1 FB=F+B")
 	p2p := fs.String("p2p", "0", "point-to-point latency for --simulate, in the cost unit")
+	lower := fs.String("lower", "", "print the lowered program with its sends and receives instead of the ops: dataflow or reference (upstream's posting order with batched commits)")
 	freeAtW := fs.Bool("free-at-w", false, "for peak activations, free a micro-batch's activations at W instead of at b")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -56,7 +57,16 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
 		return exitUsage
 	}
-	prog, err := pipeline.Lower(s)
+	var prog *pipeline.Program
+	switch *lower {
+	case "", "dataflow":
+		prog, err = pipeline.Lower(s)
+	case "reference":
+		prog, err = pipeline.LowerReference(s)
+	default:
+		fmt.Fprintf(stderr, "fireflyer schedule: --lower %q is not dataflow or reference\n", *lower)
+		return exitUsage
+	}
 	if err == nil {
 		err = prog.Check()
 	}
@@ -122,6 +132,12 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				out.Ops[r][i] = o.String()
 			}
 		}
+		if *lower != "" {
+			for _, l := range prog.Lines() {
+				_, body, _ := strings.Cut(l, ": ")
+				out.Program = append(out.Program, strings.Fields(body))
+			}
+		}
 		if rep != nil {
 			out.Simulated = true
 			out.Costs = map[string]json.Number{
@@ -156,7 +172,11 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(w, "makespan %s bubble_ratio %s\n", decimal(rep.Makespan, scale), strconv.FormatFloat(rep.BubbleRatio, 'f', 4, 64))
 		return exitOK
 	}
-	for _, l := range s.Lines() {
+	lines := s.Lines()
+	if *lower != "" {
+		lines = prog.Lines()
+	}
+	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
 	return exitOK
@@ -170,6 +190,7 @@ type scheduleJSON struct {
 	Stages          int                    `json:"stages"`
 	MicroBatches    int                    `json:"micro_batches_per_pipe"`
 	Ops             [][]string             `json:"ops"`
+	Program         [][]string             `json:"program,omitempty"`
 	Simulated       bool                   `json:"simulated"`
 	Costs           map[string]json.Number `json:"costs,omitempty"`
 	P2P             *json.Number           `json:"p2p,omitempty"`

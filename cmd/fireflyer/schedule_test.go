@@ -166,3 +166,21 @@ func FuzzParseCosts(f *testing.F) {
 		}
 	})
 }
+
+func TestScheduleLower(t *testing.T) {
+	out, _, code := runCLI(t, "schedule", "--method", "1f1b", "--ranks", "2", "--chunks", "2", "--lower", "reference")
+	want := `r0: F0.0 send(r1,act0.0) commit F0.1 send(r1,act0.1) recv(r1,grad0.0) commit B0.0 recv(r1,grad0.1) commit B0.1
+r1: recv(r0,act0.0) commit F0.0 B0.0 send(r0,grad0.0) recv(r0,act0.1) commit F0.1 B0.1 send(r0,grad0.1) commit
+`
+	if code != 0 || out != want {
+		t.Fatalf("code %d, output:\n%s", code, out)
+	}
+	out, _, code = runCLI(t, "schedule", "--method", "dualpipev", "--ranks", "2", "--lower", "dataflow", "--json")
+	var v struct{ Program [][]string }
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || len(v.Program) != 2 || v.Program[1][0] != "recv(r0,act0.0)" {
+		t.Fatalf("code %d err %v program %v", code, err, v.Program)
+	}
+	if _, errs, code := runCLI(t, "schedule", "--lower", "nccl"); code != 2 || !strings.Contains(errs, "--lower") {
+		t.Fatalf("code %d stderr %q", code, errs)
+	}
+}
