@@ -79,16 +79,8 @@ func Simulate(s *Schedule, opt SimOptions) (*Report, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if err := opt.Costs.check("default"); err != nil {
+	if err := opt.check(); err != nil {
 		return nil, err
-	}
-	for ref, c := range opt.Stage {
-		if err := c.check(fmt.Sprintf("stage %d/%d", ref.Pipe, ref.Stage)); err != nil {
-			return nil, err
-		}
-	}
-	if opt.P2P < 0 || opt.P2P > 1<<40 {
-		return nil, fmt.Errorf("%w: P2P latency %d must be in [0, 2^40]", ErrParam, opt.P2P)
 	}
 	rankOf := map[StageRef]int{}
 	for r, ps := range s.Place {
@@ -96,27 +88,7 @@ func Simulate(s *Schedule, opt SimOptions) (*Report, error) {
 			rankOf[ref] = r
 		}
 	}
-	cost := func(ref StageRef) OpCosts {
-		if c, ok := opt.Stage[ref]; ok {
-			return c
-		}
-		return opt.Costs
-	}
-	dur := func(r int, o Op) int64 {
-		c := cost(s.Place[r][o.Phase])
-		if o.Overlapped() {
-			return c.FB
-		}
-		switch o.Kind {
-		case Forward:
-			return c.F
-		case Backward:
-			return c.B
-		case BackwardInput:
-			return c.B - c.W
-		}
-		return c.W
-	}
+	dur := opt.durations(s)
 	rep := &Report{
 		Busy:            make([]int64, s.Ranks),
 		Idle:            make([]int64, s.Ranks),
@@ -175,6 +147,52 @@ func Simulate(s *Schedule, opt SimOptions) (*Report, error) {
 			return nil, fmt.Errorf("%w:%s", ErrDeadlock, strings.TrimSuffix(sb.String(), ";"))
 		}
 	}
+	rep.finish(free)
+	return rep, nil
+}
+
+func (opt SimOptions) check() error {
+	if err := opt.Costs.check("default"); err != nil {
+		return err
+	}
+	for ref, c := range opt.Stage {
+		if err := c.check(fmt.Sprintf("stage %d/%d", ref.Pipe, ref.Stage)); err != nil {
+			return err
+		}
+	}
+	if opt.P2P < 0 || opt.P2P > 1<<40 {
+		return fmt.Errorf("%w: P2P latency %d must be in [0, 2^40]", ErrParam, opt.P2P)
+	}
+	return nil
+}
+
+// durations returns the cost of op o on rank r.
+func (opt SimOptions) durations(s *Schedule) func(r int, o Op) int64 {
+	cost := func(ref StageRef) OpCosts {
+		if c, ok := opt.Stage[ref]; ok {
+			return c
+		}
+		return opt.Costs
+	}
+	return func(r int, o Op) int64 {
+		c := cost(s.Place[r][o.Phase])
+		if o.Overlapped() {
+			return c.FB
+		}
+		switch o.Kind {
+		case Forward:
+			return c.F
+		case Backward:
+			return c.B
+		case BackwardInput:
+			return c.B - c.W
+		}
+		return c.W
+	}
+}
+
+// finish fills the makespan, idle times and bubble ratio from the spans.
+func (rep *Report) finish(free []int64) {
 	var end int64
 	for r := range free {
 		end = max(end, free[r])
@@ -186,9 +204,8 @@ func Simulate(s *Schedule, opt SimOptions) (*Report, error) {
 		idle += rep.Idle[r]
 	}
 	if end > 0 {
-		rep.BubbleRatio = float64(idle) / (float64(s.Ranks) * float64(end))
+		rep.BubbleRatio = float64(idle) / (float64(len(rep.Idle)) * float64(end))
 	}
-	return rep, nil
 }
 
 // PeakActivations returns, per rank, the largest number of micro-batch
@@ -217,4 +234,124 @@ func PeakActivations(s *Schedule, freeAtW bool) []int {
 		peaks[r] = peak
 	}
 	return peaks
+}
+
+// SimulateProgram replays a lowered program in time instead of the bare
+// schedule: compute ops take their costs; in a plain program a Recv ends at
+// the later of the rank's time and its Send's time plus P2P; in a Batched
+// program (LowerReference) a Commit posts its queued sends and receives at
+// the rank's time, and ends when every one of them has been posted by the
+// peer too, plus P2P — upstream's blocking batch_isend_irecv and wait. Data
+// dependencies are carried by the messages and each rank's order.
+//
+// For a Lower program the result equals Simulate's; for LowerReference it
+// shows what the batched, blocking commits cost. It returns an error
+// wrapping ErrParam for bad costs or ErrDeadlock when the ranks block.
+func SimulateProgram(p *Program, opt SimOptions) (*Report, error) {
+	if p == nil || p.Schedule == nil {
+		return nil, fmt.Errorf("%w: no program", ErrParam)
+	}
+	s := p.Schedule
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if len(p.Ranks) != s.Ranks {
+		return nil, fmt.Errorf("%w: program has %d ranks, schedule %d", ErrSchedule, len(p.Ranks), s.Ranks)
+	}
+	if err := opt.check(); err != nil {
+		return nil, err
+	}
+	dur := opt.durations(s)
+	rep := &Report{
+		Busy:            make([]int64, s.Ranks),
+		Idle:            make([]int64, s.Ranks),
+		PeakActivations: PeakActivations(s, opt.FreeAtW),
+		Spans:           make([][]Span, s.Ranks),
+	}
+	sendAt, recvAt := map[msgKey]int64{}, map[msgKey]int64{}
+	type queued struct {
+		key  msgKey
+		recv bool
+	}
+	batch := make([][]queued, s.Ranks)
+	posted := make([]bool, s.Ranks)
+	now := make([]int64, s.Ranks)
+	pc := make([]int, s.Ranks)
+	left := 0
+	for _, prog := range p.Ranks {
+		left += len(prog)
+	}
+	for left > 0 {
+		progress := false
+		for r, prog := range p.Ranks {
+		rank:
+			for pc[r] < len(prog) {
+				in := prog[pc[r]]
+				switch in.Kind {
+				case Send:
+					k := msgKey{r, in.Peer, in.Tag}
+					if p.Batched {
+						batch[r] = append(batch[r], queued{k, false})
+					} else {
+						sendAt[k] = now[r]
+					}
+				case Recv:
+					k := msgKey{in.Peer, r, in.Tag}
+					if p.Batched {
+						batch[r] = append(batch[r], queued{k, true})
+						break
+					}
+					t, ok := sendAt[k]
+					if !ok {
+						break rank
+					}
+					now[r] = max(now[r], t+opt.P2P)
+				case Commit:
+					if !posted[r] {
+						for _, q := range batch[r] {
+							if q.recv {
+								recvAt[q.key] = now[r]
+							} else {
+								sendAt[q.key] = now[r]
+							}
+						}
+						posted[r] = true
+						progress = true
+					}
+					end := now[r]
+					for _, q := range batch[r] {
+						ts, okS := sendAt[q.key]
+						tr, okR := recvAt[q.key]
+						if !okS || !okR {
+							break rank
+						}
+						end = max(end, max(ts, tr)+opt.P2P)
+					}
+					now[r] = end
+					batch[r], posted[r] = batch[r][:0], false
+				case Compute:
+					d := dur(r, in.Op)
+					rep.Spans[r] = append(rep.Spans[r], Span{Op: in.Op, Start: now[r], End: now[r] + d})
+					rep.Busy[r] += d
+					now[r] += d
+				default:
+					return nil, fmt.Errorf("%w: rank %d instruction %d has kind %d", ErrSchedule, r, pc[r], in.Kind)
+				}
+				pc[r]++
+				left--
+				progress = true
+			}
+		}
+		if !progress {
+			var waits []string
+			for r, prog := range p.Ranks {
+				if pc[r] < len(prog) {
+					waits = append(waits, fmt.Sprintf("r%d waits at %v", r, prog[pc[r]]))
+				}
+			}
+			return nil, fmt.Errorf("%w: %s", ErrDeadlock, strings.Join(waits, "; "))
+		}
+	}
+	rep.finish(now)
+	return rep, nil
 }

@@ -217,3 +217,53 @@ func crossDeadlock() *Schedule {
 			{{Action: Action{Forward, 0, 0}}, {Action: Action{Forward, 1, 0}}, {Action: Action{Backward, 0, 0}}, {Action: Action{Backward, 1, 0}}},
 		}}
 }
+
+// Replaying the dataflow program gives exactly Simulate's result at any
+// latency. Upstream's batched, blocking commits can only add waiting; for
+// DualPipe and DualPipeV at the figure's unit costs and zero latency they
+// add none (research brief B3, second model).
+func TestSimulateProgram(t *testing.T) {
+	costs := []OpCosts{{F: 1, B: 2, W: 1, FB: 3}, {F: 96, B: 133, W: 24, FB: 129}, {F: 5, B: 7, W: 3, FB: 9}}
+	for _, m := range []Method{Method1F1B, MethodZB1P, MethodDualPipe, MethodDualPipeV} {
+		for _, n := range []int{2, 4, 8} {
+			for _, c := range costs {
+				t.Run(fmt.Sprintf("%s/N=%d/%+v", m, n, c), func(t *testing.T) {
+					s, err := Generate(m, n, 3*n)
+					if m == MethodDualPipe {
+						s, err = Generate(m, n, 4*n)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					flow, _ := Lower(s)
+					ref, _ := LowerReference(s)
+					for _, lat := range []int64{0, 1, 10} {
+						opt := SimOptions{Costs: c, P2P: lat}
+						want, err := Simulate(s, opt)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got, err := SimulateProgram(flow, opt)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got.Makespan != want.Makespan || fmt.Sprint(got.Spans) != fmt.Sprint(want.Spans) {
+							t.Errorf("P2P=%d: dataflow program makespan %d, schedule %d", lat, got.Makespan, want.Makespan)
+						}
+						br, err := SimulateProgram(ref, opt)
+						if err != nil {
+							t.Fatal(err)
+						}
+						unit := c == costs[0] && (m == MethodDualPipe || m == MethodDualPipeV)
+						if unit && lat == 0 && br.Makespan != want.Makespan {
+							t.Errorf("batched commits makespan %d, dataflow %d", br.Makespan, want.Makespan)
+						}
+						if br.Makespan < want.Makespan {
+							t.Errorf("P2P=%d: batched commits beat the dataflow bound: %d < %d", lat, br.Makespan, want.Makespan)
+						}
+					}
+				})
+			}
+		}
+	}
+}

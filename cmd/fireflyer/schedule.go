@@ -32,7 +32,7 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	simulate := fs.Bool("simulate", false, "simulate with --cost: per rank busy, idle and peak activations, then the makespan")
 	costs := fs.String("cost", "F=1,B=2,W=1,FB=3", "op costs for --simulate: F forward, B full backward, W weight part of B (b = B−W), FB overlapped pair; missing keys: F=1 B=2 W=1 FB=F+B")
 	p2p := fs.String("p2p", "0", "point-to-point latency for --simulate, in the cost unit")
-	lower := fs.String("lower", "", "print the lowered program with its sends and receives instead of the ops: dataflow or reference (upstream's posting order with batched commits)")
+	lower := fs.String("lower", "", "print the lowered program with its sends and receives instead of the ops: dataflow or reference (upstream's posting order with batched commits); with --simulate, replay that program instead of the schedule's data flow")
 	freeAtW := fs.Bool("free-at-w", false, "for peak activations, free a micro-batch's activations at W instead of at b")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -86,7 +86,11 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		opt.FreeAtW = *freeAtW
-		rep, err = pipeline.Simulate(s, opt)
+		if *lower != "" {
+			rep, err = pipeline.SimulateProgram(prog, opt)
+		} else {
+			rep, err = pipeline.Simulate(s, opt)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
 			if errors.Is(err, pipeline.ErrParam) {
@@ -166,6 +170,7 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if rep != nil {
+		// --simulate prints the simulation, also with --lower.
 		for r := range rep.Busy {
 			fmt.Fprintf(w, "r%d: busy %s idle %s peak %d\n", r, decimal(rep.Busy[r], scale), decimal(rep.Idle[r], scale), rep.PeakActivations[r])
 		}

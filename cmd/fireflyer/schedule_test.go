@@ -184,3 +184,18 @@ r1: recv(r0,act0.0) commit F0.0 B0.0 send(r0,grad0.0) recv(r0,act0.1) commit F0.
 		t.Fatalf("code %d stderr %q", code, errs)
 	}
 }
+
+func TestScheduleSimulateProgram(t *testing.T) {
+	flow, _, code1 := runCLI(t, "schedule", "--method", "dualpipe", "--simulate", "--p2p", "1")
+	ref, _, code2 := runCLI(t, "schedule", "--method", "dualpipe", "--simulate", "--p2p", "1", "--lower", "reference")
+	if code1 != 0 || code2 != 0 {
+		t.Fatalf("codes %d %d", code1, code2)
+	}
+	last := func(s string) string {
+		l := strings.Split(strings.TrimSpace(s), "\n")
+		return l[len(l)-1]
+	}
+	if last(flow) != "makespan 35 bubble_ratio 0.3143" || last(ref) != "makespan 38 bubble_ratio 0.3684" {
+		t.Fatalf("dataflow %q, reference %q", last(flow), last(ref))
+	}
+}
