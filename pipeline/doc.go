@@ -21,7 +21,8 @@
 //   - Simulate runs an exact (int64) discrete-event simulation from op
 //     costs F, B, W and FB: makespan, per-rank busy and idle (bubble),
 //     bubble ratio and peak activations. It reproduces the bubble formulas
-//     of the upstream README table.
+//     of the upstream README table. SimulateProgram replays a lowered
+//     program instead, blocking commits included.
 //   - Executor runs Stage implementations over a Transport (ChanNetwork in
 //     process), matching messages by Tag, with the FIFO weight-gradient
 //     store asserted empty at the end of a step.

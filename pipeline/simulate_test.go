@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 func sim(t *testing.T, m Method, n, c int, opt SimOptions) *Report {
@@ -266,4 +268,39 @@ func TestSimulateProgram(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Inside the regime the research brief describes (b ≥ max(F, W) and
+// max(F, B) ≤ F&B ≤ F+B) DualPipe's and DualPipeV's idle never exceeds
+// (PP/2−1)(F&B+B−3W) on any rank. Outside it the formula is only an
+// estimate and is not asserted.
+func TestBubbleDualPipeRegimeBound(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		F := rapid.Int64Range(1, 40).Draw(t, "F")
+		W := rapid.Int64Range(1, 40).Draw(t, "W")
+		b := rapid.Int64Range(max(F, W), 80).Draw(t, "b")
+		B := b + W
+		FB := rapid.Int64Range(max(F, B), F+B).Draw(t, "FB")
+		m := rapid.SampledFrom([]Method{MethodDualPipe, MethodDualPipeV}).Draw(t, "method")
+		n := rapid.SampledFrom([]int{2, 4, 8}).Draw(t, "ranks")
+		c := 2*n + 2*rapid.IntRange(0, n).Draw(t, "extra")
+		s, err := Generate(m, n, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Simulate(s, SimOptions{Costs: OpCosts{F: F, B: B, W: W, FB: FB}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pp := n
+		if m == MethodDualPipeV {
+			pp = 2 * n
+		}
+		bound := int64(pp/2-1) * (FB + B - 3*W)
+		for r, idle := range rep.Idle {
+			if idle > bound {
+				t.Fatalf("rank %d idle %d > (PP/2−1)(F&B+B−3W) = %d", r, idle, bound)
+			}
+		}
+	})
 }
