@@ -41,8 +41,9 @@ type Overlapper[T any] interface {
 
 // Loss is one micro-batch's loss, as returned by the executor.
 type Loss struct {
-	Pipe, Micro int
-	Value       float64
+	Pipe  int     // the pipe (DualPipe direction) the micro-batch went down
+	Micro int     // micro-batch index within its pipe
+	Value float64 // what Criterion returned
 }
 
 // Executor runs user stages in a lowered program's order.

@@ -33,9 +33,9 @@ func (k MsgKind) String() string {
 // the micro-batch. Messages are matched by (sender, receiver, Tag), never by
 // issue order (upstream's NCCL batch_isend_irecv matches by order).
 type Tag struct {
-	Phase int
-	Kind  MsgKind
-	Micro int
+	Phase int     // the receiving rank's phase that consumes the message
+	Kind  MsgKind // activation or gradient
+	Micro int     // micro-batch index within its pipe
 }
 
 // String formats t as <kind><phase>.<micro-batch>, e.g. "act0.3".
@@ -62,10 +62,10 @@ const (
 
 // Instr is one instruction of a lowered rank program.
 type Instr struct {
-	Kind InstrKind
-	Op   Op  // Compute only
-	Peer int // Send and Recv: the other rank
-	Tag  Tag // Send and Recv
+	Kind InstrKind // what the instruction does
+	Op   Op        // Compute only
+	Peer int       // Send and Recv: the other rank
+	Tag  Tag       // Send and Recv
 }
 
 // String formats i as "F0.3", "send(r1,act0.3)", "recv(r0,grad1.2)" or
@@ -85,6 +85,7 @@ func (i Instr) String() string {
 // Program is a schedule lowered to per-rank instruction lists with explicit
 // point-to-point sends and receives.
 type Program struct {
+	// Schedule is the schedule the program was lowered from.
 	Schedule *Schedule
 	// Ranks[r] is rank r's instruction list.
 	Ranks [][]Instr

@@ -68,9 +68,9 @@ func (k Kind) IsBackward() bool { return k == Backward || k == BackwardInput }
 // (which of the rank's stages runs it) and the micro-batch index within the
 // stage's pipe.
 type Action struct {
-	Kind  Kind
-	Phase int
-	Micro int
+	Kind  Kind // F, B, b or W
+	Phase int  // index into Schedule.Place[rank]
+	Micro int  // micro-batch index within the stage's pipe
 }
 
 // String formats a as <kind><phase>.<micro-batch>, e.g. "F0.3" or "b1.2".
@@ -175,8 +175,8 @@ const (
 // (DualPipe's direction 0 or 1; 0 for the other methods) and Stage its
 // position along that path, 0 being where micro-batches enter.
 type StageRef struct {
-	Pipe  int
-	Stage int
+	Pipe  int // data path: DualPipe's direction, else 0
+	Stage int // position along the path, 0 first
 }
 
 // Schedule is a pipeline schedule as plain data: per rank, the ordered list
@@ -187,6 +187,7 @@ type StageRef struct {
 // consumes the input gradient of the backward of (pipe, s+1, m) and the
 // activations of F(pipe, s, m); the last stage's backward starts from the loss.
 type Schedule struct {
+	// Method is the generator that built the schedule.
 	Method Method
 	// Ranks is the number of devices; Chunks the number of micro-batches per
 	// step as given to the generator (DualPipe splits them over its two pipes).

@@ -11,7 +11,10 @@ import (
 // FB an overlapped forward&backward pair, as in the upstream DualPipe README
 // bubble table.
 type OpCosts struct {
-	F, B, W, FB int64
+	F  int64 // forward
+	B  int64 // full backward (input and weight gradient)
+	W  int64 // weight-gradient part of B; ≤ B
+	FB int64 // overlapped forward&backward pair
 }
 
 func (c OpCosts) check(what string) error {
@@ -45,8 +48,9 @@ type SimOptions struct {
 
 // Span is one op as simulated: it runs on its rank from Start to End.
 type Span struct {
-	Op         Op
-	Start, End int64
+	Op    Op    // the op
+	Start int64 // when it starts, in cost units
+	End   int64 // when it ends
 }
 
 // Report is the result of Simulate. All times are in the cost unit.

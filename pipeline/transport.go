@@ -79,6 +79,7 @@ type chanEndpoint[T any] struct {
 	rank int
 }
 
+// Send implements Transport.
 func (e chanEndpoint[T]) Send(ctx context.Context, to int, tag Tag, msg T) error {
 	b, err := e.n.box(msgKey{e.rank, to, tag}, true)
 	if err != nil {
@@ -88,6 +89,7 @@ func (e chanEndpoint[T]) Send(ctx context.Context, to int, tag Tag, msg T) error
 	return nil
 }
 
+// Recv implements Transport.
 func (e chanEndpoint[T]) Recv(ctx context.Context, from int, tag Tag) (T, error) {
 	k := msgKey{from, e.rank, tag}
 	b, err := e.n.box(k, false)
