@@ -289,6 +289,7 @@ func (s *Schedule) Validate() error {
 		return fmt.Errorf("%w: pipes=%d stages=%d micro=%d must be positive", ErrSchedule, s.Pipes, s.Stages, s.Micro)
 	}
 	seen := map[StageRef]bool{}
+	rankOf := map[StageRef]int{}
 	for r, ps := range s.Place {
 		for p, ref := range ps {
 			if ref.Pipe < 0 || ref.Pipe >= s.Pipes || ref.Stage < 0 || ref.Stage >= s.Stages {
@@ -298,6 +299,7 @@ func (s *Schedule) Validate() error {
 				return fmt.Errorf("%w: stage %v placed twice", ErrSchedule, ref)
 			}
 			seen[ref] = true
+			rankOf[ref] = r
 		}
 	}
 	if len(seen) != s.Pipes*s.Stages {
@@ -319,8 +321,7 @@ func (s *Schedule) Validate() error {
 					return fmt.Errorf("%w: rank %d op %d %v runs twice", ErrSchedule, r, i, a)
 				}
 				for _, d := range s.deps(k, a.Kind) {
-					dr, _, _ := s.Locate(d.ref)
-					if _, ok := done[d]; !ok && dr == r {
+					if _, ok := done[d]; !ok && rankOf[d.ref] == r {
 						return fmt.Errorf("%w: rank %d op %d %v runs before a local action it needs", ErrSchedule, r, i, a)
 					}
 				}
