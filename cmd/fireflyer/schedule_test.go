@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func runCLI(t *testing.T, args ...string) (string, string, int) {
+func runScheduleCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(args, strings.NewReader(""), &out, &errb)
@@ -17,7 +17,7 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 }
 
 func TestScheduleText(t *testing.T) {
-	out, _, code := runCLI(t, "schedule", "--method", "dualpipe", "--ranks", "4", "--chunks", "8", "--text")
+	out, _, code := runScheduleCLI(t, "schedule", "--method", "dualpipe", "--ranks", "4", "--chunks", "8", "--text")
 	want := `r0: F0.0 F0.1 F0.2 F1.0 b1.0 W1.0 F1.1 F0.3&B1.1 F1.2&B0.0 B1.2 F1.3&B0.1 B1.3 b0.2 W0.2 b0.3 W0.3
 r1: F0.0 F1.0 F0.1 F1.1 F0.2 B1.0 F1.2&B0.0 F0.3&B1.1 F1.3&B0.1 B1.2 B0.2 b1.3 b0.3 W1.3 W0.3
 r2: F1.0 F0.0 F1.1 F0.1 F1.2 B0.0 F0.2&B1.0 F1.3&B0.1 F0.3&B1.1 B0.2 B1.2 b0.3 b1.3 W0.3 W1.3
@@ -27,14 +27,14 @@ r3: F1.0 F1.1 F1.2 F0.0 b0.0 W0.0 F0.1 F1.3&B0.1 F0.2&B1.0 B0.2 F0.3&B1.1 B0.3 b
 		t.Fatalf("code %d, output:\n%s\nwant:\n%s", code, out, want)
 	}
 	// DualPipeV(2, 4) prints the first two of those lines.
-	out, _, code = runCLI(t, "schedule", "--method", "dualpipev", "--ranks", "2", "--chunks", "4")
+	out, _, code = runScheduleCLI(t, "schedule", "--method", "dualpipev", "--ranks", "2", "--chunks", "4")
 	if lines := strings.Split(want, "\n"); code != 0 || out != lines[0]+"\n"+lines[1]+"\n" {
 		t.Fatalf("code %d, dualpipev output:\n%s", code, out)
 	}
 }
 
 func TestScheduleSimulate(t *testing.T) {
-	out, _, code := runCLI(t, "schedule", "--method", "zb1p", "--ranks", "4", "--chunks", "8", "--simulate", "--cost", "F=1.5,B=3,W=1")
+	out, _, code := runScheduleCLI(t, "schedule", "--method", "zb1p", "--ranks", "4", "--chunks", "8", "--simulate", "--cost", "F=1.5,B=3,W=1")
 	want := `r0: busy 36 idle 7.5 peak 4
 r1: busy 36 idle 7.5 peak 3
 r2: busy 36 idle 7.5 peak 2
@@ -47,7 +47,7 @@ makespan 43.5 bubble_ratio 0.1724
 }
 
 func TestScheduleJSON(t *testing.T) {
-	out, _, code := runCLI(t, "schedule", "--method", "dualpipe", "--ranks", "8", "--chunks", "16", "--simulate", "--json")
+	out, _, code := runScheduleCLI(t, "schedule", "--method", "dualpipe", "--ranks", "8", "--chunks", "16", "--simulate", "--json")
 	if code != 0 {
 		t.Fatalf("code %d", code)
 	}
@@ -84,7 +84,7 @@ func TestScheduleSVG(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.svg"), filepath.Join(dir, "b.svg")
 	for _, f := range []string{a, b} {
-		out, _, code := runCLI(t, "schedule", "--method", "dualpipev", "--ranks", "4", "--chunks", "10", "--simulate", "--svg", f)
+		out, _, code := runScheduleCLI(t, "schedule", "--method", "dualpipev", "--ranks", "4", "--chunks", "10", "--simulate", "--svg", f)
 		if code != 0 || out != "" {
 			t.Fatalf("code %d, stdout %q", code, out)
 		}
@@ -94,11 +94,11 @@ func TestScheduleSVG(t *testing.T) {
 	if len(x) == 0 || !bytes.Equal(x, y) || !bytes.HasPrefix(x, []byte("<svg ")) {
 		t.Fatalf("SVG empty or not deterministic (%d, %d bytes)", len(x), len(y))
 	}
-	out, _, code := runCLI(t, "schedule", "--method", "1f1b", "--svg", "-")
+	out, _, code := runScheduleCLI(t, "schedule", "--method", "1f1b", "--svg", "-")
 	if code != 0 || !strings.HasPrefix(out, "<svg ") || !strings.HasSuffix(out, "</svg>\n") {
 		t.Fatalf("--svg -: code %d, %.40q", code, out)
 	}
-	_, errs, code := runCLI(t, "schedule", "--svg", filepath.Join(dir, "no", "such", "dir.svg"))
+	_, errs, code := runScheduleCLI(t, "schedule", "--svg", filepath.Join(dir, "no", "such", "dir.svg"))
 	if code != 1 || !strings.Contains(errs, "--svg") {
 		t.Fatalf("unwritable --svg: code %d, %q", code, errs)
 	}
@@ -126,13 +126,13 @@ func TestScheduleBadUsage(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			out, errs, code := runCLI(t, append([]string{"schedule"}, tc.args...)...)
+			out, errs, code := runScheduleCLI(t, append([]string{"schedule"}, tc.args...)...)
 			if code != 2 || out != "" || !strings.Contains(errs, tc.msg) {
 				t.Fatalf("code %d stdout %q stderr %q; want 2 naming %q", code, out, errs, tc.msg)
 			}
 		})
 	}
-	out, errs, code := runCLI(t, "schedule", "-h")
+	out, errs, code := runScheduleCLI(t, "schedule", "-h")
 	if code != 0 || out != "" || !strings.Contains(errs, "-cost") || !strings.Contains(errs, `default "dualpipe"`) {
 		t.Fatalf("-h: code %d stderr %q", code, errs)
 	}
@@ -168,26 +168,26 @@ func FuzzParseCosts(f *testing.F) {
 }
 
 func TestScheduleLower(t *testing.T) {
-	out, _, code := runCLI(t, "schedule", "--method", "1f1b", "--ranks", "2", "--chunks", "2", "--lower", "reference")
+	out, _, code := runScheduleCLI(t, "schedule", "--method", "1f1b", "--ranks", "2", "--chunks", "2", "--lower", "reference")
 	want := `r0: F0.0 send(r1,act0.0) commit F0.1 send(r1,act0.1) recv(r1,grad0.0) commit B0.0 recv(r1,grad0.1) commit B0.1
 r1: recv(r0,act0.0) commit F0.0 B0.0 send(r0,grad0.0) recv(r0,act0.1) commit F0.1 B0.1 send(r0,grad0.1) commit
 `
 	if code != 0 || out != want {
 		t.Fatalf("code %d, output:\n%s", code, out)
 	}
-	out, _, code = runCLI(t, "schedule", "--method", "dualpipev", "--ranks", "2", "--lower", "dataflow", "--json")
+	out, _, code = runScheduleCLI(t, "schedule", "--method", "dualpipev", "--ranks", "2", "--lower", "dataflow", "--json")
 	var v struct{ Program [][]string }
 	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || len(v.Program) != 2 || v.Program[1][0] != "recv(r0,act0.0)" {
 		t.Fatalf("code %d err %v program %v", code, err, v.Program)
 	}
-	if _, errs, code := runCLI(t, "schedule", "--lower", "nccl"); code != 2 || !strings.Contains(errs, "--lower") {
+	if _, errs, code := runScheduleCLI(t, "schedule", "--lower", "nccl"); code != 2 || !strings.Contains(errs, "--lower") {
 		t.Fatalf("code %d stderr %q", code, errs)
 	}
 }
 
 func TestScheduleSimulateProgram(t *testing.T) {
-	flow, _, code1 := runCLI(t, "schedule", "--method", "dualpipe", "--simulate", "--p2p", "1")
-	ref, _, code2 := runCLI(t, "schedule", "--method", "dualpipe", "--simulate", "--p2p", "1", "--lower", "reference")
+	flow, _, code1 := runScheduleCLI(t, "schedule", "--method", "dualpipe", "--simulate", "--p2p", "1")
+	ref, _, code2 := runScheduleCLI(t, "schedule", "--method", "dualpipe", "--simulate", "--p2p", "1", "--lower", "reference")
 	if code1 != 0 || code2 != 0 {
 		t.Fatalf("codes %d %d", code1, code2)
 	}
