@@ -1,0 +1,201 @@
+package eplb
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// packer holds the scratch space of the greedy balanced packing so that it
+// runs without allocating once warm.
+type packer struct {
+	keys     []uint64  // sort keys: descending weight, then ascending index
+	weight   []float32 // accumulated weight per pack
+	count    []int     // items per pack
+	contents []int     // contents[pack*capacity+rank] = item index
+	stamp    []uint32  // stamp[label*packs+pack] == gen: pack holds label
+	gen      uint32
+}
+
+// descKey orders non-negative, non-NaN float32 weights descending and ties by
+// ascending index when sorted ascending.
+func descKey(w float32, i int) uint64 {
+	if w == 0 {
+		w = 0 // fold -0 into +0
+	}
+	return uint64(^math.Float32bits(w))<<32 | uint64(uint32(i))
+}
+
+// sortDesc fills order with the indices of w sorted by weight descending,
+// ties by lower index first (a stable descending sort).
+func (pk *packer) sortDesc(w []float32, order []int) {
+	pk.keys = grow(pk.keys, len(w))
+	for i, x := range w {
+		pk.keys[i] = descKey(x, i)
+	}
+	slices.Sort(pk.keys)
+	for i, k := range pk.keys {
+		order[i] = int(uint32(k))
+	}
+}
+
+// packRow assigns the n = len(w) items of one row to m packs of exactly n/m
+// items each (upstream balanced_packing, one row): items in descending weight
+// order (stable) each go to the lightest pack that still has room, lowest
+// pack index on ties; pack weights accumulate in float32. When n/m == 1 item j
+// goes to pack j without sorting, as upstream. order is scratch of length n.
+//
+// When labels is non-nil (label values in [0, numLabels)), a pack may not
+// hold two items with the same label; every label must occur at most m times.
+// If greedy finds no lighter pack without the label, the item goes to the
+// lightest open pack p and swaps with an item of a full pack q that lacks
+// the label and whose own label p lacks (closest weight first); such a swap
+// always exists under the precondition.
+func (pk *packer) packRow(w []float32, m int, packIdx, rank, order []int, labels []int, numLabels int) {
+	n := len(w)
+	c := n / m
+	if c == 1 {
+		for j := range n {
+			packIdx[j], rank[j] = j, 0
+		}
+		return
+	}
+	pk.sortDesc(w, order)
+	pk.weight = grow(pk.weight, m)
+	pk.count = grow(pk.count, m)
+	pk.contents = grow(pk.contents, n)
+	clear(pk.weight)
+	clear(pk.count)
+	if labels != nil {
+		pk.stamp = grow(pk.stamp, numLabels*m)
+		pk.gen++
+		if pk.gen == 0 { // wrapped: old stamps could alias
+			clear(pk.stamp)
+			pk.gen = 1
+		}
+	}
+	for _, it := range order {
+		best := -1
+		for p := range m {
+			if pk.count[p] >= c {
+				continue
+			}
+			if labels != nil && pk.stamp[labels[it]*m+p] == pk.gen {
+				continue
+			}
+			if best < 0 || pk.weight[p] < pk.weight[best] {
+				best = p
+			}
+		}
+		if best < 0 {
+			pk.repair(w, m, c, it, packIdx, rank, labels)
+			continue
+		}
+		pk.put(w, m, c, it, best, packIdx, rank, labels)
+	}
+}
+
+// put appends item it to pack p.
+func (pk *packer) put(w []float32, m, c, it, p int, packIdx, rank, labels []int) {
+	r := pk.count[p]
+	packIdx[it], rank[it] = p, r
+	pk.contents[p*c+r] = it
+	pk.weight[p] += w[it]
+	pk.count[p]++
+	if labels != nil {
+		pk.stamp[labels[it]*m+p] = pk.gen
+	}
+}
+
+// repair places item it when every open pack already holds its label.
+func (pk *packer) repair(w []float32, m, c, it int, packIdx, rank, labels []int) {
+	lab := labels[it]
+	p := -1
+	for q := range m {
+		if pk.count[q] < c && (p < 0 || pk.weight[q] < pk.weight[p]) {
+			p = q
+		}
+	}
+	bq, br := -1, -1
+	var bd float32
+	for q := range m {
+		if q == p || pk.stamp[lab*m+q] == pk.gen {
+			continue
+		}
+		for r := range pk.count[q] {
+			y := pk.contents[q*c+r]
+			if pk.stamp[labels[y]*m+p] == pk.gen {
+				continue
+			}
+			d := w[y] - w[it]
+			if d < 0 {
+				d = -d
+			}
+			if bq < 0 || d < bd {
+				bq, br, bd = q, r, d
+			}
+		}
+	}
+	if bq < 0 {
+		// Unreachable under the precondition (every label at most m times);
+		// keep the plan valid rather than panic.
+		pk.put(w, m, c, it, p, packIdx, rank, labels)
+		return
+	}
+	y := pk.contents[bq*c+br]
+	// y leaves q for p; it takes y's place in q.
+	pk.stamp[labels[y]*m+bq] = 0
+	pk.weight[bq] -= w[y]
+	pk.put(w, m, c, y, p, packIdx, rank, labels)
+	packIdx[it], rank[it] = bq, br
+	pk.contents[bq*c+br] = it
+	pk.weight[bq] += w[it]
+	pk.stamp[lab*m+bq] = pk.gen
+}
+
+// grow returns s resized to n, reusing its storage when large enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// BalancedPacking packs the n items of each row of weight [X][n] into
+// numPacks packs of exactly n/numPacks items, as balanced as the greedy rule
+// makes them. It mirrors upstream deepseek-ai/EPLB balanced_packing: items in
+// descending weight order (stable: lower index first on ties) each go to the
+// open pack with the smallest float32 accumulated weight (lower pack index on
+// ties); with one item per pack, item j goes to pack j.
+//
+// It returns packIndex [X][n] (the pack of each item) and rankInPack [X][n]
+// (its position inside the pack, in arrival order). Errors: ErrShape for
+// zero rows or ragged rows, ErrLoad for NaN, ±Inf or negative weights,
+// ErrConfig unless numPacks > 0 and n % numPacks == 0.
+func BalancedPacking(weight [][]float32, numPacks int) (packIndex, rankInPack [][]int, err error) {
+	if err := ValidateWeights(weight); err != nil {
+		return nil, nil, err
+	}
+	n := len(weight[0])
+	if numPacks <= 0 || n%numPacks != 0 {
+		return nil, nil, fmt.Errorf("%w: items (%d) %% packs (%d) != 0", ErrConfig, n, numPacks)
+	}
+	packIndex = matrix(len(weight), n)
+	rankInPack = matrix(len(weight), n)
+	var pk packer
+	order := make([]int, n)
+	for i, row := range weight {
+		pk.packRow(row, numPacks, packIndex[i], rankInPack[i], order, nil, 0)
+	}
+	return packIndex, rankInPack, nil
+}
+
+// matrix returns an r × c int matrix backed by one allocation.
+func matrix(r, c int) [][]int {
+	flat := make([]int, r*c)
+	m := make([][]int, r)
+	for i := range m {
+		m[i] = flat[i*c : (i+1)*c : (i+1)*c]
+	}
+	return m
+}
