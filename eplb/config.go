@@ -106,7 +106,7 @@ type resolved struct {
 	noDup           bool
 }
 
-func (r *resolved) groupSize() int   { return r.experts / r.groups }
+func (r *resolved) groupSize() int     { return r.experts / r.groups }
 func (r *resolved) groupsPerNode() int { return r.groups / r.nodes }
 func (r *resolved) expertsPerNode() int {
 	return r.experts / r.nodes
