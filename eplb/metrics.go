@@ -9,7 +9,8 @@ import "fmt"
 type Metrics struct {
 	// GPULoad [layers][gpus] is the load of each GPU: the sum over its slots.
 	GPULoad [][]float64 `json:"gpu_load"`
-	// NodeLoad [layers][nodes] is the load of each node; nil when Nodes ≤ 0.
+	// NodeLoad [layers][nodes] is the load of each node; nil when Nodes ≤ 0
+	// or GPUs % Nodes != 0 (possible under the global policy).
 	NodeLoad [][]float64 `json:"node_load"`
 	// Balancedness [layers] is mean/max of the GPU loads (vLLM's
 	// "balancedness", 1 = perfect; 1 for an all-zero layer).
@@ -36,11 +37,12 @@ type Metrics struct {
 }
 
 // Evaluate computes the Metrics of plan for the loads weight [layers][experts]
-// on cfg.GPUs GPUs in cfg.Nodes nodes (node loads are skipped when Nodes ≤ 0),
+// on cfg.GPUs GPUs in cfg.Nodes nodes (node loads are skipped when Nodes ≤ 0
+// or GPUs % Nodes != 0),
 // and SlotsChanged against cfg.Previous when it is non-nil. Other cfg fields
 // are ignored. Errors: ErrShape/ErrLoad for bad weights, ErrPlan for a
-// malformed plan or shapes that do not match, ErrConfig when GPUs ≤ 0,
-// replicas % GPUs != 0 or GPUs % Nodes != 0.
+// malformed plan or shapes that do not match, ErrConfig when GPUs ≤ 0 or
+// replicas % GPUs != 0.
 func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 	if err := ValidateWeights(weight); err != nil {
 		return nil, err
@@ -55,9 +57,6 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 	R, N := cfg.GPUs, cfg.Nodes
 	if R <= 0 || P%R != 0 {
 		return nil, fmt.Errorf("%w: replicas (%d) %% gpus (%d) != 0", ErrConfig, P, R)
-	}
-	if N > 0 && R%N != 0 {
-		return nil, fmt.Errorf("%w: gpus (%d) %% nodes (%d) != 0", ErrConfig, R, N)
 	}
 	if cfg.Previous != nil {
 		if err := ValidatePlan(cfg.Previous); err != nil {
@@ -76,7 +75,8 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 		BaselineImbalance: make([]float64, L),
 		SlotsChanged:      -1,
 	}
-	if N > 0 {
+	withNodes := N > 0 && R%N == 0
+	if withNodes {
 		m.NodeLoad = make([][]float64, L)
 	}
 	seen := make([]int, E) // seen[e] = GPU index + 1 of e's last slot
@@ -93,7 +93,7 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 		}
 		m.GPULoad[l] = gl
 		m.Balancedness[l], m.Imbalance[l] = balance(gl)
-		if N > 0 {
+		if withNodes {
 			nl := make([]float64, N)
 			for g, x := range gl {
 				nl[g/(R/N)] += x
