@@ -74,7 +74,9 @@ func (h *hungarian) solve(n int, cost []int, colOfRow []int) {
 type migrator struct {
 	h        hungarian
 	overlap  []int // [R][R]: experts (as a multiset) shared by new GPU i and old GPU j
-	cnt      []int // [E] expert counts on one old GPU
+	start    []int // [E+1] CSR offsets of the old slots of each expert
+	fill     []int // [E] CSR fill cursor
+	slots    []int // [P] old slots grouped by expert
 	cost     []int // square cost matrix scratch
 	nodeVal  []int // [D][D] best GPU-level overlap between new node a and old node b
 	gpuAsg   []int // [D][D][m] old local GPU for each new local GPU
@@ -95,25 +97,46 @@ func (mg *migrator) migrateLayer(r *resolved, phy2log, phyrank, prev []int) {
 	D, m, c := r.nodes, r.gpusPerNode(), r.slotsPerGPU()
 	R := r.gpus
 	mg.overlap = grow(mg.overlap, R*R)
-	mg.cnt = grow(mg.cnt, r.experts)
-	clear(mg.cnt)
-	for j := range R {
-		old := prev[j*c : (j+1)*c]
-		for i := range R {
-			for _, e := range old {
-				mg.cnt[e]++
-			}
-			ov := 0
-			for _, e := range phy2log[i*c : (i+1)*c] {
-				if mg.cnt[e] > 0 {
-					mg.cnt[e]--
-					ov++
+	clear(mg.overlap)
+	// Old slots grouped by expert (CSR, ascending slot order).
+	E := r.experts
+	mg.start = grow(mg.start, E+1)
+	mg.fill = grow(mg.fill, E)
+	mg.slots = grow(mg.slots, len(prev))
+	clear(mg.start)
+	for _, e := range prev {
+		mg.start[e+1]++
+	}
+	for e := range E {
+		mg.start[e+1] += mg.start[e]
+	}
+	copy(mg.fill, mg.start[:E])
+	for s, e := range prev {
+		mg.slots[mg.fill[e]] = s
+		mg.fill[e]++
+	}
+	// overlap[i][j] = Σ_e min(copies of e on new GPU i, on old GPU j): the
+	// t-th copy of e on GPU i matches every old GPU with more than t copies.
+	for i := range R {
+		g := phy2log[i*c : (i+1)*c]
+		for k, e := range g {
+			t := 0
+			for _, x := range g[:k] {
+				if x == e {
+					t++
 				}
 			}
-			for _, e := range old {
-				mg.cnt[e] = 0
+			list := mg.slots[mg.start[e]:mg.start[e+1]]
+			for q := 0; q < len(list); {
+				j, run := list[q]/c, 0
+				for q < len(list) && list[q]/c == j {
+					run++
+					q++
+				}
+				if run > t {
+					mg.overlap[i*R+j]++
+				}
 			}
-			mg.overlap[i*R+j] = ov
 		}
 	}
 	mg.gpuAsg = grow(mg.gpuAsg, D*D*m)
@@ -121,12 +144,22 @@ func (mg *migrator) migrateLayer(r *resolved, phy2log, phyrank, prev []int) {
 	mg.cost = grow(mg.cost, max(m*m, D*D))
 	for a := range D {
 		for b := range D {
+			zero := true
 			for i := range m {
 				for j := range m {
-					mg.cost[i*m+j] = c - mg.overlap[(a*m+i)*R+b*m+j]
+					ov := mg.overlap[(a*m+i)*R+b*m+j]
+					mg.cost[i*m+j] = c - ov
+					zero = zero && ov == 0
 				}
 			}
 			asg := mg.gpuAsg[(a*D+b)*m : (a*D+b+1)*m]
+			if zero {
+				for i := range asg {
+					asg[i] = i
+				}
+				mg.nodeVal[a*D+b] = 0
+				continue
+			}
 			mg.h.solve(m, mg.cost[:m*m], asg)
 			v := 0
 			for i, j := range asg {

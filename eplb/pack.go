@@ -14,6 +14,7 @@ type packer struct {
 	count    []int     // items per pack
 	contents []int     // contents[pack*capacity+rank] = item index
 	stamp    []uint32  // stamp[label*packs+pack] == gen: pack holds label
+	heap     []int     // open packs, min-heap by (weight, index)
 	gen      uint32
 }
 
@@ -74,6 +75,10 @@ func (pk *packer) packRow(w []float32, m int, packIdx, rank, order []int, labels
 			pk.gen = 1
 		}
 	}
+	if labels == nil {
+		pk.packHeap(w, m, c, order, packIdx, rank)
+		return
+	}
 	for _, it := range order {
 		best := -1
 		for p := range m {
@@ -92,6 +97,50 @@ func (pk *packer) packRow(w []float32, m int, packIdx, rank, order []int, labels
 			continue
 		}
 		pk.put(w, m, c, it, best, packIdx, rank, labels)
+	}
+}
+
+// packHeap is the unconstrained greedy with the open packs in a min-heap
+// keyed by (accumulated weight, pack index): the same choice as a linear scan
+// for the lightest open pack with the lowest index on ties (vLLM #30131), in
+// O(log m) per item.
+func (pk *packer) packHeap(w []float32, m, c int, order, packIdx, rank []int) {
+	pk.heap = grow(pk.heap, m)
+	h := pk.heap
+	for p := range h {
+		h[p] = p // all weights 0: index order is a valid heap
+	}
+	less := func(a, b int) bool {
+		wa, wb := pk.weight[a], pk.weight[b]
+		return wa < wb || (wa == wb && a < b)
+	}
+	for _, it := range order {
+		p := h[0]
+		r := pk.count[p]
+		packIdx[it], rank[it] = p, r
+		pk.weight[p] += w[it]
+		pk.count[p]++
+		if pk.count[p] == c {
+			last := len(h) - 1
+			h[0] = h[last]
+			h = h[:last]
+		}
+		// sift the root down
+		for i := 0; ; {
+			l := 2*i + 1
+			if l >= len(h) {
+				break
+			}
+			b := l
+			if r := l + 1; r < len(h) && less(h[r], h[l]) {
+				b = r
+			}
+			if !less(h[b], h[i]) {
+				break
+			}
+			h[i], h[b] = h[b], h[i]
+			i = b
+		}
 	}
 }
 
