@@ -53,7 +53,7 @@ func drawScenario(t *rapid.T) scenario {
 }
 
 // checkPlan asserts the invariants every plan must have.
-func checkPlan(t *rapid.T, s scenario, plan *Plan) {
+func checkPlan(t fataler, s scenario, plan *Plan) {
 	if err := ValidatePlan(plan); err != nil {
 		t.Fatalf("invalid plan: %v", err)
 	}
@@ -464,4 +464,9 @@ func TestPropertiesMigration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fataler is what checkPlan needs from *testing.T and *rapid.T.
+type fataler interface {
+	Fatalf(format string, args ...any)
 }
