@@ -15,6 +15,10 @@ type packer struct {
 	contents []int     // contents[pack*capacity+rank] = item index
 	stamp    []uint32  // stamp[label*packs+pack] == gen: pack holds label
 	heap     []int     // open packs, min-heap by (weight, index)
+	k32      []uint32  // radix sort keys
+	k32b     []uint32  // radix sort keys, other buffer
+	idxb     []int     // radix sort indices, other buffer
+	hist     [4][256]int32
 	gen      uint32
 }
 
@@ -27,16 +31,69 @@ func descKey(w float32, i int) uint64 {
 	return uint64(^math.Float32bits(w))<<32 | uint64(uint32(i))
 }
 
+// radixMin is the row length from which sortDesc uses a radix sort.
+const radixMin = 32
+
 // sortDesc fills order with the indices of w sorted by weight descending,
-// ties by lower index first (a stable descending sort).
+// ties by lower index first (a stable descending sort). Short rows use
+// slices.Sort on keys that embed the index; longer rows a stable LSD radix
+// sort on the float bits (4 passes of 8 bits, passes that cannot reorder
+// skipped).
 func (pk *packer) sortDesc(w []float32, order []int) {
-	pk.keys = grow(pk.keys, len(w))
-	for i, x := range w {
-		pk.keys[i] = descKey(x, i)
+	n := len(w)
+	if n < radixMin {
+		pk.keys = grow(pk.keys, n)
+		for i, x := range w {
+			pk.keys[i] = descKey(x, i)
+		}
+		slices.Sort(pk.keys)
+		for i, k := range pk.keys {
+			order[i] = int(uint32(k))
+		}
+		return
 	}
-	slices.Sort(pk.keys)
-	for i, k := range pk.keys {
-		order[i] = int(uint32(k))
+	pk.k32 = grow(pk.k32, n)
+	pk.k32b = grow(pk.k32b, n)
+	pk.idxb = grow(pk.idxb, n)
+	keys, keysB, idx, idxB := pk.k32, pk.k32b, order, pk.idxb
+	hist := &pk.hist
+	*hist = [4][256]int32{}
+	for i, x := range w {
+		if x == 0 {
+			x = 0 // fold -0 into +0
+		}
+		k := ^math.Float32bits(x)
+		keys[i] = k
+		idx[i] = i
+		hist[0][k&0xff]++
+		hist[1][k>>8&0xff]++
+		hist[2][k>>16&0xff]++
+		hist[3][k>>24]++
+	}
+	for pass := range 4 {
+		shift := uint(8 * pass)
+		h := &hist[pass]
+		if int(h[keys[0]>>shift&0xff]) == n {
+			continue // every key has the same digit
+		}
+		var sum int32
+		for d := range h {
+			c := h[d]
+			h[d] = sum
+			sum += c
+		}
+		for i, k := range keys {
+			d := k >> shift & 0xff
+			p := h[d]
+			h[d]++
+			keysB[p] = k
+			idxB[p] = idx[i]
+		}
+		keys, keysB = keysB, keys
+		idx, idxB = idxB, idx
+	}
+	if &idx[0] != &order[0] {
+		copy(order, idx)
 	}
 }
 

@@ -470,3 +470,60 @@ func TestPropertiesMigration(t *testing.T) {
 type fataler interface {
 	Fatalf(format string, args ...any)
 }
+
+// TestPropertiesReplicateLinearEqualsHeap checks that the linear-scan and
+// heap forms of replication pick the same experts, with and without a cap.
+func TestPropertiesReplicateLinearEqualsHeap(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 40).Draw(t, "experts")
+		maxCnt := rapid.IntRange(0, 5).Draw(t, "maxCnt")
+		if maxCnt == 1 {
+			maxCnt = 0
+		}
+		limit := n + 3*linearPicks
+		if maxCnt > 0 {
+			limit = min(limit, n*maxCnt)
+		}
+		slots := rapid.IntRange(n, limit).Draw(t, "slots")
+		w := drawWeights(t, 1, n, "w")[0]
+		var a, b replicator
+		pa, ra, ca := make([]int, slots), make([]int, slots), make([]int, n)
+		pb, rb, cb := make([]int, slots), make([]int, slots), make([]int, n)
+		a.replicateRow(w, slots, pa, ra, ca, maxCnt)
+		b.linearRow(w, slots, pb, rb, cb, maxCnt)
+		var h replicator
+		ph, rh, ch := make([]int, slots), make([]int, slots), make([]int, n)
+		h.heapRow(w, slots, ph, rh, ch, maxCnt)
+		if !slices.Equal(pa, pb) || !slices.Equal(pb, ph) || !slices.Equal(rb, rh) || !slices.Equal(cb, ch) {
+			t.Fatalf("replicateRow %v, linear %v, heap %v", pa, pb, ph)
+		}
+	})
+}
+
+// TestPropertiesSortDesc checks both forms of sortDesc against a stable
+// descending sort.
+func TestPropertiesSortDesc(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 3*radixMin).Draw(t, "n")
+		w := drawWeights(t, 1, n, "w")[0]
+		if rapid.Bool().Draw(t, "negZero") {
+			w[rapid.IntRange(0, n-1).Draw(t, "at")] = float32(math.Copysign(0, -1))
+		}
+		want := seq(n)
+		slices.SortStableFunc(want, func(a, b int) int {
+			switch {
+			case w[a] > w[b]:
+				return -1
+			case w[a] < w[b]:
+				return 1
+			}
+			return 0
+		})
+		var pk packer
+		got := make([]int, n)
+		pk.sortDesc(w, got)
+		if !slices.Equal(want, got) {
+			t.Fatalf("sortDesc(%v) = %v, want %v", w, got, want)
+		}
+	})
+}

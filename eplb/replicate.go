@@ -40,20 +40,72 @@ func (rp *replicator) down(i int) {
 // rank 0; each later slot goes to the expert with the largest w/cnt (float32
 // division, lower index on ties), whose rank is its count before the
 // increment. With maxCnt > 0 an expert stops receiving replicas once it has
-// maxCnt of them (the caller guarantees n·maxCnt ≥ numPhy).
+// maxCnt of them (the caller guarantees n·maxCnt ≥ numPhy). Up to
+// linearPicks redundant slots it scans linearly, beyond that it uses a heap;
+// both give the same result.
 func (rp *replicator) replicateRow(w []float32, numPhy int, phy2log, rank, cnt []int, maxCnt int) {
-	n := len(w)
+	if numPhy-len(w) <= linearPicks {
+		rp.linearRow(w, numPhy, phy2log, rank, cnt, maxCnt)
+	} else {
+		rp.heapRow(w, numPhy, phy2log, rank, cnt, maxCnt)
+	}
+}
+
+// linearPicks is the number of redundant slots up to which replicateRow
+// scans for the argmax instead of building a heap (less set-up).
+const linearPicks = 16
+
+// initSlots gives every expert its original slot.
+func initSlots(n int, phy2log, rank, cnt []int) {
 	for j := range n {
 		phy2log[j], rank[j], cnt[j] = j, 0, 1
 	}
+}
+
+// linearRow is replicateRow by a linear argmax scan over cached ratios; a
+// capped expert's ratio is −1 so it is never picked (loads are ≥ 0 and an
+// uncapped expert always remains).
+func (rp *replicator) linearRow(w []float32, numPhy int, phy2log, rank, cnt []int, maxCnt int) {
+	n := len(w)
+	initSlots(n, phy2log, rank, cnt)
+	rp.ratio = grow(rp.ratio, n)
+	ratio := rp.ratio
+	copy(ratio, w)
+	if maxCnt == 1 {
+		for j := range ratio {
+			ratio[j] = -1
+		}
+	}
+	for i := n; i < numPhy; i++ {
+		e, best := 0, ratio[0]
+		for j, r := range ratio {
+			if r > best {
+				e, best = j, r
+			}
+		}
+		phy2log[i], rank[i] = e, cnt[e]
+		cnt[e]++
+		if maxCnt > 0 && cnt[e] >= maxCnt {
+			ratio[e] = -1
+		} else {
+			ratio[e] = w[e] / float32(cnt[e])
+		}
+	}
+}
+
+// heapRow is replicateRow with the uncapped experts in a max-heap keyed by
+// (ratio, lower index first).
+func (rp *replicator) heapRow(w []float32, numPhy int, phy2log, rank, cnt []int, maxCnt int) {
+	n := len(w)
+	initSlots(n, phy2log, rank, cnt)
 	if numPhy == n {
 		return
 	}
 	rp.ratio = grow(rp.ratio, n)
 	copy(rp.ratio, w)
 	rp.heap = rp.heap[:0]
-	for j := range n {
-		if maxCnt <= 0 || maxCnt > 1 {
+	if maxCnt != 1 {
+		for j := range n {
 			rp.heap = append(rp.heap, j)
 		}
 	}
