@@ -29,11 +29,11 @@ func WriteSVG(w io.Writer, m *Metrics) error {
 		barH   = 48
 		rowH   = barH + 22
 		gap    = 24
-		titleH = 30
+		titleH = 56
 	)
 	barW := max(2, min(16, 480/R))
 	panelW := barW * R
-	width := margin + labelW + 2*panelW + gap + margin
+	width := max(margin+labelW+2*panelW+gap+2*margin, 620)
 	height := titleH + rowH*len(m.GPULoad) + margin
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
 
@@ -42,8 +42,10 @@ func WriteSVG(w io.Writer, m *Metrics) error {
 	fmt.Fprintf(bw, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	x0 := margin + labelW
 	x1 := x0 + panelW + gap
-	fmt.Fprintf(bw, `<text x="%d" y="18" font-size="13">per-GPU load: before (no replication)</text>`+"\n", x0)
-	fmt.Fprintf(bw, `<text x="%d" y="18" font-size="13">after (plan)</text>`+"\n", x1)
+	fmt.Fprintf(bw, `<text x="%d" y="16" font-size="13">Per-GPU load by layer (dashed line: mean)</text>`+"\n", margin)
+	fmt.Fprintf(bw, `<text x="%d" y="31">before: no replication, experts in order (grey); after: the plan (blue)</text>`+"\n", margin)
+	fmt.Fprintf(bw, `<text x="%d" y="46">before</text>`+"\n", x0)
+	fmt.Fprintf(bw, `<text x="%d" y="46">after</text>`+"\n", x1)
 	for l := range m.GPULoad {
 		before, after := m.BaselineGPULoad[l], m.GPULoad[l]
 		scale := 0.0
