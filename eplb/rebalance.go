@@ -123,8 +123,9 @@ func Rebalance(weight [][]float32, cfg Config) (*Plan, error) {
 
 // RebalanceInto is Rebalance writing into dst, reusing dst's slices when their
 // shapes fit and the Planner's scratch space, so that repeated calls with the
-// same shape allocate nothing. dst must not be cfg.Previous. On error dst is
-// left unspecified.
+// same shape allocate nothing. dst must not be cfg.Previous nor share storage
+// with it (dst == cfg.Previous gives ErrPlan). On error dst is left
+// unspecified.
 func (pl *Planner) RebalanceInto(dst *Plan, weight [][]float32, cfg Config) error {
 	if dst == nil {
 		return fmt.Errorf("%w: nil destination plan", ErrPlan)

@@ -84,3 +84,19 @@ func TestRebalanceIntoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRebalanceAllocsPerLayer checks that a cold Rebalance allocates a fixed
+// number of times whatever the number of layers (no allocation per layer).
+func TestRebalanceAllocsPerLayer(t *testing.T) {
+	w := deepseekWeights(1)
+	count := func(layers int) float64 {
+		return testing.AllocsPerRun(3, func() {
+			if _, err := Rebalance(w[:layers], deepseekConfig); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if one, all := count(1), count(len(w)); one != all {
+		t.Errorf("Rebalance allocates %v times for 1 layer, %v for %d layers", one, all, len(w))
+	}
+}
