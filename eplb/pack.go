@@ -9,15 +9,15 @@ import (
 // packer holds the scratch space of the greedy balanced packing so that it
 // runs without allocating once warm.
 type packer struct {
-	keys     []uint64  // sort keys: descending weight, then ascending index
-	weight   []float32 // accumulated weight per pack
-	count    []int     // items per pack
-	contents []int     // contents[pack*capacity+rank] = item index
-	stamp    []uint32  // stamp[label*packs+pack] == gen: pack holds label
-	heap     []int     // open packs, min-heap by (weight, index)
-	k32      []uint32  // radix sort keys
-	k32b     []uint32  // radix sort keys, other buffer
-	idxb     []int     // radix sort indices, other buffer
+	keys     []uint64    // sort keys: descending weight, then ascending index
+	weight   []float32   // accumulated weight per pack
+	count    []int       // items per pack
+	contents []int       // contents[pack*capacity+rank] = item index
+	stamp    []uint32    // stamp[label*packs+pack] == gen: pack holds label
+	heap     []packEntry // open packs, min-heap by (weight, index)
+	k32      []uint32    // radix sort keys
+	k32b     []uint32    // radix sort keys, other buffer
+	idxb     []int       // radix sort indices, other buffer
 	hist     [4][256]int32
 	gen      uint32
 }
@@ -165,34 +165,31 @@ func (pk *packer) packHeap(w []float32, m, c int, order, packIdx, rank []int) {
 	pk.heap = grow(pk.heap, m)
 	h := pk.heap
 	for p := range h {
-		h[p] = p // all weights 0: index order is a valid heap
-	}
-	less := func(a, b int) bool {
-		wa, wb := pk.weight[a], pk.weight[b]
-		return wa < wb || (wa == wb && a < b)
+		h[p] = packEntry{p: int32(p)} // all weights 0: index order is a valid heap
 	}
 	for _, it := range order {
-		p := h[0]
-		r := pk.count[p]
-		packIdx[it], rank[it] = p, r
-		pk.weight[p] += w[it]
-		pk.count[p]++
-		if pk.count[p] == c {
+		top := &h[0]
+		p := int(top.p)
+		packIdx[it], rank[it] = p, int(top.n)
+		top.w += w[it]
+		top.n++
+		if int(top.n) == c {
+			pk.weight[p] = top.w
 			last := len(h) - 1
 			h[0] = h[last]
 			h = h[:last]
 		}
-		// sift the root down
+		// Sift the root down.
 		for i := 0; ; {
 			l := 2*i + 1
 			if l >= len(h) {
 				break
 			}
 			b := l
-			if r := l + 1; r < len(h) && less(h[r], h[l]) {
+			if r := l + 1; r < len(h) && h[r].less(h[l]) {
 				b = r
 			}
-			if !less(h[b], h[i]) {
+			if !h[b].less(h[i]) {
 				break
 			}
 			h[i], h[b] = h[b], h[i]
@@ -200,6 +197,15 @@ func (pk *packer) packHeap(w []float32, m, c int, order, packIdx, rank []int) {
 		}
 	}
 }
+
+// packEntry is an open pack in packHeap: accumulated weight, index, count.
+type packEntry struct {
+	w    float32
+	p, n int32
+}
+
+// less orders packs by weight, then lower index.
+func (a packEntry) less(b packEntry) bool { return a.w < b.w || (a.w == b.w && a.p < b.p) }
 
 // put appends item it to pack p.
 func (pk *packer) put(w []float32, m, c, it, p int, packIdx, rank, labels []int) {
