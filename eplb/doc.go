@@ -33,6 +33,8 @@
 // the stable rule whenever a sorted row has at most 16 items or no ties.
 // Rows longer than 16 with ties between different experts (not replicas of
 // one expert) may be placed differently than a given torch build would.
+// Group loads are summed sequentially in float32, which equals torch's sum
+// whenever the sums are exact (integer loads below 2^24, the usual case).
 //
 // The shortest useful program:
 //

@@ -149,3 +149,29 @@ func TestValidatePlanRejects(t *testing.T) {
 		t.Errorf("valid plan: %v", err)
 	}
 }
+
+func TestWeightsFromFloat64(t *testing.T) {
+	w, err := WeightsFromFloat64([][]float64{{1, 0.1}, {3e38, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w[0][1] != float32(0.1) || w[1][0] != float32(3e38) {
+		t.Errorf("got %v", w)
+	}
+	for _, tc := range []struct {
+		in   [][]float64
+		err  error
+		want string
+	}{
+		{[][]float64{{1, 1e39}}, ErrLoad, "load 1e+39 at layer 0 expert 1 is outside float32 range"},
+		{[][]float64{{math.NaN()}}, ErrLoad, "NaN load"},
+		{[][]float64{{-1}}, ErrLoad, "negative load"},
+		{[][]float64{{1}, {1, 2}}, ErrShape, "ragged"},
+		{nil, ErrShape, "zero layers"},
+	} {
+		_, err := WeightsFromFloat64(tc.in)
+		if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("WeightsFromFloat64(%v) = %v, want %v naming %q", tc.in, err, tc.err, tc.want)
+		}
+	}
+}

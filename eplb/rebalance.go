@@ -28,8 +28,7 @@ type Plan struct {
 	PhyRank [][]int `json:"phyrank"`
 }
 
-// Layers returns the number of layers, Experts the number of logical experts
-// and Replicas the number of physical slots per layer of a plan.
+// Layers returns the number of layers of a plan.
 func (p *Plan) Layers() int { return len(p.Phy2Log) }
 
 // Experts returns the number of logical experts per layer (0 for an empty plan).
@@ -76,6 +75,29 @@ func ValidateWeights(weight [][]float32) error {
 		}
 	}
 	return nil
+}
+
+// WeightsFromFloat64 converts loads weight [layers][experts] held as float64
+// (or integer token counts converted to float64) to the float32 matrix
+// Rebalance takes, as upstream's weight.float() does (round to nearest). The
+// result is checked with ValidateWeights; a finite value beyond the float32
+// range gives ErrLoad naming layer and expert.
+func WeightsFromFloat64(weight [][]float64) ([][]float32, error) {
+	out := make([][]float32, len(weight))
+	for l, row := range weight {
+		out[l] = make([]float32, len(row))
+		for e, x := range row {
+			f := float32(x)
+			if math.IsInf(float64(f), 0) && !math.IsInf(x, 0) {
+				return nil, fmt.Errorf("%w: load %g at layer %d expert %d is outside float32 range", ErrLoad, x, l, e)
+			}
+			out[l][e] = f
+		}
+	}
+	if err := ValidateWeights(out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Planner computes plans and keeps its scratch space between calls, so that
