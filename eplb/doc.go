@@ -5,7 +5,9 @@
 //
 // It mirrors deepseek-ai/EPLB (eplb.py, rebalance_experts) bit for bit:
 // float32 arithmetic in upstream's order and a stable tie rule (lower index
-// first), so the upstream README example reproduces exactly. Two policies:
+// first), so the upstream README example reproduces exactly, as do 292
+// vectors produced by running upstream eplb.py with torch 1.13.1 on CPU
+// (testdata/upstream_vectors.json). Two policies:
 //
 //   - Hierarchical (upstream rebalance_experts_hierarchical): pack expert
 //     groups onto nodes, replicate hot experts inside each node, pack the

@@ -353,3 +353,25 @@ func FuzzEPLBInput(f *testing.F) {
 		}
 	})
 }
+
+func TestEPLBSVGWriteFailure(t *testing.T) {
+	code, stdout, stderr := runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--json", "--svg", "/nonexistent/dir/out.svg")...)
+	if code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+	if stdout != "" || !strings.Contains(stderr, "--svg: open /nonexistent/dir/out.svg") {
+		t.Errorf("stdout %q, stderr %q", stdout, stderr)
+	}
+}
+
+func TestEPLBJSONWithSVG(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.svg")
+	code, stdout, stderr := runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--json", "--svg", path)...)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	decodeOutput(t, stdout) // still exactly one object
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Errorf("SVG not written: %v", err)
+	}
+}
