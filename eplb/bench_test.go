@@ -2,6 +2,7 @@ package eplb
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -45,30 +46,42 @@ func (a *anchor) run() {
 }
 
 // measure runs f b.N times, each call followed by one run of the anchor, and
-// reports the median time of f (µs/call) and the median of the per-iteration
-// ratios f/anchor (x-anchor). Interleaving keeps the ratio meaningful on a
+// reports the median time of f (µs/call), the median CPU time of the thread
+// running f (cpu-µs/call, Linux; excludes time descheduled on a busy machine)
+// and the median of the per-iteration ratios f/anchor (x-anchor). Interleaving keeps the ratio meaningful on a
 // shared, noisy machine. ns/op counts both f and the anchor; read µs/call.
 func measure(b *testing.B, f func()) {
 	a := newAnchor()
 	a.run()
 	f()
 	times := make([]float64, b.N)
+	cpus := make([]float64, b.N)
 	ratios := make([]float64, b.N)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_, haveCPU := threadCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
+		c0, _ := threadCPU()
 		t0 := time.Now()
 		f()
 		t1 := time.Now()
+		c1, _ := threadCPU()
 		a.run()
 		t2 := time.Now()
 		times[i] = float64(t1.Sub(t0).Nanoseconds())
+		cpus[i] = float64(c1 - c0)
 		ratios[i] = times[i] / float64(t2.Sub(t1).Nanoseconds())
 	}
 	b.StopTimer()
 	slices.Sort(times)
+	slices.Sort(cpus)
 	slices.Sort(ratios)
 	b.ReportMetric(times[len(times)/2]/1e3, "µs/call")
+	if haveCPU {
+		b.ReportMetric(cpus[len(cpus)/2]/1e3, "cpu-µs/call")
+	}
 	b.ReportMetric(ratios[len(ratios)/2], "x-anchor")
 }
 
