@@ -133,7 +133,11 @@ func (pk *packer) packRow(w []float32, m int, packIdx, rank, order []int, labels
 		}
 	}
 	if labels == nil {
-		pk.packHeap(w, m, c, order, packIdx, rank)
+		if m <= linearPacks {
+			pk.packLinear(w, m, c, order, packIdx, rank)
+		} else {
+			pk.packHeap(w, m, c, order, packIdx, rank)
+		}
 		return
 	}
 	for _, it := range order {
@@ -194,6 +198,37 @@ func (pk *packer) packHeap(w []float32, m, c int, order, packIdx, rank []int) {
 			}
 			h[i], h[b] = h[b], h[i]
 			i = b
+		}
+	}
+}
+
+// linearPacks is the number of packs up to which packRow scans them linearly
+// rather than keeping a heap.
+const linearPacks = 16
+
+// packLinear is the unconstrained greedy by a linear scan; a full pack's
+// search weight is +Inf so the scan needs no count test. If every open pack
+// has also reached +Inf (float32 overflow), the lowest open index is taken,
+// as the reference does.
+func (pk *packer) packLinear(w []float32, m, c int, order, packIdx, rank []int) {
+	key := pk.weight[:m] // search weights; +Inf once full
+	inf := float32(math.Inf(1))
+	for _, it := range order {
+		best, bw := 0, key[0]
+		for p := 1; p < m; p++ {
+			if key[p] < bw {
+				best, bw = p, key[p]
+			}
+		}
+		if pk.count[best] == c { // every open pack overflowed to +Inf
+			for best = 0; pk.count[best] == c; best++ {
+			}
+		}
+		packIdx[it], rank[it] = best, pk.count[best]
+		key[best] += w[it]
+		pk.count[best]++
+		if pk.count[best] == c {
+			key[best] = inf
 		}
 	}
 }

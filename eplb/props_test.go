@@ -527,3 +527,40 @@ func TestPropertiesSortDesc(t *testing.T) {
 		}
 	})
 }
+
+// TestPropertiesPackFormsAgree checks that the linear-scan, heap and
+// label-constrained (with distinct labels, so unconstrained) forms of the
+// greedy packing give the same packs, including when float32 pack weights
+// overflow to +Inf.
+func TestPropertiesPackFormsAgree(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		m := rapid.IntRange(1, 20).Draw(t, "packs")
+		c := rapid.IntRange(2, 5).Draw(t, "perPack")
+		n := m * c
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = rapid.SampledFrom([]float32{0, 1, 2, 3e38, math.MaxFloat32, 0.5}).Draw(t, "w")
+		}
+		labels := seq(n)
+		var a, b, l packer
+		order := make([]int, n)
+		pa, ra := make([]int, n), make([]int, n)
+		pb, rb := make([]int, n), make([]int, n)
+		pl, rl := make([]int, n), make([]int, n)
+		prep := func(pk *packer) {
+			pk.sortDesc(w, order)
+			pk.weight = grow(pk.weight, m)
+			pk.count = grow(pk.count, m)
+			clear(pk.weight)
+			clear(pk.count)
+		}
+		prep(&a)
+		a.packLinear(w, m, c, order, pa, ra)
+		prep(&b)
+		b.packHeap(w, m, c, order, pb, rb)
+		l.packRow(w, m, pl, rl, make([]int, n), labels, n)
+		if !slices.Equal(pa, pb) || !slices.Equal(ra, rb) || !slices.Equal(pa, pl) || !slices.Equal(ra, rl) {
+			t.Fatalf("w %v: linear %v/%v, heap %v/%v, labelled %v/%v", w, pa, ra, pb, rb, pl, rl)
+		}
+	})
+}
