@@ -105,10 +105,11 @@ func (pk *packer) sortDesc(w []float32, order []int) {
 //
 // When labels is non-nil (label values in [0, numLabels)), a pack may not
 // hold two items with the same label; every label must occur at most m times.
-// If greedy finds no lighter pack without the label, the item goes to the
-// lightest open pack p and swaps with an item of a full pack q that lacks
-// the label and whose own label p lacks (closest weight first); such a swap
-// always exists under the precondition.
+// The item goes to the lightest open pack without its label. If every open
+// pack already holds the label, the item goes to the lightest open pack p
+// and trades places with an item y of a full pack q, where q lacks the label
+// and p lacks y's label (y of the closest weight first); under the
+// precondition such a trade always exists.
 func (pk *packer) packRow(w []float32, m int, packIdx, rank, order []int, labels []int, numLabels int) {
 	n := len(w)
 	c := n / m
