@@ -67,7 +67,7 @@ var nvrtcNames = map[int32]string{
 
 // Launch records one kernel launch as the fake driver saw it.
 type Launch struct {
-	Kernel    string   // function name given to cuModuleGetFunction
+	Kernel    string // function name given to cuModuleGetFunction
 	Grid      [3]uint32
 	Block     [3]uint32
 	Cluster   [3]uint32 // {1,1,1} unless launched with a cluster attribute
