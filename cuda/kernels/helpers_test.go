@@ -20,3 +20,5 @@ func testutilRNG(t testing.TB) *rand.Rand {
 func calcDiff(x, y []float64) float64 { return testutil.CalcDiff(x, y) }
 
 func isNegInf(v float64) bool { return math.IsInf(v, -1) }
+
+func testutilNormal(r *rand.Rand, n int) []float32 { return testutil.Normal(r, n, 0, 1) }
