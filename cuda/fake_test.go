@@ -547,3 +547,70 @@ func TestSystemDriverHere(t *testing.T) {
 	defer c.Close()
 	t.Logf("GPU: %+v", c.Info())
 }
+
+// FuzzEncodeTiled: any descriptor is refused with ErrInvalid or reaches the
+// (fake) driver with the fields it was given.
+func FuzzEncodeTiled(f *testing.F) {
+	f.Add(uint32(0), uint64(0x1000), uint64(7168), uint64(4096), uint64(7168), uint32(128), uint32(64), uint32(3), uint8(2))
+	f.Add(uint32(9), uint64(0x1008), uint64(0), uint64(1), uint64(17), uint32(0), uint32(300), uint32(9), uint8(6))
+	fake := cudatest.New()
+	d, err := cuda.LoadDriver(fake.Opener())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, dt uint32, base, d0, d1, stride uint64, b0, b1, swz uint32, rank uint8) {
+		m := cuda.TiledTensorMap{DataType: cuda.TensorMapDataType(dt), Base: cuda.DevicePtr(base), Swizzle: cuda.TensorMapSwizzle(swz)}
+		for i := range int(rank % 7) {
+			m.Dims = append(m.Dims, []uint64{d0, d1}[i%2])
+			m.Box = append(m.Box, []uint32{b0, b1}[i%2])
+			if i > 0 {
+				m.Strides = append(m.Strides, stride*uint64(i))
+			}
+		}
+		tm, err := d.EncodeTiled(m)
+		if err != nil {
+			if !errors.Is(err, cuda.ErrInvalid) {
+				t.Fatalf("%+v: %v", m, err)
+			}
+			return
+		}
+		if binary.LittleEndian.Uint64(tm[:]) != base {
+			t.Fatal("descriptor not from the driver")
+		}
+	})
+}
+
+// BenchmarkDriverCall compares a driver call made directly (anchor) with
+// the same kind of call queued through a Context's locked goroutine, both
+// against the fake driver: the ratio is the queue's cost per call.
+func BenchmarkDriverCall(b *testing.B) {
+	f := cudatest.New()
+	d, err := cuda.LoadDriver(f.Opener())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, err := d.Open(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ctx.Close()
+	var direct float64
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := d.DeviceCount(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		direct = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("context", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := ctx.MemInfo(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if direct > 0 {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/direct, "x-direct")
+		}
+	})
+}

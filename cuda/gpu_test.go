@@ -74,8 +74,10 @@ __global__ void scale(float* x, int n, float bias) {
 }
 // cluster_rank writes each block's rank within its cluster (PTX %cluster_ctarank, sm_90).
 extern "C" __global__ void cluster_rank(unsigned* out) {
-  unsigned r;
+  unsigned r = 0xFFFFFFFEu;
+#if __CUDA_ARCH__ >= 900
   asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+#endif
   if (threadIdx.x == 0) out[blockIdx.x] = r;
 }
 `
