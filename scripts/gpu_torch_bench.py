@@ -11,8 +11,8 @@ benchmarks use, on the same GPU, and appends JSON lines to --results:
   ceiling  device-to-device copy bandwidth (bytes read + written) and the
         BF16 matmul rate (8192^3), measured in this run.
 
-Every timing is the median of CUDA-event-timed repetitions after warm-up,
-on random (never zero) data.
+Every timing is per call: the median of three batches of back-to-back
+calls timed with CUDA events after warm-up, on random (never zero) data.
 """
 import argparse
 import json
@@ -27,19 +27,22 @@ MS = [64, 128, 4096]
 
 
 def median_ms(fn, warmup=3, reps=10):
+    """Milliseconds per call: three batches of reps back-to-back calls, each
+    timed between two CUDA events (as the Go benchmarks do); median batch."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
+    per = []
+    for _ in range(3):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         s.record()
-        fn()
+        for _ in range(reps):
+            fn()
         e.record()
         e.synchronize()
-        times.append(s.elapsed_time(e))
-    times.sort()
-    return times[len(times) // 2]
+        per.append(s.elapsed_time(e) / reps)
+    per.sort()
+    return per[1]
 
 
 def emit(out, **kw):
