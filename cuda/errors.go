@@ -54,6 +54,8 @@ type Error struct {
 	nvrtc   bool
 }
 
+// Error formats "cuda: <Func>: <Name> (<Message>)", then the NVRTC log on
+// its own lines when there is one.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("cuda: %s: %s", e.Func, e.Name)
 	if e.Message != "" && e.Message != e.Name {

@@ -152,6 +152,7 @@ const (
 
 var argKindNames = [...]string{"ptr", "i32", "u32", "i64", "u64", "f32", "f64", "tensormap"}
 
+// String returns the kind's short name ("ptr", "i32", ..., "tensormap").
 func (k ArgKind) String() string {
 	if int(k) < len(argKindNames) {
 		return argKindNames[k]
