@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -265,7 +264,7 @@ func (f *Fake) newHandle() uint64 {
 
 // bound records a call that needs a current context.
 func (f *Fake) bound(name string) {
-	f.threads[syscall.Gettid()]++
+	f.threads[threadID()]++
 	f.calls[name]++
 }
 
