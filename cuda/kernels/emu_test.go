@@ -50,8 +50,8 @@ func buildEmulator(t *testing.T) string {
 		}
 		inc, _ := filepath.Abs("testdata/emu")
 		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		for i, p := range []string{"gemm", "mla"} {
+		errs := make([]error, 3)
+		for i, p := range []string{"gemm", "mla", "convert"} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -214,5 +214,36 @@ func TestEmulatedMLADecode(t *testing.T) {
 				t.Errorf("out calc_diff %.3g, lse calc_diff %.3g (gates 1e-5)", dOut, dLSE)
 			}
 		})
+	}
+}
+
+// TestEmulatedConversions checks the kernels' bit-level conversions
+// exhaustively: every E4M3 code decodes as tensor.E4M3 does, and
+// float_to_bf16 rounds as PyTorch does (tensor.BF16FromFloat32Torch) on
+// random, tie, subnormal, overflowing and special values.
+func TestEmulatedConversions(t *testing.T) {
+	emu := buildEmulator(t)
+	dir := t.TempDir()
+	r := testutilRNG(t)
+	in := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1.00390625, 1.01171875, 3.3895314e38, 3.4028235e38,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-40, -1e-45}
+	for range 20000 {
+		in = append(in, math.Float32frombits(r.Uint32()))
+	}
+	writeBin(t, dir, "f32.bin", in)
+	runEmu(t, filepath.Join(emu, "convert"), dir)
+	dec := readBin[float32](t, dir, "e4m3.bin")
+	for c := range 256 {
+		want := tensor.E4M3(c).Float32()
+		if got := dec[c]; math.Float32bits(got) != math.Float32bits(want) && !(math.IsNaN(float64(got)) && math.IsNaN(float64(want))) {
+			t.Errorf("e4m3_to_float(%#02x) = %v, want %v", c, got, want)
+		}
+	}
+	bf := readBin[tensor.BF16](t, dir, "bf16.bin")
+	for i, f := range in {
+		want := tensor.BF16FromFloat32Torch(f)
+		if bf[i] != want && !(bf[i].IsNaN() && want.IsNaN()) {
+			t.Errorf("float_to_bf16(%v / %#08x) = %#04x, want %#04x", f, math.Float32bits(f), uint16(bf[i]), uint16(want))
+		}
 	}
 }
