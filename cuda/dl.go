@@ -75,7 +75,11 @@ func openFirst(op Opener, what string, names []string) (Library, string, error) 
 		if err == nil {
 			return lib, n, nil
 		}
-		why = append(why, fmt.Sprintf("%s: %v", n, err))
+		msg := err.Error()
+		if !strings.HasPrefix(msg, n) { // dlerror already names the file
+			msg = n + ": " + msg
+		}
+		why = append(why, msg)
 	}
 	return nil, "", fmt.Errorf("%w: cannot load %s (%s)", ErrUnavailable, what, strings.Join(why, "; "))
 }

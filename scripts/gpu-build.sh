@@ -12,4 +12,7 @@ for pkg in cuda cuda/jit cuda/kernels cuda/cudatest; do
 	out=".gpu/$(echo "$pkg" | tr / _).test"
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -trimpath -ldflags='-s -w' -o "$out" "./$pkg"
 done
+# The CLI too, for `cuda info` and `cuda warmup` there (named *.test so that
+# .gitignore covers it).
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o .gpu/fireflyer.test ./cmd/fireflyer
 du -ch .gpu/*.test >&2

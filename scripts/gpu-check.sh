@@ -8,7 +8,9 @@
 #   scripts/gpu-check.sh OUTDIR
 #
 # Steps (each with its own timeout; a failed step does not stop the rest):
-#   env      nvidia-smi, driver, NVRTC and torch versions       -> env.txt
+#   env      nvidia-smi, driver, NVRTC and torch versions,
+#            `fireflyer cuda info` and `fireflyer cuda warmup`
+#            (every kernel compiled by NVRTC into the JIT cache)  -> env.txt
 #   cuda     driver/NVRTC/launch/cluster/TMA tests               -> cuda.log
 #   kernels  FP8 GEMM and MLA decode vs float64 references       -> kernels.log
 #   bench    Go benchmarks at DeepGEMM/FlashMLA shapes           -> bench.log
@@ -83,7 +85,13 @@ step() { # name, timeout seconds, log file, command...
 	echo "FIREFLYER_LIBCUDA=${FIREFLYER_LIBCUDA:-} FIREFLYER_LIBNVRTC=${FIREFLYER_LIBNVRTC:-}"
 	ldconfig -p 2>/dev/null | grep -E 'libcuda.so|libnvrtc' | head
 	python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))' 2>&1
+	if [ -x .gpu/fireflyer.test ]; then
+		timeout 30 .gpu/fireflyer.test cuda info 2>&1
+		timeout 90 .gpu/fireflyer.test cuda warmup 2>&1
+		echo "warmup exit $?"
+	fi
 } >"$OUTDIR/env.txt" 2>&1
+grep -E '^(device|nvrtc|warmup exit)|error' "$OUTDIR/env.txt" >&2
 
 step cuda 60 cuda.log .gpu/cuda.test -test.v -test.run 'GPU|SystemDriverHere'
 step kernels 150 kernels.log .gpu/cuda_kernels.test -test.v -test.run 'GPU'

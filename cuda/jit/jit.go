@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -151,20 +152,41 @@ func New(b Backend, cfg Config) (*Compiler, error) {
 	}
 	dir := cfg.CacheDir
 	if dir == "" {
-		dir = os.Getenv(EnvCacheDir)
-	}
-	if dir == "" {
-		base, err := os.UserCacheDir()
+		d, err := DefaultCacheDir()
 		if err != nil {
-			return nil, fmt.Errorf("jit: no cache directory (set %s): %w", EnvCacheDir, err)
+			return nil, err
 		}
-		dir = filepath.Join(base, "fireflyer", "jit")
+		dir = d
 	}
 	p := cfg.Print
 	if p == nil && os.Getenv(EnvPrintCompilerCommand) == "1" {
 		p = os.Stderr
 	}
 	return &Compiler{backend: b, dir: dir, print: p, inflight: map[string]*flight{}}, nil
+}
+
+// DefaultCacheDir returns $FIREFLYER_JIT_CACHE_DIR, else
+// <os.UserCacheDir>/fireflyer/jit.
+func DefaultCacheDir() (string, error) {
+	if dir := os.Getenv(EnvCacheDir); dir != "" {
+		return dir, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("jit: no cache directory (set %s): %w", EnvCacheDir, err)
+	}
+	return filepath.Join(base, "fireflyer", "jit"), nil
+}
+
+// CacheEntries returns the cache files in dir (kernel.<name>.<key>.bin),
+// sorted; a missing directory has none.
+func CacheEntries(dir string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, "kernel.*.bin"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(m)
+	return m, nil
 }
 
 var (
