@@ -24,6 +24,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 	# when not root.
 	pkgs=()
 	command -v gcc >/dev/null || pkgs+=(gcc)
+	command -v g++ >/dev/null || pkgs+=(g++) # cuda/kernels: CPU emulation of the CUDA sources
 	if [ ${#pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
 	fi
