@@ -368,3 +368,23 @@ func TestEPLBJSONWithSVG(t *testing.T) {
 		t.Errorf("SVG not written: %v", err)
 	}
 }
+
+// TestEPLBSVGStdout: "--svg -" puts the SVG (and nothing else) on standard
+// output, as in fireflyer schedule; it used to create a file named "-".
+func TestEPLBSVGStdout(t *testing.T) {
+	t.Chdir(t.TempDir())
+	code, stdout, stderr := runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--svg", "-")...)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "<svg ") || !strings.HasSuffix(stdout, "</svg>\n") {
+		t.Errorf("stdout is not one SVG: %.60q", stdout)
+	}
+	if _, err := os.Stat("-"); err == nil {
+		t.Error(`--svg - created a file named "-"`)
+	}
+	code, stdout, stderr = runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--svg", "-", "--json")...)
+	if code != exitUsage || stdout != "" || !strings.Contains(stderr, "--svg -") {
+		t.Errorf("--svg - --json: exit %d, stdout %.40q, stderr %q", code, stdout, stderr)
+	}
+}
