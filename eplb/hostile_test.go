@@ -1,6 +1,10 @@
 package eplb
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 // TestSlotsChangedNil: a nil plan counts as one with no layers, so every slot
 // of the other plan has changed (it used to dereference nil).
@@ -22,4 +26,39 @@ func TestSlotsChangedNil(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSizeLimits: inputs past MaxCells fail fast with ErrShape/ErrConfig.
+// MaxCells used to be 2^26, at which a 2 KB CSV (1024 layers × 1 expert,
+// --replicas 65536) made `fireflyer eplb --json` use 4.5 GB, and 98 MB of
+// JSON loads 6.5 GB before any check ran.
+func TestSizeLimits(t *testing.T) {
+	row := strings.Repeat("1,", 1023) + "1"
+	layers := MaxCells/1024 + 1
+	csv := strings.Repeat(row+"\n", layers)
+	js := "[" + strings.Repeat("["+row+"],", layers-1) + "[" + row + "]]"
+	for name, in := range map[string]string{"csv": csv, "json": js} {
+		t.Run("ParseWeights/"+name, func(t *testing.T) {
+			_, err := ParseWeights(strings.NewReader(in))
+			if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), "MaxCells") {
+				t.Fatalf("%d × 1024 loads: err %v, want ErrShape naming MaxCells", layers, err)
+			}
+		})
+	}
+	t.Run("ParseWeights/at-limit", func(t *testing.T) {
+		w, err := ParseWeights(strings.NewReader(strings.Repeat(row+"\n", MaxCells/1024)))
+		if err != nil || len(w) != MaxCells/1024 {
+			t.Fatalf("%d × 1024 loads: %d rows, err %v", MaxCells/1024, len(w), err)
+		}
+	})
+	t.Run("Rebalance/layers-x-replicas", func(t *testing.T) {
+		w := make([][]float32, MaxCells/MaxReplicas+1)
+		for l := range w {
+			w[l] = []float32{1}
+		}
+		_, err := Rebalance(w, Config{Replicas: MaxReplicas, GPUs: 1, Policy: Global})
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "MaxCells") {
+			t.Fatalf("err %v, want ErrConfig naming MaxCells", err)
+		}
+	})
 }

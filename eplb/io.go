@@ -25,7 +25,8 @@ const MaxInputBytes = 256 << 20
 // Values are converted to float32, as upstream rebalance_experts does. Errors
 // wrap ErrSyntax (malformed input, naming line or layer and expert), ErrLoad
 // (values outside float32 range, NaN, ±Inf, negative) or ErrShape (no
-// layers, no experts, ragged rows); the result passes ValidateWeights.
+// layers, no experts, ragged rows, more than MaxCells values); the result
+// passes ValidateWeights.
 func ParseWeights(r io.Reader) ([][]float32, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxInputBytes+1))
 	if err != nil {
@@ -51,6 +52,11 @@ func ParseWeights(r io.Reader) ([][]float32, error) {
 }
 
 func parseJSONWeights(data []byte) ([][]float32, error) {
+	// A 2-D array of n values has n−1 commas: bound the size before decoding
+	// (json.Number costs tens of bytes per value).
+	if n := bytes.Count(data, []byte{','}) + 1; n > MaxCells {
+		return nil, fmt.Errorf("%w: more than MaxCells (%d) loads", ErrShape, MaxCells)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var rows [][]json.Number
 	dec.UseNumber()
@@ -81,7 +87,7 @@ func parseCSVWeights(data []byte) ([][]float32, error) {
 	var w [][]float32
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), MaxInputBytes)
-	line := 0
+	line, cells := 0, 0
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -89,6 +95,9 @@ func parseCSVWeights(data []byte) ([][]float32, error) {
 			continue
 		}
 		fields := strings.Split(text, ",")
+		if cells += len(fields); cells > MaxCells {
+			return nil, fmt.Errorf("%w: more than MaxCells (%d) loads at line %d", ErrShape, MaxCells, line)
+		}
 		row := make([]float32, len(fields))
 		for j, f := range fields {
 			x, err := parseLoad(strings.TrimSpace(f))
