@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -165,7 +166,14 @@ func usedPolicy(cfg eplb.Config) eplb.Policy {
 	return eplb.Global
 }
 
-func fmtLoad(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+// fmtLoad prints a GPU load in plain decimal (121.5, 1048576), switching to
+// exponent form outside [1e-4, 1e21) so that extreme loads stay short.
+func fmtLoad(x float64) string {
+	if a := math.Abs(x); a != 0 && (a < 1e-4 || a >= 1e21) {
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(x, 'f', -1, 64)
+}
 
 func fmtRatio(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
 
