@@ -46,6 +46,9 @@ func TestSizeLimits(t *testing.T) {
 		})
 	}
 	t.Run("ParseWeights/at-limit", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("parses 2^22 loads")
+		}
 		w, err := ParseWeights(strings.NewReader(strings.Repeat(row+"\n", MaxCells/1024)))
 		if err != nil || len(w) != MaxCells/1024 {
 			t.Fatalf("%d × 1024 loads: %d rows, err %v", MaxCells/1024, len(w), err)
