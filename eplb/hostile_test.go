@@ -65,3 +65,14 @@ func TestSizeLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestParseWeightsBOM: a UTF-8 byte-order mark (Excel's "CSV UTF-8") is
+// skipped; it used to fail with `"\ufeff1" is not a number`.
+func TestParseWeightsBOM(t *testing.T) {
+	for _, in := range []string{"\ufeff1,2\n3,4\n", "\ufeff[[1,2],[3,4]]"} {
+		w, err := ParseWeights(strings.NewReader(in))
+		if err != nil || len(w) != 2 || w[1][1] != 4 {
+			t.Errorf("ParseWeights(%q) = %v, %v", in, w, err)
+		}
+	}
+}

@@ -22,6 +22,8 @@ const MaxInputBytes = 256 << 20
 //   - CSV: one layer per line, loads separated by commas (spaces around
 //     them are ignored); blank lines and lines starting with # are skipped.
 //
+// A leading UTF-8 byte-order mark is ignored.
+//
 // Values are converted to float32, as upstream rebalance_experts does. Errors
 // wrap ErrSyntax (malformed input, naming line or layer and expert), ErrLoad
 // (values outside float32 range, NaN, ±Inf, negative) or ErrShape (no
@@ -35,6 +37,8 @@ func ParseWeights(r io.Reader) ([][]float32, error) {
 	if len(data) > MaxInputBytes {
 		return nil, fmt.Errorf("%w: weights larger than %d bytes", ErrSyntax, MaxInputBytes)
 	}
+	// Spreadsheets often save CSV with a UTF-8 byte-order mark.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimSpace(data)
 	var w [][]float32
 	if len(trimmed) > 0 && trimmed[0] == '[' {
