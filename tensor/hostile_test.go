@@ -56,3 +56,28 @@ func TestHostileSizes(t *testing.T) {
 }
 
 const strconvIntSize = 32 << (^uint(0) >> 63) // 32 or 64
+
+// FuzzCheck: Check never panics, and when it accepts a tensor the furthest
+// element lies inside Data (so typed views can index every element).
+func FuzzCheck(f *testing.F) {
+	f.Add(uint8(F32), 2, 3, 3, 1, 24)
+	f.Add(uint8(F32), 2, 1<<62, 1, 1, 4)
+	f.Add(uint8(F64), 1<<61, 1, 1, 1, 0)
+	f.Add(uint8(BF16T), 0, -1, 5, 7, 3)
+	f.Fuzz(func(t *testing.T, dt uint8, d0, s0, d1, s1, n int) {
+		if n < 0 || n > 1<<16 {
+			return
+		}
+		x := &Tensor{DType: DType(dt), Shape: []int{d0, d1}, Strides: []int{s0, s1}, Data: make([]byte, n)}
+		if x.Check() != nil {
+			return
+		}
+		if d0 == 0 || d1 == 0 {
+			return
+		}
+		last := (d0-1)*s0 + (d1-1)*s1
+		if last < 0 || (last+1)*x.DType.Size() > len(x.Data) {
+			t.Fatalf("Check accepted %v strides %v over %d bytes (last element %d)", x.Shape, x.Strides, n, last)
+		}
+	})
+}
