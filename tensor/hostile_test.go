@@ -3,6 +3,7 @@ package tensor
 import (
 	"errors"
 	"math"
+	"math/big"
 	"testing"
 )
 
@@ -75,9 +76,13 @@ func FuzzCheck(f *testing.F) {
 		if d0 == 0 || d1 == 0 {
 			return
 		}
-		last := (d0-1)*s0 + (d1-1)*s1
-		if last < 0 || (last+1)*x.DType.Size() > len(x.Data) {
-			t.Fatalf("Check accepted %v strides %v over %d bytes (last element %d)", x.Shape, x.Strides, n, last)
+		// The byte just past the furthest element, in exact arithmetic.
+		end := new(big.Int).Mul(big.NewInt(int64(d0-1)), big.NewInt(int64(s0)))
+		end.Add(end, new(big.Int).Mul(big.NewInt(int64(d1-1)), big.NewInt(int64(s1))))
+		end.Add(end, big.NewInt(1))
+		end.Mul(end, big.NewInt(int64(x.DType.Size())))
+		if end.Sign() <= 0 || end.Cmp(big.NewInt(int64(n))) > 0 {
+			t.Fatalf("Check accepted %v strides %v over %d bytes (needs %v)", x.Shape, x.Strides, n, end)
 		}
 	})
 }
