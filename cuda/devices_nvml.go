@@ -19,7 +19,8 @@ var (
 // Devices lists the GPUs of this machine through NVML (libnvidia-ml.so.1,
 // loaded at run time). NVML is initialised once per process; if that fails,
 // every call returns the same error wrapping ErrUnavailable and NVML is never
-// touched again (go-nvml would kill the process).
+// touched again (go-nvml would kill the process). Every error wraps
+// ErrUnavailable, including a device NVML cannot open (e.g. "GPU is lost").
 func Devices() ([]GPU, error) {
 	nvmlOnce.Do(func() {
 		lib := nvml.New()
@@ -66,11 +67,11 @@ func listDevices(lib nvml.Interface) ([]GPU, error) {
 	for i := 0; i < n; i++ {
 		d, ret := lib.DeviceGetHandleByIndex(i)
 		if ret != nvml.SUCCESS {
-			return nil, fmt.Errorf("cuda: nvml.DeviceGetHandleByIndex(%d): %s", i, nvmlError(lib, ret))
+			return nil, fmt.Errorf("%w: nvml.DeviceGetHandleByIndex(%d): %s", ErrUnavailable, i, nvmlError(lib, ret))
 		}
 		g := GPU{Index: i}
 		if g.Name, ret = d.GetName(); ret != nvml.SUCCESS {
-			return nil, fmt.Errorf("cuda: device %d: GetName: %s", i, nvmlError(lib, ret))
+			return nil, fmt.Errorf("%w: device %d: GetName: %s", ErrUnavailable, i, nvmlError(lib, ret))
 		}
 		g.UUID, _ = d.GetUUID()
 		if mem, ret := d.GetMemoryInfo(); ret == nvml.SUCCESS {

@@ -122,3 +122,16 @@ func TestDevicesLive(t *testing.T) {
 		}
 	}
 }
+
+// TestLostGPU: a device NVML cannot open fails discovery with an error that
+// wraps ErrUnavailable and names the device (it used to be a bare error).
+func TestLostGPU(t *testing.T) {
+	lib := dgxH200()
+	lib.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		return nil, nvml.ERROR_GPU_IS_LOST
+	}
+	_, err := listDevices(lib)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "DeviceGetHandleByIndex(0)") {
+		t.Fatalf("lost GPU: err %v, want ErrUnavailable naming device 0", err)
+	}
+}

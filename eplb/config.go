@@ -50,13 +50,16 @@ func ParsePolicy(s string) (Policy, error) {
 }
 
 // Size limits that keep a mistyped argument from allocating the machine's
-// memory. Real deployments are orders of magnitude below them.
+// memory. Real deployments are orders of magnitude below them (DeepSeek-V3:
+// 58 layers × 288 replicas ≈ 2^14 cells).
 const (
 	// MaxReplicas bounds Config.Replicas (physical expert slots per layer).
 	MaxReplicas = 1 << 16
-	// MaxCells bounds layers × replicas and layers × experts × maxReplicas,
-	// the sizes of Phy2Log and Log2Phy.
-	MaxCells = 1 << 26
+	// MaxCells bounds layers × experts (the loads ParseWeights accepts),
+	// layers × replicas and layers × experts × maxReplicas, the sizes of
+	// Phy2Log and Log2Phy. At the limit a plan and its metrics take a few
+	// hundred megabytes (`fireflyer eplb --json` about 0.5 GB).
+	MaxCells = 1 << 22
 )
 
 // Config describes the cluster and the options of one Rebalance call. Field

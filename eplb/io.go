@@ -22,10 +22,13 @@ const MaxInputBytes = 256 << 20
 //   - CSV: one layer per line, loads separated by commas (spaces around
 //     them are ignored); blank lines and lines starting with # are skipped.
 //
+// A leading UTF-8 byte-order mark is ignored.
+//
 // Values are converted to float32, as upstream rebalance_experts does. Errors
 // wrap ErrSyntax (malformed input, naming line or layer and expert), ErrLoad
 // (values outside float32 range, NaN, ±Inf, negative) or ErrShape (no
-// layers, no experts, ragged rows); the result passes ValidateWeights.
+// layers, no experts, ragged rows, more than MaxCells values); the result
+// passes ValidateWeights.
 func ParseWeights(r io.Reader) ([][]float32, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxInputBytes+1))
 	if err != nil {
@@ -34,6 +37,8 @@ func ParseWeights(r io.Reader) ([][]float32, error) {
 	if len(data) > MaxInputBytes {
 		return nil, fmt.Errorf("%w: weights larger than %d bytes", ErrSyntax, MaxInputBytes)
 	}
+	// Spreadsheets often save CSV with a UTF-8 byte-order mark.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimSpace(data)
 	var w [][]float32
 	if len(trimmed) > 0 && trimmed[0] == '[' {
@@ -51,6 +56,11 @@ func ParseWeights(r io.Reader) ([][]float32, error) {
 }
 
 func parseJSONWeights(data []byte) ([][]float32, error) {
+	// A 2-D array of n values has n−1 commas: bound the size before decoding
+	// (json.Number costs tens of bytes per value).
+	if n := bytes.Count(data, []byte{','}) + 1; n > MaxCells {
+		return nil, fmt.Errorf("%w: more than MaxCells (%d) loads", ErrShape, MaxCells)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var rows [][]json.Number
 	dec.UseNumber()
@@ -81,7 +91,7 @@ func parseCSVWeights(data []byte) ([][]float32, error) {
 	var w [][]float32
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), MaxInputBytes)
-	line := 0
+	line, cells := 0, 0
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -89,6 +99,9 @@ func parseCSVWeights(data []byte) ([][]float32, error) {
 			continue
 		}
 		fields := strings.Split(text, ",")
+		if cells += len(fields); cells > MaxCells {
+			return nil, fmt.Errorf("%w: more than MaxCells (%d) loads at line %d", ErrShape, MaxCells, line)
+		}
 		row := make([]float32, len(fields))
 		for j, f := range fields {
 			x, err := parseLoad(strings.TrimSpace(f))

@@ -131,8 +131,15 @@ func balance(loads []float64) (balancedness, imbalance float64) {
 
 // SlotsChanged counts the slots, over all layers, whose expert in plan
 // differs from prev: the expert weights a switch from prev to plan moves.
-// Layers or slots present in only one of the two plans count as changed.
+// Layers or slots present in only one of the two plans count as changed; a
+// nil plan has no layers.
 func SlotsChanged(plan, prev *Plan) int {
+	if plan == nil {
+		plan = &Plan{}
+	}
+	if prev == nil {
+		prev = &Plan{}
+	}
 	n := 0
 	for l := range max(len(plan.Phy2Log), len(prev.Phy2Log)) {
 		var a, b []int

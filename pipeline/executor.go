@@ -69,22 +69,44 @@ type bufKey struct {
 // over tr. It returns the losses computed on this rank (in the order
 // computed). It fails with an error wrapping ErrWeightStore if the FIFO
 // weight-gradient store pops an unexpected entry or is not empty at the end,
-// with ErrParam if the arguments do not fit the program, and with any error
-// of a stage, the criterion, the input function or the transport.
+// with ErrParam if the arguments do not fit the program (including a nil
+// stage or transport), with ErrSchedule if one of the rank's compute
+// instructions names a kind, phase or micro-batch outside the schedule, and
+// with any error of a stage, the criterion, the input function or the
+// transport.
 func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], tr Transport[T]) ([]Loss, error) {
 	p := e.Program
 	if p == nil || p.Schedule == nil {
 		return nil, fmt.Errorf("%w: executor has no program", ErrParam)
 	}
 	s := p.Schedule
-	if rank < 0 || rank >= s.Ranks {
-		return nil, fmt.Errorf("%w: rank=%d outside %d ranks", ErrParam, rank, s.Ranks)
+	if rank < 0 || rank >= s.Ranks || rank >= len(s.Place) || rank >= len(p.Ranks) {
+		return nil, fmt.Errorf("%w: rank=%d outside %d ranks (%d placements, %d programs)", ErrParam, rank, s.Ranks, len(s.Place), len(p.Ranks))
 	}
 	if len(stages) != len(s.Place[rank]) {
 		return nil, fmt.Errorf("%w: rank %d got %d stages, schedule places %d", ErrParam, rank, len(stages), len(s.Place[rank]))
 	}
+	for ph, st := range stages {
+		if st == nil {
+			return nil, fmt.Errorf("%w: rank %d stage for phase %d is nil", ErrParam, rank, ph)
+		}
+	}
 	if e.Input == nil || e.Criterion == nil {
 		return nil, fmt.Errorf("%w: executor needs Input and Criterion", ErrParam)
+	}
+	if tr == nil {
+		return nil, fmt.Errorf("%w: rank %d has no transport", ErrParam, rank)
+	}
+	// An unchecked program must not index past the rank's stages.
+	for i, in := range p.Ranks[rank] {
+		if in.Kind != Compute {
+			continue
+		}
+		for _, a := range in.Op.Actions() {
+			if a.Kind < Forward || a.Kind > BackwardWeight || a.Phase < 0 || a.Phase >= len(stages) || a.Micro < 0 || a.Micro >= s.Micro {
+				return nil, fmt.Errorf("%w: rank %d instruction %d %v: bad kind, phase or micro-batch (run Program.Check first)", ErrSchedule, rank, i, a)
+			}
+		}
 	}
 	pl := newPlacement(s)
 	inbox := map[Tag]T{}     // received messages and local hand-offs

@@ -18,6 +18,17 @@ func Generate(method Method, ranks, chunks int) (*Schedule, error) {
 	return nil, fmt.Errorf("%w: method %q is not one of 1f1b, zb1p, dualpipe, dualpipev", ErrParam, method)
 }
 
+// Size limits of the generators: at most MaxRanks ranks, MaxChunks
+// micro-batches, and ranks·chunks ≤ MaxWork, which keeps a schedule (up to
+// 4·ranks·chunks actions, for DualPipeV) and its simulation within a few
+// hundred megabytes (DualPipeV at the limit: about 0.3 GB to simulate or
+// draw).
+const (
+	MaxRanks  = 1 << 12 // most ranks a generator accepts
+	MaxChunks = 1 << 16 // most micro-batches a generator accepts
+	MaxWork   = 1 << 16 // largest ranks·chunks a generator accepts
+)
+
 func checkCommon(name string, ranks, chunks int) error {
 	if ranks < 1 {
 		return fmt.Errorf("%w: %s: ranks=%d must be ≥ 1", ErrParam, name, ranks)
@@ -25,8 +36,8 @@ func checkCommon(name string, ranks, chunks int) error {
 	if chunks < 1 {
 		return fmt.Errorf("%w: %s: chunks=%d must be ≥ 1", ErrParam, name, chunks)
 	}
-	if ranks > 1<<12 || chunks > 1<<16 {
-		return fmt.Errorf("%w: %s: ranks=%d chunks=%d too large (limits 4096 and 65536)", ErrParam, name, ranks, chunks)
+	if ranks > MaxRanks || chunks > MaxChunks || ranks*chunks > MaxWork {
+		return fmt.Errorf("%w: %s: ranks=%d chunks=%d too large (limits: ranks ≤ %d, chunks ≤ %d, ranks·chunks ≤ %d)", ErrParam, name, ranks, chunks, MaxRanks, MaxChunks, MaxWork)
 	}
 	return nil
 }

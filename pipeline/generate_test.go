@@ -188,6 +188,11 @@ func TestGeneratorErrors(t *testing.T) {
 		{MethodZB1P, 0, 3, "ranks=0 must be ≥ 1"},
 		{MethodZB1P, 2, -1, "chunks=-1 must be ≥ 1"},
 		{"gpipe", 2, 4, "method \"gpipe\""},
+		// Each limit alone allowed 4096 ranks × 65536 chunks: tens of GB of ops.
+		{Method1F1B, MaxRanks, MaxChunks, "ranks·chunks ≤ 65536"},
+		{MethodDualPipe, 256, 512, "ranks·chunks ≤ 65536"},
+		{MethodDualPipeV, 64, 4096, "ranks·chunks ≤ 65536"},
+		{MethodZB1P, MaxRanks + 1, MaxRanks + 1, "ranks ≤ 4096"},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/N=%d/C=%d", tc.m, tc.n, tc.c), func(t *testing.T) {

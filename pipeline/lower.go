@@ -201,6 +201,14 @@ func (p *Program) Lines() []string {
 	return out
 }
 
+// opAt formats ops[i], or "none" past the end.
+func opAt(ops []Op, i int) string {
+	if i < len(ops) {
+		return ops[i].String()
+	}
+	return "none"
+}
+
 type msgKey struct {
 	from, to int
 	tag      Tag
@@ -211,6 +219,8 @@ type msgKey struct {
 // in a Batched program each Commit posts its queued sends and receives and
 // waits until every one of them is matched by an op the peer has posted
 // (upstream's batch_isend_irecv followed by wait on every request). It checks:
+//   - its Schedule is valid (Validate) and each rank computes exactly the
+//     schedule's ops, in order (else ErrSchedule);
 //   - every Send has exactly one matching Recv (same sender, receiver and
 //     Tag) and every Recv one Send (else an error wrapping ErrUnmatched);
 //   - every compute action finds its remote input already received, every
@@ -219,14 +229,30 @@ type msgKey struct {
 //   - replaying all ranks, no rank waits forever (else ErrDeadlock, naming
 //     what each stuck rank waits for).
 func (p *Program) Check() error {
+	if p == nil {
+		return fmt.Errorf("%w: nil program", ErrSchedule)
+	}
 	s := p.Schedule
 	if s == nil || len(p.Ranks) != s.Ranks {
 		return fmt.Errorf("%w: program has %d ranks and no matching schedule", ErrSchedule, len(p.Ranks))
 	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	sends, recvs := map[msgKey]int{}, map[msgKey]int{}
 	for r, prog := range p.Ranks {
-		queued := 0
-		for _, in := range prog {
+		queued, next := 0, 0
+		for i, in := range prog {
+			switch in.Kind {
+			case Compute:
+				if next >= len(s.Ops[r]) || in.Op != s.Ops[r][next] {
+					return fmt.Errorf("%w: rank %d instruction %d computes %v, the schedule's next op is %s", ErrSchedule, r, i, in.Op, opAt(s.Ops[r], next))
+				}
+				next++
+			case Send, Recv, Commit:
+			default:
+				return fmt.Errorf("%w: rank %d instruction %d has kind %d", ErrSchedule, r, i, in.Kind)
+			}
 			switch in.Kind {
 			case Send:
 				sends[msgKey{r, in.Peer, in.Tag}]++
@@ -237,6 +263,9 @@ func (p *Program) Check() error {
 			case Commit:
 				queued = 0
 			}
+		}
+		if next != len(s.Ops[r]) {
+			return fmt.Errorf("%w: rank %d computes %d of the schedule's %d ops", ErrSchedule, r, next, len(s.Ops[r]))
 		}
 		if p.Batched && queued > 0 {
 			return fmt.Errorf("%w: rank %d ends with %d sends/receives never committed", ErrSchedule, r, queued)

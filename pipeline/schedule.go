@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -282,11 +283,17 @@ func (s *Schedule) deps(k actKey, kind Kind) []actKey {
 // order; and each action comes after the actions it depends on that run on
 // the same rank. It returns an error wrapping ErrSchedule.
 func (s *Schedule) Validate() error {
+	if s == nil {
+		return fmt.Errorf("%w: nil schedule", ErrSchedule)
+	}
 	if s.Ranks <= 0 || len(s.Ops) != s.Ranks || len(s.Place) != s.Ranks {
 		return fmt.Errorf("%w: %d op lists and %d placements for %d ranks", ErrSchedule, len(s.Ops), len(s.Place), s.Ranks)
 	}
 	if s.Pipes <= 0 || s.Stages <= 0 || s.Micro <= 0 {
 		return fmt.Errorf("%w: pipes=%d stages=%d micro=%d must be positive", ErrSchedule, s.Pipes, s.Stages, s.Micro)
+	}
+	if s.Stages > math.MaxInt/s.Pipes {
+		return fmt.Errorf("%w: pipes=%d × stages=%d overflows int", ErrSchedule, s.Pipes, s.Stages)
 	}
 	seen := map[StageRef]bool{}
 	rankOf := map[StageRef]int{}

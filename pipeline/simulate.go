@@ -219,6 +219,9 @@ func (rep *Report) finish(free []int64) {
 // frees at once either way). Inside an overlapped pair the forward counts
 // before the backward frees.
 func PeakActivations(s *Schedule, freeAtW bool) []int {
+	if s == nil {
+		return nil
+	}
 	peaks := make([]int, len(s.Ops))
 	for r, ops := range s.Ops {
 		cur, peak := 0, 0
@@ -249,18 +252,16 @@ func PeakActivations(s *Schedule, freeAtW bool) []int {
 // dependencies are carried by the messages and each rank's order.
 //
 // For a Lower program the result equals Simulate's; for LowerReference it
-// shows what the batched, blocking commits cost. It returns an error
-// wrapping ErrParam for bad costs or ErrDeadlock when the ranks block.
+// shows what the batched, blocking commits cost. It first runs p.Check and
+// returns its error (ErrSchedule, ErrUnmatched or ErrDeadlock); otherwise an
+// error wrapping ErrParam for bad costs.
 func SimulateProgram(p *Program, opt SimOptions) (*Report, error) {
 	if p == nil || p.Schedule == nil {
 		return nil, fmt.Errorf("%w: no program", ErrParam)
 	}
 	s := p.Schedule
-	if err := s.Validate(); err != nil {
+	if err := p.Check(); err != nil {
 		return nil, err
-	}
-	if len(p.Ranks) != s.Ranks {
-		return nil, fmt.Errorf("%w: program has %d ranks, schedule %d", ErrSchedule, len(p.Ranks), s.Ranks)
 	}
 	if err := opt.check(); err != nil {
 		return nil, err

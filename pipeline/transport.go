@@ -21,7 +21,9 @@ type Transport[T any] interface {
 
 // ChanNetwork is an in-process transport between ranks built on channels:
 // one single-slot mailbox per (sender, receiver, tag). It is safe for
-// concurrent use by all ranks.
+// concurrent use by all ranks. It carries one step: tags repeat from step to
+// step and a tag is accepted only once, so use a new ChanNetwork per step
+// (as Executor.RunLocal does).
 type ChanNetwork[T any] struct {
 	ranks int
 	mu    sync.Mutex

@@ -76,7 +76,7 @@ func Devices() ([]Device, error) {
 // DevicesAt reads the devices of the sysfs tree below root (root +
 // "/sys/class/infiniband/..."), for tests and containers that mount the
 // host's sysfs elsewhere. It returns an error wrapping ErrUnavailable when
-// the tree holds no device.
+// the tree holds no device or a device's ports cannot be read.
 func DevicesAt(root string) ([]Device, error) {
 	entries, err := os.ReadDir(filepath.Join(root, "sys/class/infiniband"))
 	if err != nil {
@@ -99,7 +99,7 @@ func readDevices(root string, names []string) ([]Device, error) {
 	devs := make([]Device, 0, len(names))
 	for _, name := range names {
 		if strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
-			return nil, fmt.Errorf("rdma: bad device name %q", name)
+			return nil, fmt.Errorf("%w: bad device name %q", ErrUnavailable, name)
 		}
 		d, err := readDevice(filepath.Join(root, "sys/class/infiniband", name), name)
 		if err != nil {
@@ -131,7 +131,7 @@ func readDevice(dir, name string) (Device, error) {
 	}
 	ports, err := os.ReadDir(filepath.Join(dir, "ports"))
 	if err != nil {
-		return d, fmt.Errorf("rdma: device %s: %w", name, err)
+		return d, fmt.Errorf("%w: device %s: %v", ErrUnavailable, name, err)
 	}
 	for _, pe := range ports {
 		num, err := strconv.Atoi(pe.Name())

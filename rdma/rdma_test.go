@@ -3,6 +3,9 @@ package rdma
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -84,4 +87,18 @@ func ExampleDevicesAt() {
 	// Output:
 	// mlx5_0 0000:3b:00.0 InfiniBand ACTIVE 1 GIDs
 	// mlx5_1 0000:86:00.0 Ethernet DOWN 3 GIDs
+}
+
+// TestDeviceWithoutPorts: a device directory without ports/ fails with an
+// error wrapping ErrUnavailable that names the device (it used to wrap only
+// the fs.PathError).
+func TestDeviceWithoutPorts(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "sys/class/infiniband/rxe0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := DevicesAt(root)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "rxe0") {
+		t.Fatalf("err %v, want ErrUnavailable naming rxe0", err)
+	}
 }

@@ -5,8 +5,9 @@
 // strides and host (or, later, device) storage.
 //
 // Conversions from float32 round to nearest, ties to even, with subnormals.
-// The plain XFromFloat32 functions saturate out-of-range finite values (and,
-// for FP8, infinities) to ±max, which is what quantizers need; the
+// The plain XFromFloat32 functions saturate out-of-range finite values to
+// ±max, which is what quantizers need (E4M3, which has no infinity, also
+// saturates ±Inf; BF16, F16 and E5M2 keep ±Inf); the
 // XFromFloat32Torch functions reproduce PyTorch's c10 casts bit for bit
 // (c10/util/Float8_e4m3fn.h fp8e4m3fn_from_fp32_value and friends).
 //

@@ -2,8 +2,14 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 )
+
+// maxBytes is the largest host allocation New attempts: the Go runtime's
+// limit on 64-bit platforms (2^48 bytes; larger requests panic in make), and
+// math.MaxInt on 32-bit ones.
+const maxBytes = min(uint64(math.MaxInt), 1<<48)
 
 // Device is device storage that a backend (the cuda package) attaches to a
 // Tensor. Host-only tensors leave it nil.
@@ -33,7 +39,9 @@ type Tensor struct {
 }
 
 // New returns a zeroed, contiguous (row-major) host tensor. It returns
-// ErrDType for an invalid dtype and ErrShape for a negative dimension.
+// ErrDType for an invalid dtype and ErrShape for a negative dimension or a
+// size whose byte count overflows int or exceeds what the Go runtime can
+// allocate (2^48 bytes on 64-bit platforms).
 func New(dt DType, shape ...int) (*Tensor, error) {
 	if dt.Size() == 0 {
 		return nil, fmt.Errorf("%w: %v", ErrDType, dt)
@@ -41,6 +49,9 @@ func New(dt DType, shape ...int) (*Tensor, error) {
 	n, err := NumElements(shape)
 	if err != nil {
 		return nil, err
+	}
+	if uint64(n) > maxBytes/uint64(dt.Size()) {
+		return nil, fmt.Errorf("%w: %v %v needs more than %d bytes", ErrShape, dt, shape, maxBytes)
 	}
 	return &Tensor{
 		DType:   dt,
@@ -58,7 +69,7 @@ func NumElements(shape []int) (int, error) {
 		if d < 0 {
 			return 0, fmt.Errorf("%w: dimension %d is %d", ErrShape, i, d)
 		}
-		if d != 0 && n > (1<<62)/d {
+		if d != 0 && n > math.MaxInt/d {
 			return 0, fmt.Errorf("%w: %v overflows", ErrShape, shape)
 		}
 		n *= d
@@ -83,8 +94,12 @@ func (t *Tensor) Len() int {
 	return n
 }
 
-// IsContiguous reports whether the strides are row-major contiguous.
+// IsContiguous reports whether the strides are row-major contiguous. A
+// tensor with fewer or more strides than dims is not.
 func (t *Tensor) IsContiguous() bool {
+	if len(t.Strides) != len(t.Shape) {
+		return false
+	}
 	acc := 1
 	for i := len(t.Shape) - 1; i >= 0; i-- {
 		if t.Shape[i] != 1 && t.Strides[i] != acc {
@@ -112,14 +127,24 @@ func (t *Tensor) Check() error {
 	if n == 0 || t.Data == nil && t.Dev != nil {
 		return nil
 	}
-	last := 0
+	// The furthest element's offset (in elements), checked before each
+	// product so that nothing wraps around.
+	last := uint64(0)
 	for i, d := range t.Shape {
-		if t.Strides[i] < 0 {
+		s := t.Strides[i]
+		if s < 0 {
 			return fmt.Errorf("%w: stride %d is negative", ErrShape, i)
 		}
-		last += (d - 1) * t.Strides[i]
+		if s != 0 && uint64(d-1) > (math.MaxInt-last)/uint64(s) {
+			return fmt.Errorf("%w: strides %v over shape %v reach past math.MaxInt elements", ErrShape, t.Strides, t.Shape)
+		}
+		last += uint64(d-1) * uint64(s)
 	}
-	if need := (last + 1) * t.DType.Size(); len(t.Data) < need {
+	size := uint64(t.DType.Size())
+	if last >= math.MaxInt/size {
+		return fmt.Errorf("%w: strides %v over shape %v reach past math.MaxInt bytes", ErrShape, t.Strides, t.Shape)
+	}
+	if need := (last + 1) * size; uint64(len(t.Data)) < need {
 		return fmt.Errorf("%w: %d bytes of storage, %v %v needs %d", ErrShape, len(t.Data), t.DType, t.Shape, need)
 	}
 	return nil

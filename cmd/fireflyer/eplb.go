@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	noDup := fs.Bool("no-duplicates", false, "forbid two replicas of one expert on the same GPU")
 	previous := fs.String("previous", "", "plan file written by --json; permute the new plan to move the fewest experts")
 	asJSON := fs.Bool("json", false, "print one JSON object: phy2log, log2phy, logcnt, phyrank, metrics")
-	svgPath := fs.String("svg", "", "also write per-GPU load bars (before/after) as SVG to this file")
+	svgPath := fs.String("svg", "", "also write per-GPU load bars (before/after) as SVG to this file ('-': to standard output instead of the table)")
 
 	var files []string
 	for {
@@ -47,6 +48,10 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		files = append(files, fs.Arg(0))
 		args = fs.Args()[1:]
+	}
+	if *svgPath == "-" && *asJSON {
+		fmt.Fprintln(stderr, "fireflyer eplb: --svg - writes the picture to standard output; drop --json")
+		return exitUsage
 	}
 	if len(files) > 1 {
 		fmt.Fprintf(stderr, "fireflyer eplb: at most one input FILE, got %d (%s)\n", len(files), strings.Join(files, ", "))
@@ -107,6 +112,13 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer eplb: metrics: %v\n", err)
 		return exitFail
 	}
+	if *svgPath == "-" {
+		if err := eplb.WriteSVG(stdout, metrics); err != nil {
+			fmt.Fprintf(stderr, "fireflyer eplb: --svg: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	if *svgPath != "" {
 		if err := writeSVGFile(*svgPath, metrics); err != nil {
 			fmt.Fprintf(stderr, "fireflyer eplb: --svg: %v\n", err)
@@ -154,7 +166,14 @@ func usedPolicy(cfg eplb.Config) eplb.Policy {
 	return eplb.Global
 }
 
-func fmtLoad(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+// fmtLoad prints a GPU load in plain decimal (121.5, 1048576), switching to
+// exponent form outside [1e-4, 1e21) so that extreme loads stay short.
+func fmtLoad(x float64) string {
+	if a := math.Abs(x); a != 0 && (a < 1e-4 || a >= 1e21) {
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(x, 'f', -1, 64)
+}
 
 func fmtRatio(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
 

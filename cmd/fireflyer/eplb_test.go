@@ -368,3 +368,51 @@ func TestEPLBJSONWithSVG(t *testing.T) {
 		t.Errorf("SVG not written: %v", err)
 	}
 }
+
+// TestEPLBSVGStdout: "--svg -" puts the SVG (and nothing else) on standard
+// output, as in fireflyer schedule; it used to create a file named "-".
+func TestEPLBSVGStdout(t *testing.T) {
+	t.Chdir(t.TempDir())
+	code, stdout, stderr := runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--svg", "-")...)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "<svg ") || !strings.HasSuffix(stdout, "</svg>\n") {
+		t.Errorf("stdout is not one SVG: %.60q", stdout)
+	}
+	if _, err := os.Stat("-"); err == nil {
+		t.Error(`--svg - created a file named "-"`)
+	}
+	code, stdout, stderr = runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--svg", "-", "--json")...)
+	if code != exitUsage || stdout != "" || !strings.Contains(stderr, "--svg -") {
+		t.Errorf("--svg - --json: exit %d, stdout %.40q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestEPLBTableExtremeLoads: loads near the float32 extremes print in
+// exponent form; they used to print as 39-digit integers and 60-character
+// decimals.
+func TestEPLBTableExtremeLoads(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "3e38,3e38,1e-45,0\n", "eplb", "--replicas", "4", "--gpus", "4", "--policy", "global")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"3.0000000054977558e+38", "1.401298464324817e-45", "\n3    0     0     "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if len(line) > 80 {
+			t.Errorf("line of %d characters: %q", len(line), line)
+		}
+	}
+	for _, x := range []struct {
+		v    float64
+		want string
+	}{{121.5, "121.5"}, {1048576, "1048576"}, {0, "0"}, {1e21, "1e+21"}, {0.00001, "1e-05"}} {
+		if got := fmtLoad(x.v); got != x.want {
+			t.Errorf("fmtLoad(%v) = %q, want %q", x.v, got, x.want)
+		}
+	}
+}

@@ -52,12 +52,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := args[0]
 	switch name {
 	case "help", "-h", "--help", "-help":
+		// Asked-for help goes to standard output, every flag with its
+		// default (shared/CLI.md), so that it can be paged or grepped.
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				return c.run([]string{"-h"}, stdin, stdout, stderr)
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "fireflyer: unknown subcommand %q\n\n", args[1])
+				usage(stderr)
+				return exitUsage
 			}
+			return c.run([]string{"-h"}, stdin, stdout, stdout)
 		}
 		usage(stdout)
+		for _, n := range commandNames() {
+			fmt.Fprintf(stdout, "\n")
+			commands[n].run([]string{"-h"}, stdin, stdout, stdout)
+		}
 		return exitOK
 	}
 	c, ok := commands[name]
@@ -69,18 +79,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return c.run(args[1:], stdin, stdout, stderr)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: fireflyer <subcommand> [flags] [args]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "subcommands:")
+// commandNames returns the registered subcommands in name order.
+func commandNames() []string {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
+	return names
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: fireflyer <subcommand> [flags] [args]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "subcommands:")
+	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'fireflyer <subcommand> -h' for the flags of one subcommand.")
+	fmt.Fprintln(w, "Run 'fireflyer help <subcommand>' or 'fireflyer <subcommand> -h' for the flags of one subcommand.")
 }

@@ -26,6 +26,20 @@ func TestDispatcher(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "info") {
 		t.Errorf("help: code %d, stdout %q", code, stdout)
 	}
+	// help lists every subcommand's flags with their defaults, on standard
+	// output; help SUBCOMMAND the flags of one (it used to write them to
+	// standard error and list no flags at all).
+	for _, name := range []string{"eplb", "info", "schedule"} {
+		if !strings.Contains(stdout, "usage: fireflyer "+name) {
+			t.Errorf("help does not list the flags of %s:\n%s", name, stdout)
+		}
+	}
+	if code, stdout, stderr := runCLI(t, "", "help", "info"); code != exitOK || stderr != "" || !strings.Contains(stdout, "-json") {
+		t.Errorf("help info: code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "help", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown subcommand "frobnicate"`) {
+		t.Errorf("help frobnicate: code %d, stderr %q", code, stderr)
+	}
 	if code, _, stderr := runCLI(t, "", "info", "-h"); code != exitOK || !strings.Contains(stderr, "-json") {
 		t.Errorf("info -h: code %d, stderr %q", code, stderr)
 	}

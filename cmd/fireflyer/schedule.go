@@ -28,7 +28,7 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	chunks := fs.Int("chunks", 0, "number of micro-batches per step (0: 2·ranks)")
 	text := fs.Bool("text", false, "print one line per rank: r<rank>: <op> <op> ... (the default output)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	svg := fs.String("svg", "", "write an SVG picture to this file ('-': standard output, nothing else printed)")
+	svg := fs.String("svg", "", "also write an SVG picture to this file ('-': to standard output instead of the text or JSON)")
 	simulate := fs.Bool("simulate", false, "simulate with --cost: per rank busy, idle and peak activations, then the makespan")
 	costs := fs.String("cost", "F=1,B=2,W=1,FB=3", "op costs for --simulate: F forward, B full backward, W weight part of B (b = B−W), FB overlapped pair; missing keys: F=1 B=2 W=1 FB=F+B")
 	p2p := fs.String("p2p", "0", "point-to-point latency for --simulate, in the cost unit")
@@ -117,9 +117,8 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fireflyer schedule: --svg: %v\n", err)
 			return exitFail
 		}
-		if !*text && !*asJSON {
-			return exitOK
-		}
+		// The picture goes to the file; standard output keeps what the
+		// other flags ask for (shared/CLI.md: "prints nothing extra").
 	}
 
 	w := bufio.NewWriter(stdout)
