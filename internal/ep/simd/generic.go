@@ -1,0 +1,35 @@
+package simd
+
+import (
+	"math"
+
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+func setBF16Go(dst []float32, src []tensor.BF16) {
+	src = src[:len(dst)]
+	for i, b := range src {
+		dst[i] = math.Float32frombits(uint32(b) << 16)
+	}
+}
+
+func addBF16Go(acc []float32, src []tensor.BF16) {
+	src = src[:len(acc)]
+	for i, b := range src {
+		acc[i] += math.Float32frombits(uint32(b) << 16)
+	}
+}
+
+func axpyBF16Go(acc []float32, w float32, src []tensor.BF16) {
+	src = src[:len(acc)]
+	for i, b := range src {
+		acc[i] += float32(w * math.Float32frombits(uint32(b)<<16))
+	}
+}
+
+func toBF16Go(dst []tensor.BF16, src []float32) {
+	src = src[:len(dst)]
+	for i, f := range src {
+		dst[i] = tensor.BF16FromFloat32Torch(f)
+	}
+}
