@@ -82,6 +82,7 @@ type Buffer struct {
 	dispatchSeq int64
 	lldSeq      int64
 	llcSeq      int64
+	llcNext     int64 // guarded by mu: NextCombineBuffer reads it
 
 	llOut [2]llOutBuf
 }
@@ -411,8 +412,8 @@ func (b *Buffer) fail(err error) error {
 // header is the fixed prefix of a notify or status message.
 type header struct {
 	op, code, kind, hidden, k, experts, n, flags, align, worst, numRecv uint32
-	handle                                                            uint64
-	msg                                                               string
+	handle                                                              uint64
+	msg                                                                 string
 }
 
 const (
