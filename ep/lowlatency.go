@@ -353,7 +353,6 @@ func (b *Buffer) llDispatchRecv(ctx context.Context, n int64, verr error, mine h
 	}
 	err := peerErr(me, verr, hs)
 	if err == nil {
-		hs[me] = mine
 		err = agreeLL(hs, me)
 	}
 	if err != nil {
@@ -657,7 +656,6 @@ func (b *Buffer) llCombineRecv(ctx context.Context, n int64, verr error, mine he
 	}
 	err := peerErr(me, verr, hs)
 	if err == nil {
-		hs[me] = mine
 		err = agreeLL(hs, me)
 	}
 	if err != nil {
