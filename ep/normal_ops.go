@@ -106,7 +106,7 @@ func agree(hs []header, me int, handle bool) error {
 	return nil
 }
 
-type dispAreas struct{ x, s, idx, w, src, total int }
+type dispAreas struct{ s, idx, w, src, total int }
 
 func dispatchAreas(rows, rb, sb, k int, flags uint32) dispAreas {
 	var a dispAreas

@@ -109,5 +109,3 @@ func bf16Slice(f []float32) []tensor.BF16 {
 }
 
 func calcDiff(x, y []float64) float64 { return testutil.CalcDiffShifted(x, y) }
-
-func f64(x []float32) []float64 { return testutil.F64(x) }

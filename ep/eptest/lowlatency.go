@@ -13,7 +13,7 @@ import (
 // LowLatencySpec describes one low-latency case.
 type LowLatencySpec struct {
 	Ranks, MaxTokens, Hidden, TopK, Experts int
-	FP8, RoundScale, UE8M0                 bool
+	FP8, RoundScale, UE8M0                  bool
 	Hook, ZeroCopy                          bool
 	ZeroRank                                int
 	Seed                                    uint64

@@ -26,12 +26,10 @@ type world struct {
 	n       int
 	regions []*ep.Region
 
-	mu      sync.Mutex
-	count   int
-	gen     chan struct{}
-	slots   [2][][]byte
-	round   int
-	stopped bool
+	mu    sync.Mutex
+	count int
+	gen   chan struct{}
+	slots [2][][]byte
 }
 
 // Transport is one rank of an in-process group; it implements ep.Transport.
