@@ -128,7 +128,7 @@ func badLL(name string, ranks, bad int, hook bool, want error, spoil func(x *ep.
 func badInputCases() []Case {
 	cs := []Case{
 		badNormal("topk-out-of-range", 4, 1, ep.ErrRange, func(s *NormalSpec, in *normalInput, o *ep.DispatchOptions) bool {
-			if in.topk.Idx != nil && len(in.topk.Idx) > 0 {
+			if len(in.topk.Idx) > 0 {
 				in.topk.Idx[len(in.topk.Idx)-1] = int32(s.Experts)
 			}
 			o.Layout = nil
