@@ -283,13 +283,33 @@ func (b *Buffer) Layout(topk TopK, numExperts int) (*Layout, error) {
 	return ComputeLayout(topk, len(topk.Idx)/topk.K, b.r, numExperts)
 }
 
-// Close waits for the calls in flight and makes later calls fail with
-// ErrClosed. It does not close the Transport.
+// Close waits for the calls in flight (receive hooks included) and makes
+// later calls and hooks fail with ErrClosed. It frees the low-latency result
+// buffers, so low-latency results must not be used afterwards. It does not
+// close the Transport.
 func (b *Buffer) Close() error {
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	b.closed = true
 	b.mu.Unlock()
 	b.inflight.Wait()
+	for i := range b.llOut {
+		b.llOut[i].blk.Free()
+	}
+	return nil
+}
+
+// enter registers a receive hook as in flight unless the Buffer is closed.
+func (b *Buffer) enter() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	b.inflight.Add(1)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 
+	epmem "github.com/fireflyer-go/fireflyer/internal/ep/mem"
 	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -86,6 +87,7 @@ type LowLatencyHandle struct {
 }
 
 type llOutBuf struct {
+	blk    *epmem.Block
 	x      []byte
 	scales []byte
 	src    []int32
@@ -145,6 +147,10 @@ func (b *Buffer) LowLatencyDispatch(ctx context.Context, x Tokens, topk TopK, op
 				return errorf(ErrHandle, "low-latency dispatch hook called twice")
 			}
 			once = true
+			if err := b.enter(); err != nil {
+				return err
+			}
+			defer b.inflight.Done()
 			hctx, cancel := b.ctxTimeout(hctx)
 			defer cancel()
 			return recv(hctx)
@@ -366,8 +372,10 @@ func (b *Buffer) llDispatchRecv(ctx context.Context, n int64, verr error, mine h
 	rm := r * g.m
 	out := &b.llOut[p]
 	if out.x == nil {
-		out.x = make([]byte, g.el*rm*2*g.h)
-		out.scales = make([]byte, g.el*rm*g.ns*4)
+		nx, ns := align64(g.el*rm*2*g.h), align64(g.el*rm*g.ns*4)
+		out.blk = epmem.Alloc(nx + ns)
+		out.x = out.blk.Bytes[:nx]
+		out.scales = out.blk.Bytes[nx : nx+ns]
 		out.src = make([]int32, g.el*rm)
 		out.slotK = make([]int32, g.el*rm)
 	}
@@ -531,6 +539,10 @@ func (b *Buffer) LowLatencyCombine(ctx context.Context, x []tensor.BF16, topk To
 				return errorf(ErrHandle, "low-latency combine hook called twice")
 			}
 			once = true
+			if err := b.enter(); err != nil {
+				return err
+			}
+			defer b.inflight.Done()
 			hctx, cancel := b.ctxTimeout(hctx)
 			defer cancel()
 			return recv(hctx)

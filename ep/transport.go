@@ -2,6 +2,8 @@ package ep
 
 import (
 	"context"
+
+	"github.com/fireflyer-go/fireflyer/internal/ep/mem"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -60,6 +62,7 @@ type Transport interface {
 type Region struct {
 	words []uint64
 	buf   []byte
+	blk   *mem.Block
 
 	mu      sync.Mutex
 	ch      chan struct{} // closed and replaced on every Add that has waiters
@@ -69,24 +72,34 @@ type Region struct {
 }
 
 // NewRegion returns a zeroed region of size bytes (rounded up to a multiple
-// of 64). Pages that are never written are never touched.
+// of 64). Large regions are mapped outside the Go heap, so that pages never
+// written are never backed by memory; the transport calls Free once no rank
+// can touch the region any more.
 func NewRegion(size int) *Region {
 	if size < 0 {
 		size = 0
 	}
 	n := (size + 63) / 64 * 8
-	words := make([]uint64, n+8)
+	blk := mem.Alloc((n + 8) * 8)
+	all := blk.Bytes
 	// align the start to 64 bytes
 	skip := 0
-	if a := uintptr(unsafe.Pointer(&words[0])) % 64; a != 0 {
-		skip = int(64-a) / 8
+	if a := uintptr(unsafe.Pointer(unsafe.SliceData(all))) % 64; a != 0 {
+		skip = int(64 - a)
 	}
-	words = words[skip : skip+n]
-	var buf []byte
+	buf := all[skip : skip+n*8]
+	var words []uint64
 	if n > 0 {
-		buf = unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), n*8)
+		words = unsafe.Slice((*uint64)(unsafe.Pointer(&buf[0])), n)
 	}
-	return &Region{words: words, buf: buf, ch: make(chan struct{}), dead: make(chan struct{})}
+	return &Region{words: words, buf: buf, blk: blk, ch: make(chan struct{}), dead: make(chan struct{})}
+}
+
+// Free releases the region's memory; nothing may touch it afterwards.
+func (r *Region) Free() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blk.Free()
 }
 
 // Bytes returns the region's memory.

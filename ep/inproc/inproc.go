@@ -26,10 +26,11 @@ type world struct {
 	n       int
 	regions []*ep.Region
 
-	mu    sync.Mutex
-	count int
-	gen   chan struct{}
-	slots [2][][]byte
+	mu     sync.Mutex
+	count  int
+	gen    chan struct{}
+	slots  [2][][]byte
+	closed int
 }
 
 // Transport is one rank of an in-process group; it implements ep.Transport.
@@ -175,6 +176,8 @@ func (t *Transport) AllGather(ctx context.Context, p []byte) ([][]byte, error) {
 }
 
 // Close marks this rank closed; its pending waits fail with ep.ErrClosed.
+// When every rank of the group has closed, the regions are freed: results
+// that alias a region must not be used afterwards.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -184,6 +187,20 @@ func (t *Transport) Close() error {
 	t.closed = true
 	if r := t.w.regions[t.rank]; r != nil {
 		r.Abort(fmt.Errorf("%w: inproc rank %d", ep.ErrClosed, t.rank))
+	}
+	// Peers may still put into this region until they close too: free the
+	// regions when the last rank closes.
+	w := t.w
+	w.mu.Lock()
+	w.closed++
+	last := w.closed == w.n
+	w.mu.Unlock()
+	if last {
+		for _, r := range w.regions {
+			if r != nil {
+				r.Free()
+			}
+		}
 	}
 	return nil
 }
