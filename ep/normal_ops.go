@@ -591,7 +591,7 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 			base += h0.count(s, d)
 		}
 		var err error
-		if end > beg {
+		if end > beg && s != me { // this rank's own rows are read in place
 			err = b.t.Put(ctx, s, b.lay.combine+base*2*H, xb[beg*2*H:end*2*H])
 			if err == nil && hasW {
 				err = b.t.Put(ctx, s, b.lay.combine+align64(sends[s]*2*H)+base*k*4, wb[beg*k*4:end*k*4])
@@ -628,6 +628,7 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 	if hasW {
 		res.Weights = make([]float32, n*k)
 	}
+	selfBeg, _ := h0.RecvRange(me)
 	acc := make([]float32, H)
 	for t := 0; t < n; t++ {
 		first := true
@@ -637,7 +638,12 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 				continue
 			}
 			row := base[d] + int(slot)
-			src := rowsX[row*H : (row+1)*H]
+			src, ws := rowsX, rowsW
+			if d == me {
+				row = selfBeg + int(slot)
+				src, ws = x, o.Weights
+			}
+			src = src[row*H : (row+1)*H]
 			if first {
 				simd.SetBF16(acc, src)
 				first = false
@@ -645,7 +651,7 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 				simd.AddBF16(acc, src)
 			}
 			if hasW {
-				ws, wd := rowsW[row*k:(row+1)*k], res.Weights[t*k:(t+1)*k]
+				ws, wd := ws[row*k:(row+1)*k], res.Weights[t*k:(t+1)*k]
 				for j := range wd {
 					wd[j] += ws[j]
 				}

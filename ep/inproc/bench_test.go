@@ -15,14 +15,15 @@ import (
 )
 
 // copier measures Go copy bandwidth: GOMAXPROCS goroutines each copy
-// 14,336-byte rows (one BF16 token of hidden 7168) between two 32 MiB slabs.
+// 14,336-byte rows (one BF16 token of hidden 7168) between two 128 MiB
+// slabs, larger than the last-level cache, as the ranks' buffers are.
 type copier struct{ srcs, dsts [][]byte }
 
 func newCopier() *copier {
 	p := runtime.GOMAXPROCS(0)
 	c := &copier{srcs: make([][]byte, p), dsts: make([][]byte, p)}
 	for i := range c.srcs {
-		c.srcs[i], c.dsts[i] = make([]byte, 32<<20), make([]byte, 32<<20)
+		c.srcs[i], c.dsts[i] = make([]byte, 128<<20), make([]byte, 128<<20)
 		for j := range c.srcs[i] {
 			c.srcs[i][j] = byte(j)
 		}
