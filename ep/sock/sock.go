@@ -147,12 +147,11 @@ type Transport struct {
 	wg      sync.WaitGroup
 	sockDir string // unix: socket file to remove
 
-	mu       sync.Mutex
-	ch       chan struct{} // broadcast on any barrier/gather/failure
-	failed   error
-	closed   bool
-	barSeq   uint64
-	agOwnSeq int
+	mu     sync.Mutex
+	ch     chan struct{} // broadcast on any barrier/gather/failure
+	failed error
+	closed bool
+	barSeq uint64
 }
 
 type peer struct {

@@ -77,5 +77,3 @@ func TestConformanceTCP(t *testing.T) {
 func TestConformanceUnix(t *testing.T) {
 	eptest.Run(t, goroutineRunner(t, "unix", nil))
 }
-
-func runChild() bool { return false }

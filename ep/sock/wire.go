@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -248,7 +247,5 @@ func handshake(c net.Conn, dialer bool, me hello, secret []byte, deadline time.T
 	}
 	return peer, nil
 }
-
-var errClosedByUs = errors.New("closed")
 
 func ioReadFull(r io.Reader, p []byte) (int, error) { return io.ReadFull(r, p) }
