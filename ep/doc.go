@@ -44,8 +44,11 @@
 // barrier, counters are monotonic so nothing needs cleaning, and the
 // low-latency areas are double-buffered with credits.
 //
-// Transports: ep/inproc (ranks as goroutines sharing memory, the reference);
-// ep/eptest is the conformance suite every transport runs.
+// Transports: ep/inproc (ranks as goroutines sharing memory, the reference)
+// and ep/sock (TCP or Unix-domain sockets, one process per rank, bootstrap
+// through MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE, optional shared secret).
+// ep/eptest is the conformance suite every transport runs. The command
+// `fireflyer ep bench` measures all three.
 //
 // The shortest useful program starts R in-process ranks and runs dispatch
 // then combine on each:
