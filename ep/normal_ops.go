@@ -629,9 +629,9 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 		res.Weights = make([]float32, n*k)
 	}
 	selfBeg, _ := h0.RecvRange(me)
-	acc := make([]float32, H)
+	rows := make([][]tensor.BF16, 0, r+2)
 	for t := 0; t < n; t++ {
-		first := true
+		rows = rows[:0]
 		for d := 0; d < r; d++ {
 			slot := h0.SendSlot[t*r+d]
 			if slot < 0 {
@@ -643,13 +643,7 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 				row = selfBeg + int(slot)
 				src, ws = x, o.Weights
 			}
-			src = src[row*H : (row+1)*H]
-			if first {
-				simd.SetBF16(acc, src)
-				first = false
-			} else {
-				simd.AddBF16(acc, src)
-			}
+			rows = append(rows, src[row*H:(row+1)*H])
 			if hasW {
 				ws, wd := ws[row*k:(row+1)*k], res.Weights[t*k:(t+1)*k]
 				for j := range wd {
@@ -657,15 +651,13 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 				}
 			}
 		}
-		if first {
-			clear(acc)
-		}
 		for _, bias := range o.Bias {
 			if bias != nil {
-				simd.AddBF16(acc, bias[t*H:(t+1)*H])
+				rows = append(rows, bias[t*H:(t+1)*H])
 			}
 		}
-		simd.ToBF16(out[t*H:(t+1)*H], acc)
+		// float32 sum in ascending rank order, then the biases, then BF16.
+		simd.SumBF16(out[t*H:(t+1)*H], rows)
 	}
 	return res, nil
 }

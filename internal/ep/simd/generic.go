@@ -33,3 +33,13 @@ func toBF16Go(dst []tensor.BF16, src []float32) {
 		dst[i] = tensor.BF16FromFloat32Torch(f)
 	}
 }
+
+func sumBF16Go(dst []tensor.BF16, rows [][]tensor.BF16) {
+	for i := range dst {
+		s := math.Float32frombits(uint32(rows[0][i]) << 16)
+		for _, r := range rows[1:] {
+			s += math.Float32frombits(uint32(r[i]) << 16)
+		}
+		dst[i] = tensor.BF16FromFloat32Torch(s)
+	}
+}

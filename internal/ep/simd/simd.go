@@ -44,3 +44,24 @@ func ToBF16(dst []tensor.BF16, src []float32) {
 	}
 	toBF16(dst[:n], src[:n])
 }
+
+// SumBF16 writes the BF16 rounding (as ToBF16) of Σ_r float32(rows[r][i]),
+// summed in row order, into dst[i]; every row must be at least len(dst)
+// long. With no rows dst is zeroed. It is the fused form of SetBF16,
+// AddBF16 and ToBF16 for normal-mode combine: each row is read once and the
+// sum stays in registers.
+func SumBF16(dst []tensor.BF16, rows [][]tensor.BF16) {
+	if len(rows) == 0 {
+		clear(dst)
+		return
+	}
+	for _, r := range rows {
+		if len(r) < len(dst) {
+			panic("simd: SumBF16 row shorter than dst")
+		}
+	}
+	if len(dst) == 0 {
+		return
+	}
+	sumBF16(dst, rows)
+}

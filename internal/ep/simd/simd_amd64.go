@@ -23,6 +23,26 @@ func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int)
 //go:noescape
 func toBF16AVX2(dst *tensor.BF16, src *float32, n int)
 
+//go:noescape
+func sumBF16AVX2(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int)
+
+func sumBF16(dst []tensor.BF16, rows [][]tensor.BF16) {
+	if HasAVX2 {
+		if m := len(dst) &^ 15; m > 0 {
+			sumBF16AVX2(&dst[0], &rows[0], len(rows), m)
+			if m == len(dst) {
+				return
+			}
+			tails := make([][]tensor.BF16, len(rows))
+			for i, r := range rows {
+				tails[i] = r[m:]
+			}
+			dst, rows = dst[m:], tails
+		}
+	}
+	sumBF16Go(dst, rows)
+}
+
 func setBF16(dst []float32, src []tensor.BF16) {
 	if HasAVX2 {
 		if m := len(dst) &^ 15; m > 0 {

@@ -66,6 +66,25 @@ func TestKernelsMatchGeneric(t *testing.T) {
 				f[i] = float32(r.NormFloat64())
 			}
 		}
+		for nr := 1; nr <= 9; nr += 4 {
+			rows := make([][]tensor.BF16, nr)
+			for i := range rows {
+				rows[i] = randBF16(r, n)
+				for j := range rows[i] {
+					if r.IntN(4) != 0 {
+						rows[i][j] &= 0xBFFF // mostly finite values
+					}
+				}
+			}
+			got, want := make([]tensor.BF16, n), make([]tensor.BF16, n)
+			SumBF16(got, rows)
+			sumBF16Go(want, rows)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("SumBF16 n=%d rows=%d i=%d: %#04x, want %#04x", n, nr, i, got[i], want[i])
+				}
+			}
+		}
 		x, y := make([]tensor.BF16, n), make([]tensor.BF16, n)
 		ToBF16(x, f)
 		toBF16Go(y, f)
