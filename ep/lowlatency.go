@@ -3,7 +3,6 @@ package ep
 import (
 	"context"
 	"encoding/binary"
-	"math"
 
 	epmem "github.com/fireflyer-go/fireflyer/internal/ep/mem"
 	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
@@ -200,27 +199,6 @@ func (b *Buffer) validateLL(x *Tokens, topk *TopK, o *LowLatencyOptions) error {
 	return nil
 }
 
-// quantizeFP8 quantizes one token row as upstream's LL dispatch kernel:
-// per 128 channels amax = max(|x|, 1e-4), scale_inv = amax/448 (rounded up
-// to a power of two with roundScale), q = e4m3(x / scale_inv).
-func quantizeFP8(q []tensor.E4M3, scales []float32, row []tensor.BF16, tmp []float32, roundScale bool) {
-	h := len(row)
-	tensor.DecodeBF16(tmp[:h], row)
-	for blk, s := 0, 0; blk < h; blk, s = blk+ScaleBlock, s+1 {
-		end := min(blk+ScaleBlock, h)
-		amax := float32(1e-4)
-		for _, v := range tmp[blk:end] {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		scaleInv := amax / tensor.E4M3Max
-		if roundScale {
-			scaleInv = tensor.UE8M0Ceil(scaleInv).Float32()
-		}
-		tensor.EncodeE4M3Scaled(q[blk:end], tmp[blk:end], 1/scaleInv)
-		scales[s] = scaleInv
-	}
-}
-
 func (b *Buffer) llDispatchSend(ctx context.Context, x Tokens, topk TopK, o LowLatencyOptions) (*LowLatencyResult, func(context.Context) error, error) {
 	verr := b.validateLL(&x, &topk, &o)
 	if b.opts.LowLatency == nil {
@@ -259,9 +237,8 @@ func (b *Buffer) llDispatchSend(ctx context.Context, x Tokens, topk TopK, o LowL
 		if o.UseFP8 {
 			q = make([]tensor.E4M3, x.N*g.h)
 			sc = make([]float32, x.N*g.ns)
-			tmp := make([]float32, g.h)
 			for t := 0; t < x.N; t++ {
-				quantizeFP8(q[t*g.h:(t+1)*g.h], sc[t*g.ns:(t+1)*g.ns], x.BF16[t*g.h:(t+1)*g.h], tmp, o.RoundScale)
+				quantizeFP8(q[t*g.h:(t+1)*g.h], sc[t*g.ns:(t+1)*g.ns], x.BF16[t*g.h:(t+1)*g.h], o.RoundScale)
 			}
 		}
 		k := topk.K

@@ -128,3 +128,24 @@ func BenchmarkAddBF16Go(b *testing.B) {
 		addBF16Go(acc, src)
 	}
 }
+
+// BenchmarkSumBF16 sums 6 rows of 7168 BF16 (a token reaching 6 ranks)
+// with the selected kernel; BenchmarkSumBF16Go with the pure-Go twin.
+func BenchmarkSumBF16(b *testing.B)   { benchSum(b, SumBF16) }
+func BenchmarkSumBF16Go(b *testing.B) { benchSum(b, sumBF16Go) }
+
+func benchSum(b *testing.B, f func([]tensor.BF16, [][]tensor.BF16)) {
+	r := rand.New(rand.NewPCG(1, 1))
+	rows := make([][]tensor.BF16, 6)
+	for i := range rows {
+		rows[i] = randBF16(r, 7168)
+		for j := range rows[i] {
+			rows[i][j] &= 0x3FFF
+		}
+	}
+	dst := make([]tensor.BF16, 7168)
+	b.SetBytes(6 * 2 * 7168)
+	for b.Loop() {
+		f(dst, rows)
+	}
+}
