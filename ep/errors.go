@@ -89,6 +89,7 @@ type PeerError struct {
 	err  error
 }
 
+// Error returns "ep: rank R: message".
 func (e *PeerError) Error() string { return fmt.Sprintf("ep: rank %d: %s", e.Rank, e.Msg) }
 
 // Unwrap returns the sentinel matching the failing rank's error.
