@@ -213,3 +213,32 @@ func FuzzValidation(f *testing.F) {
 		}
 	})
 }
+
+// TestClosed checks that calls after Close fail with ErrClosed and that a
+// Buffer without low-latency mode has no combine buffer.
+func TestClosed(t *testing.T) {
+	err := inproc.Run(context.Background(), 1, func(ctx context.Context, tr ep.Transport) error {
+		b, err := ep.New(ctx, tr, ep.Options{NormalBytes: 1 << 12})
+		if err != nil {
+			return err
+		}
+		if b.NextCombineBuffer() != nil {
+			t.Error("NextCombineBuffer without low-latency mode is not nil")
+		}
+		if _, err := b.LowLatencyDispatch(ctx, ep.Tokens{}, ep.TopK{}, ep.LowLatencyOptions{}); !errors.Is(err, ep.ErrConfig) {
+			t.Errorf("LowLatencyDispatch without low-latency mode: %v, want ErrConfig", err)
+		}
+		b.Close()
+		x := ep.Tokens{N: 1, Hidden: 8, BF16: make([]tensor.BF16, 8)}
+		if _, err := b.Dispatch(ctx, x, &ep.TopK{K: 1, Idx: []int32{0}}, ep.DispatchOptions{NumExperts: 1}); !errors.Is(err, ep.ErrClosed) {
+			t.Errorf("Dispatch after Close: %v, want ErrClosed", err)
+		}
+		if _, err := b.DispatchAsync(ctx, x, nil, ep.DispatchOptions{}).Wait(ctx); !errors.Is(err, ep.ErrClosed) {
+			t.Errorf("DispatchAsync after Close: %v, want ErrClosed", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
