@@ -54,11 +54,11 @@ step "go test -race -short"
 go test -race -short -timeout 20m ./...
 
 step "go test -tags noasm -short (pure-Go kernels)"
-go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/...
+go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/... ./ep/... ./internal/...
 
 # Packages with long cases (large shapes, full grids) run once more without
 # -short (and without -race, which would multiply their time).
-LONG_PKGS=(./tensor/...)
+LONG_PKGS=(./tensor/... ./ep/...)
 step "go test (long cases): ${LONG_PKGS[*]}"
 go test -timeout 15m "${LONG_PKGS[@]}"
 
