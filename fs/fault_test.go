@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
@@ -260,7 +261,7 @@ func TestBadOptions(t *testing.T) {
 	if _, err := fs.Open(context.Background(), "/does/not/exist", fs.WithBackend("posix")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing root: %v", err)
 	}
-	if !errors.Is(fs.ErrRingFull, syscall.EAGAIN) || errors.Is(fs.ErrRingFull, syscall.EBADF) {
+	if err := fmt.Errorf("wrapped: %w", fs.ErrRingFull); !errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EBADF) {
 		t.Error("ErrRingFull must match EAGAIN only")
 	}
 }

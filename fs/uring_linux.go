@@ -43,7 +43,7 @@ func (u *uringBackend) close() error { return nil }
 // ioprio values (include/uapi/linux/ioprio.h): class << 13 | level.
 const (
 	ioprioClassBE = 2
-	ioprioHigh    = ioprioClassBE<<13 | 0
+	ioprioHigh    = ioprioClassBE << 13 // level 0, the highest best-effort level
 	ioprioLow     = ioprioClassBE<<13 | 7
 )
 
@@ -54,7 +54,6 @@ type uringEngine struct {
 	bufs  []int8 // per client buffer index: same
 	cqes  []uring.CQE
 	prio  uint16
-	ts    time.Duration
 }
 
 func (u *uringBackend) newEngine(r *Ring) (engine, error) {
