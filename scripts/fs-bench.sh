@@ -13,7 +13,8 @@ DIR=${1:-/tmp/fs-bench}
 RT=${2:-5}
 REPS=${3:-3}
 SIZE=256M
-WORKERS=${WORKERS:-4}
+WORKERS=${WORKERS:-$(nproc)}
+POSIXQD=${POSIXQD:-16}
 cd "$(dirname "$0")/.."
 if ! command -v fio >/dev/null; then
 	if [ "$(id -u)" = 0 ]; then apt-get install -y fio >/dev/null; else echo "fs-bench: fio not installed" >&2; exit 1; fi
@@ -56,8 +57,8 @@ URING="--ioengine=io_uring --fixedbufs --registerfiles"
 row "uring 4K randread QD64, warm" "≥0.9" 1 "$URING --invalidate=0 --rw=randread --bs=4k --iodepth=64" "--backend uring --rw randread --bs 4k --iodepth 64"
 row "uring 1M read QD8, warm" "≥0.95" 2 "$URING --invalidate=0 --rw=read --bs=1m --iodepth=8" "--backend uring --rw read --bs 1m --iodepth 8"
 row "uring 4K randwrite QD64, warm" "—" 1 "$URING --invalidate=0 --rw=randwrite --bs=4k --iodepth=64" "--backend uring --rw randwrite --bs 4k --iodepth 64"
-row "posix 4K randread, $WORKERS workers vs psync numjobs=$WORKERS, warm" "≥0.8" 1 "--ioengine=psync --invalidate=0 --rw=randread --bs=4k --numjobs=$WORKERS" "--backend posix --workers $WORKERS --rw randread --bs 4k --iodepth $WORKERS"
+row "posix 4K randread QD$POSIXQD, $WORKERS workers vs psync numjobs=$WORKERS, warm" "≥0.8" 1 "--ioengine=psync --invalidate=0 --rw=randread --bs=4k --numjobs=$WORKERS" "--backend posix --workers $WORKERS --rw randread --bs 4k --iodepth $POSIXQD"
 row "uring 4K randread QD64, O_DIRECT (cold)" "≥0.9" 1 "$URING --direct=1 --rw=randread --bs=4k --iodepth=64" "--backend uring --direct --rw randread --bs 4k --iodepth 64"
 row "uring 1M read QD8, O_DIRECT (cold)" "≥0.95" 2 "$URING --direct=1 --rw=read --bs=1m --iodepth=8" "--backend uring --direct --rw read --bs 1m --iodepth 8"
-row "posix 4K randread, $WORKERS workers vs psync numjobs=$WORKERS, O_DIRECT" "≥0.8" 1 "--ioengine=psync --direct=1 --rw=randread --bs=4k --numjobs=$WORKERS" "--backend posix --direct --workers $WORKERS --rw randread --bs 4k --iodepth $WORKERS"
+row "posix 4K randread QD$POSIXQD, $WORKERS workers vs psync numjobs=$WORKERS, O_DIRECT" "≥0.8" 1 "--ioengine=psync --direct=1 --rw=randread --bs=4k --numjobs=$WORKERS" "--backend posix --direct --workers $WORKERS --rw randread --bs 4k --iodepth $POSIXQD"
 rm -f "$F" "$DIR/f.txt" "$DIR/o.txt"
