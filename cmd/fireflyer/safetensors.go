@@ -113,4 +113,3 @@ func dtypeLabel(t safetensors.TensorInfo) string {
 	}
 	return "F8_E8M0"
 }
-

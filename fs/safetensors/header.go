@@ -45,7 +45,7 @@ type Header struct {
 	// DataOffset is where the data section starts in the file (8 + header
 	// length); DataSize is its length in bytes.
 	DataOffset, DataSize int64
-	index            map[string]int
+	index                map[string]int
 }
 
 // Lookup returns the entry for name.

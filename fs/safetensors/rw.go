@@ -444,4 +444,3 @@ func (f *File) Close() error {
 	f.data = nil
 	return c()
 }
-
