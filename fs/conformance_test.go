@@ -9,7 +9,6 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/fstest"
-	"github.com/fireflyer-go/fireflyer/internal/uring"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -19,6 +18,10 @@ func opener(backend string, opts ...fs.Option) fstest.Opener {
 		c, err := fs.Open(context.Background(), t.TempDir(), append([]fs.Option{fs.WithBackend(backend)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c.Backend() != backend && backend == "uring" {
+			c.Close()
+			t.Skipf("io_uring unavailable: %s", c.Features().Note)
 		}
 		if c.Backend() != backend {
 			t.Fatalf("asked for %s, got %s (%s)", backend, c.Backend(), c.Features().Note)
@@ -41,21 +44,6 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("posix", func(t *testing.T) { fstest.Run(t, opener("posix", fs.WithWorkers(4))) })
 	t.Run("uring", func(t *testing.T) { fstest.Run(t, opener("uring")) })
-}
-
-func TestUringFallback(t *testing.T) {
-	uring.ForceUnsupported(true)
-	defer uring.ForceUnsupported(false)
-	for _, name := range []string{"auto", "uring"} {
-		c, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackend(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Backend() != "posix" || c.Features().Note == "" {
-			t.Errorf("%s with io_uring refused: backend %s, note %q; want posix with a note", name, c.Backend(), c.Features().Note)
-		}
-		c.Close()
-	}
 }
 
 func TestAutoPicksUring(t *testing.T) {

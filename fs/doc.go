@@ -51,7 +51,7 @@
 //     already dispatched (or pending in an AtMost batch) can deliver, where
 //     USRBIO's io_depth > 0 would hang forever.
 //   - Prep, Submit and Wait do not allocate in steady state.
-//   - O_DIRECT files (unix.O_DIRECT in OpenFile's flag) check the alignment
+//   - O_DIRECT files (ODirect in OpenFile's flag) check the alignment
 //     statx reports (ErrAlignment).
 //
 // # Shortest program

@@ -47,7 +47,7 @@ func (c *Client) OpenFile(name string, flag int, perm os.FileMode) (*File, error
 		return nil, err
 	}
 	f := &File{c: c, impl: impl, name: p, flag: flag}
-	if flag&unix.O_DIRECT != 0 && impl.fd() >= 0 {
+	if isDirect(flag) && impl.fd() >= 0 {
 		f.memAlign, f.offAlign = dioAlign(impl.fd())
 	}
 	if err := c.addFile(f); err != nil {
@@ -71,7 +71,7 @@ func (c *Client) Register(f *os.File) (*File, error) {
 		return nil, fmt.Errorf("fs: register %s: F_GETFL: %w", f.Name(), err)
 	}
 	ff := &File{c: c, impl: impl, name: f.Name(), flag: fl}
-	if fl&unix.O_DIRECT != 0 {
+	if isDirect(fl) {
 		ff.memAlign, ff.offAlign = dioAlign(impl.fd())
 	}
 	if err := c.addFile(ff); err != nil {
@@ -103,16 +103,6 @@ func (c *Client) addFile(f *File) error {
 	}
 	c.files[f.idx] = f
 	return nil
-}
-
-// dioAlign returns the O_DIRECT memory and offset alignment statx reports,
-// defaulting to 4096 when the file system does not say.
-func dioAlign(fd int) (mem, off int) {
-	var st unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &st); err == nil && st.Mask&unix.STATX_DIOALIGN != 0 && st.Dio_offset_align != 0 {
-		return int(st.Dio_mem_align), int(st.Dio_offset_align)
-	}
-	return 4096, 4096
 }
 
 // Name returns the path the file was opened with.

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -220,7 +219,7 @@ func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benc
 		flag, op = os.O_WRONLY, fs.Write
 	}
 	if cfg.Direct {
-		flag |= syscall.O_DIRECT
+		flag |= fs.ODirect
 	}
 	f, err := c.OpenFile(name, flag, 0)
 	if err != nil {
