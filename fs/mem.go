@@ -26,18 +26,18 @@ type Fault struct {
 
 // FaultInfo describes an I/O to a Faults.Hook.
 type FaultInfo struct {
-	Op   Op
-	Name string
-	Off  int64
-	Len  int
-	Tag  uint64
+	Op   Op     // the ring's direction
+	Name string // the file's name in the store
+	Off  int64  // file offset in bytes
+	Len  int    // request length in bytes
+	Tag  uint64 // the request's tag
 }
 
 // Faults configures the mem backend's fault injection (in the spirit of
 // pebble's errorfs). Probabilities are per I/O, drawn from a generator
 // seeded by Seed. A non-nil Hook decides instead of the probabilities.
 type Faults struct {
-	Seed      uint64
+	Seed      uint64  // seeds the fault and reorder generators
 	ShortRead float64 // probability a read is cut to half its length
 	EIO       float64 // probability an I/O fails with EIO
 	ENOSPC    float64 // probability a write fails with ENOSPC
@@ -49,7 +49,9 @@ type Faults struct {
 	// Capacity, when > 0, is the store's size limit in bytes of allocated
 	// pages; a write that needs more fails with ENOSPC.
 	Capacity int64
-	Hook     func(FaultInfo) Fault
+	// Hook, when non-nil, decides each I/O's fault (called from worker
+	// goroutines; must be safe for concurrent use).
+	Hook func(FaultInfo) Fault
 }
 
 const memPage = 4096

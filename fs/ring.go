@@ -57,7 +57,7 @@ func (m BatchMode) String() string {
 
 // Batch is a ring's batching policy.
 type Batch struct {
-	Mode    BatchMode
+	Mode    BatchMode     // ASAP, Exact or AtMost
 	Depth   int           // batch size for Exact and AtMost, 1..Entries
 	Timeout time.Duration // AtMost only: how long a partial batch may wait
 }
@@ -89,21 +89,21 @@ const (
 
 // RingOpts configures NewRing.
 type RingOpts struct {
-	Entries  int // slots (I/Os prepped or in flight at once), 1..32768
-	Op       Op
-	Batch    Batch
-	Priority Priority
-	Flags    RingFlags
+	Entries  int       // slots (I/Os prepped or in flight at once), 1..32768
+	Op       Op        // Read or Write
+	Batch    Batch     // batching policy (zero value: ASAP)
+	Priority Priority  // scheduling class (zero value: Normal)
+	Flags    RingFlags // USRBIO ring flags; may be combined with any Priority
 }
 
 // Req is one I/O request: Buf.Len() bytes at file offset Off, between File
 // and Buf. Tag is returned unchanged in the Completion (USRBIO's userdata,
 // a number instead of a pointer).
 type Req struct {
-	File *File
-	Off  int64
-	Buf  Region
-	Tag  uint64
+	File *File  // a File registered with the ring's Client
+	Off  int64  // file offset in bytes, >= 0
+	Buf  Region // memory to read into or write from
+	Tag  uint64 // caller's number, returned in the Completion
 }
 
 // Completion is the result of one I/O (hf3fs_cqe). N is the byte count:
@@ -111,17 +111,19 @@ type Req struct {
 // and a hole reads as zeros counted in N. Err is nil or a syscall.Errno
 // (EIO, ENOSPC, ...), or ErrClosed for I/O dropped by Ring.Close.
 type Completion struct {
-	Slot int
-	Tag  uint64
-	N    int64
-	Err  error
+	Slot int    // the slot Prep returned
+	Tag  uint64 // the request's Tag
+	N    int64  // bytes transferred (0 when Err is set)
+	Err  error  // nil, or the I/O's error
 }
 
 // RingStats counts a ring's activity.
 type RingStats struct {
-	Prepped, Dispatched, Completed uint64
-	Batches                        uint64 // engine submissions (io_uring_enter calls on uring)
-	Waits                          uint64 // Wait calls
+	Prepped    uint64 // requests accepted by Prep
+	Dispatched uint64 // requests handed to the backend
+	Completed  uint64 // completions returned by Wait
+	Batches    uint64 // engine submissions (io_uring_enter calls on uring)
+	Waits      uint64 // Wait calls
 }
 
 // cqe is an engine completion: the slot and a USRBIO-style result (bytes or

@@ -14,11 +14,11 @@ import (
 // Seed at Off, or a read of Len bytes at Off, each prepped into a batch that
 // is submitted and drained when Flush is set (or the batch is full).
 type Op struct {
-	Write bool
-	Off   int64
-	Len   int
-	Seed  byte
-	Flush bool
+	Write bool  // write (else read)
+	Off   int64 // file offset in bytes
+	Len   int   // bytes, 1..16384
+	Seed  byte  // first byte of the written pattern
+	Flush bool  // submit and drain the batch after this op
 }
 
 const (

@@ -30,10 +30,10 @@ const MaxHeaderSize = 100_000_000
 // TensorInfo is one header entry: dtype, shape (outermost dim first) and
 // the byte range [Begin, End) relative to the start of the data section.
 type TensorInfo struct {
-	Name       string
-	DType      tensor.DType
-	Shape      []int
-	Begin, End int64
+	Name       string       // tensor name (a JSON key of the header)
+	DType      tensor.DType // element type
+	Shape      []int        // dims, outermost first; empty for a scalar
+	Begin, End int64        // byte range in the data section
 }
 
 // Header is a parsed safetensors header.
@@ -220,8 +220,8 @@ func decodeObject(js []byte) ([]keyValue, map[string]string, error) {
 
 // Entry is one tensor to write.
 type Entry struct {
-	Name   string
-	Tensor *tensor.Tensor
+	Name   string         // unique, not "" or "__metadata__"
+	Tensor *tensor.Tensor // contiguous host tensor
 }
 
 // EncodeHeader builds the length prefix and JSON header for entries,

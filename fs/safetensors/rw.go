@@ -270,7 +270,7 @@ func (s *streamer) reap(ctx context.Context) ([]int, error) {
 // (OpenMmap). Tensors alias that memory (no copy) and stay valid until
 // Close.
 type File struct {
-	Header *Header
+	Header *Header // the parsed header
 	data   []byte
 	close  func() error
 }

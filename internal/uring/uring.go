@@ -90,28 +90,28 @@ type params struct {
 
 // SQE is one submission queue entry (struct io_uring_sqe, 64 bytes).
 type SQE struct {
-	Opcode      uint8
-	Flags       uint8
-	IOPrio      uint16
-	Fd          int32
-	Off         uint64
-	Addr        uint64
-	Len         uint32
-	RWFlags     uint32
-	UserData    uint64
-	BufIndex    uint16
-	Personality uint16
-	FileIndex   int32
-	Addr3       uint64
+	Opcode      uint8  // Op* constant
+	Flags       uint8  // SQE* flags
+	IOPrio      uint16 // ioprio (class << 13 | level)
+	Fd          int32  // descriptor, or registered-file index with SQEFixedFile
+	Off         uint64 // file offset
+	Addr        uint64 // buffer address
+	Len         uint32 // buffer length
+	RWFlags     uint32 // RWF_* flags
+	UserData    uint64 // returned in the CQE
+	BufIndex    uint16 // registered-buffer index for *_FIXED
+	Personality uint16 // credentials id (0: the ring's)
+	FileIndex   int32  // splice_fd_in / file_index
+	Addr3       uint64 // third address (unused here)
 	pad         uint64
 }
 
 // CQE is one completion queue entry (struct io_uring_cqe, 16 bytes): Res is a
 // byte count or -errno.
 type CQE struct {
-	UserData uint64
-	Res      int32
-	Flags    uint32
+	UserData uint64 // the SQE's UserData
+	Res      int32  // bytes or -errno
+	Flags    uint32 // IORING_CQE_F_* flags
 }
 
 type rsrcRegister struct {
