@@ -63,6 +63,7 @@ type poolEngine struct {
 	stash  []cqe
 	timer  *time.Timer
 	shufRN *rand.Rand // mem: reorder batches when non-nil
+	help   bool       // posix: a blocked Wait runs queued jobs itself
 }
 
 func newPoolEngine(r *Ring, pool *workerPool, do ioFunc) *poolEngine {
@@ -113,6 +114,19 @@ func (e *poolEngine) reap(out []cqe) int {
 func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
 	if len(e.stash) > 0 {
 		return
+	}
+	if e.help {
+		// Rather than sleep while requests wait for a worker, run one here
+		// (any ring's: its completion goes to its own ring). This saves
+		// two goroutine hand-offs per I/O when workers are busy.
+		select {
+		case j, ok := <-e.pool.jobs:
+			if ok {
+				j.e.run(j.slot)
+				return
+			}
+		default:
+		}
 	}
 	var tc <-chan time.Time
 	if !until.IsZero() {

@@ -72,7 +72,9 @@ func (p *posixBackend) openFile(name string, flag int, perm os.FileMode) (fileIm
 func (p *posixBackend) registerFile(f *os.File) (fileImpl, error) { return dupOS(f) }
 
 func (p *posixBackend) newEngine(r *Ring) (engine, error) {
-	return newPoolEngine(r, p.pool, posixIO), nil
+	e := newPoolEngine(r, p.pool, posixIO)
+	e.help = true
+	return e, nil
 }
 
 func (p *posixBackend) close() error {
