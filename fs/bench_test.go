@@ -2,11 +2,15 @@ package fs_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fireflyer-go/fireflyer/fs"
 )
@@ -90,6 +94,9 @@ func runRing(b *testing.B, c *fs.Client, f *fs.File, bs, depth int, random bool)
 // anchor, os.File.ReadAt from 64 goroutines, on the same warm file.
 func BenchmarkRandRead4K(b *testing.B) {
 	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bench"), make([]byte, benchFile), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	for _, be := range []string{"uring", "posix", "mem"} {
 		b.Run(be+"/QD64", func(b *testing.B) {
 			c, err := fs.Open(context.Background(), dir, fs.WithBackend(be))
@@ -100,6 +107,20 @@ func BenchmarkRandRead4K(b *testing.B) {
 			runRing(b, c, benchSetup(b, c), 4096, 64, true)
 		})
 	}
+	// fio psync's shape: one synchronous pread loop per CPU, against the
+	// posix backend with as many workers at depth 16.
+	procs := runtime.GOMAXPROCS(0)
+	b.Run(fmt.Sprintf("posix/%dworkers/QD16", procs), func(b *testing.B) {
+		c, err := fs.Open(context.Background(), dir, fs.WithBackend("posix"), fs.WithWorkers(procs))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		runRing(b, c, benchSetup(b, c), 4096, 16, true)
+	})
+	b.Run(fmt.Sprintf("anchor-psync/%dgoroutines", procs), func(b *testing.B) {
+		readLoop(b, filepath.Join(dir, "bench"), procs)
+	})
 	b.Run("anchor-os.File.ReadAt/64goroutines", func(b *testing.B) {
 		f, err := os.Open(filepath.Join(dir, "bench"))
 		if err != nil {
@@ -127,10 +148,41 @@ func BenchmarkRandRead4K(b *testing.B) {
 	})
 }
 
+// readLoop runs b.N random 4 KiB preads split over g goroutines.
+func readLoop(b *testing.B, path string, g int) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	b.SetBytes(4096)
+	var wg sync.WaitGroup
+	per := (b.N + g - 1) / g
+	b.ResetTimer()
+	for k := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := make([]byte, 4096)
+			rng := rand.New(rand.NewPCG(uint64(k), 9))
+			for range per {
+				unix.Pread(fd, p, rng.Int64N(benchFile/4096)*4096)
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(per*g)/b.Elapsed().Seconds(), "IOPS")
+}
+
 // BenchmarkSeqRead1M is BenchmarkRandRead4K for 1 MiB sequential reads at
 // depth 8, against os.File.ReadAt from 8 goroutines.
 func BenchmarkSeqRead1M(b *testing.B) {
 	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bench"), make([]byte, benchFile), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	for _, be := range []string{"uring", "posix"} {
 		b.Run(be+"/QD8", func(b *testing.B) {
 			c, err := fs.Open(context.Background(), dir, fs.WithBackend(be))

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -37,12 +38,35 @@ func newWorkerPool(n int) *workerPool {
 	for range n {
 		go func() {
 			defer p.wg.Done()
-			for j := range p.jobs {
+			for {
+				j, ok := p.next()
+				if !ok {
+					return
+				}
 				j.e.run(j.slot)
 			}
 		}()
 	}
 	return p
+}
+
+// spinRounds is how many times a worker or waiter yields and polls before
+// it parks: parking and waking a goroutine costs a futex round trip, more
+// than a page-cache pread, so a short spin keeps the pool busy at depth.
+const spinRounds = 64
+
+// next returns the next job, spinning briefly before blocking.
+func (p *workerPool) next() (job, bool) {
+	for range spinRounds {
+		select {
+		case j, ok := <-p.jobs:
+			return j, ok
+		default:
+		}
+		runtime.Gosched()
+	}
+	j, ok := <-p.jobs
+	return j, ok
 }
 
 func (p *workerPool) close() {
@@ -126,6 +150,17 @@ func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
 				return
 			}
 		default:
+		}
+	}
+	if e.pool != nil {
+		for range spinRounds {
+			select {
+			case c := <-e.cq:
+				e.stash = append(e.stash, c)
+				return
+			default:
+			}
+			runtime.Gosched()
 		}
 	}
 	var tc <-chan time.Time
