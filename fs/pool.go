@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -24,80 +25,153 @@ type job struct {
 	slot int32
 }
 
+// spinRounds is how many times a worker or waiter yields and polls before
+// it parks: parking and waking a goroutine costs a futex round trip, more
+// than a page-cache pread, so a short spin keeps the pool busy at depth.
+const spinRounds = 32
+
 // workerPool runs jobs on a fixed set of goroutines (the posix backend's
-// pread/pwrite workers, and the mem backend's latency workers).
+// pread/pwrite workers, and the mem backend's latency workers). The queue
+// is a mutex-protected ring buffer: a batch is queued under one lock, and
+// only as many parked workers are woken as there are new jobs.
 type workerPool struct {
-	jobs chan job
-	wg   sync.WaitGroup
-	once sync.Once
+	mu     sync.Mutex
+	q      []job // ring buffer, len is a power of two
+	head   int   // next job to take
+	n      int   // jobs queued
+	idle   int   // parked workers not yet sent a wake token
+	closed bool
+	wake   chan struct{} // one token per woken worker
+	wg     sync.WaitGroup
+	once   sync.Once
 }
 
-func newWorkerPool(n int) *workerPool {
-	p := &workerPool{jobs: make(chan job, 4*n+1024)}
-	p.wg.Add(n)
-	for range n {
-		go func() {
-			defer p.wg.Done()
-			for {
-				j, ok := p.next()
-				if !ok {
-					return
-				}
-				j.e.run(j.slot)
-			}
-		}()
+func newWorkerPool(workers int) *workerPool {
+	p := &workerPool{q: make([]job, 1024), wake: make(chan struct{}, workers)}
+	p.wg.Add(workers)
+	for range workers {
+		go p.work()
 	}
 	return p
 }
 
-// spinRounds is how many times a worker or waiter yields and polls before
-// it parks: parking and waking a goroutine costs a futex round trip, more
-// than a page-cache pread, so a short spin keeps the pool busy at depth.
-const spinRounds = 64
-
-// next returns the next job, spinning briefly before blocking.
-func (p *workerPool) next() (job, bool) {
-	for range spinRounds {
-		select {
-		case j, ok := <-p.jobs:
-			return j, ok
-		default:
+func (p *workerPool) work() {
+	defer p.wg.Done()
+	for {
+		j, ok := p.take(true)
+		if !ok {
+			return
 		}
-		runtime.Gosched()
+		j.e.run(j.slot)
 	}
-	j, ok := <-p.jobs
-	return j, ok
+}
+
+// take returns the next job. With block it spins, then parks until a job
+// arrives; it returns false when the pool is closed (block) or empty.
+func (p *workerPool) take(block bool) (job, bool) {
+	spins := 0
+	p.mu.Lock()
+	for p.n == 0 {
+		if p.closed || !block {
+			p.mu.Unlock()
+			return job{}, false
+		}
+		if spins < spinRounds {
+			spins++
+			p.mu.Unlock()
+			runtime.Gosched()
+			p.mu.Lock()
+			continue
+		}
+		p.idle++
+		p.mu.Unlock()
+		<-p.wake
+		spins = 0
+		p.mu.Lock()
+	}
+	j := p.q[p.head]
+	p.q[p.head] = job{}
+	p.head = (p.head + 1) & (len(p.q) - 1)
+	p.n--
+	p.mu.Unlock()
+	return j, true
+}
+
+// push queues the batch's slots for e and wakes parked workers.
+func (p *workerPool) push(e *poolEngine, batch []int32) {
+	p.mu.Lock()
+	for p.n+len(batch) > len(p.q) {
+		q := make([]job, 2*len(p.q))
+		for i := range p.n {
+			q[i] = p.q[(p.head+i)&(len(p.q)-1)]
+		}
+		p.q, p.head = q, 0
+	}
+	for _, s := range batch {
+		p.q[(p.head+p.n)&(len(p.q)-1)] = job{e: e, slot: s}
+		p.n++
+	}
+	wake := min(p.idle, len(batch))
+	p.idle -= wake
+	p.mu.Unlock()
+	for range wake {
+		p.wake <- struct{}{}
+	}
 }
 
 func (p *workerPool) close() {
 	p.once.Do(func() {
-		close(p.jobs)
+		p.mu.Lock()
+		p.closed = true
+		wake := p.idle
+		p.idle = 0
+		p.mu.Unlock()
+		for range wake {
+			p.wake <- struct{}{}
+		}
 		p.wg.Wait()
 	})
 }
 
 // poolEngine is the engine of the posix and mem backends: requests run on
-// a worker pool (or inline, for mem without latency) and completions come
-// back on a channel with room for every slot, so a worker never blocks.
+// a worker pool (or inline, for mem without latency); completions collect
+// in a mutex-protected list and a parked waiter is woken only once enough
+// are there.
 type poolEngine struct {
 	r      *Ring
 	pool   *workerPool // nil: run inline in submit
 	do     ioFunc
-	cq     chan cqe
-	stash  []cqe
-	timer  *time.Timer
 	shufRN *rand.Rand // mem: reorder batches when non-nil
-	help   bool       // posix: a blocked Wait runs queued jobs itself
+	help   bool       // posix: a waiting Wait runs queued jobs itself
+
+	cmu     sync.Mutex
+	ndone   atomic.Int32 // len(done), readable without cmu
+	done    []cqe        // completions not yet reaped (cap: ring entries)
+	waiting int          // >0: a parked waiter wants this many
+	notify  chan struct{}
+	timer   *time.Timer
 }
 
 func newPoolEngine(r *Ring, pool *workerPool, do ioFunc) *poolEngine {
-	return &poolEngine{r: r, pool: pool, do: do, cq: make(chan cqe, r.opts.Entries), stash: make([]cqe, 0, 1)}
+	return &poolEngine{r: r, pool: pool, do: do, done: make([]cqe, 0, r.opts.Entries), notify: make(chan struct{}, 1)}
 }
 
 func (e *poolEngine) run(slot int32) {
-	s := &e.r.slots[slot]
-	res := e.do(e.r.opts.Op, s, e.r.opts.Flags)
-	e.cq <- cqe{slot: slot, res: res}
+	res := e.do(e.r.opts.Op, &e.r.slots[slot], e.r.opts.Flags)
+	e.cmu.Lock()
+	e.done = append(e.done, cqe{slot: slot, res: res})
+	e.ndone.Store(int32(len(e.done)))
+	signal := e.waiting > 0 && len(e.done) >= e.waiting
+	if signal {
+		e.waiting = 0
+	}
+	e.cmu.Unlock()
+	if signal {
+		select {
+		case e.notify <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (e *poolEngine) submit(batch []int32) error {
@@ -110,64 +184,57 @@ func (e *poolEngine) submit(batch []int32) error {
 		}
 		return nil
 	}
-	for _, s := range batch {
-		e.pool.jobs <- job{e: e, slot: s}
-	}
+	e.pool.push(e, batch)
 	return nil
 }
 
 func (e *poolEngine) reap(out []cqe) int {
-	n := 0
-	if len(e.stash) > 0 && len(out) > 0 {
-		out[0] = e.stash[0]
-		e.stash = e.stash[:0]
-		n++
+	if e.ndone.Load() == 0 {
+		return 0
 	}
-	for n < len(out) {
-		select {
-		case c := <-e.cq:
-			out[n] = c
-			n++
-		default:
-			return n
-		}
-	}
+	e.cmu.Lock()
+	n := copy(out, e.done)
+	rest := copy(e.done, e.done[n:])
+	e.done = e.done[:rest]
+	e.ndone.Store(int32(rest))
+	e.cmu.Unlock()
 	return n
 }
 
+func (e *poolEngine) ready() int { return int(e.ndone.Load()) }
+
 func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
-	if len(e.stash) > 0 {
-		return
-	}
-	if e.help {
-		// Rather than sleep while requests wait for a worker, run one here
-		// (any ring's: its completion goes to its own ring). This saves
-		// two goroutine hand-offs per I/O when workers are busy.
-		select {
-		case j, ok := <-e.pool.jobs:
-			if ok {
-				j.e.run(j.slot)
-				return
-			}
-		default:
-		}
+	if need < 1 {
+		need = 1
 	}
 	if e.pool != nil {
 		for range spinRounds {
-			select {
-			case c := <-e.cq:
-				e.stash = append(e.stash, c)
+			if e.ready() >= need {
 				return
-			default:
+			}
+			if e.help {
+				// Rather than wait for a worker, run a queued job here
+				// (any ring's: its completion goes to its own ring).
+				if j, ok := e.pool.take(false); ok {
+					j.e.run(j.slot)
+					continue
+				}
 			}
 			runtime.Gosched()
 		}
 	}
+	e.cmu.Lock()
+	if len(e.done) >= need {
+		e.cmu.Unlock()
+		return
+	}
+	e.waiting = need
+	e.cmu.Unlock()
 	var tc <-chan time.Time
 	if !until.IsZero() {
 		d := time.Until(until)
 		if d <= 0 {
-			return
+			d = 1
 		}
 		if e.timer == nil {
 			e.timer = time.NewTimer(d)
@@ -175,14 +242,18 @@ func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
 			e.timer.Reset(d)
 		}
 		tc = e.timer.C
-		defer e.timer.Stop()
 	}
 	select {
-	case c := <-e.cq:
-		e.stash = append(e.stash, c)
+	case <-e.notify:
 	case <-done:
 	case <-tc:
 	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.cmu.Lock()
+	e.waiting = 0
+	e.cmu.Unlock()
 }
 
 func (e *poolEngine) close() error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -176,6 +177,7 @@ type Ring struct {
 
 	cmu     sync.Mutex // completion side
 	scratch []cqe
+	waits   atomic.Uint64
 }
 
 // NewRing creates a ring. Errors: ErrInvalid (naming the option) for
@@ -244,7 +246,9 @@ func (r *Ring) Opts() RingOpts { return r.opts }
 func (r *Ring) Stats() RingStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	st.Waits = r.waits.Load()
+	return st
 }
 
 // Prep queues one request and returns its slot (hf3fs_prep_io). Errors:
@@ -429,11 +433,7 @@ func (r *Ring) Wait(ctx context.Context, out []Completion, min int) (int, error)
 	}
 }
 
-func (r *Ring) countWait() {
-	r.mu.Lock()
-	r.stats.Waits++
-	r.mu.Unlock()
-}
+func (r *Ring) countWait() { r.waits.Add(1) }
 
 // collect reaps engine completions into out and frees their slots.
 func (r *Ring) collect(out []Completion) int {
