@@ -142,7 +142,6 @@ type poolEngine struct {
 	pool   *workerPool // nil: run inline in submit
 	do     ioFunc
 	shufRN *rand.Rand // mem: reorder batches when non-nil
-	help   bool       // posix: a waiting Wait runs queued jobs itself
 
 	cmu     sync.Mutex
 	ndone   atomic.Int32 // len(done), readable without cmu
@@ -211,14 +210,6 @@ func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
 		for range spinRounds {
 			if e.ready() >= need {
 				return
-			}
-			if e.help {
-				// Rather than wait for a worker, run a queued job here
-				// (any ring's: its completion goes to its own ring).
-				if j, ok := e.pool.take(false); ok {
-					j.e.run(j.slot)
-					continue
-				}
 			}
 			runtime.Gosched()
 		}

@@ -72,9 +72,7 @@ func (p *posixBackend) openFile(name string, flag int, perm os.FileMode) (fileIm
 func (p *posixBackend) registerFile(f *os.File) (fileImpl, error) { return dupOS(f) }
 
 func (p *posixBackend) newEngine(r *Ring) (engine, error) {
-	e := newPoolEngine(r, p.pool, posixIO)
-	e.help = true
-	return e, nil
+	return newPoolEngine(r, p.pool, posixIO), nil
 }
 
 func (p *posixBackend) close() error {
