@@ -55,7 +55,7 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	if o.BlockSize < 0 || (o.BlockSize > 0 && size%o.BlockSize != 0) {
 		return nil, fmt.Errorf("%w: block size %d must be >= 0 and divide buffer size %d", ErrInvalid, o.BlockSize, size)
 	}
-	mem, err := unix.Mmap(-1, 0, mapped, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	mem, err := mapBuffer(mapped)
 	if err != nil {
 		return nil, fmt.Errorf("fs: map buffer of %d bytes: %w", size, err)
 	}
@@ -84,6 +84,34 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	c.buffers[b.idx] = b
 	c.mu.Unlock()
 	return b, nil
+}
+
+// hugePage is the transparent huge page size buffers of at least this size
+// are aligned to and advised for: fewer, larger physically contiguous
+// segments per I/O (a 1 MiB O_DIRECT read in 4 KiB pages needs 256
+// segments, more than many block devices take in one request).
+const hugePage = 2 << 20
+
+// mapBuffer maps n bytes of anonymous memory; from 2 MiB up the mapping is
+// 2 MiB-aligned and advised MADV_HUGEPAGE (best effort).
+func mapBuffer(n int) ([]byte, error) {
+	if n < hugePage {
+		return unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	}
+	raw, err := unix.Mmap(-1, 0, n+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	lead := (hugePage - int(uintptrOf(raw)%hugePage)) % hugePage
+	if lead > 0 {
+		unix.Munmap(raw[:lead])
+	}
+	if tail := len(raw) - lead - n; tail > 0 {
+		unix.Munmap(raw[lead+n:])
+	}
+	mem := raw[lead : lead+n : lead+n]
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	return mem, nil
 }
 
 // Bytes returns the buffer's memory. It stays valid until Close.
