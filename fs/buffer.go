@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +68,7 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		unix.Munmap(mem)
+		unmapBuffer(mem)
 		return nil, ErrClosed
 	}
 	b.idx = -1
@@ -93,25 +94,38 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 const hugePage = 2 << 20
 
 // mapBuffer maps n bytes of anonymous memory; from 2 MiB up the mapping is
-// 2 MiB-aligned and advised MADV_HUGEPAGE (best effort).
+// 2 MiB-aligned and advised MADV_HUGEPAGE (best effort). Free it with
+// unmapBuffer (not unix.Munmap, which only takes whole unix.Mmap results).
 func mapBuffer(n int) ([]byte, error) {
-	if n < hugePage {
-		return unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	extra := 0
+	if n >= hugePage {
+		extra = hugePage
 	}
-	raw, err := unix.Mmap(-1, 0, n+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(n+extra), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, err
 	}
-	lead := (hugePage - int(uintptrOf(raw)%hugePage)) % hugePage
-	if lead > 0 {
-		unix.Munmap(raw[:lead])
+	raw := unsafe.Slice((*byte)(p), n+extra)
+	if extra == 0 {
+		return raw, nil
 	}
-	if tail := len(raw) - lead - n; tail > 0 {
-		unix.Munmap(raw[lead+n:])
+	lead := (hugePage - int(uintptr(p)%hugePage)) % hugePage
+	if lead > 0 {
+		unmapBuffer(raw[:lead])
+	}
+	if tail := extra - lead; tail > 0 {
+		unmapBuffer(raw[lead+n:])
 	}
 	mem := raw[lead : lead+n : lead+n]
-	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	adviseHuge(mem)
 	return mem, nil
+}
+
+func unmapBuffer(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return unix.MunmapPtr(unsafe.Pointer(&b[0]), uintptr(len(b)))
 }
 
 // Bytes returns the buffer's memory. It stays valid until Close.
@@ -160,7 +174,7 @@ func (b *Buffer) Close() error {
 		c.buffers[b.idx] = nil
 	}
 	c.mu.Unlock()
-	return unix.Munmap(b.mapping)
+	return unmapBuffer(b.mapping)
 }
 
 // Buffer returns the region's buffer.
