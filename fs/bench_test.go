@@ -121,6 +121,23 @@ func BenchmarkRandRead4K(b *testing.B) {
 	b.Run(fmt.Sprintf("anchor-psync/%dgoroutines", procs), func(b *testing.B) {
 		readLoop(b, filepath.Join(dir, "bench"), procs)
 	})
+	// One goroutine with one ring against one goroutine calling ReadAt.
+	b.Run("anchor-os.File.ReadAt/1goroutine", func(b *testing.B) {
+		f, err := os.Open(filepath.Join(dir, "bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		b.SetBytes(4096)
+		p := make([]byte, 4096)
+		rng := rand.New(rand.NewPCG(4, 5))
+		b.ResetTimer()
+		for range b.N {
+			f.ReadAt(p, rng.Int64N(benchFile/4096)*4096)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "IOPS")
+	})
 	b.Run("anchor-os.File.ReadAt/64goroutines", func(b *testing.B) {
 		f, err := os.Open(filepath.Join(dir, "bench"))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -46,6 +47,7 @@ type benchConfig struct {
 	RW      string        `json:"rw"`
 	BS      int64         `json:"bs"`
 	IODepth int           `json:"iodepth"`
+	NumJobs int           `json:"numjobs"`
 	Batch   int           `json:"batch"`
 	Size    int64         `json:"size"`
 	Runtime time.Duration `json:"-"`
@@ -89,6 +91,7 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&cfg.RW, "rw", "randread", "pattern: read, write, randread or randwrite")
 	fl.StringVar(&bs, "bs", "4k", "block size per I/O (k, m, g suffixes are powers of 1024)")
 	fl.IntVar(&cfg.IODepth, "iodepth", 64, "I/Os kept in flight (ring entries)")
+	fl.IntVar(&cfg.NumJobs, "numjobs", 1, "rings, each driven by its own goroutine with --iodepth I/Os in flight")
 	fl.IntVar(&cfg.Batch, "batch", 1, "completions to wait for before refilling the ring (1..iodepth)")
 	fl.StringVar(&size, "size", "1G", "file size; the file is created or extended to it first")
 	fl.StringVar(&runtime, "runtime", "10s", "how long to run (Go duration, or seconds)")
@@ -125,14 +128,17 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	if cfg.IODepth < 1 || cfg.IODepth > 4096 {
 		return bad("--iodepth %d: want 1..4096", cfg.IODepth)
 	}
+	if cfg.NumJobs < 1 || cfg.NumJobs > 256 {
+		return bad("--numjobs %d: want 1..256", cfg.NumJobs)
+	}
 	if cfg.Batch < 1 || cfg.Batch > cfg.IODepth {
 		return bad("--batch %d: want 1..iodepth", cfg.Batch)
 	}
 	if cfg.Workers < 0 {
 		return bad("--workers %d: want >= 0", cfg.Workers)
 	}
-	if int64(cfg.IODepth)*cfg.BS > 4<<30 {
-		return bad("--iodepth x --bs = %d bytes: want at most 4 GiB of buffers", int64(cfg.IODepth)*cfg.BS)
+	if int64(cfg.NumJobs)*int64(cfg.IODepth)*cfg.BS > 4<<30 {
+		return bad("--numjobs x --iodepth x --bs = %d bytes: want at most 4 GiB of buffers", int64(cfg.NumJobs)*int64(cfg.IODepth)*cfg.BS)
 	}
 	switch cfg.Backend {
 	case "auto", "uring", "posix", "mem":
@@ -174,8 +180,8 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 
 func printBench(w io.Writer, r benchResult) {
 	c := r.Config
-	fmt.Fprintf(w, "fs bench: backend=%s rw=%s bs=%s iodepth=%d batch=%d size=%s direct=%v\n",
-		r.Backend, c.RW, fmtSize(c.BS), c.IODepth, c.Batch, fmtSize(c.Size), c.Direct)
+	fmt.Fprintf(w, "fs bench: backend=%s rw=%s bs=%s iodepth=%d numjobs=%d batch=%d size=%s direct=%v\n",
+		r.Backend, c.RW, fmtSize(c.BS), c.IODepth, c.NumJobs, c.Batch, fmtSize(c.Size), c.Direct)
 	if r.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", r.Note)
 	}
@@ -212,7 +218,6 @@ func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benc
 		return res, fmt.Errorf("lay out %s: %w", cfg.Path, err)
 	}
 	write := strings.HasSuffix(cfg.RW, "write")
-	random := strings.HasPrefix(cfg.RW, "rand")
 	flag := os.O_RDONLY
 	op := fs.Read
 	if write {
@@ -225,91 +230,33 @@ func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benc
 	if err != nil {
 		return res, err
 	}
-	bs := int(cfg.BS)
-	buf, err := c.NewBuffer(cfg.IODepth*bs, fs.BufferOpts{BlockSize: bs})
-	if err != nil {
-		return res, err
+	jobs := make([]jobResult, cfg.NumJobs)
+	var wg sync.WaitGroup
+	for j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := progress
+			if j != 0 {
+				p = nil
+			}
+			jobs[j] = benchJob(ctx, c, f, cfg, op, cfg.Seed+uint64(j), p)
+		}()
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	if write {
-		for i := range buf.Bytes() {
-			buf.Bytes()[i] = byte(rng.Uint32())
-		}
-	}
-	r, err := c.NewRing(fs.RingOpts{Entries: cfg.IODepth, Op: op})
-	if err != nil {
-		return res, err
-	}
-	regs := make([]fs.Region, cfg.IODepth)
-	for i := range regs {
-		regs[i], _ = buf.Region(i*bs, bs)
-	}
-	blocks := cfg.Size / cfg.BS
-	var seq int64
-	next := func() int64 {
-		if random {
-			return rng.Int64N(blocks) * cfg.BS
-		}
-		o := seq * cfg.BS
-		seq = (seq + 1) % blocks
-		return o
-	}
+	wg.Wait()
 	var hist latHist
-	issued := make([]int64, cfg.IODepth)
-	base := time.Now()
-	for i := range cfg.IODepth {
-		issued[i] = int64(time.Since(base))
-		if _, err := r.Prep(fs.Req{File: f, Off: next(), Buf: regs[i], Tag: uint64(i)}); err != nil {
-			return res, err
+	var elapsed float64
+	var enters int64
+	for _, jr := range jobs {
+		if jr.err != nil {
+			return res, jr.err
 		}
-	}
-	if err := r.Submit(); err != nil {
-		return res, err
-	}
-	out := make([]fs.Completion, cfg.IODepth)
-	end := int64(cfg.Runtime)
-	lastProgress := int64(0)
-	enters0 := r.Enters()
-	var now int64
-	for {
-		n, err := r.Wait(ctx, out, cfg.Batch)
-		if err != nil {
-			return res, err
-		}
-		now = int64(time.Since(base))
-		stop := now >= end
-		for _, cp := range out[:n] {
-			hist.add(now - issued[cp.Tag])
-			res.IOs++
-			res.Bytes += cp.N
-			if cp.Err != nil {
-				res.Errors++
-			}
-			if !stop {
-				issued[cp.Tag] = now
-				if _, err := r.Prep(fs.Req{File: f, Off: next(), Buf: regs[cp.Tag], Tag: cp.Tag}); err != nil {
-					return res, err
-				}
-			}
-		}
-		if stop {
-			break
-		}
-		if err := r.Submit(); err != nil {
-			return res, err
-		}
-		if progress != nil && now-lastProgress > int64(100*time.Millisecond) {
-			progress(float64(now) / float64(end))
-			lastProgress = now
-		}
-	}
-	elapsed := float64(now) / 1e9
-	enters := r.Enters() - enters0
-	// Drain what is still in flight (not counted).
-	for {
-		if _, err := r.Wait(ctx, out, 1); err != nil {
-			break
-		}
+		res.IOs += jr.ios
+		res.Bytes += jr.bytes
+		res.Errors += jr.errors
+		hist.merge(&jr.hist)
+		elapsed = max(elapsed, jr.elapsed)
+		enters += jr.enters
 	}
 	res.RuntimeS = elapsed
 	res.IOPS = float64(res.IOs) / elapsed
@@ -319,6 +266,113 @@ func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benc
 		res.EntersPerIO = float64(enters) / float64(res.IOs)
 	}
 	return res, nil
+}
+
+// jobResult is one ring's share of a benchmark.
+type jobResult struct {
+	ios, bytes, errors int64
+	enters             int64 // io_uring_enter calls, or < 0 off uring
+	elapsed            float64
+	hist               latHist
+	err                error
+}
+
+// benchJob keeps cfg.IODepth I/Os in flight on its own ring and buffer for
+// cfg.Runtime.
+func benchJob(ctx context.Context, c *fs.Client, f *fs.File, cfg benchConfig, op fs.Op, seed uint64, progress func(float64)) (res jobResult) {
+	write := op == fs.Write
+	random := strings.HasPrefix(cfg.RW, "rand")
+	bs := int(cfg.BS)
+	buf, err := c.NewBuffer(cfg.IODepth*bs, fs.BufferOpts{BlockSize: bs})
+	if err != nil {
+		return jobResult{err: err}
+	}
+	defer buf.Close()
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	if write {
+		for i := range buf.Bytes() {
+			buf.Bytes()[i] = byte(rng.Uint32())
+		}
+	}
+	r, err := c.NewRing(fs.RingOpts{Entries: cfg.IODepth, Op: op})
+	if err != nil {
+		return jobResult{err: err}
+	}
+	defer r.Close()
+	regs := make([]fs.Region, cfg.IODepth)
+	for i := range regs {
+		regs[i], _ = buf.Region(i*bs, bs)
+	}
+	blocks := cfg.Size / cfg.BS
+	seq := int64(seed-cfg.Seed) * blocks / int64(cfg.NumJobs) // jobs start spread out
+	next := func() int64 {
+		if random {
+			return rng.Int64N(blocks) * cfg.BS
+		}
+		o := seq * cfg.BS
+		seq = (seq + 1) % blocks
+		return o
+	}
+	issued := make([]int64, cfg.IODepth)
+	base := time.Now()
+	for i := range cfg.IODepth {
+		issued[i] = int64(time.Since(base))
+		if _, err := r.Prep(fs.Req{File: f, Off: next(), Buf: regs[i], Tag: uint64(i)}); err != nil {
+			return jobResult{err: err}
+		}
+	}
+	if err := r.Submit(); err != nil {
+		return jobResult{err: err}
+	}
+	out := make([]fs.Completion, cfg.IODepth)
+	end := int64(cfg.Runtime)
+	lastProgress := int64(0)
+	enters0 := r.Enters()
+	var now int64
+	for {
+		n, err := r.Wait(ctx, out, cfg.Batch)
+		if err != nil {
+			return jobResult{err: err}
+		}
+		now = int64(time.Since(base))
+		stop := now >= end
+		for _, cp := range out[:n] {
+			res.hist.add(now - issued[cp.Tag])
+			res.ios++
+			res.bytes += cp.N
+			if cp.Err != nil {
+				res.errors++
+			}
+			if !stop {
+				issued[cp.Tag] = now
+				if _, err := r.Prep(fs.Req{File: f, Off: next(), Buf: regs[cp.Tag], Tag: cp.Tag}); err != nil {
+					return jobResult{err: err}
+				}
+			}
+		}
+		if stop {
+			break
+		}
+		if err := r.Submit(); err != nil {
+			return jobResult{err: err}
+		}
+		if progress != nil && now-lastProgress > int64(100*time.Millisecond) {
+			progress(float64(now) / float64(end))
+			lastProgress = now
+		}
+	}
+	res.elapsed = float64(now) / 1e9
+	res.enters = r.Enters() - enters0
+	if r.Enters() < 0 {
+		res.enters = -1
+	}
+	// Drain what is still in flight (not counted).
+	for {
+		if _, err := r.Wait(ctx, out, 1); err != nil {
+			break
+		}
+	}
+	return res
 }
 
 // layOut creates name or extends it to size with random data, 1 MiB per
@@ -408,6 +462,21 @@ func latValue(b int) float64 {
 	e := b/32 - 1
 	m := b%32 + 32
 	return (float64(m) + 0.5) * math.Exp2(float64(e))
+}
+
+func (h *latHist) merge(o *latHist) {
+	if o.n == 0 {
+		return
+	}
+	if h.n == 0 || o.min < h.min {
+		h.min = o.min
+	}
+	h.max = max(h.max, o.max)
+	h.n += o.n
+	h.sum += o.sum
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
 }
 
 func (h *latHist) quantile(q float64) float64 {

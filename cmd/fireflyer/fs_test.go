@@ -30,7 +30,7 @@ func TestFSBenchJSON(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bench.dat")
 	for _, be := range []string{"uring", "mem"} {
 		var out, errb bytes.Buffer
-		code := run([]string{"fs", "bench", "--backend", be, "--rw", "read", "--bs", "64k", "--iodepth", "4", "--size", "2M", "--runtime", "0.1", "--json", path}, nil, &out, &errb)
+		code := run([]string{"fs", "bench", "--backend", be, "--rw", "read", "--bs", "64k", "--iodepth", "4", "--numjobs", "2", "--size", "2M", "--runtime", "0.1", "--json", path}, nil, &out, &errb)
 		if code != exitOK {
 			t.Fatalf("%s: exit %d, stderr %s", be, code, errb.String())
 		}
@@ -42,7 +42,7 @@ func TestFSBenchJSON(t *testing.T) {
 		if dec.More() {
 			t.Fatalf("%s: more than one JSON value on stdout", be)
 		}
-		if res.IOs <= 0 || res.Bytes != res.IOs*64<<10 || res.Errors != 0 || res.IOPS <= 0 || res.LatUS.P50 <= 0 || res.LatUS.P50 > res.LatUS.Max {
+		if res.Config.NumJobs != 2 || res.IOs <= 0 || res.Bytes != res.IOs*64<<10 || res.Errors != 0 || res.IOPS <= 0 || res.LatUS.P50 <= 0 || res.LatUS.P50 > res.LatUS.Max {
 			t.Fatalf("%s: implausible result %+v", be, res)
 		}
 	}
@@ -59,6 +59,7 @@ func TestFSBenchUsage(t *testing.T) {
 		{"fs", "bench", "--iodepth", "0", dir + "/x"},
 		{"fs", "bench", "--batch", "100", "--iodepth", "8", dir + "/x"},
 		{"fs", "bench", "--runtime", "-1s", dir + "/x"},
+		{"fs", "bench", "--numjobs", "0", dir + "/x"},
 		{"fs", "bench", "--backend", "nfs", dir + "/x"},
 		{"fs", "bench", "--size", "1k", "--bs", "4k", dir + "/x"},
 		{"fs", "bench", "--nope", dir + "/x"},
