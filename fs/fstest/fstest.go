@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"batch exact fails fast", testExact},
 		{"batch at most with timeout", testAtMost},
 		{"wait context", testWaitContext},
+		{"priorities with flags", testPriorities},
 		{"close ring with I/O in flight", testCloseRing},
 		{"close client with I/O in flight", testCloseClient},
 		{"several rings at once", testSeveralRings},
@@ -472,6 +473,26 @@ func testWaitContext(t *testing.T, open Opener) {
 		if err != nil || k != rest {
 			t.Fatalf("Wait rest = %d, %v", k, err)
 		}
+	}
+}
+
+func testPriorities(t *testing.T, open Opener) {
+	c := openC(t, open)
+	s := newSide(t, c, "prio", 8192, 4)
+	copy(s.buf.Bytes(), "priority")
+	s.do(t, s.wr, 0, 0, 8, 1)
+	for _, p := range []fs.Priority{fs.High, fs.Normal, fs.Low} {
+		r := must(c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Read, Priority: p, Flags: fs.AllowReadUncommitted}))
+		clear(s.buf.Bytes())
+		must(r.Prep(fs.Req{File: s.f, Buf: must(s.buf.Region(0, 4096)), Tag: 9}))
+		if err := r.Submit(); err != nil {
+			t.Fatal(err)
+		}
+		n, err := r.Wait(context.Background(), s.out, 1)
+		if err != nil || n != 1 || s.out[0].Err != nil || s.out[0].N != 8 || string(s.buf.Bytes()[:8]) != "priority" {
+			t.Fatalf("priority %d: Wait = %d, %v, %+v", p, n, err, s.out[0])
+		}
+		r.Close()
 	}
 }
 
