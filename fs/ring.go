@@ -376,23 +376,23 @@ func (r *Ring) dispatchLocked(now time.Time) error {
 	return nil
 }
 
-// Wait collects between min and len(out) completions into out and returns
-// how many it stored (hf3fs_wait_for_ios; min is clamped to len(out)). It
-// blocks until min are available, ctx is done (returning ctx.Err() with the
-// completions gathered so far) or it can tell that min can never be reached
-// from the I/O dispatched or pending in an AtMost batch (ErrWouldStall, at
-// once, with what is ready). It does not allocate.
-func (r *Ring) Wait(ctx context.Context, out []Completion, min int) (int, error) {
-	if min > len(out) {
-		min = len(out)
-	}
+// Wait collects between minN and len(out) completions into out and returns
+// how many it stored (hf3fs_wait_for_ios; minN is clamped to 0..len(out),
+// and 0 polls without blocking). It blocks until minN are available; until
+// ctx is done (returning ctx.Err() with the completions gathered so far);
+// or until it can tell that minN can never be reached from the I/O
+// dispatched or pending in an AtMost batch (ErrWouldStall, at once, with
+// what is ready: for example Exact batching with fewer than Depth requests
+// queued). Completions come in completion order. It does not allocate.
+func (r *Ring) Wait(ctx context.Context, out []Completion, minN int) (int, error) {
+	want := max(0, min(minN, len(out)))
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
 	n := 0
 	done := ctx.Done()
 	for {
 		n += r.collect(out[n:])
-		if n >= min && (n > 0 || min == 0) {
+		if n >= want {
 			r.countWait()
 			return n, nil
 		}
@@ -413,11 +413,8 @@ func (r *Ring) Wait(ctx context.Context, out []Completion, min int) (int, error)
 			possible += r.submitted
 		}
 		r.mu.Unlock()
-		if n+possible < min || possible == 0 {
+		if n+possible < want {
 			r.countWait()
-			if n >= min {
-				return n, nil
-			}
 			return n, ErrWouldStall
 		}
 		if done != nil {
@@ -429,7 +426,7 @@ func (r *Ring) Wait(ctx context.Context, out []Completion, min int) (int, error)
 			default:
 			}
 		}
-		r.eng.block(done, min-n, until)
+		r.eng.block(done, want-n, until)
 	}
 }
 
