@@ -1,0 +1,7 @@
+package kernels
+
+// selectGo installs the pure-Go kernels (MR=16, NR=6).
+func selectGo() {
+	Impl, MR, NR = "go", 16, 6
+	microFn, decodeFn = microGo, decodeGo
+}
