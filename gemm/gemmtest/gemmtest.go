@@ -50,6 +50,10 @@ type Options struct {
 	// multiply-accumulates (M·N·K summed over groups); 0 means no limit.
 	// The slow reference backend uses it to stay within CI time.
 	MaxMACs int
+	// Quick runs a reduced dense grid (two shapes) with every other case
+	// unchanged: for extra configurations of a backend (other kernel sets,
+	// one worker) once the full suite has run.
+	Quick bool
 }
 
 // Shape is one GEMM shape.
@@ -110,6 +114,49 @@ func NewProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
 	}
 	p.DA, _ = gemm.Dequantize(p.A)
 	p.DB, _ = gemm.Dequantize(p.B)
+	return p
+}
+
+var oracleCache sync.Map // key: *float32 of x, *float32 of y, m, n, k
+
+type oracleKey struct {
+	x, y    *float32
+	m, n, k int
+}
+
+// cachedMatMulNT64 memoises MatMulNT64 for inputs that live as long as the
+// problem cache (the same test problem is checked against several backend
+// configurations).
+func cachedMatMulNT64(x, y []float32, m, n, k int) []float64 {
+	if len(x) == 0 || len(y) == 0 {
+		return MatMulNT64(x, y, m, n, k)
+	}
+	key := oracleKey{&x[0], &y[0], m, n, k}
+	if v, ok := oracleCache.Load(key); ok {
+		return v.([]float64)
+	}
+	v := MatMulNT64(x, y, m, n, k)
+	oracleCache.Store(key, v)
+	return v
+}
+
+var problemCache sync.Map
+
+type problemKey struct {
+	seed uint64
+	s    Shape
+	opt  gemm.QuantOptions
+}
+
+// cachedProblem returns NewProblem(seed, s, opt), shared between runs that
+// do not modify it.
+func cachedProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
+	key := problemKey{seed, s, opt}
+	if v, ok := problemCache.Load(key); ok {
+		return v.(*Problem)
+	}
+	p := NewProblem(seed, s, opt)
+	problemCache.Store(key, p)
 	return p
 }
 
@@ -260,15 +307,19 @@ func (s *suite) gemmCase(t *testing.T, p *Problem, seedName string) {
 		t.Fatalf("%s: GemmNT: %v", seedName, err)
 	}
 	got := OutF64(d)
-	checkGate(t, "vs unquantized", got, MatMulNT64(p.X, p.Y, sh.M, sh.N, sh.K), GateUnquantized)
-	checkGate(t, "vs dequantized", got, MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), GateDequantized)
+	checkGate(t, "vs unquantized", got, cachedMatMulNT64(p.X, p.Y, sh.M, sh.N, sh.K), GateUnquantized)
+	checkGate(t, "vs dequantized", got, cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), GateDequantized)
 }
 
 func (s *suite) dense(t *testing.T) {
 	s.need(t, s.caps.ScalesF32, "float32 scales")
-	for i, sh := range DenseShapes(testing.Short()) {
+	shapes := DenseShapes(testing.Short())
+	if s.opt.Quick {
+		shapes = []Shape{{7, 2112, 576}, {128, 576, 768}}
+	}
+	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
-			s.gemmCase(t, NewProblem(uint64(100+i), sh, gemm.QuantOptions{}), "dense")
+			s.gemmCase(t, cachedProblem(uint64(100+i), sh, gemm.QuantOptions{}), "dense")
 		})
 	}
 }
@@ -278,7 +329,7 @@ func (s *suite) tails(t *testing.T) {
 	shapes := []Shape{{7, 2112, 576}, {64, 264, 130}, {5, 129, 1}, {33, 130, 257}}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
-			s.gemmCase(t, NewProblem(uint64(200+i), sh, gemm.QuantOptions{}), "tail")
+			s.gemmCase(t, cachedProblem(uint64(200+i), sh, gemm.QuantOptions{}), "tail")
 		})
 	}
 }
@@ -291,7 +342,7 @@ func (s *suite) ue8m0(t *testing.T) {
 	}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
-			p := NewProblem(uint64(300+i), sh, gemm.QuantOptions{UE8M0: true})
+			p := cachedProblem(uint64(300+i), sh, gemm.QuantOptions{UE8M0: true})
 			if p.A.Format != gemm.ScaleUE8M0 || p.B.Format != gemm.ScaleUE8M0 {
 				t.Fatal("quantizer did not produce UE8M0 scales")
 			}
@@ -313,8 +364,8 @@ func addC(want []float64, c []float32, rows, cols, stride int) []float64 {
 
 func (s *suite) accumulate(t *testing.T) {
 	sh := Shape{64, 576, 768}
-	p := NewProblem(400, sh, gemm.QuantOptions{})
-	want := MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
+	p := cachedProblem(400, sh, gemm.QuantOptions{})
+	want := cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
 	r := testutil.RNG(401)
 	c := testutil.Normal(r, sh.M*sh.N, 0, 32)
 	t.Run("F32", func(t *testing.T) {
