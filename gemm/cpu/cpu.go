@@ -170,13 +170,21 @@ type chunk struct {
 // tile is one unit of work: a chunk × a range of columns.
 type tile struct{ chunk, n0, nc int }
 
+// window is a run of chunks whose A is pre-packed together, and their
+// tiles: chunks [c0, c1), tiles [t0, t1).
+type window struct{ c0, c1, t0, t1 int }
+
 // Tile limits: rows of A per chunk, columns of B per tile, K per block.
 const (
-	mcMax      = 256
-	ncMax      = 384
 	bk         = gemm.BlockK
-	prepackMax = 4 << 20 // floats of pre-packed A (16 MiB)
 	serialMACs = 1 << 21 // below this, one goroutine
+)
+
+// Tunables (variables so that tests can probe them).
+var (
+	mcMax      = 256
+	ncMax      = 192
+	prepackMax = 4 << 20 // floats of pre-packed A per window (16 MiB)
 )
 
 // call holds one call's state; it is pooled.
@@ -188,9 +196,11 @@ type call struct {
 	k, n    int
 	workers int
 
-	segs   []segment
-	chunks []chunk
-	tiles  []tile
+	segs    []segment
+	chunks  []chunk
+	tiles   []tile
+	windows []window
+	win     window // the window being run
 	apack  []float32 // pre-packed A: per chunk, per K block, [kc][mcPad]
 
 	phase int // 0: pack A, 1: tiles
@@ -210,7 +220,7 @@ func getCall(ctx context.Context, d *gemm.Out, workers int) *call {
 
 func putCall(c *call) {
 	c.ctx, c.d, c.fa, c.fb, c.ha, c.hb, c.err = nil, nil, nil, nil, nil, nil, nil
-	c.segs, c.chunks, c.tiles = c.segs[:0], c.chunks[:0], c.tiles[:0]
+	c.segs, c.chunks, c.tiles, c.windows = c.segs[:0], c.chunks[:0], c.tiles[:0], c.windows[:0]
 	callPool.Put(c)
 }
 
@@ -245,26 +255,33 @@ func (c *call) plan() {
 		nj = min(want, max(panels/8, nj))
 	}
 	pp := (panels + nj - 1) / nj
-	// Pre-pack A once per chunk when it is small and reused by several
-	// tiles.
-	total := 0
-	for _, ch := range c.chunks {
-		total += roundUp(ch.mc, mr) * c.kBlocks() * bk
-	}
-	prepack := c.fa != nil && nj > 1 && total <= prepackMax
-	if prepack {
-		off := 0
-		for i := range c.chunks {
-			c.chunks[i].apack = off
-			off += roundUp(c.chunks[i].mc, mr) * c.kBlocks() * bk
-		}
-		c.apack = grow(c.apack, off)
-	}
+	// Pre-pack A once per chunk when several tiles share it, in windows of
+	// chunks of at most prepackMax floats (at least one chunk each).
+	prepack := nj > 1
+	off, maxOff := 0, 0
+	win := window{}
 	for ci := range c.chunks {
+		size := roundUp(c.chunks[ci].mc, mr) * c.kBlocks() * bk
+		if prepack {
+			if off > 0 && off+size > prepackMax {
+				win.c1, win.t1 = ci, len(c.tiles)
+				c.windows = append(c.windows, win)
+				win = window{c0: ci, t0: len(c.tiles)}
+				off = 0
+			}
+			c.chunks[ci].apack = off
+			off += size
+			maxOff = max(maxOff, off)
+		}
 		for p0 := 0; p0 < panels; p0 += pp {
 			n0 := p0 * nr
 			c.tiles = append(c.tiles, tile{chunk: ci, n0: n0, nc: min(pp*nr, c.n-n0)})
 		}
+	}
+	win.c1, win.t1 = len(c.chunks), len(c.tiles)
+	c.windows = append(c.windows, win)
+	if prepack {
+		c.apack = grow(c.apack, maxOff)
 	}
 	if macs := rows * c.n * c.k; macs < serialMACs {
 		c.workers = 1
@@ -286,18 +303,24 @@ func (c *call) run() error {
 	if len(c.tiles) == 0 {
 		return nil
 	}
-	if c.chunks[0].apack >= 0 {
-		c.phase = 0
+	for _, win := range c.windows {
+		c.win = win
+		if c.chunks[win.c0].apack >= 0 {
+			c.phase = 0
+			c.next.Store(0)
+			parallel(c, &c.wg, min(c.workers, (win.c1-win.c0)*c.kBlocks())-1)
+			if c.err != nil {
+				return c.err
+			}
+		}
+		c.phase = 1
 		c.next.Store(0)
-		parallel(c, &c.wg, min(c.workers, len(c.chunks)*c.kBlocks())-1)
+		parallel(c, &c.wg, min(c.workers, win.t1-win.t0)-1)
 		if c.err != nil {
 			return c.err
 		}
 	}
-	c.phase = 1
-	c.next.Store(0)
-	parallel(c, &c.wg, min(c.workers, len(c.tiles))-1)
-	return c.err
+	return nil
 }
 
 func (c *call) done() { c.wg.Done() }
@@ -319,10 +342,10 @@ func (c *call) loop() {
 		kbs := c.kBlocks()
 		for {
 			i := int(c.next.Add(1) - 1)
-			if i >= len(c.chunks)*kbs {
+			if i >= (c.win.c1-c.win.c0)*kbs {
 				return
 			}
-			ch := &c.chunks[i/kbs]
+			ch := &c.chunks[c.win.c0+i/kbs]
 			kb := i % kbs
 			mp := roundUp(ch.mc, kernels.MR)
 			dst := c.apack[ch.apack+kb*bk*mp:]
@@ -331,20 +354,20 @@ func (c *call) loop() {
 	}
 	for {
 		i := int(c.next.Add(1) - 1)
-		if i >= len(c.tiles) {
+		if i >= c.win.t1-c.win.t0 {
 			return
 		}
 		if err := c.ctx.Err(); err != nil {
 			c.fail(err)
 			return
 		}
-		c.runTile(w, &c.tiles[i])
+		c.runTile(w, &c.tiles[c.win.t0+i])
 	}
 }
 
 // work is one participant's scratch space.
 type work struct {
-	arow, apack, bdec, acc, sa, sb []float32
+	arow, apack, bdec, acc, sa, sb, rows []float32
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -361,33 +384,29 @@ func decodeBF16(dst []float32, src []tensor.BF16) {
 }
 
 // packA packs rows [m0, m0+mc) of chunk ch, K block kb, into dst as panels
-// of MR rows laid out [kc][MR] (zero rows beyond mc).
+// of MR rows laid out [kc][MR] (zero rows beyond mc): each panel's rows are
+// decoded row-major into w.arow, then transposed.
 func (c *call) packA(w *work, dst []float32, ch *chunk, kb int) {
 	s := &c.segs[ch.seg]
 	mr := kernels.MR
 	k0 := kb * bk
 	kc := min(bk, c.k-k0)
-	w.arow = grow(w.arow, bk)
-	mp := roundUp(ch.mc, mr)
-	for i := 0; i < mp; i++ {
-		panel := dst[(i/mr)*kc*mr : (i/mr+1)*kc*mr]
-		ii := i % mr
-		if i >= ch.mc {
-			for p := 0; p < kc; p++ {
-				panel[p*mr+ii] = 0
-			}
-			continue
-		}
-		r := s.aRow + ch.m0 + i
-		row := w.arow[:kc]
+	w.arow = grow(w.arow, mr*bk)
+	for i0 := 0; i0 < ch.mc; i0 += mr {
+		rows := min(mr, ch.mc-i0)
+		r := s.aRow + ch.m0 + i0
 		if c.fa != nil {
-			kernels.DecodeE4M3(row, e4m3Bytes(c.fa.Row(s.aG, r)[k0:k0+kc]))
+			src := c.fa.Data[(s.aG*c.fa.Rows+r)*c.fa.RowStride()+k0:]
+			kernels.DecodeE4M3Rows(w.arow, bk, e4m3Bytes(src), c.fa.RowStride(), rows, kc)
 		} else {
-			decodeBF16(row, c.ha.Data[r*c.ha.RowStride()+k0:][:kc])
+			for i := 0; i < rows; i++ {
+				decodeBF16(w.arow[i*bk:i*bk+kc], c.ha.Data[(r+i)*c.ha.RowStride()+k0:][:kc])
+			}
 		}
-		for p, v := range row {
-			panel[p*mr+ii] = v
+		for i := rows; i < mr; i++ {
+			clear(w.arow[i*bk : i*bk+kc])
 		}
+		kernels.Transpose(dst[(i0/mr)*kc*mr:], mr, w.arow, bk, kc, mr)
 	}
 }
 
@@ -416,20 +435,18 @@ func (c *call) runTile(w *work, t *tile) {
 			ap = w.apack
 			c.packA(w, ap, ch, kb)
 		}
-		for j := 0; j < t.nc; j++ {
-			n := t.n0 + j
-			if c.fb != nil {
-				kernels.DecodeE4M3(w.bdec[j*bk:j*bk+kc], e4m3Bytes(c.fb.Row(s.bG, n)[k0:k0+kc]))
-				w.sb[j] = c.fb.Scale(s.bG, n, kb)
-			} else {
+		if c.fb != nil {
+			src := c.fb.Data[(s.bG*c.fb.Rows+t.n0)*c.fb.RowStride()+k0:]
+			kernels.DecodeE4M3Rows(w.bdec, bk, e4m3Bytes(src), c.fb.RowStride(), t.nc, kc)
+			scaleRun(c.fb, s.bG, t.n0, t.nc, kb, w.sb)
+			scaleRun(c.fa, s.aG, s.aRow+ch.m0, ch.mc, kb, w.sa)
+		} else {
+			for j := 0; j < t.nc; j++ {
+				n := t.n0 + j
 				decodeBF16(w.bdec[j*bk:j*bk+kc], c.hb.Data[n*c.hb.RowStride()+k0:][:kc])
 				w.sb[j] = 1
 			}
-		}
-		for i := 0; i < ch.mc; i++ {
-			if c.fa != nil {
-				w.sa[i] = c.fa.Scale(s.aG, s.aRow+ch.m0+i, kb)
-			} else {
+			for i := 0; i < ch.mc; i++ {
 				w.sa[i] = 1
 			}
 		}
@@ -439,32 +456,49 @@ func (c *call) runTile(w *work, t *tile) {
 			}
 		}
 	}
-	c.store(w.acc, mp, s.dRow+ch.m0, ch.mc, t.n0, t.nc)
+	c.store(w, mp, s.dRow+ch.m0, ch.mc, t.n0, t.nc)
 }
 
-// store writes acc (column-major [nc][ldc]) plus C into D rows [r0, r0+mc),
-// columns [n0, n0+nc).
-func (c *call) store(acc []float32, ldc, r0, mc, n0, nc int) {
+// scaleRun writes the float32 scales of rows [r0, r0+n) of group g of m in
+// K block kb to dst[:n], one run of equal scales at a time.
+func scaleRun(m *gemm.FP8Matrix, g, r0, n, kb int, dst []float32) {
+	kbs, sr := m.KBlocks(), m.ScaleRows
+	base := g * m.ScaleRowsPerGroup()
+	for i := 0; i < n; {
+		blk := (r0 + i) / sr
+		end := min(n, (blk+1)*sr-r0)
+		idx := (base+blk)*kbs + kb
+		var v float32
+		if m.Format == gemm.ScaleUE8M0 {
+			v = m.ScalesUE8M0[idx].Float32()
+		} else {
+			v = m.ScalesF32[idx]
+		}
+		for ; i < end; i++ {
+			dst[i] = v
+		}
+	}
+}
+
+// store writes the tile's accumulator (column-major [np][ldc] in w.acc)
+// plus C into D rows [r0, r0+mc), columns [n0, n0+nc).
+func (c *call) store(w *work, ldc, r0, mc, n0, nc int) {
 	d := c.d
 	ds := d.RowStride()
+	w.rows = grow(w.rows, mc*nc)
+	kernels.Transpose(w.rows, nc, w.acc, ldc, mc, nc)
 	for i := 0; i < mc; i++ {
 		off := (r0+i)*ds + n0
+		row := w.rows[i*nc : (i+1)*nc]
 		if d.C != nil {
-			cr := d.C[off : off+nc]
-			for j := range cr {
-				acc[j*ldc+i] += cr[j]
+			for j, v := range d.C[off : off+nc] {
+				row[j] += v
 			}
 		}
 		if d.F32 != nil {
-			out := d.F32[off : off+nc]
-			for j := range out {
-				out[j] = acc[j*ldc+i]
-			}
+			copy(d.F32[off:off+nc], row)
 		} else {
-			out := d.BF16[off : off+nc]
-			for j := range out {
-				out[j] = tensor.BF16FromFloat32(acc[j*ldc+i])
-			}
+			kernels.EncodeBF16(d.BF16[off:off+nc], row)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 //go:noescape
@@ -19,6 +21,15 @@ func decodeE4M3AVX512(dst *float32, src *byte, n int)
 
 //go:noescape
 func decodeE4M3AVX2(dst *float32, src *byte, n int)
+
+//go:noescape
+func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int)
+
+//go:noescape
+func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)
+
+//go:noescape
+func cvtBF16AVX512(dst *uint16, src *float32, n int)
 
 //go:noescape
 func peakAVX512(n int)
@@ -60,8 +71,41 @@ func selectImpl(avx512, avx2 bool) {
 			}
 			decodeGo(dst[n:], src[n:])
 		}
+		decodeRowsFn = func(dst []float32, ldd int, src []uint8, lds int, rows, kc int) {
+			kv := kc &^ 15
+			if kv > 0 {
+				decodeRowsAVX512(unsafe.SliceData(dst), ldd, unsafe.SliceData(src), lds, rows, kv)
+			}
+			if kv < kc {
+				for r := 0; r < rows; r++ {
+					decodeGo(dst[r*ldd+kv:r*ldd+kc], src[r*lds+kv:r*lds+kc])
+				}
+			}
+		}
+		transposeFn = func(dst []float32, ldd int, src []float32, lds int, rows, cols int) {
+			r16, c16 := rows&^15, cols&^15
+			for i := 0; i < r16; i += 16 {
+				for j := 0; j < c16; j += 16 {
+					transpose16AVX512(&dst[i*ldd+j], ldd, &src[j*lds+i], lds)
+				}
+			}
+			if c16 < cols {
+				transposeGo(dst[c16:], ldd, src[c16*lds:], lds, rows, cols-c16)
+			}
+			if r16 < rows {
+				transposeGo(dst[r16*ldd:], ldd, src[r16:], lds, rows-r16, c16)
+			}
+		}
+		bf16Fn = func(dst []tensor.BF16, src []float32) {
+			n := len(src) &^ 15
+			if n > 0 {
+				cvtBF16AVX512((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
+			}
+			bf16Go(dst[n:len(src)], src[n:])
+		}
 	case avx2:
 		Impl, MR, NR = "avx2", 16, 6
+		decodeRowsFn, transposeFn, bf16Fn = decodeRowsGo, transposeGo, bf16Go
 		microFn = func(kc int, a, b []float32, ldb int, c []float32, ldc int, sa, sb []float32) {
 			microAVX2(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
 		}
@@ -111,3 +155,4 @@ func Use(name string) bool {
 	}
 	return true
 }
+

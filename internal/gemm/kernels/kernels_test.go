@@ -3,7 +3,10 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -135,4 +138,104 @@ func BenchmarkPeak(b *testing.B) {
 		f += PeakLoop(1000)
 	}
 	b.ReportMetric(f/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func TestDecodeRows(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		for _, kc := range []int{1, 16, 100, 128} {
+			rows, lds, ldd := 5, 300, 140
+			src := make([]uint8, (rows-1)*lds+kc)
+			for i := range src {
+				src[i] = uint8(i*37 + 11)
+			}
+			dst := make([]float32, (rows-1)*ldd+kc)
+			DecodeE4M3Rows(dst, ldd, src, lds, rows, kc)
+			for r := 0; r < rows; r++ {
+				for p := 0; p < kc; p++ {
+					want, got := e4m3[src[r*lds+p]], dst[r*ldd+p]
+					if math.Float32bits(want) != math.Float32bits(got) && !(want != want && got != got) {
+						t.Fatalf("kc=%d [%d,%d]: %g want %g", kc, r, p, got, want)
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestTranspose(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		for _, s := range [][2]int{{16, 16}, {32, 48}, {37, 21}, {5, 3}, {64, 17}} {
+			rows, cols := s[0], s[1]
+			lds, ldd := rows+3, cols+5
+			src := make([]float32, (cols-1)*lds+rows)
+			for i := range src {
+				src[i] = float32(i)
+			}
+			dst := make([]float32, (rows-1)*ldd+cols)
+			Transpose(dst, ldd, src, lds, rows, cols)
+			for i := 0; i < rows; i++ {
+				for j := 0; j < cols; j++ {
+					if dst[i*ldd+j] != src[j*lds+i] {
+						t.Fatalf("%v: dst[%d,%d] = %g, want %g", s, i, j, dst[i*ldd+j], src[j*lds+i])
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestEncodeBF16(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		special := []float32{0, -0, 1, -1, 1.00390625, 1.01171875, 3.3895314e38, 3.4028235e38, -3.4028235e38,
+			float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), math.Float32frombits(0xFF800001),
+			1e-40, -1e-45, 65504, 0.1, 1.0 / 3}
+		r := rand.New(rand.NewPCG(5, 6))
+		src := append([]float32{}, special...)
+		for i := 0; i < 1000; i++ {
+			src = append(src, math.Float32frombits(r.Uint32()))
+		}
+		dst := make([]tensor.BF16, len(src))
+		EncodeBF16(dst, src)
+		for i, v := range src {
+			if want := tensor.BF16FromFloat32(v); dst[i] != want {
+				t.Fatalf("%g (%#x): got %#x, want %#x", v, math.Float32bits(v), dst[i], want)
+			}
+		}
+	})
+}
+
+// TestProbeMicro measures the micro-kernel on L2-resident panels in thread
+// CPU time (only with -v, AVX-512).
+func TestProbeMicro(t *testing.T) {
+	if !testing.Verbose() || Impl != "avx512" {
+		t.Skip()
+	}
+	kc := 128
+	a := make([]float32, kc*MR*8)
+	bb := make([]float32, NR*16*128)
+	c := make([]float32, NR*16*256)
+	s := make([]float32, 512)
+	for _, v := range []bool{false, true} {
+		runtime.LockOSThread()
+		best := 1e9
+		for r := 0; r < 10; r++ {
+			t0 := threadTime()
+			for i := 0; i < 2000; i++ {
+				for jp := 0; jp < 16; jp++ {
+					for ip := 0; ip < 8; ip++ {
+						Micro(kc, a[ip*kc*MR:], bb[jp*NR*128:], 128, c[jp*NR*256+ip*MR:], 256, s, s)
+					}
+				}
+			}
+			best = min(best, threadTime()-t0)
+		}
+		runtime.UnlockOSThread()
+		t.Logf("run %v: %.1f GFLOP/s (thread CPU time)", v, 2000*16*8*float64(2*kc*MR*NR)/best/1e9)
+	}
+}
+
+func threadTime() float64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
 }

@@ -4,4 +4,5 @@ package kernels
 func selectGo() {
 	Impl, MR, NR = "go", 16, 6
 	microFn, decodeFn = microGo, decodeGo
+	decodeRowsFn, transposeFn, bf16Fn = decodeRowsGo, transposeGo, bf16Go
 }
