@@ -155,4 +155,3 @@ func Use(name string) bool {
 	}
 	return true
 }
-

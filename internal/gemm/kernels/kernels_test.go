@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"testing"
 
@@ -205,10 +206,10 @@ func TestEncodeBF16(t *testing.T) {
 }
 
 // TestProbeMicro measures the micro-kernel on L2-resident panels in thread
-// CPU time (only with -v, AVX-512).
+// CPU time; it runs only with GEMM_PROBE=1 and AVX-512.
 func TestProbeMicro(t *testing.T) {
-	if !testing.Verbose() || Impl != "avx512" {
-		t.Skip()
+	if os.Getenv("GEMM_PROBE") == "" || Impl != "avx512" {
+		t.Skip("set GEMM_PROBE=1 to measure the micro-kernel")
 	}
 	kc := 128
 	a := make([]float32, kc*MR*8)
