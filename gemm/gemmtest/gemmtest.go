@@ -56,9 +56,10 @@ type Options struct {
 	Quick bool
 }
 
-// Shape is one GEMM shape.
+// Shape is one GEMM shape: D [M,N] = A [M,K] · B [N,K]ᵀ.
 type Shape struct{ M, N, K int }
 
+// String returns "M=…/N=…/K=…", the sub-test name of the shape.
 func (s Shape) String() string { return fmt.Sprintf("M=%d/N=%d/K=%d", s.M, s.N, s.K) }
 
 // DenseShapes returns the dense grid: upstream's normal shapes with M ∈
@@ -116,6 +117,10 @@ func NewProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
 	return p
 }
 
+// cacheMaxElems bounds the problems and oracles kept between runs, so that
+// the large grid does not hold gigabytes.
+const cacheMaxElems = 1 << 21
+
 var oracleCache sync.Map // key: *float32 of x, *float32 of y, m, n, k
 
 type oracleKey struct {
@@ -128,6 +133,9 @@ type oracleKey struct {
 // configurations).
 func cachedMatMulNT64(x, y []float32, m, n, k int) []float64 {
 	if len(x) == 0 || len(y) == 0 {
+		return MatMulNT64(x, y, m, n, k)
+	}
+	if m*n > cacheMaxElems || (m+n)*k > cacheMaxElems {
 		return MatMulNT64(x, y, m, n, k)
 	}
 	key := oracleKey{&x[0], &y[0], m, n, k}
@@ -150,6 +158,9 @@ type problemKey struct {
 // cachedProblem returns NewProblem(seed, s, opt), shared between runs that
 // do not modify it.
 func cachedProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
+	if s.M*s.N > cacheMaxElems || (s.M+s.N)*s.K > cacheMaxElems {
+		return NewProblem(seed, s, opt)
+	}
 	key := problemKey{seed, s, opt}
 	if v, ok := problemCache.Load(key); ok {
 		return v.(*Problem)
