@@ -130,6 +130,13 @@ func decode16(off int) {
 // decodeRows decodes a block of rows: dst[r*ldd+p] = e4m3(src[r*lds+p]) for
 // r < rows, p < kc (kc a positive multiple of 16), prefetching the next 128
 // bytes of every source row (the next K block) into L2.
+//
+// A row of exactly 128 codes without NaN codes (0x7F, 0xFF; checked with two
+// byte compares) takes the fast path: sign-extend each code to 32 bits,
+// shift left by 20 and keep the sign and the 7 magnitude bits
+// (0x87F00000), which places exponent and mantissa in a float32 whose value
+// times 2^120 is the E4M3 value, subnormals included. Other rows take the
+// general path, which also maps NaN codes to NaN.
 func decodeRows() {
 	p("// func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int)")
 	p("TEXT ·decodeRowsAVX512(SB), NOSPLIT, $0-48")
@@ -140,16 +147,43 @@ func decodeRows() {
 	p("\tMOVQ lds+24(FP), R10")
 	p("\tMOVQ rows+32(FP), BX")
 	p("\tMOVQ kc+40(FP), R11")
+	p("\tMOVQ R11, R13")
 	p("\tSHRQ $4, R11")
 	p("\tTESTQ BX, BX")
 	p("\tJZ rows_done")
 	decodeConsts()
+	p("\tMOVL $0x87F00000, R8")
+	p("\tVPBROADCASTD R8, Z24")
+	p("\tMOVL $0x80808080, R8")
+	p("\tVPBROADCASTD R8, Z25")
+	p("\tVPTERNLOGD $0xFF, Z26, Z26, Z26") // all ones: 0xFF bytes
 	p("rows_row:")
 	p("\tMOVQ DI, DX")
 	p("\tMOVQ SI, R12")
-	p("\tMOVQ R11, CX")
 	p("\tPREFETCHT1 128(SI)")
 	p("\tPREFETCHT1 192(SI)")
+	p("\tCMPQ R13, $128")
+	p("\tJNE rows_slow")
+	// NaN scan: (b | 0x80) == 0xFF for any byte?
+	p("\tVPORD (SI), Z25, Z4")
+	p("\tVPORD 64(SI), Z25, Z5")
+	p("\tVPCMPEQB Z26, Z4, K2")
+	p("\tVPCMPEQB Z26, Z5, K3")
+	p("\tKORQ K2, K3, K2")
+	p("\tKORTESTQ K2, K2")
+	p("\tJNZ rows_slow")
+	for i := 0; i < 8; i++ {
+		p("\tVPMOVSXBD %d(SI), Z%d", 16*i, i)
+	}
+	for i := 0; i < 8; i++ {
+		p("\tVPSLLD $20, Z%d, Z%d", i, i)
+		p("\tVPANDD Z24, Z%d, Z%d", i, i)
+		p("\tVMULPS Z22, Z%d, Z%d", i, i)
+		p("\tVMOVUPS Z%d, %d(DX)", i, 64*i)
+	}
+	p("\tJMP rows_next")
+	p("rows_slow:")
+	p("\tMOVQ R11, CX")
 	p("rows_loop:")
 	decode16(0)
 	p("\tVMOVUPS Z2, (DX)")
@@ -157,6 +191,7 @@ func decodeRows() {
 	p("\tADDQ $64, DX")
 	p("\tDECQ CX")
 	p("\tJNZ rows_loop")
+	p("rows_next:")
 	p("\tLEAQ (R12)(R10*1), SI")
 	p("\tADDQ R9, DI")
 	p("\tDECQ BX")
