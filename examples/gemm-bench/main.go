@@ -215,7 +215,7 @@ func main() {
 	// Peak: the FMA loop on every core, best of rounds.
 	var peaks []float64
 	peakOnce := func() {
-		const iters = 100000
+		const iters = 2000000
 		if oneThread {
 			t := clk.now()
 			kernels.PeakLoop(iters)
