@@ -105,8 +105,11 @@ func (m *FP8Matrix) Scale(g, r, kb int) float32 {
 	return m.ScalesF32[i]
 }
 
-// Row returns the K values of row r of group g.
+// Row returns the K values of row r of group g (nil when K is 0).
 func (m *FP8Matrix) Row(g, r int) []tensor.E4M3 {
+	if m.K == 0 {
+		return nil
+	}
 	off := (g*m.Rows + r) * m.RowStride()
 	return m.Data[off : off+m.K]
 }

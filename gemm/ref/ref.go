@@ -151,9 +151,9 @@ func (*Backend) BF16GemmNT(ctx context.Context, a, b *gemm.BF16Matrix, d *gemm.O
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ar := a.Data[m*a.RowStride():]
+		ar := a.Data[min(m*a.RowStride(), len(a.Data)):]
 		for n := 0; n < b.Rows; n++ {
-			br := b.Data[n*b.RowStride():]
+			br := b.Data[min(n*b.RowStride(), len(b.Data)):]
 			var acc float32
 			for k := 0; k < a.K; k++ {
 				acc = float32(acc + float32(ar[k].Float32()*br[k].Float32()))
