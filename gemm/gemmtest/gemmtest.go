@@ -50,9 +50,9 @@ type Options struct {
 	// multiply-accumulates (M·N·K summed over groups); 0 means no limit.
 	// The slow reference backend uses it to stay within CI time.
 	MaxMACs int
-	// Quick runs a reduced dense grid (two shapes) with every other case
-	// unchanged: for extra configurations of a backend (other kernel sets,
-	// one worker) once the full suite has run.
+	// Quick runs a reduced dense grid (two shapes) and only the small
+	// shapes of the other cases: for extra configurations of a backend
+	// (other kernel sets, one worker) once the full suite has run.
 	Quick bool
 }
 
@@ -261,6 +261,10 @@ type suite struct {
 	opt  Options
 }
 
+// large reports whether the large shapes run: without -short, and not in
+// Quick mode.
+func (s *suite) large() bool { return !testing.Short() && !s.opt.Quick }
+
 func (s *suite) limit(t *testing.T, macs int) {
 	t.Helper()
 	if s.opt.MaxMACs > 0 && macs > s.opt.MaxMACs {
@@ -347,7 +351,7 @@ func (s *suite) tails(t *testing.T) {
 func (s *suite) ue8m0(t *testing.T) {
 	s.need(t, s.caps.ScalesUE8M0, "UE8M0 scales")
 	shapes := []Shape{{64, 576, 768}, {7, 2112, 576}}
-	if !testing.Short() {
+	if s.large() {
 		shapes = append(shapes, Shape{128, 2112, 7168})
 	}
 	for i, sh := range shapes {
@@ -475,7 +479,7 @@ func (s *suite) contiguous(t *testing.T) {
 	s.need(t, s.caps.Contiguous, "the contiguous grouped layout")
 	type cfg struct{ g, m, n, k int }
 	cfgs := []cfg{{4, 80, 320, 640}, {3, 40, 264, 130}}
-	if !testing.Short() {
+	if s.large() {
 		cfgs = append(cfgs, cfg{4, 384, 4096, 2048}, cfg{8, 192, 2112, 7168})
 	}
 	for i, c := range cfgs {
@@ -560,7 +564,7 @@ func (s *suite) masked(t *testing.T) {
 	s.need(t, s.caps.Masked, "the masked grouped layout")
 	type cfg struct{ g, mmax, n, k int }
 	cfgs := []cfg{{4, 48, 320, 576}}
-	if !testing.Short() {
+	if s.large() {
 		cfgs = append(cfgs, cfg{4, 256, 4096, 2048}, cfg{2, 512, 7168, 2048})
 	}
 	for i, c := range cfgs {
@@ -625,7 +629,7 @@ func bf16Matrix(r *rand.Rand, rows, k int) (*gemm.BF16Matrix, []float32) {
 func (s *suite) bf16(t *testing.T) {
 	s.need(t, s.caps.BF16, "the BF16 GEMM")
 	shapes := []Shape{{64, 576, 1000}, {7, 130, 129}}
-	if !testing.Short() {
+	if s.large() {
 		shapes = append(shapes, Shape{128, 2112, 7168})
 	}
 	for i, sh := range shapes {
