@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/cpu"
+	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/gemm/ref"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+)
+
+func init() {
+	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt) on random data, check it and time it", run: runGemm})
+}
+
+// gemmResult is the --json output of fireflyer gemm.
+type gemmResult struct {
+	Backend          string  `json:"backend"`
+	Kernel           string  `json:"kernel,omitempty"`
+	M                int     `json:"m"`
+	N                int     `json:"n"`
+	K                int     `json:"k"`
+	Scales           string  `json:"scales"`
+	CalcDiffUnquant  float64 `json:"calc_diff_unquantized"`
+	CalcDiffDequant  float64 `json:"calc_diff_dequantized"`
+	Seconds          float64 `json:"seconds"`
+	GFLOPS           float64 `json:"gflops"`
+	Pass             bool    `json:"pass"`
+	GateUnquantized  float64 `json:"gate_unquantized"`
+	GateDequantized  float64 `json:"gate_dequantized"`
+	RepeatsForTiming int     `json:"repeats"`
+}
+
+func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("gemm", "gemm [flags]", stderr)
+	m := fs.Int("m", 128, "rows of A and D (tokens)")
+	n := fs.Int("n", 2112, "rows of B, columns of D (output features)")
+	k := fs.Int("k", 7168, "shared dimension (input features)")
+	backend := fs.String("backend", "cpu", "backend: cpu or ref")
+	ue8m0 := fs.Bool("ue8m0", false, "round scales to powers of two (UE8M0)")
+	repeats := fs.Int("repeats", 3, "timed runs (best kept)")
+	seed := fs.Uint64("seed", 1, "random seed")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer gemm: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *m < 1 || *n < 1 || *k < 1 || *m**n > 1<<26 || *n**k > 1<<28 || *m**k > 1<<28 {
+		fmt.Fprintf(stderr, "fireflyer gemm: -m, -n, -k must be ≥ 1 and at most 2^26 outputs, 2^28 inputs (got %d, %d, %d)\n", *m, *n, *k)
+		return exitUsage
+	}
+	if *repeats < 1 {
+		fmt.Fprintf(stderr, "fireflyer gemm: -repeats must be ≥ 1 (got %d)\n", *repeats)
+		return exitUsage
+	}
+	var be gemm.Backend
+	res := gemmResult{Backend: *backend, M: *m, N: *n, K: *k, Scales: "f32", RepeatsForTiming: *repeats,
+		GateUnquantized: gemmtest.GateUnquantized, GateDequantized: gemmtest.GateDequantized}
+	switch *backend {
+	case "cpu":
+		be = cpu.New()
+		res.Kernel = cpu.Kernel()
+	case "ref":
+		be = ref.New()
+	default:
+		fmt.Fprintf(stderr, "fireflyer gemm: -backend must be cpu or ref (got %q)\n", *backend)
+		return exitUsage
+	}
+	if *ue8m0 {
+		res.Scales = "ue8m0"
+	}
+	s := gemmtest.Shape{M: *m, N: *n, K: *k}
+	p := gemmtest.NewProblem(*seed, s, gemm.QuantOptions{UE8M0: *ue8m0})
+	d := gemmtest.NewOut(s.M, s.N, 0, false, 0)
+	ctx := context.Background()
+	for i := 0; i < *repeats; i++ {
+		t := time.Now()
+		if err := be.GemmNT(ctx, p.A, p.B, d); err != nil {
+			fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
+			return exitFail
+		}
+		if e := time.Since(t).Seconds(); i == 0 || e < res.Seconds {
+			res.Seconds = e
+		}
+	}
+	res.GFLOPS = 2 * float64(s.M) * float64(s.N) * float64(s.K) / res.Seconds / 1e9
+	got := gemmtest.OutF64(d)
+	res.CalcDiffUnquant = testutil.CalcDiff(got, gemmtest.MatMulNT64(p.X, p.Y, s.M, s.N, s.K))
+	res.CalcDiffDequant = testutil.CalcDiff(got, gemmtest.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
+	res.Pass = res.CalcDiffUnquant < res.GateUnquantized && res.CalcDiffDequant < res.GateDequantized
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+	} else {
+		kern := ""
+		if res.Kernel != "" {
+			kern = " (" + res.Kernel + ")"
+		}
+		fmt.Fprintf(stdout, "backend %s%s  M=%d N=%d K=%d  scales %s\n", res.Backend, kern, s.M, s.N, s.K, res.Scales)
+		fmt.Fprintf(stdout, "calc_diff vs unquantized float64: %.3g (gate %.0e)\n", res.CalcDiffUnquant, res.GateUnquantized)
+		fmt.Fprintf(stdout, "calc_diff vs dequantized float64: %.3g (gate %.0e)\n", res.CalcDiffDequant, res.GateDequantized)
+		fmt.Fprintf(stdout, "best of %d: %.3f ms, %.1f GFLOP/s\n", *repeats, res.Seconds*1e3, res.GFLOPS)
+		if res.Pass {
+			fmt.Fprintln(stdout, "PASS")
+		} else {
+			fmt.Fprintln(stdout, "FAIL")
+		}
+	}
+	if !res.Pass {
+		return exitFail
+	}
+	return exitOK
+}
