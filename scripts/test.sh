@@ -58,7 +58,7 @@ go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/... ./ep/.
 
 # Packages with long cases (large shapes, full grids) run once more without
 # -short (and without -race, which would multiply their time).
-LONG_PKGS=(./tensor/... ./ep/...)
+LONG_PKGS=(./tensor/... ./ep/... ./gemm/...)
 step "go test (long cases): ${LONG_PKGS[*]}"
 go test -timeout 15m "${LONG_PKGS[@]}"
 
