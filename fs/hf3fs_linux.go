@@ -342,8 +342,9 @@ func (b *hf3fsBackend) newEngine(r *Ring) (engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	page := unix.Getpagesize()
-	size := (hf3fs.RingSize(r.opts.Entries) + page - 1) / page * page
+	// Exactly hf3fs_ior_size bytes: the daemon derives the entries from
+	// the file size.
+	size := hf3fs.RingSize(r.opts.Entries)
 	path := shmDir + "/hf3fs-ior-" + hf3fs.UUID(newID())
 	mem, err := b.createShm(path, size)
 	if err != nil {

@@ -1,0 +1,273 @@
+//go:build linux
+
+package fs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/fstest"
+)
+
+// hf3fsOpener returns Clients on the hf3fs backend, each with its own
+// fake daemon and mount.
+func hf3fsOpener(store func() *fs.MemStore) fstest.Opener {
+	return func(t *testing.T) *fs.Client {
+		var s *fs.MemStore
+		if store != nil {
+			s = store()
+		}
+		d := fs.NewFakeDaemon(t, s)
+		c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(d.Opts()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+func TestConformanceHF3FS(t *testing.T) {
+	t.Run("hf3fs", func(t *testing.T) { fstest.Run(t, hf3fsOpener(nil)) })
+	t.Run("hf3fs with latency", func(t *testing.T) {
+		fstest.Run(t, hf3fsOpener(func() *fs.MemStore {
+			return fs.NewMemStore(fs.Faults{Latency: 100 * time.Microsecond, Seed: 3})
+		}))
+	})
+}
+
+func newHF3FS(t *testing.T, store *fs.MemStore, extra ...fs.Option) (*fs.FakeDaemon, *fs.Client) {
+	t.Helper()
+	d := fs.NewFakeDaemon(t, store)
+	c, err := fs.Open(context.Background(), d.Mount(), append([]fs.Option{fs.WithBackend("hf3fs"), fs.WithHF3FS(d.Opts())}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, c
+}
+
+func TestHF3FSAutoPicksOnMount(t *testing.T) {
+	d := fs.NewFakeDaemon(t, nil)
+	sub := filepath.Join(d.Mount(), "data")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := fs.Open(context.Background(), sub, fs.WithHF3FS(d.Opts()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Backend() != "hf3fs" {
+		t.Fatalf("auto on a 3FS mount picked %q (%s)", c.Backend(), c.Features().Note)
+	}
+	// A root outside the mount does not pick hf3fs.
+	c2, err := fs.Open(context.Background(), t.TempDir(), fs.WithHF3FS(d.Opts()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.Backend() == "hf3fs" {
+		t.Fatal("auto picked hf3fs for a root outside the mount")
+	}
+}
+
+func TestHF3FSNotOnMount(t *testing.T) {
+	_, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackend("hf3fs"))
+	if !errors.Is(err, fs.ErrNotHF3FS) || !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("hf3fs on a plain directory: %v, want ErrNotHF3FS", err)
+	}
+	// A directory named as mount point without 3fs-virt is refused too.
+	_, err = fs.Open(context.Background(), t.TempDir(), fs.WithBackend("hf3fs"), fs.WithHF3FS(fs.HF3FSOpts{MountPoint: "/"}))
+	if !errors.Is(err, fs.ErrNotHF3FS) {
+		t.Fatalf("mount without 3fs-virt: %v, want ErrNotHF3FS", err)
+	}
+}
+
+func TestHF3FSRegisterRefused(t *testing.T) {
+	d := fs.NewFakeDaemon(t, nil)
+	o := d.Opts()
+	o.CheckFile = func(int) error { return errors.New("magic ioctl: ENOTTY") }
+	c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.OpenFile("x", os.O_RDWR|os.O_CREATE, 0o644)
+	if !errors.Is(err, fs.ErrNotHF3FS) {
+		t.Fatalf("OpenFile with a failing check: %v, want ErrNotHF3FS", err)
+	}
+	// The default check (the ioctl) refuses a file on an ordinary file
+	// system.
+	o.CheckFile = nil
+	c2, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.OpenFile("y", os.O_RDWR|os.O_CREATE, 0o644); !errors.Is(err, fs.ErrNotHF3FS) {
+		t.Fatalf("OpenFile on a non-3FS file with the ioctl check: %v, want ErrNotHF3FS", err)
+	}
+}
+
+func TestHF3FSCleanupOnClose(t *testing.T) {
+	d, c := newHF3FS(t, nil)
+	f, err := c.OpenFile("f", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.NewBuffer(1<<20, fs.BufferOpts{BlockSize: 1 << 18})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NewRing(fs.RingOpts{Entries: 8, Op: fs.Read, Priority: fs.High, Flags: fs.ForbidReadHoles}); err != nil {
+		t.Fatal(err)
+	}
+	reg := d.Registered()
+	var sawBlock, sawRing bool
+	for _, k := range reg {
+		sawBlock = sawBlock || strings.HasSuffix(k, ".b262144")
+		sawRing = sawRing || strings.HasSuffix(k, ".r0.ph.t0.f10")
+	}
+	if !sawBlock || !sawRing {
+		t.Fatalf("registered keys %q lack the buffer's .b262144 or the ring's .r0.ph.t0.f10", reg)
+	}
+	_ = b
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(d.Registered()) == 0 }, "daemon still holds %q", d.Registered)
+	ents, err := os.ReadDir(filepath.Join(d.Mount(), "3fs-virt", "iovs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "submit-ios") {
+			t.Errorf("iovs still holds %s after Close", e.Name())
+		}
+	}
+	for p := range d.ShmFiles() {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("shm file %s left after Close: %v", p, err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool, msg string, arg func() []string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf(msg, arg())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestHF3FSShmMode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode os.FileMode
+		want os.FileMode
+	}{{"default 0600", 0, 0o600}, {"0660 for a daemon in the group", 0o660, 0o660}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := fs.NewFakeDaemon(t, nil)
+			o := d.Opts()
+			o.ShmMode = tc.mode
+			c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.NewBuffer(4096, fs.BufferOpts{}); err != nil {
+				t.Fatal(err)
+			}
+			files := d.ShmFiles()
+			if len(files) != 1 {
+				t.Fatalf("shm files %v, want 1", files)
+			}
+			for p, m := range files {
+				if m != tc.want {
+					t.Errorf("%s mode %v, want %v", p, m, tc.want)
+				}
+			}
+		})
+	}
+	d := fs.NewFakeDaemon(t, nil)
+	o := d.Opts()
+	o.ShmMode = os.ModeSetuid | 0o600
+	if _, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(o)); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("ShmMode with setuid: %v, want ErrInvalid", err)
+	}
+}
+
+func TestHF3FSSubmitLinkValidated(t *testing.T) {
+	for _, target := range []string{"/etc/passwd", "/dev/shm/../shm/sem.x", "/dev/shm/not-a-sem", "relative/sem.x"} {
+		t.Run(target, func(t *testing.T) {
+			d, c := newHF3FS(t, nil)
+			defer c.Close()
+			link := filepath.Join(d.Mount(), "3fs-virt", "iovs", "submit-ios.pl")
+			os.Remove(link)
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Read, Priority: fs.Low}); !errors.Is(err, fs.ErrInvalid) {
+				t.Fatalf("submit-ios.pl -> %s: NewRing %v, want ErrInvalid", target, err)
+			}
+		})
+	}
+}
+
+func TestHF3FSFaultsSurface(t *testing.T) {
+	s := fs.NewMemStore(fs.Faults{})
+	_, c := newHF3FS(t, s)
+	defer c.Close()
+	f, err := c.OpenFile("f", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 8192), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.SetFaults(fs.Faults{Hook: func(fi fs.FaultInfo) fs.Fault {
+		if fi.Tag == 7 {
+			return fs.Fault{Err: syscall.EIO}
+		}
+		return fs.Fault{}
+	}})
+	b, _ := c.NewBuffer(8192, fs.BufferOpts{})
+	r, _ := c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Read})
+	for i, tag := range []uint64{6, 7} {
+		reg, _ := b.Region(i*4096, 4096)
+		if _, err := r.Prep(fs.Req{File: f, Off: int64(i) * 4096, Buf: reg, Tag: tag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Submit()
+	out := make([]fs.Completion, 2)
+	n, err := r.Wait(context.Background(), out, 2)
+	if err != nil || n != 2 {
+		t.Fatalf("Wait = %d, %v", n, err)
+	}
+	for _, o := range out {
+		switch o.Tag {
+		case 6:
+			if o.Err != nil || o.N != 4096 {
+				t.Errorf("tag 6: %+v, want 4096 bytes", o)
+			}
+		case 7:
+			if !errors.Is(o.Err, syscall.EIO) || o.N != 0 {
+				t.Errorf("tag 7: %+v, want EIO", o)
+			}
+		default:
+			t.Errorf("unexpected completion %+v", o)
+		}
+	}
+}
