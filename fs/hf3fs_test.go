@@ -271,3 +271,86 @@ func TestHF3FSFaultsSurface(t *testing.T) {
 		}
 	}
 }
+
+func TestHF3FSForbidReadHoles(t *testing.T) {
+	_, c := newHF3FS(t, nil)
+	defer c.Close()
+	f, _ := c.OpenFile("h", os.O_RDWR|os.O_CREATE, 0o644)
+	if _, err := f.WriteAt([]byte{1}, 20000); err != nil {
+		t.Fatal(err)
+	}
+	buf, _ := c.NewBuffer(8192, fs.BufferOpts{})
+	r, err := c.NewRing(fs.RingOpts{Entries: 2, Op: fs.Read, Priority: fs.Low, Flags: fs.ForbidReadHoles | fs.AllowReadUncommitted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := buf.Region(0, 8192)
+	r.Prep(fs.Req{File: f, Buf: reg})
+	r.Submit()
+	out := make([]fs.Completion, 1)
+	if n, err := r.Wait(context.Background(), out, 1); n != 1 || err != nil || !errors.Is(out[0].Err, syscall.ENODATA) {
+		t.Fatalf("read of a hole with ForbidReadHoles: %d %v %+v", n, err, out[0])
+	}
+}
+
+func TestHF3FSRegisterOSFile(t *testing.T) {
+	d, c := newHF3FS(t, nil)
+	defer c.Close()
+	w, err := c.OpenFile("reg", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("hello, world"), 0); err != nil {
+		t.Fatal(err)
+	}
+	osf, err := os.Open(filepath.Join(d.Mount(), "reg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Register(osf)
+	osf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if n, err := f.ReadAt(got, 7); n != 5 || err != nil || string(got) != "world" {
+		t.Fatalf("ReadAt = %d %v %q", n, err, got)
+	}
+	other, err := os.Create(filepath.Join(t.TempDir(), "elsewhere"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if fi, err := os.Stat(d.Mount()); err == nil {
+		if oi, err := other.Stat(); err == nil && sameDev(fi, oi) {
+			t.Skip("temp dirs share a device; cannot test a foreign file")
+		}
+	}
+	if _, err := c.Register(other); !errors.Is(err, fs.ErrNotHF3FS) {
+		t.Fatalf("Register of a file off the mount: %v, want ErrNotHF3FS", err)
+	}
+}
+
+func sameDev(a, b os.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Dev == sb.Dev
+}
+
+func FuzzHF3FSRequestSequence(f *testing.F) {
+	f.Add([]byte{1, 0, 0, 0, 16, 7, 0, 0, 0, 0, 16, 0})
+	f.Add([]byte{3, 10, 0, 50, 0, 1, 0, 8, 0, 100, 0, 0, 2, 255, 255, 255, 255, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ops := fstest.DecodeOps(data)
+		if len(ops) == 0 {
+			return
+		}
+		d := fs.NewFakeDaemon(t, nil)
+		c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(d.Opts()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fstest.CheckSequence(t, c, fstest.Oracle(t), ops)
+	})
+}
