@@ -28,7 +28,7 @@ type Key struct {
 	Ring      bool     // a ring (Ior) rather than a data iov
 	Read      bool     // rings: .r (read) or .w (write)
 	Depth     int      // rings: io_depth (>0 exactly n, 0 all, <0 up to -n)
-	Prio      int      // rings: PrioHigh, PrioNormal or PrioLow
+	Prio      int      // rings: PrioHigh, PrioNormal or PrioLow (data iovs: 0)
 	TimeoutMs int      // rings: batching timeout in ms (always emitted, .t)
 	Flags     uint64   // rings: HF3FS_IOR_* flags, emitted in binary when non-zero
 }
@@ -109,7 +109,6 @@ func ParseKey(s string) (Key, error) {
 		return k, err
 	}
 	k.ID = id
-	k.Prio = PrioNormal
 	rest := s[36:]
 	if rest == "" {
 		return k, nil
@@ -176,6 +175,9 @@ func ParseKey(s string) (Key, error) {
 	}
 	if k.Ring && !(hasT || hasF || hasP) {
 		return k, fmt.Errorf("%w: ring key %q has none of .t .f .p", ErrKey, s)
+	}
+	if k.Ring && !hasP {
+		k.Prio = PrioNormal
 	}
 	return k, nil
 }
