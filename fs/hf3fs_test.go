@@ -42,7 +42,7 @@ func TestConformanceHF3FS(t *testing.T) {
 	})
 }
 
-func newHF3FS(t *testing.T, store *fs.MemStore, extra ...fs.Option) (*fs.FakeDaemon, *fs.Client) {
+func newHF3FS(t testing.TB, store *fs.MemStore, extra ...fs.Option) (*fs.FakeDaemon, *fs.Client) {
 	t.Helper()
 	d := fs.NewFakeDaemon(t, store)
 	c, err := fs.Open(context.Background(), d.Mount(), append([]fs.Option{fs.WithBackend("hf3fs"), fs.WithHF3FS(d.Opts())}, extra...)...)
@@ -352,5 +352,68 @@ func FuzzHF3FSRequestSequence(f *testing.F) {
 		}
 		defer c.Close()
 		fstest.CheckSequence(t, c, fstest.Oracle(t), ops)
+	})
+}
+
+// BenchmarkHF3FSRandRead4K measures 4 KiB random reads at depth 64 through
+// the USRBIO shared-memory protocol against the fake daemon (which serves
+// from a MemStore), with the mem backend on the same store contents as the
+// anchor: the ratio is the cost of the shared rings, semaphores and the
+// daemon hop, not of any storage.
+func BenchmarkHF3FSRandRead4K(b *testing.B) {
+	const depth, size = 64, 16 << 20
+	run := func(b *testing.B, c *fs.Client) {
+		f, err := c.OpenFile("bench", os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.WriteAt(make([]byte, size), 0); err != nil {
+			b.Fatal(err)
+		}
+		buf, _ := c.NewBuffer(depth*4096, fs.BufferOpts{BlockSize: 4096})
+		r, _ := c.NewRing(fs.RingOpts{Entries: depth, Op: fs.Read})
+		out := make([]fs.Completion, depth)
+		regs := make([]fs.Region, depth)
+		for i := range regs {
+			regs[i], _ = buf.Region(i*4096, 4096)
+		}
+		x := uint64(1)
+		next := func() int64 { x = x*6364136223846793005 + 1442695040888963407; return int64(x>>40) % (size / 4096) * 4096 }
+		ctx := context.Background()
+		for k := range depth {
+			r.Prep(fs.Req{File: f, Off: next(), Buf: regs[k], Tag: uint64(k)})
+		}
+		r.Submit()
+		b.ResetTimer()
+		for done := 0; done < b.N; {
+			n, err := r.Wait(ctx, out, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, cp := range out[:n] {
+				if cp.Err != nil || cp.N != 4096 {
+					b.Fatalf("completion %+v", cp)
+				}
+				r.Prep(fs.Req{File: f, Off: next(), Buf: regs[cp.Tag], Tag: cp.Tag})
+			}
+			r.Submit()
+			done += n
+		}
+		b.StopTimer()
+		r.Wait(ctx, out, depth)
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "IOPS")
+	}
+	b.Run("anchor=mem", func(b *testing.B) {
+		c, err := fs.Open(context.Background(), "", fs.WithBackend("mem"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		run(b, c)
+	})
+	b.Run("hf3fs+fakedaemon", func(b *testing.B) {
+		_, c := newHF3FS(b, nil)
+		defer c.Close()
+		run(b, c)
 	})
 }
