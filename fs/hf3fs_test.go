@@ -378,7 +378,10 @@ func BenchmarkHF3FSRandRead4K(b *testing.B) {
 			regs[i], _ = buf.Region(i*4096, 4096)
 		}
 		x := uint64(1)
-		next := func() int64 { x = x*6364136223846793005 + 1442695040888963407; return int64(x>>40) % (size / 4096) * 4096 }
+		next := func() int64 {
+			x = x*6364136223846793005 + 1442695040888963407
+			return int64(x>>40) % (size / 4096) * 4096
+		}
 		ctx := context.Background()
 		for k := range depth {
 			r.Prep(fs.Req{File: f, Off: next(), Buf: regs[k], Tag: uint64(k)})
@@ -416,4 +419,30 @@ func BenchmarkHF3FSRandRead4K(b *testing.B) {
 		defer c.Close()
 		run(b, c)
 	})
+}
+
+func TestHF3FSDaemonRefusal(t *testing.T) {
+	d := fs.NewFakeDaemon(t, nil)
+	o := d.Opts()
+	refuse := errors.New("symlink: EINVAL")
+	o.Registered = func(link string) error {
+		if strings.Contains(filepath.Base(link), ".w") {
+			return refuse
+		}
+		return nil
+	}
+	c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Write}); !errors.Is(err, refuse) {
+		t.Fatalf("NewRing refused by the daemon: %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(d.Mount(), "3fs-virt", "iovs"))
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".w") {
+			t.Errorf("refused key %s left in iovs", e.Name())
+		}
+	}
 }
