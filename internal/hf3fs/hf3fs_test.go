@@ -193,6 +193,8 @@ func TestFindMount(t *testing.T) {
 38 22 0:34 / /mnt/my\040disk rw shared:22 - fuse.hf3fs hf3fs.sp rw
 39 22 0:35 / /hf3fs/stagefake rw shared:23 - tmpfs tmpfs rw
 40 22 0:36 / /opt/x rw shared:24 opt:1 - fuse.hf3fs hf3fs.x rw
+41 22 0:37 /sub /data/sub rw shared:25 - fuse.hf3fs hf3fs.sub rw
+42 41 0:37 /3fs-virt /data/sub/3fs-virt rw shared:26 - fuse.hf3fs hf3fs.sub rw
 `
 	for _, tc := range []struct {
 		path, mp string
@@ -205,6 +207,7 @@ func TestFindMount(t *testing.T) {
 		{"/mnt/my disk/data", "/mnt/my disk", true},
 		{"/opt/x/y", "/opt/x", true},
 		{"/home", "", false},
+		{"/data/sub/shard-0", "/data/sub", true},
 	} {
 		mp, ok, err := FindMount(strings.NewReader(info), tc.path)
 		if err != nil || ok != tc.ok || mp != tc.mp {

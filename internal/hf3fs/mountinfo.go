@@ -12,7 +12,8 @@ const FSType = "fuse.hf3fs"
 
 // FindMount scans mountinfo text (proc(5) format) for the fuse.hf3fs mount
 // that holds path (absolute and clean) and returns its mount point; the
-// deepest mount wins. ok is false when path is on no 3FS mount.
+// deepest mount wins. A fuse.hf3fs mount named .../3fs-virt stands for its
+// parent, as in hf3fs_extract_mount_point. ok is false when path is on no 3FS mount.
 func FindMount(r io.Reader, path string) (mp string, ok bool, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -28,7 +29,12 @@ func FindMount(r io.Reader, path string) (mp string, ok bool, err error) {
 		if sep < 0 || sep+1 >= len(f) || f[sep+1] != FSType {
 			continue
 		}
-		m := unescapeMount(f[4])
+		m := filepath.Clean(unescapeMount(f[4]))
+		if filepath.Base(m) == "3fs-virt" {
+			// A 3FS subdirectory mounted on its own: its 3fs-virt is
+			// mounted separately, and the mount point is the parent.
+			m = filepath.Dir(m)
+		}
 		if under(path, m) && len(m) > len(mp) {
 			mp, ok = m, true
 		}
