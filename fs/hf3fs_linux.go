@@ -300,17 +300,18 @@ func (b *hf3fsBackend) submitSem(prio int) (*hf3fs.Sem, error) {
 }
 
 // ringKey returns a ring's key. Batching is applied by the Ring before
-// requests reach the shared queue, so the daemon is told io_depth 0 (take
-// what is queued) for ASAP, +Depth for Exact and -Depth for AtMost, always
-// with .t0: upstream's own AtMost timeout may never flush a partial batch
-// (shared/specs/3fs.md §1), so the Ring keeps that timer itself.
+// requests reach the shared queue, so the daemon is told io_depth +Depth
+// for Exact (it then takes exactly Depth per job, which is what the Ring
+// queues) and 0 (take what is queued) for ASAP and AtMost, always with .t0.
+// Negative depths are not emitted: newer daemons reject them
+// (IovTable.cc parseKey reads the depth as a non-negative int), and on
+// older ones the AtMost timeout may never flush a partial batch
+// (shared/specs/3fs.md §1); the Ring keeps the AtMost timer itself.
 func ringKey(o RingOpts) hf3fs.Key {
 	k := hf3fs.Key{ID: newID(), Ring: true, Read: o.Op == Read, Prio: hf3fs.PrioNormal, Flags: uint64(o.Flags)}
 	switch o.Batch.Mode {
 	case Exact:
 		k.Depth = o.Batch.Depth
-	case AtMost:
-		k.Depth = -o.Batch.Depth
 	}
 	switch {
 	case o.Priority < 0:
