@@ -28,6 +28,7 @@ type Buffer struct {
 	blockSize int
 	idx       int // index in the client's buffer registry
 	id        [16]byte
+	release   func() error // frees mapping (nil: unmapBuffer)
 	inflight  atomic.Int64
 	closed    atomic.Bool
 }
@@ -56,19 +57,29 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	if o.BlockSize < 0 || (o.BlockSize > 0 && size%o.BlockSize != 0) {
 		return nil, fmt.Errorf("%w: block size %d must be >= 0 and divide buffer size %d", ErrInvalid, o.BlockSize, size)
 	}
-	mem, err := mapBuffer(mapped)
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40 // a version 4 UUID, as the key shows it
+	id[8] = id[8]&0x3f | 0x80
+	var mem []byte
+	var release func() error
+	var err error
+	if sb, ok := c.be.(sharedBuffers); ok {
+		mem, release, err = sb.mapShared(id, mapped, o.BlockSize)
+	} else {
+		mem, err = mapBuffer(mapped)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fs: map buffer of %d bytes: %w", size, err)
 	}
-	b := &Buffer{c: c, mem: mem[:size:size], mapping: mem, blockSize: o.BlockSize}
+	b := &Buffer{c: c, mem: mem[:size:size], mapping: mem, blockSize: o.BlockSize, id: id, release: release}
 	if b.blockSize == 0 {
 		b.blockSize = size
 	}
-	_, _ = rand.Read(b.id[:])
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		unmapBuffer(mem)
+		b.free()
 		return nil, ErrClosed
 	}
 	b.idx = -1
@@ -174,7 +185,23 @@ func (b *Buffer) Close() error {
 		c.buffers[b.idx] = nil
 	}
 	c.mu.Unlock()
+	return b.free()
+}
+
+// free releases the buffer's memory (and, on hf3fs, its registration).
+func (b *Buffer) free() error {
+	if b.release != nil {
+		return b.release()
+	}
 	return unmapBuffer(b.mapping)
+}
+
+// sharedBuffers is implemented by backends whose buffers must be shared
+// memory registered with a daemon (hf3fs): mapShared maps n bytes (a page
+// multiple) for the buffer with the given id and block size (0: one
+// block) and returns a function that unregisters and unmaps them.
+type sharedBuffers interface {
+	mapShared(id [16]byte, n, blockSize int) ([]byte, func() error, error)
 }
 
 // Buffer returns the region's buffer.

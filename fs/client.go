@@ -12,7 +12,8 @@ import (
 
 // Features says what the Client's backend does natively.
 type Features struct {
-	// Backend is the name of the backend in use: "mem", "posix" or "uring".
+	// Backend is the name of the backend in use: "mem", "posix", "uring"
+	// or "hf3fs".
 	Backend string
 	// ZeroCopy: data moves between the file and the Buffer with no copy in
 	// user space (true for every backend here; the kernel may still copy
@@ -31,7 +32,8 @@ type Features struct {
 	Note string
 }
 
-// backend is what a Client delegates to. mem, posix and uring implement it.
+// backend is what a Client delegates to. mem, posix, uring and hf3fs
+// implement it.
 type backend interface {
 	features() Features
 	openFile(name string, flag int, perm os.FileMode) (fileImpl, error)
@@ -48,10 +50,12 @@ type options struct {
 	numa    int
 	workers int
 	store   *MemStore
+	hf3fs   HF3FSOpts
 }
 
-// WithBackend chooses the backend by name: "auto" (the default: uring when
-// the kernel allows io_uring, else posix), "uring", "posix" or "mem".
+// WithBackend chooses the backend by name: "auto" (the default: hf3fs when
+// the root is on a 3FS mount, else uring when the kernel allows io_uring,
+// else posix), "hf3fs", "uring", "posix" or "mem".
 // "uring" falls back to posix when the kernel refuses io_uring; Features().Note
 // then says why.
 func WithBackend(name string) Option { return func(o *options) { o.backend = name } }
@@ -118,6 +122,18 @@ func Open(ctx context.Context, root string, opts ...Option) (*Client, error) {
 		}
 	}
 	workers := o.workers
+	var hfNote string
+	if o.backend == "auto" {
+		if mp, ok := detectHF3FS(root, o.hf3fs); ok {
+			be, err := newHF3FSBackend(root, mp, o.hf3fs)
+			if err == nil {
+				c.be = be
+				c.feat = be.features()
+				return c, nil
+			}
+			hfNote = fmt.Sprintf("hf3fs refused (%v); ", err)
+		}
+	}
 	switch o.backend {
 	case "mem":
 		s := o.store
@@ -133,6 +149,16 @@ func Open(ctx context.Context, root string, opts ...Option) (*Client, error) {
 			workers = runtime.GOMAXPROCS(0) * 4
 		}
 		c.be = newPosixBackend(workers)
+	case "hf3fs":
+		mp, ok := detectHF3FS(root, o.hf3fs)
+		if !ok {
+			return nil, fmt.Errorf("%w: root %q is not on a 3FS mount (no %s entry in /proc/self/mountinfo holds it; set HF3FSOpts.MountPoint)", ErrNotHF3FS, root, "fuse.hf3fs")
+		}
+		be, err := newHF3FSBackend(root, mp, o.hf3fs)
+		if err != nil {
+			return nil, err
+		}
+		c.be = be
 	case "uring", "auto":
 		be, err := newUringBackend()
 		if err != nil {
@@ -140,19 +166,21 @@ func Open(ctx context.Context, root string, opts ...Option) (*Client, error) {
 				workers = runtime.GOMAXPROCS(0) * 4
 			}
 			pb := newPosixBackend(workers)
-			pb.note = fmt.Sprintf("uring refused (%v); using posix", err)
+			pb.note = fmt.Sprintf("%suring refused (%v); using posix", hfNote, err)
 			c.be = pb
 		} else {
+			be.note = hfNote
 			c.be = be
 		}
 	default:
-		return nil, fmt.Errorf("%w: backend %q (want auto, uring, posix or mem)", ErrUnsupported, o.backend)
+		return nil, fmt.Errorf("%w: backend %q (want auto, hf3fs, uring, posix or mem)", ErrUnsupported, o.backend)
 	}
 	c.feat = c.be.features()
 	return c, nil
 }
 
-// Backend returns the name of the backend in use ("mem", "posix", "uring").
+// Backend returns the name of the backend in use ("mem", "posix", "uring",
+// "hf3fs").
 func (c *Client) Backend() string { return c.feat.Backend }
 
 // Features reports what the backend does natively.

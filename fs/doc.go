@@ -23,9 +23,25 @@
 //
 // # Backends
 //
-// WithBackend picks one by name; "auto" (the default) takes uring when the
-// kernel allows io_uring and posix otherwise:
+// WithBackend picks one by name; "auto" (the default) takes hf3fs when the
+// root is on a 3FS mount, else uring when the kernel allows io_uring, else
+// posix:
 //
+//   - "hf3fs": the native 3FS USRBIO protocol in pure Go, no cgo and no
+//     libhf3fs (internal/hf3fs). Buffers are /dev/shm files (mode 0600
+//     unless HF3FSOpts.ShmMode says otherwise) registered with the FUSE
+//     daemon by symlinks under <mount>/3fs-virt/iovs, whose names (keys)
+//     carry the uuid, block size, direction, io_depth, priority, .t and the
+//     flags in binary. Each Ring is a shared-memory SQ/CQ in 3FS's layout;
+//     Submit posts the daemon's per-priority semaphore and Wait sleeps on
+//     the ring's own, both glibc sem_t words driven by futexes. Files are
+//     addressed by the inode id statx reports, after the magic ioctl check.
+//     All symlinks and the kept-open iovs directory belong to one locked OS
+//     thread, so the daemon's cleanup at releasedir finds them; Close
+//     unlinks every key and shm file. The mount is found in
+//     /proc/self/mountinfo (fstype fuse.hf3fs) or given as
+//     HF3FSOpts.MountPoint; the tests run it end to end against a fake
+//     daemon (FakeDaemon in the package's tests).
 //   - "uring": io_uring through raw system calls (internal/uring); each
 //     Ring is an io_uring instance with the Client's Buffers and Files
 //     registered (READ_FIXED/WRITE_FIXED on fixed files) and one
@@ -51,6 +67,8 @@
 //     already dispatched (or pending in an AtMost batch) can deliver, where
 //     USRBIO's io_depth > 0 would hang forever.
 //   - Prep, Submit and Wait do not allocate in steady state.
+//   - On hf3fs, File.Sync is fsync through FUSE, which is what makes a new
+//     file length visible to other clients (3FS reports lengths lazily).
 //   - O_DIRECT files (ODirect in OpenFile's flag) check the alignment
 //     statx reports (ErrAlignment).
 //

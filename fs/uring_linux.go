@@ -13,7 +13,7 @@ import (
 // Files are registered in every ring that uses them (sparse tables filled on
 // first use), requests become READ_FIXED/WRITE_FIXED SQEs on fixed files,
 // and each dispatched batch is one io_uring_enter.
-type uringBackend struct{}
+type uringBackend struct{ note string }
 
 func newUringBackend() (*uringBackend, error) {
 	r, err := uring.Setup(4)
@@ -29,7 +29,7 @@ func newUringBackend() (*uringBackend, error) {
 }
 
 func (u *uringBackend) features() Features {
-	return Features{Backend: "uring", ZeroCopy: true, FixedBuffers: true, FixedFiles: true, Priorities: true}
+	return Features{Backend: "uring", ZeroCopy: true, FixedBuffers: true, FixedFiles: true, Priorities: true, Note: u.note}
 }
 
 func (u *uringBackend) openFile(name string, flag int, perm os.FileMode) (fileImpl, error) {

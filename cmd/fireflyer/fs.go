@@ -87,7 +87,7 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	var cfg benchConfig
 	var bs, size, runtime string
 	var asJSON bool
-	fl.StringVar(&cfg.Backend, "backend", "auto", "backend: auto, uring, posix or mem")
+	fl.StringVar(&cfg.Backend, "backend", "auto", "backend: auto, hf3fs, uring, posix or mem (auto picks hf3fs on a 3FS mount)")
 	fl.StringVar(&cfg.RW, "rw", "randread", "pattern: read, write, randread or randwrite")
 	fl.StringVar(&bs, "bs", "4k", "block size per I/O (k, m, g suffixes are powers of 1024)")
 	fl.IntVar(&cfg.IODepth, "iodepth", 64, "I/Os kept in flight (ring entries)")
@@ -141,9 +141,9 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 		return bad("--numjobs x --iodepth x --bs = %d bytes: want at most 4 GiB of buffers", int64(cfg.NumJobs)*int64(cfg.IODepth)*cfg.BS)
 	}
 	switch cfg.Backend {
-	case "auto", "uring", "posix", "mem":
+	case "auto", "hf3fs", "uring", "posix", "mem":
 	default:
-		return bad("--backend %q: want auto, uring, posix or mem", cfg.Backend)
+		return bad("--backend %q: want auto, hf3fs, uring, posix or mem", cfg.Backend)
 	}
 	var progress func(frac float64)
 	var finish func()

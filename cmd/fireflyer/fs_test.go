@@ -104,3 +104,12 @@ func TestLatHist(t *testing.T) {
 		t.Error("parseSize accepted garbage")
 	}
 }
+
+func TestFSBenchHF3FSOffMount(t *testing.T) {
+	var out, errb bytes.Buffer
+	path := t.TempDir() + "/f"
+	code := run([]string{"fs", "bench", "--backend", "hf3fs", "--size", "1M", "--runtime", "50ms", path}, nil, &out, &errb)
+	if code != exitFail || !strings.Contains(errb.String(), "not on a 3FS mount") {
+		t.Fatalf("hf3fs off a 3FS mount: exit %d, stderr %q", code, errb.String())
+	}
+}

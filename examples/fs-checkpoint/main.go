@@ -1,20 +1,29 @@
-// Command fs-checkpoint writes a model checkpoint of FP8 weights, their F32
+// Command fs-checkpoint saves a model checkpoint of FP8 weights, their F32
 // block scales and BF16 router weights as one safetensors file through the
-// fs client (write rings over registered buffers, fsync, atomic rename),
-// reads it back through read rings into one registered buffer, and checks
-// every tensor's SHA-256.
+// fs client, the way 3FS is used for checkpoints: the tensors are written in
+// parallel by several goroutines, each through its own write ring and
+// registered buffer, into name.tmp; the file is fsynced, then atomically
+// renamed over the previous checkpoint (and the directory fsynced). Every
+// tensor's SHA-256 goes into the header's metadata and is verified on load,
+// so a torn or foreign file is caught; a crash before the rename leaves the
+// previous checkpoint intact.
 //
 //	go run ./examples/fs-checkpoint -dir /tmp/ckpt -layers 4
+//	go run ./examples/fs-checkpoint -dir /hf3fs/cluster/ckpt   # hf3fs, picked automatically
 package main
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/fs"
@@ -22,33 +31,63 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
+const (
+	ckptName = "checkpoint.safetensors"
+	chunk    = 1 << 20 // bytes per I/O
+	depth    = 8       // I/Os in flight per ring
+)
+
 func main() {
 	dir := flag.String("dir", os.TempDir(), "directory for the checkpoint")
 	layers := flag.Int("layers", 4, "layers (each: a 1024x1024 FP8 weight, its 8x8 scales, a 64x1024 BF16 router)")
-	backend := flag.String("backend", "auto", "fs backend: auto, uring, posix")
+	step := flag.Int("step", 1000, "training step stored in the checkpoint (seeds the weights)")
+	writers := flag.Int("writers", 4, "goroutines writing tensors in parallel, one ring each")
+	backend := flag.String("backend", "auto", "fs backend: auto, hf3fs, uring, posix")
 	flag.Parse()
-	if err := run(context.Background(), os.Stdout, *dir, *layers, *backend); err != nil {
+	if err := run(context.Background(), os.Stdout, config{dir: *dir, layers: *layers, step: *step, writers: *writers, backend: *backend}); err != nil {
 		fmt.Fprintln(os.Stderr, "fs-checkpoint:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, w io.Writer, dir string, layers int, backend string) error {
-	c, err := fs.Open(ctx, dir, fs.WithBackend(backend))
+type config struct {
+	dir          string
+	layers, step int
+	writers      int
+	backend      string
+	// beforeRename runs after the new file is written and fsynced, just
+	// before the rename; tests crash the process there.
+	beforeRename func()
+}
+
+func run(ctx context.Context, w io.Writer, cfg config) error {
+	c, err := fs.Open(ctx, cfg.dir, fs.WithBackend(cfg.backend))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-
-	rng := rand.New(rand.NewPCG(1, 2))
-	wr := safetensors.NewWriter(c, "checkpoint.safetensors", &safetensors.Options{Atomic: true})
-	wr.SetMetadata("step", "1000")
-	sums := map[string][32]byte{}
-	add := func(name string, t *tensor.Tensor) error {
-		sums[name] = sha256.Sum256(t.Data)
-		return wr.Add(name, t)
+	entries := model(cfg.layers, cfg.step)
+	start := time.Now()
+	n, err := save(ctx, c, entries, cfg)
+	if err != nil {
+		return err
 	}
-	var bytes int
+	wt := time.Since(start)
+	start = time.Now()
+	step, count, err := load(ctx, c)
+	if err != nil {
+		return err
+	}
+	rt := time.Since(start)
+	fmt.Fprintf(w, "backend %s: wrote %d tensors (%.1f MiB) with %d writers in %v, read back in %v, %d checksums OK, step %s\n",
+		c.Backend(), len(entries), float64(n)/(1<<20), max(1, cfg.writers), wt.Round(time.Millisecond), rt.Round(time.Millisecond), count, step)
+	return nil
+}
+
+// model returns the checkpoint's tensors, seeded by step.
+func model(layers, step int) []safetensors.Entry {
+	rng := rand.New(rand.NewPCG(uint64(step), 2))
+	var out []safetensors.Entry
 	for l := range layers {
 		wf := make([]float32, 1024*1024)
 		for i := range wf {
@@ -58,44 +97,173 @@ func run(ctx context.Context, w io.Writer, dir string, layers int, backend strin
 		tensor.EncodeE4M3(w8.E4M3s(), wf)
 		scale, _ := tensor.New(tensor.F32, 8, 8)
 		for i := range scale.F32() {
-			scale.F32()[i] = 1 / (1 + float32(i))
+			scale.F32()[i] = 1 / (1 + float32(i+step))
 		}
 		router, _ := tensor.New(tensor.BF16T, 64, 1024)
 		tensor.EncodeBF16(router.BF16s(), wf[:64*1024])
 		p := fmt.Sprintf("model.layers.%d.", l)
-		for _, e := range []struct {
-			n string
-			t *tensor.Tensor
-		}{{p + "mlp.weight", w8}, {p + "mlp.weight_scale_inv", scale}, {p + "gate.weight", router}} {
-			if err := add(e.n, e.t); err != nil {
-				return err
-			}
-			bytes += len(e.t.Data)
-		}
+		out = append(out,
+			safetensors.Entry{Name: p + "mlp.weight", Tensor: w8},
+			safetensors.Entry{Name: p + "mlp.weight_scale_inv", Tensor: scale},
+			safetensors.Entry{Name: p + "gate.weight", Tensor: router})
 	}
-	start := time.Now()
-	if err := wr.Close(ctx); err != nil {
-		return err
-	}
-	wt := time.Since(start)
+	return out
+}
 
-	start = time.Now()
-	f, err := safetensors.Open(ctx, c, "checkpoint.safetensors", nil)
+// save writes entries to ckptName.tmp in parallel, fsyncs it and renames it
+// over ckptName. It returns the file size.
+func save(ctx context.Context, c *fs.Client, entries []safetensors.Entry, cfg config) (int64, error) {
+	meta := map[string]string{"step": fmt.Sprint(cfg.step)}
+	for _, e := range entries {
+		sum := sha256.Sum256(e.Tensor.Data)
+		meta["sha256:"+e.Name] = hex.EncodeToString(sum[:])
+	}
+	header, order, err := safetensors.EncodeHeader(entries, meta)
+	if err != nil {
+		return 0, err
+	}
+	tmp := ckptName + ".tmp"
+	f, err := c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	// The data section follows the header in the order EncodeHeader chose,
+	// with no gaps: each tensor's file offset is known up front, so the
+	// writers need no coordination.
+	type piece struct {
+		off  int64
+		data []byte
+	}
+	pieces := []piece{{0, header}}
+	off := int64(len(header))
+	for _, e := range order {
+		pieces = append(pieces, piece{off, e.Tensor.Data})
+		off += int64(len(e.Tensor.Data))
+	}
+	work := make(chan piece, len(pieces))
+	for _, p := range pieces {
+		work <- p
+	}
+	close(work)
+	writers := max(1, cfg.writers)
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = writeWorker(ctx, c, f, work, func(p piece) (int64, []byte) { return p.off, p.data })
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	if cfg.beforeRename != nil {
+		cfg.beforeRename()
+	}
+	from, to := filepath.Join(c.Root(), tmp), filepath.Join(c.Root(), ckptName)
+	if err := os.Rename(from, to); err != nil {
+		return 0, err
+	}
+	if d, err := os.Open(c.Root()); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return off, nil
+}
+
+// writeWorker drains work through one write ring of depth I/Os of up to
+// chunk bytes each.
+func writeWorker[T any](ctx context.Context, c *fs.Client, f *fs.File, work <-chan T, split func(T) (int64, []byte)) error {
+	buf, err := c.NewBuffer(chunk*depth, fs.BufferOpts{BlockSize: chunk})
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	rt := time.Since(start)
-	for name, want := range sums {
-		t, err := f.Tensor(name)
-		if err != nil {
-			return err
+	defer buf.Close()
+	ring, err := c.NewRing(fs.RingOpts{Entries: depth, Op: fs.Write})
+	if err != nil {
+		return err
+	}
+	defer ring.Close()
+	out := make([]fs.Completion, depth)
+	want := make([]int64, depth)
+	free := make([]int, 0, depth)
+	for i := range depth {
+		free = append(free, i)
+	}
+	inflight := 0
+	reap := func(min int) error {
+		n, err := ring.Wait(ctx, out, min)
+		for _, cp := range out[:n] {
+			inflight--
+			free = append(free, int(cp.Tag))
+			if cp.Err == nil && cp.N != want[cp.Tag] {
+				cp.Err = io.ErrShortWrite
+			}
+			if cp.Err != nil && err == nil {
+				err = cp.Err
+			}
 		}
-		if sha256.Sum256(t.Data) != want {
-			return fmt.Errorf("tensor %s: checksum mismatch", name)
+		return err
+	}
+	for item := range work {
+		off, data := split(item)
+		for len(data) > 0 {
+			if len(free) == 0 {
+				if err := reap(1); err != nil {
+					return err
+				}
+			}
+			k := free[len(free)-1]
+			free = free[:len(free)-1]
+			n := copy(buf.Bytes()[k*chunk:(k+1)*chunk], data)
+			reg, _ := buf.Region(k*chunk, n)
+			want[k] = int64(n)
+			if _, err := ring.Prep(fs.Req{File: f, Off: off, Buf: reg, Tag: uint64(k)}); err != nil {
+				return err
+			}
+			if err := ring.Submit(); err != nil {
+				return err
+			}
+			inflight++
+			off += int64(n)
+			data = data[n:]
 		}
 	}
-	fmt.Fprintf(w, "backend %s: wrote %d tensors (%.1f MiB) in %v, read back in %v, %d checksums OK, step %s\n",
-		c.Backend(), len(sums), float64(bytes)/(1<<20), wt.Round(time.Millisecond), rt.Round(time.Millisecond), len(sums), f.Metadata()["step"])
+	for inflight > 0 {
+		if err := reap(inflight); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// load opens ckptName through read rings and checks every tensor against
+// the SHA-256 in its metadata. It returns the step and the tensor count.
+func load(ctx context.Context, c *fs.Client) (string, int, error) {
+	f, err := safetensors.Open(ctx, c, ckptName, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	meta := f.Metadata()
+	names := f.Names()
+	for _, name := range names {
+		t, err := f.Tensor(name)
+		if err != nil {
+			return "", 0, err
+		}
+		sum := sha256.Sum256(t.Data)
+		if meta["sha256:"+name] != hex.EncodeToString(sum[:]) {
+			return "", 0, fmt.Errorf("tensor %s: checksum mismatch", name)
+		}
+	}
+	return meta["step"], len(names), nil
+}
+
+func openClient(dir string) (*fs.Client, error) { return fs.Open(context.Background(), dir) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,16 +12,85 @@ import (
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	for _, be := range []string{"auto", "posix"} {
-		dir := t.TempDir()
-		var out bytes.Buffer
-		if err := run(context.Background(), &out, dir, 2, be); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(out.String(), "wrote 6 tensors") || !strings.Contains(out.String(), "6 checksums OK, step 1000") {
-			t.Fatalf("output %q", out.String())
-		}
-		if _, err := os.Stat(filepath.Join(dir, "checkpoint.safetensors.tmp")); !os.IsNotExist(err) {
-			t.Fatal("temporary file left behind")
-		}
+		t.Run(be, func(t *testing.T) {
+			dir := t.TempDir()
+			var out bytes.Buffer
+			if err := run(context.Background(), &out, config{dir: dir, layers: 2, step: 1000, writers: 3, backend: be}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), "wrote 6 tensors") || !strings.Contains(out.String(), "6 checksums OK, step 1000") {
+				t.Fatalf("output %q", out.String())
+			}
+			if _, err := os.Stat(filepath.Join(dir, "checkpoint.safetensors.tmp")); !os.IsNotExist(err) {
+				t.Fatal("temporary file left behind")
+			}
+		})
+	}
+}
+
+// TestCrashBeforeRename kills a process that is saving step 2000 after the
+// new file is fsynced but before the rename, then checks that step 1000's
+// checkpoint still loads with every checksum.
+func TestCrashBeforeRename(t *testing.T) {
+	if dir := os.Getenv("FS_CHECKPOINT_CRASH_DIR"); dir != "" {
+		run(context.Background(), os.Stdout, config{dir: dir, layers: 2, step: 2000, writers: 3, backend: "auto",
+			beforeRename: func() { os.Exit(3) }})
+		os.Exit(0) // not reached
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := run(context.Background(), &out, config{dir: dir, layers: 2, step: 1000, writers: 3, backend: "auto"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashBeforeRename$")
+	cmd.Env = append(os.Environ(), "FS_CHECKPOINT_CRASH_DIR="+dir)
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("crashing child: %v, want exit status 3", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "checkpoint.safetensors.tmp")); err != nil || st.Size() == 0 {
+		t.Fatalf("the crashed save left no new file: %v", err)
+	}
+	c, err := openClient(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	step, n, err := load(context.Background(), c)
+	if err != nil || step != "1000" || n != 6 {
+		t.Fatalf("after the crash: step %q, %d tensors, %v; want the intact step 1000 checkpoint", step, n, err)
+	}
+	// The next save replaces the torn temporary file and the checkpoint.
+	out.Reset()
+	if err := run(context.Background(), &out, config{dir: dir, layers: 2, step: 3000, writers: 2, backend: "auto"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "6 checksums OK, step 3000") {
+		t.Fatalf("save after crash: %q", out.String())
+	}
+}
+
+func TestChecksumCatchesCorruption(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := run(context.Background(), &out, config{dir: dir, layers: 1, step: 1, writers: 2, backend: "posix"}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "checkpoint.safetensors")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-10] ^= 0xff // flip bits in the last tensor's data
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openClient(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := load(context.Background(), c); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("load of a corrupted checkpoint: %v, want a checksum mismatch", err)
 	}
 }
