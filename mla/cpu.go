@@ -46,6 +46,7 @@ type cpuScratch struct {
 	nm, sh    []float32 // [mp] new max, exp2 shift
 	vis       []int     // [rows] keys visible per row
 	shN, accN []float32 // [TileN] small path
+	offs      []int64   // [TileN] cache offsets of the tile's rows (small BF16 path)
 }
 
 func (cpuKernel) newScratch(p *Problem) any {
@@ -63,6 +64,7 @@ func (cpuKernel) newScratch(p *Problem) any {
 		sh:  make([]float32, mp),
 		vis: make([]int, rows),
 		shN: make([]float32, TileN), accN: make([]float32, TileN),
+		offs: make([]int64, TileN),
 	}
 }
 
@@ -122,9 +124,18 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 	end = min(end, maxVis) // keys no row sees are never read
 	for t0 := begin; t0 < end; t0 += TileN {
 		n := min(TileN, end-t0)
+		if small && p.Cache.DType == tensor.BF16T {
+			c, bt := p.Cache, p.BlockTable[req]
+			for i := range n {
+				t := t0 + i
+				s.offs[i] = int64(c.Offset(int(bt[t/c.PageSize]), t%c.PageSize, kvh))
+			}
+			s.smallTile(p, rows, d, dv, t0, n)
+			continue
+		}
 		gather(p, req, kvh, t0, n, s.k)
 		if small {
-			s.smallTile(rows, d, dv, t0, n)
+			s.smallTile(nil, rows, d, dv, t0, n)
 			continue
 		}
 		n8 := (n + 7) &^ 7
@@ -174,22 +185,30 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 	}
 }
 
-// smallTile is the dot/axpy path for fewer than 4 rows per KV head.
-func (s *cpuScratch) smallTile(rows, d, dv, t0, n int) {
+// smallTile is the dot/axpy path for fewer than 4 rows per KV head. With
+// bf16 set (a BF16 cache) it reads the rows in place through s.offs;
+// otherwise from the decoded tile s.k.
+func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 	for m := range rows {
 		sr := s.st[m*TileN : m*TileN+n]
-		nm := s.mx[m]
+		q := s.q[m*d : (m+1)*d]
 		lim := s.vis[m] - t0
-		for i := range n {
+		if lim <= 0 {
+			continue
+		}
+		if bf16 != nil {
+			kern.QKBF16(q, bf16.Cache.BF16, s.offs[:n], sr)
+		} else {
+			for i := range n {
+				sr[i] = kern.Dot(q, s.k[i*d:(i+1)*d])
+			}
+		}
+		nm := s.mx[m]
+		for i := range sr {
 			if i >= lim {
 				sr[i] = negInf
-				continue
 			}
-			sr[i] = kern.Dot(s.q[m*d:(m+1)*d], s.k[i*d:(i+1)*d])
 			nm = max(nm, sr[i])
-		}
-		if math.IsInf(float64(nm), -1) {
-			continue
 		}
 		om := s.o[m*dv : (m+1)*dv]
 		if alpha := kern.Exp2(s.mx[m] - nm); alpha != 1 {
@@ -202,9 +221,15 @@ func (s *cpuScratch) smallTile(rows, d, dv, t0, n int) {
 			sh[i], acc[i] = nm, 0
 		}
 		kern.Exp2Sub(sr, sh, acc)
+		for _, a := range acc {
+			s.l[m] += a
+		}
+		if bf16 != nil {
+			kern.PVBF16(om, sr, bf16.Cache.BF16, s.offs[:n])
+			continue
+		}
 		for i, pv := range sr {
 			if pv != 0 {
-				s.l[m] += acc[i]
 				kern.Axpy(pv, s.k[i*d:i*d+dv], om)
 			}
 		}

@@ -128,3 +128,26 @@ func exp2SubGo(x, sh, acc []float32) {
 		acc[i] += e
 	}
 }
+
+func qkBF16Go(q []float32, base []tensor.BF16, offs []int64, s []float32) {
+	d := len(q)
+	for i, o := range offs {
+		k := base[o : o+int64(d)]
+		var acc float32
+		for c, v := range k {
+			acc += q[c] * math.Float32frombits(uint32(v)<<16)
+		}
+		s[i] = acc
+	}
+}
+
+func pvBF16Go(o, p []float32, base []tensor.BF16, offs []int64) {
+	dv := len(o)
+	for i, off := range offs {
+		pv := p[i]
+		v := base[off : off+int64(dv)]
+		for c, x := range v {
+			o[c] += pv * math.Float32frombits(uint32(x)<<16)
+		}
+	}
+}

@@ -89,3 +89,12 @@ func MaxInto(dst, src []float32) {
 
 // Exp2 returns 2^x in float32 (0 for −Inf).
 func Exp2(x float32) float32 { return float32(math.Exp2(float64(x))) }
+
+// QKBF16 computes s[i] = Σ_c q[c]·K_i[c] for the len(offs) BF16 rows K_i =
+// base[offs[i] : offs[i]+len(q)], decoding on the fly (the bandwidth-bound
+// path: no float32 copy of the keys is made).
+func QKBF16(q []float32, base []tensor.BF16, offs []int64, s []float32) { qkBF16(q, base, offs, s) }
+
+// PVBF16 computes o[c] += Σ_i p[i]·V_i[c] for the len(offs) BF16 rows V_i =
+// base[offs[i] : offs[i]+len(o)].
+func PVBF16(o, p []float32, base []tensor.BF16, offs []int64) { pvBF16(o, p, base, offs) }

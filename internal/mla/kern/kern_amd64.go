@@ -35,6 +35,12 @@ func axpyx16(alpha float32, x, y *float32, n int)
 func scalx16(alpha float32, x *float32, n int)
 
 //go:noescape
+func qkBF16x16(q *float32, base *uint16, offs *int64, n, d int, s *float32)
+
+//go:noescape
+func pvBF16x64(o, p *float32, base *uint16, offs *int64, n, dv int)
+
+//go:noescape
 func exp2Subx16(x, sh, acc *float32, n int, coef *float32)
 
 // exp2Coef holds ln(2)^k/k! for k = 0…7 (the Taylor series of 2^f) and the
@@ -136,4 +142,37 @@ func exp2Sub(x, sh, acc []float32) {
 		n = 0
 	}
 	exp2SubGo(x[n:], sh[n:], acc[n:])
+}
+
+func qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32) {
+	d := len(q)
+	if !useAsm || d%16 != 0 || len(offs) == 0 {
+		qkBF16Go(q, base, offs, s)
+		return
+	}
+	s = s[:len(offs)]
+	checkOffs(base, offs, d)
+	qkBF16x16(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], len(offs), d, &s[0])
+}
+
+func pvBF16(o, p []float32, base []tensor.BF16, offs []int64) {
+	dv := len(o)
+	if !useAsm || dv%64 != 0 || len(offs) == 0 {
+		pvBF16Go(o, p, base, offs)
+		return
+	}
+	p = p[:len(offs)]
+	checkOffs(base, offs, dv)
+	pvBF16x64(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], len(offs), dv)
+}
+
+// checkOffs panics (like an index out of range would) if a row of w
+// elements at an offset falls outside base, so the assembly never reads
+// outside the slice.
+func checkOffs(base []tensor.BF16, offs []int64, w int) {
+	for _, o := range offs {
+		if o < 0 || o+int64(w) > int64(len(base)) {
+			panic("kern: row offset out of range")
+		}
+	}
 }

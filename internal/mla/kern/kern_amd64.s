@@ -180,6 +180,7 @@ TEXT ·cvtBF16x16(SB), NOSPLIT, $0-24
 	SHRQ $4, CX
 	JZ   cvtbdone
 cvtbloop:
+	PREFETCHT0 2048(SI)
 	VPMOVZXWD (SI), Z0
 	VPSLLD $16, Z0, Z0
 	VMOVUPS Z0, (DI)
@@ -338,5 +339,125 @@ exploop:
 	DECQ CX
 	JNZ  exploop
 expdone:
+	VZEROUPPER
+	RET
+
+// func qkBF16x16(q *float32, base *uint16, offs *int64, n, d int, s *float32)
+// s[i] = Σ_c q[c]·bf16(base[offs[i]+c]) for i < n; d multiple of 16.
+TEXT ·qkBF16x16(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), R8
+	MOVQ base+8(FP), R9
+	MOVQ offs+16(FP), R10
+	MOVQ n+24(FP), R11
+	MOVQ d+32(FP), R12
+	MOVQ s+40(FP), R13
+	TESTQ R11, R11
+	JZ   qkdone
+qktok:
+	MOVQ (R10), SI
+	LEAQ (R9)(SI*2), SI
+	MOVQ R8, DI
+	MOVQ R12, CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	CMPQ CX, $64
+	JLT  qktail
+qk64:
+	VPMOVZXWD (SI), Z4
+	VPMOVZXWD 32(SI), Z5
+	VPMOVZXWD 64(SI), Z6
+	VPMOVZXWD 96(SI), Z7
+	VPSLLD $16, Z4, Z4
+	VPSLLD $16, Z5, Z5
+	VPSLLD $16, Z6, Z6
+	VPSLLD $16, Z7, Z7
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z5, Z1
+	VFMADD231PS 128(DI), Z6, Z2
+	VFMADD231PS 192(DI), Z7, Z3
+	ADDQ $128, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	CMPQ CX, $64
+	JGE  qk64
+qktail:
+	TESTQ CX, CX
+	JZ   qksum
+	VPMOVZXWD (SI), Z4
+	VPSLLD $16, Z4, Z4
+	VFMADD231PS (DI), Z4, Z0
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  qktail
+qksum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF32X8 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (R13)
+	ADDQ $4, R13
+	ADDQ $8, R10
+	DECQ R11
+	JNZ  qktok
+qkdone:
+	VZEROUPPER
+	RET
+
+// func pvBF16x64(o, p *float32, base *uint16, offs *int64, n, dv int)
+// o[c] += Σ_i p[i]·bf16(base[offs[i]+c]) for c < dv; dv multiple of 64, n > 0.
+TEXT ·pvBF16x64(SB), NOSPLIT, $0-48
+	MOVQ o+0(FP), DI
+	MOVQ p+8(FP), R8
+	MOVQ base+16(FP), R9
+	MOVQ offs+24(FP), R10
+	MOVQ n+32(FP), R11
+	MOVQ dv+40(FP), R12
+	SHRQ $6, R12
+	XORQ BX, BX
+pvchunk:
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	MOVQ R8, DX
+	MOVQ R10, AX
+	MOVQ R11, CX
+pvtok:
+	MOVQ (AX), SI
+	ADDQ BX, SI
+	LEAQ (R9)(SI*2), SI
+	VBROADCASTSS (DX), Z8
+	VPMOVZXWD (SI), Z4
+	VPMOVZXWD 32(SI), Z5
+	VPMOVZXWD 64(SI), Z6
+	VPMOVZXWD 96(SI), Z7
+	VPSLLD $16, Z4, Z4
+	VPSLLD $16, Z5, Z5
+	VPSLLD $16, Z6, Z6
+	VPSLLD $16, Z7, Z7
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	ADDQ $4, DX
+	ADDQ $8, AX
+	DECQ CX
+	JNZ  pvtok
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, DI
+	ADDQ $64, BX
+	DECQ R12
+	JNZ  pvchunk
 	VZEROUPPER
 	RET

@@ -129,3 +129,40 @@ func TestExp2Sub(t *testing.T) {
 		t.Errorf("2^-Inf = %v, 2^-1000 = %v, want exact 0", x[10], x[9])
 	}
 }
+
+func TestQKPVBF16(t *testing.T) {
+	r := testutil.RNG(3)
+	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}} {
+		d, dv, n := sh[0], sh[1], sh[2]
+		base := make([]tensor.BF16, (n+2)*d)
+		tensor.EncodeBF16(base, testutil.Normal(r, len(base), 0, 1))
+		offs := make([]int64, n)
+		for i := range offs {
+			offs[i] = int64((n - 1 - i + 1) * d) // reversed, skipping row 0
+		}
+		q := testutil.Normal(r, d, 0, 1)
+		p := testutil.Normal(r, n, 0, 1)
+		s := make([]float32, n)
+		QKBF16(q, base, offs, s)
+		o := testutil.Normal(r, dv, 0, 1)
+		want := testutil.F64(o)
+		PVBF16(o, p, base, offs)
+		for i, off := range offs {
+			var w float64
+			for c := range d {
+				w += float64(q[c]) * float64(base[off+int64(c)].Float32())
+			}
+			if math.Abs(float64(s[i])-w) > 1e-4 {
+				t.Fatalf("d%d: s[%d] = %v, want %v", d, i, s[i], w)
+			}
+			for c := range dv {
+				want[c] += float64(p[i]) * float64(base[off+int64(c)].Float32())
+			}
+		}
+		for c := range dv {
+			if math.Abs(float64(o[c])-want[c]) > 1e-4 {
+				t.Fatalf("dv%d: o[%d] = %v, want %v", dv, c, o[c], want[c])
+			}
+		}
+	}
+}

@@ -15,3 +15,5 @@ func dot(a, b []float32) float32               { return dotGo(a, b) }
 func axpy(alpha float32, x, y []float32)       { axpyGo(alpha, x, y) }
 func scal(alpha float32, x []float32)          { scalGo(alpha, x) }
 func exp2Sub(x, sh, acc []float32)             { exp2SubGo(x, sh, acc) }
+func qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32) { qkBF16Go(q, base, offs, s) }
+func pvBF16(o, p []float32, base []tensor.BF16, offs []int64)            { pvBF16Go(o, p, base, offs) }
