@@ -108,10 +108,11 @@ func checkSchedule(t *testing.T, seqlens []int32, parts int, s *mla.Schedule) {
 	}
 	payload := max((total+parts-1)/parts+mla.FixedOverheadBlocks, 2*mla.FixedOverheadBlocks)
 	load := make([]int, parts)
+	pieces := s.Pieces()
 	pi := 0
 	for p, part := range s.Parts {
 		for r := part.BeginReq; r <= part.EndReq; r++ {
-			pc := s.Pieces()[pi]
+			pc := pieces[pi]
 			pi++
 			if pc.Req != int(r) || pc.Begin != next[r] || pc.Slot != slot[r] || pc.End < pc.Begin {
 				t.Fatalf("part %d piece %+v: want request %d from %d into slot %d", p, pc, r, next[r], slot[r])
