@@ -36,16 +36,22 @@ func TestBadInput(t *testing.T) {
 		{"negative head_dim_v", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { o.HeadDimV = -1 }, mla.ErrShape, "head_dim_v"},
 		{"block id too large", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { (*bt)[0][1] = 4 }, mla.ErrBlockTable, "block_table"},
 		{"negative block id", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { (*bt)[0][0] = -1 }, mla.ErrBlockTable, "block_table"},
-		{"row too short", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { (*bt)[0] = (*bt)[0][:1] }, mla.ErrBlockTable, "block_table"},
+		{"row too short", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) {
+			(*bt)[0] = (*bt)[0][:1]
+		}, mla.ErrBlockTable, "block_table"},
 		{"negative length", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { (*sl)[1] = -1 }, mla.ErrSeqlen, "cache_seqlens"},
 		{"seqlens length", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { *sl = (*sl)[:1] }, mla.ErrShape, "cache_seqlens"},
 		{"block table rows", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { *bt = (*bt)[:1] }, mla.ErrShape, "block_table"},
 		{"q length", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { q.Data = q.Data[1:] }, mla.ErrShape, "q"},
 		{"zero batch", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { q.B = 0 }, mla.ErrShape, "q"},
 		{"cache storage", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { c.BF16 = c.BF16[1:] }, mla.ErrShape, "k_cache"},
-		{"cache dtype", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { c.DType = tensor.E4M3T }, mla.ErrDType, "k_cache"},
+		{"cache dtype", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) {
+			c.DType = tensor.E4M3T
+		}, mla.ErrDType, "k_cache"},
 		{"zero page size", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { c.PageSize = 0 }, mla.ErrShape, "k_cache"},
-		{"NaN scale", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { o.Scale = float32(math.NaN()) }, mla.ErrShape, "softmax_scale"},
+		{"NaN scale", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) {
+			o.Scale = float32(math.NaN())
+		}, mla.ErrShape, "softmax_scale"},
 		{"zero parts", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { o.NumParts = -2 }, mla.ErrShape, "num_sm_parts"},
 		{"stale schedule", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) {
 			o.Schedule, _ = mla.Plan([]int32{5, 1}, 3)
