@@ -73,9 +73,12 @@ func (cpuKernel) newScratch(p *Problem) any {
 func gather(p *Problem, req, kvh, t0, n int, dst []float32) {
 	c, d := p.Cache, p.Cache.HeadDim
 	bt := p.BlockTable[req]
+	page, slot := t0/c.PageSize, t0%c.PageSize
 	for i := range n {
-		t := t0 + i
-		off := c.Offset(int(bt[t/c.PageSize]), t%c.PageSize, kvh)
+		off := c.Offset(int(bt[page]), slot, kvh)
+		if slot++; slot == c.PageSize {
+			page, slot = page+1, 0
+		}
 		row := dst[i*d : (i+1)*d]
 		switch c.DType {
 		case tensor.F32:
@@ -120,15 +123,22 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 	for m := range mp {
 		s.mx[m], s.l[m] = negInf, 0
 	}
-	clear(s.o)
+	if small {
+		clear(s.o[:rows*dv])
+	} else {
+		clear(s.o)
+	}
 	end = min(end, maxVis) // keys no row sees are never read
 	for t0 := begin; t0 < end; t0 += TileN {
 		n := min(TileN, end-t0)
 		if small && p.Cache.DType == tensor.BF16T {
 			c, bt := p.Cache, p.BlockTable[req]
+			page, slot := t0/c.PageSize, t0%c.PageSize
 			for i := range n {
-				t := t0 + i
-				s.offs[i] = int64(c.Offset(int(bt[t/c.PageSize]), t%c.PageSize, kvh))
+				s.offs[i] = int64(c.Offset(int(bt[page]), slot, kvh))
+				if slot++; slot == c.PageSize {
+					page, slot = page+1, 0
+				}
 			}
 			s.smallTile(p, rows, d, dv, t0, n)
 			continue
@@ -186,23 +196,37 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 }
 
 // smallTile is the dot/axpy path for fewer than 4 rows per KV head. With
-// bf16 set (a BF16 cache) it reads the rows in place through s.offs;
-// otherwise from the decoded tile s.k.
+// bf16 set (a BF16 cache) it reads the rows in place through s.offs, two
+// query rows per pass over the keys; otherwise it works on the decoded tile
+// s.k. Phases: scores for every row, the online-softmax update per row, then
+// P·V for every row.
 func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
+	// Rows past the last one that sees a key of this tile are skipped; rows
+	// before it are computed and masked (a fully masked row keeps its state:
+	// its P is 0).
+	live := 0
 	for m := range rows {
-		sr := s.st[m*TileN : m*TileN+n]
-		q := s.q[m*d : (m+1)*d]
-		lim := s.vis[m] - t0
-		if lim <= 0 {
-			continue
+		if s.vis[m] > t0 {
+			live = m + 1
 		}
-		if bf16 != nil {
-			kern.QKBF16(q, bf16.Cache.BF16, s.offs[:n], sr)
-		} else {
+	}
+	for m := 0; m < live; m++ {
+		sr := s.st[m*TileN : m*TileN+n]
+		switch {
+		case bf16 != nil && m+1 < live:
+			kern.QKBF16x2(s.q[m*d:(m+2)*d], d, bf16.Cache.BF16, s.offs[:n], s.st[m*TileN:], TileN)
+			m++
+		case bf16 != nil:
+			kern.QKBF16(s.q[m*d:(m+1)*d], bf16.Cache.BF16, s.offs[:n], sr)
+		default:
 			for i := range n {
-				sr[i] = kern.Dot(q, s.k[i*d:(i+1)*d])
+				sr[i] = kern.Dot(s.q[m*d:(m+1)*d], s.k[i*d:(i+1)*d])
 			}
 		}
+	}
+	for m := range live {
+		sr := s.st[m*TileN : m*TileN+n]
+		lim := s.vis[m] - t0
 		nm := s.mx[m]
 		for i := range sr {
 			if i >= lim {
@@ -210,10 +234,13 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 			}
 			nm = max(nm, sr[i])
 		}
-		om := s.o[m*dv : (m+1)*dv]
+		if math.IsInf(float64(nm), -1) { // no key yet: P = 0
+			clear(sr)
+			continue
+		}
 		if alpha := kern.Exp2(s.mx[m] - nm); alpha != 1 {
 			s.l[m] *= alpha
-			kern.Scal(alpha, om)
+			kern.Scal(alpha, s.o[m*dv:(m+1)*dv])
 		}
 		s.mx[m] = nm
 		sh, acc := s.shN[:n], s.accN[:n]
@@ -224,13 +251,20 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 		for _, a := range acc {
 			s.l[m] += a
 		}
-		if bf16 != nil {
+	}
+	for m := 0; m < live; m++ {
+		sr, om := s.st[m*TileN:m*TileN+n], s.o[m*dv:(m+1)*dv]
+		switch {
+		case bf16 != nil && m+1 < live:
+			kern.PVBF16x2(s.o[m*dv:(m+2)*dv], dv, s.st[m*TileN:], TileN, bf16.Cache.BF16, s.offs[:n])
+			m++
+		case bf16 != nil:
 			kern.PVBF16(om, sr, bf16.Cache.BF16, s.offs[:n])
-			continue
-		}
-		for i, pv := range sr {
-			if pv != 0 {
-				kern.Axpy(pv, s.k[i*d:i*d+dv], om)
+		default:
+			for i, pv := range sr {
+				if pv != 0 {
+					kern.Axpy(pv, s.k[i*d:i*d+dv], om)
+				}
 			}
 		}
 	}

@@ -98,3 +98,15 @@ func QKBF16(q []float32, base []tensor.BF16, offs []int64, s []float32) { qkBF16
 // PVBF16 computes o[c] += Σ_i p[i]·V_i[c] for the len(offs) BF16 rows V_i =
 // base[offs[i] : offs[i]+len(o)].
 func PVBF16(o, p []float32, base []tensor.BF16, offs []int64) { pvBF16(o, p, base, offs) }
+
+// QKBF16x2 is QKBF16 for two query rows q[:d] and q[d:2d] sharing the keys
+// (one pass over them): results in s[:len(offs)] and s[ss:ss+len(offs)].
+func QKBF16x2(q []float32, d int, base []tensor.BF16, offs []int64, s []float32, ss int) {
+	qkBF16x2(q, d, base, offs, s, ss)
+}
+
+// PVBF16x2 is PVBF16 for two output rows o[:dv] and o[dv:2dv] with weights
+// p[:len(offs)] and p[ps:ps+len(offs)] (one pass over the values).
+func PVBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.BF16, offs []int64) {
+	pvBF16x2(o, dv, p, ps, base, offs)
+}

@@ -41,6 +41,12 @@ func qkBF16x16(q *float32, base *uint16, offs *int64, n, d int, s *float32)
 func pvBF16x64(o, p *float32, base *uint16, offs *int64, n, dv int)
 
 //go:noescape
+func qkBF16x16x2(q *float32, base *uint16, offs *int64, n, d int, s *float32, ss int)
+
+//go:noescape
+func pvBF16x64x2(o, p *float32, base *uint16, offs *int64, n, dv, ps int)
+
+//go:noescape
 func exp2Subx16(x, sh, acc *float32, n int, coef *float32)
 
 // exp2Coef holds ln(2)^k/k! for k = 0…7 (the Taylor series of 2^f) and the
@@ -175,4 +181,28 @@ func checkOffs(base []tensor.BF16, offs []int64, w int) {
 			panic("kern: row offset out of range")
 		}
 	}
+}
+
+func qkBF16x2(q []float32, d int, base []tensor.BF16, offs []int64, s []float32, ss int) {
+	n := len(offs)
+	if !useAsm || d%16 != 0 || n == 0 {
+		qkBF16Go(q[:d], base, offs, s)
+		qkBF16Go(q[d:2*d], base, offs, s[ss:])
+		return
+	}
+	_, _ = q[2*d-1], s[ss+n-1]
+	checkOffs(base, offs, d)
+	qkBF16x16x2(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, d, &s[0], ss)
+}
+
+func pvBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.BF16, offs []int64) {
+	n := len(offs)
+	if !useAsm || dv%64 != 0 || n == 0 {
+		pvBF16Go(o[:dv], p, base, offs)
+		pvBF16Go(o[dv:2*dv], p[ps:], base, offs)
+		return
+	}
+	_, _ = o[2*dv-1], p[ps+n-1]
+	checkOffs(base, offs, dv)
+	pvBF16x64x2(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv, ps)
 }

@@ -166,3 +166,40 @@ func TestQKPVBF16(t *testing.T) {
 		}
 	}
 }
+
+func TestQKPVBF16x2(t *testing.T) {
+	r := testutil.RNG(4)
+	for _, sh := range [][3]int{{576, 512, 7}, {64, 64, 1}, {128, 128, 64}} {
+		d, dv, n := sh[0], sh[1], sh[2]
+		base := make([]tensor.BF16, (n+1)*d)
+		tensor.EncodeBF16(base, testutil.Normal(r, len(base), 0, 1))
+		offs := make([]int64, n)
+		for i := range offs {
+			offs[i] = int64((n - i) * d)
+		}
+		q := testutil.Normal(r, 2*d, 0, 1)
+		const ss = 70
+		s2 := make([]float32, ss+n)
+		QKBF16x2(q, d, base, offs, s2, ss)
+		s1 := make([]float32, n)
+		for row := range 2 {
+			QKBF16(q[row*d:(row+1)*d], base, offs, s1)
+			for i := range s1 {
+				if math.Abs(float64(s1[i]-s2[row*ss+i])) > 1e-4 {
+					t.Fatalf("d%d row %d: s[%d] = %v, single-row %v", d, row, i, s2[row*ss+i], s1[i])
+				}
+			}
+		}
+		p := testutil.Normal(r, ss+n, 0, 1)
+		o2 := testutil.Normal(r, 2*dv, 0, 1)
+		o1 := append([]float32(nil), o2...)
+		PVBF16x2(o2, dv, p, ss, base, offs)
+		PVBF16(o1[:dv], p[:n], base, offs)
+		PVBF16(o1[dv:], p[ss:ss+n], base, offs)
+		for c := range o1 {
+			if math.Abs(float64(o1[c]-o2[c])) > 1e-4 {
+				t.Fatalf("dv%d: o[%d] = %v, single-row %v", dv, c, o2[c], o1[c])
+			}
+		}
+	}
+}

@@ -17,3 +17,13 @@ func scal(alpha float32, x []float32)                                   { scalGo
 func exp2Sub(x, sh, acc []float32)                                      { exp2SubGo(x, sh, acc) }
 func qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32) { qkBF16Go(q, base, offs, s) }
 func pvBF16(o, p []float32, base []tensor.BF16, offs []int64)           { pvBF16Go(o, p, base, offs) }
+
+func qkBF16x2(q []float32, d int, base []tensor.BF16, offs []int64, s []float32, ss int) {
+	qkBF16Go(q[:d], base, offs, s)
+	qkBF16Go(q[d:2*d], base, offs, s[ss:])
+}
+
+func pvBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.BF16, offs []int64) {
+	pvBF16Go(o[:dv], p, base, offs)
+	pvBF16Go(o[dv:2*dv], p[ps:], base, offs)
+}
