@@ -28,8 +28,14 @@ const TileN = 64
 
 type cpuBackend struct{}
 
-func (cpuBackend) Name() string              { return "cpu" }
+// Name returns "cpu".
+func (cpuBackend) Name() string { return "cpu" }
+
+// Supports returns nil: the cpu backend runs every valid problem (any page
+// size, F32/BF16/F16 storage, any head dims).
 func (cpuBackend) Supports(p *Problem) error { return nil }
+
+// Decode runs p with schedule s; see Backend.
 func (cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
 	return runSchedule(ctx, p, s, out, lse, cpuKernel{})
 }

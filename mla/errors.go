@@ -37,6 +37,7 @@ type ArgError struct {
 	Msg string
 }
 
+// Error returns "<sentinel>: <arg>: <what is wrong>".
 func (e *ArgError) Error() string { return fmt.Sprintf("%v: %s: %s", e.Err, e.Arg, e.Msg) }
 
 // Unwrap returns the sentinel, so errors.Is(err, ErrShape) works.

@@ -16,8 +16,13 @@ var Ref Backend = refBackend{}
 
 type refBackend struct{}
 
-func (refBackend) Name() string              { return "ref" }
+// Name returns "ref".
+func (refBackend) Name() string { return "ref" }
+
+// Supports returns nil: the ref backend runs every valid problem.
 func (refBackend) Supports(p *Problem) error { return nil }
+
+// Decode runs p with schedule s; see Backend.
 func (refBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
 	return runSchedule(ctx, p, s, out, lse, refKernel{})
 }
