@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/mla/mlatest"
@@ -172,6 +173,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	fs := newFlagSet("mla "+verb, "mla "+verb+" [flags]", stderr)
 	c, dtype, backend := caseFlags(fs)
 	reps := fs.Int("reps", 3, "bench: timed repetitions per round (best is kept)")
+	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -186,6 +188,19 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		return exitUsage
 	}
 	c.DType = dt
+	switch *kernels {
+	case "":
+	case "avx512", "avx2", "go":
+		restore := kern.ForceLevel(*kernels)
+		defer restore()
+		if kern.Level() != *kernels {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %s: this CPU or build has only %s\n", verb, *kernels, kern.Level())
+			return exitUsage
+		}
+	default:
+		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: want avx512, avx2 or go\n", verb, *kernels)
+		return exitUsage
+	}
 	be, err := mla.Lookup(*backend)
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
@@ -204,7 +219,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		if *asJSON {
 			return writeJSON(stdout, stderr, m)
 		}
-		fmt.Fprintf(stdout, "case %s backend %s gomaxprocs %d avx512 %v\n", m.Case, m.Backend, m.GOMAXPROCS, m.Accelerated)
+		fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
 		fmt.Fprintf(stdout, "decode %.3f ms %.1f GFLOP/s %.2f GB/s\n", m.Seconds*1e3, m.GFLOPs, m.GBs)
 		fmt.Fprintf(stdout, "anchors gemm %.1f GFLOP/s memcpy %.2f GB/s\n", m.GEMMGFLOPs, m.MemcpyGBs)
 		fmt.Fprintf(stdout, "ratios x_gemm %.3f x_memcpy %.3f\n", m.RatioGEMM, m.RatioMemcpy)

@@ -95,7 +95,7 @@ type Measurement struct {
 	RatioGEMM     float64 `json:"x_gemm"`
 	RatioMemcpy   float64 `json:"x_memcpy"`
 	GOMAXPROCS    int     `json:"gomaxprocs"`
-	Accelerated   bool    `json:"avx512"`
+	Kernels       string  `json:"kernels"`
 	Repetitions   int     `json:"reps"`
 	AnchorRounds  int     `json:"rounds"`
 	ScheduleParts int     `json:"parts"`
@@ -147,7 +147,7 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 		GFLOPs: flops / t / 1e9, GBs: bytes / t / 1e9,
 		GEMMGFLOPs: flops / tg / 1e9, MemcpyGBs: bytes / tm / 1e9,
 		RatioGEMM: tg / t, RatioMemcpy: tm / t,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Accelerated: kern.Accelerated(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: kern.Level(),
 		Repetitions: reps, AnchorRounds: max(rounds, 1), ScheduleParts: parts,
 	}, nil
 }

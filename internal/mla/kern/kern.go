@@ -2,8 +2,8 @@
 // backend: a strided GEMM with register-blocked micro-kernels, BF16/FP16 row
 // conversion, dot/axpy/scal and a vector exp2 for the online softmax.
 //
-// On amd64 with AVX-512F (detected at run time through
-// golang.org/x/sys/cpu) the micro-kernels are Go assembly; elsewhere, or when
+// On amd64 the micro-kernels are Go assembly, AVX-512F or else AVX2+FMA
+// (detected at run time through golang.org/x/sys/cpu); elsewhere, or when
 // built with the noasm tag, the pure-Go twins in generic.go run. Both give
 // results within float32 rounding of each other; each is deterministic.
 package kern
@@ -14,8 +14,28 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// Accelerated reports whether the assembly kernels are in use.
+// Accelerated reports whether assembly kernels (AVX-512 or AVX2) are in use.
 func Accelerated() bool { return useAsm }
+
+// Level names the kernels in use: "avx512", "avx2" or "go".
+func Level() string { return levelNames[level] }
+
+var levelNames = [...]string{levelGo: "go", levelAVX2: "avx2", levelAVX512: "avx512"}
+
+// ForceLevel selects the kernels named (as Level returns them) if the CPU
+// supports them, or the best it supports below, and returns a function that
+// restores the previous choice. It is for tests that cover every path; it
+// must not race with running kernels.
+func ForceLevel(name string) (restore func()) {
+	l := levelGo
+	for i, n := range levelNames {
+		if n == name {
+			l = i
+		}
+	}
+	prev := setLevel(l)
+	return func() { setLevel(prev) }
+}
 
 // Gemm computes C[i][j] (= or +=, by acc) Σ_k A(i,k)·B[k][j] for i < m, j < n,
 // where A(i,k) = a[i·ars + k·aks], B[k][j] = b[k·ldb + j] and C[i][j] =

@@ -603,3 +603,13 @@ pv2tok:
 	JNZ  pv2chunk
 	VZEROUPPER
 	RET
+
+// func cpuidF16C() bool   CPUID.1:ECX bit 29
+TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
+	MOVL $1, AX
+	XORL CX, CX
+	CPUID
+	SHRL $29, CX
+	ANDL $1, CX
+	MOVB CX, ret+0(FP)
+	RET

@@ -11,7 +11,9 @@ import (
 // The kernels against float64 loops, over sizes that exercise the assembly
 // blocks and the pure-Go edges.
 
-func TestGemm(t *testing.T) {
+func TestGemm(t *testing.T) { forEachLevel(t, testGemm) }
+
+func testGemm(t *testing.T) {
 	r := testutil.RNG(1)
 	for _, sh := range [][3]int{{4, 64, 1}, {8, 16, 5}, {13, 64, 200}, {64, 128, 576}, {16, 512, 64}, {9, 48, 97}, {5, 7, 3}, {3, 130, 10}} {
 		m, n, k := sh[0], sh[1], sh[2]
@@ -52,7 +54,9 @@ func TestGemm(t *testing.T) {
 	}
 }
 
-func TestVectorKernels(t *testing.T) {
+func TestVectorKernels(t *testing.T) { forEachLevel(t, testVectorKernels) }
+
+func testVectorKernels(t *testing.T) {
 	r := testutil.RNG(2)
 	for _, n := range []int{0, 1, 15, 16, 17, 64, 100, 576} {
 		x := testutil.Normal(r, n, 0, 1)
@@ -97,7 +101,9 @@ func TestVectorKernels(t *testing.T) {
 	}
 }
 
-func TestExp2Sub(t *testing.T) {
+func TestExp2Sub(t *testing.T) { forEachLevel(t, testExp2Sub) }
+
+func testExp2Sub(t *testing.T) {
 	x := []float32{0, -0.5, 0.5, -1, -3.3, -20.25, -126.5, -149, -160, -1000, float32(math.Inf(-1)), 3, -0.0001, -7.7, -63.9, -0.49,
 		-2, -100, -140.2, -1e-7}
 	sh := make([]float32, len(x))
@@ -130,7 +136,9 @@ func TestExp2Sub(t *testing.T) {
 	}
 }
 
-func TestQKPVBF16(t *testing.T) {
+func TestQKPVBF16(t *testing.T) { forEachLevel(t, testQKPVBF16) }
+
+func testQKPVBF16(t *testing.T) {
 	r := testutil.RNG(3)
 	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}} {
 		d, dv, n := sh[0], sh[1], sh[2]
@@ -167,7 +175,9 @@ func TestQKPVBF16(t *testing.T) {
 	}
 }
 
-func TestQKPVBF16x2(t *testing.T) {
+func TestQKPVBF16x2(t *testing.T) { forEachLevel(t, testQKPVBF16x2) }
+
+func testQKPVBF16x2(t *testing.T) {
 	r := testutil.RNG(4)
 	for _, sh := range [][3]int{{576, 512, 7}, {64, 64, 1}, {128, 128, 64}} {
 		d, dv, n := sh[0], sh[1], sh[2]
@@ -201,5 +211,19 @@ func TestQKPVBF16x2(t *testing.T) {
 				t.Fatalf("dv%d: o[%d] = %v, single-row %v", dv, c, o2[c], o1[c])
 			}
 		}
+	}
+}
+
+// forEachLevel runs f under every kernel level this CPU supports.
+func forEachLevel(t *testing.T, f func(*testing.T)) {
+	for _, l := range []string{"go", "avx2", "avx512"} {
+		t.Run(l, func(t *testing.T) {
+			restore := ForceLevel(l)
+			defer restore()
+			if Level() != l {
+				t.Skipf("CPU or build lacks %s (have %s)", l, Level())
+			}
+			f(t)
+		})
 	}
 }

@@ -27,3 +27,13 @@ func pvBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.BF16, offs
 	pvBF16Go(o[:dv], p, base, offs)
 	pvBF16Go(o[dv:2*dv], p[ps:], base, offs)
 }
+
+const (
+	levelGo = iota
+	levelAVX2
+	levelAVX512
+)
+
+const level = levelGo
+
+func setLevel(int) int { return levelGo }
