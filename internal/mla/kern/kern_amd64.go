@@ -42,7 +42,6 @@ func setLevel(l int) int {
 	return prev
 }
 
-
 func cpuidF16C() bool
 
 //go:noescape
