@@ -99,6 +99,9 @@ func qkBF16x16(q *float32, base *uint16, offs *int64, n, d int, s *float32)
 func pvBF16x64(o, p *float32, base *uint16, offs *int64, n, dv int)
 
 //go:noescape
+func pvBF16x128(o, p *float32, base *uint16, offs *int64, n, dv int)
+
+//go:noescape
 func qkBF16x16x2(q *float32, base *uint16, offs *int64, n, d int, s *float32, ss int)
 
 //go:noescape
@@ -268,6 +271,10 @@ func pvBF16(o, p []float32, base []tensor.BF16, offs []int64) {
 	switch {
 	case n == 0:
 		return
+	case level == levelAVX512 && dv%128 == 0:
+		p = p[:n]
+		checkOffs(base, offs, dv)
+		pvBF16x128(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv)
 	case level == levelAVX512 && dv%64 == 0:
 		p = p[:n]
 		checkOffs(base, offs, dv)
