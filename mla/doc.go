@@ -1,6 +1,6 @@
 // Package mla computes multi-head latent attention (MLA) decoding over a
 // paged KV cache, as DeepSeek's FlashMLA does on Hopper GPUs, in pure Go
-// with AVX-512 kernels.
+// with AVX-512 and AVX2 kernels.
 //
 // It mirrors deepseek-ai/FlashMLA's dense decode API:
 //
@@ -26,12 +26,19 @@
 //     attention and the weight absorption that turns it into this MQA
 //     problem (inference/model.py, class MLA).
 //
-// Backends: "cpu" (Default; blocked GEMMs on tiles of keys decoded once per
-// KV head, AVX-512 assembly selected at run time with a pure-Go twin under
-// the noasm build tag, goroutines over (request, KV head, split)) and "ref"
-// (a scalar float32 online softmax). Package mla/mlatest is the conformance
-// suite any backend runs, with a float64 oracle and upstream's tolerances.
-// Results depend only on the schedule, never on GOMAXPROCS.
+// Backends: "cpu" (Default) and "ref". The cpu backend runs goroutines over
+// (request, KV head, split); each tile of 64 keys is decoded to float32 once
+// and shared by all query rows of its KV head, and Q·Kᵀ and P·V are
+// register-blocked GEMMs; with fewer than 4 rows per KV head (h_q = 1) it
+// reads BF16 rows in place instead, as that case is bandwidth-bound. Its
+// kernels (internal/mla/kern) are Go assembly for AVX-512 or AVX2+FMA,
+// selected at run time through golang.org/x/sys/cpu, with pure-Go twins
+// (used elsewhere and under the noasm build tag). The ref backend is a
+// scalar float32 online softmax. Package mla/mlatest is the conformance suite
+// any backend runs, with a float64 oracle and upstream's tolerances. Results
+// depend only on the schedule, never on GOMAXPROCS. The command
+// "fireflyer mla plan|check|bench" exposes the scheduler, the oracle check
+// and the benchmark.
 //
 // The shortest useful program:
 //
