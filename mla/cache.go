@@ -136,10 +136,21 @@ func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
 	return nil
 }
 
-// Row decodes row (block, slot, kvHead) into dst[:HeadDim] (which must be
-// at least HeadDim long) and returns dst[:HeadDim]. Indices are not checked
-// beyond Go's bounds checks.
-func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) []float32 {
+// Row decodes row (block, slot, kvHead) into dst[:HeadDim] and returns
+// dst[:HeadDim]. It returns an *ArgError wrapping ErrShape if an index is out
+// of range or dst is shorter than HeadDim.
+func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) ([]float32, error) {
+	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
+		return nil, argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
+	}
+	if len(dst) < c.HeadDim {
+		return nil, argErr("dst", ErrShape, "length %d, want head dim %d", len(dst), c.HeadDim)
+	}
+	return c.row(block, slot, kvHead, dst), nil
+}
+
+// row is Row for indices the caller has validated.
+func (c *PagedCache) row(block, slot, kvHead int, dst []float32) []float32 {
 	off := c.Offset(block, slot, kvHead)
 	dst = dst[:c.HeadDim]
 	switch c.DType {

@@ -1,6 +1,7 @@
 package mla_test
 
 import (
+	"errors"
 	"math"
 	"testing"
 
@@ -69,31 +70,51 @@ func TestCombineSplitEquivalence(t *testing.T) {
 	for k := 0; k <= n; k++ {
 		o1, l1 := partial(s, v, 0, k)
 		o2, l2 := partial(s, v, k, n)
-		check("two-way", mla.Combine(dst, [][]float32{o1, o2}, []float32{l1, l2}))
+		check("two-way", must(mla.Combine(dst, [][]float32{o1, o2}, []float32{l1, l2})))
 	}
 	o1, l1 := partial(s, v, 0, 30)
 	o2, l2 := partial(s, v, 30, 31)
 	o3, l3 := partial(s, v, 31, n)
-	check("three-way", mla.Combine(dst, [][]float32{o1, o2, o3}, []float32{l1, l2, l3}))
+	check("three-way", must(mla.Combine(dst, [][]float32{o1, o2, o3}, []float32{l1, l2, l3})))
 }
 
 func TestCombineEmpty(t *testing.T) {
 	nan := float32(math.NaN())
 	dst := []float32{7, 7}
 	// All splits empty: +Inf and zeros, and the NaN in their buffers is not read.
-	lse := mla.Combine(dst, [][]float32{{nan, nan}, {nan, nan}}, []float32{float32(math.Inf(-1)), float32(math.Inf(-1))})
+	lse := must(mla.Combine(dst, [][]float32{{nan, nan}, {nan, nan}}, []float32{float32(math.Inf(-1)), float32(math.Inf(-1))}))
 	if !math.IsInf(float64(lse), 1) || dst[0] != 0 || dst[1] != 0 {
 		t.Errorf("all empty: lse %v dst %v, want +Inf and zeros", lse, dst)
 	}
-	lse = mla.Combine(dst, nil, nil)
+	lse = must(mla.Combine(dst, nil, nil))
 	if !math.IsInf(float64(lse), 1) || dst[0] != 0 {
 		t.Errorf("no splits: lse %v dst %v", lse, dst)
 	}
 	// One empty split next to a real one: exactly the real one.
-	lse = mla.Combine(dst, [][]float32{{nan, nan}, {0.25, -2}}, []float32{float32(math.Inf(-1)), 1.5})
+	lse = must(mla.Combine(dst, [][]float32{{nan, nan}, {0.25, -2}}, []float32{float32(math.Inf(-1)), 1.5}))
 	if lse != 1.5 || dst[0] != 0.25 || dst[1] != -2 {
 		t.Errorf("one empty: lse %v dst %v, want 1.5 [0.25 -2]", lse, dst)
 	}
+}
+
+func TestCombineErrors(t *testing.T) {
+	dst := []float32{1, 2, 3}
+	if _, err := mla.Combine(dst, [][]float32{{1, 2, 3}}, nil); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("len mismatch: %v, want ErrShape", err)
+	}
+	if _, err := mla.Combine(dst, [][]float32{{1, 2}}, []float32{0}); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("short split: %v, want ErrShape", err)
+	}
+	if dst[0] != 1 {
+		t.Errorf("dst changed on error: %v", dst)
+	}
+}
+
+func must(lse float32, err error) float32 {
+	if err != nil {
+		panic(err)
+	}
+	return lse
 }
 
 func TestLSEBase(t *testing.T) {

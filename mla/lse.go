@@ -42,12 +42,22 @@ func LSESliceFromBase2(lse2 []float32) {
 // s is 0 or NaN) and dst = Σ exp(lses[i] − lse)·outs[i]; an all-empty row
 // gives +Inf and dst = 0. Arithmetic is float32 in split order, so the result
 // is deterministic. Splits with weight 0 are not read (their NaN cannot
-// leak). It panics if len(outs) != len(lses) or an outs[i] is shorter than
-// dst (a programming error, like copy with mismatched slices would be).
-func Combine(dst []float32, outs [][]float32, lses []float32) float32 {
+// leak). It returns an *ArgError wrapping ErrShape, and leaves dst
+// untouched, if len(outs) != len(lses) or an outs[i] is shorter than dst.
+func Combine(dst []float32, outs [][]float32, lses []float32) (float32, error) {
 	if len(outs) != len(lses) {
-		panic("mla: Combine: len(outs) != len(lses)")
+		return 0, argErr("lses", ErrShape, "%d LSEs for %d partial outputs", len(lses), len(outs))
 	}
+	for i, o := range outs {
+		if len(o) < len(dst) {
+			return 0, argErr("outs", ErrShape, "outs[%d] has %d channels, dst %d", i, len(o), len(dst))
+		}
+	}
+	return combine(dst, outs, lses), nil
+}
+
+// combine is Combine without the shape checks.
+func combine(dst []float32, outs [][]float32, lses []float32) float32 {
 	clear(dst)
 	m := float32(math.Inf(-1))
 	for _, l := range lses {

@@ -120,3 +120,35 @@ func relErr(a, b []float64) float64 {
 }
 
 func f64(x []float32) []float64 { return testutil.F64(x) }
+
+// FuzzNaiveShapes feeds arbitrary dims and slice lengths to the naive and
+// absorption helpers: an error or outputs of the documented sizes, never a
+// panic.
+func FuzzNaiveShapes(f *testing.F) {
+	f.Add(uint8(2), uint8(4), uint8(3), uint8(8), uint8(2), uint8(5), uint8(4), uint16(0))
+	f.Add(uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), uint16(7))
+	f.Add(uint8(1), uint8(1), uint8(1), uint8(1), uint8(1), uint8(1), uint8(2), uint16(3))
+	f.Fuzz(func(t *testing.T, heads, dn, dv, rank, sq, l, rope uint8, skew uint16) {
+		h, n, v, r, s, ln, rp := int(heads%4), int(dn%6), int(dv%6), int(rank%9), int(sq%3), int(l%7), int(rope%5)
+		k := func(i int) int { return int(skew>>i&1) } // perturb one length by one
+		w := &mla.KVB{Heads: h, NopeDim: n, VDim: v, Rank: r, W: make([]float64, h*(n+v)*r+k(0))}
+		for i := range w.W {
+			w.W[i] = float64(i%5) * 0.1
+		}
+		qn := make([]float64, s*h*n+k(1))
+		qp := make([]float64, s*h*rp+k(2))
+		c := make([]float64, ln*r+k(3))
+		kp := make([]float64, ln*rp+k(4))
+		if out, lse, err := mla.NaiveMLA(w, qn, qp, c, kp, s, ln, rp, 0.1, skew&32 != 0); err == nil {
+			if len(out) != s*h*v || len(lse) != h*s {
+				t.Fatalf("NaiveMLA sizes %d %d", len(out), len(lse))
+			}
+		}
+		if q, err := mla.AbsorbQ(w, qn, qp, rp); err == nil && len(q) != len(qn)/n*(r+rp) {
+			t.Fatalf("AbsorbQ size %d", len(q))
+		}
+		if o, err := mla.UnabsorbOut(w, make([]float32, s*h*r+k(5))); err == nil && len(o) != (s*h*r+k(5))/r*v {
+			t.Fatalf("UnabsorbOut size %d", len(o))
+		}
+	})
+}

@@ -43,7 +43,7 @@ func (refKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 		clear(om)
 		mx, l := float32(math.Inf(-1)), float32(0)
 		for t := begin; t < min(end, p.Visible(req, j)); t++ {
-			k := c.Row(int(p.BlockTable[req][t/c.PageSize]), t%c.PageSize, kvh, scr.k)
+			k := c.row(int(p.BlockTable[req][t/c.PageSize]), t%c.PageSize, kvh, scr.k)
 			var dot float32
 			for i, qv := range q {
 				dot += qv * k[i]

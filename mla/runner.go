@@ -89,7 +89,7 @@ func runSchedule(ctx context.Context, p *Problem, s *Schedule, out, lse []float3
 					outs = append(outs, oAcc[base*dv:(base+1)*dv])
 					lses = append(lses, lAcc[base])
 				}
-				l := Combine(o, outs, lses)
+				l := combine(o, outs, lses)
 				if math.IsInf(float64(l), 1) {
 					l = float32(math.Inf(-1)) // scatter turns it back into +Inf with out = 0
 				}

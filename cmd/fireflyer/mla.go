@@ -235,7 +235,11 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail
 	}
-	refOut, refLSE := mlatest.Oracle(in)
+	refOut, refLSE, err := mlatest.Oracle(in)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitFail
+	}
 	checkErr := mlatest.Check(out, lse, refOut, refLSE)
 	res := map[string]any{
 		"case": in.Case.Name(), "backend": be.Name(), "pass": checkErr == nil,

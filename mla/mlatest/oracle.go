@@ -5,16 +5,24 @@ import (
 	"math"
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/mla"
 )
 
-// Oracle computes the case in float64 the way upstream's reference_torch
-// does: gather request i's first L_i cache rows through the block table,
+// Oracle computes the input's decode in float64 the way upstream's
+// reference_torch does (dims, scale and mask from the validated arguments,
+// not from in.Case): gather request i's first L_i cache rows through the block table,
 // compute S = scale·q·Kᵀ, apply the bottom-right causal mask, take a full
 // (two-pass) softmax and multiply by V = K[:, :HeadDimV]. Rows that see no
 // key get out = 0 and lse = +Inf. It returns out [B, SQ, HQ, HeadDimV] and
-// lse [B, HQ, SQ] (natural log).
-func Oracle(in *Input) (out, lse []float64) {
-	c := in.Case
+// lse [B, HQ, SQ] (natural log), or the error mla.NewProblem gives for an
+// invalid input.
+func Oracle(in *Input) (out, lse []float64, err error) {
+	p, err := mla.NewProblem(in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := Case{B: p.B, SQ: p.SQ, HQ: p.HQ, HKV: p.HKV(), PageSize: p.Cache.PageSize, HeadDim: p.Cache.HeadDim,
+		HeadDimV: p.HeadDimV, Scale: p.Scale, Causal: p.Causal}
 	d, dv := c.HeadDim, c.HeadDimV
 	hpk := c.HQ / c.HKV
 	out = make([]float64, c.B*c.SQ*c.HQ*dv)
@@ -25,8 +33,11 @@ func Oracle(in *Input) (out, lse []float64) {
 		k := make([][]float64, c.HKV*l) // [h][t][d]
 		for h := range c.HKV {
 			for t := range l {
-				in.Cache.Row(int(in.BlockTable[i][t/c.PageSize]), t%c.PageSize, h, row)
-				k[h*l+t] = testutil.F64(row)
+				r, err := in.Cache.Row(int(in.BlockTable[i][t/c.PageSize]), t%c.PageSize, h, row)
+				if err != nil {
+					return nil, nil, err
+				}
+				k[h*l+t] = testutil.F64(r)
 			}
 		}
 		s := make([]float64, l)
@@ -68,7 +79,7 @@ func Oracle(in *Input) (out, lse []float64) {
 			}
 		}
 	}
-	return out, lse
+	return out, lse, nil
 }
 
 // Tolerances are upstream's (kernelkit.check_is_allclose in
