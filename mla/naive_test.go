@@ -130,7 +130,7 @@ func FuzzNaiveShapes(f *testing.F) {
 	f.Add(uint8(1), uint8(1), uint8(1), uint8(1), uint8(1), uint8(1), uint8(2), uint16(3))
 	f.Fuzz(func(t *testing.T, heads, dn, dv, rank, sq, l, rope uint8, skew uint16) {
 		h, n, v, r, s, ln, rp := int(heads%4), int(dn%6), int(dv%6), int(rank%9), int(sq%3), int(l%7), int(rope%5)
-		k := func(i int) int { return int(skew>>i&1) } // perturb one length by one
+		k := func(i int) int { return int(skew >> i & 1) } // perturb one length by one
 		w := &mla.KVB{Heads: h, NopeDim: n, VDim: v, Rank: r, W: make([]float64, h*(n+v)*r+k(0))}
 		for i := range w.W {
 			w.W[i] = float64(i%5) * 0.1
