@@ -151,3 +151,12 @@ func pvBF16Go(o, p []float32, base []tensor.BF16, offs []int64) {
 		}
 	}
 }
+
+func maxIntoGo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		if v > dst[i] {
+			dst[i] = v
+		}
+	}
+}

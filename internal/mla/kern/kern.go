@@ -97,14 +97,11 @@ func Exp2Sub(x, sh, acc []float32) {
 	exp2Sub(x, sh, acc)
 }
 
-// MaxInto computes dst[i] = max(dst[i], src[i]) over len(dst).
+// MaxInto computes dst[i] = max(dst[i], src[i]) over len(dst) (src must
+// be as long). Inputs must not be NaN.
 func MaxInto(dst, src []float32) {
 	src = src[:len(dst)]
-	for i, v := range src {
-		if v > dst[i] {
-			dst[i] = v
-		}
-	}
+	maxInto(dst, src)
 }
 
 // Exp2 returns 2^x in float32 (0 for −Inf).

@@ -99,6 +99,12 @@ func qkBF16x16(q *float32, base *uint16, offs *int64, n, d int, s *float32)
 func pvBF16x64(o, p *float32, base *uint16, offs *int64, n, dv int)
 
 //go:noescape
+func maxIntox16(dst, src *float32, n int)
+
+//go:noescape
+func maxIntox8avx2(dst, src *float32, n int)
+
+//go:noescape
 func pvBF16x128(o, p *float32, base *uint16, offs *int64, n, dv int)
 
 //go:noescape
@@ -321,4 +327,19 @@ func pvBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.BF16, offs
 	_, _ = o[2*dv-1], p[ps+n-1]
 	checkOffs(base, offs, dv)
 	pvBF16x64x2(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv, ps)
+}
+
+// VMAXPS returns its second (memory) operand when either is NaN, unlike
+// the Go loop; the callers never pass NaN (masked scores are −Inf).
+func maxInto(dst, src []float32) {
+	n := 0
+	switch {
+	case level == levelAVX512 && len(dst) >= 16:
+		n = len(dst) &^ 15
+		maxIntox16(&dst[0], &src[0], n)
+	case level == levelAVX2 && len(dst) >= 8:
+		n = len(dst) &^ 7
+		maxIntox8avx2(&dst[0], &src[0], n)
+	}
+	maxIntoGo(dst[n:], src[n:])
 }

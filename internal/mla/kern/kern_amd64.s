@@ -728,3 +728,22 @@ pvwtok:
 	JNZ  pvwchunk
 	VZEROUPPER
 	RET
+
+// func maxIntox16(dst, src *float32, n int)   dst = max(dst, src); n multiple of 16
+TEXT ·maxIntox16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+	JZ   mxdone
+mxloop:
+	VMOVUPS (DI), Z0
+	VMAXPS (SI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  mxloop
+mxdone:
+	VZEROUPPER
+	RET

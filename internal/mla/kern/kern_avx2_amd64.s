@@ -364,3 +364,22 @@ p2tok:
 	JNZ  p2chunk
 	VZEROUPPER
 	RET
+
+// func maxIntox8avx2(dst, src *float32, n int)   dst = max(dst, src); n multiple of 8
+TEXT ·maxIntox8avx2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   mx2done
+mx2loop:
+	VMOVUPS (DI), Y0
+	VMAXPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  mx2loop
+mx2done:
+	VZEROUPPER
+	RET

@@ -75,6 +75,13 @@ func testVectorKernels(t *testing.T) {
 				t.Fatalf("Axpy n=%d [%d]: %v, want %v", n, i, y2[i], want)
 			}
 		}
+		mx := append([]float32(nil), y...)
+		MaxInto(mx, x)
+		for i := range mx {
+			if want := max(y[i], x[i]); mx[i] != want {
+				t.Fatalf("MaxInto n=%d [%d]: %v, want %v", n, i, mx[i], want)
+			}
+		}
 		Scal(3, y2)
 		for i := range y2 {
 			if want := 3 * (y[i] + 0.5*x[i]); math.Abs(float64(y2[i]-want)) > 1e-5 {

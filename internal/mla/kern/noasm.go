@@ -37,3 +37,5 @@ const (
 const level = levelGo
 
 func setLevel(int) int { return levelGo }
+
+func maxInto(dst, src []float32) { maxIntoGo(dst, src) }
