@@ -105,25 +105,41 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 	small := rows < 4
 	c := p.Scale * float32(Log2E)
 	maxVis := 0
-	for m := range rows {
+	qrow := func(m int) []float32 {
 		j, h := m/hpk, kvh*hpk+m%hpk
-		q := p.Q[((req*p.SQ+j)*p.HQ+h)*d:][:d]
+		return p.Q[((req*p.SQ+j)*p.HQ+h)*d:][:d]
+	}
+	for m := range rows {
+		s.vis[m] = p.Visible(req, m/hpk)
+		maxVis = max(maxVis, s.vis[m])
 		if small {
 			qs := s.q[m*d : (m+1)*d]
-			for i, v := range q {
+			for i, v := range qrow(m) {
 				qs[i] = v * c
 			}
-		} else {
-			for i, v := range q {
-				s.q[i*mp+m] = v * c
-			}
 		}
-		s.vis[m] = p.Visible(req, j)
-		maxVis = max(maxVis, s.vis[m])
 	}
 	if !small {
-		for i := range d {
-			clear(s.q[i*mp+rows : (i+1)*mp])
+		// Qᵀ [d][mp], transposed 16 rows at a time so that each store run
+		// fills one cache line; rows past `rows` are zero.
+		var src [16][]float32
+		for m0 := 0; m0 < mp; m0 += 16 {
+			for r := range 16 {
+				src[r] = nil
+				if m0+r < rows {
+					src[r] = qrow(m0 + r)
+				}
+			}
+			for i := range d {
+				dst := s.q[i*mp+m0 : i*mp+m0+16 : i*mp+m0+16]
+				for r := range 16 {
+					if src[r] != nil {
+						dst[r] = src[r][i] * c
+					} else {
+						dst[r] = 0
+					}
+				}
+			}
 		}
 	}
 	for m := range mp {
