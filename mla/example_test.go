@@ -3,6 +3,7 @@ package mla_test
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/tensor"
@@ -41,4 +42,43 @@ func ExampleDecode() {
 	// request 0 head 0: out[0] = 2.0000, lse = 1.0986
 	// request 0 head 1: out[0] = 2.7040, lse = 2.9865
 	// request 1 (empty): out[0] = 0, lse = +Inf
+}
+
+// Plan cuts a ragged batch (lengths 100, 0 and 700 tokens) into 3 parts
+// with get_mla_metadata's greedy rule: the long request is split across
+// parts 1 and 2, so it owns two split slots and needs a combine.
+func ExamplePlan() {
+	s, err := mla.Plan([]int32{100, 0, 700}, 3)
+	if err != nil {
+		panic(err)
+	}
+	for i, p := range s.Parts {
+		fmt.Printf("part %d: request %d token %d … request %d token %d, first split %d\n",
+			i, p.BeginReq, p.BeginSeqlen, p.EndReq, p.EndSeqlen, p.BeginSplit)
+	}
+	fmt.Println("num_splits", s.NumSplits)
+	// Output:
+	// part 0: request 0 token 0 … request 1 token 0, first split 0
+	// part 1: request 2 token 0 … request 2 token 640, first split 0
+	// part 2: request 2 token 640 … request 2 token 700, first split 1
+	// num_splits [0 1 2 4]
+}
+
+// Combine merges attention computed separately over two key ranges (say,
+// two context-parallel ranks): each partial output is normalised within its
+// range and comes with its natural-log LSE.
+func ExampleCombine() {
+	// Range A saw one key with score ln 1 = 0 and value 1; range B saw one
+	// key with score ln 3 and value 5. Together: (1·1 + 3·5)/4 = 4, lse ln 4.
+	dst := make([]float32, 1)
+	lse, err := mla.Combine(dst, [][]float32{{1}, {5}}, []float32{0, float32(math.Log(3))})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("out %.4f lse %.4f (ln 4 = %.4f)\n", dst[0], lse, math.Log(4))
+	// In base 2 (FlashInfer's convention) that LSE is 2.
+	fmt.Printf("base 2: %.4f\n", mla.LSEToBase2(lse))
+	// Output:
+	// out 4.0000 lse 1.3863 (ln 4 = 1.3863)
+	// base 2: 2.0000
 }
