@@ -8,6 +8,8 @@
 //     row is DeepSeek-V3's cached latent c_kv (512) then the rotated RoPE key
 //     (64); V is the first HeadDimV = 512 channels of the same row. Storage
 //     is BF16, FP16 or float32, and the page size is free (upstream: 64 only).
+//     Pager hands out its blocks to growing sequences and keeps the
+//     BlockTable and CacheSeqlens that Decode takes.
 //   - Plan is get_mla_metadata: the greedy tile scheduler that cuts the
 //     batch's KV blocks into parts and per-request splits, as plain data
 //     (Schedule, Part, Metadata) that a CUDA backend can share.
