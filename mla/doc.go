@@ -42,10 +42,13 @@
 // "fireflyer mla plan|check|bench" exposes the scheduler, the oracle check
 // and the benchmark.
 //
-// The shortest useful program:
+// The shortest useful program (one decode step of one DeepSeek-V3 layer):
 //
-//	cache, _ := mla.NewPagedCache(tensor.BF16T, numBlocks, 64, 1, mla.HeadDim)
-//	// ... cache.SetRow(block, slot, 0, row) for each token ...
+//	cache, _ := mla.NewPagedCache(tensor.BF16T, 1024, 64, 1, mla.HeadDim)
+//	pager, _ := mla.NewPager(cache, b)
+//	for i := range b {
+//		pager.Append(i, row[i]) // [c_kv (512) ; rotated k_pe (64)] of the new token
+//	}
 //	out, lse, err := mla.Decode(ctx, nil, mla.Query{Data: q, B: b, SQ: 1, HQ: 128},
-//		cache, blockTable, cacheSeqlens, &mla.Options{Scale: mla.DeepSeekV3Scale})
+//		cache, pager.BlockTable, pager.CacheSeqlens, &mla.Options{Scale: mla.DeepSeekV3Scale})
 package mla
