@@ -172,7 +172,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	}
 	fs := newFlagSet("mla "+verb, "mla "+verb+" [flags]", stderr)
 	c, dtype, backend := caseFlags(fs)
-	reps := fs.Int("reps", 3, "bench: timed repetitions per round (best is kept)")
+	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept)")
 	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -211,7 +211,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		return exitUsage
 	}
 	if bench {
-		m, err := mlatest.Measure(be, *c, *reps, 2)
+		m, err := mlatest.Measure(be, *c, 1, *reps)
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer mla bench: %v\n", err)
 			return exitFail

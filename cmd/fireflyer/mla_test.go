@@ -75,7 +75,7 @@ func TestMLACheck(t *testing.T) {
 
 func TestMLABench(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"mla", "bench", "--json", "--b", "1", "--sk", "256", "--hq", "16", "--reps", "1"}, nil, &out, &errb)
+	code := run([]string{"mla", "bench", "--json", "--b", "1", "--sk", "256", "--hq", "16", "--rounds", "2"}, nil, &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}

@@ -71,6 +71,12 @@ func MemcpyAnchor(bytes int) func() {
 // disturbed by other processes).
 func BestOf(n int, f func()) float64 {
 	f()
+	return minTime(n, f)
+}
+
+// minTime returns the shortest of max(n, 1) timed runs of f, in seconds.
+func minTime(n int, f func()) float64 {
+	n = max(n, 1)
 	best := 0.0
 	for i := range n {
 		t0 := time.Now()
@@ -101,9 +107,11 @@ type Measurement struct {
 	ScheduleParts int     `json:"parts"`
 }
 
-// Measure times be on the case (best of reps, in rounds interleaved with
-// the anchors: GEMMAnchor on an equal-FLOP GEMM and MemcpyAnchor over the
-// same bytes) and returns the rates and ratios.
+// Measure times be on the case against the anchors — GEMMAnchor on an
+// equal-FLOP GEMM and MemcpyAnchor over the same bytes — alternating one
+// run of each for rounds rounds (after one warm-up run of each) and keeping
+// each one's minimum, so that all three see the same spells of interference
+// on a shared machine. reps > 1 repeats each timed run reps times per round.
 func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 	in, err := c.Build()
 	if err != nil {
@@ -126,9 +134,12 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 	flops, bytes := in.FLOPs(), in.Bytes()
 	gemm := GEMMAnchor(c.B*c.SQ*c.HQ, max(c.SK, 1), c.HeadDim+c.HeadDimV)
 	mem := MemcpyAnchor(int(bytes))
+	run()
+	gemm()
+	mem()
 	var t, tg, tm float64
 	for r := range max(rounds, 1) {
-		a, g, m := BestOf(reps, run), BestOf(reps, gemm), BestOf(reps, mem)
+		a, g, m := minTime(reps, run), minTime(reps, gemm), minTime(reps, mem)
 		if r == 0 || a < t {
 			t = a
 		}
@@ -148,6 +159,6 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 		GEMMGFLOPs: flops / tg / 1e9, MemcpyGBs: bytes / tm / 1e9,
 		RatioGEMM: tg / t, RatioMemcpy: tm / t,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: kern.Level(),
-		Repetitions: reps, AnchorRounds: max(rounds, 1), ScheduleParts: parts,
+		Repetitions: max(reps, 1), AnchorRounds: max(rounds, 1), ScheduleParts: parts,
 	}, nil
 }
