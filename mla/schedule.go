@@ -29,7 +29,11 @@ const (
 // split number BeginSplit of that request; every later request's piece is its
 // split 0. A part with BeginReq > EndReq is empty.
 type Part struct {
-	BeginReq, BeginSeqlen, EndReq, EndSeqlen, BeginSplit int32
+	BeginReq    int32 `json:"begin_req"`
+	BeginSeqlen int32 `json:"begin_seqlen"`
+	EndReq      int32 `json:"end_req"`
+	EndSeqlen   int32 `json:"end_seqlen"`
+	BeginSplit  int32 `json:"begin_split"`
 }
 
 // Schedule is the output of Plan: how the KV tokens of a batch are cut into
@@ -48,7 +52,10 @@ type Schedule struct {
 // Piece is one (request, split) unit of work: tokens [Begin, End) of request
 // Req, to be written to split slot Slot (global, NumSplits[Req]+split).
 type Piece struct {
-	Req, Begin, End, Slot int
+	Req   int `json:"req"`
+	Begin int `json:"begin"`
+	End   int `json:"end"`
+	Slot  int `json:"slot"`
 }
 
 // NumSMParts returns upstream's num_sm_parts for numSMs streaming

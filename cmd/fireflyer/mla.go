@@ -114,15 +114,8 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *asJSON {
-		type part struct {
-			BeginReq, BeginSeqlen, EndReq, EndSeqlen, BeginSplit int32
-		}
-		parts := make([]part, len(s.Parts))
-		for i, p := range s.Parts {
-			parts[i] = part(p)
-		}
 		return writeJSON(stdout, stderr, map[string]any{
-			"num_parts": s.NumParts, "parts": parts, "num_splits": s.NumSplits, "pieces": s.Pieces(),
+			"num_parts": s.NumParts, "parts": s.Parts, "num_splits": s.NumSplits, "pieces": s.Pieces(),
 		})
 	}
 	fmt.Fprintf(stdout, "requests %d  parts %d  splits %d\n", len(seqlens), s.NumParts, s.TotalSplits())
