@@ -53,25 +53,34 @@ type cpuScratch struct {
 	vis       []int     // [rows] keys visible per row
 	shN, accN []float32 // [TileN] small path
 	offs      []int64   // [TileN] cache offsets of the tile's rows (small BF16 path)
+	all       []float32 // the pooled buffer the float32 fields are carved from
 }
 
 func (cpuKernel) newScratch(p *Problem) any {
 	rows, d, dv := p.Rows(), p.Cache.HeadDim, p.HeadDimV
 	mp := (rows + 15) &^ 15
-	return &cpuScratch{
-		mp:  mp,
-		q:   make([]float32, d*mp),
-		k:   make([]float32, TileN*d),
-		st:  make([]float32, TileN*mp),
-		o:   make([]float32, mp*dv),
-		mx:  make([]float32, mp),
-		l:   make([]float32, mp),
-		nm:  make([]float32, mp),
-		sh:  make([]float32, mp),
-		vis: make([]int, rows),
-		shN: make([]float32, TileN), accN: make([]float32, TileN),
-		offs: make([]int64, TileN),
+	sizes := []int{d * mp, TileN * d, TileN * mp, mp * dv, mp, mp, mp, mp, TileN, TileN}
+	total := 0
+	for _, n := range sizes {
+		total += n
 	}
+	all := getFloats(total)
+	buf := all
+	part := make([][]float32, len(sizes))
+	for i, n := range sizes {
+		part[i], buf = buf[:n:n], buf[n:]
+	}
+	return &cpuScratch{
+		mp: mp, q: part[0], k: part[1], st: part[2], o: part[3],
+		mx: part[4], l: part[5], nm: part[6], sh: part[7], shN: part[8], accN: part[9],
+		vis:  make([]int, rows),
+		offs: make([]int64, TileN),
+		all:  all,
+	}
+}
+
+func (cpuKernel) release(scratch any) {
+	putFloats(scratch.(*cpuScratch).all)
 }
 
 // gather decodes the cache rows of tokens [t0, t0+n) of request req, KV head

@@ -33,6 +33,8 @@ type refScratch struct{ k []float32 }
 
 func (refKernel) newScratch(p *Problem) any { return &refScratch{k: make([]float32, p.Cache.HeadDim)} }
 
+func (refKernel) release(any) {}
+
 func (refKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse []float32) {
 	scr := scratch.(*refScratch)
 	c, d, dv, hpk := p.Cache, p.Cache.HeadDim, p.HeadDimV, p.HeadsPerKV()

@@ -11,8 +11,10 @@ import (
 // pieceKernel is what a Go backend supplies to the shared split-KV driver:
 // the attention of the rows of one KV head over one piece of one request.
 type pieceKernel interface {
-	// newScratch returns per-goroutine scratch for problem p.
+	// newScratch returns per-goroutine scratch for problem p; release hands
+	// it back when the goroutine is done (for reuse by later calls).
 	newScratch(p *Problem) any
+	release(scratch any)
 	// run computes, for KV head kvh of request req over tokens [begin, end)
 	// (masked per row by p.Visible), o [Rows][HeadDimV] normalised within
 	// the piece and lse [Rows] in natural log, −Inf with o = 0 for a row that
@@ -34,8 +36,9 @@ func runSchedule(ctx context.Context, p *Problem, s *Schedule, out, lse []float3
 	var oAcc, lAcc []float32
 	for r := 0; r < p.B; r++ {
 		if multi(r) {
-			oAcc = make([]float32, total*rowStride*dv)
-			lAcc = make([]float32, total*rowStride)
+			acc := getFloats(total * rowStride * (dv + 1))
+			defer putFloats(acc)
+			oAcc, lAcc = acc[:total*rowStride*dv], acc[total*rowStride*dv:]
 			break
 		}
 	}
@@ -52,10 +55,14 @@ func runSchedule(ctx context.Context, p *Problem, s *Schedule, out, lse []float3
 		lse[(req*p.HQ+h)*p.SQ+j] = l
 	}
 
-	err := parallelFor(ctx, len(pieces)*hkv, func() func(int) {
+	err := parallelFor(ctx, len(pieces)*hkv, func() (func(int), func()) {
 		scr := k.newScratch(p)
-		o := make([]float32, rows*dv)
-		l := make([]float32, rows)
+		buf := getFloats(rows * (dv + 1))
+		o, l := buf[:rows*dv], buf[rows*dv:]
+		done := func() {
+			k.release(scr)
+			putFloats(buf)
+		}
 		return func(item int) {
 			pc, kvh := pieces[item/hkv], item%hkv
 			k.run(scr, p, pc.Req, kvh, pc.Begin, pc.End, o, l)
@@ -68,12 +75,12 @@ func runSchedule(ctx context.Context, p *Problem, s *Schedule, out, lse []float3
 			base := pc.Slot*rowStride + kvh*rows
 			copy(oAcc[base*dv:(base+rows)*dv], o)
 			copy(lAcc[base:base+rows], l)
-		}
+		}, done
 	})
 	if err != nil || oAcc == nil {
 		return err
 	}
-	return parallelFor(ctx, p.B*hkv, func() func(int) {
+	return parallelFor(ctx, p.B*hkv, func() (func(int), func()) {
 		o := make([]float32, dv)
 		var outs [][]float32
 		var lses []float32
@@ -95,21 +102,23 @@ func runSchedule(ctx context.Context, p *Problem, s *Schedule, out, lse []float3
 				}
 				scatter(req, kvh, m, o, l)
 			}
-		}
+		}, func() {}
 	})
 }
 
 // parallelFor runs task(i) for i in [0, n) on up to GOMAXPROCS goroutines,
-// each with its own closure from newWorker. It stops handing out work once
-// ctx is done and then returns ctx.Err().
-func parallelFor(ctx context.Context, n int, newWorker func() func(int)) error {
+// each with its own task closure from newWorker, whose done function runs
+// when that goroutine finishes. It stops handing out work once ctx is done
+// and then returns ctx.Err().
+func parallelFor(ctx context.Context, n int, newWorker func() (task func(int), done func())) error {
 	if n == 0 {
 		return ctx.Err()
 	}
 	workers := min(runtime.GOMAXPROCS(0), n)
 	var next atomic.Int64
 	work := func() {
-		task := newWorker()
+		task, done := newWorker()
+		defer done()
 		for ctx.Err() == nil {
 			i := int(next.Add(1) - 1)
 			if i >= n {
@@ -128,4 +137,25 @@ func parallelFor(ctx context.Context, n int, newWorker func() func(int)) error {
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// floatPool recycles the float32 buffers of decode calls (per-goroutine
+// outputs, split accumulators, cpu-backend scratch), so that a model calling
+// Decode once per layer per token does not churn the garbage collector.
+var floatPool sync.Pool
+
+// getFloats returns a slice of n float32 (contents undefined).
+func getFloats(n int) []float32 {
+	if v, ok := floatPool.Get().(*[]float32); ok && cap(*v) >= n {
+		return (*v)[:n]
+	} else if ok {
+		floatPool.Put(v)
+	}
+	return make([]float32, n)
+}
+
+// putFloats hands a slice from getFloats back.
+func putFloats(s []float32) {
+	s = s[:cap(s)]
+	floatPool.Put(&s)
 }
