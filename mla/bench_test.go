@@ -27,7 +27,7 @@ import (
 //	         bytes, split over GOMAXPROCS goroutines.
 //
 // ns/op is the plain b.Loop mean; the rates and ratios come from the
-// minimum time of the decode and of each anchor over 12 rounds (6 at
+// minimum time of the decode and of each anchor over 40 rounds (10 at
 // h_q·s_q ≥ 128) that alternate one run of each (mlatest.Measure): on a
 // shared box the minimum is the run least disturbed by other processes, and
 // alternating exposes all three to the same interference.
@@ -46,9 +46,9 @@ func BenchmarkDecode(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				rounds := 12
+				rounds := 40
 				if hq*sq >= 128 {
-					rounds = 6
+					rounds = 10
 				}
 				m, err := mlatest.Measure(mla.CPU, c, 1, rounds)
 				if err != nil {
