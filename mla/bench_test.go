@@ -19,9 +19,9 @@ import (
 // ratios:
 //
 //	x_gemm   decode GFLOP/s ÷ GFLOP/s of this repo's fastest float32 GEMM
-//	         (mlatest.GEMMAnchor: the cpu backend's AVX-512 micro-kernel over
-//	         GOMAXPROCS goroutines) on an M=b·s_q·h_q, N=s_k, K=1088 GEMM of
-//	         equal FLOPs;
+//	         (mlatest.GEMMAnchor: kern.GemmPacked, the cpu backend's AVX-512
+//	         micro-kernel with packing and cache blocking, over GOMAXPROCS
+//	         goroutines) on an M=b·s_q·h_q, N=s_k, K=1088 GEMM of equal FLOPs;
 //	x_gonum  the same against gonum's Sgemm;
 //	x_memcpy decode GB/s ÷ the bandwidth of copy() over the same number of
 //	         bytes, split over GOMAXPROCS goroutines.

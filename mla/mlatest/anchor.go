@@ -25,25 +25,17 @@ func (in *Input) Bytes() float64 {
 }
 
 // GEMMAnchor returns a function computing C[m][n] = A[m][k]·B[k][n] in
-// float32 with this repository's fastest GEMM (the mla cpu backend's
-// micro-kernels, internal/mla/kern.Gemm), rows split over GOMAXPROCS
-// goroutines: the compute anchor of the benchmarks (same FLOPs as a decode
-// when m = b·s_q·h_q, n = s_k, k = 576+512).
+// float32 with this repository's fastest GEMM, kern.GemmPacked: the cpu
+// backend's micro-kernels under Goto-style packing and cache blocking, rows
+// split over GOMAXPROCS goroutines. It is the compute anchor of the
+// benchmarks (same FLOPs as a decode when m = b·s_q·h_q, n = s_k,
+// k = 576+512).
 func GEMMAnchor(m, n, k int) func() {
 	r := testutil.RNG(5)
 	a := testutil.Normal(r, m*k, 0, 1)
 	b := testutil.Normal(r, k*n, 0, 1)
 	c := make([]float32, m*n)
-	return func() {
-		w := runtime.GOMAXPROCS(0)
-		chunk := ((m+w-1)/w + 3) &^ 3
-		var wg sync.WaitGroup
-		for i0 := 0; i0 < m; i0 += chunk {
-			rows := min(chunk, m-i0)
-			wg.Go(func() { kern.Gemm(rows, n, k, a[i0*k:], k, 1, b, n, c[i0*n:], n, false) })
-		}
-		wg.Wait()
-	}
+	return func() { kern.GemmPacked(m, n, k, a, k, b, n, c, n) }
 }
 
 // MemcpyAnchor returns a function that copies bytes bytes with copy(),

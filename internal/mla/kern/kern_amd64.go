@@ -343,3 +343,24 @@ func maxInto(dst, src []float32) {
 	}
 	maxIntoGo(dst[n:], src[n:])
 }
+
+// nrFor returns the column width of the 4-row micro-kernel at the current
+// level (64 for AVX-512, 16 for AVX2), or 0 without assembly.
+func nrFor() int {
+	switch level {
+	case levelAVX512:
+		return 64
+	case levelAVX2:
+		return 16
+	}
+	return 0
+}
+
+// microKernel runs the 4×nr micro-kernel of the current level.
+func microKernel(nr, k int, a []float32, ars, aks int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+	if nr == 64 {
+		kern4x64(k, &a[0], ars, aks, &b[0], ldb, &c[0], ldc, acc)
+		return
+	}
+	kern4x16avx2(k, &a[0], ars, aks, &b[0], ldb, &c[0], ldc, acc)
+}

@@ -234,3 +234,27 @@ func forEachLevel(t *testing.T, f func(*testing.T)) {
 		})
 	}
 }
+
+func TestGemmPacked(t *testing.T) { forEachLevel(t, testGemmPacked) }
+
+func testGemmPacked(t *testing.T) {
+	r := testutil.RNG(8)
+	for _, sh := range [][3]int{{8, 128, 300}, {132, 576, 129}, {4, 64, 1}, {6, 70, 5}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		a := testutil.Normal(r, m*k, 0, 1)
+		b := testutil.Normal(r, k*n, 0, 1)
+		c := testutil.Normal(r, m*n, 0, 1)
+		GemmPacked(m, n, k, a, k, b, n, c, n)
+		for i := range m {
+			for j := range n {
+				var w float64
+				for kk := range k {
+					w += float64(a[i*k+kk]) * float64(b[kk*n+j])
+				}
+				if math.Abs(float64(c[i*n+j])-w) > 1e-4*math.Sqrt(float64(k))+1e-5*math.Abs(w) {
+					t.Fatalf("m%d n%d k%d: c[%d][%d] = %v, want %v", m, n, k, i, j, c[i*n+j], w)
+				}
+			}
+		}
+	}
+}

@@ -39,3 +39,9 @@ const level = levelGo
 func setLevel(int) int { return levelGo }
 
 func maxInto(dst, src []float32) { maxIntoGo(dst, src) }
+
+func nrFor() int { return 0 }
+
+func microKernel(nr, k int, a []float32, ars, aks int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+	gemmGo(4, nr, k, a, ars, aks, b, ldb, c, ldc, acc)
+}
