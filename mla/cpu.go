@@ -37,14 +37,62 @@ func (cpuBackend) Supports(p *Problem) error { return nil }
 
 // Decode runs p with schedule s; see Backend.
 func (cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
-	return runSchedule(ctx, p, s, out, lse, cpuKernel{})
+	k := cpuKernel{}
+	if p.Rows() >= 4 {
+		// Qᵀ of every (request, KV head), built once and shared by all the
+		// pieces (splits) of that request.
+		d, mp, hkv := p.Cache.HeadDim, (p.Rows()+15)&^15, p.HKV()
+		k.qt = getFloats(p.B * hkv * d * mp)
+		defer putFloats(k.qt)
+		err := parallelFor(ctx, p.B*hkv, func() (func(int), func()) {
+			return func(item int) {
+				req, kvh := item/hkv, item%hkv
+				transposeQ(p, req, kvh, mp, k.qt[item*d*mp:(item+1)*d*mp])
+			}, func() {}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return runSchedule(ctx, p, s, out, lse, k)
 }
 
-type cpuKernel struct{}
+// cpuKernel is the cpu backend's piece kernel; qt holds Qᵀ [B][h_kv][D][mp]
+// (prescaled by scale·log2e, rows padded to mp with zeros) when the GEMM path
+// is used.
+type cpuKernel struct{ qt []float32 }
+
+// transposeQ writes Qᵀ [D][mp] of (req, kvh), prescaled by scale·log2e, into
+// dst, 16 rows at a time so that each store run fills one cache line; rows
+// past p.Rows() are zero.
+func transposeQ(p *Problem, req, kvh, mp int, dst []float32) {
+	rows, d, hpk := p.Rows(), p.Cache.HeadDim, p.HeadsPerKV()
+	c := p.Scale * float32(Log2E)
+	var src [16][]float32
+	for m0 := 0; m0 < mp; m0 += 16 {
+		for r := range 16 {
+			src[r] = nil
+			if m := m0 + r; m < rows {
+				j, h := m/hpk, kvh*hpk+m%hpk
+				src[r] = p.Q[((req*p.SQ+j)*p.HQ+h)*d:][:d]
+			}
+		}
+		for i := range d {
+			blk := dst[i*mp+m0 : i*mp+m0+16 : i*mp+m0+16]
+			for r := range 16 {
+				if src[r] != nil {
+					blk[r] = src[r][i] * c
+				} else {
+					blk[r] = 0
+				}
+			}
+		}
+	}
+}
 
 type cpuScratch struct {
 	mp        int       // rows padded to 16
-	q         []float32 // GEMM path: Qᵀ [D][mp]; small path: Q [rows][D]; prescaled by scale·log2e
+	q         []float32 // small path: Q [rows][D] prescaled by scale·log2e
 	k         []float32 // [TileN][D] decoded keys (padded rows zero)
 	st        []float32 // GEMM path: Sᵀ [TileN][mp]; small path: S [rows][TileN]
 	o         []float32 // [mp][DV] running output
@@ -59,7 +107,7 @@ type cpuScratch struct {
 func (cpuKernel) newScratch(p *Problem) any {
 	rows, d, dv := p.Rows(), p.Cache.HeadDim, p.HeadDimV
 	mp := (rows + 15) &^ 15
-	sizes := []int{d * mp, TileN * d, TileN * mp, mp * dv, mp, mp, mp, mp, TileN, TileN}
+	sizes := []int{min(rows, 3) * d, TileN * d, TileN * mp, mp * dv, mp, mp, mp, mp, TileN, TileN}
 	total := 0
 	for _, n := range sizes {
 		total += n
@@ -108,7 +156,7 @@ func gather(p *Problem, req, kvh, t0, n int, dst []float32) {
 
 var negInf = float32(math.Inf(-1))
 
-func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse []float32) {
+func (k cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse []float32) {
 	s := scratch.(*cpuScratch)
 	rows, d, dv, hpk, mp := p.Rows(), p.Cache.HeadDim, p.HeadDimV, p.HeadsPerKV(), s.mp
 	small := rows < 4
@@ -128,28 +176,9 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 			}
 		}
 	}
+	qt := s.q
 	if !small {
-		// Qᵀ [d][mp], transposed 16 rows at a time so that each store run
-		// fills one cache line; rows past `rows` are zero.
-		var src [16][]float32
-		for m0 := 0; m0 < mp; m0 += 16 {
-			for r := range 16 {
-				src[r] = nil
-				if m0+r < rows {
-					src[r] = qrow(m0 + r)
-				}
-			}
-			for i := range d {
-				dst := s.q[i*mp+m0 : i*mp+m0+16 : i*mp+m0+16]
-				for r := range 16 {
-					if src[r] != nil {
-						dst[r] = src[r][i] * c
-					} else {
-						dst[r] = 0
-					}
-				}
-			}
-		}
+		qt = k.qt[(req*p.HKV()+kvh)*d*mp:][:d*mp]
 	}
 	for m := range mp {
 		s.mx[m], s.l[m] = negInf, 0
@@ -181,7 +210,7 @@ func (cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse [
 		}
 		n8 := (n + 7) &^ 7
 		clear(s.k[n*d : n8*d])
-		kern.Gemm(n8, mp, d, s.k, d, 1, s.q, mp, s.st, mp, false)
+		kern.Gemm(n8, mp, d, s.k, d, 1, qt, mp, s.st, mp, false)
 		for m := range rows {
 			if v := s.vis[m]; v < t0+n {
 				for i := max(v-t0, 0); i < n; i++ {
