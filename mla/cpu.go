@@ -14,12 +14,15 @@ import (
 // goroutines. Within a unit it walks the keys in tiles of TileN tokens: each
 // tile's cache rows are decoded to float32 once and shared by all the
 // SQ·HQ/h_kv query rows of that KV head (128 for DeepSeek-V3), Sᵀ = K·(scale·
-// log2e·Q)ᵀ and O += P·V run as register-blocked GEMMs (AVX-512 assembly
-// where available), and the online softmax works in base 2. Keys a row may
-// not see get P = 0 and slots past a sequence are never read. With fewer than
-// 4 rows per KV head (h_q = 1) it uses dot/axpy kernels instead, as the
-// problem is then bandwidth-bound. It supports every problem NewProblem
-// accepts.
+// log2e·Q)ᵀ (Qᵀ built once per request and KV head) and O += P·V run as
+// register-blocked GEMMs, and the online softmax works in base 2. Keys a row
+// may not see get P = 0 and slots past a sequence are never read. With fewer
+// than 4 rows per KV head (h_q = 1) the problem is bandwidth-bound, and for a
+// BF16 cache it reads the rows in place with fused decode+dot and
+// decode+axpy kernels, two query rows per pass. Kernels are AVX-512 or
+// AVX2+FMA assembly where the CPU has them, pure Go otherwise
+// (internal/mla/kern). Buffers are pooled across calls. It supports every
+// problem NewProblem accepts.
 var CPU Backend = cpuBackend{}
 
 // TileN is the number of keys the cpu backend decodes and multiplies at a
