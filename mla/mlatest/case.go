@@ -5,7 +5,9 @@
 // runs a full softmax, the upstream tolerances, and the determinism checks.
 // Every mla.Backend proves itself by passing Run; a backend that lacks a
 // feature declares it through Supports (and the case is skipped by name), or
-// the caller lists case-name patterns in Options.Skip.
+// the caller lists case-name patterns in Options.Skip. Measure, GEMMAnchor
+// and MemcpyAnchor time a backend against same-run anchors, as the benchmarks
+// and "fireflyer mla bench" report it.
 package mlatest
 
 import (
