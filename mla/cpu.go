@@ -38,6 +38,10 @@ func (cpuBackend) Name() string { return "cpu" }
 // size, F32/BF16/F16 storage, any head dims).
 func (cpuBackend) Supports(p *Problem) error { return nil }
 
+// DefaultNumParts returns NumSMParts(4·GOMAXPROCS, SQ, HQ, h_kv) (see
+// PartsAdvisor).
+func (cpuBackend) DefaultNumParts(p *Problem) int { return goParts(p) }
+
 // Decode runs p with schedule s; see Backend.
 func (cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
 	k := cpuKernel{}

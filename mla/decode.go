@@ -3,6 +3,7 @@ package mla
 import (
 	"context"
 	"math"
+	"runtime"
 	"sort"
 	"sync"
 )
@@ -37,8 +38,11 @@ type Options struct {
 	// layers; nil plans one with NumParts parts.
 	Schedule *Schedule
 	// NumParts is the part count when Schedule is nil; 0 means
-	// NumSMParts(H800SMs, SQ, HQ, h_kv), the schedule upstream uses on an
-	// H800. Results depend on the schedule only, never on GOMAXPROCS.
+	// DefaultNumParts(backend, problem): for the Go backends
+	// NumSMParts(4·GOMAXPROCS, SQ, HQ, h_kv), the machine's parallelism
+	// standing in for upstream's SM count. Results depend on the schedule
+	// only, never on GOMAXPROCS as such; pass NumParts (or a Schedule) for
+	// bit-identical results across machines and GOMAXPROCS settings.
 	NumParts int
 }
 
@@ -135,6 +139,32 @@ func backendNames() []string {
 	sort.Strings(n)
 	return n
 }
+
+// PartsAdvisor is implemented by backends that choose the default part
+// count of the schedule themselves (a CUDA backend from its SM count, the Go
+// backends from GOMAXPROCS).
+type PartsAdvisor interface {
+	// DefaultNumParts returns the part count for p (≥ 1).
+	DefaultNumParts(p *Problem) int
+}
+
+// DefaultNumParts returns the part count Decode plans with when the caller
+// gives none: be's own choice if it implements PartsAdvisor, else upstream's
+// NumSMParts(H800SMs, SQ, HQ, h_kv).
+func DefaultNumParts(be Backend, p *Problem) int {
+	if a, ok := be.(PartsAdvisor); ok {
+		if n := a.DefaultNumParts(p); n >= 1 {
+			return n
+		}
+	}
+	return NumSMParts(H800SMs, p.SQ, p.HQ, p.HKV())
+}
+
+// goParts is the Go backends' default part count: as many SM-equivalents
+// as 4×GOMAXPROCS, so that every goroutine gets a few splits to balance
+// ragged batches without paying for splits it cannot use (each split costs
+// a Rows×HeadDimV partial output and a combine).
+func goParts(p *Problem) int { return NumSMParts(4*runtime.GOMAXPROCS(0), p.SQ, p.HQ, p.HKV()) }
 
 // Default returns the default backend, "cpu".
 func Default() Backend { return CPU }
@@ -248,7 +278,7 @@ func Decode(ctx context.Context, be Backend, q Query, cache *PagedCache, blockTa
 			return nil, nil, err
 		}
 	} else {
-		n := NumSMParts(H800SMs, p.SQ, p.HQ, p.HKV())
+		n := DefaultNumParts(be, p)
 		if opts != nil && opts.NumParts != 0 {
 			n = opts.NumParts
 		}

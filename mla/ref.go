@@ -22,6 +22,10 @@ func (refBackend) Name() string { return "ref" }
 // Supports returns nil: the ref backend runs every valid problem.
 func (refBackend) Supports(p *Problem) error { return nil }
 
+// DefaultNumParts returns NumSMParts(4·GOMAXPROCS, SQ, HQ, h_kv) (see
+// PartsAdvisor).
+func (refBackend) DefaultNumParts(p *Problem) int { return goParts(p) }
+
 // Decode runs p with schedule s; see Backend.
 func (refBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
 	return runSchedule(ctx, p, s, out, lse, refKernel{})

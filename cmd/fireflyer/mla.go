@@ -151,7 +151,7 @@ func caseFlags(fs *flag.FlagSet) (*mlatest.Case, *string, *string) {
 	fs.IntVar(&c.PageSize, "page", 64, "page size in tokens")
 	fs.BoolVar(&c.Causal, "causal", true, "bottom-right causal mask (s_q > 1)")
 	fs.BoolVar(&c.Varlen, "varlen", false, "lengths ~ max(N(sk, sk/2), 0)")
-	fs.IntVar(&c.NumParts, "parts", 0, "schedule parts (0: upstream's default for an H800)")
+	fs.IntVar(&c.NumParts, "parts", 0, "schedule parts (0: the backend's default, 4·GOMAXPROCS SM-equivalents for cpu and ref)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "data seed")
 	dtype := fs.String("dtype", "BF16", "cache dtype: BF16, F16 or F32")
 	backend := fs.String("backend", "cpu", "backend: "+strings.Join(mla.Backends(), ", "))

@@ -110,7 +110,14 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 		return Measurement{}, err
 	}
 	c = in.Case
-	parts := mla.NumSMParts(mla.H800SMs, c.SQ, c.HQ, c.HKV)
+	parts := c.NumParts
+	if parts == 0 {
+		p, err := mla.NewProblem(in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
+		if err != nil {
+			return Measurement{}, err
+		}
+		parts = mla.DefaultNumParts(be, p)
+	}
 	s, err := mla.Plan(in.Seqlens, parts)
 	if err != nil {
 		return Measurement{}, err
