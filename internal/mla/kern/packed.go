@@ -2,9 +2,9 @@ package kern
 
 import "runtime"
 
-// Blocking of GemmPacked: a kc×nr panel of B (32 KiB at nr=64) stays in L1
-// while the mc rows of an A block (packed, mc×kc) stream from L2, and the
-// kc×nc slab of B being reused across A blocks stays in L2.
+// Blocking of GemmPacked: a packed kc×nr panel of B (32 KiB at nr=64) stays
+// in L1 while the mc×kc block of A (read in place) streams from L1/L2, and
+// the packed kc×nc slab of B, reused across A blocks, stays in L2.
 const (
 	packKC = 128
 	packMC = 64
@@ -12,8 +12,7 @@ const (
 )
 
 // GemmPacked computes C[m][n] = A[m][k]·B[k][n] (row-major, leading
-// dimensions lda, ldb, ldc) with the Goto-style blocking and packing of
-// high-performance GEMMs, rows split over GOMAXPROCS goroutines. It is the
+// dimensions lda, ldb, ldc) with Goto-style cache blocking and packing of B, rows split over GOMAXPROCS goroutines. It is the
 // compute anchor of the mla benchmarks ("the fastest float32 GEMM in the
 // repo"); it uses the same micro-kernels as Gemm, so it needs m%4 == 0 and
 // n%64 == 0 (n%16 == 0 at the AVX2 level) to run them and falls back to Gemm
@@ -46,7 +45,6 @@ func GemmPacked(m, n, k int, a []float32, lda int, b []float32, ldb int, c []flo
 
 func gemmPackedRows(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, nr int) {
 	bp := make([]float32, packKC*packNC)
-	ap := make([]float32, packMC*packKC)
 	for jc := 0; jc < n; jc += packNC {
 		nc := min(packNC, n-jc)
 		for pc := 0; pc < k; pc += packKC {
@@ -60,19 +58,11 @@ func gemmPackedRows(m, n, k int, a []float32, lda int, b []float32, ldb int, c [
 			}
 			for ic := 0; ic < m; ic += packMC {
 				mc := min(packMC, m-ic)
-				// A block [mc][kc] → mc/4 panels of [kc][4].
-				for ib := 0; ib < mc; ib += 4 {
-					panel := ap[ib*kc : (ib+4)*kc]
-					for r := range 4 {
-						row := a[(ic+ib+r)*lda+pc:][:kc]
-						for kk, v := range row {
-							panel[kk*4+r] = v
-						}
-					}
-				}
+				// A is read in place: the micro-kernel broadcasts from four
+				// row streams, and the mc×kc block stays in L1/L2 across jb.
 				for jb := 0; jb < nc; jb += nr {
 					for ib := 0; ib < mc; ib += 4 {
-						microKernel(nr, kc, ap[ib*kc:], 1, 4, bp[jb*kc:], nr, c[(ic+ib)*ldc+jc+jb:], ldc, pc > 0)
+						microKernel(nr, kc, a[(ic+ib)*lda+pc:], lda, 1, bp[jb*kc:], nr, c[(ic+ib)*ldc+jc+jb:], ldc, pc > 0)
 					}
 				}
 			}
