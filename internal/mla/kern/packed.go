@@ -26,7 +26,7 @@ func GemmPacked(m, n, k int, a []float32, lda int, b []float32, ldb int, c []flo
 	_ = a[(m-1)*lda+k-1]
 	_ = b[(k-1)*ldb+n-1]
 	_ = c[(m-1)*ldc+n-1]
-	w := min(runtime.GOMAXPROCS(0), (m+packMC-1)/packMC)
+	w := min(runtime.GOMAXPROCS(0), max(m/16, 1))
 	rowsPer := ((m+w-1)/w + 3) &^ 3
 	done := make(chan struct{}, w)
 	started := 0
