@@ -38,7 +38,10 @@
 // (used elsewhere and under the noasm build tag). The ref backend is a
 // scalar float32 online softmax. Package mla/mlatest is the conformance suite
 // any backend runs, with a float64 oracle and upstream's tolerances. Results
-// depend only on the schedule, never on GOMAXPROCS. The command
+// depend only on the schedule, never on how many goroutines run it; the
+// default schedule follows GOMAXPROCS (as upstream's follows the GPU's SM
+// count), so pass Options.NumParts for identical bits on every machine. The
+// command
 // "fireflyer mla plan|check|bench" exposes the scheduler, the oracle check
 // and the benchmark.
 //
