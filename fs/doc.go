@@ -1,6 +1,73 @@
-// Package fs is a zero-copy file client modelled on 3FS USRBIO: registered buffers (Iov), I/O rings (Ior) with prep/submit/wait, and posix, io_uring, native 3FS and in-memory backends.
+// Package fs is a zero-copy file client modelled on 3FS USRBIO: registered
+// buffers (Iov), registered files, and I/O rings (Ior) driven by Prep,
+// Submit and Wait, over interchangeable backends.
 //
-// Upstream: deepseek-ai/3FS, src/lib/api/hf3fs_usrbio.h.
+// Upstream: deepseek-ai/3FS, src/lib/api/hf3fs_usrbio.h and UsrbIo.cc
+// (hf3fs_iovcreate, hf3fs_reg_fd, hf3fs_iorcreate4, hf3fs_prep_io,
+// hf3fs_submit_ios, hf3fs_wait_for_ios).
 //
-// This package is not built yet; this file says what it will hold.
+// # Concepts
+//
+//   - Client: opened on a mount point or directory with Open; relative file
+//     names resolve under it. One backend moves the data.
+//   - Buffer (USRBIO Iov): page-aligned memory mapped outside the Go heap,
+//     registered with the backend, split into blocks no I/O may cross.
+//     A Region is a byte range of one Buffer.
+//   - File (USRBIO reg_fd): a registered file, opened by the Client
+//     (OpenFile) or duplicated from an *os.File (Register).
+//   - Ring (USRBIO Ior): a fixed number of slots for reads or for writes.
+//     Prep queues a Req (file, offset, region, numeric tag), Submit
+//     dispatches per the Batch mode (ASAP, Exact n, AtMost n with a
+//     timeout), Wait(ctx, out, min) returns Completions (bytes or errno, and
+//     the tag) in completion order.
+//
+// # Backends
+//
+// WithBackend picks one by name; "auto" (the default) takes uring when the
+// kernel allows io_uring and posix otherwise:
+//
+//   - "uring": io_uring through raw system calls (internal/uring); each
+//     Ring is an io_uring instance with the Client's Buffers and Files
+//     registered (READ_FIXED/WRITE_FIXED on fixed files) and one
+//     io_uring_enter per dispatched batch. If the kernel refuses io_uring
+//     the Client falls back to posix and Features().Note says why.
+//   - "posix": a worker pool running pread/pwrite, the portable reference.
+//   - "mem": an in-memory sparse file store (MemStore) that injects short
+//     reads, EIO, ENOSPC, latency and reordering (Faults); the oracle the
+//     conformance suite in fs/fstest compares the others with.
+//
+// # Semantics, and where they differ from USRBIO
+//
+//   - A read at or past end of file completes with a short count (0 past
+//     EOF); holes read as zeros unless the ring has ForbidReadHoles (then
+//     ENODATA, where Features().ForbidReadHoles).
+//   - Errors have one convention: sentinel values that match the USRBIO
+//     errno under errors.Is (ErrRingFull is EAGAIN, ErrUnregistered EBADF,
+//     ErrWrongDirection EACCES, ErrRange EINVAL); per-I/O errors are
+//     syscall.Errno values in Completion.Err.
+//   - Priority and Flags can be set together; tags are numbers, not
+//     pointers; deadlines come from the context.
+//   - Wait fails fast with ErrWouldStall when min exceeds what the I/O
+//     already dispatched (or pending in an AtMost batch) can deliver, where
+//     USRBIO's io_depth > 0 would hang forever.
+//   - Prep, Submit and Wait do not allocate in steady state.
+//   - O_DIRECT files (ODirect in OpenFile's flag) check the alignment
+//     statx reports (ErrAlignment).
+//
+// # Shortest program
+//
+//	c, _ := fs.Open(ctx, "/data")
+//	defer c.Close()
+//	f, _ := c.OpenFile("shard-0", os.O_RDONLY, 0)
+//	buf, _ := c.NewBuffer(1<<20, fs.BufferOpts{})
+//	ring, _ := c.NewRing(fs.RingOpts{Entries: 64, Op: fs.Read})
+//	reg, _ := buf.Region(0, 1<<20)
+//	ring.Prep(fs.Req{File: f, Off: 0, Buf: reg, Tag: 1})
+//	ring.Submit()
+//	out := make([]fs.Completion, 1)
+//	ring.Wait(ctx, out, 1) // out[0].N bytes are in reg.Bytes()
+//
+// File also implements io.ReaderAt and io.WriterAt (through a pooled ring
+// and a bounce buffer), and Client.ReadBatch/WriteBatch run a slice of
+// requests to completion.
 package fs

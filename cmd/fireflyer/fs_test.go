@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFSBenchText(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.dat")
+	var out, errb bytes.Buffer
+	code := run([]string{"fs", "bench", "--backend", "posix", "--rw", "randwrite", "--bs", "4k", "--iodepth", "8", "--size", "1M", "--runtime", "100ms", path}, nil, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"backend=posix rw=randwrite bs=4KiB iodepth=8", "write: IOPS=", "lat (usec): min="} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if errb.Len() != 0 {
+		t.Errorf("stderr not empty when not a terminal: %q", errb.String())
+	}
+}
+
+func TestFSBenchJSON(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bench.dat")
+	for _, be := range []string{"uring", "mem"} {
+		var out, errb bytes.Buffer
+		code := run([]string{"fs", "bench", "--backend", be, "--rw", "read", "--bs", "64k", "--iodepth", "4", "--size", "2M", "--runtime", "0.1", "--json", path}, nil, &out, &errb)
+		if code != exitOK {
+			t.Fatalf("%s: exit %d, stderr %s", be, code, errb.String())
+		}
+		var res benchResult
+		dec := json.NewDecoder(&out)
+		if err := dec.Decode(&res); err != nil {
+			t.Fatalf("%s: stdout is not one JSON object: %v", be, err)
+		}
+		if dec.More() {
+			t.Fatalf("%s: more than one JSON value on stdout", be)
+		}
+		if res.IOs <= 0 || res.Bytes != res.IOs*64<<10 || res.Errors != 0 || res.IOPS <= 0 || res.LatUS.P50 <= 0 || res.LatUS.P50 > res.LatUS.Max {
+			t.Fatalf("%s: implausible result %+v", be, res)
+		}
+	}
+}
+
+func TestFSBenchUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"fs"},
+		{"fs", "frob"},
+		{"fs", "bench"},
+		{"fs", "bench", "--bs", "0", dir + "/x"},
+		{"fs", "bench", "--rw", "sideways", dir + "/x"},
+		{"fs", "bench", "--iodepth", "0", dir + "/x"},
+		{"fs", "bench", "--batch", "100", "--iodepth", "8", dir + "/x"},
+		{"fs", "bench", "--runtime", "-1s", dir + "/x"},
+		{"fs", "bench", "--backend", "nfs", dir + "/x"},
+		{"fs", "bench", "--size", "1k", "--bs", "4k", dir + "/x"},
+		{"fs", "bench", "--nope", dir + "/x"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, nil, &out, &errb); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", args, code, exitUsage, errb.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v: wrote to stdout: %q", args, out.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"fs", "bench", "-h"}, nil, &out, &errb); code != exitOK || !strings.Contains(errb.String(), "-iodepth") {
+		t.Errorf("-h: exit %d, %q", code, errb.String())
+	}
+	if code := run([]string{"fs", "bench", "--size", "1M", "--runtime", "10ms", "/nonexistent-dir/x"}, nil, &out, &errb); code != exitFail {
+		t.Errorf("missing directory: exit %d, want %d", code, exitFail)
+	}
+}
+
+func TestLatHist(t *testing.T) {
+	var h latHist
+	for v := int64(1); v <= 100000; v++ {
+		h.add(v * 1000) // 1us .. 100ms uniform
+	}
+	s := h.summary()
+	for _, c := range []struct{ got, want float64 }{{s.P50, 50000}, {s.P90, 90000}, {s.P99, 99000}, {s.Min, 1}, {s.Max, 100000}, {s.Mean, 50000.5}} {
+		if c.got < c.want*0.97 || c.got > c.want*1.03 {
+			t.Errorf("got %v, want %v within 3%%", c.got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{{"4k", 4096}, {"1M", 1 << 20}, {"256MiB", 256 << 20}, {"2g", 2 << 30}, {"512", 512}} {
+		if v, err := parseSize(c.in); err != nil || v != c.want {
+			t.Errorf("parseSize(%q) = %d, %v", c.in, v, err)
+		}
+	}
+	if _, err := parseSize("x1k"); err == nil {
+		t.Error("parseSize accepted garbage")
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/safetensors"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+func writeSample(t *testing.T) string {
+	dir := t.TempDir()
+	c, err := fs.Open(context.Background(), dir, fs.WithBackend("posix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w8, _ := tensor.New(tensor.E4M3T, 128, 64)
+	sc, _ := tensor.New(tensor.F32, 1, 1)
+	ids, _ := tensor.New(tensor.I64, 3)
+	err = safetensors.Write(context.Background(), c, "m.safetensors", []safetensors.Entry{
+		{Name: "layer.0.w", Tensor: w8}, {Name: "layer.0.scale", Tensor: sc}, {Name: "ids", Tensor: ids},
+	}, &safetensors.Options{Metadata: map[string]string{"format": "pt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "m.safetensors")
+}
+
+func TestSafetensorsLs(t *testing.T) {
+	p := writeSample(t)
+	var out, errb bytes.Buffer
+	if code := run([]string{"safetensors", "ls", p}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := "__metadata__ format pt\nids I64 [3] 24\nlayer.0.scale F32 [1,1] 4\nlayer.0.w F8_E4M3 [128,64] 8192\n"
+	if out.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	b, _ := os.ReadFile(p)
+	out.Reset()
+	if code := run([]string{"safetensors", "ls", "--json", "-"}, bytes.NewReader(b), &out, &errb); code != exitOK {
+		t.Fatalf("stdin --json: exit %d: %s", code, errb.String())
+	}
+	var js struct {
+		Metadata map[string]string
+		Tensors  []struct {
+			Name        string
+			DType       string
+			Shape       []int
+			DataOffsets [2]int64 `json:"data_offsets"`
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &js); err != nil {
+		t.Fatal(err)
+	}
+	if len(js.Tensors) != 3 || js.Tensors[2].DType != "F8_E4M3" || js.Tensors[2].DataOffsets != [2]int64{28, 8220} || js.Metadata["format"] != "pt" {
+		t.Fatalf("json %+v", js)
+	}
+}
+
+func TestSafetensorsLsErrors(t *testing.T) {
+	p := writeSample(t)
+	b, _ := os.ReadFile(p)
+	bad := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(bad, b[:len(b)-5], 0o644)
+	for _, tc := range []struct {
+		args  []string
+		stdin []byte
+		code  int
+	}{
+		{[]string{"safetensors", "ls", bad}, nil, exitUsage},
+		{[]string{"safetensors", "ls", "-"}, []byte("garbage"), exitUsage},
+		{[]string{"safetensors", "ls", "/no/such/file"}, nil, exitFail},
+		{[]string{"safetensors", "cat", p}, nil, exitUsage},
+		{[]string{"safetensors", "ls", p, p}, nil, exitUsage},
+		{[]string{"safetensors"}, nil, exitUsage},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(tc.args, bytes.NewReader(tc.stdin), &out, &errb); code != tc.code || out.Len() != 0 || errb.Len() == 0 {
+			t.Errorf("%v: exit %d (want %d), stdout %q, stderr %q", tc.args, code, tc.code, out.String(), errb.String())
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package fs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/fstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func opener(backend string, opts ...fs.Option) fstest.Opener {
+	return func(t *testing.T) *fs.Client {
+		c, err := fs.Open(context.Background(), t.TempDir(), append([]fs.Option{fs.WithBackend(backend)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Backend() != backend && backend == "uring" {
+			c.Close()
+			t.Skipf("io_uring unavailable: %s", c.Features().Note)
+		}
+		if c.Backend() != backend {
+			t.Fatalf("asked for %s, got %s (%s)", backend, c.Backend(), c.Features().Note)
+		}
+		return c
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("mem", func(t *testing.T) { fstest.Run(t, opener("mem")) })
+	t.Run("mem with latency and reordering", func(t *testing.T) {
+		fstest.Run(t, func(t *testing.T) *fs.Client {
+			s := fs.NewMemStore(fs.Faults{Latency: 200 * time.Microsecond, Reorder: true, Seed: 7})
+			c, err := fs.Open(context.Background(), "", fs.WithMemStore(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		})
+	})
+	t.Run("posix", func(t *testing.T) { fstest.Run(t, opener("posix", fs.WithWorkers(4))) })
+	t.Run("uring", func(t *testing.T) { fstest.Run(t, opener("uring")) })
+}
+
+func TestAutoPicksUring(t *testing.T) {
+	c, err := fs.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Backend() != "uring" {
+		t.Skipf("io_uring not usable here: %s", c.Features().Note)
+	}
+}

@@ -1,0 +1,24 @@
+package fs_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/internal/uring"
+)
+
+func TestUringFallback(t *testing.T) {
+	uring.ForceUnsupported(true)
+	defer uring.ForceUnsupported(false)
+	for _, name := range []string{"auto", "uring"} {
+		c, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackend(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Backend() != "posix" || c.Features().Note == "" {
+			t.Errorf("%s with io_uring refused: backend %s, note %q; want posix with a note", name, c.Backend(), c.Features().Note)
+		}
+		c.Close()
+	}
+}

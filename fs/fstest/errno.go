@@ -1,0 +1,11 @@
+package fstest
+
+import (
+	"io"
+	"syscall"
+)
+
+var (
+	syscallEAGAIN = syscall.EAGAIN
+	ioEOF         = io.EOF
+)
