@@ -1,0 +1,363 @@
+// Command gemm-bench compares, in one run and on the same shapes, the gemm
+// cpu backend (FP8 E4M3 with DeepGEMM block scales, BF16 output), OpenBLAS
+// SGEMM on the same problem dequantized to float32 (through numpy from
+// /usr/bin/python3, when importable), gonum's pure-Go Sgemm, and a
+// register-only FMA loop that gives the machine's float32 peak.
+//
+// Every implementation is timed in interleaved rounds and the best round is
+// kept, which is what survives a shared, noisy machine. GFLOP/s = 2·M·N·K/t.
+// With -threads 1 everything runs on one thread and is timed in thread CPU
+// time (CLOCK_THREAD_CPUTIME_ID; numpy's time.thread_time with
+// OPENBLAS_NUM_THREADS=1; gonum, which starts goroutines, in process CPU
+// time), which measures the kernels rather than the other tenants of a
+// shared machine.
+//
+//	go run ./examples/gemm-bench -rounds 5
+//	go run ./examples/gemm-bench -rounds 5 -threads 1
+//
+// scripts/gemm-bench.sh runs it with OpenBLAS's environment cleaned up.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/cpu"
+	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
+)
+
+// openblasScript serves timing requests: each stdin line "M N K" is
+// answered with the seconds of one a @ b.T on float32 arrays of those
+// shapes (arrays are cached per shape).
+const openblasScript = `
+import sys, time
+import numpy as np
+clock = time.thread_time if sys.argv[1:] == ["thread"] else time.perf_counter
+cache = {}
+print("ready", np.__version__, flush=True)
+for line in sys.stdin:
+    m, n, k = map(int, line.split())
+    if (m, n, k) not in cache:
+        cache[(m, n, k)] = (np.random.randn(m, k).astype(np.float32), np.random.randn(n, k).astype(np.float32))
+        a, b = cache[(m, n, k)]
+        a @ b.T
+    a, b = cache[(m, n, k)]
+    t = clock()
+    c = a @ b.T
+    print(clock() - t, flush=True)
+`
+
+type openblas struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startOpenBLAS(python string, oneThread bool) (*openblas, string, error) {
+	args := []string{"-c", openblasScript}
+	cmd := exec.Command(python, args...)
+	if oneThread {
+		cmd.Args = append(cmd.Args, "thread")
+		cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1")
+	}
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	o := &openblas{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if !o.out.Scan() || !strings.HasPrefix(o.out.Text(), "ready") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, "", fmt.Errorf("numpy did not start (is python3-numpy installed?)")
+	}
+	return o, strings.TrimPrefix(o.out.Text(), "ready "), nil
+}
+
+func (o *openblas) time(s gemmtest.Shape) (float64, error) {
+	if _, err := fmt.Fprintf(o.in, "%d %d %d\n", s.M, s.N, s.K); err != nil {
+		return 0, err
+	}
+	if !o.out.Scan() {
+		return 0, fmt.Errorf("numpy helper exited")
+	}
+	return strconv.ParseFloat(o.out.Text(), 64)
+}
+
+func (o *openblas) close() {
+	_ = o.in.Close()
+	_ = o.cmd.Wait()
+}
+
+func parseShapes(spec string) ([]gemmtest.Shape, error) {
+	var out []gemmtest.Shape
+	for _, f := range strings.Split(spec, ";") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v := strings.Split(f, ",")
+		if len(v) != 3 {
+			return nil, fmt.Errorf("-shapes: %q is not M,N,K", f)
+		}
+		var d [3]int
+		for i := range v {
+			x, err := strconv.Atoi(strings.TrimSpace(v[i]))
+			if err != nil || x <= 0 {
+				return nil, fmt.Errorf("-shapes: bad dimension %q", v[i])
+			}
+			d[i] = x
+		}
+		out = append(out, gemmtest.Shape{M: d[0], N: d[1], K: d[2]})
+	}
+	return out, nil
+}
+
+func best(ts []float64) float64 {
+	b := 0.0
+	for i, t := range ts {
+		if i == 0 || t < b {
+			b = t
+		}
+	}
+	return b
+}
+
+func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// clock is the timer of a run: wall time, or the calling thread's CPU time.
+type clock struct{ thread bool }
+
+func (c clock) now() float64 {
+	if !c.thread {
+		return float64(time.Now().UnixNano()) * 1e-9
+	}
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
+}
+
+// processCPU returns the process's user+system CPU seconds.
+func processCPU() float64 {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)*1e-6
+}
+
+func main() {
+	shapes := flag.String("shapes", "64,2112,7168;128,2112,7168;1024,2112,7168;64,576,7168;128,576,7168;1024,576,7168;"+
+		"64,4096,1536;128,4096,1536;1024,4096,1536;64,4096,512;128,4096,512;1024,4096,512;"+
+		"64,7168,2048;128,7168,2048;1024,7168,2048", "semicolon-separated M,N,K shapes")
+	rounds := flag.Int("rounds", 5, "interleaved timing rounds (best kept)")
+	gonumRounds := flag.Int("gonum-rounds", 1, "timing rounds for gonum Sgemm (slow)")
+	python := flag.String("python", "/usr/bin/python3", "python with numpy for the OpenBLAS column (\"\" to skip)")
+	grouped := flag.Bool("grouped", true, "also compare grouped contiguous and masked calls with dense at equal FLOPs")
+	threads := flag.Int("threads", 0, "threads: 0 = GOMAXPROCS (wall time); 1 = one thread, timed in thread CPU time")
+	flag.Parse()
+	oneThread := *threads == 1
+	clk := clock{thread: oneThread}
+	if oneThread {
+		runtime.LockOSThread()
+	}
+	list, err := parseShapes(*shapes)
+	if err != nil || *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+		os.Exit(2)
+	}
+	var ob *openblas
+	if *python != "" {
+		var ver string
+		ob, ver, err = startOpenBLAS(*python, oneThread)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gemm-bench: OpenBLAS column skipped:", err)
+			ob = nil
+		} else {
+			defer ob.close()
+			fmt.Fprintf(os.Stderr, "gemm-bench: numpy %s\n", ver)
+		}
+	}
+	be := cpu.New()
+	nthreads := runtime.GOMAXPROCS(0)
+	if oneThread {
+		be = cpu.NewWithOptions(cpu.Options{Workers: 1})
+		nthreads = 1
+	}
+	ctx := context.Background()
+	timing := "wall time"
+	if oneThread {
+		timing = "thread CPU time"
+	}
+	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", cpu.Kernel(), nthreads, timing, *rounds)
+
+	// Peak: the FMA loop on every core, best of rounds.
+	var peaks []float64
+	peakOnce := func() {
+		const iters = 100000
+		if oneThread {
+			t := clk.now()
+			kernels.PeakLoop(iters)
+			peaks = append(peaks, kernels.PeakLoop(1)*iters/(clk.now()-t)/1e9)
+			return
+		}
+		w := runtime.GOMAXPROCS(0)
+		var wg sync.WaitGroup
+		t := time.Now()
+		for i := 0; i < w; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				kernels.PeakLoop(iters)
+			}()
+		}
+		wg.Wait()
+		el := since(t)
+		peaks = append(peaks, float64(w)*kernels.PeakLoop(1)*iters/el/1e9)
+	}
+
+	type row struct {
+		s                 gemmtest.Shape
+		cpuT, obT, gonumT []float64
+		problem           *gemmtest.Problem
+		d                 *gemm.Out
+		ga, gb, gc        blas32.General
+	}
+	rows := make([]*row, len(list))
+	for i, s := range list {
+		p := gemmtest.NewProblem(uint64(i+1), s, gemm.QuantOptions{})
+		r := &row{s: s, problem: p, d: gemmtest.NewOut(s.M, s.N, 0, false, 0)}
+		r.ga = blas32.General{Rows: s.M, Cols: s.K, Stride: s.K, Data: p.DA}
+		r.gb = blas32.General{Rows: s.N, Cols: s.K, Stride: s.K, Data: p.DB}
+		r.gc = blas32.General{Rows: s.M, Cols: s.N, Stride: s.N, Data: make([]float32, s.M*s.N)}
+		_ = be.GemmNT(ctx, p.A, p.B, r.d) // warm up
+		rows[i] = r
+	}
+	for round := 0; round < *rounds; round++ {
+		peakOnce()
+		for _, r := range rows {
+			t := clk.now()
+			if err := be.GemmNT(ctx, r.problem.A, r.problem.B, r.d); err != nil {
+				fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+				os.Exit(1)
+			}
+			r.cpuT = append(r.cpuT, clk.now()-t)
+			if ob != nil {
+				ts, err := ob.time(r.s)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "gemm-bench: OpenBLAS:", err)
+					os.Exit(1)
+				}
+				r.obT = append(r.obT, ts)
+			}
+			if round < *gonumRounds {
+				if oneThread {
+					c0 := processCPU()
+					blas32.Gemm(blas.NoTrans, blas.Trans, 1, r.ga, r.gb, 0, r.gc)
+					r.gonumT = append(r.gonumT, processCPU()-c0)
+				} else {
+					t := time.Now()
+					blas32.Gemm(blas.NoTrans, blas.Trans, 1, r.ga, r.gb, 0, r.gc)
+					r.gonumT = append(r.gonumT, since(t))
+				}
+			}
+		}
+	}
+	pk := 0.0
+	for _, p := range peaks {
+		pk = max(pk, p)
+	}
+	fmt.Printf("FMA peak (register-only loop, %d thread(s)): %.0f GFLOP/s\n\n", nthreads, pk)
+	fmt.Println("| M | N | K | cpu FP8 GFLOP/s | OpenBLAS f32 GFLOP/s | gonum f32 GFLOP/s | cpu/OpenBLAS | cpu/gonum | cpu % of peak |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	gf := func(s gemmtest.Shape, t float64) float64 {
+		return 2 * float64(s.M) * float64(s.N) * float64(s.K) / t / 1e9
+	}
+	for _, r := range rows {
+		c := gf(r.s, best(r.cpuT))
+		obs, ratio := "–", "–"
+		if len(r.obT) > 0 {
+			o := gf(r.s, best(r.obT))
+			obs, ratio = fmt.Sprintf("%.1f", o), fmt.Sprintf("%.2f×", c/o)
+		}
+		g := gf(r.s, best(r.gonumT))
+		fmt.Printf("| %d | %d | %d | %.1f | %s | %.1f | %s | %.1f× | %.0f%% |\n", r.s.M, r.s.N, r.s.K, c, obs, g, ratio, c/g, 100*c/pk)
+	}
+	if *grouped {
+		groupedBench(be, *rounds, clk)
+	}
+}
+
+// groupedBench compares the grouped calls with a dense call of equal FLOPs.
+func groupedBench(be *cpu.Backend, rounds int, clk clock) {
+	ctx := context.Background()
+	fmt.Println()
+	fmt.Println("| call | shape | GFLOP/s | vs dense |")
+	fmt.Println("|---|---|---:|---:|")
+	for _, c := range []struct{ g, m, n, k int }{{4, 1024, 4096, 2048}, {8, 1024, 7168, 2048}, {4, 256, 2112, 7168}} {
+		dense := gemmtest.NewProblem(7, gemmtest.Shape{M: c.m, N: c.n, K: c.k}, gemm.QuantOptions{})
+		bs := make([]*gemm.FP8Matrix, c.g)
+		for i := range bs {
+			bs[i] = dense.B
+		}
+		bg, _ := gemm.Stack(bs...)
+		idx := make([]int32, c.m)
+		for i := range idx {
+			idx[i] = int32(i / (c.m / c.g))
+		}
+		masked := make([]int32, c.g)
+		for i := range masked {
+			masked[i] = int32(c.m / c.g)
+		}
+		am := *dense.A
+		am.Groups, am.Rows = c.g, c.m/c.g
+		d := gemmtest.NewOut(c.m, c.n, 0, false, 0)
+		calls := []func() error{
+			func() error { return be.GemmNT(ctx, dense.A, dense.B, d) },
+			func() error { return be.GroupedContiguousNT(ctx, dense.A, bg, d, idx) },
+			func() error { return be.GroupedMaskedNT(ctx, &am, bg, d, masked, c.m/c.g) },
+		}
+		ts := make([][]float64, len(calls))
+		for r := 0; r < rounds; r++ {
+			for i, f := range calls {
+				t := clk.now()
+				if err := f(); err != nil {
+					fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+					os.Exit(1)
+				}
+				ts[i] = append(ts[i], clk.now()-t)
+			}
+		}
+		flops := 2 * float64(c.m) * float64(c.n) * float64(c.k)
+		names := []string{"dense", "contiguous", "masked"}
+		shapes := []string{fmt.Sprintf("M=%d N=%d K=%d", c.m, c.n, c.k),
+			fmt.Sprintf("G=%d M/group=%d N=%d K=%d", c.g, c.m/c.g, c.n, c.k),
+			fmt.Sprintf("G=%d maskedM=%d N=%d K=%d", c.g, c.m/c.g, c.n, c.k)}
+		for i := range calls {
+			fmt.Printf("| %s | %s | %.1f | %.2f× |\n", names[i], shapes[i], flops/best(ts[i])/1e9, best(ts[0])/best(ts[i]))
+		}
+	}
+}

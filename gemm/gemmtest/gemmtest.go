@@ -1,0 +1,730 @@
+// Package gemmtest is the conformance suite every gemm.Backend runs: the
+// same cases, the same oracles and the same upstream thresholds for the
+// reference backend and the fast ones (the gonum blas/testblas pattern).
+//
+// A backend's test calls
+//
+//	func TestConformance(t *testing.T) { gemmtest.Run(t, mybackend.New(), gemmtest.Options{}) }
+//
+// Cases a backend declares it cannot run (gemm.Caps) are skipped by name,
+// with the reason. Gates (DeepGEMM tests/test_core.py and
+// shared/specs/deepgemm.md §7.4): calc_diff(D, float64 product of the
+// unquantized inputs) < 1e−3 and calc_diff(D, float64 product of the
+// dequantized inputs) < 1e−5; float32 output paths < 1e−6; BF16 GEMM
+// < 1e−5. Large shapes run only without -short.
+package gemmtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/ref"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+// Thresholds, as upstream uses them.
+const (
+	// GateUnquantized bounds calc_diff against the float64 product of the
+	// unquantized inputs (DeepGEMM tests: 0.001).
+	GateUnquantized = 1e-3
+	// GateDequantized bounds calc_diff against the float64 product of the
+	// dequantized inputs; it catches scale-indexing bugs.
+	GateDequantized = 1e-5
+	// GateF32 bounds calc_diff for float32 outputs against the dequantized
+	// float64 product.
+	GateF32 = 1e-6
+	// GateBF16GEMM bounds calc_diff of the BF16 GEMM (DeepGEMM test_bf16).
+	GateBF16GEMM = 1e-5
+)
+
+// Options tunes Run.
+type Options struct {
+	// MaxMACs skips (by name) cases with more than this many
+	// multiply-accumulates (M·N·K summed over groups); 0 means no limit.
+	// The slow reference backend uses it to stay within CI time.
+	MaxMACs int
+	// Quick runs a reduced dense grid (two shapes) with every other case
+	// unchanged: for extra configurations of a backend (other kernel sets,
+	// one worker) once the full suite has run.
+	Quick bool
+}
+
+// Shape is one GEMM shape.
+type Shape struct{ M, N, K int }
+
+func (s Shape) String() string { return fmt.Sprintf("M=%d/N=%d/K=%d", s.M, s.N, s.K) }
+
+// DenseShapes returns the dense grid: upstream's normal shapes with M ∈
+// {1, 7, 64, 128, 1024} and (N,K) ∈ {(2112,7168), (576,7168), (4096,1536),
+// (4096,512), (7168,2048)}; with short set, a scaled-down grid (M ∈ {1, 7,
+// 64, 128}) that keeps the odd tails N=2112 and K=576.
+func DenseShapes(short bool) []Shape {
+	ms := []int{1, 7, 64, 128, 1024}
+	nks := [][2]int{{2112, 7168}, {576, 7168}, {4096, 1536}, {4096, 512}, {7168, 2048}}
+	if short {
+		return []Shape{{1, 2112, 576}, {7, 2112, 576}, {64, 2112, 576}, {1, 576, 768}, {64, 576, 768}, {128, 576, 768}}
+	}
+	var out []Shape
+	for _, m := range ms {
+		for _, nk := range nks {
+			out = append(out, Shape{m, nk[0], nk[1]})
+		}
+	}
+	return out
+}
+
+// Problem is a quantized test problem with its inputs.
+type Problem struct {
+	X, Y   []float32         // unquantized A [M,K] and B [N,K]
+	A, B   *gemm.FP8Matrix   // quantized: A per-token, B per-block
+	DA, DB []float32         // dequantized A and B
+	Shape  Shape             // dimensions
+	Opt    gemm.QuantOptions // quantizer options
+}
+
+// Randn returns n values drawn from N(0,1) and rounded to BF16, as
+// DeepGEMM's tests feed torch.randn(..., dtype=torch.bfloat16).
+func Randn(r *rand.Rand, n int) []float32 {
+	x := testutil.Normal(r, n, 0, 1)
+	for i, v := range x {
+		x[i] = tensor.BF16FromFloat32(v).Float32()
+	}
+	return x
+}
+
+// NewProblem draws X [M,K] and Y [N,K], quantizes X per token and Y per
+// block with opt, and dequantizes them.
+func NewProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
+	r := testutil.RNG(seed)
+	p := &Problem{X: Randn(r, s.M*s.K), Y: Randn(r, s.N*s.K), Shape: s, Opt: opt}
+	var err error
+	if p.A, err = gemm.QuantizePerToken(p.X, s.M, s.K, opt); err != nil {
+		panic(err)
+	}
+	if p.B, err = gemm.QuantizePerBlock(p.Y, s.N, s.K, opt); err != nil {
+		panic(err)
+	}
+	p.DA, _ = gemm.Dequantize(p.A)
+	p.DB, _ = gemm.Dequantize(p.B)
+	return p
+}
+
+var oracleCache sync.Map // key: *float32 of x, *float32 of y, m, n, k
+
+type oracleKey struct {
+	x, y    *float32
+	m, n, k int
+}
+
+// cachedMatMulNT64 memoises MatMulNT64 for inputs that live as long as the
+// problem cache (the same test problem is checked against several backend
+// configurations).
+func cachedMatMulNT64(x, y []float32, m, n, k int) []float64 {
+	if len(x) == 0 || len(y) == 0 {
+		return MatMulNT64(x, y, m, n, k)
+	}
+	key := oracleKey{&x[0], &y[0], m, n, k}
+	if v, ok := oracleCache.Load(key); ok {
+		return v.([]float64)
+	}
+	v := MatMulNT64(x, y, m, n, k)
+	oracleCache.Store(key, v)
+	return v
+}
+
+var problemCache sync.Map
+
+type problemKey struct {
+	seed uint64
+	s    Shape
+	opt  gemm.QuantOptions
+}
+
+// cachedProblem returns NewProblem(seed, s, opt), shared between runs that
+// do not modify it.
+func cachedProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
+	key := problemKey{seed, s, opt}
+	if v, ok := problemCache.Load(key); ok {
+		return v.(*Problem)
+	}
+	p := NewProblem(seed, s, opt)
+	problemCache.Store(key, p)
+	return p
+}
+
+// MatMulNT64 returns the float64 product x [m,k] · y [n,k]ᵀ as [m,n],
+// computed on all cores.
+func MatMulNT64(x, y []float32, m, n, k int) []float64 {
+	out := make([]float64, m*n)
+	w := min(runtime.GOMAXPROCS(0), max(m, 1))
+	var wg sync.WaitGroup
+	for t := 0; t < w; t++ {
+		wg.Add(1)
+		go func(t int) {
+			defer wg.Done()
+			xr := make([]float64, k)
+			for i := t; i < m; i += w {
+				for kk := 0; kk < k; kk++ {
+					xr[kk] = float64(x[i*k+kk])
+				}
+				for j := 0; j < n; j++ {
+					yr := y[j*k : (j+1)*k]
+					var s0, s1 float64
+					kk := 0
+					for ; kk+1 < k; kk += 2 {
+						s0 += xr[kk] * float64(yr[kk])
+						s1 += xr[kk+1] * float64(yr[kk+1])
+					}
+					if kk < k {
+						s0 += xr[kk] * float64(yr[kk])
+					}
+					out[i*n+j] = s0 + s1
+				}
+			}
+		}(t)
+	}
+	wg.Wait()
+	return out
+}
+
+// OutF64 reads D [Rows, Cols] (honouring Stride) as float64.
+func OutF64(d *gemm.Out) []float64 {
+	out := make([]float64, 0, d.Rows*d.Cols)
+	for r := 0; r < d.Rows; r++ {
+		for c := 0; c < d.Cols; c++ {
+			i := r*d.RowStride() + c
+			if d.F32 != nil {
+				out = append(out, float64(d.F32[i]))
+			} else {
+				out = append(out, float64(d.BF16[i].Float32()))
+			}
+		}
+	}
+	return out
+}
+
+// NewOut returns an output [rows, cols] with the given stride (0:
+// contiguous), BF16 or float32, every element set to fill.
+func NewOut(rows, cols, stride int, f32 bool, fill float32) *gemm.Out {
+	d := &gemm.Out{Rows: rows, Cols: cols, Stride: stride}
+	n := 0
+	if rows > 0 {
+		n = (rows-1)*d.RowStride() + cols
+	}
+	if f32 {
+		d.F32 = make([]float32, n)
+		for i := range d.F32 {
+			d.F32[i] = fill
+		}
+	} else {
+		d.BF16 = make([]tensor.BF16, n)
+		for i := range d.BF16 {
+			d.BF16[i] = tensor.BF16FromFloat32(fill)
+		}
+	}
+	return d
+}
+
+// checkGate fails t when calc_diff(got, want) ≥ gate or is NaN.
+func checkGate(t *testing.T, what string, got, want []float64, gate float64) {
+	t.Helper()
+	diff := testutil.CalcDiff(got, want)
+	if !(diff < gate) {
+		t.Errorf("%s: calc_diff = %.3g, want < %.0e", what, diff, gate)
+	}
+}
+
+// sentinel fills outputs before a call; it is exact in BF16.
+const sentinel = 1536
+
+type suite struct {
+	b    gemm.Backend
+	caps gemm.Caps
+	opt  Options
+}
+
+func (s *suite) limit(t *testing.T, macs int) {
+	t.Helper()
+	if s.opt.MaxMACs > 0 && macs > s.opt.MaxMACs {
+		t.Skipf("%s: %d MACs above this backend's test limit %d", s.b.Name(), macs, s.opt.MaxMACs)
+	}
+}
+
+func (s *suite) need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if !ok {
+		t.Skipf("backend %s declares no support for %s", s.b.Name(), what)
+	}
+}
+
+func (s *suite) shapeOK(t *testing.T, n, k int) {
+	t.Helper()
+	if s.caps.KAlign > 1 && k%s.caps.KAlign != 0 {
+		t.Skipf("backend %s needs K %% %d == 0 (K=%d)", s.b.Name(), s.caps.KAlign, k)
+	}
+	if s.caps.NAlign > 1 && n%s.caps.NAlign != 0 {
+		t.Skipf("backend %s needs N %% %d == 0 (N=%d)", s.b.Name(), s.caps.NAlign, n)
+	}
+}
+
+// Run runs every conformance case against b.
+func Run(t *testing.T, b gemm.Backend, opt Options) {
+	s := &suite{b: b, caps: b.Caps(), opt: opt}
+	t.Run("Dense", s.dense)
+	t.Run("Tails", s.tails)
+	t.Run("UE8M0", s.ue8m0)
+	t.Run("OutF32Accumulate", s.accumulate)
+	t.Run("Strided", s.strided)
+	t.Run("Contiguous", s.contiguous)
+	t.Run("Masked", s.masked)
+	t.Run("BF16", s.bf16)
+	t.Run("Edges", s.edges)
+	t.Run("NaN", s.nan)
+	t.Run("BadInput", s.badInput)
+	t.Run("Cancel", s.cancel)
+	if b.Name() != "ref" {
+		t.Run("AgreesWithRef", s.agreesWithRef)
+	}
+}
+
+// gemmCase runs GemmNT on p and checks both gates.
+func (s *suite) gemmCase(t *testing.T, p *Problem, seedName string) {
+	t.Helper()
+	sh := p.Shape
+	s.need(t, s.caps.OutBF16, "BF16 output")
+	s.shapeOK(t, sh.N, sh.K)
+	s.limit(t, sh.M*sh.N*sh.K)
+	d := NewOut(sh.M, sh.N, 0, false, sentinel)
+	if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		t.Fatalf("%s: GemmNT: %v", seedName, err)
+	}
+	got := OutF64(d)
+	checkGate(t, "vs unquantized", got, cachedMatMulNT64(p.X, p.Y, sh.M, sh.N, sh.K), GateUnquantized)
+	checkGate(t, "vs dequantized", got, cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), GateDequantized)
+}
+
+func (s *suite) dense(t *testing.T) {
+	s.need(t, s.caps.ScalesF32, "float32 scales")
+	shapes := DenseShapes(testing.Short())
+	if s.opt.Quick {
+		shapes = []Shape{{7, 2112, 576}, {128, 576, 768}}
+	}
+	for i, sh := range shapes {
+		t.Run(sh.String(), func(t *testing.T) {
+			s.gemmCase(t, cachedProblem(uint64(100+i), sh, gemm.QuantOptions{}), "dense")
+		})
+	}
+}
+
+func (s *suite) tails(t *testing.T) {
+	s.need(t, s.caps.ScalesF32, "float32 scales")
+	shapes := []Shape{{7, 2112, 576}, {64, 264, 130}, {5, 129, 1}, {33, 130, 257}}
+	for i, sh := range shapes {
+		t.Run(sh.String(), func(t *testing.T) {
+			s.gemmCase(t, cachedProblem(uint64(200+i), sh, gemm.QuantOptions{}), "tail")
+		})
+	}
+}
+
+func (s *suite) ue8m0(t *testing.T) {
+	s.need(t, s.caps.ScalesUE8M0, "UE8M0 scales")
+	shapes := []Shape{{64, 576, 768}, {7, 2112, 576}}
+	if !testing.Short() {
+		shapes = append(shapes, Shape{128, 2112, 7168})
+	}
+	for i, sh := range shapes {
+		t.Run(sh.String(), func(t *testing.T) {
+			p := cachedProblem(uint64(300+i), sh, gemm.QuantOptions{UE8M0: true})
+			if p.A.Format != gemm.ScaleUE8M0 || p.B.Format != gemm.ScaleUE8M0 {
+				t.Fatal("quantizer did not produce UE8M0 scales")
+			}
+			s.gemmCase(t, p, "ue8m0")
+		})
+	}
+}
+
+// addC returns c + want elementwise.
+func addC(want []float64, c []float32, rows, cols, stride int) []float64 {
+	out := make([]float64, len(want))
+	for r := 0; r < rows; r++ {
+		for j := 0; j < cols; j++ {
+			out[r*cols+j] = want[r*cols+j] + float64(c[r*stride+j])
+		}
+	}
+	return out
+}
+
+func (s *suite) accumulate(t *testing.T) {
+	sh := Shape{64, 576, 768}
+	p := cachedProblem(400, sh, gemm.QuantOptions{})
+	want := cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
+	r := testutil.RNG(401)
+	c := testutil.Normal(r, sh.M*sh.N, 0, 32)
+	t.Run("F32", func(t *testing.T) {
+		s.need(t, s.caps.OutF32, "float32 output")
+		d := NewOut(sh.M, sh.N, 0, true, sentinel)
+		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		checkGate(t, "F32 out", OutF64(d), want, GateF32)
+	})
+	t.Run("F32+C", func(t *testing.T) {
+		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
+		d := NewOut(sh.M, sh.N, 0, true, sentinel)
+		d.C = c
+		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		checkGate(t, "F32 out + C", OutF64(d), addC(want, c, sh.M, sh.N, sh.N), GateF32)
+	})
+	t.Run("InPlace", func(t *testing.T) {
+		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "in-place float32 accumulation")
+		d := NewOut(sh.M, sh.N, 0, true, 0)
+		copy(d.F32, c)
+		d.C = d.F32
+		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		checkGate(t, "D += A·Bᵀ", OutF64(d), addC(want, c, sh.M, sh.N, sh.N), GateF32)
+	})
+	t.Run("BF16+C", func(t *testing.T) {
+		s.need(t, s.caps.OutBF16 && s.caps.Accumulate, "BF16 output with C")
+		d := NewOut(sh.M, sh.N, 0, false, sentinel)
+		d.C = c
+		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		checkGate(t, "BF16 out + C", OutF64(d), addC(want, c, sh.M, sh.N, sh.N), GateDequantized)
+	})
+}
+
+// restride copies m's rows into a buffer with the given row stride, filling
+// the gaps with NaN codes that would poison any result that read them.
+func restride(m *gemm.FP8Matrix, stride int) *gemm.FP8Matrix {
+	out := *m
+	rows := m.NumGroups() * m.Rows
+	out.Stride = stride
+	out.Data = make([]tensor.E4M3, rows*stride)
+	for i := range out.Data {
+		out.Data[i] = tensor.E4M3NaNBits
+	}
+	for r := 0; r < rows; r++ {
+		copy(out.Data[r*stride:], m.Data[r*m.RowStride():r*m.RowStride()+m.K])
+	}
+	return &out
+}
+
+func (s *suite) strided(t *testing.T) {
+	s.need(t, s.caps.Strided, "row strides")
+	sh := Shape{37, 200, 300}
+	s.shapeOK(t, sh.N, sh.K)
+	p := NewProblem(500, sh, gemm.QuantOptions{})
+	a, b := restride(p.A, sh.K+16), restride(p.B, sh.K+5)
+	d := NewOut(sh.M, sh.N, sh.N+8, true, sentinel)
+	if err := s.b.GemmNT(context.Background(), a, b, d); err != nil {
+		t.Fatal(err)
+	}
+	checkGate(t, "strided", OutF64(d), MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), GateF32)
+	for r := 0; r < sh.M-1; r++ {
+		for c := sh.N; c < sh.N+8; c++ {
+			if v := d.F32[r*(sh.N+8)+c]; v != sentinel {
+				t.Fatalf("D stride gap [%d,%d] overwritten with %v", r, c, v)
+			}
+		}
+	}
+}
+
+// untouched checks that the listed rows of d still hold the fill value.
+func untouched(t *testing.T, d *gemm.Out, rows []int, fill float32) {
+	t.Helper()
+	for _, r := range rows {
+		for c := 0; c < d.Cols; c++ {
+			i := r*d.RowStride() + c
+			var v float32
+			if d.F32 != nil {
+				v = d.F32[i]
+			} else {
+				v = d.BF16[i].Float32()
+			}
+			if v != fill {
+				t.Fatalf("row %d col %d = %v, want untouched %v", r, c, v, fill)
+			}
+		}
+	}
+}
+
+func (s *suite) contiguous(t *testing.T) {
+	s.need(t, s.caps.Contiguous, "the contiguous grouped layout")
+	type cfg struct{ g, m, n, k int }
+	cfgs := []cfg{{4, 80, 320, 640}, {3, 40, 264, 130}}
+	if !testing.Short() {
+		cfgs = append(cfgs, cfg{4, 384, 4096, 2048}, cfg{8, 192, 2112, 7168})
+	}
+	for i, c := range cfgs {
+		t.Run(fmt.Sprintf("G=%d/M=%d/N=%d/K=%d", c.g, c.m, c.n, c.k), func(t *testing.T) {
+			s.shapeOK(t, c.n, c.k)
+			s.limit(t, c.g*c.m*c.n*c.k)
+			r := testutil.RNG(uint64(600 + i))
+			var idx []int32
+			var seg [][2]int
+			for g := 0; g < c.g; g++ {
+				mg := int(float64(c.m) * (0.7 + 0.6*r.Float64()))
+				if g == 1 {
+					mg = 0 // an empty group
+				}
+				start := len(idx)
+				for j := 0; j < gemm.AlignM(mg); j++ {
+					v := int32(g)
+					if j >= mg {
+						v = -1
+					}
+					idx = append(idx, v)
+				}
+				seg = append(seg, [2]int{start, mg})
+			}
+			mTot := len(idx)
+			x := Randn(r, mTot*c.k)
+			a, _ := gemm.QuantizePerToken(x, mTot, c.k, gemm.QuantOptions{})
+			da, _ := gemm.Dequantize(a)
+			var bs []*gemm.FP8Matrix
+			var ys [][]float32
+			for g := 0; g < c.g; g++ {
+				y := Randn(r, c.n*c.k)
+				bq, _ := gemm.QuantizePerBlock(y, c.n, c.k, gemm.QuantOptions{})
+				bs, ys = append(bs, bq), append(ys, y)
+			}
+			b, err := gemm.Stack(bs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, zero := range []bool{false, true} {
+				d := NewOut(mTot, c.n, 0, false, sentinel)
+				d.ZeroUnused = zero
+				if err := s.b.GroupedContiguousNT(context.Background(), a, b, d, idx); err != nil {
+					t.Fatal(err)
+				}
+				got := OutF64(d)
+				var pad []int
+				for i, v := range idx {
+					if v < 0 {
+						pad = append(pad, i)
+					}
+				}
+				if zero {
+					untouched(t, d, pad, 0)
+				} else {
+					untouched(t, d, pad, sentinel)
+				}
+				for g, sg := range seg {
+					if sg[1] == 0 {
+						continue
+					}
+					lo, hi := sg[0]*c.n, (sg[0]+sg[1])*c.n
+					gd := MatMulNT64(da[sg[0]*c.k:(sg[0]+sg[1])*c.k], mustDeq(bs[g]), sg[1], c.n, c.k)
+					gu := MatMulNT64(x[sg[0]*c.k:(sg[0]+sg[1])*c.k], ys[g], sg[1], c.n, c.k)
+					checkGate(t, fmt.Sprintf("group %d vs dequantized", g), got[lo:hi], gd, GateDequantized)
+					checkGate(t, fmt.Sprintf("group %d vs unquantized", g), got[lo:hi], gu, GateUnquantized)
+				}
+			}
+		})
+	}
+}
+
+func mustDeq(m *gemm.FP8Matrix) []float32 {
+	d, err := gemm.Dequantize(m)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func (s *suite) masked(t *testing.T) {
+	s.need(t, s.caps.Masked, "the masked grouped layout")
+	type cfg struct{ g, mmax, n, k int }
+	cfgs := []cfg{{4, 48, 320, 576}}
+	if !testing.Short() {
+		cfgs = append(cfgs, cfg{4, 256, 4096, 2048}, cfg{2, 512, 7168, 2048})
+	}
+	for i, c := range cfgs {
+		t.Run(fmt.Sprintf("G=%d/Mmax=%d/N=%d/K=%d", c.g, c.mmax, c.n, c.k), func(t *testing.T) {
+			s.shapeOK(t, c.n, c.k)
+			s.limit(t, c.g*c.mmax*c.n*c.k)
+			r := testutil.RNG(uint64(700 + i))
+			masked := make([]int32, c.g)
+			choices := []int32{0, 1, int32(c.mmax), int32(r.IntN(c.mmax + 1))}
+			for g := range masked {
+				masked[g] = choices[g%len(choices)]
+			}
+			var as, bs []*gemm.FP8Matrix
+			var xs, ys [][]float32
+			for g := 0; g < c.g; g++ {
+				x, y := Randn(r, c.mmax*c.k), Randn(r, c.n*c.k)
+				aq, _ := gemm.QuantizePerToken(x, c.mmax, c.k, gemm.QuantOptions{})
+				bq, _ := gemm.QuantizePerBlock(y, c.n, c.k, gemm.QuantOptions{})
+				as, bs, xs, ys = append(as, aq), append(bs, bq), append(xs, x), append(ys, y)
+			}
+			a, _ := gemm.Stack(as...)
+			b, _ := gemm.Stack(bs...)
+			for _, zero := range []bool{false, true} {
+				d := NewOut(c.g*c.mmax, c.n, 0, false, sentinel)
+				d.ZeroUnused = zero
+				if err := s.b.GroupedMaskedNT(context.Background(), a, b, d, masked, c.mmax/2); err != nil {
+					t.Fatal(err)
+				}
+				got := OutF64(d)
+				for g := 0; g < c.g; g++ {
+					var rest []int
+					for m := int(masked[g]); m < c.mmax; m++ {
+						rest = append(rest, g*c.mmax+m)
+					}
+					fill := float32(sentinel)
+					if zero {
+						fill = 0
+					}
+					untouched(t, d, rest, fill)
+					mg := int(masked[g])
+					if mg == 0 {
+						continue
+					}
+					lo := g * c.mmax * c.n
+					gd := MatMulNT64(mustDeq(as[g])[:mg*c.k], mustDeq(bs[g]), mg, c.n, c.k)
+					gu := MatMulNT64(xs[g][:mg*c.k], ys[g], mg, c.n, c.k)
+					checkGate(t, fmt.Sprintf("group %d (maskedM=%d) vs dequantized", g, mg), got[lo:lo+mg*c.n], gd, GateDequantized)
+					checkGate(t, fmt.Sprintf("group %d (maskedM=%d) vs unquantized", g, mg), got[lo:lo+mg*c.n], gu, GateUnquantized)
+				}
+			}
+		})
+	}
+}
+
+func bf16Matrix(r *rand.Rand, rows, k int) (*gemm.BF16Matrix, []float32) {
+	x := Randn(r, rows*k)
+	m := &gemm.BF16Matrix{Rows: rows, K: k, Data: make([]tensor.BF16, rows*k)}
+	tensor.EncodeBF16(m.Data, x)
+	return m, x
+}
+
+func (s *suite) bf16(t *testing.T) {
+	s.need(t, s.caps.BF16, "the BF16 GEMM")
+	shapes := []Shape{{64, 576, 1000}, {7, 130, 129}}
+	if !testing.Short() {
+		shapes = append(shapes, Shape{128, 2112, 7168})
+	}
+	for i, sh := range shapes {
+		t.Run(sh.String(), func(t *testing.T) {
+			s.shapeOK(t, sh.N, sh.K)
+			s.limit(t, sh.M*sh.N*sh.K)
+			r := testutil.RNG(uint64(800 + i))
+			a, x := bf16Matrix(r, sh.M, sh.K)
+			b, y := bf16Matrix(r, sh.N, sh.K)
+			want := MatMulNT64(x, y, sh.M, sh.N, sh.K)
+			for _, f32 := range []bool{false, true} {
+				if f32 && !s.caps.OutF32 || !f32 && !s.caps.OutBF16 {
+					continue
+				}
+				d := NewOut(sh.M, sh.N, 0, f32, sentinel)
+				if err := s.b.BF16GemmNT(context.Background(), a, b, d); err != nil {
+					t.Fatal(err)
+				}
+				checkGate(t, fmt.Sprintf("BF16 GEMM (f32 out %v)", f32), OutF64(d), want, GateBF16GEMM)
+			}
+		})
+	}
+}
+
+func (s *suite) edges(t *testing.T) {
+	s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
+	ctx := context.Background()
+	t.Run("M=0", func(t *testing.T) {
+		p := NewProblem(900, Shape{0, 64, 256}, gemm.QuantOptions{})
+		d := NewOut(0, 64, 0, true, sentinel)
+		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("N=0", func(t *testing.T) {
+		p := NewProblem(901, Shape{8, 0, 256}, gemm.QuantOptions{})
+		d := NewOut(8, 0, 0, true, sentinel)
+		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("K=0", func(t *testing.T) {
+		s.shapeOK(t, 8, 0)
+		p := NewProblem(902, Shape{4, 8, 0}, gemm.QuantOptions{})
+		d := NewOut(4, 8, 0, true, sentinel)
+		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		untouched(t, d, []int{0, 1, 2, 3}, 0)
+		d = NewOut(4, 8, 0, true, sentinel)
+		d.C = make([]float32, 32)
+		for i := range d.C {
+			d.C[i] = 7
+		}
+		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		untouched(t, d, []int{0, 1, 2, 3}, 7)
+	})
+}
+
+func (s *suite) nan(t *testing.T) {
+	sh := Shape{16, 200, 384}
+	s.shapeOK(t, sh.N, sh.K)
+	p := NewProblem(950, sh, gemm.QuantOptions{})
+	p.A.Data[3*sh.K+5] = tensor.E4M3NaNBits
+	p.B.Data[150*sh.K+300] = tensor.E4M3NaNBits | 0x80
+	d := NewOut(sh.M, sh.N, 0, false, sentinel)
+	if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		t.Fatal(err)
+	}
+	for m := 0; m < sh.M; m++ {
+		for n := 0; n < sh.N; n++ {
+			v := d.BF16[m*sh.N+n]
+			if want := m == 3 || n == 150; v.IsNaN() != want {
+				t.Fatalf("D[%d,%d] = %v, NaN expected: %v", m, n, v.Float32(), want)
+			}
+		}
+	}
+}
+
+func (s *suite) cancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := NewProblem(960, Shape{64, 256, 256}, gemm.QuantOptions{})
+	d := NewOut(64, 256, 0, false, 0)
+	if err := s.b.GemmNT(ctx, p.A, p.B, d); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled GemmNT returned %v, want context.Canceled", err)
+	}
+}
+
+func (s *suite) agreesWithRef(t *testing.T) {
+	for i, opt := range []gemm.QuantOptions{{}, {UE8M0: true}} {
+		sh := Shape{67, 330, 640}
+		p := NewProblem(uint64(970+i), sh, opt)
+		for _, f32 := range []bool{false, true} {
+			if f32 && !s.caps.OutF32 || !f32 && !s.caps.OutBF16 || opt.UE8M0 && !s.caps.ScalesUE8M0 {
+				continue
+			}
+			d1, d2 := NewOut(sh.M, sh.N, 0, f32, 0), NewOut(sh.M, sh.N, 0, f32, 0)
+			if err := s.b.GemmNT(context.Background(), p.A, p.B, d1); err != nil {
+				t.Fatal(err)
+			}
+			if err := ref.New().GemmNT(context.Background(), p.A, p.B, d2); err != nil {
+				t.Fatal(err)
+			}
+			checkGate(t, fmt.Sprintf("vs ref (ue8m0=%v f32=%v)", opt.UE8M0, f32), OutF64(d1), OutF64(d2), GateDequantized)
+			if d := testutil.MaxAbsDiff(OutF64(d1), OutF64(d2)); f32 && d > 1e-3 {
+				t.Errorf("max |cpu−ref| = %g", d)
+			}
+		}
+	}
+}

@@ -1,0 +1,165 @@
+// Package ref is the reference gemm backend: the literal definition of
+// DeepGEMM's FP8 GEMM, one output element at a time, with no blocking and no
+// SIMD, for any shape. It is the oracle the faster backends are checked
+// against and the definition the conformance suite (gemm/gemmtest) pins.
+//
+// For every output element it computes, for each 128-wide K block kb, the
+// FP8 partial P = Σ a·b in float32 (products are exact), then
+// acc = acc + float32(sa·sb)·P in float32 (every step rounded, no fused
+// multiply-add), and finally D = bf16_rn(C + acc) or float32(C + acc)
+// (DeepGEMM deep_gemm/include/deep_gemm/fp8_gemm.cuh, SM90 1D2D kernel;
+// shared/specs/deepgemm.md §2.2).
+package ref
+
+import (
+	"context"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+// Backend is the reference implementation of gemm.Backend. Its zero value
+// is ready to use.
+type Backend struct{}
+
+// New returns the reference backend.
+func New() *Backend { return &Backend{} }
+
+// Name returns "ref".
+func (*Backend) Name() string { return "ref" }
+
+// Caps reports full support: every call, both scale formats, both output
+// dtypes, C accumulation, strides, any K and N.
+func (*Backend) Caps() gemm.Caps {
+	return gemm.Caps{Contiguous: true, Masked: true, BF16: true, ScalesF32: true, ScalesUE8M0: true,
+		OutBF16: true, OutF32: true, Accumulate: true, Strided: true, KAlign: 1, NAlign: 1}
+}
+
+// row computes D[dRow, :] from row aRow of group ag of a and group bg of b.
+func row(a, b *gemm.FP8Matrix, d *gemm.Out, ag, aRow, bg, dRow int) {
+	ar := a.Row(ag, aRow)
+	kbs := a.KBlocks()
+	for n := 0; n < b.Rows; n++ {
+		br := b.Row(bg, n)
+		var acc float32
+		for kb := 0; kb < kbs; kb++ {
+			lo, hi := kb*gemm.BlockK, min((kb+1)*gemm.BlockK, a.K)
+			var part float32
+			for k := lo; k < hi; k++ {
+				p := float32(ar[k].Float32() * br[k].Float32())
+				part = float32(part + p)
+			}
+			s := float32(a.Scale(ag, aRow, kb) * b.Scale(bg, n, kb))
+			acc = float32(acc + float32(s*part))
+		}
+		store(d, dRow, n, acc)
+	}
+}
+
+func store(d *gemm.Out, r, c int, acc float32) {
+	i := r*d.RowStride() + c
+	if d.C != nil {
+		acc = float32(d.C[i] + acc)
+	}
+	if d.F32 != nil {
+		d.F32[i] = acc
+	} else {
+		d.BF16[i] = tensor.BF16FromFloat32(acc)
+	}
+}
+
+func zeroRow(d *gemm.Out, r int) {
+	off := r * d.RowStride()
+	for c := 0; c < d.Cols; c++ {
+		if d.F32 != nil {
+			d.F32[off+c] = 0
+		} else {
+			d.BF16[off+c] = 0
+		}
+	}
+}
+
+// GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). Errors: those of
+// gemm.ValidateGemmNT, or ctx's error if it is cancelled between rows.
+func (*Backend) GemmNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out) error {
+	if err := gemm.ValidateGemmNT(a, b, d); err != nil {
+		return err
+	}
+	for m := 0; m < a.Rows; m++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		row(a, b, d, 0, m, 0, m)
+	}
+	return nil
+}
+
+// GroupedContiguousNT computes D[m] = C[m] + A[m]·B[mIndices[m]]ᵀ for rows
+// with mIndices[m] ≥ 0 (DeepGEMM m_grouped_fp8_gemm_nt_contiguous). Rows
+// with −1 are left untouched, or zeroed when d.ZeroUnused. Errors: those of
+// gemm.ValidateContiguous, or ctx's error.
+func (*Backend) GroupedContiguousNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out, mIndices []int32) error {
+	if err := gemm.ValidateContiguous(a, b, d, mIndices); err != nil {
+		return err
+	}
+	for m := 0; m < a.Rows; m++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch g := int(mIndices[m]); {
+		case g >= 0:
+			row(a, b, d, 0, m, g, m)
+		case d.ZeroUnused:
+			zeroRow(d, m)
+		}
+	}
+	return nil
+}
+
+// GroupedMaskedNT computes D[g,m] = C[g,m] + A[g,m]·B[g]ᵀ for m <
+// maskedM[g] (DeepGEMM m_grouped_fp8_gemm_nt_masked); other rows are left
+// untouched, or zeroed when d.ZeroUnused. expectedM is ignored. Errors:
+// those of gemm.ValidateMasked, or ctx's error.
+func (*Backend) GroupedMaskedNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out, maskedM []int32, expectedM int) error {
+	if err := gemm.ValidateMasked(a, b, d, maskedM, expectedM); err != nil {
+		return err
+	}
+	for g := 0; g < a.NumGroups(); g++ {
+		for m := 0; m < a.Rows; m++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			switch {
+			case m < int(maskedM[g]):
+				row(a, b, d, g, m, g, g*a.Rows+m)
+			case d.ZeroUnused:
+				zeroRow(d, g*a.Rows+m)
+			}
+		}
+	}
+	return nil
+}
+
+// BF16GemmNT computes D = C + A·Bᵀ for BF16 operands with a float32
+// accumulator over all of K (DeepGEMM bf16_gemm_nt). Errors: those of
+// gemm.ValidateBF16, or ctx's error.
+func (*Backend) BF16GemmNT(ctx context.Context, a, b *gemm.BF16Matrix, d *gemm.Out) error {
+	if err := gemm.ValidateBF16(a, b, d); err != nil {
+		return err
+	}
+	for m := 0; m < a.Rows; m++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ar := a.Data[m*a.RowStride():]
+		for n := 0; n < b.Rows; n++ {
+			br := b.Data[n*b.RowStride():]
+			var acc float32
+			for k := 0; k < a.K; k++ {
+				acc = float32(acc + float32(ar[k].Float32()*br[k].Float32()))
+			}
+			store(d, m, n, acc)
+		}
+	}
+	return nil
+}

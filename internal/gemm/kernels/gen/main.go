@@ -1,0 +1,397 @@
+//go:build ignore
+
+// Command gen writes kernels_amd64.s: the AVX-512 and AVX2+FMA micro-kernels
+// and E4M3 decoders of package kernels. Run from the kernels directory:
+//
+//	go run gen/main.go > kernels_amd64.s
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+var w strings.Builder
+
+// prefetchA is the distance in bytes at which the micro-kernels prefetch
+// the packed A panel (0: none).
+var prefetchA = 0
+
+func p(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+
+// bRow returns the address of broadcast row j (of 12) given BX (rows 0-3),
+// R13 (rows 4-7) and SI (rows 8-11), R11 = row stride, R12 = 3·stride.
+func bRow(j int) string {
+	base := []string{"BX", "R13", "SI"}[j/4]
+	switch j % 4 {
+	case 0:
+		return "(" + base + ")"
+	case 1:
+		return "(" + base + ")(R11*1)"
+	case 2:
+		return "(" + base + ")(R11*2)"
+	}
+	return "(" + base + ")(R12*1)"
+}
+
+// micro writes a micro-kernel with mr = vecs·lanes rows (vector operand A,
+// packed [kc][mr]) and nr broadcast columns (B rows, stride ldb floats).
+func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast int, zero, vzero string) {
+	mr := vecs * lanes
+	vb := lanes * 4 // vector bytes
+	p("// func %s(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)", name)
+	p("// Computes c[j*ldc+i] += sa[i]*sb[j] * Σ_p a[p*%d+i]*b[j*ldb+p] for i < %d, j < %d.", mr, mr, nr)
+	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+	p("\tMOVQ kc+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ b+16(FP), BX")
+	p("\tMOVQ ldb+24(FP), R11")
+	p("\tSHLQ $2, R11")
+	p("\tLEAQ (R11)(R11*2), R12")
+	p("\tLEAQ (BX)(R11*4), R13")
+	p("\tLEAQ (R13)(R11*4), SI")
+	nacc := vecs * nr
+	for i := 0; i < nacc; i++ {
+		p("\t%s %s%d, %s%d, %s%d", zero, reg, i, reg, i, reg, i)
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJZ %s_promote", name)
+	p("%s_loop:", name)
+	for v := 0; v < vecs; v++ {
+		p("\tVMOVUPS %d(AX), %s%d", v*vb, reg, nacc+v)
+	}
+	if prefetchA > 0 {
+		for off := 0; off < mr*4; off += 64 {
+			p("\tPREFETCHT0 %d(AX)", prefetchA+off)
+		}
+	}
+	for j := 0; j < nr; j++ {
+		br := bcast0 + j%nbcast
+		p("\tVBROADCASTSS %s, %s%d", bRow(j), reg, br)
+		for v := 0; v < vecs; v++ {
+			p("\tVFMADD231PS %s%d, %s%d, %s%d", reg, nacc+v, reg, br, reg, j*vecs+v)
+		}
+	}
+	p("\tADDQ $%d, AX", mr*4)
+	p("\tADDQ $4, BX")
+	p("\tADDQ $4, R13")
+	p("\tADDQ $4, SI")
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	p("%s_promote:", name)
+	p("\tMOVQ sa+48(FP), DI")
+	for v := 0; v < vecs; v++ {
+		p("\tVMOVUPS %d(DI), %s%d", v*vb, reg, nacc+v)
+	}
+	p("\tMOVQ sb+56(FP), DI")
+	p("\tMOVQ c+32(FP), DX")
+	p("\tMOVQ ldc+40(FP), R8")
+	p("\tSHLQ $2, R8")
+	s, t := bcast0, bcast0+1
+	for j := 0; j < nr; j++ {
+		p("\tVBROADCASTSS %d(DI), %s%d", 4*j, reg, s)
+		for v := 0; v < vecs; v++ {
+			p("\tVMULPS %s%d, %s%d, %s%d", reg, nacc+v, reg, s, reg, t)
+			p("\tVFMADD213PS %d(DX), %s%d, %s%d", v*vb, reg, t, reg, j*vecs+v)
+			p("\tVMOVUPS %s%d, %d(DX)", reg, j*vecs+v, v*vb)
+		}
+		p("\tADDQ R8, DX")
+	}
+	p("\t%s", vzero)
+	p("\tRET")
+	p("")
+}
+
+func decodeConsts() {
+	p("\tMOVL $0x7F, R8")
+	p("\tVPBROADCASTD R8, Z20")
+	p("\tMOVL $0x80000000, R8")
+	p("\tVPBROADCASTD R8, Z21")
+	p("\tMOVL $0x7B800000, R8")
+	p("\tVPBROADCASTD R8, Z22")
+	p("\tMOVL $0x7FC00000, R8")
+	p("\tVPBROADCASTD R8, Z23")
+}
+
+// decode16 decodes the 16 E4M3 bytes at off(SI) into Z2 (uses Z0-Z3, K1).
+func decode16(off int) {
+	p("\tVPMOVZXBD %d(SI), Z0", off)
+	p("\tVPANDD Z20, Z0, Z1")
+	p("\tVPSLLD $20, Z1, Z2")
+	p("\tVMULPS Z22, Z2, Z2")
+	p("\tVPSLLD $24, Z0, Z3")
+	p("\tVPANDD Z21, Z3, Z3")
+	p("\tVPORD Z3, Z2, Z2")
+	p("\tVPCMPEQD Z20, Z1, K1")
+	p("\tVMOVDQA32 Z23, K1, Z2")
+}
+
+// decodeRows decodes a block of rows: dst[r*ldd+p] = e4m3(src[r*lds+p]) for
+// r < rows, p < kc (kc a positive multiple of 16), prefetching the next 128
+// bytes of every source row (the next K block) into L2.
+func decodeRows() {
+	p("// func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int)")
+	p("TEXT ·decodeRowsAVX512(SB), NOSPLIT, $0-48")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+8(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tMOVQ src+16(FP), SI")
+	p("\tMOVQ lds+24(FP), R10")
+	p("\tMOVQ rows+32(FP), BX")
+	p("\tMOVQ kc+40(FP), R11")
+	p("\tSHRQ $4, R11")
+	p("\tTESTQ BX, BX")
+	p("\tJZ rows_done")
+	decodeConsts()
+	p("rows_row:")
+	p("\tMOVQ DI, DX")
+	p("\tMOVQ SI, R12")
+	p("\tMOVQ R11, CX")
+	p("\tPREFETCHT1 128(SI)")
+	p("\tPREFETCHT1 192(SI)")
+	p("rows_loop:")
+	decode16(0)
+	p("\tVMOVUPS Z2, (DX)")
+	p("\tADDQ $16, SI")
+	p("\tADDQ $64, DX")
+	p("\tDECQ CX")
+	p("\tJNZ rows_loop")
+	p("\tLEAQ (R12)(R10*1), SI")
+	p("\tADDQ R9, DI")
+	p("\tDECQ BX")
+	p("\tJNZ rows_row")
+	p("rows_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// transpose16 writes dst[i*ldd+j] = src[j*lds+i] for i, j < 16.
+func transpose16() {
+	p("// func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)")
+	p("TEXT ·transpose16AVX512(SB), NOSPLIT, $0-32")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+8(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tMOVQ src+16(FP), SI")
+	p("\tMOVQ lds+24(FP), R10")
+	p("\tSHLQ $2, R10")
+	for j := 0; j < 16; j++ {
+		p("\tVMOVUPS (SI), Z%d", j)
+		p("\tADDQ R10, SI")
+	}
+	// Stage 1: pairs of rows.
+	for b := 0; b < 8; b++ {
+		r0, r1 := 2*b, 2*b+1
+		p("\tVUNPCKLPS Z%d, Z%d, Z%d", r1, r0, 16+2*b)
+		p("\tVUNPCKHPS Z%d, Z%d, Z%d", r1, r0, 17+2*b)
+	}
+	// Stage 2: u[4g+q] = column q (within each 128-bit lane) of rows 4g..4g+3.
+	for g := 0; g < 4; g++ {
+		t0, t1, t2, t3 := 16+4*g, 17+4*g, 18+4*g, 19+4*g
+		p("\tVUNPCKLPD Z%d, Z%d, Z%d", t2, t0, 4*g+0)
+		p("\tVUNPCKHPD Z%d, Z%d, Z%d", t2, t0, 4*g+1)
+		p("\tVUNPCKLPD Z%d, Z%d, Z%d", t3, t1, 4*g+2)
+		p("\tVUNPCKHPD Z%d, Z%d, Z%d", t3, t1, 4*g+3)
+	}
+	// Stage 3: output row 4L+q gathers lane L of u[q], u[4+q], u[8+q], u[12+q].
+	for q := 0; q < 4; q++ {
+		p("\tVSHUFF32X4 $0x44, Z%d, Z%d, Z16", 4+q, q)
+		p("\tVSHUFF32X4 $0xEE, Z%d, Z%d, Z17", 4+q, q)
+		p("\tVSHUFF32X4 $0x44, Z%d, Z%d, Z18", 12+q, 8+q)
+		p("\tVSHUFF32X4 $0xEE, Z%d, Z%d, Z19", 12+q, 8+q)
+		p("\tVSHUFF32X4 $0x88, Z18, Z16, Z20") // L=0
+		p("\tVSHUFF32X4 $0xDD, Z18, Z16, Z21") // L=1
+		p("\tVSHUFF32X4 $0x88, Z19, Z17, Z22") // L=2
+		p("\tVSHUFF32X4 $0xDD, Z19, Z17, Z23") // L=3
+		for l := 0; l < 4; l++ {
+			row := 4*l + q
+			p("\tMOVQ $%d, AX", row)
+			p("\tIMULQ R9, AX")
+			p("\tVMOVUPS Z%d, (DI)(AX*1)", 20+l)
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// cvtBF16 converts n float32 (a multiple of 16) to bfloat16 bits exactly as
+// tensor.BF16FromFloat32: round-to-nearest-even, finite overflow saturates
+// to ±0x7F7F, NaN is quieted (|0x40), ±Inf stays.
+func cvtBF16() {
+	p("// func cvtBF16AVX512(dst *uint16, src *float32, n int)")
+	p("TEXT ·cvtBF16AVX512(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tSHRQ $4, CX")
+	p("\tJZ bf_done")
+	p("\tMOVL $0x7FFFFFFF, R8")
+	p("\tVPBROADCASTD R8, Z20")
+	p("\tMOVL $0x7F800000, R8")
+	p("\tVPBROADCASTD R8, Z21")
+	p("\tMOVL $0x7FFF, R8")
+	p("\tVPBROADCASTD R8, Z22")
+	p("\tMOVL $1, R8")
+	p("\tVPBROADCASTD R8, Z23")
+	p("\tMOVL $0x8000, R8")
+	p("\tVPBROADCASTD R8, Z24")
+	p("\tMOVL $0x7F7F, R8")
+	p("\tVPBROADCASTD R8, Z25")
+	p("\tMOVL $0x40, R8")
+	p("\tVPBROADCASTD R8, Z26")
+	p("bf_loop:")
+	p("\tVMOVDQU32 (SI), Z0")      // u
+	p("\tVPANDD Z20, Z0, Z1")      // a = u & 0x7FFFFFFF
+	p("\tVPSRLD $16, Z0, Z2")      // u >> 16
+	p("\tVPANDD Z23, Z2, Z3")      // (u>>16)&1
+	p("\tVPADDD Z22, Z3, Z3")      // + 0x7FFF
+	p("\tVPADDD Z0, Z3, Z3")       // r = u + ...
+	p("\tVPSRLD $16, Z3, Z4")      // r >> 16 (result)
+	p("\tVPANDD Z20, Z3, Z5")      // r & 0x7FFFFFFF
+	p("\tVPCMPUD $5, Z21, Z5, K1") // K1: (r&abs) >= 0x7F800000 (NLT)
+	p("\tVPANDD Z24, Z2, Z6")      // sign
+	p("\tVPORD Z25, Z6, Z6")       // sign | 0x7F7F
+	p("\tVMOVDQA32 Z6, K1, Z4")    // saturate
+	p("\tVPCMPUD $5, Z21, Z1, K2") // a >= 0x7F800000: Inf or NaN
+	p("\tVMOVDQA32 Z2, K2, Z4")    // u >> 16
+	p("\tVPCMPUD $6, Z21, Z1, K3") // a > 0x7F800000: NaN (NLE)
+	p("\tVPORD Z26, Z2, Z7")
+	p("\tVMOVDQA32 Z7, K3, Z4") // quiet NaN
+	p("\tVPMOVDW Z4, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $32, DI")
+	p("\tDECQ CX")
+	p("\tJNZ bf_loop")
+	p("bf_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// peak writes a register-only FMA loop over nacc independent accumulators:
+// the machine's float32 FMA peak (2·lanes·nacc FLOP per iteration).
+func peak(name, reg string, nacc, lanes int) {
+	p("// func %s(n int)", name)
+	p("// Runs n iterations of %d independent register-only VFMADD231PS (%d FLOP each).", nacc, 2*lanes)
+	p("TEXT ·%s(SB), NOSPLIT, $0-8", name)
+	p("\tMOVQ n+0(FP), CX")
+	for i := 0; i < nacc; i++ {
+		p("\tVXORPS %s%d, %s%d, %s%d", reg, i, reg, i, reg, i)
+	}
+	p("\tVXORPS %s%d, %s%d, %s%d", reg, nacc, reg, nacc, reg, nacc)
+	p("\tVXORPS %s%d, %s%d, %s%d", reg, nacc+1, reg, nacc+1, reg, nacc+1)
+	p("\tTESTQ CX, CX")
+	p("\tJZ %s_done", name)
+	p("%s_loop:", name)
+	for i := 0; i < nacc; i++ {
+		p("\tVFMADD231PS %s%d, %s%d, %s%d", reg, nacc, reg, nacc+1, reg, i)
+	}
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	p("%s_done:", name)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		fmt.Sscan(os.Args[1], &prefetchA)
+	}
+	p("// Code generated by gen/main.go; DO NOT EDIT.")
+	p("")
+	p("//go:build amd64 && !noasm")
+	p("")
+	p("#include \"textflag.h\"")
+	p("")
+	// AVX-512: 32 rows (2 zmm) × 12 columns = 24 accumulators Z0-Z23, A in
+	// Z24-Z25, broadcasts rotate over Z26-Z31.
+	micro("microAVX512", "Z", 2, 16, 12, 26, 6, "VPXORD", "VZEROUPPER")
+	// AVX2: 16 rows (2 ymm) × 6 columns = 12 accumulators Y0-Y11, A in
+	// Y12-Y13, broadcasts in Y14-Y15.
+	micro("microAVX2", "Y", 2, 8, 6, 14, 2, "VPXOR", "VZEROUPPER")
+
+	p("// func decodeE4M3AVX512(dst *float32, src *byte, n int)")
+	p("// n must be a multiple of 16.")
+	p("TEXT ·decodeE4M3AVX512(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tSHRQ $4, CX")
+	p("\tJZ dec512_done")
+	p("\tMOVL $0x7F, R8")
+	p("\tVPBROADCASTD R8, Z20")
+	p("\tMOVL $0x80000000, R8")
+	p("\tVPBROADCASTD R8, Z21")
+	p("\tMOVL $0x7B800000, R8") // 2^120
+	p("\tVPBROADCASTD R8, Z22")
+	p("\tMOVL $0x7FC00000, R8")
+	p("\tVPBROADCASTD R8, Z23")
+	p("dec512_loop:")
+	p("\tVPMOVZXBD (SI), Z0")
+	p("\tVPANDD Z20, Z0, Z1")
+	p("\tVPSLLD $20, Z1, Z2")
+	p("\tVMULPS Z22, Z2, Z2")
+	p("\tVPSLLD $24, Z0, Z3")
+	p("\tVPANDD Z21, Z3, Z3")
+	p("\tVPORD Z3, Z2, Z2")
+	p("\tVPCMPEQD Z20, Z1, K1")
+	p("\tVMOVDQA32 Z23, K1, Z2")
+	p("\tVMOVUPS Z2, (DI)")
+	p("\tADDQ $16, SI")
+	p("\tADDQ $64, DI")
+	p("\tDECQ CX")
+	p("\tJNZ dec512_loop")
+	p("dec512_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func decodeE4M3AVX2(dst *float32, src *byte, n int)")
+	p("// n must be a multiple of 8.")
+	p("TEXT ·decodeE4M3AVX2(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tSHRQ $3, CX")
+	p("\tJZ dec2_done")
+	p("\tMOVL $0x7F, R8")
+	p("\tMOVQ R8, X8")
+	p("\tVPBROADCASTD X8, Y8")
+	p("\tMOVL $0x80000000, R8")
+	p("\tMOVQ R8, X9")
+	p("\tVPBROADCASTD X9, Y9")
+	p("\tMOVL $0x7B800000, R8")
+	p("\tMOVQ R8, X10")
+	p("\tVPBROADCASTD X10, Y10")
+	p("\tMOVL $0x7FC00000, R8")
+	p("\tMOVQ R8, X11")
+	p("\tVPBROADCASTD X11, Y11")
+	p("dec2_loop:")
+	p("\tVPMOVZXBD (SI), Y0")
+	p("\tVPAND Y8, Y0, Y1")
+	p("\tVPSLLD $20, Y1, Y2")
+	p("\tVMULPS Y10, Y2, Y2")
+	p("\tVPSLLD $24, Y0, Y3")
+	p("\tVPAND Y9, Y3, Y3")
+	p("\tVPOR Y3, Y2, Y2")
+	p("\tVPCMPEQD Y8, Y1, Y4")
+	p("\tVBLENDVPS Y4, Y11, Y2, Y2")
+	p("\tVMOVUPS Y2, (DI)")
+	p("\tADDQ $8, SI")
+	p("\tADDQ $32, DI")
+	p("\tDECQ CX")
+	p("\tJNZ dec2_loop")
+	p("dec2_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	decodeRows()
+	transpose16()
+	cvtBF16()
+	peak("peakAVX512", "Z", 24, 16)
+	peak("peakAVX2", "Y", 12, 8)
+	os.Stdout.WriteString(w.String())
+}
