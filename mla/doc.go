@@ -1,6 +1,54 @@
-// Package mla computes MLA decode attention over a paged KV cache with split-KV and LSE combine, as FlashMLA does.
+// Package mla computes multi-head latent attention (MLA) decoding over a
+// paged KV cache, as DeepSeek's FlashMLA does on Hopper GPUs, in pure Go
+// with AVX-512 and AVX2 kernels.
 //
-// Upstream: deepseek-ai/FlashMLA, flash_mla_with_kvcache.
+// It mirrors deepseek-ai/FlashMLA's dense decode API:
 //
-// This package is not built yet; this file says what it will hold.
+//   - PagedCache is k_cache [num_blocks, page_block_size, h_kv, 576]: each
+//     row is DeepSeek-V3's cached latent c_kv (512) then the rotated RoPE key
+//     (64); V is the first HeadDimV = 512 channels of the same row. Storage
+//     is BF16, FP16 or float32, and the page size is free (upstream: 64 only).
+//     Pager hands out its blocks to growing sequences and keeps the
+//     BlockTable and CacheSeqlens that Decode takes.
+//   - Plan is get_mla_metadata: the greedy tile scheduler that cuts the
+//     batch's KV blocks into parts and per-request splits, as plain data
+//     (Schedule, Part, Metadata) that a CUDA backend can share.
+//   - Decode is flash_mla_with_kvcache: q [b, s_q, h_q, 576] → out
+//     [b, s_q, h_q, 512] and lse [b, h_q, s_q] (float32, natural log), with
+//     an explicit softmax scale (DeepSeekV3Scale ≈ 0.13524 for the model;
+//     the upstream default 1/√576 is not the model's), the bottom-right
+//     causal mask for s_q > 1 and query head h reading KV head h/(h_q/h_kv).
+//     Rows that see no key (length-0 sequences) get out = 0 and lse = +Inf;
+//     slots past a sequence's length and unused block-table entries are
+//     never read.
+//   - Combine is the split-KV combine kernel, exported for callers that
+//     merge partial attention themselves; LSEToBase2 / LSEFromBase2 convert
+//     between FlashMLA's natural-log LSE and FlashInfer's base 2.
+//   - NaiveMLA, AbsorbQ and UnabsorbOut are DeepSeek-V3's un-absorbed
+//     attention and the weight absorption that turns it into this MQA
+//     problem (inference/model.py, class MLA).
+//
+// Backends: "cpu" (Default) and "ref". The cpu backend runs goroutines over
+// (request, KV head, split); each tile of 64 keys is decoded to float32 once
+// and shared by all query rows of its KV head, and Q·Kᵀ and P·V are
+// register-blocked GEMMs; with fewer than 4 rows per KV head (h_q = 1) it
+// reads BF16 rows in place instead, as that case is bandwidth-bound. Its
+// kernels (internal/mla/kern) are Go assembly for AVX-512 or AVX2+FMA,
+// selected at run time through golang.org/x/sys/cpu, with pure-Go twins
+// (used elsewhere and under the noasm build tag). The ref backend is a
+// scalar float32 online softmax. Package mla/mlatest is the conformance suite
+// any backend runs, with a float64 oracle and upstream's tolerances. Results
+// depend only on the schedule, never on GOMAXPROCS. The command
+// "fireflyer mla plan|check|bench" exposes the scheduler, the oracle check
+// and the benchmark.
+//
+// The shortest useful program (one decode step of one DeepSeek-V3 layer):
+//
+//	cache, _ := mla.NewPagedCache(tensor.BF16T, 1024, 64, 1, mla.HeadDim)
+//	pager, _ := mla.NewPager(cache, b)
+//	for i := range b {
+//		pager.Append(i, row[i]) // [c_kv (512) ; rotated k_pe (64)] of the new token
+//	}
+//	out, lse, err := mla.Decode(ctx, nil, mla.Query{Data: q, B: b, SQ: 1, HQ: 128},
+//		cache, pager.BlockTable, pager.CacheSeqlens, &mla.Options{Scale: mla.DeepSeekV3Scale})
 package mla

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/mla/mlatest"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+func init() {
+	register(command{name: "mla", summary: "MLA decode over a paged KV cache: plan, check, bench", run: runMLA})
+}
+
+const mlaUsage = `usage: fireflyer mla <verb> [flags] [args]
+
+verbs:
+  plan   print the split-KV schedule (get_mla_metadata) for cache lengths
+  check  run one decode case against the float64 oracle with FlashMLA's tolerances
+  bench  time one decode case against a same-FLOP GEMM and a same-bytes memcpy
+
+Run 'fireflyer mla <verb> -h' for the flags of one verb.
+`
+
+func runMLA(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mlaUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "plan":
+		return runMLAPlan(args[1:], stdin, stdout, stderr)
+	case "check":
+		return runMLACase(args[1:], stdout, stderr, false)
+	case "bench":
+		return runMLACase(args[1:], stdout, stderr, true)
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, mlaUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "fireflyer mla: unknown verb %q\n\n%s", args[0], mlaUsage)
+	return exitUsage
+}
+
+// readSeqlens reads whitespace- or comma-separated lengths from r.
+func readSeqlens(r io.Reader) ([]int32, error) {
+	var out []int32
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	sc.Split(bufio.ScanWords)
+	for sc.Scan() {
+		for _, f := range strings.Split(sc.Text(), ",") {
+			if f == "" {
+				continue
+			}
+			v, err := strconv.ParseInt(f, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("seqlens: %q is not an int32", f)
+			}
+			out = append(out, int32(v))
+		}
+	}
+	return out, sc.Err()
+}
+
+func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("mla plan", "mla plan [flags] [SEQLENS_FILE|-]  (cache lengths, whitespace or comma separated)", stderr)
+	parts := fs.Int("parts", 0, "number of parts (0: upstream's num_sm_parts for --sms, --sq, --hq, --hkv)")
+	sms := fs.Int("sms", mla.H800SMs, "SM count for the default part count")
+	sq := fs.Int("sq", 1, "query tokens per request (s_q)")
+	hq := fs.Int("hq", 128, "query heads (h_q)")
+	hkv := fs.Int("hkv", 1, "KV heads (h_kv)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	in := stdin
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "fireflyer mla plan: at most one SEQLENS_FILE")
+		return exitUsage
+	}
+	if name := fs.Arg(0); name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla plan: SEQLENS_FILE: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		in = f
+	}
+	seqlens, err := readSeqlens(in)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla plan: %v\n", err)
+		return exitUsage
+	}
+	n := *parts
+	if n == 0 {
+		n = mla.NumSMParts(*sms, *sq, *hq, *hkv)
+	}
+	s, err := mla.Plan(seqlens, n)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla plan: %v\n", err)
+		return exitUsage
+	}
+	if *asJSON {
+		type part struct {
+			BeginReq, BeginSeqlen, EndReq, EndSeqlen, BeginSplit int32
+		}
+		parts := make([]part, len(s.Parts))
+		for i, p := range s.Parts {
+			parts[i] = part(p)
+		}
+		return writeJSON(stdout, stderr, map[string]any{
+			"num_parts": s.NumParts, "parts": parts, "num_splits": s.NumSplits, "pieces": s.Pieces(),
+		})
+	}
+	fmt.Fprintf(stdout, "requests %d  parts %d  splits %d\n", len(seqlens), s.NumParts, s.TotalSplits())
+	fmt.Fprintln(stdout, "part begin_req begin_seqlen end_req end_seqlen begin_split")
+	for i, p := range s.Parts {
+		fmt.Fprintf(stdout, "%d %d %d %d %d %d\n", i, p.BeginReq, p.BeginSeqlen, p.EndReq, p.EndSeqlen, p.BeginSplit)
+	}
+	fmt.Fprint(stdout, "num_splits")
+	for _, v := range s.NumSplits {
+		fmt.Fprintf(stdout, " %d", v)
+	}
+	fmt.Fprintln(stdout)
+	return exitOK
+}
+
+func writeJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func caseFlags(fs *flag.FlagSet) (*mlatest.Case, *string, *string) {
+	c := &mlatest.Case{}
+	fs.IntVar(&c.B, "b", 4, "batch size")
+	fs.IntVar(&c.SQ, "sq", 1, "query tokens per request (s_q)")
+	fs.IntVar(&c.SK, "sk", 4096, "cache length per request (mean with --varlen)")
+	fs.IntVar(&c.HQ, "hq", 128, "query heads")
+	fs.IntVar(&c.HKV, "hkv", 1, "KV heads")
+	fs.IntVar(&c.PageSize, "page", 64, "page size in tokens")
+	fs.BoolVar(&c.Causal, "causal", true, "bottom-right causal mask (s_q > 1)")
+	fs.BoolVar(&c.Varlen, "varlen", false, "lengths ~ max(N(sk, sk/2), 0)")
+	fs.IntVar(&c.NumParts, "parts", 0, "schedule parts (0: upstream's default for an H800)")
+	fs.Uint64Var(&c.Seed, "seed", 1, "data seed")
+	dtype := fs.String("dtype", "BF16", "cache dtype: BF16, F16 or F32")
+	backend := fs.String("backend", "cpu", "backend: "+strings.Join(mla.Backends(), ", "))
+	return c, dtype, backend
+}
+
+func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
+	verb := "check"
+	if bench {
+		verb = "bench"
+	}
+	fs := newFlagSet("mla "+verb, "mla "+verb+" [flags]", stderr)
+	c, dtype, backend := caseFlags(fs)
+	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept)")
+	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer mla %s: unexpected argument %q\n", verb, fs.Arg(0))
+		return exitUsage
+	}
+	dt, err := tensor.ParseDType(*dtype)
+	if err != nil || (dt != tensor.BF16T && dt != tensor.F16T && dt != tensor.F32) {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --dtype %q: want BF16, F16 or F32\n", verb, *dtype)
+		return exitUsage
+	}
+	c.DType = dt
+	switch *kernels {
+	case "":
+	case "avx512", "avx2", "go":
+		restore := kern.ForceLevel(*kernels)
+		defer restore()
+		if kern.Level() != *kernels {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %s: this CPU or build has only %s\n", verb, *kernels, kern.Level())
+			return exitUsage
+		}
+	default:
+		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: want avx512, avx2 or go\n", verb, *kernels)
+		return exitUsage
+	}
+	be, err := mla.Lookup(*backend)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
+		return exitUsage
+	}
+	if c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.HKV <= 0 || c.SK < 0 || c.PageSize <= 0 || c.HQ%c.HKV != 0 {
+		fmt.Fprintf(stderr, "fireflyer mla %s: need --b, --sq, --hq, --hkv, --page > 0, --sk ≥ 0 and --hq a multiple of --hkv\n", verb)
+		return exitUsage
+	}
+	if bench {
+		m, err := mlatest.Measure(be, *c, 1, *reps)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla bench: %v\n", err)
+			return exitFail
+		}
+		if *asJSON {
+			return writeJSON(stdout, stderr, m)
+		}
+		fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
+		fmt.Fprintf(stdout, "decode %.3f ms %.1f GFLOP/s %.2f GB/s\n", m.Seconds*1e3, m.GFLOPs, m.GBs)
+		fmt.Fprintf(stdout, "anchors gemm %.1f GFLOP/s memcpy %.2f GB/s\n", m.GEMMGFLOPs, m.MemcpyGBs)
+		fmt.Fprintf(stdout, "ratios x_gemm %.3f x_memcpy %.3f\n", m.RatioGEMM, m.RatioMemcpy)
+		return exitOK
+	}
+	in, err := c.Build()
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitUsage
+	}
+	out, lse, err := mla.Decode(context.Background(), be, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitFail
+	}
+	refOut, refLSE, err := mlatest.Oracle(in)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitFail
+	}
+	checkErr := mlatest.Check(out, lse, refOut, refLSE)
+	res := map[string]any{
+		"case": in.Case.Name(), "backend": be.Name(), "pass": checkErr == nil,
+		"out_max_abs_diff": finiteMaxDiff(out, refOut), "out_calc_diff": testutil.CalcDiff(testutil.F64(out), refOut),
+		"lse_max_abs_diff": finiteMaxDiff(lse, refLSE),
+	}
+	if checkErr != nil {
+		res["error"] = checkErr.Error()
+	}
+	code := exitOK
+	if checkErr != nil {
+		code = exitFail
+	}
+	if *asJSON {
+		if c := writeJSON(stdout, stderr, res); c != exitOK {
+			return c
+		}
+		return code
+	}
+	verdict := "pass"
+	if checkErr != nil {
+		verdict = "FAIL: " + checkErr.Error()
+	}
+	fmt.Fprintf(stdout, "case %s backend %s\n", res["case"], res["backend"])
+	fmt.Fprintf(stdout, "out max_abs_diff %.3g calc_diff %.3g lse max_abs_diff %.3g\n", res["out_max_abs_diff"], res["out_calc_diff"], res["lse_max_abs_diff"])
+	fmt.Fprintln(stdout, verdict)
+	return code
+}
+
+// finiteMaxDiff is max |got−want| over the positions where want is finite.
+func finiteMaxDiff(got []float32, want []float64) float64 {
+	m := 0.0
+	for i, w := range want {
+		if math.IsInf(w, 0) || math.IsNaN(w) {
+			continue
+		}
+		m = max(m, math.Abs(float64(got[i])-w))
+	}
+	return m
+}

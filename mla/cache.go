@@ -1,0 +1,186 @@
+package mla
+
+import (
+	"math"
+
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+// Model dimensions of DeepSeek-V2/V3 absorbed MLA, the only shape the
+// upstream dense decode kernel accepts (FlashMLA csrc: head_size_k == 576,
+// head_size_v == 512).
+const (
+	KVLoraRank    = 512 // latent width c_kv, = HeadDimV
+	QKRopeHeadDim = 64  // decoupled RoPE key width
+	HeadDim       = KVLoraRank + QKRopeHeadDim
+	HeadDimV      = KVLoraRank
+	// UpstreamPageSize is the only page size the upstream CUDA kernel
+	// accepts (page_block_size == kBlockN == 64). The Go backends accept any.
+	UpstreamPageSize = 64
+)
+
+// DeepSeekV3Scale is DeepSeek-V3's softmax scale,
+// (qk_nope_head_dim+qk_rope_head_dim)^-0.5 · mscale² with
+// mscale = 0.1·ln(40)+1 (YaRN factor 40), ≈ 0.13524. FlashMLA's default
+// (1/√576) is not the model's scale; pass this one for DeepSeek-V3.
+var DeepSeekV3Scale = float32(func() float64 {
+	ms := 0.1*math.Log(40) + 1
+	return ms * ms / math.Sqrt(192)
+}())
+
+// PagedCache is a paged KV cache: NumBlocks pages, each of PageSize tokens ×
+// NumKVHeads × HeadDim channels, row-major ([NumBlocks][PageSize][NumKVHeads]
+// [HeadDim]), mirroring FlashMLA's k_cache [num_blocks, page_block_size, h_kv,
+// d]. V has no storage of its own: it is the first HeadDimV channels of the
+// same rows. Exactly one of F32, BF16, F16 holds the elements, selected by
+// DType (tensor.F32, tensor.BF16T or tensor.F16T).
+type PagedCache struct {
+	DType      tensor.DType
+	NumBlocks  int
+	PageSize   int
+	NumKVHeads int
+	HeadDim    int
+	F32        []float32
+	BF16       []tensor.BF16
+	F16        []tensor.F16
+}
+
+// NewPagedCache allocates a zeroed cache. It returns an *ArgError wrapping
+// ErrDType for a dtype other than F32/BF16/F16 and ErrShape for a
+// non-positive page size, head count or head dim, or a negative block count.
+func NewPagedCache(dt tensor.DType, numBlocks, pageSize, numKVHeads, headDim int) (*PagedCache, error) {
+	c := &PagedCache{DType: dt, NumBlocks: numBlocks, PageSize: pageSize, NumKVHeads: numKVHeads, HeadDim: headDim}
+	if err := c.checkDims(); err != nil {
+		return nil, err
+	}
+	n := numBlocks * pageSize * numKVHeads * headDim
+	switch dt {
+	case tensor.F32:
+		c.F32 = make([]float32, n)
+	case tensor.BF16T:
+		c.BF16 = make([]tensor.BF16, n)
+	case tensor.F16T:
+		c.F16 = make([]tensor.F16, n)
+	}
+	return c, nil
+}
+
+func (c *PagedCache) checkDims() error {
+	switch c.DType {
+	case tensor.F32, tensor.BF16T, tensor.F16T:
+	default:
+		return argErr("k_cache", ErrDType, "dtype %v, want F32, BF16 or F16", c.DType)
+	}
+	if c.NumBlocks < 0 || c.PageSize <= 0 || c.NumKVHeads <= 0 || c.HeadDim <= 0 {
+		return argErr("k_cache", ErrShape, "blocks %d, page size %d, kv heads %d, head dim %d: need blocks ≥ 0 and the rest > 0",
+			c.NumBlocks, c.PageSize, c.NumKVHeads, c.HeadDim)
+	}
+	const maxElems = 1 << 40
+	if c.NumBlocks > maxElems/c.PageSize/c.NumKVHeads/c.HeadDim {
+		return argErr("k_cache", ErrShape, "%d blocks of %d×%d×%d elements is too large", c.NumBlocks, c.PageSize, c.NumKVHeads, c.HeadDim)
+	}
+	return nil
+}
+
+// Check verifies the dims and that the storage slice selected by DType holds
+// exactly NumBlocks·PageSize·NumKVHeads·HeadDim elements.
+func (c *PagedCache) Check() error {
+	if c == nil {
+		return argErr("k_cache", ErrShape, "nil cache")
+	}
+	if err := c.checkDims(); err != nil {
+		return err
+	}
+	want := c.NumBlocks * c.PageSize * c.NumKVHeads * c.HeadDim
+	var got int
+	switch c.DType {
+	case tensor.F32:
+		got = len(c.F32)
+	case tensor.BF16T:
+		got = len(c.BF16)
+	case tensor.F16T:
+		got = len(c.F16)
+	}
+	if got != want {
+		return argErr("k_cache", ErrShape, "%v storage holds %d elements, want %d", c.DType, got, want)
+	}
+	return nil
+}
+
+// Offset returns the element offset of row (block, slot, kvHead), the start
+// of its HeadDim channels.
+func (c *PagedCache) Offset(block, slot, kvHead int) int {
+	return ((block*c.PageSize+slot)*c.NumKVHeads + kvHead) * c.HeadDim
+}
+
+// SetRow encodes row (HeadDim float32 values, round-to-nearest-even for
+// BF16/F16; NaN stays NaN) into (block, slot, kvHead). It returns an
+// *ArgError wrapping ErrShape if an index is out of range or len(row) !=
+// HeadDim.
+func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
+	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
+		return argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
+	}
+	if len(row) != c.HeadDim {
+		return argErr("row", ErrShape, "length %d, want head dim %d", len(row), c.HeadDim)
+	}
+	off := c.Offset(block, slot, kvHead)
+	switch c.DType {
+	case tensor.F32:
+		copy(c.F32[off:off+c.HeadDim], row)
+	case tensor.BF16T:
+		tensor.EncodeBF16(c.BF16[off:off+c.HeadDim], row)
+	case tensor.F16T:
+		tensor.EncodeF16(c.F16[off:off+c.HeadDim], row)
+	}
+	return nil
+}
+
+// Row decodes row (block, slot, kvHead) into dst[:HeadDim] and returns
+// dst[:HeadDim]. It returns an *ArgError wrapping ErrShape if an index is out
+// of range or dst is shorter than HeadDim.
+func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) ([]float32, error) {
+	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
+		return nil, argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
+	}
+	if len(dst) < c.HeadDim {
+		return nil, argErr("dst", ErrShape, "length %d, want head dim %d", len(dst), c.HeadDim)
+	}
+	return c.row(block, slot, kvHead, dst), nil
+}
+
+// row is Row for indices the caller has validated.
+func (c *PagedCache) row(block, slot, kvHead int, dst []float32) []float32 {
+	off := c.Offset(block, slot, kvHead)
+	dst = dst[:c.HeadDim]
+	switch c.DType {
+	case tensor.F32:
+		copy(dst, c.F32[off:off+c.HeadDim])
+	case tensor.BF16T:
+		tensor.DecodeBF16(dst, c.BF16[off:off+c.HeadDim])
+	case tensor.F16T:
+		tensor.DecodeF16(dst, c.F16[off:off+c.HeadDim])
+	}
+	return dst
+}
+
+// Fill sets every element of the cache to v (encoded in the storage dtype),
+// e.g. NaN to poison the padding before writing live rows.
+func (c *PagedCache) Fill(v float32) {
+	switch c.DType {
+	case tensor.F32:
+		for i := range c.F32 {
+			c.F32[i] = v
+		}
+	case tensor.BF16T:
+		b := tensor.BF16FromFloat32(v)
+		for i := range c.BF16 {
+			c.BF16[i] = b
+		}
+	case tensor.F16T:
+		h := tensor.F16FromFloat32(v)
+		for i := range c.F16 {
+			c.F16[i] = h
+		}
+	}
+}
