@@ -1,0 +1,479 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/fireflyer-go/fireflyer/ep"
+	"github.com/fireflyer-go/fireflyer/ep/eptest"
+	"github.com/fireflyer-go/fireflyer/ep/inproc"
+	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+func init() {
+	register(command{name: "ep", summary: "expert-parallel dispatch/combine benchmark (DeepEP normal and low-latency)", run: runEP})
+	// A rank process started by `ep bench --transport tcp|unix` (the
+	// executable re-runs itself with this variable set).
+	if cfg := os.Getenv(epChildEnv); cfg != "" {
+		os.Exit(epChildMain(cfg))
+	}
+}
+
+const epChildEnv = "FIREFLYER_EP_BENCH_RANK"
+
+// epBenchConfig is what every rank runs.
+type epBenchConfig struct {
+	Transport  string `json:"transport"`
+	Ranks      int    `json:"ranks"`
+	Tokens     int    `json:"tokens"`
+	Hidden     int    `json:"hidden"`
+	TopK       int    `json:"topk"`
+	Experts    int    `json:"experts"`
+	Iters      int    `json:"iters"`
+	FP8        bool   `json:"fp8"`
+	LowLatency bool   `json:"low_latency"`
+	Progress   bool   `json:"-"`
+}
+
+// epRankResult is one rank's measurement.
+type epRankResult struct {
+	Rows     int64   `json:"rows"`     // normal: rows received per iteration
+	Selected int64   `json:"selected"` // low-latency: non-(−1) top-k entries sent
+	Disp     float64 `json:"dispatch"` // seconds, all iterations
+	Comb     float64 `json:"combine"`  // seconds, all iterations
+}
+
+// epReport is the command's result (and its --json object).
+type epReport struct {
+	epBenchConfig
+	DispatchUS    float64 `json:"dispatch_us"`
+	CombineUS     float64 `json:"combine_us"`
+	DispatchBytes float64 `json:"dispatch_bytes"`
+	CombineBytes  float64 `json:"combine_bytes"`
+	DispatchGBps  float64 `json:"dispatch_gbps"`
+	CombineGBps   float64 `json:"combine_gbps"`
+}
+
+func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help") {
+		args = []string{"bench", "-h"} // the only verb: show its flags
+	}
+	if len(args) == 0 || args[0] != "bench" {
+		fmt.Fprintln(stderr, "fireflyer ep: want the verb bench (fireflyer ep bench -h)")
+		return exitUsage
+	}
+	fs := newFlagSet("ep bench", "ep bench --transport inproc|tcp|unix --ranks R --tokens N --hidden H --topk K --experts E [--fp8] [--low-latency] [--json]", stderr)
+	cfg := epBenchConfig{}
+	fs.StringVar(&cfg.Transport, "transport", "inproc", "transport: inproc (goroutine ranks), tcp or unix (one process per rank, started by this command)")
+	fs.IntVar(&cfg.Ranks, "ranks", 8, "number of ranks R")
+	fs.IntVar(&cfg.Tokens, "tokens", 4096, "tokens per rank N (low-latency: also the maximum M)")
+	fs.IntVar(&cfg.Hidden, "hidden", 7168, "hidden size H")
+	fs.IntVar(&cfg.TopK, "topk", 8, "experts per token K")
+	fs.IntVar(&cfg.Experts, "experts", 256, "number of experts E (a multiple of R)")
+	fs.IntVar(&cfg.Iters, "iters", 5, "timed iterations (after one warm-up)")
+	fs.BoolVar(&cfg.FP8, "fp8", false, "dispatch in FP8 (normal: pre-quantized e4m3 with float32 scales; low-latency: quantized on the way)")
+	fs.BoolVar(&cfg.LowLatency, "low-latency", false, "run LowLatencyDispatch/LowLatencyCombine instead of the normal kernels")
+	jsonOut := fs.Bool("json", false, "print one JSON object instead of the report")
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer ep bench: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintf(stderr, "fireflyer ep bench: %v\n", err)
+		return exitUsage
+	}
+	cfg.Progress = epIsTerminal(stderr)
+	var rep *epReport
+	var err error
+	if cfg.Transport == "inproc" {
+		rep, err = epBenchInproc(cfg, stderr)
+	} else {
+		rep, err = epBenchProcesses(cfg, stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer ep bench: %v\n", err)
+		return exitFail
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return exitOK
+	}
+	rep.print(stdout)
+	return exitOK
+}
+
+func (c *epBenchConfig) validate() error {
+	switch {
+	case c.Transport != "inproc" && c.Transport != "tcp" && c.Transport != "unix":
+		return fmt.Errorf("--transport %q: want inproc, tcp or unix", c.Transport)
+	case c.Ranks < 1 || c.Ranks > 64:
+		return fmt.Errorf("--ranks %d: want 1..64", c.Ranks)
+	case c.Tokens < 1:
+		return fmt.Errorf("--tokens %d: want ≥ 1", c.Tokens)
+	case c.Hidden < 1:
+		return fmt.Errorf("--hidden %d: want ≥ 1", c.Hidden)
+	case c.Experts < 1 || c.Experts%c.Ranks != 0:
+		return fmt.Errorf("--experts %d: want a positive multiple of --ranks %d", c.Experts, c.Ranks)
+	case c.TopK < 1 || c.TopK > c.Experts:
+		return fmt.Errorf("--topk %d: want 1..--experts", c.TopK)
+	case c.Iters < 1:
+		return fmt.Errorf("--iters %d: want ≥ 1", c.Iters)
+	case c.LowLatency && c.TopK > 64:
+		return fmt.Errorf("--topk %d: low-latency mode allows at most 64", c.TopK)
+	case c.FP8 && c.LowLatency && c.Hidden%128 != 0:
+		return fmt.Errorf("--hidden %d: FP8 low-latency dispatch needs a multiple of 128", c.Hidden)
+	}
+	return nil
+}
+
+func (r *epReport) print(w io.Writer) {
+	mode, enc := "normal", "BF16"
+	if r.LowLatency {
+		mode = "low-latency"
+	}
+	if r.FP8 {
+		enc = "FP8"
+	}
+	fmt.Fprintf(w, "[ep bench] %s mode, transport %s, %d ranks, %d tokens/rank, hidden %d, top-%d of %d experts, %s dispatch, BF16 combine, %d iterations\n",
+		mode, r.Transport, r.Ranks, r.Tokens, r.Hidden, r.TopK, r.Experts, enc, r.Iters)
+	unit := "NVL"
+	if r.LowLatency {
+		unit = "LL"
+	}
+	fmt.Fprintf(w, "[dispatch] %.1f us, %.2f GB/s (%s bytes %.1f MB)\n", r.DispatchUS, r.DispatchGBps, unit, r.DispatchBytes/1e6)
+	fmt.Fprintf(w, "[combine]  %.1f us, %.2f GB/s (%s bytes %.1f MB)\n", r.CombineUS, r.CombineGBps, unit, r.CombineBytes/1e6)
+}
+
+// epAggregate turns per-rank results into the report with upstream's byte
+// definitions: normal mode counts the BF16 bytes every rank receives (its
+// own tokens included; FP8 dispatch × (1+4/128)/2); low-latency mode counts
+// H + 4H/128 + 16 bytes (FP8) or 2H (BF16) per dispatched selection and 2H
+// per combined one. Times are the slowest rank's mean.
+func epAggregate(cfg epBenchConfig, rs []epRankResult) *epReport {
+	rep := &epReport{epBenchConfig: cfg}
+	var rows, sel int64
+	var td, tc float64
+	for _, r := range rs {
+		rows += r.Rows
+		sel += r.Selected
+		td, tc = max(td, r.Disp), max(tc, r.Comb)
+	}
+	h := float64(cfg.Hidden)
+	if cfg.LowLatency {
+		msg := 2 * h
+		if cfg.FP8 {
+			msg = h + 4*h/128 + 16
+		}
+		rep.DispatchBytes = float64(sel) * msg
+		rep.CombineBytes = float64(sel) * 2 * h
+	} else {
+		rep.CombineBytes = float64(rows) * 2 * h
+		rep.DispatchBytes = rep.CombineBytes
+		if cfg.FP8 {
+			rep.DispatchBytes *= (1 + 4.0/128) / 2
+		}
+	}
+	n := float64(cfg.Iters)
+	rep.DispatchUS, rep.CombineUS = td/n*1e6, tc/n*1e6
+	rep.DispatchGBps = rep.DispatchBytes / (td / n) / 1e9
+	rep.CombineGBps = rep.CombineBytes / (tc / n) / 1e9
+	return rep
+}
+
+func epBenchInproc(cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
+	rs := make([]epRankResult, cfg.Ranks)
+	err := inproc.Run(context.Background(), cfg.Ranks, func(ctx context.Context, t ep.Transport) error {
+		r, err := epBenchRank(ctx, t, cfg, stderr)
+		rs[t.Rank()] = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return epAggregate(cfg, rs), nil
+}
+
+// epBenchProcesses starts one process per rank (this executable again)
+// and collects rank 0's report.
+func epBenchProcesses(cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, port := "127.0.0.1", 0
+	if cfg.Transport == "tcp" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	} else {
+		dir, err := os.MkdirTemp("", "fireflyer-ep-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		addr = filepath.Join(dir, "master.sock")
+	}
+	js, _ := json.Marshal(cfg)
+	progress := "0"
+	if cfg.Progress {
+		progress = "1"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cmds := make([]*exec.Cmd, cfg.Ranks)
+	var out0 bytes.Buffer
+	errs := make([]*bytes.Buffer, cfg.Ranks)
+	for r := range cmds {
+		cmd := exec.CommandContext(ctx, exe)
+		cmd.Env = append(os.Environ(), epChildEnv+"="+string(js), "FIREFLYER_EP_PROGRESS="+progress,
+			"RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(cfg.Ranks),
+			"MASTER_ADDR="+addr, "MASTER_PORT="+strconv.Itoa(port))
+		errs[r] = new(bytes.Buffer)
+		cmd.Stderr = errs[r]
+		if r == 0 {
+			cmd.Stdout = &out0
+			cmd.Stderr = stderr // rank 0's progress
+		}
+		if err := cmd.Start(); err != nil {
+			cancel()
+			for _, c := range cmds[:r] {
+				_ = c.Wait()
+			}
+			return nil, err
+		}
+		cmds[r] = cmd
+	}
+	var failed []error
+	for r, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			failed = append(failed, fmt.Errorf("rank %d: %v: %s", r, err, bytes.TrimSpace(errs[r].Bytes())))
+		}
+	}
+	if len(failed) > 0 {
+		return nil, errors.Join(failed...)
+	}
+	var rep epReport
+	if err := json.Unmarshal(out0.Bytes(), &rep); err != nil {
+		return nil, fmt.Errorf("rank 0 report: %w", err)
+	}
+	return &rep, nil
+}
+
+// epChildMain runs one rank process; rank 0 prints the aggregated report
+// as JSON on stdout.
+func epChildMain(js string) int {
+	var cfg epBenchConfig
+	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitUsage
+	}
+	cfg.Progress = os.Getenv("FIREFLYER_EP_PROGRESS") == "1"
+	opts, err := sock.OptionsFromEnv(cfg.Transport)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitUsage
+	}
+	ctx := context.Background()
+	t, err := sock.Dial(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitFail
+	}
+	defer t.Close()
+	r, err := epBenchRank(ctx, t, cfg, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitFail
+	}
+	mine, _ := json.Marshal(r)
+	all, err := t.AllGather(ctx, mine)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitFail
+	}
+	if t.Rank() == 0 {
+		rs := make([]epRankResult, len(all))
+		for i, b := range all {
+			if err := json.Unmarshal(b, &rs[i]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return exitFail
+			}
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(epAggregate(cfg, rs))
+	}
+	// Let every rank read the all-gather before anyone leaves.
+	if err := t.Barrier(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// epBenchRank runs the benchmark on one rank: one warm-up, then cfg.Iters
+// timed dispatch+combine rounds, each started after a barrier.
+func epBenchRank(ctx context.Context, t ep.Transport, cfg epBenchConfig, stderr io.Writer) (epRankResult, error) {
+	me := t.Rank()
+	rng := rand.New(rand.NewPCG(uint64(me)+1, 0xEB))
+	n, h, k, e := cfg.Tokens, cfg.Hidden, cfg.TopK, cfg.Experts
+	x := make([]tensor.BF16, n*h)
+	for i := range x {
+		x[i] = tensor.BF16FromFloat32(float32(rng.Float64()*2-1) * 0.5)
+	}
+	idx := make([]int32, n*k)
+	perm := rng.Perm(e)
+	for tok := 0; tok < n; tok++ {
+		for j := 0; j < k; j++ {
+			p := j + rng.IntN(e-j)
+			perm[j], perm[p] = perm[p], perm[j]
+			idx[tok*k+j] = int32(perm[j])
+		}
+	}
+	w := make([]float32, n*k)
+	for i := range w {
+		w[i] = rng.Float32()
+	}
+	topk := ep.TopK{K: k, Idx: idx, Weights: w}
+	var res epRankResult
+	var bar *progressbar.ProgressBar
+	if me == 0 && cfg.Progress {
+		bar = progressbar.NewOptions(cfg.Iters+1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("ep bench"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+		defer bar.Finish()
+	}
+	var run func() (time.Duration, time.Duration, error)
+	if cfg.LowLatency {
+		b, err := ep.New(ctx, t, ep.Options{LowLatency: &ep.LowLatencyConfig{MaxTokensPerRank: n, Hidden: h, NumExperts: e, MaxTopK: k}})
+		if err != nil {
+			return res, err
+		}
+		defer b.Close()
+		for _, v := range idx {
+			if v >= 0 {
+				res.Selected++
+			}
+		}
+		xt := ep.Tokens{N: n, Hidden: h, BF16: x}
+		out := make([]tensor.BF16, n*h)
+		run = func() (time.Duration, time.Duration, error) {
+			t0 := time.Now()
+			r, err := b.LowLatencyDispatch(ctx, xt, topk, ep.LowLatencyOptions{UseFP8: cfg.FP8})
+			if err != nil {
+				return 0, 0, err
+			}
+			t1 := time.Now()
+			_, err = b.LowLatencyCombine(ctx, nil, topk, r.Handle, ep.LowLatencyCombineOptions{ZeroCopy: true, Out: out})
+			return t1.Sub(t0), time.Since(t1), err
+		}
+	} else {
+		l, err := ep.ComputeLayout(topk, n, cfg.Ranks, e)
+		if err != nil {
+			return res, err
+		}
+		// Size the region from the actual traffic: every rank's receive
+		// count and send count, all-gathered.
+		var sent int32
+		for _, v := range l.PerRank {
+			sent += v
+		}
+		all, err := t.AllGather(ctx, tensor.Bytes(append(append([]int32{}, l.PerRank...), sent)))
+		if err != nil {
+			return res, err
+		}
+		maxRows := 0
+		recv := make([]int, cfg.Ranks)
+		for _, p := range all {
+			v := bytesToI32(p)
+			for d := 0; d < cfg.Ranks; d++ {
+				recv[d] += int(v[d])
+			}
+			maxRows = max(maxRows, int(v[cfg.Ranks]))
+		}
+		for _, v := range recv {
+			maxRows = max(maxRows, v)
+		}
+		res.Rows = int64(recv[me])
+		b, err := ep.New(ctx, t, ep.Options{NormalBytes: ep.NormalSizeHint(maxRows, h, k), MaxExperts: max(e, ep.DefaultMaxExperts)})
+		if err != nil {
+			return res, err
+		}
+		defer b.Close()
+		xt := ep.Tokens{N: n, Hidden: h, BF16: x}
+		var y []tensor.BF16
+		if cfg.FP8 {
+			q, s, _ := eptest.PerTokenCastToFP8(x, n, h, false)
+			xt = ep.Tokens{N: n, Hidden: h, FP8: q, Scales: s}
+			y = make([]tensor.BF16, recv[me]*h)
+		}
+		out := make([]tensor.BF16, n*h)
+		run = func() (time.Duration, time.Duration, error) {
+			t0 := time.Now()
+			r, err := b.Dispatch(ctx, xt, &topk, ep.DispatchOptions{NumExperts: e, Layout: l})
+			if err != nil {
+				return 0, 0, err
+			}
+			t1 := time.Now()
+			in := r.X.BF16
+			if cfg.FP8 {
+				in = y
+			}
+			_, err = b.Combine(ctx, in, r.Handle, ep.CombineOptions{Weights: r.Weights, TopK: k, Out: out})
+			return t1.Sub(t0), time.Since(t1), err
+		}
+	}
+	for it := -1; it < cfg.Iters; it++ {
+		if err := t.Barrier(ctx); err != nil {
+			return res, err
+		}
+		d, c, err := run()
+		if err != nil {
+			return res, err
+		}
+		if it >= 0 {
+			res.Disp += d.Seconds()
+			res.Comb += c.Seconds()
+		}
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+	}
+	return res, nil
+}
+
+func bytesToI32(p []byte) []int32 {
+	out := make([]int32, len(p)/4)
+	for i := range out {
+		out[i] = int32(uint32(p[4*i]) | uint32(p[4*i+1])<<8 | uint32(p[4*i+2])<<16 | uint32(p[4*i+3])<<24)
+	}
+	return out
+}
+
+// epIsTerminal reports whether w is a terminal (progress bars only then).
+func epIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

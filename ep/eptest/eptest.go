@@ -1,0 +1,80 @@
+// Package eptest is the conformance suite of package ep: every Transport
+// proves itself by passing it, as gonum's testblas does for BLAS backends.
+//
+// A suite is a list of named Cases. Each Case says how many ranks it needs
+// and what one rank does; every rank generates all ranks' inputs from fixed
+// seeds, so it can check what it receives against a reference computed
+// locally, with upstream's thresholds (DeepEP tests/test_intranode.py and
+// tests/test_low_latency.py, DeepEP's shifted calc_diff). A Runner starts
+// the ranks over a transport: goroutines for ep/inproc, processes for a
+// socket transport (the child looks its Case up by name with Find).
+//
+//	func TestConformance(t *testing.T) {
+//		eptest.Run(t, func(ctx context.Context, ranks int, fn func(context.Context, ep.Transport) error) error {
+//			return inproc.Run(ctx, ranks, fn)
+//		})
+//	}
+package eptest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fireflyer-go/fireflyer/ep"
+)
+
+// Runner starts ranks ranks over some transport, runs fn on each with its
+// transport and returns the ranks' errors joined.
+type Runner func(ctx context.Context, ranks int, fn func(ctx context.Context, t ep.Transport) error) error
+
+// Case is one conformance check: Ranks ranks each run Rank.
+type Case struct {
+	Name  string
+	Ranks int
+	// Short marks cases cheap enough for -short runs.
+	Short bool
+	// Rank runs the case on one rank and returns an error describing the
+	// first mismatch.
+	Rank func(ctx context.Context, t ep.Transport) error
+}
+
+// Cases returns the whole suite.
+func Cases() []Case {
+	var cs []Case
+	cs = append(cs, normalCases()...)
+	cs = append(cs, lowLatencyCases()...)
+	cs = append(cs, badInputCases()...)
+	return cs
+}
+
+// Find returns the case named name.
+func Find(name string) (Case, bool) {
+	for _, c := range Cases() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Case{}, false
+}
+
+// Run runs every case (only the Short ones under -short) as a subtest
+// through run, each under a 2-minute deadline.
+func Run(t *testing.T, run Runner) {
+	t.Helper()
+	for _, c := range Cases() {
+		if testing.Short() && !c.Short {
+			continue
+		}
+		t.Run(c.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := run(ctx, c.Ranks, c.Rank); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func failf(format string, args ...any) error { return fmt.Errorf("check failed: "+format, args...) }
