@@ -118,9 +118,12 @@ type RefOutput struct {
 	Scores []float64 // router sigmoid scores [n_routed_experts]
 }
 
-// Reference runs one MoE layer's decode step for one token in float64,
-// un-absorbed (k_nope and v rebuilt from the latent through kv_b_proj), the
-// way DeepSeek-V3's naive attention does. x is the token's hidden state;
+// Reference runs one MoE layer's decode step for one token in float64. The
+// attention is computed absorbed (q_nope·W_UK against the cached latent,
+// W_UV after the softmax), which is exact algebra; ReferenceAttentionNaive
+// is the un-absorbed form (k_nope and v rebuilt from the latent through
+// kv_b_proj, as DeepSeek-V3's naive attention does) and the tests hold the two
+// together. x is the token's hidden state;
 // prefix the cache rows of the earlier tokens (their positions 0..len−1, so
 // the token sits at position len(prefix)); topkIdx the experts to use (the
 // fast path's choice, so that near-tie routing flips do not dominate the
@@ -142,6 +145,92 @@ func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkId
 	o := make([]float64, heads*dv)
 	logits := make([]float64, len(rows))
 	for hd := 0; hd < heads; hd++ {
+		qh := q[hd*(nope+rope) : (hd+1)*(nope+rope)]
+		qpe := append([]float64(nil), qh[nope:]...)
+		Rope(qpe, inv, pos)
+		wuk := w.KVB.W[hd*(nope+dv)*lat : (hd*(nope+dv)+nope)*lat]
+		wuv := w.KVB.W[(hd*(nope+dv)+nope)*lat : (hd+1)*(nope+dv)*lat]
+		// Absorbed in float64: q_nope·(W_UK·c) = (W_UKᵀ·q_nope)·c. The
+		// un-absorbed form is ReferenceAttentionNaive; tests pin the two
+		// together.
+		qlat := make([]float64, lat)
+		for i := 0; i < nope; i++ {
+			for j, v := range wuk[i*lat : (i+1)*lat] {
+				qlat[j] += qh[i] * float64(v)
+			}
+		}
+		m := math.Inf(-1)
+		for j, r := range rows {
+			var s float64
+			for i := 0; i < lat; i++ {
+				s += qlat[i] * r[i]
+			}
+			for i := 0; i < rope; i++ {
+				s += qpe[i] * r[lat+i]
+			}
+			logits[j] = s * scale
+			m = math.Max(m, logits[j])
+		}
+		var den float64
+		for j := range logits {
+			logits[j] = math.Exp(logits[j] - m)
+			den += logits[j]
+		}
+		olat := make([]float64, lat)
+		for j, r := range rows {
+			p := logits[j] / den
+			for i := 0; i < lat; i++ {
+				olat[i] += p * r[i]
+			}
+		}
+		oh := o[hd*dv : (hd+1)*dv]
+		for i := range oh {
+			var s float64
+			for j, v := range wuv[i*lat : (i+1)*lat] {
+				s += float64(v) * olat[j]
+			}
+			oh[i] = s
+		}
+	}
+	attn := w.O.MatVec64(o)
+	x1 := make([]float64, len(xd))
+	for i := range x1 {
+		x1[i] = xd[i] + attn[i]
+	}
+	h2 := RMSNorm(x1, w.PostNorm, c.RMSNormEps)
+	lg := w.Gate.MatVec64(h2)
+	scores := make([]float64, len(lg))
+	for i, v := range lg {
+		scores[i] = 1 / (1 + math.Exp(-v))
+	}
+	wts := RouteWeights64(c, scores, topkIdx)
+	moe := w.Shared.Forward64(h2)
+	for i, e := range topkIdx {
+		y := w.Experts[e].Forward64(h2)
+		for j := range moe {
+			moe[j] += wts[i] * y[j]
+		}
+	}
+	out := make([]float64, len(xd))
+	for i := range out {
+		out[i] = x1[i] + moe[i]
+	}
+	return RefOutput{Attn: attn, MoE: moe, Out: out, Scores: scores}
+}
+
+// ReferenceAttentionNaive returns o_proj's input [heads·v_head_dim] for one
+// token computed un-absorbed in float64: every cached latent is expanded
+// through kv_b_proj into per-head k_nope and v before the softmax. q is
+// q_b_proj's output [heads·192] (before RoPE), rows the cache rows including
+// the token's own, at position len(rows)−1.
+func ReferenceAttentionNaive(c Config, w *LayerWeights, q []float64, rows []CacheRow) []float64 {
+	nope, rope, dv, lat := c.QKNopeHeadDim, c.QKRopeHeadDim, c.VHeadDim, c.KVLoraRank
+	pos := len(rows) - 1
+	inv := RopeInvFreq(c)
+	scale := c.SoftmaxScale()
+	o := make([]float64, c.NumAttentionHeads*dv)
+	logits := make([]float64, len(rows))
+	for hd := 0; hd < c.NumAttentionHeads; hd++ {
 		qh := q[hd*(nope+rope) : (hd+1)*(nope+rope)]
 		qpe := append([]float64(nil), qh[nope:]...)
 		Rope(qpe, inv, pos)
@@ -174,28 +263,5 @@ func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkId
 			}
 		}
 	}
-	attn := w.O.MatVec64(o)
-	x1 := make([]float64, len(xd))
-	for i := range x1 {
-		x1[i] = xd[i] + attn[i]
-	}
-	h2 := RMSNorm(x1, w.PostNorm, c.RMSNormEps)
-	lg := w.Gate.MatVec64(h2)
-	scores := make([]float64, len(lg))
-	for i, v := range lg {
-		scores[i] = 1 / (1 + math.Exp(-v))
-	}
-	wts := RouteWeights64(c, scores, topkIdx)
-	moe := w.Shared.Forward64(h2)
-	for i, e := range topkIdx {
-		y := w.Experts[e].Forward64(h2)
-		for j := range moe {
-			moe[j] += wts[i] * y[j]
-		}
-	}
-	out := make([]float64, len(xd))
-	for i := range out {
-		out[i] = x1[i] + moe[i]
-	}
-	return RefOutput{Attn: attn, MoE: moe, Out: out, Scores: scores}
+	return o
 }

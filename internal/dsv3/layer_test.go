@@ -104,3 +104,42 @@ func TestReferenceSingleKey(t *testing.T) {
 		}
 	}
 }
+
+// TestReferenceAbsorbedMatchesNaive holds the absorbed float64 attention of
+// Reference to the un-absorbed form over a real prefix.
+func TestReferenceAbsorbedMatchesNaive(t *testing.T) {
+	c, _ := Published().Scaled(64)
+	r := testutil.RNG(9)
+	hid, heads := c.HiddenSize, c.NumAttentionHeads
+	w := &LayerWeights{
+		InputNorm: ones(hid), QA: randLinear(r, c.QLoraRank, hid), QANorm: ones(c.QLoraRank),
+		QB: randLinear(r, heads*192, c.QLoraRank), KVA: randLinear(r, 576, hid), KVANorm: ones(512),
+		KVB: randLinear(r, heads*256, 512), O: randLinear(r, hid, heads*128), PostNorm: ones(hid),
+		Gate: randLinear(r, c.NRoutedExperts, hid), Bias: make([]float32, c.NRoutedExperts),
+	}
+	mk := func() Expert {
+		return Expert{Gate: randLinear(r, c.MoEIntermediateSize, hid), Up: randLinear(r, c.MoEIntermediateSize, hid), Down: randLinear(r, hid, c.MoEIntermediateSize)}
+	}
+	for i := 0; i < c.NRoutedExperts; i++ {
+		w.Experts = append(w.Experts, mk())
+	}
+	w.Shared = mk()
+	var prefix []CacheRow
+	for p := 0; p < 37; p++ {
+		h := RMSNorm(testutil.F64(testutil.Normal(r, hid, 0, 1)), w.InputNorm, c.RMSNormEps)
+		prefix = append(prefix, KVRow(c, w, h, p))
+	}
+	x := testutil.Normal(r, hid, 0, 1)
+	got := Reference(c, w, x, prefix, []int32{0, 1, 2, 3, 4, 5, 6, 7})
+
+	h := RMSNorm(testutil.F64(x), w.InputNorm, c.RMSNormEps)
+	q := w.QB.MatVec64(RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps))
+	rows := append(append([]CacheRow(nil), prefix...), KVRow(c, w, h, len(prefix)))
+	want := w.O.MatVec64(ReferenceAttentionNaive(c, w, q, rows))
+	if d := testutil.CalcDiff(got.Attn, want); d > 1e-13 {
+		t.Fatalf("absorbed vs naive calc_diff %v", d)
+	}
+	if math.Abs(got.Attn[0]-want[0]) > 1e-9*math.Max(1, math.Abs(want[0])) {
+		t.Fatalf("element 0: %v vs %v", got.Attn[0], want[0])
+	}
+}

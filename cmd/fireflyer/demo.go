@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/fireflyer-go/fireflyer/internal/demo"
+	"github.com/fireflyer-go/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/pipeline"
+)
+
+func init() {
+	register(command{name: "demo", summary: "run one DeepSeek-V3 MoE decode step through every package and check it", run: runDemo})
+}
+
+func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	// A rank process of `demo --transport tcp|unix` re-executes this
+	// program with the work file in the environment.
+	if os.Getenv(demo.WorkerEnv) != "" {
+		if err := demo.RankMain(context.Background()); err != nil {
+			fmt.Fprintln(stderr, "fireflyer demo rank:", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	fs := newFlagSet("demo", "demo [flags]", stderr)
+	var o demo.Options
+	fs.IntVar(&o.Scale, "scale", 8, "shrink widths and expert counts by this factor (1 = DeepSeek-V3 full size)")
+	fs.IntVar(&o.Batch, "batch", 64, "sequences decoded in the step")
+	fs.IntVar(&o.Ranks, "ranks", 8, "expert-parallel ranks")
+	fs.StringVar(&o.Transport, "transport", "inproc", "ep transport: inproc, tcp or unix (tcp/unix start the rank processes)")
+	fs.IntVar(&o.Prefix, "prefix", 256, "longest prefix in the KV cache (each sequence holds prefix/2 … prefix tokens)")
+	seed := fs.Uint64("seed", 1, "seed of the generated weights and inputs")
+	fs.IntVar(&o.Layer, "layer", 0, "MoE layer to run (0: first_k_dense_replace, i.e. 3)")
+	fs.StringVar(&o.Dir, "dir", "", "write the generated checkpoint here and keep it (default: a temporary directory)")
+	fs.StringVar(&o.Checkpoint, "checkpoint", "", "read a DeepSeek-V3 checkpoint directory (config.json + safetensors shards) instead of generating one")
+	cfgPath := fs.String("config", "", "model config.json (default: DeepSeek-V3's published config, shipped in the binary)")
+	fs.StringVar(&o.FSBackend, "fs-backend", "auto", "fs backend for checkpoint I/O: auto, uring or posix")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
+	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer demo: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	o.Seed = *seed
+	if *cfgPath != "" {
+		c, err := dsv3.LoadConfig(*cfgPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "fireflyer demo: --config:", err)
+			return exitUsage
+		}
+		o.Config = &c
+	}
+	o.Progress = demoProgress(stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	res, err := demo.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "fireflyer demo:", err)
+		if errors.Is(err, demo.ErrOptions) || errors.Is(err, dsv3.ErrConfig) {
+			return exitUsage
+		}
+		return exitFail
+	}
+	if *svg != "" {
+		f, err := os.Create(*svg)
+		if err == nil {
+			err = pipeline.WriteSVG(f, res.Schedule(), pipeline.SVGOptions{Report: res.Report(),
+				Title: fmt.Sprintf("DualPipe, 16 stages, 32 micro-batches, F=%d µs (measured)", res.Pipeline.F)})
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "fireflyer demo: --svg:", err)
+			return exitFail
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return exitFail
+		}
+	} else {
+		demo.PrintTable(stdout, res)
+	}
+	if !res.OK {
+		return exitFail
+	}
+	return exitOK
+}
+
+// demoProgress returns a checkpoint-I/O progress callback drawing a bar on
+// stderr when it is a terminal, else nil.
+func demoProgress(stderr io.Writer) func(stage string, done, total int64) {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var mu sync.Mutex
+	bars := map[string]*progressbar.ProgressBar{}
+	return func(stage string, done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		b := bars[stage]
+		if b == nil {
+			b = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription("checkpoint "+stage), progressbar.OptionClearOnFinish())
+			bars[stage] = b
+		}
+		b.Set64(done)
+		if done >= total {
+			b.Finish()
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary act as a demo rank process when the demo
+// re-executes it for the unix and tcp transports.
+func TestMain(m *testing.M) {
+	if os.Getenv(WorkerEnv) != "" {
+		if err := RankMain(context.Background()); err != nil {
+			os.Stderr.WriteString("rank: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func small(t *testing.T) Options {
+	return Options{Scale: 64, Batch: 12, Ranks: 4, Prefix: 40, PageSize: 16, Seed: 3, Dir: filepath.Join(t.TempDir(), "ckpt")}
+}
+
+func checkResult(t *testing.T, r *Result, ranks int) {
+	t.Helper()
+	if !r.OK || r.CalcDiff >= Threshold || r.CalcDiff <= 0 {
+		t.Fatalf("check: calc_diff %v ok=%v", r.CalcDiff, r.OK)
+	}
+	if r.Read.Verified != r.Read.Tensors || r.Read.Tensors == 0 {
+		t.Fatalf("checkpoint round trip: %d of %d checksums verified", r.Read.Verified, r.Read.Tensors)
+	}
+	if r.Written != nil && (r.Written.Tensors != r.Read.Tensors || r.Written.Bytes != r.Read.Bytes) {
+		t.Fatalf("written %d tensors/%d bytes, read %d/%d", r.Written.Tensors, r.Written.Bytes, r.Read.Tensors, r.Read.Bytes)
+	}
+	want := []string{"checkpoint: read shards", "kv cache", "attention: MLA decode", "router", "eplb", "shared expert",
+		"ep: low-latency dispatch", "experts: masked grouped", "ep: low-latency combine", "pipeline: DualPipe", "reference"}
+	names := ""
+	for _, s := range r.Stages {
+		names += s.Name + "\n"
+		if s.Seconds < 0 {
+			t.Errorf("stage %q has negative time", s.Name)
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(names, w) {
+			t.Errorf("no stage row %q in\n%s", w, names)
+		}
+	}
+	if r.EPLB.ImbalanceAfter > r.EPLB.ImbalanceBefore+1e-9 {
+		t.Errorf("EPLB made the warm-up loads worse: %v → %v", r.EPLB.ImbalanceBefore, r.EPLB.ImbalanceAfter)
+	}
+	if r.Pipeline.Makespan <= 0 || r.Pipeline.PeakAct != 17 {
+		t.Errorf("pipeline: %+v", r.Pipeline)
+	}
+	var buf bytes.Buffer
+	PrintTable(&buf, r)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "check: calc_diff=") || !strings.HasSuffix(last, "threshold=0.002 ok") {
+		t.Fatalf("last line %q", last)
+	}
+}
+
+func TestDemoInproc(t *testing.T) {
+	o := small(t)
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, o.Ranks)
+	t.Logf("calc_diff %.3g (attention %.3g, moe %.3g)", r.CalcDiff, r.AttnDiff, r.MoEDiff)
+
+	// The kept checkpoint reads back through --checkpoint with the same answer.
+	o2 := Options{Checkpoint: o.Dir, Batch: o.Batch, Ranks: o.Ranks, Prefix: o.Prefix, PageSize: o.PageSize, Seed: o.Seed}
+	r2, err := Run(context.Background(), o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r2, o.Ranks)
+	if r2.Written != nil || r2.CalcDiff != r.CalcDiff {
+		t.Fatalf("re-read checkpoint: written %v, calc_diff %v vs %v", r2.Written, r2.CalcDiff, r.CalcDiff)
+	}
+}
+
+func TestDemoUnixProcesses(t *testing.T) {
+	o := small(t)
+	o.Ranks, o.Transport = 2, "unix"
+	o.Worker = func(int) *exec.Cmd { return exec.Command(os.Args[0], "-test.run=^$") }
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResult(t, r, 2)
+	inproc := small(t)
+	inproc.Ranks = 2
+	ri, err := Run(context.Background(), inproc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ri.CalcDiff != r.CalcDiff {
+		t.Fatalf("unix processes calc_diff %v, in-process %v: the transports must agree bit for bit", r.CalcDiff, ri.CalcDiff)
+	}
+}
+
+func TestCorruptCheckpoint(t *testing.T) {
+	o := small(t)
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	shard := filepath.Join(o.Dir, "model-00002-of-00002.safetensors")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-100] ^= 0x40
+	if err := os.WriteFile(shard, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Options{Checkpoint: o.Dir, Batch: 4, Ranks: 2})
+	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "CRC-32C") {
+		t.Fatalf("corrupt shard: %v", err)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	for _, o := range []Options{{Scale: -1}, {Batch: -2}, {Ranks: 100}, {Transport: "rdma"}, {Prefix: -1}, {Layer: -1}} {
+		if _, err := Run(context.Background(), o); !errors.Is(err, ErrOptions) {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+	if _, err := Run(context.Background(), Options{Checkpoint: t.TempDir()}); err == nil {
+		t.Error("empty checkpoint directory accepted")
+	}
+}

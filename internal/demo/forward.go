@@ -1,0 +1,255 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+// rmsNormRows applies RMSNorm with weight w to every row of x [rows, n] in
+// place (float32 data, float64 sums).
+func rmsNormRows(x []float32, n int, w []float32, eps float64) {
+	for r := 0; r+n <= len(x); r += n {
+		row := x[r : r+n]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		s := 1 / math.Sqrt(ss/float64(n)+eps)
+		for i, v := range row {
+			row[i] = float32(float64(v) * s * float64(w[i]))
+		}
+	}
+}
+
+// rope32 rotates adjacent pairs of x at position pos (dsv3.Rope in float32
+// storage).
+func rope32(x []float32, invFreq []float64, pos int) {
+	for i, f := range invFreq {
+		s, c := math.Sincos(float64(pos) * f)
+		a, b := float64(x[2*i]), float64(x[2*i+1])
+		x[2*i], x[2*i+1] = float32(a*c-b*s), float32(a*s+b*c)
+	}
+}
+
+// linear computes x [rows, K] · Wᵀ in FP8: x is quantized per token (1×128
+// float32 scales) and multiplied by the block-scaled weight; the result is
+// float32 [rows, W.Rows]. flops accumulates 2·rows·N·K.
+func linear(ctx context.Context, be gemm.Backend, x []float32, rows int, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
+	a, err := gemm.QuantizePerToken(x, rows, w.K, gemm.QuantOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, rows*w.Rows)
+	if err := be.GemmNT(ctx, a, w, &gemm.Out{Rows: rows, Cols: w.Rows, F32: out}); err != nil {
+		return nil, err
+	}
+	*flops += 2 * int64(rows) * int64(w.Rows) * int64(w.K)
+	return out, nil
+}
+
+// absorbed holds the kv_b_proj halves in float32 for weight absorption:
+// WUK[h] [nope][512] and WUV[h] [v][512].
+type absorbed struct {
+	WUK, WUV [][]float32
+}
+
+func absorb(cfg dsv3.Config, kvb *gemm.FP8Matrix) (*absorbed, error) {
+	w, err := gemm.Dequantize(kvb)
+	if err != nil {
+		return nil, err
+	}
+	nope, dv, lat := cfg.QKNopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
+	a := &absorbed{}
+	for h := 0; h < cfg.NumAttentionHeads; h++ {
+		base := h * (nope + dv) * lat
+		a.WUK = append(a.WUK, w[base:base+nope*lat])
+		a.WUV = append(a.WUV, w[base+nope*lat:base+(nope+dv)*lat])
+	}
+	return a, nil
+}
+
+// kvRows turns hidden states x [n, hidden] at the given positions into MLA
+// cache rows and writes them into the cache: input_layernorm,
+// kv_a_proj_with_mqa (FP8), kv_a_layernorm on the 512 latent channels, RoPE
+// on the 64 rope channels. slot(i) gives the (block, offset) of row i.
+func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, x []float32, n int, pos func(i int) int,
+	cache *mla.PagedCache, slot func(i int) (int, int), flops *int64) error {
+	h := append([]float32(nil), x...)
+	rmsNormRows(h, cfg.HiddenSize, w.InputNorm, cfg.RMSNormEps)
+	kva, err := linear(ctx, be, h, n, w.KVA, flops)
+	if err != nil {
+		return err
+	}
+	inv := dsv3.RopeInvFreq(cfg)
+	d := cfg.KVLoraRank + cfg.QKRopeHeadDim
+	for i := 0; i < n; i++ {
+		row := kva[i*d : (i+1)*d]
+		rmsNormRows(row[:cfg.KVLoraRank], cfg.KVLoraRank, w.KVANorm, cfg.RMSNormEps)
+		rope32(row[cfg.KVLoraRank:], inv, pos(i))
+		blk, off := slot(i)
+		if err := cache.SetRow(blk, off, 0, row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attention runs the absorbed MLA decode step for a batch: x [B, hidden]
+// are the new tokens' hidden states, the cache holds each sequence's prefix
+// (seqlens[b] tokens, block table bt). It appends the new tokens' rows to
+// the cache, increments seqlens and returns o_proj's output [B, hidden].
+func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.Config, w *Weights, ab *absorbed,
+	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, st *stageTimes) ([]float32, error) {
+	B, hid, heads := len(seqlens), cfg.HiddenSize, cfg.NumAttentionHeads
+	nope, rope, dv, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
+	var flops int64
+	t := st.start("attention: projections (FP8 GEMM)")
+	// the new tokens' cache rows, at position seqlens[b]
+	err := kvRows(ctx, be, cfg, w, x, B, func(i int) int { return int(seqlens[i]) }, cache,
+		func(i int) (int, int) { p := int(seqlens[i]); return int(bt[i][p/cache.PageSize]), p % cache.PageSize }, &flops)
+	if err != nil {
+		return nil, err
+	}
+	h := append([]float32(nil), x...)
+	rmsNormRows(h, hid, w.InputNorm, cfg.RMSNormEps)
+	qa, err := linear(ctx, be, h, B, w.QA, &flops)
+	if err != nil {
+		return nil, err
+	}
+	rmsNormRows(qa, cfg.QLoraRank, w.QANorm, cfg.RMSNormEps)
+	q, err := linear(ctx, be, qa, B, w.QB, &flops)
+	if err != nil {
+		return nil, err
+	}
+	// absorb: q_lat = W_UKᵀ·q_nope (512) ; q_pe roped (64)
+	inv := dsv3.RopeInvFreq(cfg)
+	qa576 := make([]float32, B*heads*(lat+rope))
+	for b := 0; b < B; b++ {
+		for hd := 0; hd < heads; hd++ {
+			qh := q[(b*heads+hd)*(nope+rope) : (b*heads+hd+1)*(nope+rope)]
+			dst := qa576[(b*heads+hd)*(lat+rope) : (b*heads+hd+1)*(lat+rope)]
+			wuk := ab.WUK[hd]
+			for i := 0; i < nope; i++ {
+				qi := qh[i]
+				row := wuk[i*lat : (i+1)*lat]
+				for j, v := range row {
+					dst[j] += qi * v
+				}
+			}
+			copy(dst[lat:], qh[nope:])
+			rope32(dst[lat:], inv, int(seqlens[b]))
+		}
+	}
+	flops += 2 * int64(B*heads*nope*lat)
+	st.stop(t, flops, 0)
+
+	for b := range seqlens {
+		seqlens[b]++
+	}
+	t = st.start("attention: MLA decode (paged, split-KV)")
+	out, _, err := mla.Decode(ctx, mbe, mla.Query{Data: qa576, B: B, SQ: 1, HQ: heads}, cache, bt, seqlens,
+		&mla.Options{Scale: float32(cfg.SoftmaxScale())})
+	if err != nil {
+		return nil, fmt.Errorf("mla decode: %w", err)
+	}
+	var sk int64
+	for _, l := range seqlens {
+		sk += int64(l)
+	}
+	mlaBytes := (sk*int64(lat+rope) + int64(B*heads*(lat+rope+lat))) * int64(cache.DType.Size())
+	st.stop(t, 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes)
+
+	t = st.start("attention: un-absorb + o_proj (FP8 GEMM)")
+	flops = 0
+	o := make([]float32, B*heads*dv)
+	for b := 0; b < B; b++ {
+		for hd := 0; hd < heads; hd++ {
+			src := out[(b*heads+hd)*lat : (b*heads+hd+1)*lat]
+			dst := o[(b*heads+hd)*dv : (b*heads+hd+1)*dv]
+			wuv := ab.WUV[hd]
+			for i := range dst {
+				row := wuv[i*lat : (i+1)*lat]
+				var s float32
+				for j, v := range row {
+					s += v * src[j]
+				}
+				dst[i] = s
+			}
+		}
+	}
+	flops += 2 * int64(B*heads*dv*lat)
+	attn, err := linear(ctx, be, o, B, w.O, &flops)
+	if err != nil {
+		return nil, err
+	}
+	st.stop(t, flops, 0)
+	return attn, nil
+}
+
+// route runs the router on h2 [B, hidden] (post_attention_layernorm
+// output): BF16 logits GEMM, sigmoid, noaux_tc selection. It returns
+// topkIdx [B, K] (logical experts), weights [B, K] and scores [B, E].
+func route(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, h2 []float32, B int) ([]int32, []float32, []float32, int64, error) {
+	hb := make([]tensor.BF16, len(h2))
+	tensor.EncodeBF16(hb, h2)
+	E, K := cfg.NRoutedExperts, cfg.NumExpertsPerTok
+	logits := make([]float32, B*E)
+	if err := be.BF16GemmNT(ctx, &gemm.BF16Matrix{Rows: B, K: cfg.HiddenSize, Data: hb}, w.Gate, &gemm.Out{Rows: B, Cols: E, F32: logits}); err != nil {
+		return nil, nil, nil, 0, err
+	}
+	idx := make([]int32, B*K)
+	wts := make([]float32, B*K)
+	for i := range logits {
+		logits[i] = dsv3.Sigmoid(logits[i])
+	}
+	for b := 0; b < B; b++ {
+		if err := dsv3.Route(cfg, logits[b*E:(b+1)*E], w.Bias, idx[b*K:(b+1)*K], wts[b*K:(b+1)*K]); err != nil {
+			return nil, nil, nil, 0, err
+		}
+	}
+	return idx, wts, logits, 2 * int64(B*E*cfg.HiddenSize), nil
+}
+
+// swiglu computes SiLU(g)⊙u for rows of gu [rows, 2·inter] (gate then up)
+// into out [rows, inter].
+func swiglu(gu []float32, rows, inter int, out []float32) {
+	for r := 0; r < rows; r++ {
+		g := gu[r*2*inter : r*2*inter+inter]
+		u := gu[r*2*inter+inter : (r+1)*2*inter]
+		o := out[r*inter : (r+1)*inter]
+		for i := range o {
+			x := float64(g[i])
+			o[i] = float32(x / (1 + math.Exp(-x)) * float64(u[i]))
+		}
+	}
+}
+
+// fuseGateUp stacks gate [inter, K] over up [inter, K] into one [2·inter, K]
+// FP8 operand (their 128-row scale blocks stay intact when inter % 128 ==
+// 0, which Config.Scaled guarantees).
+func fuseGateUp(g, u *gemm.FP8Matrix) (*gemm.FP8Matrix, error) {
+	if g.Rows%128 != 0 {
+		return nil, fmt.Errorf("demo: moe_intermediate_size %d is not a multiple of 128", g.Rows)
+	}
+	return &gemm.FP8Matrix{Rows: 2 * g.Rows, K: g.K, Data: append(append([]tensor.E4M3(nil), g.Data...), u.Data...),
+		ScaleRows: 128, ScalesF32: append(append([]float32(nil), g.ScalesF32...), u.ScalesF32...)}, nil
+}
+
+// mlp runs one dense SwiGLU MLP (the shared expert) on x [rows, hidden] in
+// FP8: fused gate/up GEMM, SiLU⊙up, per-token quantization, down GEMM.
+func mlp(ctx context.Context, be gemm.Backend, gu, down *gemm.FP8Matrix, x []float32, rows int, flops *int64) ([]float32, error) {
+	g, err := linear(ctx, be, x, rows, gu, flops)
+	if err != nil {
+		return nil, err
+	}
+	inter := gu.Rows / 2
+	act := make([]float32, rows*inter)
+	swiglu(g, rows, inter, act)
+	return linear(ctx, be, act, rows, down, flops)
+}
