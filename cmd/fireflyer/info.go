@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/fireflyer-go/fireflyer/cuda"
+	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
+	mlakern "github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/internal/platform"
 	"github.com/fireflyer-go/fireflyer/rdma"
 )
@@ -91,47 +93,46 @@ func gatherInfo() infoReport {
 	return r
 }
 
-// cpuKernel names the CPU kernel set the compute backends select.
-func cpuKernel(f platform.CPUFeatures) string {
-	switch {
-	case f.AVX512F && f.AVX512BW:
-		return "AVX-512 kernels"
-	case f.AVX2 && f.FMA:
-		return "AVX2+FMA kernels"
-	default:
-		return "pure-Go kernels"
-	}
-}
-
 func backendTable(r infoReport) []backendStatus {
 	gpuWhy := "no usable GPU: " + r.GPUError
 	if r.GPUError == "" {
-		gpuWhy = "GPU present, but the CUDA kernels are not in this version yet"
+		gpuWhy = "GPU present; the CUDA kernels (cuda/kernels) are not wired into this package yet"
+	}
+	if _, err := cuda.SystemDriver(); err != nil && r.GPUError == "" {
+		gpuWhy = err.Error()
 	}
 	rdmaWhy := "no RDMA device: " + r.RDMAError
 	if r.RDMAError == "" {
-		rdmaWhy = "RDMA device present, but the verbs transport is not in this version yet"
+		rdmaWhy = "RDMA device present; the verbs transport is not in this version yet"
 	}
-	uring := backendStatus{Package: "fs", Backend: "uring", Usable: r.IOURing, Detail: "io_uring works"}
+	uring := backendStatus{Package: "fs", Backend: "uring", Usable: r.IOURing, Detail: "io_uring works (auto picks it)"}
 	if !r.IOURing {
-		uring.Detail = r.IOURingWhy + "; fs falls back to posix"
+		uring.Detail = r.IOURingWhy + "; auto falls back to posix"
 	}
-	kern := cpuKernel(r.CPU)
+	kernel := func(level string) string {
+		switch level {
+		case "avx512":
+			return "AVX-512 kernels (Go assembly)"
+		case "avx2":
+			return "AVX2+FMA kernels (Go assembly)"
+		}
+		return "pure-Go kernels (no AVX2/AVX-512 here, or built with -tags noasm)"
+	}
 	return []backendStatus{
 		{"gemm", "ref", true, "pure Go, the literal spec"},
-		{"gemm", "cpu", true, kern},
+		{"gemm", "cpu", true, kernel(gemmcpu.Kernel())},
 		{"gemm", "cuda", false, gpuWhy},
 		{"mla", "ref", true, "pure Go, the literal spec"},
-		{"mla", "cpu", true, kern},
+		{"mla", "cpu", true, kernel(mlakern.Level())},
 		{"mla", "cuda", false, gpuWhy},
 		{"ep", "inproc", true, "ranks as goroutines in this process"},
-		{"ep", "tcp", true, "loopback or LAN sockets"},
-		{"ep", "unix", true, "Unix domain sockets"},
+		{"ep", "tcp", true, "rank processes over TCP (loopback unless AllowRemote)"},
+		{"ep", "unix", true, "rank processes over Unix domain sockets"},
 		{"ep", "rdma", false, rdmaWhy},
 		{"fs", "mem", true, "in-memory store with fault injection"},
 		{"fs", "posix", true, "pread/pwrite worker pool"},
 		uring,
-		{"fs", "hf3fs", false, "needs a 3FS mount (native USRBIO backend not in this version yet)"},
+		{"fs", "hf3fs", false, "needs a 3FS FUSE mount (fuse.hf3fs in /proc/self/mountinfo); auto picks it for paths on one"},
 	}
 }
 
