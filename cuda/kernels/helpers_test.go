@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -19,7 +18,6 @@ func testutilRNG(t testing.TB) *rand.Rand {
 
 func calcDiff(x, y []float64) float64 { return testutil.CalcDiff(x, y) }
 
-func isNegInf(v float64) bool { return math.IsInf(v, -1) }
 
 func testutilNormal(r *rand.Rand, n int) []float32 { return testutil.Normal(r, n, 0, 1) }
 

@@ -60,7 +60,7 @@ type MLADecode struct {
 	Workspace cuda.DevicePtr
 	// Out is [Batch, SeqQ, HeadsQ, 512] BF16.
 	Out cuda.DevicePtr
-	// LSE is [Batch, HeadsQ, SeqQ] float32, natural log; -Inf for a row
+	// LSE is [Batch, HeadsQ, SeqQ] float32, natural log; +Inf for a row
 	// that sees no key.
 	LSE    cuda.DevicePtr
 	Stream *cuda.Stream

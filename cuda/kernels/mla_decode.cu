@@ -11,7 +11,8 @@
 // o_part       [b, splits, s_q * h_q, D_V] float32 (workspace)
 // lse_part     [b, splits, s_q * h_q] float32 (workspace), natural log
 // out          [b, s_q, h_q, D_V] BF16
-// lse          [b, h_q, s_q] float32, natural log; -inf for a row with no keys
+// lse          [b, h_q, s_q] float32, natural log; +inf for a row with no keys
+//              (FlashMLA's convention, as the mla package); partial LSEs use -inf
 //
 // Causal (s_q > 1): query sq sees keys t < seqlen - (s_q - 1 - sq).
 // Split s of a sequence with P = ceil(seqlen / PAGE) pages covers pages
@@ -40,6 +41,7 @@ __device__ __forceinline__ u16 float_to_bf16(float f) {
 }
 
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+__device__ __forceinline__ float pos_inf() { return __int_as_float(0x7f800000); }
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -182,6 +184,6 @@ __global__ void __launch_bounds__(128) mla_decode_combine(
   for (int i = 0; i < PER; ++i) out[orow + threadIdx.x + 128 * i] = fireflyer::float_to_bf16(o[i] * inv);
   if (threadIdx.x == 0) {
     const int sq = row / h_q, h = row % h_q;
-    lse[((long long)bi * h_q + h) * s_q + sq] = total > 0.f ? mx + logf(total) : fireflyer::neg_inf();
+    lse[((long long)bi * h_q + h) * s_q + sq] = total > 0.f ? mx + logf(total) : fireflyer::pos_inf();
   }
 }

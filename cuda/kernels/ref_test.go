@@ -202,7 +202,7 @@ func (c *mlaCase) ref() (out, lse []float64) {
 		o := out[(b*rows+row)*MLAHeadDimV:][:MLAHeadDimV]
 		li := (b*c.HQ+h)*c.SQ + sq
 		if len(s) == 0 {
-			lse[li] = math.Inf(-1)
+			lse[li] = math.Inf(1) // FlashMLA: a row that sees no key has lse = +Inf and out = 0
 			return
 		}
 		var sum float64
