@@ -18,7 +18,6 @@ func testutilRNG(t testing.TB) *rand.Rand {
 
 func calcDiff(x, y []float64) float64 { return testutil.CalcDiff(x, y) }
 
-
 func testutilNormal(r *rand.Rand, n int) []float32 { return testutil.Normal(r, n, 0, 1) }
 
 // unquantizedGated reports whether an M x N output is large enough for

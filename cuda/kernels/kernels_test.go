@@ -1,9 +1,9 @@
 package kernels
 
 import (
-	"math"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
