@@ -159,6 +159,10 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 		finish()
 	}
 	if err != nil {
+		if errors.Is(err, fs.ErrAlignment) {
+			// name the argument at fault, as for every other usage error
+			err = fmt.Errorf("--bs %d with --direct: %w (use a multiple of the file system's O_DIRECT alignment, usually 512 or 4096 bytes)", cfg.BS, err)
+		}
 		fmt.Fprintf(stderr, "fireflyer fs bench: %v\n", err)
 		if errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrAlignment) {
 			return exitUsage
