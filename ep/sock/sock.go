@@ -24,7 +24,8 @@ const DefaultPort = 8361
 type Options struct {
 	// Network is "tcp" or "unix".
 	Network string
-	// Rank and WorldSize place this process in the group.
+	// Rank and WorldSize place this process in the group (WorldSize in
+	// 1..MaxWorldSize).
 	Rank, WorldSize int
 	// MasterAddr is rank 0's rendezvous host (tcp, default 127.0.0.1) or
 	// socket path (unix; the ranks' own sockets are created next to it).
@@ -41,6 +42,10 @@ type Options struct {
 	// AllowRemote permits non-loopback TCP addresses.
 	AllowRemote bool
 }
+
+// MaxWorldSize bounds Options.WorldSize: each rank keeps one connection
+// (one file descriptor and one reader goroutine) per peer.
+const MaxWorldSize = 1 << 16
 
 // OptionsFromEnv reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE and, if
 // set, EP_SECRET, for the given network. Errors name the variable and wrap
@@ -83,6 +88,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Options.Network = %q, want tcp or unix", ep.ErrConfig, o.Network)
 	case o.WorldSize < 1:
 		return fmt.Errorf("%w: Options.WorldSize = %d, want ≥ 1", ep.ErrConfig, o.WorldSize)
+	case o.WorldSize > MaxWorldSize:
+		return fmt.Errorf("%w: Options.WorldSize = %d, want ≤ MaxWorldSize (%d)", ep.ErrConfig, o.WorldSize, MaxWorldSize)
 	case o.Rank < 0 || o.Rank >= o.WorldSize:
 		return fmt.Errorf("%w: Options.Rank = %d outside [0, %d)", ep.ErrConfig, o.Rank, o.WorldSize)
 	case o.Network == "unix" && o.MasterAddr == "":
