@@ -29,11 +29,14 @@ type Transport struct {
 	agSeq  int
 }
 
+// MaxRanks bounds the ranks of one in-process group.
+const MaxRanks = 1 << 16
+
 // New returns the n transports of a new in-process group, indexed by rank.
-// It fails with ep.ErrConfig if n < 1.
+// It fails with ep.ErrConfig if n is outside 1..MaxRanks.
 func New(n int) ([]*Transport, error) {
-	if n < 1 {
-		return nil, fmt.Errorf("%w: inproc.New: ranks = %d, want ≥ 1", ep.ErrConfig, n)
+	if n < 1 || n > MaxRanks {
+		return nil, fmt.Errorf("%w: inproc.New: ranks = %d, want 1..%d", ep.ErrConfig, n, MaxRanks)
 	}
 	w := &world{n: n, regions: make([]*ep.Region, n), gen: make(chan struct{})}
 	w.slots[0] = make([][]byte, n)
