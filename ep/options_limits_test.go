@@ -8,6 +8,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // TestNewHugeOptions checks that options whose region would be absurdly
@@ -54,5 +55,38 @@ func TestNewHugeOptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOverflowingShapes: shapes whose products overflow int (N×Hidden,
+// N×K) must fail with ErrShape, not pass the length checks as 0 and panic
+// in slicing; absurd rank and expert counts fail with ErrConfig.
+func TestOverflowingShapes(t *testing.T) {
+	if _, err := ep.ComputeLayout(ep.TopK{K: 1 << 32}, 1<<32, 2, 4); !errors.Is(err, ep.ErrShape) {
+		t.Errorf("ComputeLayout(N=K=2^32) = %v, want ErrShape", err)
+	}
+	if _, err := ep.ComputeLayout(ep.TopK{K: 1, Idx: []int32{0}}, 1, 1<<40, 1<<40); !errors.Is(err, ep.ErrConfig) {
+		t.Errorf("ComputeLayout(R=E=2^40) = %v, want ErrConfig", err)
+	}
+	ll := &ep.LowLatencyConfig{MaxTokensPerRank: 4, Hidden: 128, NumExperts: 4}
+	err := inproc.RunBuffers(context.Background(), 2, ep.Options{NormalBytes: 1 << 16, LowLatency: ll}, func(ctx context.Context, b *ep.Buffer) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("rank %d: panic: %v", b.Rank(), r)
+			}
+		}()
+		if _, err := b.Dispatch(ctx, ep.Tokens{N: 1 << 32, Hidden: 1 << 32}, &ep.TopK{K: 1 << 32}, ep.DispatchOptions{NumExperts: 4}); !errors.Is(err, ep.ErrShape) {
+			return fmt.Errorf("rank %d: Dispatch with N×Hidden overflowing: %v, want ErrShape", b.Rank(), err)
+		}
+		if _, err := b.Dispatch(ctx, ep.Tokens{N: 1 << 32, Hidden: 1, BF16: nil}, &ep.TopK{K: 1 << 32}, ep.DispatchOptions{NumExperts: 4}); !errors.Is(err, ep.ErrShape) {
+			return fmt.Errorf("rank %d: Dispatch with N×K overflowing: %v, want ErrShape", b.Rank(), err)
+		}
+		if _, err := b.LowLatencyDispatch(ctx, ep.Tokens{N: 2, Hidden: 128, BF16: make([]tensor.BF16, 256)}, ep.TopK{K: 1 << 62}, ep.LowLatencyOptions{}); !errors.Is(err, ep.ErrShape) {
+			return fmt.Errorf("rank %d: LowLatencyDispatch with N×K overflowing: %v, want ErrShape", b.Rank(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
