@@ -66,6 +66,9 @@ func TestFSBenchUsage(t *testing.T) {
 		{"fs", "bench", "--backend", "nfs", dir + "/x"},
 		{"fs", "bench", "--size", "1k", "--bs", "4k", dir + "/x"},
 		{"fs", "bench", "--nope", dir + "/x"},
+		// the mem backend keeps the file in memory: a size beyond the
+		// machine used to be laid out until the process was killed
+		{"fs", "bench", "--backend", "mem", "--size", "64t", dir + "/x"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, nil, &out, &errb); code != exitUsage {
