@@ -90,3 +90,29 @@ func TestOverflowingShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOptionsTruncated: values that travel to the other ranks as uint32
+// must be rejected when they do not fit, not silently truncated
+// (ExpertAlignment 2^32+1 used to reach peers as 1 while this rank rounded
+// its per-expert counts up to 4294967297).
+func TestOptionsTruncated(t *testing.T) {
+	err := inproc.RunBuffers(context.Background(), 2, ep.Options{NormalBytes: 1 << 16}, func(ctx context.Context, b *ep.Buffer) error {
+		x := ep.Tokens{N: 1, Hidden: 8, BF16: make([]tensor.BF16, 8)}
+		tk := &ep.TopK{K: 1, Idx: []int32{int32(b.Rank())}}
+		for _, o := range []ep.DispatchOptions{
+			{NumExperts: 2, ExpertAlignment: 1<<32 + 1},
+			{NumExperts: 2, NumWorstTokens: 1<<32 + 5},
+		} {
+			if _, err := b.Dispatch(ctx, x, tk, o); !errors.Is(err, ep.ErrRange) {
+				return fmt.Errorf("rank %d: Dispatch(%+v) = %v, want ErrRange", b.Rank(), o, err)
+			}
+		}
+		if _, err := b.Dispatch(ctx, ep.Tokens{N: 1 << 31, Hidden: 1}, &ep.TopK{K: 1}, ep.DispatchOptions{NumExperts: 2}); !errors.Is(err, ep.ErrShape) {
+			return fmt.Errorf("rank %d: Dispatch(N=2^31) = %v, want ErrShape", b.Rank(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -76,6 +76,10 @@ func (x *Tokens) validate(name string) error {
 	if x.Hidden <= 0 {
 		return errorf(ErrShape, "%s.Hidden = %d, want > 0", name, x.Hidden)
 	}
+	if x.N > math.MaxInt32 || x.Hidden > math.MaxInt32 {
+		// N and Hidden travel to the other ranks as uint32
+		return errorf(ErrShape, "%s.N = %d, Hidden = %d: each must be below 2^31", name, x.N, x.Hidden)
+	}
 	if x.N > 0 && x.Hidden > math.MaxInt/x.N {
 		return errorf(ErrShape, "%s.N×Hidden = %d×%d overflows int", name, x.N, x.Hidden)
 	}
