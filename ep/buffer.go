@@ -124,6 +124,43 @@ type llHalf struct {
 
 func align64(n int) int { return (n + 63) &^ 63 }
 
+// MaxRegionBytes bounds the region New registers (1 TiB): options whose
+// layout needs more, or whose layout arithmetic would overflow an int, fail
+// with ErrConfig instead of allocating.
+const MaxRegionBytes = 1 << 40
+
+// sat is a saturating non-negative size: any term above MaxRegionBytes, and
+// any product or sum that would exceed it, makes the result satBig, so that
+// hostile options can never wrap around to a small or negative size.
+const satBig = MaxRegionBytes + 1
+
+func satMul(xs ...int) int {
+	p := 1
+	for _, x := range xs {
+		if x < 0 || x > MaxRegionBytes {
+			return satBig
+		}
+		if x != 0 && p > satBig/x {
+			return satBig
+		}
+		p = min(p*x, satBig)
+	}
+	return p
+}
+
+func satAdd(xs ...int) int {
+	s := 0
+	for _, x := range xs {
+		if x < 0 || x > MaxRegionBytes {
+			return satBig
+		}
+		s = min(s+x, satBig)
+	}
+	return s
+}
+
+func satAlign64(n int) int { return min(align64(min(n, satBig)), satBig) }
+
 // llGeometry derives the low-latency message sizes.
 type llGeometry struct {
 	m, h, e, el, k, ns int
@@ -132,44 +169,47 @@ type llGeometry struct {
 
 func newLLGeometry(c *LowLatencyConfig, r int) llGeometry {
 	g := llGeometry{m: c.MaxTokensPerRank, h: c.Hidden, e: c.NumExperts, el: c.NumExperts / r, k: c.MaxTopK, ns: NumScales(c.Hidden)}
-	g.payload = (max(2*g.h, g.h+4*g.ns) + 15) &^ 15
-	g.msg = g.payload + 16
-	g.slot = align64(hdrBytes + 4*g.el)
+	g.payload = satAdd(max(satMul(2, g.h), satAdd(g.h, satMul(4, g.ns))), 15) &^ 15
+	g.msg = satAdd(g.payload, 16)
+	g.slot = satAlign64(satAdd(hdrBytes, satMul(4, g.el)))
 	return g
 }
 
+// computeLayout places the region's parts; every size is computed with
+// saturating arithmetic, so total > MaxRegionBytes reports options too
+// large (or overflowing) for any region.
 func computeLayout(o *Options, r int) regionLayout {
 	var l regionLayout
 	off := 0
 	l.counters = off
-	off += align64(numCounters * r * 8)
-	l.notifySlot = align64(hdrBytes + 4*(r+o.MaxExperts))
+	off = satAdd(off, satAlign64(satMul(numCounters, r, 8)))
+	l.notifySlot = satAlign64(satAdd(hdrBytes, satMul(4, satAdd(r, o.MaxExperts))))
 	l.notify = off
-	off += 2 * r * l.notifySlot
+	off = satAdd(off, satMul(2, r, l.notifySlot))
 	if o.LowLatency != nil {
 		g := newLLGeometry(o.LowLatency, r)
 		for p := range 2 {
 			h := &l.ll[p]
 			h.dCounts = off
-			off += r * g.slot
+			off = satAdd(off, satMul(r, g.slot))
 			h.dStaging = off
-			off += align64(r * g.m * g.k * g.msg)
+			off = satAdd(off, satAlign64(satMul(r, g.m, g.k, g.msg)))
 			h.cStatus = off
-			off += r * hdrBytes
+			off = satAdd(off, satMul(r, hdrBytes))
 			h.cRecv = off
-			off += align64(g.m * g.k * 2 * g.h)
+			off = satAdd(off, satAlign64(satMul(g.m, g.k, 2, g.h)))
 		}
-		l.llcSendLen = g.el * r * g.m * g.h
+		l.llcSendLen = satMul(g.el, r, g.m, g.h)
 		for p := range 2 {
 			l.llcSend[p] = off
-			off += align64(2 * l.llcSendLen)
+			off = satAdd(off, satAlign64(satMul(2, l.llcSendLen)))
 		}
 	}
-	l.half = align64(o.NormalBytes / 2)
+	l.half = satAlign64(max(o.NormalBytes, 0) / 2)
 	l.dispatch = off
-	off += l.half
+	off = satAdd(off, l.half)
 	l.combine = off
-	off += l.half
+	off = satAdd(off, l.half)
 	l.total = off
 	return l
 }
@@ -218,6 +258,11 @@ func New(ctx context.Context, t Transport, opts Options) (*Buffer, error) {
 			verr = errorf(ErrConfig, "LowLatency.NumExperts = %d, want a positive multiple of the rank count %d", c.NumExperts, r)
 		case c.MaxTopK < 0 || c.MaxTopK > 64:
 			verr = errorf(ErrConfig, "LowLatency.MaxTopK = %d outside [1, 64]", c.MaxTopK)
+		}
+	}
+	if verr == nil {
+		if tot := computeLayout(&opts, r).total; tot > MaxRegionBytes {
+			verr = errorf(ErrConfig, "Options need a region of more than MaxRegionBytes (%d bytes): NormalBytes = %d, MaxExperts = %d, LowLatency = %+v", MaxRegionBytes, opts.NormalBytes, opts.MaxExperts, opts.LowLatency)
 		}
 	}
 	// Agree on options (and on validity) before registering.

@@ -21,16 +21,27 @@ type Layout struct {
 	InRank []bool
 }
 
+// Bounds on ComputeLayout's counts, far above any expert-parallel group,
+// so that its per-rank and per-expert tables stay small.
+const (
+	maxLayoutRanks   = 1 << 16
+	maxLayoutExperts = 1 << 24
+)
+
 // ComputeLayout builds the Layout of topk for numRanks ranks and numExperts
 // experts (numExperts a positive multiple of numRanks, experts assigned to
 // ranks in contiguous blocks of numExperts/numRanks). Entries −1 are skipped.
-// Errors: ErrConfig for bad counts, ErrShape/ErrRange for a bad topk (the
+// Errors: ErrConfig for bad counts (numRanks above 65536 or numExperts above
+// 2^24 included), ErrShape/ErrRange for a bad topk (the
 // message names the argument).
 //
 // Upstream: deep_ep.Buffer.get_dispatch_layout (csrc/kernels/layout.cu).
 func ComputeLayout(topk TopK, numTokens, numRanks, numExperts int) (*Layout, error) {
-	if numRanks <= 0 {
-		return nil, errorf(ErrConfig, "numRanks = %d, want > 0", numRanks)
+	if numRanks <= 0 || numRanks > maxLayoutRanks {
+		return nil, errorf(ErrConfig, "numRanks = %d, want 1..%d", numRanks, maxLayoutRanks)
+	}
+	if numExperts > maxLayoutExperts {
+		return nil, errorf(ErrConfig, "numExperts = %d exceeds %d", numExperts, maxLayoutExperts)
 	}
 	if numExperts <= 0 || numExperts%numRanks != 0 {
 		return nil, errorf(ErrConfig, "numExperts = %d, want a positive multiple of numRanks = %d", numExperts, numRanks)

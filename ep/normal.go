@@ -15,11 +15,12 @@ type DispatchOptions struct {
 	// NumExperts E, a multiple of R; required.
 	NumExperts int
 	// ExpertAlignment rounds each per-expert count up to a multiple of it
-	// (expert_alignment); zero means 1.
+	// (expert_alignment); zero means 1; below 2^31 (ErrRange otherwise).
 	ExpertAlignment int
 	// NumWorstTokens, when > 0, makes the results NumWorstTokens rows long
 	// (rows past the real count have TopKIdx −1 and weight 0) and leaves
-	// PerExpert empty (num_worst_tokens, upstream's CUDA-graph mode).
+	// PerExpert empty (num_worst_tokens, upstream's CUDA-graph mode); below
+	// 2^31 (ErrRange otherwise).
 	NumWorstTokens int
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
@@ -187,11 +188,13 @@ func (b *Buffer) validateDispatch(x *Tokens, topk *TopK, h0 *Handle, o *Dispatch
 	if o.NumExperts > b.opts.MaxExperts {
 		return nil, errorf(ErrConfig, "opts.NumExperts = %d exceeds Options.MaxExperts = %d", o.NumExperts, b.opts.MaxExperts)
 	}
-	if o.ExpertAlignment < 0 {
-		return nil, errorf(ErrRange, "opts.ExpertAlignment = %d is negative", o.ExpertAlignment)
+	// Both travel to the other ranks as uint32 (and N×Hidden etc. must not
+	// overflow): bound them by MaxInt32.
+	if o.ExpertAlignment < 0 || o.ExpertAlignment > math.MaxInt32 {
+		return nil, errorf(ErrRange, "opts.ExpertAlignment = %d outside [0, 2^31)", o.ExpertAlignment)
 	}
-	if o.NumWorstTokens < 0 {
-		return nil, errorf(ErrRange, "opts.NumWorstTokens = %d is negative", o.NumWorstTokens)
+	if o.NumWorstTokens < 0 || o.NumWorstTokens > math.MaxInt32 {
+		return nil, errorf(ErrRange, "opts.NumWorstTokens = %d outside [0, 2^31)", o.NumWorstTokens)
 	}
 	if topk != nil {
 		if err := topk.validate("topk", x.N, o.NumExperts); err != nil {

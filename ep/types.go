@@ -1,6 +1,10 @@
 package ep
 
-import "github.com/fireflyer-go/fireflyer/tensor"
+import (
+	"math"
+
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
 
 // ScaleBlock is the number of channels that share one FP8 scale: DeepEP's
 // per-token, per-128-channel quantization.
@@ -72,6 +76,13 @@ func (x *Tokens) validate(name string) error {
 	if x.Hidden <= 0 {
 		return errorf(ErrShape, "%s.Hidden = %d, want > 0", name, x.Hidden)
 	}
+	if x.N > math.MaxInt32 || x.Hidden > math.MaxInt32 {
+		// N and Hidden travel to the other ranks as uint32
+		return errorf(ErrShape, "%s.N = %d, Hidden = %d: each must be below 2^31", name, x.N, x.Hidden)
+	}
+	if x.N > 0 && x.Hidden > math.MaxInt/x.N {
+		return errorf(ErrShape, "%s.N×Hidden = %d×%d overflows int", name, x.N, x.Hidden)
+	}
 	nh := x.N * x.Hidden
 	ns := x.N * NumScales(x.Hidden)
 	switch {
@@ -140,6 +151,9 @@ type TopK struct {
 func (tk *TopK) validate(name string, n, numExperts int) error {
 	if tk.K <= 0 {
 		return errorf(ErrShape, "%s.K = %d, want > 0", name, tk.K)
+	}
+	if n < 0 || n > 0 && tk.K > math.MaxInt/n {
+		return errorf(ErrShape, "%s: N×K = %d×%d is negative or overflows int", name, n, tk.K)
 	}
 	if len(tk.Idx) != n*tk.K {
 		return errorf(ErrShape, "len(%s.Idx) = %d, want N×K = %d×%d", name, len(tk.Idx), n, tk.K)

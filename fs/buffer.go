@@ -41,8 +41,9 @@ type Region struct {
 	n   int
 }
 
-// maxBuffers bounds the buffers one Client holds (and the io_uring
-// registered-buffer table size).
+// maxBuffers is the io_uring registered-buffer table size: a Client may
+// hold more buffers, but those past it (and any over 1 GiB) are used with
+// plain READ/WRITE instead of fixed buffers.
 const maxBuffers = 1024
 
 // NewBuffer maps size bytes (rounded up to the page size) and registers

@@ -406,3 +406,35 @@ func FuzzRequestSequence(f *testing.F) {
 		fstest.CheckSequence(t, c, fstest.Oracle(t), ops)
 	})
 }
+
+// TestOffsetOverflow checks that a request whose end offset overflows
+// int64 fails with EINVAL on every backend, as the kernel's rw_verify_area
+// does for posix and uring, and changes nothing. The mem oracle used to
+// accept such a write (storing it at a wrapped-around negative page) and
+// report success.
+func TestOffsetOverflow(t *testing.T) {
+	for _, be := range []string{"mem", "posix", "uring"} {
+		t.Run(be, func(t *testing.T) {
+			c := opener(be)(t)
+			defer c.Close()
+			f, err := c.OpenFile("f", os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("head"), 0); err != nil {
+				t.Fatal(err)
+			}
+			const maxOff = 1<<63 - 1
+			if n, err := f.WriteAt(make([]byte, 4), maxOff-2); n != 0 || !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("WriteAt(4 bytes, MaxInt64-2) = %d, %v; want 0, EINVAL", n, err)
+			}
+			if n, err := f.ReadAt(make([]byte, 4096), maxOff-10); n != 0 || !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("ReadAt(4096 bytes, MaxInt64-10) = %d, %v; want 0, EINVAL", n, err)
+			}
+			if sz, err := f.Size(); err != nil || sz != 4 {
+				t.Errorf("size %d, %v after the failed write; want 4", sz, err)
+			}
+		})
+	}
+}

@@ -51,6 +51,10 @@ type FakeDaemon struct {
 	targets []string // every shm file registered, for leak checks
 	modes   map[string]os.FileMode
 	closed  bool
+
+	// tamper, when set, rewrites each batch's completions and the new
+	// cqeHead before they are published (a hostile or corrupted daemon).
+	tamper atomic.Pointer[func(c []hf3fs.IoCqe, head int32) int32]
 }
 
 type fakeSem struct {
@@ -423,11 +427,19 @@ func (d *FakeDaemon) run(r *fakeRing, j *fakeJob) {
 	r.mu.Lock()
 	rg := r.rg
 	h := rg.CqeHead.Load()
+	cq := make([]hf3fs.IoCqe, len(j.sqes))
 	for i, s := range j.sqes {
-		rg.Cqes[h] = hf3fs.IoCqe{Index: s.Index, Result: res[i], Userdata: s.Userdata}
+		cq[i] = hf3fs.IoCqe{Index: s.Index, Result: res[i], Userdata: s.Userdata}
+	}
+	nh := (h + int32(len(cq))) % rg.N
+	if tp := d.tamper.Load(); tp != nil {
+		nh = (*tp)(cq, nh)
+	}
+	for _, c := range cq {
+		rg.Cqes[h] = c
 		h = (h + 1) % rg.N
 	}
-	rg.CqeHead.Store(h)
+	rg.CqeHead.Store(nh)
 	r.reserved -= int32(len(j.sqes))
 	j.done = true
 	for len(r.pending) > 0 && r.pending[0].done {

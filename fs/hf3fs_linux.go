@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -372,6 +373,11 @@ func (b *hf3fsBackend) newEngine(r *Ring) (engine, error) {
 func (e *hf3fsEngine) submit(batch []int32) error {
 	rg := e.ring
 	h := rg.SqeHead.Load()
+	if h < 0 || h >= rg.N {
+		// The ring is shared with the daemon: a corrupted index must not
+		// make us index outside the SQ.
+		return fmt.Errorf("fs: hf3fs ring %s: sqeHead %d outside [0, %d) in shared memory: %w", e.name, h, rg.N, syscall.EIO)
+	}
 	need := int32(len(batch))
 	if free := rg.N - 1 - rg.Queued(h, rg.SqeTail.Load()); free < need {
 		// Slots freed by an out-of-order batch stay in the SQ until the
@@ -411,6 +417,13 @@ func (e *hf3fsEngine) reap(out []cqe) int {
 	if t == h || len(out) == 0 {
 		return 0
 	}
+	if t < 0 || t >= rg.N || h < 0 || h >= rg.N {
+		// Indices outside the CQ (a corrupted or hostile daemon): take
+		// nothing rather than index outside it or loop forever; the
+		// I/O then never completes and Wait ends with its context.
+		e.bad.Add(1)
+		return 0
+	}
 	k := 0
 	for t != h && k < len(out) {
 		c := rg.Cqes[t]
@@ -429,7 +442,7 @@ func (e *hf3fsEngine) reap(out []cqe) int {
 
 func (e *hf3fsEngine) block(done <-chan struct{}, need int, until time.Time) {
 	rg := e.ring
-	if int(rg.Queued(rg.CqeHead.Load(), rg.CqeTail.Load())) >= need {
+	if h, t := rg.CqeHead.Load(), rg.CqeTail.Load(); h >= 0 && h < rg.N && t >= 0 && t < rg.N && int(rg.Queued(h, t)) >= need {
 		return
 	}
 	d := hf3fsJitter

@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -161,8 +162,11 @@ func (s *MemStore) open(name string, flag int) (*memFile, error) {
 }
 
 // readAt copies file bytes into b; holes read as zeros. It returns bytes
-// read (short at EOF) or -errno.
+// read (short at EOF) or -errno (EINVAL when off+len(b) overflows int64).
 func (f *memFile) readAt(b []byte, off int64, forbidHoles bool) int64 {
+	if off > math.MaxInt64-int64(len(b)) {
+		return -int64(syscall.EINVAL) // off+len overflows, as the kernel's rw_verify_area
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if off >= f.size {
@@ -189,10 +193,15 @@ func (f *memFile) readAt(b []byte, off int64, forbidHoles bool) int64 {
 	return n
 }
 
+// writeAt stores b at off, allocating pages (ENOSPC past Faults.Capacity);
+// it returns len(b) or -errno (EINVAL when off+len(b) overflows int64).
 func (f *memFile) writeAt(s *MemStore, b []byte, off int64) int64 {
+	n := int64(len(b))
+	if off > math.MaxInt64-n {
+		return -int64(syscall.EINVAL) // off+len overflows, as the kernel's rw_verify_area
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := int64(len(b))
 	var need int64
 	for p := off / memPage; p <= (off+n-1)/memPage; p++ {
 		if f.pages[p] == nil {

@@ -450,6 +450,11 @@ func (r *Ring) collect(out []Completion) int {
 		if e.res < 0 {
 			c.N = 0
 			c.Err = syscall.Errno(-e.res)
+		} else if e.res > int64(s.reg.n) {
+			// More bytes than asked for (a misbehaving 3FS daemon): report
+			// EIO rather than a count that overruns the region.
+			c.N = 0
+			c.Err = syscall.EIO
 		} else {
 			c.N = e.res
 			c.Err = nil

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -142,7 +143,42 @@ func (c *epBenchConfig) validate() error {
 	case c.FP8 && c.LowLatency && c.Hidden%128 != 0:
 		return fmt.Errorf("--hidden %d: FP8 low-latency dispatch needs a multiple of 128", c.Hidden)
 	}
+	if need, have := c.memoryEstimate(), epMemTotal(); need > 1<<40 || have > 0 && need > float64(have) {
+		return fmt.Errorf("--ranks %d --tokens %d --hidden %d --topk %d: needs about %.1f GiB of memory, more than this machine's %.1f GiB",
+			c.Ranks, c.Tokens, c.Hidden, c.TopK, need/(1<<30), float64(have)/(1<<30))
+	}
 	return nil
+}
+
+// memoryEstimate is a rough upper bound, in bytes, of what all ranks of the
+// benchmark touch on this host together (inputs, outputs, received rows and
+// region), computed in float64 so that huge flags cannot overflow: normal
+// mode about R·N·H·2·(4+2·min(K,R)), low-latency mode R·N·H·2·(4+6·K) (its
+// per-expert receive layout holds every selection).
+func (c *epBenchConfig) memoryEstimate() float64 {
+	rows := float64(c.Ranks) * float64(c.Tokens) * float64(c.Hidden) * 2
+	if c.LowLatency {
+		return rows * (4 + 6*float64(c.TopK))
+	}
+	return rows * (4 + 2*float64(min(c.TopK, c.Ranks)))
+}
+
+// epMemTotal is the machine's memory in bytes from /proc/meminfo, or 0 when
+// unknown (the memory check then only rejects absurd sizes).
+func epMemTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }
 
 func (r *epReport) print(w io.Writer) {

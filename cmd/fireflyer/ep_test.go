@@ -72,6 +72,11 @@ func TestEPBenchUsage(t *testing.T) {
 		{"ep", "bench", "--nope"},
 		{"ep", "bench", "extra"},
 		{"ep", "bench", "--low-latency", "--fp8", "--hidden", "100"},
+		// sizes that would exhaust memory (a fatal runtime OOM before) or
+		// overflow int
+		{"ep", "bench", "--tokens", "1000000000", "--hidden", "7168"},
+		{"ep", "bench", "--tokens", "4611686018427387904", "--hidden", "4611686018427387904"},
+		{"ep", "bench", "--low-latency", "--tokens", "100000000"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, nil, &out, &errb); code != exitUsage {

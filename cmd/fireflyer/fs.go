@@ -117,6 +117,10 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	if cfg.Size, err = parseSize(size); err != nil || cfg.Size < cfg.BS {
 		return bad("--size %q: want a size >= --bs", size)
 	}
+	if mt := epMemTotal(); cfg.Backend == "mem" && mt > 0 && cfg.Size > mt/2 {
+		// the mem backend holds the whole file in this process's memory
+		return bad("--size %q with --backend mem: the file is kept in memory; want at most half of this machine's %.1f GiB", size, float64(mt)/(1<<30))
+	}
 	if cfg.Runtime, err = parseRuntime(runtime); err != nil || cfg.Runtime <= 0 {
 		return bad("--runtime %q: want a positive duration", runtime)
 	}
@@ -159,6 +163,10 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 		finish()
 	}
 	if err != nil {
+		if errors.Is(err, fs.ErrAlignment) {
+			// name the argument at fault, as for every other usage error
+			err = fmt.Errorf("--bs %d with --direct: %w (use a multiple of the file system's O_DIRECT alignment, usually 512 or 4096 bytes)", cfg.BS, err)
+		}
 		fmt.Fprintf(stderr, "fireflyer fs bench: %v\n", err)
 		if errors.Is(err, fs.ErrInvalid) || errors.Is(err, fs.ErrAlignment) {
 			return exitUsage

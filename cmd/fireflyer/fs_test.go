@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fireflyer-go/fireflyer/fs"
 )
 
 func TestFSBenchText(t *testing.T) {
@@ -63,6 +66,9 @@ func TestFSBenchUsage(t *testing.T) {
 		{"fs", "bench", "--backend", "nfs", dir + "/x"},
 		{"fs", "bench", "--size", "1k", "--bs", "4k", dir + "/x"},
 		{"fs", "bench", "--nope", dir + "/x"},
+		// the mem backend keeps the file in memory: a size beyond the
+		// machine used to be laid out until the process was killed
+		{"fs", "bench", "--backend", "mem", "--size", "64t", dir + "/x"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, nil, &out, &errb); code != exitUsage {
@@ -75,6 +81,15 @@ func TestFSBenchUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"fs", "bench", "-h"}, nil, &out, &errb); code != exitOK || !strings.Contains(errb.String(), "-iodepth") {
 		t.Errorf("-h: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	if f, err := os.OpenFile(dir+"/probe", os.O_CREATE|os.O_RDWR|fs.ODirect, 0o600); err != nil {
+		t.Logf("O_DIRECT unsupported in %s (%v): misaligned --direct case skipped", dir, err)
+	} else {
+		f.Close()
+		if code := run([]string{"fs", "bench", "--backend", "posix", "--direct", "--bs", "1000", "--size", "1M", "--runtime", "10ms", dir + "/d"}, nil, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--bs 1000") {
+			t.Errorf("misaligned --direct: exit %d, want %d with a message naming --bs: %q", code, exitUsage, errb.String())
+		}
 	}
 	if code := run([]string{"fs", "bench", "--size", "1M", "--runtime", "10ms", "/nonexistent-dir/x"}, nil, &out, &errb); code != exitFail {
 		t.Errorf("missing directory: exit %d, want %d", code, exitFail)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,17 +45,19 @@ func runSafetensors(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	var h *safetensors.Header
 	var size int64
 	if path == "-" {
-		b, err := io.ReadAll(stdin)
+		// Keep only the header in memory: the data section is counted, not
+		// stored, so a checkpoint of any size can be piped through.
+		b, n, err := readHeaderStream(stdin)
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer safetensors ls: reading stdin: %v\n", err)
 			return exitFail
 		}
-		h, err = safetensors.ParseHeader(b, int64(len(b)))
+		h, err = safetensors.ParseHeader(b, n)
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer safetensors ls: stdin: %v\n", err)
 			return exitUsage
 		}
-		size = int64(len(b))
+		size = n
 	} else {
 		f, err := safetensors.OpenMmap(path)
 		if err != nil {
@@ -105,6 +109,32 @@ func runSafetensors(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "%s %s [%s] %d\n", t.Name, dtypeLabel(t), strings.Join(dims, ","), t.End-t.Begin)
 	}
 	return exitOK
+}
+
+// readHeaderStream reads the 8-byte length prefix and the JSON header from r
+// (at most 8+safetensors.MaxHeaderSize bytes; a longer claimed length is left
+// for ParseHeader to reject) and then discards the rest of r, returning the
+// prefix and header bytes and the total length of the stream.
+func readHeaderStream(r io.Reader) ([]byte, int64, error) {
+	b := make([]byte, 8)
+	k, err := io.ReadFull(r, b)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return b[:k], int64(k), nil
+	} else if err != nil {
+		return nil, 0, err
+	}
+	hl := binary.LittleEndian.Uint64(b)
+	if hl > safetensors.MaxHeaderSize {
+		rest, err := io.Copy(io.Discard, r)
+		return b, 8 + rest, err
+	}
+	var hdr bytes.Buffer
+	m, err := io.CopyN(&hdr, r, int64(hl))
+	if err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	rest, err := io.Copy(io.Discard, r)
+	return append(b, hdr.Bytes()...), 8 + m + rest, err
 }
 
 func dtypeLabel(t safetensors.TensorInfo) string {

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/fs"
@@ -84,6 +89,46 @@ func TestSafetensorsLsErrors(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(tc.args, bytes.NewReader(tc.stdin), &out, &errb); code != tc.code || out.Len() != 0 || errb.Len() == 0 {
 			t.Errorf("%v: exit %d (want %d), stdout %q, stderr %q", tc.args, code, tc.code, out.String(), errb.String())
+		}
+	}
+}
+
+// zeroReader yields n zero bytes without holding them.
+type zeroReader struct{ n int64 }
+
+func (z *zeroReader) Read(p []byte) (int, error) {
+	if z.n == 0 {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), z.n)
+	clear(p[:k])
+	z.n -= k
+	return int(k), nil
+}
+
+// TestSafetensorsLsStdinStreams checks that listing from standard input keeps
+// only the header in memory: a large data section is counted, not buffered
+// (it used to be read whole with io.ReadAll, 2× the stream in RSS).
+func TestSafetensorsLsStdinStreams(t *testing.T) {
+	const data = 256 << 20
+	hdr := fmt.Sprintf(`{"w":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}`, data, data)
+	pre := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	for _, tc := range []struct {
+		extra int64
+		code  int
+		out   string
+	}{{0, exitOK, "w U8 [268435456] 268435456\n"}, {1, exitUsage, ""}, {-1, exitUsage, ""}} {
+		in := io.MultiReader(bytes.NewReader(pre), strings.NewReader(hdr), &zeroReader{data + tc.extra})
+		var out, errb bytes.Buffer
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		code := run([]string{"safetensors", "ls", "-"}, in, &out, &errb)
+		runtime.ReadMemStats(&m1)
+		if code != tc.code || out.String() != tc.out {
+			t.Errorf("extra %d: exit %d, out %q, err %q; want exit %d, out %q", tc.extra, code, out.String(), errb.String(), tc.code, tc.out)
+		}
+		if a := m1.TotalAlloc - m0.TotalAlloc; a > 16<<20 {
+			t.Errorf("extra %d: allocated %d MiB for a %d MiB stream", tc.extra, a>>20, data>>20)
 		}
 	}
 }

@@ -1,16 +1,3 @@
-// Package inproc is the reference transport of package ep: R ranks that are
-// goroutines of one process and share memory. A Put is a copy into the peer's
-// region and a Signal an atomic add, so a put followed by a signal is ordered
-// (Go's atomics are sequentially consistent).
-//
-// It mirrors the role of DeepEP's intranode NVLink path (deep_ep.Buffer with
-// num_nvl_bytes) and serves the tests, the benchmarks and the project demo.
-// Run starts R ranks and runs a function on each:
-//
-//	err := inproc.RunBuffers(ctx, 8, ep.Options{NormalBytes: 1 << 26}, func(ctx context.Context, b *ep.Buffer) error {
-//		res, err := b.Dispatch(ctx, x, topk, ep.DispatchOptions{})
-//		...
-//	})
 package inproc
 
 import (
@@ -42,11 +29,14 @@ type Transport struct {
 	agSeq  int
 }
 
+// MaxRanks bounds the ranks of one in-process group.
+const MaxRanks = 1 << 16
+
 // New returns the n transports of a new in-process group, indexed by rank.
-// It fails with ep.ErrConfig if n < 1.
+// It fails with ep.ErrConfig if n is outside 1..MaxRanks.
 func New(n int) ([]*Transport, error) {
-	if n < 1 {
-		return nil, fmt.Errorf("%w: inproc.New: ranks = %d, want ≥ 1", ep.ErrConfig, n)
+	if n < 1 || n > MaxRanks {
+		return nil, fmt.Errorf("%w: inproc.New: ranks = %d, want 1..%d", ep.ErrConfig, n, MaxRanks)
 	}
 	w := &world{n: n, regions: make([]*ep.Region, n), gen: make(chan struct{})}
 	w.slots[0] = make([][]byte, n)

@@ -2,6 +2,7 @@ package inproc_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -17,4 +18,15 @@ func TestConformance(t *testing.T) {
 	eptest.Run(t, func(ctx context.Context, ranks int, fn func(context.Context, ep.Transport) error) error {
 		return inproc.Run(ctx, ranks, fn)
 	})
+}
+
+// TestNewRanksRange: a rank count outside 1..MaxRanks fails with ErrConfig
+// instead of allocating per-rank tables for it (1<<40 ranks used to be a
+// fatal out-of-memory).
+func TestNewRanksRange(t *testing.T) {
+	for _, n := range []int{0, -1, inproc.MaxRanks + 1, 1 << 40} {
+		if _, err := inproc.New(n); !errors.Is(err, ep.ErrConfig) {
+			t.Errorf("New(%d) = %v, want ErrConfig", n, err)
+		}
+	}
 }

@@ -42,6 +42,11 @@ func TestDialValidation(t *testing.T) {
 		{Network: "tcp", WorldSize: 2, MasterPort: 0},
 		{Network: "tcp", WorldSize: 2, MasterPort: 1, MasterAddr: "8.8.8.8"},
 		{Network: "unix", WorldSize: 2},
+		// a world too large for the mesh (it used to panic in make, or
+		// wrap around in the handshake's uint32)
+		{Network: "tcp", Rank: 0, WorldSize: 1 << 40, MasterPort: 1},
+		{Network: "tcp", Rank: 0, WorldSize: MaxWorldSize + 1, MasterPort: 1},
+		{Network: "unix", Rank: 1, WorldSize: 1<<32 + 2, MasterAddr: "/nonexistent/x"},
 	} {
 		if _, err := Dial(ctx, o); !errors.Is(err, ep.ErrConfig) {
 			t.Errorf("Dial(%+v) = %v, want ErrConfig", o, err)

@@ -1,25 +1,3 @@
-// Package sock implements ep.Transport over TCP or Unix-domain stream
-// sockets, for ranks in separate processes on hosts without RDMA (DeepEP's
-// frequent request for non-Mellanox NICs or no NVLink; DeepEP's own
-// bootstrap uses MASTER_ADDR/MASTER_PORT through torch.distributed).
-//
-// Every pair of ranks shares one stream. A Put becomes a frame whose
-// payload is gathered from the caller's buffers without copying and written
-// with writev (net.Buffers) when the next Signal to that rank flushes the
-// stream; a reader goroutine per peer checks each frame's bounds and reads
-// the payload straight into the local region, then applies signals in
-// stream order, so a signal is applied after every earlier put.
-//
-// Bootstrap: rank 0 listens at the master address; the other ranks dial it
-// and send the address of their own listener; rank 0 answers with the table
-// and a session id; then rank j dials every rank i < j. Every connection
-// starts with a handshake that checks the protocol version, the group size
-// and session, and — when a shared secret is set — proves both sides know
-// it (HMAC-SHA256 over both sides' nonces). Addresses are loopback unless
-// Options.AllowRemote is set. Every wait has a deadline.
-//
-// A peer that dies or sends a malformed frame makes its connection drop
-// and every wait on this rank fail with an error wrapping ep.ErrTransport.
 package sock
 
 import (
@@ -46,7 +24,8 @@ const DefaultPort = 8361
 type Options struct {
 	// Network is "tcp" or "unix".
 	Network string
-	// Rank and WorldSize place this process in the group.
+	// Rank and WorldSize place this process in the group (WorldSize in
+	// 1..MaxWorldSize).
 	Rank, WorldSize int
 	// MasterAddr is rank 0's rendezvous host (tcp, default 127.0.0.1) or
 	// socket path (unix; the ranks' own sockets are created next to it).
@@ -63,6 +42,10 @@ type Options struct {
 	// AllowRemote permits non-loopback TCP addresses.
 	AllowRemote bool
 }
+
+// MaxWorldSize bounds Options.WorldSize: each rank keeps one connection
+// (one file descriptor and one reader goroutine) per peer.
+const MaxWorldSize = 1 << 16
 
 // OptionsFromEnv reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE and, if
 // set, EP_SECRET, for the given network. Errors name the variable and wrap
@@ -105,6 +88,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Options.Network = %q, want tcp or unix", ep.ErrConfig, o.Network)
 	case o.WorldSize < 1:
 		return fmt.Errorf("%w: Options.WorldSize = %d, want ≥ 1", ep.ErrConfig, o.WorldSize)
+	case o.WorldSize > MaxWorldSize:
+		return fmt.Errorf("%w: Options.WorldSize = %d, want ≤ MaxWorldSize (%d)", ep.ErrConfig, o.WorldSize, MaxWorldSize)
 	case o.Rank < 0 || o.Rank >= o.WorldSize:
 		return fmt.Errorf("%w: Options.Rank = %d outside [0, %d)", ep.ErrConfig, o.Rank, o.WorldSize)
 	case o.Network == "unix" && o.MasterAddr == "":

@@ -8,7 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that no test leaves a goroutine running (worker pools,
+// ring waiters, parallel writers).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	for _, be := range []string{"auto", "posix"} {

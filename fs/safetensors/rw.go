@@ -3,7 +3,9 @@ package safetensors
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -342,7 +344,10 @@ func readHeader(f interface {
 	ReadAt([]byte, int64) (int, error)
 }, size int64) (*Header, error) {
 	var pre [8]byte
-	if n, _ := f.ReadAt(pre[:], 0); n < 8 {
+	if n, err := f.ReadAt(pre[:], 0); n < 8 {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err // an I/O error (a directory, EIO), not a short file
+		}
 		return nil, fmt.Errorf("%w: %d bytes, need 8 for the header length", ErrTruncated, n)
 	}
 	hl := binary.LittleEndian.Uint64(pre[:])

@@ -377,3 +377,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenDirectory: a directory is an I/O error (EISDIR), not a
+// "truncated: 0 bytes" malformed file.
+func TestOpenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := safetensors.OpenMmap(dir)
+	if !errors.Is(err, syscall.EISDIR) || errors.Is(err, safetensors.ErrFormat) {
+		t.Errorf("OpenMmap(directory) = %v, want EISDIR and not ErrFormat", err)
+	}
+}

@@ -1,0 +1,14 @@
+// Package inproc is the reference transport of package ep: R ranks that are
+// goroutines of one process and share memory. A Put is a copy into the peer's
+// region and a Signal an atomic add, so a put followed by a signal is ordered
+// (Go's atomics are sequentially consistent).
+//
+// It mirrors the role of DeepEP's intranode NVLink path (deep_ep.Buffer with
+// num_nvl_bytes) and serves the tests, the benchmarks and the project demo.
+// Run starts R ranks and runs a function on each:
+//
+//	err := inproc.RunBuffers(ctx, 8, ep.Options{NormalBytes: 1 << 26}, func(ctx context.Context, b *ep.Buffer) error {
+//		res, err := b.Dispatch(ctx, x, topk, ep.DispatchOptions{})
+//		...
+//	})
+package inproc
