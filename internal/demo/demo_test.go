@@ -138,3 +138,50 @@ func TestBadOptions(t *testing.T) {
 		t.Error("empty checkpoint directory accepted")
 	}
 }
+
+// TestCheckFailsOnWrongStage perturbs one stage's result and expects the
+// check to fail. Both perturbations keep the layer output's calc_diff under
+// Threshold (the residual stream dominates it), so only the per-part gate
+// catches them: a 10% error in the attention output (about what a softmax
+// scale without mscale² does) and dropping one of the top-k experts.
+func TestCheckFailsOnWrongStage(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		f    func(stage string, v []float32)
+	}{
+		{"attention ×0.9", func(stage string, v []float32) {
+			if stage == "attention" {
+				for i := range v {
+					v[i] *= 0.9
+				}
+			}
+		}},
+		{"last expert dropped", func(stage string, v []float32) {
+			if stage == "weights" {
+				for i := 7; i < len(v); i += 8 {
+					v[i] = 0
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			testPerturb = c.f
+			defer func() { testPerturb = nil }()
+			o := small(t)
+			o.Dir = ""
+			r, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK {
+				t.Fatalf("check passed with a wrong stage: calc_diff %.3g, attention %.3g, moe %.3g", r.CalcDiff, r.AttnDiff, r.MoEDiff)
+			}
+			var buf bytes.Buffer
+			PrintTable(&buf, r)
+			if !strings.HasSuffix(strings.TrimSpace(buf.String()), "threshold=0.002 FAILED") {
+				t.Fatalf("check line does not say FAILED:\n%s", buf.String())
+			}
+			t.Logf("calc_diff %.3g, attention %.3g, moe %.3g", r.CalcDiff, r.AttnDiff, r.MoEDiff)
+		})
+	}
+}

@@ -15,7 +15,9 @@ func (r *Result) Schedule() *pipeline.Schedule { return r.schedule }
 func (r *Result) Report() *pipeline.Report { return r.report }
 
 // PrintTable writes the human-readable report; its last line is the check
-// line `check: calc_diff=<v> threshold=0.002 ok|FAILED`.
+// line `check: calc_diff=<v> threshold=0.002 ok|FAILED` (FAILED also when
+// the attention or MoE part alone is over PartThreshold, said on the line
+// before).
 func PrintTable(w io.Writer, r *Result) {
 	m := r.Model
 	fmt.Fprintf(w, "model: DeepSeek-V3 MoE layer at scale 1/%d: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
@@ -54,6 +56,14 @@ func PrintTable(w io.Writer, r *Result) {
 	verdict := "ok"
 	if !r.OK {
 		verdict = "FAILED"
+		for _, p := range []struct {
+			name string
+			v    float64
+		}{{"attention", r.AttnDiff}, {"moe", r.MoEDiff}} {
+			if !(p.v < r.PartThreshold) {
+				fmt.Fprintf(w, "%s: calc_diff=%.2e is over its own threshold %g\n", p.name, p.v, r.PartThreshold)
+			}
+		}
 	}
 	fmt.Fprintf(w, "check: calc_diff=%.2e threshold=%g %s\n", r.CalcDiff, r.Threshold, verdict)
 }
