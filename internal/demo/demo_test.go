@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -183,5 +184,50 @@ func TestCheckFailsOnWrongStage(t *testing.T) {
 			}
 			t.Logf("calc_diff %.3g, attention %.3g, moe %.3g", r.CalcDiff, r.AttnDiff, r.MoEDiff)
 		})
+	}
+}
+
+// TestLoadOpensOnlyTheLayersShards: a real checkpoint has 163 shards of
+// about 4.3 GB; LoadCheckpoint must read only those the index maps the
+// layer's tensors to. Here a third shard holding only another layer's
+// tensor is not even a safetensors file, so opening it would fail.
+func TestLoadOpensOnlyTheLayersShards(t *testing.T) {
+	o := small(t)
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	other := "model-00003-of-00003.safetensors"
+	if err := os.WriteFile(filepath.Join(o.Dir, other), []byte("not a shard"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ip := filepath.Join(o.Dir, "model.safetensors.index.json")
+	b, err := os.ReadFile(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	idx["weight_map"].(map[string]any)["model.layers.4.mlp.gate.weight"] = other
+	if b, err = json.Marshal(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ip, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{Checkpoint: o.Dir, Batch: 4, Ranks: 2, Prefix: 20, PageSize: 16})
+	if err != nil {
+		t.Fatalf("layer 3 from a checkpoint whose unrelated shard is unreadable: %v", err)
+	}
+	for _, f := range r.Read.Files {
+		if f == other {
+			t.Fatalf("read %s, which holds no tensor of layer 3", other)
+		}
+	}
+	// Asking for layer 4 reads that shard and reports it.
+	_, err = Run(context.Background(), Options{Checkpoint: o.Dir, Layer: 4, Batch: 4, Ranks: 2, Prefix: 20, PageSize: 16})
+	if err == nil || !strings.Contains(err.Error(), other) {
+		t.Fatalf("layer 4: %v", err)
 	}
 }
