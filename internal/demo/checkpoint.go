@@ -22,8 +22,9 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// ErrCheckpoint reports a checkpoint that lacks a tensor, holds one of the
-// wrong dtype or shape, or fails its checksum.
+// ErrCheckpoint reports a checkpoint that is missing, lacks a tensor or a
+// shard, holds a malformed or truncated shard or a tensor of the wrong dtype
+// or shape, or fails its checksum.
 var ErrCheckpoint = errors.New("demo: bad checkpoint")
 
 // crcPrefix keys the per-tensor CRC-32C checksums the generated checkpoint
@@ -237,6 +238,9 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		t0 := time.Now()
 		f, err := safetensors.Open(ctx, c, file, nil)
 		if err != nil {
+			if errors.Is(err, safetensors.ErrFormat) || errors.Is(err, os.ErrNotExist) {
+				err = fmt.Errorf("%w: %w", ErrCheckpoint, err) // bad input, not an I/O failure
+			}
 			return nil, nil, fmt.Errorf("demo: %s: %w", file, err)
 		}
 		stats.IO += time.Since(t0)

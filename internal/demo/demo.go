@@ -194,6 +194,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: page size %d must be ≥ 1", ErrOptions, o.PageSize)
 	case o.Transport != "inproc" && o.Transport != "tcp" && o.Transport != "unix":
 		return fmt.Errorf("%w: --transport %q must be inproc, tcp or unix", ErrOptions, o.Transport)
+	case o.FSBackend != "auto" && o.FSBackend != "uring" && o.FSBackend != "posix" && o.FSBackend != "hf3fs" && o.FSBackend != "mem":
+		return fmt.Errorf("%w: --fs-backend %q must be auto, uring, posix, hf3fs or mem", ErrOptions, o.FSBackend)
 	case o.Layer < 0:
 		return fmt.Errorf("%w: --layer %d must be ≥ 0", ErrOptions, o.Layer)
 	}
@@ -222,6 +224,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		cfg = *opts.Config
 	case dir != "":
 		c, err := dsv3.LoadConfig(dir + "/config.json")
+		if errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("%w: --checkpoint %s: %w", ErrCheckpoint, dir, err)
+		}
 		if err != nil {
 			return nil, err
 		}
