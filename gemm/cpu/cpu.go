@@ -68,6 +68,9 @@ func (b *Backend) GemmNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out
 	if err := gemm.ValidateGemmNT(a, bm, d); err != nil {
 		return err
 	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
+	}
 	c := getCall(ctx, d, b.workers())
 	defer putCall(c)
 	c.fa, c.fb = a, bm
@@ -83,6 +86,9 @@ func (b *Backend) GemmNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out
 func (b *Backend) GroupedContiguousNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out, mIndices []int32) error {
 	if err := gemm.ValidateContiguous(a, bm, d, mIndices); err != nil {
 		return err
+	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
 	}
 	c := getCall(ctx, d, b.workers())
 	defer putCall(c)
@@ -115,6 +121,9 @@ func (b *Backend) GroupedMaskedNT(ctx context.Context, a, bm *gemm.FP8Matrix, d 
 	if err := gemm.ValidateMasked(a, bm, d, maskedM, expectedM); err != nil {
 		return err
 	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
+	}
 	c := getCall(ctx, d, b.workers())
 	defer putCall(c)
 	c.fa, c.fb = a, bm
@@ -136,6 +145,9 @@ func (b *Backend) GroupedMaskedNT(ctx context.Context, a, bm *gemm.FP8Matrix, d 
 func (b *Backend) BF16GemmNT(ctx context.Context, a, bm *gemm.BF16Matrix, d *gemm.Out) error {
 	if err := gemm.ValidateBF16(a, bm, d); err != nil {
 		return err
+	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
 	}
 	c := getCall(ctx, d, b.workers())
 	defer putCall(c)

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/ref"
@@ -688,6 +689,34 @@ func (s *suite) edges(t *testing.T) {
 			t.Fatal(err)
 		}
 		untouched(t, d, []int{0, 1, 2, 3}, 7)
+	})
+	// N=0 (or K=0 with N=0) needs no data however large M is, so the call
+	// must return at once instead of walking 2^40 empty rows.
+	t.Run("N=0/M=2^40", func(t *testing.T) {
+		const huge = 1 << 40
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		done := make(chan error, 4)
+		go func() {
+			a := &gemm.FP8Matrix{Rows: huge, ScaleRows: 1}
+			b := &gemm.FP8Matrix{ScaleRows: gemm.BlockK}
+			done <- s.b.GemmNT(ctx, a, b, &gemm.Out{Rows: huge, F32: []float32{}})
+			ga := &gemm.FP8Matrix{Groups: 1, Rows: huge, ScaleRows: 1}
+			gb := &gemm.FP8Matrix{Groups: 1, ScaleRows: gemm.BlockK}
+			done <- s.b.GroupedMaskedNT(ctx, ga, gb, &gemm.Out{Rows: huge, F32: []float32{}, ZeroUnused: true}, []int32{0}, 0)
+			done <- s.b.GroupedMaskedNT(ctx, ga, gb, &gemm.Out{Rows: huge, F32: []float32{}}, []int32{1 << 30}, 0)
+			done <- s.b.BF16GemmNT(ctx, &gemm.BF16Matrix{Rows: huge}, &gemm.BF16Matrix{}, &gemm.Out{Rows: huge, F32: []float32{}})
+		}()
+		for i := 0; i < 4; i++ {
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, gemm.ErrUnsupported) {
+					t.Fatalf("call %d: %v", i, err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("call %d with M=2^40, N=0 did not return", i)
+			}
+		}
 	})
 }
 

@@ -85,6 +85,9 @@ func (*Backend) GemmNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out) e
 	if err := gemm.ValidateGemmNT(a, b, d); err != nil {
 		return err
 	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
+	}
 	for m := 0; m < a.Rows; m++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -101,6 +104,9 @@ func (*Backend) GemmNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out) e
 func (*Backend) GroupedContiguousNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out, mIndices []int32) error {
 	if err := gemm.ValidateContiguous(a, b, d, mIndices); err != nil {
 		return err
+	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
 	}
 	for m := 0; m < a.Rows; m++ {
 		if err := ctx.Err(); err != nil {
@@ -124,6 +130,9 @@ func (*Backend) GroupedMaskedNT(ctx context.Context, a, b *gemm.FP8Matrix, d *ge
 	if err := gemm.ValidateMasked(a, b, d, maskedM, expectedM); err != nil {
 		return err
 	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
+	}
 	for g := 0; g < a.NumGroups(); g++ {
 		for m := 0; m < a.Rows; m++ {
 			if err := ctx.Err(); err != nil {
@@ -146,6 +155,9 @@ func (*Backend) GroupedMaskedNT(ctx context.Context, a, b *gemm.FP8Matrix, d *ge
 func (*Backend) BF16GemmNT(ctx context.Context, a, b *gemm.BF16Matrix, d *gemm.Out) error {
 	if err := gemm.ValidateBF16(a, b, d); err != nil {
 		return err
+	}
+	if d.Cols == 0 {
+		return nil // N = 0: nothing to write, however many rows
 	}
 	for m := 0; m < a.Rows; m++ {
 		if err := ctx.Err(); err != nil {
