@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -244,6 +245,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Layer = cfg.FirstKDenseReplace
 	}
 	fillModel(res, cfg, opts.Scale)
+	if need, have := memoryNeeded(cfg, opts.Layer), physicalMemory(); have > 0 && need > have {
+		return nil, fmt.Errorf("%w: the layer at this size (--scale %d, %d experts × hidden %d) needs about %.1f GB of memory (FP8 weights, their copies and the float64 reference's float32 weights), this machine has %.1f GB; use a larger --scale",
+			ErrOptions, opts.Scale, cfg.NRoutedExperts, cfg.HiddenSize, float64(need)/1e9, float64(have)/1e9)
+	}
 	if dir == "" {
 		dir = opts.Dir
 		if dir == "" {
@@ -631,4 +636,20 @@ func runMoE(ctx context.Context, opts Options, in moeInput, be gemm.Backend, sta
 		return out, stats, nil
 	}
 	return runMoEProcesses(ctx, opts, in, epOpts, out, stats, perRank)
+}
+
+// memoryNeeded estimates the demo's peak memory for MoE layer `layer` of
+// cfg: about 6 bytes per FP8 weight (the weights as read, their fused and
+// per-rank stacked copies, and 4 bytes of float32 for the reference);
+// measured 5.3× the checkpoint's bytes at --scale 4. A config whose sizes
+// overflow gives the largest int64.
+func memoryNeeded(cfg dsv3.Config, layer int) int64 {
+	var n float64
+	for _, s := range layerSpecs(cfg, layer) {
+		n += float64(s.Out) * float64(s.In)
+	}
+	if n*6 >= math.MaxInt64/2 {
+		return math.MaxInt64
+	}
+	return int64(n * 6)
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fireflyer-go/fireflyer/internal/dsv3"
 )
 
 // TestMain lets the test binary act as a demo rank process when the demo
@@ -229,5 +231,23 @@ func TestLoadOpensOnlyTheLayersShards(t *testing.T) {
 	_, err = Run(context.Background(), Options{Checkpoint: o.Dir, Layer: 4, Batch: 4, Ranks: 2, Prefix: 20, PageSize: 16})
 	if err == nil || !strings.Contains(err.Error(), other) {
 		t.Fatalf("layer 4: %v", err)
+	}
+}
+
+// TestRefusesWhatMemoryCannotHold: a config (or --scale 1) whose layer
+// needs more memory than the machine has is refused up front with a
+// message, instead of being killed by the kernel half-way.
+func TestRefusesWhatMemoryCannotHold(t *testing.T) {
+	if physicalMemory() == 0 {
+		t.Skip("physical memory unknown on this system")
+	}
+	c := dsv3.Published()
+	c.HiddenSize = 1 << 30
+	_, err := Run(context.Background(), Options{Config: &c, Scale: 1})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "GB of memory") {
+		t.Fatalf("hidden_size 2^30: %v", err)
+	}
+	if n := memoryNeeded(dsv3.Published(), 3); n < 60e9 || n > 80e9 {
+		t.Errorf("full-size layer estimated at %.1f GB, want about 69", float64(n)/1e9)
 	}
 }
