@@ -85,6 +85,10 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	if *sq < 1 || *hq < 1 || *hkv < 1 || *sms < 1 || *hq%*hkv != 0 {
+		fmt.Fprintf(stderr, "fireflyer mla plan: need --sq, --hq, --hkv, --sms ≥ 1 and --hq a multiple of --hkv (got %d, %d, %d, %d)\n", *sq, *hq, *hkv, *sms)
+		return exitUsage
+	}
 	in := stdin
 	if fs.NArg() > 1 {
 		fmt.Fprintln(stderr, "fireflyer mla plan: at most one SEQLENS_FILE")

@@ -40,6 +40,11 @@ func TestMLAErrors(t *testing.T) {
 		{"mla", "check", "--dtype", "F8_E4M3"},
 		{"mla", "bench", "--backend", "gpu"},
 		{"mla", "check", "--bogus"},
+		{"mla", "plan", "--hq", "3", "--hkv", "2"},
+		{"mla", "plan", "--sq", "0"},
+		{"mla", "plan", "--hq", "-1"},
+		{"mla", "plan", "--hkv", "0"},
+		{"mla", "plan", "--sms", "0"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, strings.NewReader("x"), &out, &errb); code != exitUsage {
