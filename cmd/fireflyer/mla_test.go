@@ -40,11 +40,6 @@ func TestMLAErrors(t *testing.T) {
 		{"mla", "check", "--dtype", "F8_E4M3"},
 		{"mla", "bench", "--backend", "gpu"},
 		{"mla", "check", "--bogus"},
-		{"mla", "plan", "--hq", "3", "--hkv", "2"},
-		{"mla", "plan", "--sq", "0"},
-		{"mla", "plan", "--hq", "-1"},
-		{"mla", "plan", "--hkv", "0"},
-		{"mla", "plan", "--sms", "0"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, strings.NewReader("x"), &out, &errb); code != exitUsage {
@@ -52,6 +47,18 @@ func TestMLAErrors(t *testing.T) {
 		}
 		if out.Len() != 0 {
 			t.Errorf("%v: stdout %q, want empty", args, out.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"mla", "plan", "--hq", "3", "--hkv", "2"},
+		{"mla", "plan", "--sq", "0"},
+		{"mla", "plan", "--hq", "-1"},
+		{"mla", "plan", "--hkv", "0"},
+		{"mla", "plan", "--sms", "0"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, strings.NewReader("100 200"), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--hq") {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d naming the flags", args, code, errb.String(), exitUsage)
 		}
 	}
 	var out, errb bytes.Buffer
