@@ -11,6 +11,11 @@
 //
 // Results agree with gemm/ref within calc_diff 1e−5 (only rounding order
 // differs: the cpu kernels use fused multiply-add).
+//
+// Goroutines: the first parallel call starts up to GOMAXPROCS−1 helper
+// goroutines that stay parked for the life of the process and join later
+// calls. Tests that check for leaks with go.uber.org/goleak ignore them with
+// goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop").
 package cpu
 
 import (

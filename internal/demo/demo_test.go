@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/fireflyer-go/fireflyer/internal/dsv3"
 )
 
@@ -24,7 +26,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// gemm/cpu keeps parked helper goroutines for the life of the process.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop"))
 }
 
 func small(t *testing.T) Options {
