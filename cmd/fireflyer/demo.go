@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -54,6 +55,18 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fireflyer demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if o.Checkpoint != "" {
+		var conflict string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "scale" || f.Name == "dir" {
+				conflict = f.Name
+			}
+		})
+		if conflict != "" {
+			fmt.Fprintf(stderr, "fireflyer demo: --%s applies to a generated checkpoint; --checkpoint reads one as it is\n", conflict)
+			return exitUsage
+		}
 	}
 	// Options take 0 as "the default"; on the command line 0 is a mistake.
 	for _, f := range []struct {

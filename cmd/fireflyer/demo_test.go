@@ -66,6 +66,11 @@ func TestDemoCLIBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The model line names the checkpoint, not a --scale that did not apply.
+	code, stdout, stderr := runCLI(t, "", "demo", "--checkpoint", dir, "--batch", "4", "--ranks", "2", "--prefix", "20")
+	if first := strings.SplitN(stdout, "\n", 2)[0]; code != exitOK || !strings.Contains(first, "read from "+dir) || strings.Contains(first, "scale") {
+		t.Errorf("--checkpoint: exit %d, first line %q, stderr %q", code, first, stderr)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -78,6 +83,8 @@ func TestDemoCLIBadInput(t *testing.T) {
 		{[]string{"--checkpoint", filepath.Join(t.TempDir(), "absent")}, "--checkpoint"},
 		{[]string{"--checkpoint", trunc, "--batch", "4", "--ranks", "2"}, "model-00002-of-00002.safetensors"},
 		{[]string{"--checkpoint", dir, "--layer", "9"}, "model.layers.9."},
+		{[]string{"--checkpoint", dir, "--scale", "4"}, "--scale"},
+		{[]string{"--checkpoint", dir, "--dir", t.TempDir()}, "--dir"},
 	} {
 		code, stdout, stderr := runCLI(t, "", append([]string{"demo"}, c.args...)...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) || stdout != "" {

@@ -60,7 +60,7 @@ var ErrOptions = errors.New("demo: bad options")
 // Options configure Run. The zero value of a field means its default.
 type Options struct {
 	Config     *dsv3.Config // nil: DeepSeek-V3's published config (or the checkpoint's config.json)
-	Scale      int          // shrink factor for widths and expert counts (default 8; 1 = full size)
+	Scale      int          // shrink factor for widths and expert counts of the generated checkpoint (default 8; 1 = full size; not used with Checkpoint)
 	Batch      int          // sequences decoded (default 64)
 	Ranks      int          // expert-parallel ranks (default 8)
 	Transport  string       // "inproc" (default), "tcp" or "unix"
@@ -100,7 +100,7 @@ type Result struct {
 		TopKGroup    int     `json:"topk_group"`
 		MoEInter     int     `json:"moe_intermediate_size"`
 		QLoraRank    int     `json:"q_lora_rank"`
-		Scale        int     `json:"scale"`
+		Scale        int     `json:"scale"` // --scale of the generated checkpoint; 0 when read from --checkpoint
 		SoftmaxScale float64 `json:"softmax_scale"`
 	} `json:"model"`
 	Batch      int              `json:"batch"`
@@ -244,7 +244,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Layer == 0 {
 		opts.Layer = cfg.FirstKDenseReplace
 	}
-	fillModel(res, cfg, opts.Scale)
+	scale := opts.Scale
+	if opts.Checkpoint != "" {
+		scale = 0 // the checkpoint's own size; Scale does not apply
+	}
+	fillModel(res, cfg, scale)
 	if need, have := memoryNeeded(cfg, opts.Layer), physicalMemory(); have > 0 && need > have {
 		return nil, fmt.Errorf("%w: the layer at this size (--scale %d, %d experts × hidden %d) needs about %.1f GB of memory (FP8 weights, their copies and the float64 reference's float32 weights), this machine has %.1f GB; use a larger --scale",
 			ErrOptions, opts.Scale, cfg.NRoutedExperts, cfg.HiddenSize, float64(need)/1e9, float64(have)/1e9)

@@ -20,8 +20,12 @@ func (r *Result) Report() *pipeline.Report { return r.report }
 // before).
 func PrintTable(w io.Writer, r *Result) {
 	m := r.Model
-	fmt.Fprintf(w, "model: DeepSeek-V3 MoE layer at scale 1/%d: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
-		m.Scale, m.Hidden, m.Experts, m.TopK, m.Groups, m.TopKGroup, m.Heads, m.MoEInter)
+	size := fmt.Sprintf("at scale 1/%d", m.Scale)
+	if m.Scale == 0 && r.Read != nil {
+		size = "read from " + r.Read.Dir
+	}
+	fmt.Fprintf(w, "model: DeepSeek-V3 MoE layer %s: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
+		size, m.Hidden, m.Experts, m.TopK, m.Groups, m.TopKGroup, m.Heads, m.MoEInter)
 	fmt.Fprintf(w, "step:  %d sequences, %d expert-parallel ranks over %s, gemm cpu kernel %s, softmax scale %.5f\n",
 		r.Batch, r.Ranks, r.Transport, r.GemmKernel, m.SoftmaxScale)
 	if c := r.Written; c != nil {
