@@ -49,6 +49,15 @@ const Threshold = 0.002
 // with re-quantized activations; the upper ends at batch 1 and scale 64).
 const PartThreshold = 0.004
 
+// RouterScoreTolerance bounds the router's sigmoid scores against the
+// float64 reference's. The reference recomputes the MoE half with the fast
+// path's expert choice (so that near-tie flips do not dominate its
+// calc_diff), which would hide a wrong selection (say, one that ignores
+// e_score_correction_bias); so the check also redoes the selection from the
+// fast path's scores, which must agree token for token, and holds those
+// scores to the float64 ones.
+const RouterScoreTolerance = 0.05
+
 // testPerturb, set only by tests, alters a stage's result in place
 // ("attention": o_proj output [B, hidden]; "weights": routing weights
 // [B, top-k]) to show that the check fails when a stage is wrong.
@@ -128,13 +137,21 @@ type Result struct {
 		BubbleRatio float64 `json:"bubble_ratio"`
 		PeakAct     int     `json:"peak_activations"`
 	} `json:"pipeline"`
-	RouterAgreement int     `json:"router_agreement"`    // tokens whose float64 router picks the same experts
+	RouterAgreement int `json:"router_agreement"` // tokens whose float64 router picks the same experts (near ties may flip)
+	// RouterMismatch counts tokens whose experts differ from what noaux_tc
+	// selects from the fast path's own sigmoid scores and the checkpoint's
+	// correction bias (0 unless the routing stage is wrong).
+	RouterMismatch int `json:"router_mismatch"`
+	// RouterScoreDiff is the largest |score − float64 score| of the
+	// router's sigmoid scores (up to about 2e-2: BF16 gate GEMM input and the
+	// attention half's error before it).
+	RouterScoreDiff float64 `json:"router_score_max_diff"`
 	AttnDiff        float64 `json:"attention_calc_diff"` // attention's o_proj output vs the float64 reference
 	MoEDiff         float64 `json:"moe_calc_diff"`       // shared + routed experts vs the float64 reference
 	CalcDiff        float64 `json:"calc_diff"`           // the layer's output vs the float64 reference
 	Threshold       float64 `json:"threshold"`
 	PartThreshold   float64 `json:"part_threshold"`
-	OK              bool    `json:"ok"` // CalcDiff < Threshold, AttnDiff and MoEDiff < PartThreshold
+	OK              bool    `json:"ok"` // CalcDiff < Threshold, AttnDiff and MoEDiff < PartThreshold, RouterMismatch 0, RouterScoreDiff < RouterScoreTolerance
 	schedule        *pipeline.Schedule
 	report          *pipeline.Report
 }
@@ -458,6 +475,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	if testPerturb != nil {
 		testPerturb("weights", wts)
+		testPerturb("bias", w.Bias) // after routing: changes only the check's re-selection
 	}
 	h2b := make([]tensor.BF16, len(h2))
 	tensor.EncodeBF16(h2b, h2)
@@ -519,13 +537,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if same {
 			res.RouterAgreement++
 		}
-		_ = scores
+		// The selection itself, redone from the fast path's own scores and
+		// the checkpoint's bias, must match exactly; the scores must match
+		// the float64 ones closely.
+		if !sameExperts(cfg, testutil.F64(scores[b*E:(b+1)*E]), dq.Bias, idx[b*K:(b+1)*K]) {
+			res.RouterMismatch++
+		}
+		for e, v := range ref.Scores {
+			res.RouterScoreDiff = max(res.RouterScoreDiff, math.Abs(float64(scores[b*E+e])-v))
+		}
 	}
 	st.stop(t, 0, 0)
 	res.CalcDiff = testutil.CalcDiff(testutil.F64(out), refOut)
 	res.AttnDiff = testutil.CalcDiff(gotAttn, refAttn)
 	res.MoEDiff = testutil.CalcDiff(gotMoE, refMoE)
-	res.OK = res.CalcDiff < Threshold && res.AttnDiff < PartThreshold && res.MoEDiff < PartThreshold // false for NaN
+	res.OK = res.CalcDiff < Threshold && res.AttnDiff < PartThreshold && res.MoEDiff < PartThreshold && // false for NaN
+		res.RouterMismatch == 0 && res.RouterScoreDiff < RouterScoreTolerance
 	res.Stages = st.rows
 	return res, nil
 }

@@ -146,10 +146,12 @@ func TestBadOptions(t *testing.T) {
 }
 
 // TestCheckFailsOnWrongStage perturbs one stage's result and expects the
-// check to fail. Both perturbations keep the layer output's calc_diff under
-// Threshold (the residual stream dominates it), so only the per-part gate
-// catches them: a 10% error in the attention output (about what a softmax
-// scale without mscale² does) and dropping one of the top-k experts.
+// check to fail. Every perturbation keeps the layer output's calc_diff under
+// Threshold (the residual stream dominates it, and the reference reuses the
+// fast path's expert choice), so only the per-part gates and the router
+// re-selection catch them: a 10% error in the attention output (about what
+// a softmax scale without mscale² does), routing that ignores the
+// correction bias, and dropping one of the top-k experts.
 func TestCheckFailsOnWrongStage(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -160,6 +162,14 @@ func TestCheckFailsOnWrongStage(t *testing.T) {
 				for i := range v {
 					v[i] *= 0.9
 				}
+			}
+		}},
+		{"routing without e_score_correction_bias", func(stage string, v []float32) {
+			// The routing stage ran with the real bias; the check's
+			// re-selection sees the bias zeroed, as if routing had
+			// ignored it.
+			if stage == "bias" {
+				clear(v)
 			}
 		}},
 		{"last expert dropped", func(stage string, v []float32) {

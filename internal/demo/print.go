@@ -55,11 +55,17 @@ func PrintTable(w io.Writer, r *Result) {
 	p := r.Pipeline
 	fmt.Fprintf(w, "pipeline: DualPipe %d stages × %d micro-batches, costs µs %s: makespan %d µs, bubble %.1f%%, peak activations %d\n",
 		p.Stages, p.MicroBatch, p.Costs, p.Makespan, 100*p.BubbleRatio, p.PeakAct)
-	fmt.Fprintf(w, "parts: attention calc_diff=%.2e, moe calc_diff=%.2e; float64 router agrees on %d/%d tokens\n",
-		r.AttnDiff, r.MoEDiff, r.RouterAgreement, r.Batch)
+	fmt.Fprintf(w, "parts: attention calc_diff=%.2e, moe calc_diff=%.2e; router scores within %.1e of float64, float64 router agrees on %d/%d tokens\n",
+		r.AttnDiff, r.MoEDiff, r.RouterScoreDiff, r.RouterAgreement, r.Batch)
 	verdict := "ok"
 	if !r.OK {
 		verdict = "FAILED"
+		if r.RouterMismatch > 0 {
+			fmt.Fprintf(w, "router: %d/%d tokens' experts differ from noaux_tc on the step's own scores\n", r.RouterMismatch, r.Batch)
+		}
+		if !(r.RouterScoreDiff < RouterScoreTolerance) {
+			fmt.Fprintf(w, "router: scores differ from float64 by %.2e, over %g\n", r.RouterScoreDiff, RouterScoreTolerance)
+		}
 		for _, p := range []struct {
 			name string
 			v    float64
