@@ -1,15 +1,3 @@
-// Package demo is `fireflyer demo`: one decode step of one DeepSeek-V3 MoE
-// layer through every Fireflyer package, from a checkpoint on disk, checked
-// against a float64 reference.
-//
-// The step: generate (or read) the layer's checkpoint through fs; fill a
-// paged MLA cache with each sequence's prefix; run the absorbed MLA decode
-// (mla) with FP8 projections (gemm); route with DeepSeek-V3's noaux_tc
-// router; place experts with EPLB (eplb) from loads seen on a warm-up batch;
-// low-latency FP8 dispatch to R expert-parallel ranks (ep); masked grouped
-// FP8 expert GEMMs plus the shared expert (gemm); low-latency combine (ep);
-// then a DualPipe simulation of a 16-stage pipeline (pipeline) priced with
-// this run's forward time.
 package demo
 
 import (
