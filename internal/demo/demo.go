@@ -249,6 +249,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Layer == 0 {
 		opts.Layer = cfg.FirstKDenseReplace
 	}
+	if opts.Layer < cfg.FirstKDenseReplace {
+		return nil, fmt.Errorf("%w: --layer %d is a dense layer (first_k_dense_replace = %d); MoE layers start there", ErrOptions, opts.Layer, cfg.FirstKDenseReplace)
+	}
 	scale := opts.Scale
 	if opts.Checkpoint != "" {
 		scale = 0 // the checkpoint's own size; Scale does not apply

@@ -135,7 +135,7 @@ func TestCorruptCheckpoint(t *testing.T) {
 }
 
 func TestBadOptions(t *testing.T) {
-	for _, o := range []Options{{Scale: -1}, {Batch: -2}, {Ranks: 100}, {Transport: "rdma"}, {Prefix: -1}, {Layer: -1}} {
+	for _, o := range []Options{{Scale: -1}, {Batch: -2}, {Ranks: 100}, {Transport: "rdma"}, {Prefix: -1}, {Layer: -1}, {Layer: 1}, {FSBackend: "tape"}} {
 		if _, err := Run(context.Background(), o); !errors.Is(err, ErrOptions) {
 			t.Errorf("%+v: %v", o, err)
 		}

@@ -44,6 +44,8 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.TopKGroup = 9 },
 		func(c *Config) { c.NumExpertsPerTok = 200 },
 		func(c *Config) { c.HiddenSize = 0 },
+		func(c *Config) { c.MoEIntermediateSize = 100 },
+		func(c *Config) { c.FirstKDenseReplace = -5 },
 	}
 	for i, mutate := range bad {
 		c := Published()
