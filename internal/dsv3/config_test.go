@@ -58,3 +58,40 @@ func TestValidate(t *testing.T) {
 		t.Errorf("truncated JSON: %v", err)
 	}
 }
+
+// FuzzParseConfig: any config.json either fails with ErrConfig or gives a
+// config that Scaled and Route handle without panicking.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(PublishedJSON(), 8)
+	f.Add([]byte(`{"n_routed_experts": 8, "n_group": 4}`), 1)
+	f.Add([]byte(`[]`), 2)
+	f.Fuzz(func(t *testing.T, b []byte, div int) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error not ErrConfig: %v", err)
+			}
+			return
+		}
+		if c.NRoutedExperts > 1<<16 || c.NumExpertsPerTok > 1<<10 {
+			return // valid but too large to route here
+		}
+		scores := make([]float32, c.NRoutedExperts)
+		for i := range scores {
+			scores[i] = float32(i%7) / 7
+		}
+		idx := make([]int32, c.NumExpertsPerTok)
+		w := make([]float32, c.NumExpertsPerTok)
+		if err := Route(c, scores, make([]float32, len(scores)), idx, w); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range idx {
+			if e < 0 || int(e) >= c.NRoutedExperts {
+				t.Fatalf("expert %d out of range", e)
+			}
+		}
+		if s, err := c.Scaled(div%64 + 1); err == nil && s.NRoutedExperts%s.NGroup != 0 {
+			t.Fatalf("scaled config has %d experts in %d groups", s.NRoutedExperts, s.NGroup)
+		}
+	})
+}
