@@ -257,9 +257,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		scale = 0 // the checkpoint's own size; Scale does not apply
 	}
 	fillModel(res, cfg, scale)
-	if need, have := memoryNeeded(cfg, opts.Layer), physicalMemory(); have > 0 && need > have {
-		return nil, fmt.Errorf("%w: the layer at this size (--scale %d, %d experts × hidden %d) needs about %.1f GB of memory (FP8 weights, their copies and the float64 reference's float32 weights), this machine has %.1f GB; use a larger --scale",
-			ErrOptions, opts.Scale, cfg.NRoutedExperts, cfg.HiddenSize, float64(need)/1e9, float64(have)/1e9)
+	if maxPos := max(cfg.MaxPositionEmbeddings, 1); opts.Prefix >= maxPos {
+		return nil, fmt.Errorf("%w: --prefix %d must be below max_position_embeddings %d", ErrOptions, opts.Prefix, maxPos)
+	}
+	if need, have := memoryNeeded(cfg, opts), physicalMemory(); have > 0 && need > have {
+		return nil, fmt.Errorf("%w: this run (%d experts × hidden %d, --batch %d, --prefix %d) needs about %.1f GB of memory (weights, their copies and the float64 reference's float32 weights, KV cache and activations), this machine has %.1f GB; use a larger --scale or a smaller --batch or --prefix",
+			ErrOptions, cfg.NRoutedExperts, cfg.HiddenSize, opts.Batch, opts.Prefix, float64(need)/1e9, float64(have)/1e9)
 	}
 	if dir == "" {
 		dir = opts.Dir
@@ -660,18 +663,31 @@ func runMoE(ctx context.Context, opts Options, in moeInput, be gemm.Backend, sta
 	return runMoEProcesses(ctx, opts, in, epOpts, out, stats, perRank)
 }
 
-// memoryNeeded estimates the demo's peak memory for MoE layer `layer` of
-// cfg: about 6 bytes per FP8 weight (the weights as read, their fused and
-// per-rank stacked copies, and 4 bytes of float32 for the reference);
-// measured 5.3× the checkpoint's bytes at --scale 4. A config whose sizes
-// overflow gives the largest int64.
-func memoryNeeded(cfg dsv3.Config, layer int) int64 {
+// memoryNeeded estimates the demo's peak memory in bytes: about 6 bytes
+// per FP8 weight of the layer (the weights as read, their fused and
+// per-rank stacked copies, and 4 bytes of float32 for the reference;
+// measured 5.3× the checkpoint's bytes at --scale 4), plus the prefix
+// tokens' hidden states, cache rows and KV cache (at most Batch·Prefix
+// tokens), plus the per-token activations and every rank's expert buffers
+// (each of the P physical experts has room for all Batch tokens). It is
+// 1.3 to 2× the peak resident size measured on runs from 0.1 to 11 GB. Sizes
+// that overflow give the largest int64.
+func memoryNeeded(cfg dsv3.Config, o Options) int64 {
 	var n float64
-	for _, s := range layerSpecs(cfg, layer) {
-		n += float64(s.Out) * float64(s.In)
+	for _, s := range layerSpecs(cfg, o.Layer) {
+		n += 6 * float64(s.Out) * float64(s.In)
 	}
-	if n*6 >= math.MaxInt64/2 {
+	hid, d := float64(cfg.HiddenSize), float64(cfg.KVLoraRank+cfg.QKRopeHeadDim)
+	b := float64(o.Batch)
+	n += b * float64(o.Prefix) * (8*hid + 4*d)    // prefix hidden states, their norm, kv_a_proj rows
+	n += b * float64(o.Prefix+o.PageSize) * 2 * d // BF16 KV cache pages
+	R := max(o.Ranks, 1)
+	P := float64(((cfg.NRoutedExperts+R-1)/R + 1) * R)
+	rows := P * float64(o.Batch+R)
+	n += rows * (3*hid + 12*float64(cfg.MoEIntermediateSize))
+	n += float64(o.Batch) * (60*hid + 8*float64(cfg.NumAttentionHeads)*d + 16*float64(cfg.NRoutedExperts))
+	if n >= math.MaxInt64/2 {
 		return math.MaxInt64
 	}
-	return int64(n * 6)
+	return int64(n)
 }

@@ -260,7 +260,22 @@ func TestRefusesWhatMemoryCannotHold(t *testing.T) {
 	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "GB of memory") {
 		t.Fatalf("hidden_size 2^30: %v", err)
 	}
-	if n := memoryNeeded(dsv3.Published(), 3); n < 60e9 || n > 80e9 {
+	o := Options{Layer: 3}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if n := memoryNeeded(dsv3.Published(), o); n < 60e9 || n > 80e9 {
 		t.Errorf("full-size layer estimated at %.1f GB, want about 69", float64(n)/1e9)
+	}
+	for _, o := range []Options{{Scale: 64, Batch: 3_000_000_000}, {Scale: 64, Batch: 100_000_000}, {Scale: 64, Batch: 64, Prefix: 150_000}} {
+		_, err := Run(context.Background(), o)
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "GB of memory") {
+			t.Errorf("batch %d, prefix %d: %v", o.Batch, o.Prefix, err)
+		}
+	}
+	// Positions stop at max_position_embeddings (int32 lengths overflowed).
+	_, err = Run(context.Background(), Options{Scale: 64, Batch: 1, Prefix: 3_000_000_000})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "--prefix") {
+		t.Errorf("prefix 3e9: %v", err)
 	}
 }
