@@ -257,7 +257,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		scale = 0 // the checkpoint's own size; Scale does not apply
 	}
 	fillModel(res, cfg, scale)
-	if maxPos := max(cfg.MaxPositionEmbeddings, 1); opts.Prefix >= maxPos {
+	maxPos := cfg.MaxPositionEmbeddings
+	if maxPos <= 0 || maxPos > 1<<30 {
+		maxPos = 1 << 30 // absent from config.json; lengths are int32
+	}
+	if opts.Prefix >= maxPos {
 		return nil, fmt.Errorf("%w: --prefix %d must be below max_position_embeddings %d", ErrOptions, opts.Prefix, maxPos)
 	}
 	if need, have := memoryNeeded(cfg, opts), physicalMemory(); have > 0 && need > have {

@@ -273,6 +273,12 @@ func TestRefusesWhatMemoryCannotHold(t *testing.T) {
 			t.Errorf("batch %d, prefix %d: %v", o.Batch, o.Prefix, err)
 		}
 	}
+	// A config.json without max_position_embeddings still runs.
+	c2, _ := dsv3.Published().Scaled(64)
+	c2.MaxPositionEmbeddings = 0
+	if _, err := Run(context.Background(), Options{Config: &c2, Scale: 1, Batch: 2, Ranks: 2, Prefix: 20, PageSize: 16}); err != nil {
+		t.Errorf("no max_position_embeddings: %v", err)
+	}
 	// Positions stop at max_position_embeddings (int32 lengths overflowed).
 	_, err = Run(context.Background(), Options{Scale: 64, Batch: 1, Prefix: 3_000_000_000})
 	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "--prefix") {
