@@ -95,3 +95,25 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestRopeInvFreqYaRN pins DeepSeek-V3's YaRN-corrected rotary frequencies
+// (beta_fast 32, beta_slow 1, factor 40, original context 4096, θ 10000,
+// d 64: dims 0…10 kept, 23…31 divided by 40, a ramp between), values from
+// the precompute_freqs_cis formula evaluated independently in float64.
+func TestRopeInvFreqYaRN(t *testing.T) {
+	f := RopeInvFreq(Published())
+	for _, g := range []struct {
+		i    int
+		want float64
+	}{{0, 1}, {5, 0.23713737056616555}, {10, 0.056234132519034905}, {15, 0.008334508951020777},
+		{20, 0.0007905694150420945}, {25, 1.8747355233311393e-05}, {31, 3.3338035804083097e-06}} {
+		if math.Abs(f[g.i]-g.want) > 1e-12*g.want {
+			t.Errorf("inv_freq[%d] = %v, want %v", g.i, f[g.i], g.want)
+		}
+	}
+	c := Published()
+	c.RopeScaling = nil
+	if f := RopeInvFreq(c); math.Abs(f[31]-0.0001333521432163324) > 1e-18 {
+		t.Errorf("without rope_scaling inv_freq[31] = %v", f[31])
+	}
+}
