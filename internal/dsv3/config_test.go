@@ -46,6 +46,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.HiddenSize = 0 },
 		func(c *Config) { c.MoEIntermediateSize = 100 },
 		func(c *Config) { c.FirstKDenseReplace = -5 },
+		func(c *Config) { c.RoutedScalingFactor = 0 },
 	}
 	for i, mutate := range bad {
 		c := Published()
