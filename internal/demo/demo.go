@@ -277,6 +277,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			}
 			defer os.RemoveAll(tmp)
 			dir = tmp
+		} else if err := checkOutputDir(dir); err != nil {
+			return nil, err
 		} else if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -694,4 +696,27 @@ func memoryNeeded(cfg dsv3.Config, o Options) int64 {
 		return math.MaxInt64
 	}
 	return int64(n)
+}
+
+// checkOutputDir refuses a --dir that holds anything but a previous demo
+// checkpoint: the demo writes config.json and model.safetensors.index.json
+// there, which would overwrite a real checkpoint's (say, --dir given where
+// --checkpoint was meant).
+func checkOutputDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: --dir %s: %w", ErrOptions, dir, err)
+	}
+	ours := map[string]bool{"config.json": true, "model.safetensors.index.json": true,
+		"model-00001-of-00002.safetensors": true, "model-00002-of-00002.safetensors": true}
+	for _, e := range ents {
+		if !ours[e.Name()] {
+			return fmt.Errorf("%w: --dir %s holds %s, which is not from a previous demo run; the demo writes config.json and model.safetensors.index.json there, so give it an empty or new directory (--checkpoint reads an existing one)",
+				ErrOptions, dir, e.Name())
+		}
+	}
+	return nil
 }

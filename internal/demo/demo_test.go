@@ -285,3 +285,30 @@ func TestRefusesWhatMemoryCannotHold(t *testing.T) {
 		t.Errorf("prefix 3e9: %v", err)
 	}
 }
+
+// TestDirKeepsForeignFiles: --dir pointed at a directory holding other
+// files (a real checkpoint, say) is refused before anything is written;
+// a previous demo run's directory is reused.
+func TestDirKeepsForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	index := filepath.Join(dir, "model.safetensors.index.json")
+	if err := os.WriteFile(index, []byte(`{"weight_map":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model-00001-of-000163.safetensors"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Options{Scale: 64, Batch: 2, Ranks: 2, Prefix: 20, Dir: dir})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "--dir") {
+		t.Fatalf("foreign directory: %v", err)
+	}
+	if b, _ := os.ReadFile(index); string(b) != `{"weight_map":{}}` {
+		t.Fatalf("index overwritten: %s", b)
+	}
+	o := small(t)
+	for range 2 {
+		if _, err := Run(context.Background(), o); err != nil {
+			t.Fatalf("re-running into the demo's own directory: %v", err)
+		}
+	}
+}
