@@ -207,6 +207,20 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		fmt.Fprintf(stderr, "fireflyer mla %s: need --b, --sq, --hq, --hkv, --page > 0, --sk ≥ 0 and --hq a multiple of --hkv\n", verb)
 		return exitUsage
 	}
+	// Bound the memory before allocating (the cache, and the oracle's
+	// float64 copy of one request's keys): --varlen lengths reach about 3·sk.
+	sk := float64(c.SK)
+	if c.Varlen {
+		sk *= 3
+	}
+	const maxCache, maxQ = 1 << 28, 1 << 26
+	cacheElems := float64(c.B) * (sk + float64(c.PageSize)) * float64(c.HKV) * mla.HeadDim
+	qElems := float64(c.B) * float64(c.SQ) * float64(c.HQ) * mla.HeadDim
+	if cacheElems > maxCache || qElems > maxQ {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --b %d --sk %d --hkv %d --sq %d --hq %d: at most 2^28 cache and 2^26 query elements of %d channels (got %.3g and %.3g)\n",
+			verb, c.B, c.SK, c.HKV, c.SQ, c.HQ, mla.HeadDim, cacheElems, qElems)
+		return exitUsage
+	}
 	if bench {
 		m, err := mlatest.Measure(be, *c, 1, *reps)
 		if err != nil {

@@ -40,6 +40,9 @@ func TestMLAErrors(t *testing.T) {
 		{"mla", "check", "--dtype", "F8_E4M3"},
 		{"mla", "bench", "--backend", "gpu"},
 		{"mla", "check", "--bogus"},
+		{"mla", "check", "--b", "64", "--sk", "1000000"},
+		{"mla", "bench", "--b", "64", "--sk", "1000000"},
+		{"mla", "check", "--b", "1000", "--sq", "4", "--hq", "128", "--sk", "1"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, strings.NewReader("x"), &out, &errb); code != exitUsage {
