@@ -484,14 +484,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var disp, exps, comb time.Duration
+	// Dispatch and combine are collectives, so the slowest rank's time is
+	// the phase's; the expert GEMMs are not (ranks sharing the cores may run
+	// them one after another), so their phase is the span from the first
+	// rank's start to the last rank's end, and GFLOP/s is all ranks' FLOPs
+	// over that span.
+	var disp, comb time.Duration
 	var dBytes, cBytes, eFlops int64
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, s := range rstats {
-		disp, exps, comb = max(disp, s.Dispatch), max(exps, s.Experts), max(comb, s.Combine)
+		disp, comb = max(disp, s.Dispatch), max(comb, s.Combine)
 		dBytes += s.DispatchBytes
 		cBytes += s.CombineBytes
 		eFlops += s.ExpertFLOPs
+		first, last = min(first, s.ExpertsStart), max(last, s.ExpertsStart+int64(s.Experts))
 	}
+	exps := time.Duration(last - first)
 	st.add(fmt.Sprintf("ep: low-latency dispatch, FP8 (%s, %d ranks)", opts.Transport, R), disp, 0, dBytes)
 	st.add("experts: masked grouped FP8 GEMMs", exps, eFlops, 0)
 	st.add(fmt.Sprintf("ep: low-latency combine (%s)", opts.Transport), comb, 0, cBytes)
