@@ -98,6 +98,9 @@ func QuantizePerToken(x []float32, rows, k int, opt QuantOptions) (*FP8Matrix, e
 		return nil, err
 	}
 	m := newQuantized(rows, k, 1, opt)
+	if rows == 0 || k == 0 {
+		return m, nil
+	}
 	kbs := m.KBlocks()
 	for r := 0; r < rows; r++ {
 		row := x[r*k : (r+1)*k]
@@ -133,6 +136,9 @@ func QuantizePerBlock(x []float32, rows, k int, opt QuantOptions) (*FP8Matrix, e
 		return nil, err
 	}
 	m := newQuantized(rows, k, BlockK, opt)
+	if rows == 0 || k == 0 {
+		return m, nil
+	}
 	kbs := m.KBlocks()
 	for rb := 0; rb < m.ScaleRowsPerGroup(); rb++ {
 		r0, r1 := rb*BlockK, min((rb+1)*BlockK, rows)
@@ -176,7 +182,7 @@ func Stack(ms ...*FP8Matrix) (*FP8Matrix, error) {
 		if m.Rows != f.Rows || m.K != f.K || m.ScaleRows != f.ScaleRows || m.Format != f.Format {
 			return nil, argErr("ms", ErrShape, "matrix %d differs from matrix 0 in shape or scale layout", i)
 		}
-		for r := 0; r < m.Rows; r++ {
+		for r := 0; r < m.Rows && m.K > 0; r++ {
 			out.Data = append(out.Data, m.Row(0, r)...)
 		}
 		out.ScalesF32 = append(out.ScalesF32, m.ScalesF32...)
@@ -194,6 +200,9 @@ func Dequantize(m *FP8Matrix) ([]float32, error) {
 	}
 	g := m.NumGroups()
 	out := make([]float32, g*m.Rows*m.K)
+	if len(out) == 0 {
+		return out, nil
+	}
 	for gi := 0; gi < g; gi++ {
 		for r := 0; r < m.Rows; r++ {
 			row := m.Row(gi, r)
@@ -218,6 +227,9 @@ func PackUE8M0(sf []tensor.UE8M0, rows, kBlocks int) ([]uint32, error) {
 	}
 	w := (kBlocks + 3) / 4
 	out := make([]uint32, rows*w)
+	if len(out) == 0 {
+		return out, nil
+	}
 	for r := 0; r < rows; r++ {
 		for kb := 0; kb < kBlocks; kb++ {
 			out[r*w+kb/4] |= uint32(sf[r*kBlocks+kb]) << (8 * (kb % 4))
@@ -234,6 +246,9 @@ func UnpackUE8M0(packed []uint32, rows, kBlocks int) ([]tensor.UE8M0, error) {
 		return nil, argErr("packed", ErrShape, "len %d, want rows·ceil(kBlocks/4) = %d·%d", len(packed), rows, w)
 	}
 	out := make([]tensor.UE8M0, rows*kBlocks)
+	if len(out) == 0 {
+		return out, nil
+	}
 	for r := 0; r < rows; r++ {
 		for kb := 0; kb < kBlocks; kb++ {
 			out[r*kBlocks+kb] = tensor.UE8M0(packed[r*w+kb/4] >> (8 * (kb % 4)))
@@ -256,7 +271,13 @@ func MNMajorTMAAligned[T float32 | uint32](src []T, groups, mn, cols int) ([]T, 
 		return nil, 0, argErr("src", ErrShape, "len %d, want groups·mn·cols = %d·%d·%d", len(src), groups, mn, cols)
 	}
 	am := TMAAlignedSize(mn, 4)
+	if !mulOK(groups, am) || !mulOK(groups*am, cols) {
+		return nil, 0, argErr("mn", ErrShape, "groups·cols·alignedMN too large")
+	}
 	out := make([]T, groups*cols*am)
+	if len(src) == 0 {
+		return out, am, nil
+	}
 	for g := 0; g < groups; g++ {
 		for r := 0; r < mn; r++ {
 			for c := 0; c < cols; c++ {

@@ -95,6 +95,16 @@ func TestCombineEmpty(t *testing.T) {
 	if lse != 1.5 || dst[0] != 0.25 || dst[1] != -2 {
 		t.Errorf("one empty: lse %v dst %v, want 1.5 [0.25 -2]", lse, dst)
 	}
+	// Decode marks a row that saw no key with lse = +Inf and out = 0; merging
+	// such a result with a real one must not lose the real one.
+	lse = must(mla.Combine(dst, [][]float32{{0, 0}, {0.25, -2}}, []float32{float32(math.Inf(1)), 1.5}))
+	if lse != 1.5 || dst[0] != 0.25 || dst[1] != -2 {
+		t.Errorf("Decode's empty marker +Inf next to a real split: lse %v dst %v, want 1.5 [0.25 -2]", lse, dst)
+	}
+	lse = must(mla.Combine(dst, [][]float32{{0, 0}, {nan, nan}}, []float32{float32(math.Inf(1)), float32(math.Inf(-1))}))
+	if !math.IsInf(float64(lse), 1) || dst[0] != 0 || dst[1] != 0 {
+		t.Errorf("+Inf and −Inf empties: lse %v dst %v, want +Inf and zeros", lse, dst)
+	}
 }
 
 func TestCombineErrors(t *testing.T) {

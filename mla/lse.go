@@ -37,7 +37,9 @@ func LSESliceFromBase2(lse2 []float32) {
 // (flash_fwd_splitkv_mla_combine_kernel; csrc/smxx/decode/combine/
 // combine.cu at HEAD). outs[i] is split i's output, already normalised
 // within the split (len(dst) channels each); lses[i] is its natural-log LSE,
-// −Inf for a split that saw no key. With m = max lses[i] (0 if that is
+// −Inf for a split that saw no key (+Inf, Decode's marker for a row that saw
+// no key, counts as empty too, so Decode results over disjoint key ranges
+// merge directly). With m = max lses[i] (0 if that is
 // −Inf) and s = Σ exp(lses[i] − m), the row's LSE is ln(s) + m (+Inf when
 // s is 0 or NaN) and dst = Σ exp(lses[i] − lse)·outs[i]; an all-empty row
 // gives +Inf and dst = 0. Arithmetic is float32 in split order, so the result
@@ -59,9 +61,10 @@ func Combine(dst []float32, outs [][]float32, lses []float32) (float32, error) {
 // combine is Combine without the shape checks.
 func combine(dst []float32, outs [][]float32, lses []float32) float32 {
 	clear(dst)
+	inf := float32(math.Inf(1))
 	m := float32(math.Inf(-1))
 	for _, l := range lses {
-		if l > m {
+		if l > m && l != inf {
 			m = l
 		}
 	}
@@ -70,13 +73,18 @@ func combine(dst []float32, outs [][]float32, lses []float32) float32 {
 	}
 	var s float32
 	for _, l := range lses {
-		s += exp32(l - m)
+		if l != inf {
+			s += exp32(l - m)
+		}
 	}
 	if s == 0 || s != s {
 		return float32(math.Inf(1))
 	}
 	lse := float32(math.Log(float64(s))) + m
 	for i, l := range lses {
+		if l == inf {
+			continue
+		}
 		w := exp32(l - lse)
 		if w == 0 {
 			continue

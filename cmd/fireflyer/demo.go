@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +45,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Dir, "dir", "", "write the generated checkpoint here and keep it (default: a temporary directory)")
 	fs.StringVar(&o.Checkpoint, "checkpoint", "", "read a DeepSeek-V3 checkpoint directory (config.json + safetensors shards) instead of generating one")
 	cfgPath := fs.String("config", "", "model config.json (default: DeepSeek-V3's published config, shipped in the binary)")
-	fs.StringVar(&o.FSBackend, "fs-backend", "auto", "fs backend for checkpoint I/O: auto, uring or posix")
+	fs.StringVar(&o.FSBackend, "fs-backend", "auto", "fs backend for checkpoint I/O: auto, uring, posix, hf3fs or mem")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
@@ -54,6 +55,28 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fireflyer demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if o.Checkpoint != "" {
+		var conflict string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "scale" || f.Name == "dir" {
+				conflict = f.Name
+			}
+		})
+		if conflict != "" {
+			fmt.Fprintf(stderr, "fireflyer demo: --%s applies to a generated checkpoint; --checkpoint reads one as it is\n", conflict)
+			return exitUsage
+		}
+	}
+	// Options take 0 as "the default"; on the command line 0 is a mistake.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--scale", o.Scale}, {"--batch", o.Batch}, {"--ranks", o.Ranks}, {"--prefix", o.Prefix}} {
+		if f.v < 1 {
+			fmt.Fprintf(stderr, "fireflyer demo: %s %d must be ≥ 1\n", f.name, f.v)
+			return exitUsage
+		}
 	}
 	o.Seed = *seed
 	if *cfgPath != "" {
@@ -70,7 +93,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	res, err := demo.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "fireflyer demo:", err)
-		if errors.Is(err, demo.ErrOptions) || errors.Is(err, dsv3.ErrConfig) {
+		if errors.Is(err, demo.ErrOptions) || errors.Is(err, dsv3.ErrConfig) || errors.Is(err, demo.ErrCheckpoint) {
 			return exitUsage
 		}
 		return exitFail

@@ -42,3 +42,53 @@ func TestDemoCLI(t *testing.T) {
 		t.Fatalf("bad transport: exit %d, %q", code, stderr)
 	}
 }
+
+// TestDemoCLIBadInput: bad flag values and bad checkpoints exit 2 with a
+// message naming the argument or the file (CLI.md), before any work.
+func TestDemoCLIBadInput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	if code, _, stderr := runCLI(t, "", "demo", "--scale", "64", "--batch", "4", "--ranks", "2", "--prefix", "20", "--dir", dir); code != exitOK {
+		t.Fatalf("generate: exit %d: %s", code, stderr)
+	}
+	trunc := filepath.Join(t.TempDir(), "trunc")
+	if err := os.MkdirAll(trunc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "model-00002-of-00002.safetensors" {
+			b = b[:len(b)/2]
+		}
+		if err := os.WriteFile(filepath.Join(trunc, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The model line names the checkpoint, not a --scale that did not apply.
+	code, stdout, stderr := runCLI(t, "", "demo", "--checkpoint", dir, "--batch", "4", "--ranks", "2", "--prefix", "20")
+	if first := strings.SplitN(stdout, "\n", 2)[0]; code != exitOK || !strings.Contains(first, "read from "+dir) || strings.Contains(first, "scale") {
+		t.Errorf("--checkpoint: exit %d, first line %q, stderr %q", code, first, stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--batch", "0"}, "--batch"},
+		{[]string{"--scale", "0"}, "--scale"},
+		{[]string{"--ranks", "0"}, "--ranks"},
+		{[]string{"--prefix", "0"}, "--prefix"},
+		{[]string{"--fs-backend", "floppy"}, "--fs-backend"},
+		{[]string{"--checkpoint", filepath.Join(t.TempDir(), "absent")}, "--checkpoint"},
+		{[]string{"--checkpoint", trunc, "--batch", "4", "--ranks", "2"}, "model-00002-of-00002.safetensors"},
+		{[]string{"--checkpoint", dir, "--layer", "9"}, "model.layers.9."},
+		{[]string{"--checkpoint", dir, "--scale", "4"}, "--scale"},
+		{[]string{"--checkpoint", dir, "--dir", t.TempDir()}, "--dir"},
+	} {
+		code, stdout, stderr := runCLI(t, "", append([]string{"demo"}, c.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) || stdout != "" {
+			t.Errorf("demo %v: exit %d, stderr %q, stdout %q; want exit 2 naming %s", c.args, code, stderr, stdout, c.want)
+		}
+	}
+}

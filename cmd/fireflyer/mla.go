@@ -85,6 +85,10 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	if *sq < 1 || *hq < 1 || *hkv < 1 || *sms < 1 || *hq%*hkv != 0 {
+		fmt.Fprintf(stderr, "fireflyer mla plan: need --sq, --hq, --hkv, --sms ≥ 1 and --hq a multiple of --hkv (got %d, %d, %d, %d)\n", *sq, *hq, *hkv, *sms)
+		return exitUsage
+	}
 	in := stdin
 	if fs.NArg() > 1 {
 		fmt.Fprintln(stderr, "fireflyer mla plan: at most one SEQLENS_FILE")
@@ -201,6 +205,20 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	}
 	if c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.HKV <= 0 || c.SK < 0 || c.PageSize <= 0 || c.HQ%c.HKV != 0 {
 		fmt.Fprintf(stderr, "fireflyer mla %s: need --b, --sq, --hq, --hkv, --page > 0, --sk ≥ 0 and --hq a multiple of --hkv\n", verb)
+		return exitUsage
+	}
+	// Bound the memory before allocating (the cache, and the oracle's
+	// float64 copy of one request's keys): --varlen lengths reach about 3·sk.
+	sk := float64(c.SK)
+	if c.Varlen {
+		sk *= 3
+	}
+	const maxCache, maxQ = 1 << 28, 1 << 26
+	cacheElems := float64(c.B) * (sk + float64(c.PageSize)) * float64(c.HKV) * mla.HeadDim
+	qElems := float64(c.B) * float64(c.SQ) * float64(c.HQ) * mla.HeadDim
+	if cacheElems > maxCache || qElems > maxQ {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --b %d --sk %d --hkv %d --sq %d --hq %d: at most 2^28 cache and 2^26 query elements of %d channels (got %.3g and %.3g)\n",
+			verb, c.B, c.SK, c.HKV, c.SQ, c.HQ, mla.HeadDim, cacheElems, qElems)
 		return exitUsage
 	}
 	if bench {

@@ -40,6 +40,9 @@ func TestMLAErrors(t *testing.T) {
 		{"mla", "check", "--dtype", "F8_E4M3"},
 		{"mla", "bench", "--backend", "gpu"},
 		{"mla", "check", "--bogus"},
+		{"mla", "check", "--b", "64", "--sk", "1000000"},
+		{"mla", "bench", "--b", "64", "--sk", "1000000"},
+		{"mla", "check", "--b", "1000", "--sq", "4", "--hq", "128", "--sk", "1"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, strings.NewReader("x"), &out, &errb); code != exitUsage {
@@ -47,6 +50,18 @@ func TestMLAErrors(t *testing.T) {
 		}
 		if out.Len() != 0 {
 			t.Errorf("%v: stdout %q, want empty", args, out.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"mla", "plan", "--hq", "3", "--hkv", "2"},
+		{"mla", "plan", "--sq", "0"},
+		{"mla", "plan", "--hq", "-1"},
+		{"mla", "plan", "--hkv", "0"},
+		{"mla", "plan", "--sms", "0"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, strings.NewReader("100 200"), &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--hq") {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d naming the flags", args, code, errb.String(), exitUsage)
 		}
 	}
 	var out, errb bytes.Buffer

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/fs"
@@ -21,8 +22,9 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// ErrCheckpoint reports a checkpoint that lacks a tensor, holds one of the
-// wrong dtype or shape, or fails its checksum.
+// ErrCheckpoint reports a checkpoint that is missing, lacks a tensor or a
+// shard, holds a malformed or truncated shard or a tensor of the wrong dtype
+// or shape, or fails its checksum.
 var ErrCheckpoint = errors.New("demo: bad checkpoint")
 
 // crcPrefix keys the per-tensor CRC-32C checksums the generated checkpoint
@@ -220,7 +222,7 @@ type Weights struct {
 // its CRC-32C. Tensors of other layers are not copied out of the shards.
 func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer int, progress func(done, total int64)) (*Weights, *CheckpointStats, error) {
 	dir := c.Root()
-	files, err := shardFiles(dir)
+	files, err := shardFiles(dir, "model.layers."+strconv.Itoa(layer)+".")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,6 +238,9 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		t0 := time.Now()
 		f, err := safetensors.Open(ctx, c, file, nil)
 		if err != nil {
+			if errors.Is(err, safetensors.ErrFormat) || errors.Is(err, os.ErrNotExist) {
+				err = fmt.Errorf("%w: %w", ErrCheckpoint, err) // bad input, not an I/O failure
+			}
 			return nil, nil, fmt.Errorf("demo: %s: %w", file, err)
 		}
 		stats.IO += time.Since(t0)
@@ -346,9 +351,12 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 	return w, stats, nil
 }
 
-// shardFiles returns the shard file names of dir: the values of
-// model.safetensors.index.json's weight_map, or every *.safetensors file.
-func shardFiles(dir string) ([]string, error) {
+// shardFiles returns the shard file names of dir that LoadCheckpoint must
+// open: the files model.safetensors.index.json's weight_map gives for the
+// tensors whose names start with prefix (one layer's, a few of a real
+// checkpoint's 163 shards of about 4.3 GB each), or, without an index,
+// every *.safetensors file.
+func shardFiles(dir, prefix string) ([]string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "model.safetensors.index.json"))
 	if err == nil {
 		var idx struct {
@@ -359,11 +367,14 @@ func shardFiles(dir string) ([]string, error) {
 		}
 		seen := map[string]bool{}
 		var files []string
-		for _, f := range idx.WeightMap {
-			if !seen[f] && filepath.Base(f) == f {
+		for name, f := range idx.WeightMap {
+			if strings.HasPrefix(name, prefix) && !seen[f] && filepath.Base(f) == f {
 				seen[f] = true
 				files = append(files, f)
 			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%w: model.safetensors.index.json in %s maps no tensor named %s*", ErrCheckpoint, dir, prefix)
 		}
 		sort.Strings(files)
 		return files, nil

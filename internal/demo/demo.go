@@ -1,15 +1,3 @@
-// Package demo is `fireflyer demo`: one decode step of one DeepSeek-V3 MoE
-// layer through every Fireflyer package, from a checkpoint on disk, checked
-// against a float64 reference.
-//
-// The step: generate (or read) the layer's checkpoint through fs; fill a
-// paged MLA cache with each sequence's prefix; run the absorbed MLA decode
-// (mla) with FP8 projections (gemm); route with DeepSeek-V3's noaux_tc
-// router; place experts with EPLB (eplb) from loads seen on a warm-up batch;
-// low-latency FP8 dispatch to R expert-parallel ranks (ep); masked grouped
-// FP8 expert GEMMs plus the shared expert (gemm); low-latency combine (ep);
-// then a DualPipe simulation of a 16-stage pipeline (pipeline) priced with
-// this run's forward time.
 package demo
 
 import (
@@ -35,8 +23,33 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// Threshold is the calc_diff the check line must stay under.
+// Threshold is the calc_diff the layer's output must stay under.
 const Threshold = 0.002
+
+// PartThreshold is the calc_diff each half of the layer must stay under on
+// its own: the attention half's o_proj output and the MoE half (shared plus
+// routed experts). The residual stream dominates the layer's output, so a
+// wrong stage can hide under Threshold: a softmax scale without YaRN's
+// mscale² moves the output's calc_diff only from about 3e-4 to 1.7e-3, but
+// the attention part's from about 4e-4 to 6.5e-3; dropping one of the
+// top-k experts lifts the MoE part to 6e-3 or more. Correct runs show
+// attention 3e-4 … 1.1e-3 and MoE 0.9e-3 … 2.3e-3 (two chained FP8 GEMMs
+// with re-quantized activations; the upper ends at batch 1 and scale 64).
+const PartThreshold = 0.004
+
+// RouterScoreTolerance bounds the router's sigmoid scores against the
+// float64 reference's. The reference recomputes the MoE half with the fast
+// path's expert choice (so that near-tie flips do not dominate its
+// calc_diff), which would hide a wrong selection (say, one that ignores
+// e_score_correction_bias); so the check also redoes the selection from the
+// fast path's scores, which must agree token for token, and holds those
+// scores to the float64 ones.
+const RouterScoreTolerance = 0.05
+
+// testPerturb, set only by tests, alters a stage's result in place
+// ("attention": o_proj output [B, hidden]; "weights": routing weights
+// [B, top-k]) to show that the check fails when a stage is wrong.
+var testPerturb func(stage string, v []float32)
 
 // ErrOptions reports demo options that cannot run.
 var ErrOptions = errors.New("demo: bad options")
@@ -44,7 +57,7 @@ var ErrOptions = errors.New("demo: bad options")
 // Options configure Run. The zero value of a field means its default.
 type Options struct {
 	Config     *dsv3.Config // nil: DeepSeek-V3's published config (or the checkpoint's config.json)
-	Scale      int          // shrink factor for widths and expert counts (default 8; 1 = full size)
+	Scale      int          // shrink factor for widths and expert counts of the generated checkpoint (default 8; 1 = full size; not used with Checkpoint)
 	Batch      int          // sequences decoded (default 64)
 	Ranks      int          // expert-parallel ranks (default 8)
 	Transport  string       // "inproc" (default), "tcp" or "unix"
@@ -84,7 +97,7 @@ type Result struct {
 		TopKGroup    int     `json:"topk_group"`
 		MoEInter     int     `json:"moe_intermediate_size"`
 		QLoraRank    int     `json:"q_lora_rank"`
-		Scale        int     `json:"scale"`
+		Scale        int     `json:"scale"` // --scale of the generated checkpoint; 0 when read from --checkpoint
 		SoftmaxScale float64 `json:"softmax_scale"`
 	} `json:"model"`
 	Batch      int              `json:"batch"`
@@ -112,12 +125,21 @@ type Result struct {
 		BubbleRatio float64 `json:"bubble_ratio"`
 		PeakAct     int     `json:"peak_activations"`
 	} `json:"pipeline"`
-	RouterAgreement int     `json:"router_agreement"` // tokens whose float64 router picks the same experts
-	AttnDiff        float64 `json:"attention_calc_diff"`
-	MoEDiff         float64 `json:"moe_calc_diff"`
-	CalcDiff        float64 `json:"calc_diff"`
+	RouterAgreement int `json:"router_agreement"` // tokens whose float64 router picks the same experts (near ties may flip)
+	// RouterMismatch counts tokens whose experts differ from what noaux_tc
+	// selects from the fast path's own sigmoid scores and the checkpoint's
+	// correction bias (0 unless the routing stage is wrong).
+	RouterMismatch int `json:"router_mismatch"`
+	// RouterScoreDiff is the largest |score − float64 score| of the
+	// router's sigmoid scores (up to about 2e-2: BF16 gate GEMM input and the
+	// attention half's error before it).
+	RouterScoreDiff float64 `json:"router_score_max_diff"`
+	AttnDiff        float64 `json:"attention_calc_diff"` // attention's o_proj output vs the float64 reference
+	MoEDiff         float64 `json:"moe_calc_diff"`       // shared + routed experts vs the float64 reference
+	CalcDiff        float64 `json:"calc_diff"`           // the layer's output vs the float64 reference
 	Threshold       float64 `json:"threshold"`
-	OK              bool    `json:"ok"`
+	PartThreshold   float64 `json:"part_threshold"`
+	OK              bool    `json:"ok"` // CalcDiff < Threshold, AttnDiff and MoEDiff < PartThreshold, RouterMismatch 0, RouterScoreDiff < RouterScoreTolerance
 	schedule        *pipeline.Schedule
 	report          *pipeline.Report
 }
@@ -178,6 +200,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: page size %d must be ≥ 1", ErrOptions, o.PageSize)
 	case o.Transport != "inproc" && o.Transport != "tcp" && o.Transport != "unix":
 		return fmt.Errorf("%w: --transport %q must be inproc, tcp or unix", ErrOptions, o.Transport)
+	case o.FSBackend != "auto" && o.FSBackend != "uring" && o.FSBackend != "posix" && o.FSBackend != "hf3fs" && o.FSBackend != "mem":
+		return fmt.Errorf("%w: --fs-backend %q must be auto, uring, posix, hf3fs or mem", ErrOptions, o.FSBackend)
 	case o.Layer < 0:
 		return fmt.Errorf("%w: --layer %d must be ≥ 0", ErrOptions, o.Layer)
 	}
@@ -189,7 +213,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{Batch: opts.Batch, Ranks: opts.Ranks, Transport: opts.Transport, Threshold: Threshold, GemmKernel: gemmcpu.Kernel()}
+	res := &Result{Batch: opts.Batch, Ranks: opts.Ranks, Transport: opts.Transport, Threshold: Threshold, PartThreshold: PartThreshold, GemmKernel: gemmcpu.Kernel()}
 	st := &stageTimes{}
 	progress := func(stage string) func(done, total int64) {
 		if opts.Progress == nil {
@@ -206,6 +230,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		cfg = *opts.Config
 	case dir != "":
 		c, err := dsv3.LoadConfig(dir + "/config.json")
+		if errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("%w: --checkpoint %s: %w", ErrCheckpoint, dir, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +249,25 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Layer == 0 {
 		opts.Layer = cfg.FirstKDenseReplace
 	}
-	fillModel(res, cfg, opts.Scale)
+	if opts.Layer < cfg.FirstKDenseReplace {
+		return nil, fmt.Errorf("%w: --layer %d is a dense layer (first_k_dense_replace = %d); MoE layers start there", ErrOptions, opts.Layer, cfg.FirstKDenseReplace)
+	}
+	scale := opts.Scale
+	if opts.Checkpoint != "" {
+		scale = 0 // the checkpoint's own size; Scale does not apply
+	}
+	fillModel(res, cfg, scale)
+	maxPos := cfg.MaxPositionEmbeddings
+	if maxPos <= 0 || maxPos > 1<<30 {
+		maxPos = 1 << 30 // absent from config.json; lengths are int32
+	}
+	if opts.Prefix >= maxPos {
+		return nil, fmt.Errorf("%w: --prefix %d must be below max_position_embeddings %d", ErrOptions, opts.Prefix, maxPos)
+	}
+	if need, have := memoryNeeded(cfg, opts), physicalMemory(); have > 0 && need > have {
+		return nil, fmt.Errorf("%w: this run (%d experts × hidden %d, --batch %d, --prefix %d) needs about %.1f GB of memory (weights, their copies and the float64 reference's float32 weights, KV cache and activations), this machine has %.1f GB; use a larger --scale or a smaller --batch or --prefix",
+			ErrOptions, cfg.NRoutedExperts, cfg.HiddenSize, opts.Batch, opts.Prefix, float64(need)/1e9, float64(have)/1e9)
+	}
 	if dir == "" {
 		dir = opts.Dir
 		if dir == "" {
@@ -232,6 +277,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			}
 			defer os.RemoveAll(tmp)
 			dir = tmp
+		} else if err := checkOutputDir(dir); err != nil {
+			return nil, err
 		} else if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -328,6 +375,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if testPerturb != nil {
+		testPerturb("attention", attn)
+	}
 	x1 := make([]float32, len(x))
 	for i := range x1 {
 		x1[i] = x[i] + attn[i]
@@ -423,6 +473,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.EPLB.ObservedImbalanceBefore = imbalance(perRankBefore)
 	res.EPLB.ObservedImbalanceAfter = imbalance(perRankAfter)
 
+	if testPerturb != nil {
+		testPerturb("weights", wts)
+		testPerturb("bias", w.Bias) // after routing: changes only the check's re-selection
+	}
 	h2b := make([]tensor.BF16, len(h2))
 	tensor.EncodeBF16(h2b, h2)
 	in := moeInput{Hidden: hid, K: K, M: (B + R - 1) / R, NumExperts: P, X: h2b, TopK: phys, Weights: wts, Lo: lo, stacks: stacks}
@@ -430,14 +484,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var disp, exps, comb time.Duration
+	// Dispatch and combine are collectives, so the slowest rank's time is
+	// the phase's; the expert GEMMs are not (ranks sharing the cores may run
+	// them one after another), so their phase is the span from the first
+	// rank's start to the last rank's end, and GFLOP/s is all ranks' FLOPs
+	// over that span.
+	var disp, comb time.Duration
 	var dBytes, cBytes, eFlops int64
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, s := range rstats {
-		disp, exps, comb = max(disp, s.Dispatch), max(exps, s.Experts), max(comb, s.Combine)
+		disp, comb = max(disp, s.Dispatch), max(comb, s.Combine)
 		dBytes += s.DispatchBytes
 		cBytes += s.CombineBytes
 		eFlops += s.ExpertFLOPs
+		first, last = min(first, s.ExpertsStart), max(last, s.ExpertsStart+int64(s.Experts))
 	}
+	exps := time.Duration(last - first)
 	st.add(fmt.Sprintf("ep: low-latency dispatch, FP8 (%s, %d ranks)", opts.Transport, R), disp, 0, dBytes)
 	st.add("experts: masked grouped FP8 GEMMs", exps, eFlops, 0)
 	st.add(fmt.Sprintf("ep: low-latency combine (%s)", opts.Transport), comb, 0, cBytes)
@@ -483,13 +545,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if same {
 			res.RouterAgreement++
 		}
-		_ = scores
+		// The selection itself, redone from the fast path's own scores and
+		// the checkpoint's bias, must match exactly; the scores must match
+		// the float64 ones closely.
+		if !sameExperts(cfg, testutil.F64(scores[b*E:(b+1)*E]), dq.Bias, idx[b*K:(b+1)*K]) {
+			res.RouterMismatch++
+		}
+		for e, v := range ref.Scores {
+			res.RouterScoreDiff = max(res.RouterScoreDiff, math.Abs(float64(scores[b*E+e])-v))
+		}
 	}
 	st.stop(t, 0, 0)
 	res.CalcDiff = testutil.CalcDiff(testutil.F64(out), refOut)
 	res.AttnDiff = testutil.CalcDiff(gotAttn, refAttn)
 	res.MoEDiff = testutil.CalcDiff(gotMoE, refMoE)
-	res.OK = res.CalcDiff < Threshold && !math.IsNaN(res.CalcDiff)
+	res.OK = res.CalcDiff < Threshold && res.AttnDiff < PartThreshold && res.MoEDiff < PartThreshold && // false for NaN
+		res.RouterMismatch == 0 && res.RouterScoreDiff < RouterScoreTolerance
 	res.Stages = st.rows
 	return res, nil
 }
@@ -604,4 +675,56 @@ func runMoE(ctx context.Context, opts Options, in moeInput, be gemm.Backend, sta
 		return out, stats, nil
 	}
 	return runMoEProcesses(ctx, opts, in, epOpts, out, stats, perRank)
+}
+
+// memoryNeeded estimates the demo's peak memory in bytes: about 6 bytes
+// per FP8 weight of the layer (the weights as read, their fused and
+// per-rank stacked copies, and 4 bytes of float32 for the reference;
+// measured 5.3× the checkpoint's bytes at --scale 4), plus the prefix
+// tokens' hidden states, cache rows and KV cache (at most Batch·Prefix
+// tokens), plus the per-token activations and every rank's expert buffers
+// (each of the P physical experts has room for all Batch tokens). It is
+// 1.3 to 2× the peak resident size measured on runs from 0.1 to 11 GB. Sizes
+// that overflow give the largest int64.
+func memoryNeeded(cfg dsv3.Config, o Options) int64 {
+	var n float64
+	for _, s := range layerSpecs(cfg, o.Layer) {
+		n += 6 * float64(s.Out) * float64(s.In)
+	}
+	hid, d := float64(cfg.HiddenSize), float64(cfg.KVLoraRank+cfg.QKRopeHeadDim)
+	b := float64(o.Batch)
+	n += b * float64(o.Prefix) * (8*hid + 4*d)    // prefix hidden states, their norm, kv_a_proj rows
+	n += b * float64(o.Prefix+o.PageSize) * 2 * d // BF16 KV cache pages
+	R := max(o.Ranks, 1)
+	P := float64(((cfg.NRoutedExperts+R-1)/R + 1) * R)
+	rows := P * float64(o.Batch+R)
+	n += rows * (3*hid + 12*float64(cfg.MoEIntermediateSize))
+	n += float64(o.Batch) * (60*hid + 8*float64(cfg.NumAttentionHeads)*d + 16*float64(cfg.NRoutedExperts))
+	if n >= math.MaxInt64/2 {
+		return math.MaxInt64
+	}
+	return int64(n)
+}
+
+// checkOutputDir refuses a --dir that holds anything but a previous demo
+// checkpoint: the demo writes config.json and model.safetensors.index.json
+// there, which would overwrite a real checkpoint's (say, --dir given where
+// --checkpoint was meant).
+func checkOutputDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: --dir %s: %w", ErrOptions, dir, err)
+	}
+	ours := map[string]bool{"config.json": true, "model.safetensors.index.json": true,
+		"model-00001-of-00002.safetensors": true, "model-00002-of-00002.safetensors": true}
+	for _, e := range ents {
+		if !ours[e.Name()] {
+			return fmt.Errorf("%w: --dir %s holds %s, which is not from a previous demo run; the demo writes config.json and model.safetensors.index.json there, so give it an empty or new directory (--checkpoint reads an existing one)",
+				ErrOptions, dir, e.Name())
+		}
+	}
+	return nil
 }

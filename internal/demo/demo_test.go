@@ -3,12 +3,17 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/fireflyer-go/fireflyer/internal/dsv3"
 )
 
 // TestMain lets the test binary act as a demo rank process when the demo
@@ -21,7 +26,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// gemm/cpu keeps parked helper goroutines for the life of the process.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop"))
 }
 
 func small(t *testing.T) Options {
@@ -129,12 +135,180 @@ func TestCorruptCheckpoint(t *testing.T) {
 }
 
 func TestBadOptions(t *testing.T) {
-	for _, o := range []Options{{Scale: -1}, {Batch: -2}, {Ranks: 100}, {Transport: "rdma"}, {Prefix: -1}, {Layer: -1}} {
+	for _, o := range []Options{{Scale: -1}, {Batch: -2}, {Ranks: 100}, {Transport: "rdma"}, {Prefix: -1}, {Layer: -1}, {Layer: 1}, {FSBackend: "tape"}} {
 		if _, err := Run(context.Background(), o); !errors.Is(err, ErrOptions) {
 			t.Errorf("%+v: %v", o, err)
 		}
 	}
 	if _, err := Run(context.Background(), Options{Checkpoint: t.TempDir()}); err == nil {
 		t.Error("empty checkpoint directory accepted")
+	}
+}
+
+// TestCheckFailsOnWrongStage perturbs one stage's result and expects the
+// check to fail. Every perturbation keeps the layer output's calc_diff under
+// Threshold (the residual stream dominates it, and the reference reuses the
+// fast path's expert choice), so only the per-part gates and the router
+// re-selection catch them: a 10% error in the attention output (about what
+// a softmax scale without mscale² does), routing that ignores the
+// correction bias, and dropping one of the top-k experts.
+func TestCheckFailsOnWrongStage(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		f    func(stage string, v []float32)
+	}{
+		{"attention ×0.9", func(stage string, v []float32) {
+			if stage == "attention" {
+				for i := range v {
+					v[i] *= 0.9
+				}
+			}
+		}},
+		{"routing without e_score_correction_bias", func(stage string, v []float32) {
+			// The routing stage ran with the real bias; the check's
+			// re-selection sees the bias zeroed, as if routing had
+			// ignored it.
+			if stage == "bias" {
+				clear(v)
+			}
+		}},
+		{"last expert dropped", func(stage string, v []float32) {
+			if stage == "weights" {
+				for i := 7; i < len(v); i += 8 {
+					v[i] = 0
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			testPerturb = c.f
+			defer func() { testPerturb = nil }()
+			o := small(t)
+			o.Dir = ""
+			r, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK {
+				t.Fatalf("check passed with a wrong stage: calc_diff %.3g, attention %.3g, moe %.3g", r.CalcDiff, r.AttnDiff, r.MoEDiff)
+			}
+			var buf bytes.Buffer
+			PrintTable(&buf, r)
+			if !strings.HasSuffix(strings.TrimSpace(buf.String()), "threshold=0.002 FAILED") {
+				t.Fatalf("check line does not say FAILED:\n%s", buf.String())
+			}
+			t.Logf("calc_diff %.3g, attention %.3g, moe %.3g", r.CalcDiff, r.AttnDiff, r.MoEDiff)
+		})
+	}
+}
+
+// TestLoadOpensOnlyTheLayersShards: a real checkpoint has 163 shards of
+// about 4.3 GB; LoadCheckpoint must read only those the index maps the
+// layer's tensors to. Here a third shard holding only another layer's
+// tensor is not even a safetensors file, so opening it would fail.
+func TestLoadOpensOnlyTheLayersShards(t *testing.T) {
+	o := small(t)
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	other := "model-00003-of-00003.safetensors"
+	if err := os.WriteFile(filepath.Join(o.Dir, other), []byte("not a shard"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ip := filepath.Join(o.Dir, "model.safetensors.index.json")
+	b, err := os.ReadFile(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	idx["weight_map"].(map[string]any)["model.layers.4.mlp.gate.weight"] = other
+	if b, err = json.Marshal(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ip, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{Checkpoint: o.Dir, Batch: 4, Ranks: 2, Prefix: 20, PageSize: 16})
+	if err != nil {
+		t.Fatalf("layer 3 from a checkpoint whose unrelated shard is unreadable: %v", err)
+	}
+	for _, f := range r.Read.Files {
+		if f == other {
+			t.Fatalf("read %s, which holds no tensor of layer 3", other)
+		}
+	}
+	// Asking for layer 4 reads that shard and reports it.
+	_, err = Run(context.Background(), Options{Checkpoint: o.Dir, Layer: 4, Batch: 4, Ranks: 2, Prefix: 20, PageSize: 16})
+	if err == nil || !strings.Contains(err.Error(), other) {
+		t.Fatalf("layer 4: %v", err)
+	}
+}
+
+// TestRefusesWhatMemoryCannotHold: a config (or --scale 1) whose layer
+// needs more memory than the machine has is refused up front with a
+// message, instead of being killed by the kernel half-way.
+func TestRefusesWhatMemoryCannotHold(t *testing.T) {
+	if physicalMemory() == 0 {
+		t.Skip("physical memory unknown on this system")
+	}
+	c := dsv3.Published()
+	c.HiddenSize = 1 << 30
+	_, err := Run(context.Background(), Options{Config: &c, Scale: 1})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "GB of memory") {
+		t.Fatalf("hidden_size 2^30: %v", err)
+	}
+	o := Options{Layer: 3}
+	if err := o.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if n := memoryNeeded(dsv3.Published(), o); n < 60e9 || n > 80e9 {
+		t.Errorf("full-size layer estimated at %.1f GB, want about 69", float64(n)/1e9)
+	}
+	for _, o := range []Options{{Scale: 64, Batch: 3_000_000_000}, {Scale: 64, Batch: 100_000_000}, {Scale: 64, Batch: 64, Prefix: 150_000}} {
+		_, err := Run(context.Background(), o)
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "GB of memory") {
+			t.Errorf("batch %d, prefix %d: %v", o.Batch, o.Prefix, err)
+		}
+	}
+	// A config.json without max_position_embeddings still runs.
+	c2, _ := dsv3.Published().Scaled(64)
+	c2.MaxPositionEmbeddings = 0
+	if _, err := Run(context.Background(), Options{Config: &c2, Scale: 1, Batch: 2, Ranks: 2, Prefix: 20, PageSize: 16}); err != nil {
+		t.Errorf("no max_position_embeddings: %v", err)
+	}
+	// Positions stop at max_position_embeddings (int32 lengths overflowed).
+	_, err = Run(context.Background(), Options{Scale: 64, Batch: 1, Prefix: 3_000_000_000})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "--prefix") {
+		t.Errorf("prefix 3e9: %v", err)
+	}
+}
+
+// TestDirKeepsForeignFiles: --dir pointed at a directory holding other
+// files (a real checkpoint, say) is refused before anything is written;
+// a previous demo run's directory is reused.
+func TestDirKeepsForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	index := filepath.Join(dir, "model.safetensors.index.json")
+	if err := os.WriteFile(index, []byte(`{"weight_map":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model-00001-of-000163.safetensors"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Options{Scale: 64, Batch: 2, Ranks: 2, Prefix: 20, Dir: dir})
+	if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "--dir") {
+		t.Fatalf("foreign directory: %v", err)
+	}
+	if b, _ := os.ReadFile(index); string(b) != `{"weight_map":{}}` {
+		t.Fatalf("index overwritten: %s", b)
+	}
+	o := small(t)
+	for range 2 {
+		if _, err := Run(context.Background(), o); err != nil {
+			t.Fatalf("re-running into the demo's own directory: %v", err)
+		}
 	}
 }

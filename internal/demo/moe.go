@@ -68,6 +68,7 @@ type rankStats struct {
 	Dispatch, Experts, Combine  time.Duration
 	DispatchBytes, CombineBytes int64
 	ExpertFLOPs                 int64
+	ExpertsStart                int64 // wall clock (Unix ns) when the expert GEMMs began; with Experts, the phase's span across ranks
 }
 
 // rankMoE runs the routed experts of one rank's tokens over an ep.Buffer:
@@ -96,6 +97,7 @@ func rankMoE(ctx context.Context, b *ep.Buffer, be gemm.Backend, ex rankExperts,
 	st.CombineBytes = recv * int64(2*hidden)
 
 	t1 := time.Now()
+	st.ExpertsStart = t1.UnixNano()
 	a := &gemm.FP8Matrix{Groups: local, Rows: rowsPer, K: hidden, Data: res.X.FP8, ScaleRows: 1, ScalesF32: res.X.Scales}
 	inter := ex.GateUp.Rows / 2
 	gu := make([]float32, local*rowsPer*2*inter)

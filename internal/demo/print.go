@@ -15,11 +15,17 @@ func (r *Result) Schedule() *pipeline.Schedule { return r.schedule }
 func (r *Result) Report() *pipeline.Report { return r.report }
 
 // PrintTable writes the human-readable report; its last line is the check
-// line `check: calc_diff=<v> threshold=0.002 ok|FAILED`.
+// line `check: calc_diff=<v> threshold=0.002 ok|FAILED` (FAILED also when
+// the attention or MoE part alone is over PartThreshold, said on the line
+// before).
 func PrintTable(w io.Writer, r *Result) {
 	m := r.Model
-	fmt.Fprintf(w, "model: DeepSeek-V3 MoE layer at scale 1/%d: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
-		m.Scale, m.Hidden, m.Experts, m.TopK, m.Groups, m.TopKGroup, m.Heads, m.MoEInter)
+	size := fmt.Sprintf("at scale 1/%d", m.Scale)
+	if m.Scale == 0 && r.Read != nil {
+		size = "read from " + r.Read.Dir
+	}
+	fmt.Fprintf(w, "model: DeepSeek-V3 MoE layer %s: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
+		size, m.Hidden, m.Experts, m.TopK, m.Groups, m.TopKGroup, m.Heads, m.MoEInter)
 	fmt.Fprintf(w, "step:  %d sequences, %d expert-parallel ranks over %s, gemm cpu kernel %s, softmax scale %.5f\n",
 		r.Batch, r.Ranks, r.Transport, r.GemmKernel, m.SoftmaxScale)
 	if c := r.Written; c != nil {
@@ -49,11 +55,25 @@ func PrintTable(w io.Writer, r *Result) {
 	p := r.Pipeline
 	fmt.Fprintf(w, "pipeline: DualPipe %d stages × %d micro-batches, costs µs %s: makespan %d µs, bubble %.1f%%, peak activations %d\n",
 		p.Stages, p.MicroBatch, p.Costs, p.Makespan, 100*p.BubbleRatio, p.PeakAct)
-	fmt.Fprintf(w, "parts: attention calc_diff=%.2e, moe calc_diff=%.2e; float64 router agrees on %d/%d tokens\n",
-		r.AttnDiff, r.MoEDiff, r.RouterAgreement, r.Batch)
+	fmt.Fprintf(w, "parts: attention calc_diff=%.2e, moe calc_diff=%.2e; router scores within %.1e of float64, float64 router agrees on %d/%d tokens\n",
+		r.AttnDiff, r.MoEDiff, r.RouterScoreDiff, r.RouterAgreement, r.Batch)
 	verdict := "ok"
 	if !r.OK {
 		verdict = "FAILED"
+		if r.RouterMismatch > 0 {
+			fmt.Fprintf(w, "router: %d/%d tokens' experts differ from noaux_tc on the step's own scores\n", r.RouterMismatch, r.Batch)
+		}
+		if !(r.RouterScoreDiff < RouterScoreTolerance) {
+			fmt.Fprintf(w, "router: scores differ from float64 by %.2e, over %g\n", r.RouterScoreDiff, RouterScoreTolerance)
+		}
+		for _, p := range []struct {
+			name string
+			v    float64
+		}{{"attention", r.AttnDiff}, {"moe", r.MoEDiff}} {
+			if !(p.v < r.PartThreshold) {
+				fmt.Fprintf(w, "%s: calc_diff=%.2e is over its own threshold %g\n", p.name, p.v, r.PartThreshold)
+			}
+		}
 	}
 	fmt.Fprintf(w, "check: calc_diff=%.2e threshold=%g %s\n", r.CalcDiff, r.Threshold, verdict)
 }

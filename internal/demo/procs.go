@@ -149,7 +149,8 @@ func runMoEProcesses(ctx context.Context, opts Options, in moeInput, epOpts ep.O
 		copy(out[lo*in.Hidden:], y.BF16s())
 		md := f.Metadata()
 		stats[r] = rankStats{Dispatch: dur(md["dispatch_ns"]), Experts: dur(md["experts_ns"]), Combine: dur(md["combine_ns"]),
-			DispatchBytes: i64(md["dispatch_bytes"]), CombineBytes: i64(md["combine_bytes"]), ExpertFLOPs: i64(md["expert_flops"])}
+			DispatchBytes: i64(md["dispatch_bytes"]), CombineBytes: i64(md["combine_bytes"]), ExpertFLOPs: i64(md["expert_flops"]),
+			ExpertsStart: i64(md["experts_start_unix_ns"])}
 		f.Close()
 	}
 	return out, stats, nil
@@ -259,6 +260,7 @@ func RankMain(ctx context.Context) error {
 		"dispatch_ns": strconv.FormatInt(int64(s.Dispatch), 10), "experts_ns": strconv.FormatInt(int64(s.Experts), 10),
 		"combine_ns": strconv.FormatInt(int64(s.Combine), 10), "dispatch_bytes": strconv.FormatInt(s.DispatchBytes, 10),
 		"combine_bytes": strconv.FormatInt(s.CombineBytes, 10), "expert_flops": strconv.FormatInt(s.ExpertFLOPs, 10),
+		"experts_start_unix_ns": strconv.FormatInt(s.ExpertsStart, 10),
 	}
 	outName := fmt.Sprintf("rank-%d.out.safetensors", so.Rank)
 	return safetensors.Write(ctx, c, outName, []safetensors.Entry{{Name: "y", Tensor: yt}}, &safetensors.Options{Metadata: meta, Atomic: true})

@@ -99,7 +99,9 @@ func ParseConfig(b []byte) (Config, error) {
 
 // Validate checks what the demo relies on: MLA dims 512+64, sigmoid noaux_tc
 // routing, experts divisible into groups of at least two, topk_group groups
-// holding at least top-k experts, and positive widths.
+// holding at least top-k experts, positive widths, moe_intermediate_size a
+// multiple of 128, first_k_dense_replace ≥ 0 and a positive
+// routed_scaling_factor.
 func (c Config) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)
@@ -119,6 +121,12 @@ func (c Config) Validate() error {
 		return bad("topk_group %d must be in [1, n_group %d]", c.TopKGroup, c.NGroup)
 	case c.NumExpertsPerTok <= 0 || c.NumExpertsPerTok > c.TopKGroup*(c.NRoutedExperts/c.NGroup):
 		return bad("num_experts_per_tok %d must be in [1, topk_group × experts per group]", c.NumExpertsPerTok)
+	case c.MoEIntermediateSize%128 != 0:
+		return bad("moe_intermediate_size %d must be a multiple of 128 (gate and up are fused along 128-row FP8 scale blocks)", c.MoEIntermediateSize)
+	case c.FirstKDenseReplace < 0:
+		return bad("first_k_dense_replace %d must be ≥ 0", c.FirstKDenseReplace)
+	case !(c.RoutedScalingFactor > 0) || math.IsInf(c.RoutedScalingFactor, 0):
+		return bad("routed_scaling_factor %v must be positive and finite (absent, it would silence every routed expert)", c.RoutedScalingFactor)
 	case c.NSharedExperts < 0 || c.RMSNormEps <= 0 || c.RopeTheta <= 0:
 		return bad("n_shared_experts, rms_norm_eps and rope_theta out of range")
 	}

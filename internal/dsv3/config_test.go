@@ -44,6 +44,9 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.TopKGroup = 9 },
 		func(c *Config) { c.NumExpertsPerTok = 200 },
 		func(c *Config) { c.HiddenSize = 0 },
+		func(c *Config) { c.MoEIntermediateSize = 100 },
+		func(c *Config) { c.FirstKDenseReplace = -5 },
+		func(c *Config) { c.RoutedScalingFactor = 0 },
 	}
 	for i, mutate := range bad {
 		c := Published()
@@ -54,5 +57,64 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte("{")); !errors.Is(err, ErrConfig) {
 		t.Errorf("truncated JSON: %v", err)
+	}
+}
+
+// FuzzParseConfig: any config.json either fails with ErrConfig or gives a
+// config that Scaled and Route handle without panicking.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(PublishedJSON(), 8)
+	f.Add([]byte(`{"n_routed_experts": 8, "n_group": 4}`), 1)
+	f.Add([]byte(`[]`), 2)
+	f.Fuzz(func(t *testing.T, b []byte, div int) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error not ErrConfig: %v", err)
+			}
+			return
+		}
+		if c.NRoutedExperts > 1<<16 || c.NumExpertsPerTok > 1<<10 {
+			return // valid but too large to route here
+		}
+		scores := make([]float32, c.NRoutedExperts)
+		for i := range scores {
+			scores[i] = float32(i%7) / 7
+		}
+		idx := make([]int32, c.NumExpertsPerTok)
+		w := make([]float32, c.NumExpertsPerTok)
+		if err := Route(c, scores, make([]float32, len(scores)), idx, w); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range idx {
+			if e < 0 || int(e) >= c.NRoutedExperts {
+				t.Fatalf("expert %d out of range", e)
+			}
+		}
+		if s, err := c.Scaled(div%64 + 1); err == nil && s.NRoutedExperts%s.NGroup != 0 {
+			t.Fatalf("scaled config has %d experts in %d groups", s.NRoutedExperts, s.NGroup)
+		}
+	})
+}
+
+// TestRopeInvFreqYaRN pins DeepSeek-V3's YaRN-corrected rotary frequencies
+// (beta_fast 32, beta_slow 1, factor 40, original context 4096, θ 10000,
+// d 64: dims 0…10 kept, 23…31 divided by 40, a ramp between), values from
+// the precompute_freqs_cis formula evaluated independently in float64.
+func TestRopeInvFreqYaRN(t *testing.T) {
+	f := RopeInvFreq(Published())
+	for _, g := range []struct {
+		i    int
+		want float64
+	}{{0, 1}, {5, 0.23713737056616555}, {10, 0.056234132519034905}, {15, 0.008334508951020777},
+		{20, 0.0007905694150420945}, {25, 1.8747355233311393e-05}, {31, 3.3338035804083097e-06}} {
+		if math.Abs(f[g.i]-g.want) > 1e-12*g.want {
+			t.Errorf("inv_freq[%d] = %v, want %v", g.i, f[g.i], g.want)
+		}
+	}
+	c := Published()
+	c.RopeScaling = nil
+	if f := RopeInvFreq(c); math.Abs(f[31]-0.0001333521432163324) > 1e-18 {
+		t.Errorf("without rope_scaling inv_freq[31] = %v", f[31])
 	}
 }

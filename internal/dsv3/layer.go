@@ -48,14 +48,43 @@ func RMSNorm(x []float64, w []float32, eps float64) []float64 {
 	return out
 }
 
-// RopeInvFreq returns the rotary inverse frequencies θ^(−2i/d), i < d/2, for
-// the rope head dim d (64 in DeepSeek-V3). YaRN's frequency ramp is not
-// applied: the demo's positions stay below original_max_position_embeddings.
+// RopeInvFreq returns the rotary inverse frequencies for the rope head dim
+// d (64 in DeepSeek-V3): θ^(−2i/d), i < d/2, with YaRN's correction when
+// rope_scaling has factor > 1, as DeepSeek-V3's inference/model.py
+// precompute_freqs_cis applies it whenever the context exceeds
+// original_max_position_embeddings (the deployment setting, the same one
+// under which SoftmaxScale's mscale² applies): dims whose wavelength fits
+// beta_fast rotations in the original context keep θ^(−2i/d), dims with
+// fewer than beta_slow rotations are divided by factor, and a linear ramp
+// over the dims in between blends the two.
 func RopeInvFreq(c Config) []float64 {
 	d := c.QKRopeHeadDim
 	f := make([]float64, d/2)
 	for i := range f {
 		f[i] = math.Pow(c.RopeTheta, -2*float64(i)/float64(d))
+	}
+	y := c.RopeScaling
+	if y == nil || y.Factor <= 1 || y.OriginalMaxPositionEmbeddings <= 0 || d < 2 {
+		return f
+	}
+	fast, slow := y.BetaFast, y.BetaSlow
+	if fast <= 0 {
+		fast = 32
+	}
+	if slow <= 0 {
+		slow = 1
+	}
+	corrDim := func(rotations float64) float64 {
+		return float64(d) * math.Log(float64(y.OriginalMaxPositionEmbeddings)/(rotations*2*math.Pi)) / (2 * math.Log(c.RopeTheta))
+	}
+	lo := max(math.Floor(corrDim(fast)), 0)
+	hi := min(math.Ceil(corrDim(slow)), float64(d-1))
+	if hi == lo {
+		hi += 0.001
+	}
+	for i := range f {
+		ramp := min(max((float64(i)-lo)/(hi-lo), 0), 1) // 0: keep, 1: interpolate
+		f[i] = f[i]/y.Factor*ramp + f[i]*(1-ramp)
 	}
 	return f
 }

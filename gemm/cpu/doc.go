@@ -1,0 +1,19 @@
+// Package cpu is the fast CPU backend of gemm: DeepGEMM's blocked FP8 GEMM
+// restructured for x86 SIMD. Per 128-wide K block it decodes the E4M3
+// panels of A and B to float32 once into packed buffers, runs a
+// register-blocked micro-kernel over them (AVX-512: a 32×12 tile in 24 zmm
+// accumulators; AVX2+FMA: 16×6 in 12 ymm; chosen at run time, pure Go under
+// the noasm tag) and promotes each 128-K partial with A's and B's scales
+// into a float32 C tile, exactly the two-level accumulation of DeepGEMM's
+// SM90 kernel (deep_gemm/include/deep_gemm/fp8_gemm.cuh). Tiles of the
+// output are spread over goroutines; buffers come from sync.Pool, so a
+// steady-state call does not allocate.
+//
+// Results agree with gemm/ref within calc_diff 1e−5 (only rounding order
+// differs: the cpu kernels use fused multiply-add).
+//
+// Goroutines: the first parallel call starts up to GOMAXPROCS−1 helper
+// goroutines that stay parked for the life of the process and join later
+// calls. Tests that check for leaks with go.uber.org/goleak ignore them with
+// goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop").
+package cpu

@@ -1,0 +1,31 @@
+package gemmtest_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/gemm/ref"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+)
+
+// The suite's two gates on one problem, by hand: a backend's D against the
+// float64 product of the unquantized and of the dequantized inputs. (A
+// backend's test just calls gemmtest.Run(t, backend, gemmtest.Options{}).)
+func Example() {
+	s := gemmtest.Shape{M: 7, N: 576, K: 130}
+	p := gemmtest.NewProblem(1, s, gemm.QuantOptions{})
+	d := gemmtest.NewOut(s.M, s.N, 0, false, 0)
+	if err := ref.New().GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		panic(err)
+	}
+	got := gemmtest.OutF64(d)
+	unq := testutil.CalcDiff(got, gemmtest.MatMulNT64(p.X, p.Y, s.M, s.N, s.K))
+	deq := testutil.CalcDiff(got, gemmtest.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
+	fmt.Println("unquantized gate:", unq < gemmtest.GateUnquantized)
+	fmt.Println("dequantized gate:", deq < gemmtest.GateDequantized)
+	// Output:
+	// unquantized gate: true
+	// dequantized gate: true
+}

@@ -1,0 +1,29 @@
+// Package demo is `fireflyer demo`: one decode step of one DeepSeek-V3 MoE
+// layer through every Fireflyer package, from a checkpoint on disk, checked
+// against a float64 reference.
+//
+// The step: generate (or read) the layer's checkpoint through fs; fill a
+// paged MLA cache with each sequence's prefix; run the absorbed MLA decode
+// (mla) with FP8 projections (gemm); route with DeepSeek-V3's noaux_tc
+// router; place experts with EPLB (eplb) from loads seen on a warm-up batch;
+// low-latency FP8 dispatch to R expert-parallel ranks (ep); masked grouped
+// FP8 expert GEMMs plus the shared expert (gemm); low-latency combine (ep);
+// then a DualPipe simulation of a 16-stage pipeline (pipeline) priced with
+// this run's forward time.
+//
+// # The check
+//
+// The reference (dsv3.Reference) recomputes every token's layer output in
+// float64 on one rank from the same dequantized weights, inputs and cache
+// prefix, with the fast path's expert choice. The check line compares the
+// layer's output: calc_diff usually shows 2.5e-4 … 3.2e-4 at the defaults
+// (4e-4 with very short prefixes), under Threshold 0.002. Most of it comes
+// from the MoE half (its own calc_diff is about 1.1e-3: two chained FP8
+// GEMMs with per-token re-quantized activations, after an FP8 dispatch and
+// before a BF16 combine); the attention half's is about 3.5e-4 and the
+// residual stream, exact in both, dilutes both. Because that dilution would
+// let a wrong stage pass, the check also requires each half under
+// PartThreshold, the router's expert choice to be exactly noaux_tc's on the
+// step's own scores, and those scores within RouterScoreTolerance of
+// float64 (see Result.OK).
+package demo
