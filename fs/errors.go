@@ -13,6 +13,7 @@ type sentinel struct {
 	errno syscall.Errno
 }
 
+// Error returns the sentinel's message.
 func (e *sentinel) Error() string { return e.msg }
 
 // Is reports whether target is this sentinel's errno.

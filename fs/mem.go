@@ -249,7 +249,9 @@ type memInfo struct {
 	mtime time.Time
 }
 
+// Name implements fs.FileInfo.
 func (i memInfo) Name() string       { return i.name }
+// Size implements fs.FileInfo.
 func (i memInfo) Size() int64        { return i.size }
 func (i memInfo) Mode() fs.FileMode  { return 0o644 }
 func (i memInfo) ModTime() time.Time { return i.mtime }

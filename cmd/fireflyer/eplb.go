@@ -224,6 +224,7 @@ type errWriter struct {
 	err error
 }
 
+// Write implements io.Writer, remembering the first error.
 func (e *errWriter) Write(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err

@@ -185,6 +185,7 @@ func (f *Fake) Opener() cuda.Opener { return opener{f: f} }
 
 type opener struct{ f *Fake }
 
+// Open implements cuda.Opener for the fake libraries.
 func (o opener) Open(name string) (cuda.Library, error) {
 	base := name[strings.LastIndex(name, "/")+1:]
 	switch {
@@ -196,6 +197,7 @@ func (o opener) Open(name string) (cuda.Library, error) {
 
 type lib struct{ f *Fake }
 
+// Sym implements cuda.Library: the address of a fake entry point.
 func (l lib) Sym(name string) (uintptr, error) {
 	if l.f.Missing[name] {
 		return 0, fmt.Errorf("undefined symbol: %s", name)
@@ -207,6 +209,7 @@ func (l lib) Sym(name string) (uintptr, error) {
 	return p, nil
 }
 
+// Close implements cuda.Library; the fake holds nothing.
 func (lib) Close() error { return nil }
 
 // Threads returns how many context-bound calls ran on each OS thread.

@@ -70,6 +70,7 @@ func KeyOf(tokens []int32) Key {
 	return k
 }
 
+// String returns the key in hex.
 func (k Key) String() string { return hex.EncodeToString(k[:]) }
 
 // Store is a KV cache on a directory of an fs.Client: one file per
