@@ -22,8 +22,9 @@ type dlLib struct{ h uintptr }
 
 // Sym implements Library through purego.Dlsym.
 func (l dlLib) Sym(name string) (uintptr, error) { return purego.Dlsym(l.h, name) }
+
 // Close implements Library through purego.Dlclose.
-func (l dlLib) Close() error                     { return purego.Dlclose(l.h) }
+func (l dlLib) Close() error { return purego.Dlclose(l.h) }
 
 // ccall calls the C function fn with integer and pointer arguments and
 // returns its 32-bit status (CUresult and nvrtcResult are C enums).

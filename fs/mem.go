@@ -250,7 +250,8 @@ type memInfo struct {
 }
 
 // Name implements fs.FileInfo.
-func (i memInfo) Name() string       { return i.name }
+func (i memInfo) Name() string { return i.name }
+
 // Size implements fs.FileInfo.
 func (i memInfo) Size() int64        { return i.size }
 func (i memInfo) Mode() fs.FileMode  { return 0o644 }
