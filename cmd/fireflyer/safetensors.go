@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/fireflyer-go/fireflyer/fs/safetensors"
 )
@@ -62,7 +64,9 @@ func runSafetensors(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		f, err := safetensors.OpenMmap(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer safetensors ls: %v\n", err)
-			if errors.Is(err, safetensors.ErrFormat) {
+			// A malformed, missing or non-regular FILE is bad input (exit 2,
+			// as for every subcommand's FILE); other I/O errors exit 1.
+			if errors.Is(err, safetensors.ErrFormat) || errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.EISDIR) {
 				return exitUsage
 			}
 			return exitFail

@@ -81,7 +81,7 @@ func TestSafetensorsLsErrors(t *testing.T) {
 	}{
 		{[]string{"safetensors", "ls", bad}, nil, exitUsage},
 		{[]string{"safetensors", "ls", "-"}, []byte("garbage"), exitUsage},
-		{[]string{"safetensors", "ls", "/no/such/file"}, nil, exitFail},
+		{[]string{"safetensors", "ls", "/no/such/file"}, nil, exitUsage}, // a missing FILE is bad input, as in eplb
 		{[]string{"safetensors", "cat", p}, nil, exitUsage},
 		{[]string{"safetensors", "ls", p, p}, nil, exitUsage},
 		{[]string{"safetensors"}, nil, exitUsage},
@@ -129,6 +129,14 @@ func TestSafetensorsLsStdinStreams(t *testing.T) {
 		}
 		if a := m1.TotalAlloc - m0.TotalAlloc; a > 16<<20 {
 			t.Errorf("extra %d: allocated %d MiB for a %d MiB stream", tc.extra, a>>20, data>>20)
+		}
+	}
+}
+
+func TestSafetensorsLsMissingFileIsBadInput(t *testing.T) {
+	for _, path := range []string{filepath.Join(t.TempDir(), "missing.safetensors"), t.TempDir()} {
+		if code, _, stderr := runCLI(t, "", "safetensors", "ls", path); code != exitUsage || !strings.Contains(stderr, path) {
+			t.Errorf("ls %s: exit %d, stderr %q; want exit 2 naming the file", path, code, stderr)
 		}
 	}
 }
