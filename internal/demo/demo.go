@@ -361,7 +361,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	xp := hidden(len(seqOf))
 	t := st.start("kv cache: fill prefixes (FP8 kv_a_proj, one GEMM)")
 	var flops int64
-	err = kvRows(ctx, be, cfg, w, xp, len(seqOf), func(i int) int { return posOf[i] }, cache,
+	xq, err := normQuant(cfg, w, xp, len(seqOf))
+	if err != nil {
+		return nil, err
+	}
+	err = kvRows(ctx, be, cfg, w, xq, func(i int) int { return posOf[i] }, cache,
 		func(i int) (int, int) { return int(bt[seqOf[i]][posOf[i]/opts.PageSize]), posOf[i] % opts.PageSize }, &flops)
 	if err != nil {
 		return nil, err

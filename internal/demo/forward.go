@@ -45,6 +45,13 @@ func linear(ctx context.Context, be gemm.Backend, x []float32, rows int, w *gemm
 	if err != nil {
 		return nil, err
 	}
+	return linearQ(ctx, be, a, w, flops)
+}
+
+// linearQ is linear for an input already quantized per token, so that one
+// quantization can feed several projections of the same activations.
+func linearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
+	rows := a.Rows
 	out := make([]float32, rows*w.Rows)
 	if err := be.GemmNT(ctx, a, w, &gemm.Out{Rows: rows, Cols: w.Rows, F32: out}); err != nil {
 		return nil, err
@@ -74,15 +81,24 @@ func absorb(cfg dsv3.Config, kvb *gemm.FP8Matrix) (*absorbed, error) {
 	return a, nil
 }
 
-// kvRows turns hidden states x [n, hidden] at the given positions into MLA
-// cache rows and writes them into the cache: input_layernorm,
-// kv_a_proj_with_mqa (FP8), kv_a_layernorm on the 512 latent channels, RoPE
-// on the 64 rope channels. slot(i) gives the (block, offset) of row i.
-func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, x []float32, n int, pos func(i int) int,
-	cache *mla.PagedCache, slot func(i int) (int, int), flops *int64) error {
+// normQuant applies input_layernorm to hidden states x [n, hidden] (a copy)
+// and quantizes the result per token: the operand of kv_a_proj_with_mqa and
+// q_a_proj alike.
+func normQuant(cfg dsv3.Config, w *Weights, x []float32, n int) (*gemm.FP8Matrix, error) {
 	h := append([]float32(nil), x...)
 	rmsNormRows(h, cfg.HiddenSize, w.InputNorm, cfg.RMSNormEps)
-	kva, err := linear(ctx, be, h, n, w.KVA, flops)
+	return gemm.QuantizePerToken(h, n, cfg.HiddenSize, gemm.QuantOptions{})
+}
+
+// kvRows turns normalised, quantized hidden states hq [n, hidden] (from
+// normQuant) at the given positions into MLA cache rows and writes them into
+// the cache: kv_a_proj_with_mqa (FP8), kv_a_layernorm on the 512 latent
+// channels, RoPE on the 64 rope channels. slot(i) gives the (block, offset)
+// of row i.
+func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, hq *gemm.FP8Matrix, pos func(i int) int,
+	cache *mla.PagedCache, slot func(i int) (int, int), flops *int64) error {
+	n := hq.Rows
+	kva, err := linearQ(ctx, be, hq, w.KVA, flops)
 	if err != nil {
 		return err
 	}
@@ -106,19 +122,22 @@ func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, x
 // the cache, increments seqlens and returns o_proj's output [B, hidden].
 func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.Config, w *Weights, ab *absorbed,
 	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, st *stageTimes) ([]float32, error) {
-	B, hid, heads := len(seqlens), cfg.HiddenSize, cfg.NumAttentionHeads
+	B, heads := len(seqlens), cfg.NumAttentionHeads
 	nope, rope, dv, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
 	var flops int64
 	t := st.start("attention: projections (FP8 GEMM)")
+	// input_layernorm and per-token quantization once, for both projections
+	hq, err := normQuant(cfg, w, x, B)
+	if err != nil {
+		return nil, err
+	}
 	// the new tokens' cache rows, at position seqlens[b]
-	err := kvRows(ctx, be, cfg, w, x, B, func(i int) int { return int(seqlens[i]) }, cache,
+	err = kvRows(ctx, be, cfg, w, hq, func(i int) int { return int(seqlens[i]) }, cache,
 		func(i int) (int, int) { p := int(seqlens[i]); return int(bt[i][p/cache.PageSize]), p % cache.PageSize }, &flops)
 	if err != nil {
 		return nil, err
 	}
-	h := append([]float32(nil), x...)
-	rmsNormRows(h, hid, w.InputNorm, cfg.RMSNormEps)
-	qa, err := linear(ctx, be, h, B, w.QA, &flops)
+	qa, err := linearQ(ctx, be, hq, w.QA, &flops)
 	if err != nil {
 		return nil, err
 	}
