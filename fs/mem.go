@@ -253,11 +253,19 @@ type memInfo struct {
 func (i memInfo) Name() string { return i.name }
 
 // Size implements fs.FileInfo.
-func (i memInfo) Size() int64        { return i.size }
-func (i memInfo) Mode() fs.FileMode  { return 0o644 }
+func (i memInfo) Size() int64 { return i.size }
+
+// Mode implements fs.FileInfo: mem files are regular, 0644.
+func (i memInfo) Mode() fs.FileMode { return 0o644 }
+
+// ModTime implements fs.FileInfo.
 func (i memInfo) ModTime() time.Time { return i.mtime }
-func (i memInfo) IsDir() bool        { return false }
-func (i memInfo) Sys() any           { return nil }
+
+// IsDir implements fs.FileInfo; mem holds no directories.
+func (i memInfo) IsDir() bool { return false }
+
+// Sys implements fs.FileInfo; there is no underlying data source.
+func (i memInfo) Sys() any { return nil }
 
 func (h *memHandle) fd() int { return -1 }
 func (h *memHandle) stat() (os.FileInfo, error) {
