@@ -14,8 +14,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/fireflyer-go/fireflyer/internal/demo"
-	"github.com/fireflyer-go/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/demo"
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/pipeline"
 )
 

@@ -15,10 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/safetensors"
 	"github.com/fireflyer-go/fireflyer/gemm"
-	"github.com/fireflyer-go/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/gemm"
-	"github.com/fireflyer-go/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/fireflyer-go/fireflyer/internal/demo"
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/demo"
 )
 
 // The smallest useful run: a DeepSeek-V3 layer shrunk 64×, 8 sequences on

@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/fireflyer-go/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 )
 
 // TestMain lets the test binary act as a demo rank process when the demo
