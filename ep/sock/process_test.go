@@ -34,7 +34,12 @@ func runChild() bool {
 	if name == "" {
 		return false
 	}
-	err := child(name)
+	var err error
+	if strings.HasPrefix(name, "launch-") {
+		err = launchChild(name)
+	} else {
+		err = child(name)
+	}
 	if err == nil {
 		// No goroutine may outlive the transport.
 		err = goleak.Find()

@@ -314,6 +314,9 @@ func (t *Transport) rendezvousMaster(ctx context.Context, addrs []string, deadli
 	for got := 1; got < t.world; {
 		c, err := rl.Accept()
 		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err() // the listener was closed because ctx ended
+			}
 			return fmt.Errorf("%w: rendezvous: %d of %d ranks joined: %w", ep.ErrTransport, got, t.world, err)
 		}
 		ph, err := handshake(c, false, me, t.opts.Secret, deadline)
