@@ -24,15 +24,6 @@ func init() {
 }
 
 func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	// A rank process of `demo --transport tcp|unix` re-executes this
-	// program with the work file in the environment.
-	if os.Getenv(demo.WorkerEnv) != "" {
-		if err := demo.RankMain(context.Background()); err != nil {
-			fmt.Fprintln(stderr, "fireflyer demo rank:", err)
-			return exitFail
-		}
-		return exitOK
-	}
 	fs := newFlagSet("demo", "demo [flags]", stderr)
 	var o demo.Options
 	fs.IntVar(&o.Scale, "scale", 8, "shrink widths and expert counts by this factor (1 = DeepSeek-V3 full size)")
@@ -48,7 +39,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.FSBackend, "fs-backend", "auto", "fs backend for checkpoint I/O: auto, uring, posix, hf3fs or mem")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (with --transport tcp|unix also every rank process: ranks still running then are killed)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -77,6 +68,10 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fireflyer demo: %s %d must be ≥ 1\n", f.name, f.v)
 			return exitUsage
 		}
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "fireflyer demo: --timeout %v must be positive\n", *timeout)
+		return exitUsage
 	}
 	o.Seed = *seed
 	if *cfgPath != "" {

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -27,14 +22,10 @@ import (
 
 func init() {
 	register(command{name: "ep", summary: "expert-parallel dispatch/combine benchmark (DeepEP normal and low-latency)", run: runEP})
-	// A rank process started by `ep bench --transport tcp|unix` (the
-	// executable re-runs itself with this variable set).
-	if cfg := os.Getenv(epChildEnv); cfg != "" {
-		os.Exit(epChildMain(cfg))
-	}
 }
 
-const epChildEnv = "FIREFLYER_EP_BENCH_RANK"
+// maxEPIters bounds --iters (a run-length flag; --timeout bounds the time).
+const maxEPIters = 100000
 
 // epBenchConfig is what every rank runs.
 type epBenchConfig struct {
@@ -47,7 +38,10 @@ type epBenchConfig struct {
 	Iters      int    `json:"iters"`
 	FP8        bool   `json:"fp8"`
 	LowLatency bool   `json:"low_latency"`
-	Progress   bool   `json:"-"`
+	// Progress (a bar on rank 0's stderr) and Timeout (the whole run) are
+	// not part of the report.
+	Progress bool          `json:"-"`
+	Timeout  time.Duration `json:"-"`
 }
 
 // epRankResult is one rank's measurement.
@@ -85,9 +79,10 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Hidden, "hidden", 7168, "hidden size H")
 	fs.IntVar(&cfg.TopK, "topk", 8, "experts per token K")
 	fs.IntVar(&cfg.Experts, "experts", 256, "number of experts E (a multiple of R)")
-	fs.IntVar(&cfg.Iters, "iters", 5, "timed iterations (after one warm-up)")
+	fs.IntVar(&cfg.Iters, "iters", 5, fmt.Sprintf("timed iterations (after one warm-up), at most %d", maxEPIters))
 	fs.BoolVar(&cfg.FP8, "fp8", false, "dispatch in FP8 (normal: pre-quantized e4m3 with float32 scales; low-latency: quantized on the way)")
 	fs.BoolVar(&cfg.LowLatency, "low-latency", false, "run LowLatencyDispatch/LowLatencyCombine instead of the normal kernels")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up after this long (every wait of every rank; rank processes still running then are killed)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the report")
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
@@ -103,10 +98,12 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg.Progress = epIsTerminal(stderr)
 	var rep *epReport
 	var err error
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	defer cancel()
 	if cfg.Transport == "inproc" {
-		rep, err = epBenchInproc(cfg, stderr)
+		rep, err = epBenchInproc(ctx, cfg, stderr)
 	} else {
-		rep, err = epBenchProcesses(cfg, stderr)
+		rep, err = epBenchProcesses(ctx, cfg, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer ep bench: %v\n", err)
@@ -136,8 +133,10 @@ func (c *epBenchConfig) validate() error {
 		return fmt.Errorf("--experts %d: want a positive multiple of --ranks %d", c.Experts, c.Ranks)
 	case c.TopK < 1 || c.TopK > c.Experts:
 		return fmt.Errorf("--topk %d: want 1..--experts", c.TopK)
-	case c.Iters < 1:
-		return fmt.Errorf("--iters %d: want ≥ 1", c.Iters)
+	case c.Iters < 1 || c.Iters > maxEPIters:
+		return fmt.Errorf("--iters %d: want 1..%d", c.Iters, maxEPIters)
+	case c.Timeout <= 0:
+		return fmt.Errorf("--timeout %v: want a positive duration", c.Timeout)
 	case c.LowLatency && c.TopK > 64:
 		return fmt.Errorf("--topk %d: low-latency mode allows at most 64", c.TopK)
 	case c.FP8 && c.LowLatency && c.Hidden%128 != 0:
@@ -235,9 +234,9 @@ func epAggregate(cfg epBenchConfig, rs []epRankResult) *epReport {
 	return rep
 }
 
-func epBenchInproc(cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
+func epBenchInproc(ctx context.Context, cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
 	rs := make([]epRankResult, cfg.Ranks)
-	err := inproc.Run(context.Background(), cfg.Ranks, func(ctx context.Context, t ep.Transport) error {
+	err := inproc.Run(ctx, cfg.Ranks, func(ctx context.Context, t ep.Transport) error {
 		r, err := epBenchRank(ctx, t, cfg, stderr)
 		rs[t.Rank()] = r
 		return err
@@ -248,121 +247,97 @@ func epBenchInproc(cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
 	return epAggregate(cfg, rs), nil
 }
 
-// epBenchProcesses starts one process per rank (this executable again)
-// and collects rank 0's report.
-func epBenchProcesses(cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
-	exe, err := os.Executable()
+// epRankArgs is what a rank process of `ep bench` is told: the
+// configuration and whether rank 0 draws the progress bar.
+type epRankArgs struct {
+	Config   epBenchConfig `json:"config"`
+	Progress bool          `json:"progress"`
+}
+
+// epBenchProcesses runs one process per rank (this executable again, as
+// `fireflyer rank ep-bench CONFIG`) through sock.Launch and returns rank
+// 0's report, which it prints as JSON on its standard output.
+func epBenchProcesses(ctx context.Context, cfg epBenchConfig, stderr io.Writer) (*epReport, error) {
+	js, err := json.Marshal(epRankArgs{Config: cfg, Progress: cfg.Progress})
 	if err != nil {
 		return nil, err
 	}
-	addr, port := "127.0.0.1", 0
-	if cfg.Transport == "tcp" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	} else {
-		dir, err := os.MkdirTemp("", "fireflyer-ep-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		addr = filepath.Join(dir, "master.sock")
-	}
-	js, _ := json.Marshal(cfg)
-	progress := "0"
+	lc := sock.LaunchConfig{Network: cfg.Transport, WorldSize: cfg.Ranks, Args: []string{"rank", "ep-bench", string(js)}, Timeout: cfg.Timeout}
 	if cfg.Progress {
-		progress = "1"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	cmds := make([]*exec.Cmd, cfg.Ranks)
-	var out0 bytes.Buffer
-	errs := make([]*bytes.Buffer, cfg.Ranks)
-	for r := range cmds {
-		cmd := exec.CommandContext(ctx, exe)
-		cmd.Env = append(os.Environ(), epChildEnv+"="+string(js), "FIREFLYER_EP_PROGRESS="+progress,
-			"RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(cfg.Ranks),
-			"MASTER_ADDR="+addr, "MASTER_PORT="+strconv.Itoa(port))
-		errs[r] = new(bytes.Buffer)
-		cmd.Stderr = errs[r]
-		if r == 0 {
-			cmd.Stdout = &out0
-			cmd.Stderr = stderr // rank 0's progress
-		}
-		if err := cmd.Start(); err != nil {
-			cancel()
-			for _, c := range cmds[:r] {
-				_ = c.Wait()
+		lc.Stderr = func(r int) io.Writer {
+			if r == 0 {
+				return stderr // rank 0's progress bar
 			}
-			return nil, err
-		}
-		cmds[r] = cmd
-	}
-	var failed []error
-	for r, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			failed = append(failed, fmt.Errorf("rank %d: %v: %s", r, err, bytes.TrimSpace(errs[r].Bytes())))
+			return nil
 		}
 	}
-	if len(failed) > 0 {
-		return nil, errors.Join(failed...)
+	exits, err := sock.Launch(ctx, lc)
+	if err != nil {
+		return nil, err
 	}
 	var rep epReport
-	if err := json.Unmarshal(out0.Bytes(), &rep); err != nil {
+	if err := json.Unmarshal(exits[0].Stdout, &rep); err != nil {
 		return nil, fmt.Errorf("rank 0 report: %w", err)
 	}
+	rep.Progress, rep.Timeout = cfg.Progress, cfg.Timeout
 	return &rep, nil
 }
 
-// epChildMain runs one rank process; rank 0 prints the aggregated report
-// as JSON on stdout.
-func epChildMain(js string) int {
-	var cfg epBenchConfig
-	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+// epRankMain is one rank process of `ep bench --transport tcp|unix`
+// (`fireflyer rank ep-bench CONFIG`, started by sock.Launch): it joins the
+// group, runs the benchmark within the launcher's deadline, all-gathers the
+// ranks' results, and rank 0 prints the aggregated report as JSON on
+// stdout.
+func epRankMain(args []string, stdout, stderr io.Writer) int {
+	var ra epRankArgs
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "fireflyer rank ep-bench: want one argument, the configuration (JSON)")
 		return exitUsage
 	}
-	cfg.Progress = os.Getenv("FIREFLYER_EP_PROGRESS") == "1"
-	opts, err := sock.OptionsFromEnv(cfg.Transport)
+	if err := json.Unmarshal([]byte(args[0]), &ra); err != nil {
+		fmt.Fprintln(stderr, "fireflyer rank ep-bench:", err)
+		return exitUsage
+	}
+	cfg := ra.Config
+	cfg.Progress = ra.Progress
+	opts, ctx, cancel, err := sock.LaunchedOptions(context.Background())
+	defer cancel()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, "fireflyer rank ep-bench:", err)
 		return exitUsage
 	}
-	ctx := context.Background()
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "fireflyer ep bench: rank %d: %v\n", opts.Rank, err)
+		return exitFail
+	}
 	t, err := sock.Dial(ctx, opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitFail
+		return fail(err)
 	}
 	defer t.Close()
-	r, err := epBenchRank(ctx, t, cfg, os.Stderr)
+	r, err := epBenchRank(ctx, t, cfg, stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitFail
+		return fail(err)
 	}
 	mine, _ := json.Marshal(r)
 	all, err := t.AllGather(ctx, mine)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitFail
+		return fail(err)
 	}
 	if t.Rank() == 0 {
 		rs := make([]epRankResult, len(all))
 		for i, b := range all {
 			if err := json.Unmarshal(b, &rs[i]); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return exitFail
+				return fail(err)
 			}
 		}
-		_ = json.NewEncoder(os.Stdout).Encode(epAggregate(cfg, rs))
+		if err := json.NewEncoder(stdout).Encode(epAggregate(cfg, rs)); err != nil {
+			return fail(err)
+		}
 	}
 	// Let every rank read the all-gather before anyone leaves.
 	if err := t.Barrier(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return exitFail
+		return fail(err)
 	}
 	return exitOK
 }

@@ -26,6 +26,8 @@ type command struct {
 	name    string
 	summary string
 	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+	// hidden keeps the subcommand out of usage and help (the rank role).
+	hidden bool
 }
 
 var commands = map[string]command{}
@@ -79,11 +81,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return c.run(args[1:], stdin, stdout, stderr)
 }
 
-// commandNames returns the registered subcommands in name order.
+// commandNames returns the registered subcommands in name order, less
+// the hidden ones.
 func commandNames() []string {
 	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names

@@ -76,7 +76,9 @@ func TestLaunch(t *testing.T) {
 				cfg := launchCfg(network, 3, "")
 				var mu sync.Mutex
 				var tee bytes.Buffer
-				cfg.Stderr = func(int) io.Writer { return writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return tee.Write(p) }) }
+				cfg.Stderr = func(int) io.Writer {
+					return writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return tee.Write(p) })
+				}
 				var localOut string
 				if local {
 					cfg.Local = func(ctx context.Context, o Options) error {

@@ -71,8 +71,9 @@ type Options struct {
 	// Progress, when non-nil, is told about checkpoint I/O (bytes done,
 	// total) for a progress bar.
 	Progress func(stage string, done, total int64)
-	// Worker launches rank processes for the tcp and unix transports; nil
-	// means re-executing this program (see RankMain).
+	// Worker returns the command of each rank process for the tcp and unix
+	// transports (started by sock.Launch, within ctx's deadline); nil means
+	// this program as `<program> rank demo` (see RankMain).
 	Worker WorkerLauncher
 }
 

@@ -16,11 +16,32 @@ import (
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 )
 
+// testRankEnv marks the test binary started as a demo rank process (see
+// testWorker); its value is passed to testRankHook.
+const testRankEnv = "FIREFLYER_DEMO_TEST_RANK"
+
+// testRankHook, when set (by a test file of this package), runs first in a
+// rank process.
+var testRankHook func()
+
+// testWorker starts this test binary as a rank process, with extra
+// environment entries.
+func testWorker(env ...string) WorkerLauncher {
+	return func(int) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(append(os.Environ(), testRankEnv+"=1"), env...)
+		return cmd
+	}
+}
+
 // TestMain lets the test binary act as a demo rank process when the demo
-// re-executes it for the unix and tcp transports.
+// starts it for the unix and tcp transports.
 func TestMain(m *testing.M) {
-	if os.Getenv(WorkerEnv) != "" {
-		if err := RankMain(context.Background()); err != nil {
+	if os.Getenv(testRankEnv) != "" {
+		if testRankHook != nil {
+			testRankHook()
+		}
+		if err := RankMain(context.Background(), os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString("rank: " + err.Error() + "\n")
 			os.Exit(1)
 		}
@@ -97,7 +118,7 @@ func TestDemoInproc(t *testing.T) {
 func TestDemoUnixProcesses(t *testing.T) {
 	o := small(t)
 	o.Ranks, o.Transport = 2, "unix"
-	o.Worker = func(int) *exec.Cmd { return exec.Command(os.Args[0], "-test.run=^$") }
+	o.Worker = testWorker()
 	r, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
