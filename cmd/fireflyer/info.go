@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/fireflyer-go/fireflyer/cuda"
+	"github.com/fireflyer-go/fireflyer/ep"
+	_ "github.com/fireflyer-go/fireflyer/ep/inproc" // registers the inproc transport
+	_ "github.com/fireflyer-go/fireflyer/ep/sock"   // registers tcp and unix
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
 	mlakern "github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/internal/platform"
@@ -118,22 +121,29 @@ func backendTable(r infoReport) []backendStatus {
 		}
 		return "pure-Go kernels (no AVX2/AVX-512 here, or built with -tags noasm)"
 	}
-	return []backendStatus{
+	out := []backendStatus{
 		{"gemm", "ref", true, "pure Go, the literal spec"},
 		{"gemm", "cpu", true, kernel(gemmcpu.Kernel())},
 		{"gemm", "cuda", false, gpuWhy},
 		{"mla", "ref", true, "pure Go, the literal spec"},
 		{"mla", "cpu", true, kernel(mlakern.Level())},
 		{"mla", "cuda", false, gpuWhy},
-		{"ep", "inproc", true, "ranks as goroutines in this process"},
-		{"ep", "tcp", true, "rank processes over TCP (loopback unless AllowRemote)"},
-		{"ep", "unix", true, "rank processes over Unix domain sockets"},
+	}
+	// ep lists its transport registry (what ep.OpenTransport constructs).
+	for _, b := range ep.Transports() {
+		st := backendStatus{Package: "ep", Backend: b.Name, Usable: b.Err == nil, Detail: b.Doc}
+		if b.Err != nil {
+			st.Detail = b.Err.Error()
+		}
+		out = append(out, st)
+	}
+	return append(out, []backendStatus{
 		{"ep", "rdma", false, rdmaWhy},
 		{"fs", "mem", true, "in-memory store with fault injection"},
 		{"fs", "posix", true, "pread/pwrite worker pool"},
 		uring,
 		{"fs", "hf3fs", false, "needs a 3FS FUSE mount (fuse.hf3fs in /proc/self/mountinfo); auto picks it for paths on one"},
-	}
+	}...)
 }
 
 func printInfo(w io.Writer, r infoReport) {

@@ -241,3 +241,22 @@ func RunBuffers(ctx context.Context, ranks int, opts ep.Options, fn func(ctx con
 		return fn(ctx, b)
 	})
 }
+
+func init() {
+	ep.RegisterTransport("inproc", "ranks as goroutines in this process", nil, func(cfg ep.TransportConfig) (ep.Opener, error) {
+		if cfg.WorldSize < 1 || cfg.WorldSize > MaxRanks {
+			return nil, fmt.Errorf("%w: inproc: WorldSize = %d, want 1..%d", ep.ErrConfig, cfg.WorldSize, MaxRanks)
+		}
+		return func(context.Context) ([]ep.Transport, error) {
+			ts, err := New(cfg.WorldSize)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]ep.Transport, len(ts))
+			for i, t := range ts {
+				out[i] = t
+			}
+			return out, nil
+		}, nil
+	})
+}

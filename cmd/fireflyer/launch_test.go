@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestRunLengthAndTimeoutFlags: run-length and deadline flags are bounded
+// and checked before any work (exit 2 naming the flag).
+func TestRunLengthAndTimeoutFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ep", "bench", "--iters", "100001"}, "--iters"},
+		{[]string{"ep", "bench", "--iters", "0"}, "--iters"},
+		{[]string{"ep", "bench", "--iters", "9223372036854775807"}, "--iters"},
+		{[]string{"ep", "bench", "--timeout", "0s"}, "--timeout"},
+		{[]string{"ep", "bench", "--timeout", "-1s"}, "--timeout"},
+		{[]string{"demo", "--timeout", "-1s"}, "--timeout"},
+		{[]string{"demo", "--timeout", "0s"}, "--timeout"},
+	} {
+		code, stdout, stderr := runCLI(t, "", c.args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) || stdout != "" {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit 2 naming %s", c.args, code, stderr, stdout, c.want)
+		}
+	}
+}
+
+// TestRankRoleHidden: the rank role is not a user subcommand: help does not
+// list it, and run by hand it explains itself and exits 2.
+func TestRankRoleHidden(t *testing.T) {
+	_, stdout, _ := runCLI(t, "", "help")
+	if strings.Contains(stdout, "\n  rank ") || strings.Contains(stdout, "internal: one rank process") {
+		t.Errorf("help lists the hidden rank role:\n%s", stdout)
+	}
+	t.Setenv("EP_NETWORK", "")
+	if code, _, stderr := runCLI(t, "", "rank", "ep-bench", "{}"); code != exitUsage || !strings.Contains(stderr, "not for direct use") {
+		t.Errorf("rank by hand: exit %d, %q", code, stderr)
+	}
+}
