@@ -1,7 +1,6 @@
 package sock
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,9 +23,8 @@ import (
 // in the environment, runs it over a socket transport and exits 0 (passed),
 // 1 (failed, the error on stderr) or 3 (an injected crash).
 const (
-	envChild   = "EP_SOCK_TEST_CHILD" // case name
-	envNetwork = "EP_SOCK_TEST_NETWORK"
-	envFault   = "EP_SOCK_TEST_FAULT" // "die:<rank>:<puts>" or "stall:<rank>:<puts>"
+	envChild = "EP_SOCK_TEST_CHILD" // case name
+	envFault = "EP_SOCK_TEST_FAULT" // "die:<rank>:<puts>" or "stall:<rank>:<puts>"
 )
 
 func runChild() bool {
@@ -53,12 +51,11 @@ func runChild() bool {
 }
 
 func child(name string) error {
-	opts, err := OptionsFromEnv(os.Getenv(envNetwork))
+	opts, ctx, cancel, err := LaunchedOptions(context.Background())
+	defer cancel()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	tr, err := Dial(ctx, opts)
 	if err != nil {
 		return err
@@ -74,45 +71,35 @@ func child(name string) error {
 	return c.Rank(ctx, tr)
 }
 
-// runProcesses starts ranks child processes for the named case and returns
-// their exit codes and stderr.
-func runProcesses(t *testing.T, network, name string, ranks int, fault string, kill int) ([]int, []string) {
+// runProcesses runs ranks child processes for the named case through
+// Launch and returns their exit codes and output. stalled names a rank
+// that hangs on purpose (or −1): Launch kills it at a short deadline and
+// its code is −1.
+func runProcesses(t *testing.T, network, name string, ranks int, fault string, stalled int) ([]int, []string) {
 	t.Helper()
-	addr, port := masterFor(t, network)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmds := make([]*exec.Cmd, ranks)
-	outs := make([]*bytes.Buffer, ranks)
-	for r := range cmds {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(),
-			envChild+"="+name, envNetwork+"="+network, envFault+"="+fault,
-			"RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(ranks),
-			"MASTER_ADDR="+addr, "MASTER_PORT="+strconv.Itoa(port), "EP_SECRET=conformance")
-		outs[r] = new(bytes.Buffer)
-		cmd.Stderr = outs[r]
-		cmd.Stdout = outs[r]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[r] = cmd
+	timeout := 2 * time.Minute
+	if stalled >= 0 {
+		// the others must be done by faultTimeout + 2 s (faultRank)
+		timeout = faultTimeout + 5*time.Second/2
+	}
+	exits, err := Launch(context.Background(), LaunchConfig{
+		// A rank that dies on purpose must not get the others killed: they
+		// are to notice it themselves.
+		Network: network, WorldSize: ranks, Timeout: timeout, Grace: timeout,
+		Command: func(int) *exec.Cmd { return exec.Command(os.Args[0], "-test.run=^$") },
+		Env:     []string{envChild + "=" + name, envFault + "=" + fault},
+	})
+	if exits == nil {
+		t.Fatal(err)
 	}
 	codes := make([]int, ranks)
-	for r, cmd := range cmds {
-		if r == kill {
-			continue
-		}
-		_ = cmd.Wait()
-		codes[r] = cmd.ProcessState.ExitCode()
-	}
-	if kill >= 0 {
-		_ = cmds[kill].Process.Kill()
-		_ = cmds[kill].Wait()
-		codes[kill] = -1
-	}
 	msgs := make([]string, ranks)
-	for r := range outs {
-		msgs[r] = strings.TrimSpace(outs[r].String())
+	for r, e := range exits {
+		codes[r] = e.ExitCode
+		msgs[r] = strings.TrimSpace(e.Stderr + string(e.Stdout))
+		if r == stalled && !e.Stalled {
+			t.Errorf("rank %d was to hang, but %v", r, e.Err)
+		}
 	}
 	return codes, msgs
 }

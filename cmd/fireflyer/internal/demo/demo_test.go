@@ -17,12 +17,8 @@ import (
 )
 
 // testRankEnv marks the test binary started as a demo rank process (see
-// testWorker); its value is passed to testRankHook.
+// testWorker).
 const testRankEnv = "FIREFLYER_DEMO_TEST_RANK"
-
-// testRankHook, when set (by a test file of this package), runs first in a
-// rank process.
-var testRankHook func()
 
 // testWorker starts this test binary as a rank process, with extra
 // environment entries.
@@ -38,9 +34,6 @@ func testWorker(env ...string) WorkerLauncher {
 // starts it for the unix and tcp transports.
 func TestMain(m *testing.M) {
 	if os.Getenv(testRankEnv) != "" {
-		if testRankHook != nil {
-			testRankHook()
-		}
 		if err := RankMain(context.Background(), os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString("rank: " + err.Error() + "\n")
 			os.Exit(1)
