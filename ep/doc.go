@@ -47,8 +47,11 @@
 // Transports: ep/inproc (ranks as goroutines sharing memory, the reference)
 // and ep/sock (TCP or Unix-domain sockets, one process per rank, bootstrap
 // through MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE, optional shared secret).
-// ep/eptest is the conformance suite every transport runs. The command
-// `fireflyer ep bench` measures all three.
+// ep/eptest is the conformance suite every transport runs. Transports
+// register by name (RegisterTransport) and OpenTransport constructs one from
+// a TransportConfig; ep/sock.Launch starts and watches the rank processes
+// of a group on one host. The command `fireflyer ep bench` measures all
+// three.
 //
 // The shortest useful program starts R in-process ranks and runs dispatch
 // then combine on each:

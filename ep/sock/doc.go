@@ -20,4 +20,17 @@
 //
 // A peer that dies or sends a malformed frame makes its connection drop
 // and every wait on this rank fail with an error wrapping ep.ErrTransport.
+//
+// Launch runs a whole group on one host: it starts one process per rank
+// (this program again by default, or only ranks 1…R−1 when rank 0 runs in
+// the caller), gives each the bootstrap environment, a rendezvous address,
+// a fresh shared secret and a deadline (read on the rank side with
+// LaunchedOptions), passes each its standard input, collects its standard
+// output, exit status and the tail of its standard error, and kills every
+// rank still running (stopped ones included) after the first failure or at
+// the deadline, reporting them by rank number. `fireflyer demo` and
+// `fireflyer ep bench` start their rank processes with it.
+//
+// The tcp and unix transports are registered with ep.RegisterTransport, so
+// ep.OpenTransport constructs them by name and `fireflyer info` lists them.
 package sock
