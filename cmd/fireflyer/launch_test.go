@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -37,5 +38,26 @@ func TestRankRoleHidden(t *testing.T) {
 	t.Setenv("EP_NETWORK", "")
 	if code, _, stderr := runCLI(t, "", "rank", "ep-bench", "{}"); code != exitUsage || !strings.Contains(stderr, "not for direct use") {
 		t.Errorf("rank by hand: exit %d, %q", code, stderr)
+	}
+}
+
+// TestDemoCLIProcesses: `demo --transport unix` through the command's own
+// rank role (`fireflyer rank demo`) gives the in-process result bit for bit.
+func TestDemoCLIProcesses(t *testing.T) {
+	args := []string{"demo", "--scale", "64", "--batch", "8", "--ranks", "2", "--prefix", "24", "--json"}
+	diff := func(want string, extra ...string) float64 {
+		code, stdout, stderr := runCLI(t, "", append(args, extra...)...)
+		var obj struct {
+			OK        bool    `json:"ok"`
+			CalcDiff  float64 `json:"calc_diff"`
+			Transport string  `json:"transport"`
+		}
+		if code != exitOK || json.Unmarshal([]byte(stdout), &obj) != nil || !obj.OK || obj.Transport != want {
+			t.Fatalf("demo %v: exit %d, stderr %q", extra, code, stderr)
+		}
+		return obj.CalcDiff
+	}
+	if u, i := diff("unix", "--transport", "unix"), diff("inproc"); u != i {
+		t.Fatalf("unix processes calc_diff %v, in-process %v", u, i)
 	}
 }
