@@ -47,6 +47,10 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "fireflyer demo: --timeout %v must be positive\n", *timeout)
+		return exitUsage
+	}
 	if o.Checkpoint != "" {
 		var conflict string
 		fs.Visit(func(f *flag.Flag) {
@@ -68,10 +72,6 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fireflyer demo: %s %d must be ≥ 1\n", f.name, f.v)
 			return exitUsage
 		}
-	}
-	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "fireflyer demo: --timeout %v must be positive\n", *timeout)
-		return exitUsage
 	}
 	o.Seed = *seed
 	if *cfgPath != "" {

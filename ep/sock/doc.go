@@ -18,9 +18,6 @@
 // it (HMAC-SHA256 over both sides' nonces). Addresses are loopback unless
 // Options.AllowRemote is set. Every wait has a deadline.
 //
-// A peer that dies or sends a malformed frame makes its connection drop
-// and every wait on this rank fail with an error wrapping ep.ErrTransport.
-//
 // Launch runs a whole group on one host: it starts one process per rank
 // (this program again by default, or only ranks 1…R−1 when rank 0 runs in
 // the caller), gives each the bootstrap environment, a rendezvous address,
@@ -33,4 +30,7 @@
 //
 // The tcp and unix transports are registered with ep.RegisterTransport, so
 // ep.OpenTransport constructs them by name and `fireflyer info` lists them.
+//
+// A peer that dies or sends a malformed frame makes its connection drop
+// and every wait on this rank fail with an error wrapping ep.ErrTransport.
 package sock
