@@ -82,7 +82,7 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Iters, "iters", 5, fmt.Sprintf("timed iterations (after one warm-up), at most %d", maxEPIters))
 	fs.BoolVar(&cfg.FP8, "fp8", false, "dispatch in FP8 (normal: pre-quantized e4m3 with float32 scales; low-latency: quantized on the way)")
 	fs.BoolVar(&cfg.LowLatency, "low-latency", false, "run LowLatencyDispatch/LowLatencyCombine instead of the normal kernels")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up after this long (every wait of every rank; rank processes still running then are killed)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Minute, "give up after this long (every wait of every rank; rank processes still running then are killed)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the report")
 	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
