@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +90,28 @@ func barrierAll(t *testing.T, ctx context.Context, ts []ep.Transport) {
 	wg.Wait()
 	for _, tr := range ts {
 		tr.Close()
+	}
+}
+
+// TestTransportFromEnv: FromEnv reads the bootstrap (and a launcher's
+// deadline) from the environment, as a rank started by Launch has it.
+func TestTransportFromEnv(t *testing.T) {
+	t.Setenv("RANK", "0")
+	t.Setenv("WORLD_SIZE", "1")
+	t.Setenv("MASTER_ADDR", filepath.Join(t.TempDir(), "m.sock"))
+	t.Setenv("EP_SECRET", "k")
+	t.Setenv(EnvTimeout, "5s")
+	ts, err := ep.OpenTransport(context.Background(), "unix", ep.TransportConfig{FromEnv: true, WorldSize: 7})
+	if err != nil || len(ts) != 1 || ts[0].Size() != 1 || ts[0].Rank() != 0 {
+		t.Fatalf("OpenTransport from env: %v", err)
+	}
+	ts[0].Close()
+	t.Setenv(EnvTimeout, "soon")
+	if _, err := ep.OpenTransport(context.Background(), "unix", ep.TransportConfig{FromEnv: true}); !errors.Is(err, ep.ErrConfig) || !strings.Contains(err.Error(), EnvTimeout) {
+		t.Errorf("bad %s: %v", EnvTimeout, err)
+	}
+	t.Setenv("RANK", "")
+	if _, err := ep.OpenTransport(context.Background(), "tcp", ep.TransportConfig{FromEnv: true}); !errors.Is(err, ep.ErrConfig) || !strings.Contains(err.Error(), "RANK") {
+		t.Errorf("no RANK: %v", err)
 	}
 }
