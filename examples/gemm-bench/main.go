@@ -32,7 +32,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
@@ -155,16 +154,7 @@ func (c clock) now() float64 {
 	if !c.thread {
 		return float64(time.Now().UnixNano()) * 1e-9
 	}
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
-}
-
-// processCPU returns the process's user+system CPU seconds.
-func processCPU() float64 {
-	var ru unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)*1e-6
+	return threadCPU()
 }
 
 func main() {
@@ -179,6 +169,10 @@ func main() {
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
+	if oneThread && !haveCPUClocks {
+		fmt.Fprintln(os.Stderr, "gemm-bench: -threads 1 needs thread CPU clocks, which this OS does not offer")
+		os.Exit(2)
+	}
 	if oneThread {
 		runtime.LockOSThread()
 	}
