@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/fireflyer-go/fireflyer/internal/anchor"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
-	"github.com/fireflyer-go/fireflyer/mla/mlatest"
+	"github.com/fireflyer-go/fireflyer/mla/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -19,7 +20,7 @@ import (
 // ratios:
 //
 //	x_gemm   decode GFLOP/s ÷ GFLOP/s of this repo's fastest float32 GEMM
-//	         (mlatest.GEMMAnchor: kern.GemmPacked, the cpu backend's AVX-512
+//	         (anchor.GEMM: kern.GemmPacked, the cpu backend's AVX-512
 //	         micro-kernel with packing and cache blocking, over GOMAXPROCS
 //	         goroutines) on an M=b·s_q·h_q, N=s_k, K=1088 GEMM of equal FLOPs;
 //	x_gonum  the same against gonum's Sgemm;
@@ -28,13 +29,13 @@ import (
 //
 // ns/op is the plain b.Loop mean; the rates and ratios come from the
 // minimum time of the decode and of each anchor over 40 rounds (10 at
-// h_q·s_q ≥ 128) that alternate one run of each (mlatest.Measure): on a
+// h_q·s_q ≥ 128) that alternate one run of each (oracle.Measure): on a
 // shared box the minimum is the run least disturbed by other processes, and
 // alternating exposes all three to the same interference.
 func BenchmarkDecode(b *testing.B) {
 	for _, hq := range []int{1, 16, 128} {
 		for _, sq := range []int{1, 2} {
-			c := mlatest.Case{B: 4, SQ: sq, SK: 4096, HQ: hq, HKV: 1, Causal: true, DType: tensor.BF16T, Seed: 99}
+			c := oracle.Case{B: 4, SQ: sq, SK: 4096, HQ: hq, HKV: 1, Causal: true, DType: tensor.BF16T, Seed: 99}
 			b.Run(fmt.Sprintf("b4_sk4096_hq%d_sq%d_BF16", hq, sq), func(b *testing.B) {
 				in, err := c.Build()
 				if err != nil {
@@ -50,11 +51,11 @@ func BenchmarkDecode(b *testing.B) {
 				if hq*sq >= 128 {
 					rounds = 10
 				}
-				m, err := mlatest.Measure(mla.CPU, c, 1, rounds)
+				m, err := oracle.Measure(mla.CPU, c, 1, rounds)
 				if err != nil {
 					b.Fatal(err)
 				}
-				gonumT := mlatest.BestOf(1, gonumAnchor(c.B*c.SQ*c.HQ, c.SK, mla.HeadDim+mla.HeadDimV))
+				gonumT := anchor.BestOf(1, gonumAnchor(c.B*c.SQ*c.HQ, c.SK, mla.HeadDim+mla.HeadDimV))
 				b.ReportMetric(m.GFLOPs, "GFLOP/s")
 				b.ReportMetric(m.GBs, "GB/s")
 				b.ReportMetric(m.RatioGEMM, "x_gemm")

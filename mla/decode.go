@@ -86,7 +86,7 @@ func (p *Problem) Visible(req, j int) int {
 // Backend computes MLA decode attention. Implementations: "ref" (scalar
 // online softmax, obviously right) and "cpu" (blocked, parallel; the
 // default); a CUDA backend plugs in through the same interface and the
-// conformance suite in package mlatest.
+// conformance suite in package mlatest (its oracle in mla/oracle).
 type Backend interface {
 	// Name is the name the backend is registered under.
 	Name() string

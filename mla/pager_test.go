@@ -8,7 +8,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
-	"github.com/fireflyer-go/fireflyer/mla/mlatest"
+	"github.com/fireflyer-go/fireflyer/mla/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -34,8 +34,8 @@ func TestPager(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 		q := testutil.Normal(r, 3*hq*d, 0, 1)
-		in := &mlatest.Input{
-			Case:       mlatest.Case{B: 3, SQ: 1, HQ: hq, HKV: hkv, PageSize: page, HeadDim: d, HeadDimV: 16, Scale: 0.3},
+		in := &oracle.Input{
+			Case:       oracle.Case{B: 3, SQ: 1, HQ: hq, HKV: hkv, PageSize: page, HeadDim: d, HeadDimV: 16, Scale: 0.3},
 			Q:          mla.Query{Data: q, B: 3, SQ: 1, HQ: hq},
 			Cache:      cache,
 			BlockTable: pg.BlockTable,
@@ -46,11 +46,11 @@ func TestPager(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
-		refOut, refLSE, err := mlatest.Oracle(in)
+		refOut, refLSE, err := oracle.Decode(in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := mlatest.Check(out, lse, refOut, refLSE); err != nil {
+		if err := oracle.Check(out, lse, refOut, refLSE); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/fireflyer-go/fireflyer/ep"
-	"github.com/fireflyer-go/fireflyer/ep/eptest"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -432,8 +432,13 @@ func epBenchRank(ctx context.Context, t ep.Transport, cfg epBenchConfig, stderr 
 		xt := ep.Tokens{N: n, Hidden: h, BF16: x}
 		var y []tensor.BF16
 		if cfg.FP8 {
-			q, s, _ := eptest.PerTokenCastToFP8(x, n, h, false)
-			xt = ep.Tokens{N: n, Hidden: h, FP8: q, Scales: s}
+			xf := make([]float32, n*h)
+			tensor.DecodeBF16(xf, x)
+			q, err := gemm.QuantizePerToken(xf, n, h, gemm.QuantOptions{})
+			if err != nil {
+				return res, err
+			}
+			xt = ep.Tokens{N: n, Hidden: h, FP8: q.Data, Scales: q.ScalesF32}
 			y = make([]tensor.BF16, recv[me]*h)
 		}
 		out := make([]tensor.BF16, n*h)

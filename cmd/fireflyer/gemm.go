@@ -9,7 +9,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
-	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/gemm/ref"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 )
@@ -63,7 +63,7 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	var be gemm.Backend
 	res := gemmResult{Backend: *backend, M: *m, N: *n, K: *k, Scales: "f32", RepeatsForTiming: *repeats,
-		GateUnquantized: gemmtest.GateUnquantized, GateDequantized: gemmtest.GateDequantized}
+		GateUnquantized: oracle.GateUnquantized, GateDequantized: oracle.GateDequantized}
 	switch *backend {
 	case "cpu":
 		be = cpu.New()
@@ -77,9 +77,9 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *ue8m0 {
 		res.Scales = "ue8m0"
 	}
-	s := gemmtest.Shape{M: *m, N: *n, K: *k}
-	p := gemmtest.NewProblem(*seed, s, gemm.QuantOptions{UE8M0: *ue8m0})
-	d := gemmtest.NewOut(s.M, s.N, 0, false, 0)
+	s := oracle.Shape{M: *m, N: *n, K: *k}
+	p := oracle.NewProblem(*seed, s, gemm.QuantOptions{UE8M0: *ue8m0})
+	d := oracle.NewOut(s.M, s.N, 0, false, 0)
 	ctx := context.Background()
 	for i := 0; i < *repeats; i++ {
 		t := time.Now()
@@ -92,9 +92,9 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	res.GFLOPS = 2 * float64(s.M) * float64(s.N) * float64(s.K) / res.Seconds / 1e9
-	got := gemmtest.OutF64(d)
-	res.CalcDiffUnquant = testutil.CalcDiff(got, gemmtest.MatMulNT64(p.X, p.Y, s.M, s.N, s.K))
-	res.CalcDiffDequant = testutil.CalcDiff(got, gemmtest.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
+	got := oracle.OutF64(d)
+	res.CalcDiffUnquant = testutil.CalcDiff(got, oracle.MatMulNT64(p.X, p.Y, s.M, s.N, s.K))
+	res.CalcDiffDequant = testutil.CalcDiff(got, oracle.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
 	res.Pass = res.CalcDiffUnquant < res.GateUnquantized && res.CalcDiffDequant < res.GateDequantized
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

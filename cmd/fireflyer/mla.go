@@ -15,7 +15,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
-	"github.com/fireflyer-go/fireflyer/mla/mlatest"
+	"github.com/fireflyer-go/fireflyer/mla/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -145,8 +145,8 @@ func writeJSON(stdout, stderr io.Writer, v any) int {
 	return exitOK
 }
 
-func caseFlags(fs *flag.FlagSet) (*mlatest.Case, *string, *string) {
-	c := &mlatest.Case{}
+func caseFlags(fs *flag.FlagSet) (*oracle.Case, *string, *string) {
+	c := &oracle.Case{}
 	fs.IntVar(&c.B, "b", 4, "batch size")
 	fs.IntVar(&c.SQ, "sq", 1, "query tokens per request (s_q)")
 	fs.IntVar(&c.SK, "sk", 4096, "cache length per request (mean with --varlen)")
@@ -222,7 +222,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		return exitUsage
 	}
 	if bench {
-		m, err := mlatest.Measure(be, *c, 1, *reps)
+		m, err := oracle.Measure(be, *c, 1, *reps)
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer mla bench: %v\n", err)
 			return exitFail
@@ -246,12 +246,12 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail
 	}
-	refOut, refLSE, err := mlatest.Oracle(in)
+	refOut, refLSE, err := oracle.Decode(in)
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail
 	}
-	checkErr := mlatest.Check(out, lse, refOut, refLSE)
+	checkErr := oracle.Check(out, lse, refOut, refLSE)
 	res := map[string]any{
 		"case": in.Case.Name(), "backend": be.Name(), "pass": checkErr == nil,
 		"out_max_abs_diff": finiteMaxDiff(out, refOut), "out_calc_diff": testutil.CalcDiff(testutil.F64(out), refOut),

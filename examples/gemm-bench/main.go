@@ -37,7 +37,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
-	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
 )
 
@@ -96,7 +96,7 @@ func startOpenBLAS(python string, oneThread bool) (*openblas, string, error) {
 	return o, strings.TrimPrefix(o.out.Text(), "ready "), nil
 }
 
-func (o *openblas) time(s gemmtest.Shape) (float64, error) {
+func (o *openblas) time(s oracle.Shape) (float64, error) {
 	if _, err := fmt.Fprintf(o.in, "%d %d %d\n", s.M, s.N, s.K); err != nil {
 		return 0, err
 	}
@@ -111,8 +111,8 @@ func (o *openblas) close() {
 	_ = o.cmd.Wait()
 }
 
-func parseShapes(spec string) ([]gemmtest.Shape, error) {
-	var out []gemmtest.Shape
+func parseShapes(spec string) ([]oracle.Shape, error) {
+	var out []oracle.Shape
 	for _, f := range strings.Split(spec, ";") {
 		f = strings.TrimSpace(f)
 		if f == "" {
@@ -130,7 +130,7 @@ func parseShapes(spec string) ([]gemmtest.Shape, error) {
 			}
 			d[i] = x
 		}
-		out = append(out, gemmtest.Shape{M: d[0], N: d[1], K: d[2]})
+		out = append(out, oracle.Shape{M: d[0], N: d[1], K: d[2]})
 	}
 	return out, nil
 }
@@ -234,16 +234,16 @@ func main() {
 	}
 
 	type row struct {
-		s                 gemmtest.Shape
+		s                 oracle.Shape
 		cpuT, obT, gonumT []float64
-		problem           *gemmtest.Problem
+		problem           *oracle.Problem
 		d                 *gemm.Out
 		ga, gb, gc        blas32.General
 	}
 	rows := make([]*row, len(list))
 	for i, s := range list {
-		p := gemmtest.NewProblem(uint64(i+1), s, gemm.QuantOptions{})
-		r := &row{s: s, problem: p, d: gemmtest.NewOut(s.M, s.N, 0, false, 0)}
+		p := oracle.NewProblem(uint64(i+1), s, gemm.QuantOptions{})
+		r := &row{s: s, problem: p, d: oracle.NewOut(s.M, s.N, 0, false, 0)}
 		r.ga = blas32.General{Rows: s.M, Cols: s.K, Stride: s.K, Data: p.DA}
 		r.gb = blas32.General{Rows: s.N, Cols: s.K, Stride: s.K, Data: p.DB}
 		r.gc = blas32.General{Rows: s.M, Cols: s.N, Stride: s.N, Data: make([]float32, s.M*s.N)}
@@ -287,7 +287,7 @@ func main() {
 	fmt.Printf("FMA peak (register-only loop, %d thread(s)): %.0f GFLOP/s\n\n", nthreads, pk)
 	fmt.Println("| M | N | K | cpu FP8 GFLOP/s | OpenBLAS f32 GFLOP/s | gonum f32 GFLOP/s | cpu/OpenBLAS | cpu/gonum | cpu % of peak |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	gf := func(s gemmtest.Shape, t float64) float64 {
+	gf := func(s oracle.Shape, t float64) float64 {
 		return 2 * float64(s.M) * float64(s.N) * float64(s.K) / t / 1e9
 	}
 	for _, r := range rows {
@@ -316,7 +316,7 @@ func groupedBench(be *cpu.Backend, rounds int, clk clock) {
 	fmt.Println("| call | shape | GFLOP/s | vs dense |")
 	fmt.Println("|---|---|---:|---:|")
 	for _, c := range []struct{ g, m, n, k int }{{4, 1024, 4096, 2048}, {8, 1024, 7168, 2048}, {2, 256, 2112, 7168}} {
-		dense := gemmtest.NewProblem(7, gemmtest.Shape{M: c.m, N: c.n, K: c.k}, gemm.QuantOptions{})
+		dense := oracle.NewProblem(7, oracle.Shape{M: c.m, N: c.n, K: c.k}, gemm.QuantOptions{})
 		bs := make([]*gemm.FP8Matrix, c.g)
 		for i := range bs {
 			bs[i] = dense.B
@@ -332,7 +332,7 @@ func groupedBench(be *cpu.Backend, rounds int, clk clock) {
 		}
 		am := *dense.A
 		am.Groups, am.Rows = c.g, c.m/c.g
-		d := gemmtest.NewOut(c.m, c.n, 0, false, 0)
+		d := oracle.NewOut(c.m, c.n, 0, false, 0)
 		calls := []func() error{
 			func() error { return be.GemmNT(ctx, dense.A, dense.B, d) },
 			func() error { return be.GroupedContiguousNT(ctx, dense.A, bg, d, idx) },

@@ -13,20 +13,20 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
-	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
 )
 
 // benchShapes returns the benchmark grid: GEMM_BENCH_SHAPES="M,N,K;M,N,K"
 // or the default below (the (N,K) shapes of the conformance grid).
-func benchShapes() []gemmtest.Shape {
+func benchShapes() []oracle.Shape {
 	spec := os.Getenv("GEMM_BENCH_SHAPES")
 	if spec == "" {
 		spec = "64,2112,7168;128,2112,7168;1024,2112,7168;64,576,7168;128,576,7168;1024,576,7168;" +
 			"64,4096,1536;128,4096,1536;1024,4096,1536;64,4096,512;128,4096,512;1024,4096,512;" +
 			"64,7168,2048;128,7168,2048;1024,7168,2048"
 	}
-	var out []gemmtest.Shape
+	var out []oracle.Shape
 	for _, f := range strings.Split(spec, ";") {
 		v := strings.Split(f, ",")
 		if len(v) != 3 {
@@ -35,7 +35,7 @@ func benchShapes() []gemmtest.Shape {
 		m, _ := strconv.Atoi(v[0])
 		n, _ := strconv.Atoi(v[1])
 		k, _ := strconv.Atoi(v[2])
-		out = append(out, gemmtest.Shape{M: m, N: n, K: k})
+		out = append(out, oracle.Shape{M: m, N: n, K: k})
 	}
 	return out
 }
@@ -48,8 +48,8 @@ func report(b *testing.B, flops float64) {
 func BenchmarkGemmNT(b *testing.B) {
 	for _, s := range benchShapes() {
 		b.Run(s.String(), func(b *testing.B) {
-			p := gemmtest.NewProblem(1, s, gemm.QuantOptions{})
-			d := gemmtest.NewOut(s.M, s.N, 0, false, 0)
+			p := oracle.NewProblem(1, s, gemm.QuantOptions{})
+			d := oracle.NewOut(s.M, s.N, 0, false, 0)
 			be := cpu.New()
 			ctx := context.Background()
 			if err := be.GemmNT(ctx, p.A, p.B, d); err != nil {
@@ -69,7 +69,7 @@ func BenchmarkGemmNT(b *testing.B) {
 func BenchmarkGonumSgemm(b *testing.B) {
 	for _, s := range benchShapes() {
 		b.Run(s.String(), func(b *testing.B) {
-			p := gemmtest.NewProblem(1, s, gemm.QuantOptions{})
+			p := oracle.NewProblem(1, s, gemm.QuantOptions{})
 			a := blas32.General{Rows: s.M, Cols: s.K, Stride: s.K, Data: p.DA}
 			bb := blas32.General{Rows: s.N, Cols: s.K, Stride: s.K, Data: p.DB}
 			c := blas32.General{Rows: s.M, Cols: s.N, Stride: s.N, Data: make([]float32, s.M*s.N)}
@@ -88,7 +88,7 @@ func BenchmarkGrouped(b *testing.B) {
 	const g, m, n, k = 4, 1024, 4096, 2048
 	ctx := context.Background()
 	be := cpu.New()
-	dense := gemmtest.NewProblem(2, gemmtest.Shape{M: m, N: n, K: k}, gemm.QuantOptions{})
+	dense := oracle.NewProblem(2, oracle.Shape{M: m, N: n, K: k}, gemm.QuantOptions{})
 	var bs []*gemm.FP8Matrix
 	for i := 0; i < g; i++ {
 		bs = append(bs, dense.B)
@@ -106,14 +106,14 @@ func BenchmarkGrouped(b *testing.B) {
 	am.Groups, am.Rows = g, m/g
 	flops := 2 * float64(m) * n * k
 	b.Run(fmt.Sprintf("dense/M=%d/N=%d/K=%d", m, n, k), func(b *testing.B) {
-		d := gemmtest.NewOut(m, n, 0, false, 0)
+		d := oracle.NewOut(m, n, 0, false, 0)
 		for i := 0; i < b.N; i++ {
 			_ = be.GemmNT(ctx, dense.A, dense.B, d)
 		}
 		report(b, flops)
 	})
 	b.Run(fmt.Sprintf("contiguous/G=%d/M=%d/N=%d/K=%d", g, m/g, n, k), func(b *testing.B) {
-		d := gemmtest.NewOut(m, n, 0, false, 0)
+		d := oracle.NewOut(m, n, 0, false, 0)
 		for i := 0; i < b.N; i++ {
 			if err := be.GroupedContiguousNT(ctx, dense.A, bg, d, idx); err != nil {
 				b.Fatal(err)
@@ -122,7 +122,7 @@ func BenchmarkGrouped(b *testing.B) {
 		report(b, flops)
 	})
 	b.Run(fmt.Sprintf("masked/G=%d/M=%d/N=%d/K=%d", g, m/g, n, k), func(b *testing.B) {
-		d := gemmtest.NewOut(m, n, 0, false, 0)
+		d := oracle.NewOut(m, n, 0, false, 0)
 		for i := 0; i < b.N; i++ {
 			if err := be.GroupedMaskedNT(ctx, &am, bg, d, masked, m/g); err != nil {
 				b.Fatal(err)
@@ -150,9 +150,9 @@ func TestNoAllocs(t *testing.T) {
 	if testing.Short() && raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
-	s := gemmtest.Shape{M: 64, N: 576, K: 1024}
-	p := gemmtest.NewProblem(3, s, gemm.QuantOptions{})
-	d := gemmtest.NewOut(s.M, s.N, 0, false, 0)
+	s := oracle.Shape{M: 64, N: 576, K: 1024}
+	p := oracle.NewProblem(3, s, gemm.QuantOptions{})
+	d := oracle.NewOut(s.M, s.N, 0, false, 0)
 	be := cpu.New()
 	ctx := context.Background()
 	_ = be.GemmNT(ctx, p.A, p.B, d)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
-	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 )
 
@@ -17,17 +17,17 @@ import (
 // chunks, a K tail of 24 and an N tail of 4 columns are included; the
 // result must match the float64 product of the dequantized operands.
 func TestLargeK(t *testing.T) {
-	sh := gemmtest.Shape{M: 300, N: 400, K: 2200}
-	p := gemmtest.NewProblem(77, sh, gemm.QuantOptions{})
-	want := gemmtest.MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
+	sh := oracle.Shape{M: 300, N: 400, K: 2200}
+	p := oracle.NewProblem(77, sh, gemm.QuantOptions{})
+	want := oracle.MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
 	for _, workers := range []int{1, 2} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
-			d := gemmtest.NewOut(sh.M, sh.N, 0, true, 0)
+			d := oracle.NewOut(sh.M, sh.N, 0, true, 0)
 			b := cpu.NewWithOptions(cpu.Options{Workers: workers})
 			if err := b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 				t.Fatal(err)
 			}
-			if diff := testutil.CalcDiff(gemmtest.OutF64(d), want); !(diff < 1e-6) {
+			if diff := testutil.CalcDiff(oracle.OutF64(d), want); !(diff < 1e-6) {
 				t.Errorf("calc_diff vs dequantized float64 product = %.3g, want < 1e-6", diff)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/tensor"
 	"math/rand/v2"
@@ -21,9 +22,9 @@ type badCase struct {
 func clone(m *gemm.FP8Matrix) *gemm.FP8Matrix { c := *m; return &c }
 
 func badCases() []badCase {
-	p := NewProblem(990, Shape{8, 200, 300}, gemm.QuantOptions{})
+	p := oracle.NewProblem(990, oracle.Shape{M: 8, N: 200, K: 300}, gemm.QuantOptions{})
 	ctx := context.Background()
-	out := func() *gemm.Out { return NewOut(8, 200, 0, false, 0) }
+	out := func() *gemm.Out { return oracle.NewOut(8, 200, 0, false, 0) }
 	dense := func(mod func(a, b *gemm.FP8Matrix, d *gemm.Out)) func(gemm.Backend) error {
 		return func(be gemm.Backend) error {
 			a, b, d := clone(p.A), clone(p.B), out()
@@ -32,7 +33,7 @@ func badCases() []badCase {
 		}
 	}
 	// Grouped operands: A [256,300] with two 128-row blocks, B [2,200,300].
-	ga, _ := gemm.QuantizePerToken(Randn(testRNG(), 256*300), 256, 300, gemm.QuantOptions{})
+	ga, _ := gemm.QuantizePerToken(oracle.Randn(testRNG(), 256*300), 256, 300, gemm.QuantOptions{})
 	gb, _ := gemm.Stack(p.B, p.B)
 	idx := func() []int32 {
 		x := make([]int32, 256)
@@ -43,7 +44,7 @@ func badCases() []badCase {
 	}
 	contig := func(mod func(idx []int32, b *gemm.FP8Matrix, d *gemm.Out) []int32) func(gemm.Backend) error {
 		return func(be gemm.Backend) error {
-			b, d := clone(gb), NewOut(256, 200, 0, false, 0)
+			b, d := clone(gb), oracle.NewOut(256, 200, 0, false, 0)
 			ix := mod(idx(), b, d)
 			return be.GroupedContiguousNT(ctx, ga, b, d, ix)
 		}
@@ -55,7 +56,7 @@ func badCases() []badCase {
 			if mod != nil {
 				mod(a, b)
 			}
-			return be.GroupedMaskedNT(ctx, a, b, NewOut(16, 200, 0, false, 0), mm, exp)
+			return be.GroupedMaskedNT(ctx, a, b, oracle.NewOut(16, 200, 0, false, 0), mm, exp)
 		}
 	}
 	return []badCase{
@@ -104,12 +105,12 @@ func badCases() []badCase {
 		{"BF16 K mismatch", gemm.ErrShape, func(be gemm.Backend) error {
 			a := &gemm.BF16Matrix{Rows: 4, K: 10, Data: make([]bf16, 40)}
 			b := &gemm.BF16Matrix{Rows: 3, K: 11, Data: make([]bf16, 33)}
-			return be.BF16GemmNT(ctx, a, b, NewOut(4, 3, 0, true, 0))
+			return be.BF16GemmNT(ctx, a, b, oracle.NewOut(4, 3, 0, true, 0))
 		}},
 		{"BF16 data short", gemm.ErrShape, func(be gemm.Backend) error {
 			a := &gemm.BF16Matrix{Rows: 4, K: 10, Data: make([]bf16, 39)}
 			b := &gemm.BF16Matrix{Rows: 3, K: 10, Data: make([]bf16, 30)}
-			return be.BF16GemmNT(ctx, a, b, NewOut(4, 3, 0, true, 0))
+			return be.BF16GemmNT(ctx, a, b, oracle.NewOut(4, 3, 0, true, 0))
 		}},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -68,7 +69,7 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 		bm := mk(n, 1, fmtB, sr, 0)
 		bg := mk(n, g, fmtB, sr, 0)
 		ag := mk(m, g, fmtA, 1, 0)
-		d := NewOut(m, n, get(10)%3, get(11)%2 == 0, 0)
+		d := oracle.NewOut(m, n, get(10)%3, get(11)%2 == 0, 0)
 		if get(10)%5 == 4 {
 			d.C = make([]float32, len(d.F32)+len(d.BF16))
 		}
@@ -95,7 +96,7 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 		for i := range mm {
 			mm[i] = int32(get(16+i) % (m + 2))
 		}
-		dm := NewOut(g*m, n, 0, true, 0)
+		dm := oracle.NewOut(g*m, n, 0, true, 0)
 		check("GroupedMaskedNT", b.GroupedMaskedNT(ctx, ag, bg, dm, mm, get(20)))
 		ba := &gemm.BF16Matrix{Rows: m, K: k, Data: make([]tensor.BF16, max(0, m*k+lenDelta))}
 		bb := &gemm.BF16Matrix{Rows: n, K: k, Data: make([]tensor.BF16, n*k)}

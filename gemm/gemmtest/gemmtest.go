@@ -5,30 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 	"github.com/fireflyer-go/fireflyer/gemm/ref"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/tensor"
-)
-
-// Thresholds, as upstream uses them.
-const (
-	// GateUnquantized bounds calc_diff against the float64 product of the
-	// unquantized inputs (DeepGEMM tests: 0.001).
-	GateUnquantized = 1e-3
-	// GateDequantized bounds calc_diff against the float64 product of the
-	// dequantized inputs; it catches scale-indexing bugs.
-	GateDequantized = 1e-5
-	// GateF32 bounds calc_diff for float32 outputs against the dequantized
-	// float64 product.
-	GateF32 = 1e-6
-	// GateBF16GEMM bounds calc_diff of the BF16 GEMM (DeepGEMM test_bf16).
-	GateBF16GEMM = 1e-5
 )
 
 // Options tunes Run.
@@ -43,65 +28,23 @@ type Options struct {
 	Quick bool
 }
 
-// Shape is one GEMM shape: D [M,N] = A [M,K] · B [N,K]ᵀ.
-type Shape struct{ M, N, K int }
-
-// String returns "M=…/N=…/K=…", the sub-test name of the shape.
-func (s Shape) String() string { return fmt.Sprintf("M=%d/N=%d/K=%d", s.M, s.N, s.K) }
-
 // DenseShapes returns the dense grid: upstream's normal shapes with M ∈
 // {1, 7, 64, 128, 1024} and (N,K) ∈ {(2112,7168), (576,7168), (4096,1536),
 // (4096,512), (7168,2048)}; with short set, a scaled-down grid (M ∈ {1, 7,
 // 64, 128}) that keeps the odd tails N=2112 and K=576.
-func DenseShapes(short bool) []Shape {
+func DenseShapes(short bool) []oracle.Shape {
 	ms := []int{1, 7, 64, 128, 1024}
 	nks := [][2]int{{2112, 7168}, {576, 7168}, {4096, 1536}, {4096, 512}, {7168, 2048}}
 	if short {
-		return []Shape{{1, 2112, 576}, {7, 2112, 576}, {64, 2112, 576}, {1, 576, 768}, {64, 576, 768}, {128, 576, 768}}
+		return []oracle.Shape{{M: 1, N: 2112, K: 576}, {M: 7, N: 2112, K: 576}, {M: 64, N: 2112, K: 576}, {M: 1, N: 576, K: 768}, {M: 64, N: 576, K: 768}, {M: 128, N: 576, K: 768}}
 	}
-	var out []Shape
+	var out []oracle.Shape
 	for _, m := range ms {
 		for _, nk := range nks {
-			out = append(out, Shape{m, nk[0], nk[1]})
+			out = append(out, oracle.Shape{M: m, N: nk[0], K: nk[1]})
 		}
 	}
 	return out
-}
-
-// Problem is a quantized test problem with its inputs.
-type Problem struct {
-	X, Y   []float32         // unquantized A [M,K] and B [N,K]
-	A, B   *gemm.FP8Matrix   // quantized: A per-token, B per-block
-	DA, DB []float32         // dequantized A and B
-	Shape  Shape             // dimensions
-	Opt    gemm.QuantOptions // quantizer options
-}
-
-// Randn returns n values drawn from N(0,1) and rounded to BF16, as
-// DeepGEMM's tests feed torch.randn(..., dtype=torch.bfloat16).
-func Randn(r *rand.Rand, n int) []float32 {
-	x := testutil.Normal(r, n, 0, 1)
-	for i, v := range x {
-		x[i] = tensor.BF16FromFloat32(v).Float32()
-	}
-	return x
-}
-
-// NewProblem draws X [M,K] and Y [N,K], quantizes X per token and Y per
-// block with opt, and dequantizes them.
-func NewProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
-	r := testutil.RNG(seed)
-	p := &Problem{X: Randn(r, s.M*s.K), Y: Randn(r, s.N*s.K), Shape: s, Opt: opt}
-	var err error
-	if p.A, err = gemm.QuantizePerToken(p.X, s.M, s.K, opt); err != nil {
-		panic(err)
-	}
-	if p.B, err = gemm.QuantizePerBlock(p.Y, s.N, s.K, opt); err != nil {
-		panic(err)
-	}
-	p.DA, _ = gemm.Dequantize(p.A)
-	p.DB, _ = gemm.Dequantize(p.B)
-	return p
 }
 
 // cacheMaxElems bounds the problems and oracles kept between runs, so that
@@ -120,16 +63,16 @@ type oracleKey struct {
 // configurations).
 func cachedMatMulNT64(x, y []float32, m, n, k int) []float64 {
 	if len(x) == 0 || len(y) == 0 {
-		return MatMulNT64(x, y, m, n, k)
+		return oracle.MatMulNT64(x, y, m, n, k)
 	}
 	if m*n > cacheMaxElems || (m+n)*k > cacheMaxElems {
-		return MatMulNT64(x, y, m, n, k)
+		return oracle.MatMulNT64(x, y, m, n, k)
 	}
 	key := oracleKey{&x[0], &y[0], m, n, k}
 	if v, ok := oracleCache.Load(key); ok {
 		return v.([]float64)
 	}
-	v := MatMulNT64(x, y, m, n, k)
+	v := oracle.MatMulNT64(x, y, m, n, k)
 	oracleCache.Store(key, v)
 	return v
 }
@@ -138,96 +81,23 @@ var problemCache sync.Map
 
 type problemKey struct {
 	seed uint64
-	s    Shape
+	s    oracle.Shape
 	opt  gemm.QuantOptions
 }
 
-// cachedProblem returns NewProblem(seed, s, opt), shared between runs that
+// cachedProblem returns oracle.NewProblem(seed, s, opt), shared between runs that
 // do not modify it.
-func cachedProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
+func cachedProblem(seed uint64, s oracle.Shape, opt gemm.QuantOptions) *oracle.Problem {
 	if s.M*s.N > cacheMaxElems || (s.M+s.N)*s.K > cacheMaxElems {
-		return NewProblem(seed, s, opt)
+		return oracle.NewProblem(seed, s, opt)
 	}
 	key := problemKey{seed, s, opt}
 	if v, ok := problemCache.Load(key); ok {
-		return v.(*Problem)
+		return v.(*oracle.Problem)
 	}
-	p := NewProblem(seed, s, opt)
+	p := oracle.NewProblem(seed, s, opt)
 	problemCache.Store(key, p)
 	return p
-}
-
-// MatMulNT64 returns the float64 product x [m,k] · y [n,k]ᵀ as [m,n],
-// computed on all cores.
-func MatMulNT64(x, y []float32, m, n, k int) []float64 {
-	out := make([]float64, m*n)
-	w := min(runtime.GOMAXPROCS(0), max(m, 1))
-	var wg sync.WaitGroup
-	for t := 0; t < w; t++ {
-		wg.Add(1)
-		go func(t int) {
-			defer wg.Done()
-			xr := make([]float64, k)
-			for i := t; i < m; i += w {
-				for kk := 0; kk < k; kk++ {
-					xr[kk] = float64(x[i*k+kk])
-				}
-				for j := 0; j < n; j++ {
-					yr := y[j*k : (j+1)*k]
-					var s0, s1 float64
-					kk := 0
-					for ; kk+1 < k; kk += 2 {
-						s0 += xr[kk] * float64(yr[kk])
-						s1 += xr[kk+1] * float64(yr[kk+1])
-					}
-					if kk < k {
-						s0 += xr[kk] * float64(yr[kk])
-					}
-					out[i*n+j] = s0 + s1
-				}
-			}
-		}(t)
-	}
-	wg.Wait()
-	return out
-}
-
-// OutF64 reads D [Rows, Cols] (honouring Stride) as float64.
-func OutF64(d *gemm.Out) []float64 {
-	out := make([]float64, 0, d.Rows*d.Cols)
-	for r := 0; r < d.Rows; r++ {
-		for c := 0; c < d.Cols; c++ {
-			i := r*d.RowStride() + c
-			if d.F32 != nil {
-				out = append(out, float64(d.F32[i]))
-			} else {
-				out = append(out, float64(d.BF16[i].Float32()))
-			}
-		}
-	}
-	return out
-}
-
-// NewOut returns an output [rows, cols] with the given stride (0:
-// contiguous), BF16 or float32, every element set to fill.
-func NewOut(rows, cols, stride int, f32 bool, fill float32) *gemm.Out {
-	d := &gemm.Out{Rows: rows, Cols: cols, Stride: stride}
-	n := 0
-	if rows > 0 {
-		n = (rows-1)*d.RowStride() + cols
-	}
-	if f32 {
-		d.F32 = make([]float32, n)
-		for i := range d.F32 {
-			d.F32[i] = fill
-		}
-	} else {
-		d.BF16 = make([]tensor.BF16, n)
-		for i := range d.BF16 {
-			d.BF16[i] = tensor.BF16FromFloat32(fill)
-		}
-	}
-	return d
 }
 
 // checkGate fails t when calc_diff(got, want) ≥ gate or is NaN.
@@ -297,26 +167,26 @@ func Run(t *testing.T, b gemm.Backend, opt Options) {
 }
 
 // gemmCase runs GemmNT on p and checks both gates.
-func (s *suite) gemmCase(t *testing.T, p *Problem, seedName string) {
+func (s *suite) gemmCase(t *testing.T, p *oracle.Problem, seedName string) {
 	t.Helper()
 	sh := p.Shape
 	s.need(t, s.caps.OutBF16, "BF16 output")
 	s.shapeOK(t, sh.N, sh.K)
 	s.limit(t, sh.M*sh.N*sh.K)
-	d := NewOut(sh.M, sh.N, 0, false, sentinel)
+	d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
 	if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 		t.Fatalf("%s: GemmNT: %v", seedName, err)
 	}
-	got := OutF64(d)
-	checkGate(t, "vs unquantized", got, cachedMatMulNT64(p.X, p.Y, sh.M, sh.N, sh.K), GateUnquantized)
-	checkGate(t, "vs dequantized", got, cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), GateDequantized)
+	got := oracle.OutF64(d)
+	checkGate(t, "vs unquantized", got, cachedMatMulNT64(p.X, p.Y, sh.M, sh.N, sh.K), oracle.GateUnquantized)
+	checkGate(t, "vs dequantized", got, cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), oracle.GateDequantized)
 }
 
 func (s *suite) dense(t *testing.T) {
 	s.need(t, s.caps.ScalesF32, "float32 scales")
 	shapes := DenseShapes(testing.Short())
 	if s.opt.Quick {
-		shapes = []Shape{{7, 2112, 576}, {128, 576, 768}}
+		shapes = []oracle.Shape{{M: 7, N: 2112, K: 576}, {M: 128, N: 576, K: 768}}
 	}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
@@ -327,7 +197,7 @@ func (s *suite) dense(t *testing.T) {
 
 func (s *suite) tails(t *testing.T) {
 	s.need(t, s.caps.ScalesF32, "float32 scales")
-	shapes := []Shape{{7, 2112, 576}, {64, 264, 130}, {5, 129, 1}, {33, 130, 257}}
+	shapes := []oracle.Shape{{M: 7, N: 2112, K: 576}, {M: 64, N: 264, K: 130}, {M: 5, N: 129, K: 1}, {M: 33, N: 130, K: 257}}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
 			s.gemmCase(t, cachedProblem(uint64(200+i), sh, gemm.QuantOptions{}), "tail")
@@ -337,9 +207,9 @@ func (s *suite) tails(t *testing.T) {
 
 func (s *suite) ue8m0(t *testing.T) {
 	s.need(t, s.caps.ScalesUE8M0, "UE8M0 scales")
-	shapes := []Shape{{64, 576, 768}, {7, 2112, 576}}
+	shapes := []oracle.Shape{{M: 64, N: 576, K: 768}, {M: 7, N: 2112, K: 576}}
 	if s.large() {
-		shapes = append(shapes, Shape{128, 2112, 7168})
+		shapes = append(shapes, oracle.Shape{M: 128, N: 2112, K: 7168})
 	}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
@@ -364,46 +234,46 @@ func addC(want []float64, c []float32, rows, cols, stride int) []float64 {
 }
 
 func (s *suite) accumulate(t *testing.T) {
-	sh := Shape{64, 576, 768}
+	sh := oracle.Shape{M: 64, N: 576, K: 768}
 	p := cachedProblem(400, sh, gemm.QuantOptions{})
 	want := cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
 	r := testutil.RNG(401)
 	c := testutil.Normal(r, sh.M*sh.N, 0, 32)
 	t.Run("F32", func(t *testing.T) {
 		s.need(t, s.caps.OutF32, "float32 output")
-		d := NewOut(sh.M, sh.N, 0, true, sentinel)
+		d := oracle.NewOut(sh.M, sh.N, 0, true, sentinel)
 		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
-		checkGate(t, "F32 out", OutF64(d), want, GateF32)
+		checkGate(t, "F32 out", oracle.OutF64(d), want, oracle.GateF32)
 	})
 	t.Run("F32+C", func(t *testing.T) {
 		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
-		d := NewOut(sh.M, sh.N, 0, true, sentinel)
+		d := oracle.NewOut(sh.M, sh.N, 0, true, sentinel)
 		d.C = c
 		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
-		checkGate(t, "F32 out + C", OutF64(d), addC(want, c, sh.M, sh.N, sh.N), GateF32)
+		checkGate(t, "F32 out + C", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateF32)
 	})
 	t.Run("InPlace", func(t *testing.T) {
 		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "in-place float32 accumulation")
-		d := NewOut(sh.M, sh.N, 0, true, 0)
+		d := oracle.NewOut(sh.M, sh.N, 0, true, 0)
 		copy(d.F32, c)
 		d.C = d.F32
 		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
-		checkGate(t, "D += A·Bᵀ", OutF64(d), addC(want, c, sh.M, sh.N, sh.N), GateF32)
+		checkGate(t, "D += A·Bᵀ", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateF32)
 	})
 	t.Run("BF16+C", func(t *testing.T) {
 		s.need(t, s.caps.OutBF16 && s.caps.Accumulate, "BF16 output with C")
-		d := NewOut(sh.M, sh.N, 0, false, sentinel)
+		d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
 		d.C = c
 		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
-		checkGate(t, "BF16 out + C", OutF64(d), addC(want, c, sh.M, sh.N, sh.N), GateDequantized)
+		checkGate(t, "BF16 out + C", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateDequantized)
 	})
 }
 
@@ -425,15 +295,15 @@ func restride(m *gemm.FP8Matrix, stride int) *gemm.FP8Matrix {
 
 func (s *suite) strided(t *testing.T) {
 	s.need(t, s.caps.Strided, "row strides")
-	sh := Shape{37, 200, 300}
+	sh := oracle.Shape{M: 37, N: 200, K: 300}
 	s.shapeOK(t, sh.N, sh.K)
-	p := NewProblem(500, sh, gemm.QuantOptions{})
+	p := oracle.NewProblem(500, sh, gemm.QuantOptions{})
 	a, b := restride(p.A, sh.K+16), restride(p.B, sh.K+5)
-	d := NewOut(sh.M, sh.N, sh.N+8, true, sentinel)
+	d := oracle.NewOut(sh.M, sh.N, sh.N+8, true, sentinel)
 	if err := s.b.GemmNT(context.Background(), a, b, d); err != nil {
 		t.Fatal(err)
 	}
-	checkGate(t, "strided", OutF64(d), MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), GateF32)
+	checkGate(t, "strided", oracle.OutF64(d), oracle.MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), oracle.GateF32)
 	for r := 0; r < sh.M-1; r++ {
 		for c := sh.N; c < sh.N+8; c++ {
 			if v := d.F32[r*(sh.N+8)+c]; v != sentinel {
@@ -492,13 +362,13 @@ func (s *suite) contiguous(t *testing.T) {
 				seg = append(seg, [2]int{start, mg})
 			}
 			mTot := len(idx)
-			x := Randn(r, mTot*c.k)
+			x := oracle.Randn(r, mTot*c.k)
 			a, _ := gemm.QuantizePerToken(x, mTot, c.k, gemm.QuantOptions{})
 			da, _ := gemm.Dequantize(a)
 			var bs []*gemm.FP8Matrix
 			var ys [][]float32
 			for g := 0; g < c.g; g++ {
-				y := Randn(r, c.n*c.k)
+				y := oracle.Randn(r, c.n*c.k)
 				bq, _ := gemm.QuantizePerBlock(y, c.n, c.k, gemm.QuantOptions{})
 				bs, ys = append(bs, bq), append(ys, y)
 			}
@@ -507,12 +377,12 @@ func (s *suite) contiguous(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, zero := range []bool{false, true} {
-				d := NewOut(mTot, c.n, 0, false, sentinel)
+				d := oracle.NewOut(mTot, c.n, 0, false, sentinel)
 				d.ZeroUnused = zero
 				if err := s.b.GroupedContiguousNT(context.Background(), a, b, d, idx); err != nil {
 					t.Fatal(err)
 				}
-				got := OutF64(d)
+				got := oracle.OutF64(d)
 				var pad []int
 				for i, v := range idx {
 					if v < 0 {
@@ -529,10 +399,10 @@ func (s *suite) contiguous(t *testing.T) {
 						continue
 					}
 					lo, hi := sg[0]*c.n, (sg[0]+sg[1])*c.n
-					gd := MatMulNT64(da[sg[0]*c.k:(sg[0]+sg[1])*c.k], mustDeq(bs[g]), sg[1], c.n, c.k)
-					gu := MatMulNT64(x[sg[0]*c.k:(sg[0]+sg[1])*c.k], ys[g], sg[1], c.n, c.k)
-					checkGate(t, fmt.Sprintf("group %d vs dequantized", g), got[lo:hi], gd, GateDequantized)
-					checkGate(t, fmt.Sprintf("group %d vs unquantized", g), got[lo:hi], gu, GateUnquantized)
+					gd := oracle.MatMulNT64(da[sg[0]*c.k:(sg[0]+sg[1])*c.k], mustDeq(bs[g]), sg[1], c.n, c.k)
+					gu := oracle.MatMulNT64(x[sg[0]*c.k:(sg[0]+sg[1])*c.k], ys[g], sg[1], c.n, c.k)
+					checkGate(t, fmt.Sprintf("group %d vs dequantized", g), got[lo:hi], gd, oracle.GateDequantized)
+					checkGate(t, fmt.Sprintf("group %d vs unquantized", g), got[lo:hi], gu, oracle.GateUnquantized)
 				}
 			}
 		})
@@ -567,7 +437,7 @@ func (s *suite) masked(t *testing.T) {
 			var as, bs []*gemm.FP8Matrix
 			var xs, ys [][]float32
 			for g := 0; g < c.g; g++ {
-				x, y := Randn(r, c.mmax*c.k), Randn(r, c.n*c.k)
+				x, y := oracle.Randn(r, c.mmax*c.k), oracle.Randn(r, c.n*c.k)
 				aq, _ := gemm.QuantizePerToken(x, c.mmax, c.k, gemm.QuantOptions{})
 				bq, _ := gemm.QuantizePerBlock(y, c.n, c.k, gemm.QuantOptions{})
 				as, bs, xs, ys = append(as, aq), append(bs, bq), append(xs, x), append(ys, y)
@@ -575,12 +445,12 @@ func (s *suite) masked(t *testing.T) {
 			a, _ := gemm.Stack(as...)
 			b, _ := gemm.Stack(bs...)
 			for _, zero := range []bool{false, true} {
-				d := NewOut(c.g*c.mmax, c.n, 0, false, sentinel)
+				d := oracle.NewOut(c.g*c.mmax, c.n, 0, false, sentinel)
 				d.ZeroUnused = zero
 				if err := s.b.GroupedMaskedNT(context.Background(), a, b, d, masked, c.mmax/2); err != nil {
 					t.Fatal(err)
 				}
-				got := OutF64(d)
+				got := oracle.OutF64(d)
 				for g := 0; g < c.g; g++ {
 					var rest []int
 					for m := int(masked[g]); m < c.mmax; m++ {
@@ -596,10 +466,10 @@ func (s *suite) masked(t *testing.T) {
 						continue
 					}
 					lo := g * c.mmax * c.n
-					gd := MatMulNT64(mustDeq(as[g])[:mg*c.k], mustDeq(bs[g]), mg, c.n, c.k)
-					gu := MatMulNT64(xs[g][:mg*c.k], ys[g], mg, c.n, c.k)
-					checkGate(t, fmt.Sprintf("group %d (maskedM=%d) vs dequantized", g, mg), got[lo:lo+mg*c.n], gd, GateDequantized)
-					checkGate(t, fmt.Sprintf("group %d (maskedM=%d) vs unquantized", g, mg), got[lo:lo+mg*c.n], gu, GateUnquantized)
+					gd := oracle.MatMulNT64(mustDeq(as[g])[:mg*c.k], mustDeq(bs[g]), mg, c.n, c.k)
+					gu := oracle.MatMulNT64(xs[g][:mg*c.k], ys[g], mg, c.n, c.k)
+					checkGate(t, fmt.Sprintf("group %d (maskedM=%d) vs dequantized", g, mg), got[lo:lo+mg*c.n], gd, oracle.GateDequantized)
+					checkGate(t, fmt.Sprintf("group %d (maskedM=%d) vs unquantized", g, mg), got[lo:lo+mg*c.n], gu, oracle.GateUnquantized)
 				}
 			}
 		})
@@ -607,7 +477,7 @@ func (s *suite) masked(t *testing.T) {
 }
 
 func bf16Matrix(r *rand.Rand, rows, k int) (*gemm.BF16Matrix, []float32) {
-	x := Randn(r, rows*k)
+	x := oracle.Randn(r, rows*k)
 	m := &gemm.BF16Matrix{Rows: rows, K: k, Data: make([]tensor.BF16, rows*k)}
 	tensor.EncodeBF16(m.Data, x)
 	return m, x
@@ -615,9 +485,9 @@ func bf16Matrix(r *rand.Rand, rows, k int) (*gemm.BF16Matrix, []float32) {
 
 func (s *suite) bf16(t *testing.T) {
 	s.need(t, s.caps.BF16, "the BF16 GEMM")
-	shapes := []Shape{{64, 576, 1000}, {7, 130, 129}}
+	shapes := []oracle.Shape{{M: 64, N: 576, K: 1000}, {M: 7, N: 130, K: 129}}
 	if s.large() {
-		shapes = append(shapes, Shape{128, 2112, 7168})
+		shapes = append(shapes, oracle.Shape{M: 128, N: 2112, K: 7168})
 	}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
@@ -626,16 +496,16 @@ func (s *suite) bf16(t *testing.T) {
 			r := testutil.RNG(uint64(800 + i))
 			a, x := bf16Matrix(r, sh.M, sh.K)
 			b, y := bf16Matrix(r, sh.N, sh.K)
-			want := MatMulNT64(x, y, sh.M, sh.N, sh.K)
+			want := oracle.MatMulNT64(x, y, sh.M, sh.N, sh.K)
 			for _, f32 := range []bool{false, true} {
 				if f32 && !s.caps.OutF32 || !f32 && !s.caps.OutBF16 {
 					continue
 				}
-				d := NewOut(sh.M, sh.N, 0, f32, sentinel)
+				d := oracle.NewOut(sh.M, sh.N, 0, f32, sentinel)
 				if err := s.b.BF16GemmNT(context.Background(), a, b, d); err != nil {
 					t.Fatal(err)
 				}
-				checkGate(t, fmt.Sprintf("BF16 GEMM (f32 out %v)", f32), OutF64(d), want, GateBF16GEMM)
+				checkGate(t, fmt.Sprintf("BF16 GEMM (f32 out %v)", f32), oracle.OutF64(d), want, oracle.GateBF16GEMM)
 			}
 		})
 	}
@@ -645,28 +515,28 @@ func (s *suite) edges(t *testing.T) {
 	s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
 	ctx := context.Background()
 	t.Run("M=0", func(t *testing.T) {
-		p := NewProblem(900, Shape{0, 64, 256}, gemm.QuantOptions{})
-		d := NewOut(0, 64, 0, true, sentinel)
+		p := oracle.NewProblem(900, oracle.Shape{M: 0, N: 64, K: 256}, gemm.QuantOptions{})
+		d := oracle.NewOut(0, 64, 0, true, sentinel)
 		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("N=0", func(t *testing.T) {
-		p := NewProblem(901, Shape{8, 0, 256}, gemm.QuantOptions{})
-		d := NewOut(8, 0, 0, true, sentinel)
+		p := oracle.NewProblem(901, oracle.Shape{M: 8, N: 0, K: 256}, gemm.QuantOptions{})
+		d := oracle.NewOut(8, 0, 0, true, sentinel)
 		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("K=0", func(t *testing.T) {
 		s.shapeOK(t, 8, 0)
-		p := NewProblem(902, Shape{4, 8, 0}, gemm.QuantOptions{})
-		d := NewOut(4, 8, 0, true, sentinel)
+		p := oracle.NewProblem(902, oracle.Shape{M: 4, N: 8, K: 0}, gemm.QuantOptions{})
+		d := oracle.NewOut(4, 8, 0, true, sentinel)
 		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		untouched(t, d, []int{0, 1, 2, 3}, 0)
-		d = NewOut(4, 8, 0, true, sentinel)
+		d = oracle.NewOut(4, 8, 0, true, sentinel)
 		d.C = make([]float32, 32)
 		for i := range d.C {
 			d.C[i] = 7
@@ -707,12 +577,12 @@ func (s *suite) edges(t *testing.T) {
 }
 
 func (s *suite) nan(t *testing.T) {
-	sh := Shape{16, 200, 384}
+	sh := oracle.Shape{M: 16, N: 200, K: 384}
 	s.shapeOK(t, sh.N, sh.K)
-	p := NewProblem(950, sh, gemm.QuantOptions{})
+	p := oracle.NewProblem(950, sh, gemm.QuantOptions{})
 	p.A.Data[3*sh.K+5] = tensor.E4M3NaNBits
 	p.B.Data[150*sh.K+300] = tensor.E4M3NaNBits | 0x80
-	d := NewOut(sh.M, sh.N, 0, false, sentinel)
+	d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
 	if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
 		t.Fatal(err)
 	}
@@ -729,8 +599,8 @@ func (s *suite) nan(t *testing.T) {
 func (s *suite) cancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	p := NewProblem(960, Shape{64, 256, 256}, gemm.QuantOptions{})
-	d := NewOut(64, 256, 0, false, 0)
+	p := oracle.NewProblem(960, oracle.Shape{M: 64, N: 256, K: 256}, gemm.QuantOptions{})
+	d := oracle.NewOut(64, 256, 0, false, 0)
 	if err := s.b.GemmNT(ctx, p.A, p.B, d); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled GemmNT returned %v, want context.Canceled", err)
 	}
@@ -738,21 +608,21 @@ func (s *suite) cancel(t *testing.T) {
 
 func (s *suite) agreesWithRef(t *testing.T) {
 	for i, opt := range []gemm.QuantOptions{{}, {UE8M0: true}} {
-		sh := Shape{67, 330, 640}
-		p := NewProblem(uint64(970+i), sh, opt)
+		sh := oracle.Shape{M: 67, N: 330, K: 640}
+		p := oracle.NewProblem(uint64(970+i), sh, opt)
 		for _, f32 := range []bool{false, true} {
 			if f32 && !s.caps.OutF32 || !f32 && !s.caps.OutBF16 || opt.UE8M0 && !s.caps.ScalesUE8M0 {
 				continue
 			}
-			d1, d2 := NewOut(sh.M, sh.N, 0, f32, 0), NewOut(sh.M, sh.N, 0, f32, 0)
+			d1, d2 := oracle.NewOut(sh.M, sh.N, 0, f32, 0), oracle.NewOut(sh.M, sh.N, 0, f32, 0)
 			if err := s.b.GemmNT(context.Background(), p.A, p.B, d1); err != nil {
 				t.Fatal(err)
 			}
 			if err := ref.New().GemmNT(context.Background(), p.A, p.B, d2); err != nil {
 				t.Fatal(err)
 			}
-			checkGate(t, fmt.Sprintf("vs ref (ue8m0=%v f32=%v)", opt.UE8M0, f32), OutF64(d1), OutF64(d2), GateDequantized)
-			if d := testutil.MaxAbsDiff(OutF64(d1), OutF64(d2)); f32 && d > 1e-3 {
+			checkGate(t, fmt.Sprintf("vs ref (ue8m0=%v f32=%v)", opt.UE8M0, f32), oracle.OutF64(d1), oracle.OutF64(d2), oracle.GateDequantized)
+			if d := testutil.MaxAbsDiff(oracle.OutF64(d1), oracle.OutF64(d2)); f32 && d > 1e-3 {
 				t.Errorf("max |cpu−ref| = %g", d)
 			}
 		}

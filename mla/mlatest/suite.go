@@ -10,6 +10,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/mla/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -21,10 +22,10 @@ import (
 // it returns a fixed sample: every 97th case and the corner cases in
 // Corners, with the batch and then the length cut until
 // b·s_q·h_q·s_k ≤ 30,000, so that the float64 oracle stays cheap under -race.
-func Grid(short bool) []Case {
+func Grid(short bool) []oracle.Case {
 	pages := []int{64, 1, 16, 100, 256}
 	dtypes := []tensor.DType{tensor.BF16T, tensor.F16T, tensor.F32}
-	var all []Case
+	var all []oracle.Case
 	n := 0
 	for _, b := range []int{1, 2, 6} {
 		for _, sq := range []int{1, 2, 4} {
@@ -36,7 +37,7 @@ func Grid(short bool) []Case {
 						}
 						for _, causal := range []bool{false, true} {
 							for _, varlen := range []bool{false, true} {
-								all = append(all, Case{B: b, SQ: sq, SK: sk, HQ: hq, HKV: hkv, Causal: causal, Varlen: varlen,
+								all = append(all, oracle.Case{B: b, SQ: sq, SK: sk, HQ: hq, HKV: hkv, Causal: causal, Varlen: varlen,
 									PageSize: pages[n%len(pages)], DType: dtypes[n%len(dtypes)], Seed: uint64(n)})
 								n++
 							}
@@ -49,7 +50,7 @@ func Grid(short bool) []Case {
 	if !short {
 		return append(all, Corners()...)
 	}
-	var s []Case
+	var s []oracle.Case
 	for i := 0; i < len(all); i += 97 {
 		c := all[i]
 		if c.B*c.SQ*c.HQ*c.SK > 30_000 { // keep the float64 oracle cheap under -race
@@ -77,8 +78,8 @@ func Grid(short bool) []Case {
 // shorter than s_q under the causal mask, page sizes 1 and 64 with the
 // DeepSeek-V3 decode shape, long sequences split over many parts, F32 and
 // F16 caches, peaked scores (std 1), and small non-DeepSeek head dims.
-func Corners() []Case {
-	return []Case{
+func Corners() []oracle.Case {
+	return []oracle.Case{
 		{B: 8, SQ: 2, SK: 130, HQ: 16, HKV: 1, Causal: true, ZeroHalf: true, Seed: 1},
 		{B: 3, SQ: 4, SK: 2, HQ: 8, HKV: 2, Causal: true, Seed: 2},
 		{B: 2, SQ: 1, SK: 300, HQ: 128, HKV: 1, PageSize: 1, Seed: 3},
@@ -139,11 +140,11 @@ func Run(t *testing.T, be mla.Backend, o Options) {
 				if !ok {
 					return
 				}
-				refOut, refLSE, err := Oracle(in)
+				refOut, refLSE, err := oracle.Decode(in)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := Check(out, lse, refOut, refLSE); err != nil {
+				if err := oracle.Check(out, lse, refOut, refLSE); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -176,7 +177,7 @@ func Run(t *testing.T, be mla.Backend, o Options) {
 				if !sameBits(out2, out3) || !sameBits(lse2, lse3) {
 					t.Fatal("bits differ between two runs")
 				}
-				refOut, refLSE, err := Oracle(in)
+				refOut, refLSE, err := oracle.Decode(in)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -195,7 +196,7 @@ func Run(t *testing.T, be mla.Backend, o Options) {
 					if d := calcDiffFinite(lse, lse1); d >= 1e-10 {
 						t.Errorf("parts %d: lse calc_diff %.3g vs 5 parts, want < 1e-10", parts, d)
 					}
-					if err := Check(out, lse, refOut, refLSE); err != nil {
+					if err := oracle.Check(out, lse, refOut, refLSE); err != nil {
 						t.Errorf("parts %d: %v", parts, err)
 					}
 				}
@@ -204,23 +205,23 @@ func Run(t *testing.T, be mla.Backend, o Options) {
 	})
 }
 
-func determinismCases(short bool) []Case {
+func determinismCases(short bool) []oracle.Case {
 	sk := 700
 	if short {
 		sk = 150
 	}
-	cs := []Case{
+	cs := []oracle.Case{
 		{B: 3, SQ: 2, SK: sk, HQ: 16, HKV: 1, Causal: true, Varlen: true, Seed: 11},
 		{B: 2, SQ: 1, SK: 400, HQ: 1, HKV: 1, Varlen: true, PageSize: 16, Seed: 12},
 		{B: 4, SQ: 1, SK: 300, HQ: 6, HKV: 2, ZeroHalf: true, DType: tensor.F32, Seed: 13},
 	}
 	if !short {
-		cs = append(cs, Case{B: 4, SQ: 2, SK: 1500, HQ: 128, HKV: 1, Causal: true, Varlen: true, Seed: 14})
+		cs = append(cs, oracle.Case{B: 4, SQ: 2, SK: 1500, HQ: 128, HKV: 1, Causal: true, Varlen: true, Seed: 14})
 	}
 	return cs
 }
 
-func mustBuild(t *testing.T, c Case) *Input {
+func mustBuild(t *testing.T, c oracle.Case) *oracle.Input {
 	t.Helper()
 	in, err := c.Build()
 	if err != nil {
@@ -231,7 +232,7 @@ func mustBuild(t *testing.T, c Case) *Input {
 
 // decode runs the backend; it skips the test when the backend declares the
 // problem unsupported and reports false.
-func decode(t *testing.T, be mla.Backend, in *Input, s *mla.Schedule) (out, lse []float32, ok bool) {
+func decode(t *testing.T, be mla.Backend, in *oracle.Input, s *mla.Schedule) (out, lse []float32, ok bool) {
 	t.Helper()
 	opts := in.Opts
 	opts.Schedule = s

@@ -1,4 +1,4 @@
-package mlatest
+package oracle
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/mla"
 )
 
-// Oracle computes the input's decode in float64 the way upstream's
+// Decode computes the input's decode in float64 the way upstream's
 // reference_torch does (dims, scale and mask from the validated arguments,
 // not from in.Case): gather request i's first L_i cache rows through the block table,
 // compute S = scale·q·Kᵀ, apply the bottom-right causal mask, take a full
@@ -16,7 +16,7 @@ import (
 // key get out = 0 and lse = +Inf. It returns out [B, SQ, HQ, HeadDimV] and
 // lse [B, HQ, SQ] (natural log), or the error mla.NewProblem gives for an
 // invalid input.
-func Oracle(in *Input) (out, lse []float64, err error) {
+func Decode(in *Input) (out, lse []float64, err error) {
 	p, err := mla.NewProblem(in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
 	if err != nil {
 		return nil, nil, err

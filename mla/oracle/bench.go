@@ -1,13 +1,11 @@
-package mlatest
+package oracle
 
 import (
 	"context"
 	"runtime"
-	"sync"
-	"time"
 
+	"github.com/fireflyer-go/fireflyer/internal/anchor"
 	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
-	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 )
 
@@ -22,62 +20,6 @@ func (in *Input) Bytes() float64 {
 		s += float64(l)
 	}
 	return (s*float64(c.HKV*c.HeadDim) + float64(c.B*c.SQ*c.HQ*(c.HeadDim+c.HeadDimV))) * float64(c.DType.Size())
-}
-
-// GEMMAnchor returns a function computing C[m][n] = A[m][k]·B[k][n] in
-// float32 with this repository's fastest GEMM, kern.GemmPacked: the cpu
-// backend's micro-kernels under Goto-style packing and cache blocking, rows
-// split over GOMAXPROCS goroutines. It is the compute anchor of the
-// benchmarks (same FLOPs as a decode when m = b·s_q·h_q, n = s_k,
-// k = 576+512).
-func GEMMAnchor(m, n, k int) func() {
-	r := testutil.RNG(5)
-	a := testutil.Normal(r, m*k, 0, 1)
-	b := testutil.Normal(r, k*n, 0, 1)
-	c := make([]float32, m*n)
-	return func() { kern.GemmPacked(m, n, k, a, k, b, n, c, n) }
-}
-
-// MemcpyAnchor returns a function that copies bytes bytes with copy(),
-// split over GOMAXPROCS goroutines: the bandwidth anchor of the benchmarks.
-func MemcpyAnchor(bytes int) func() {
-	src := make([]byte, bytes)
-	for i := range src {
-		src[i] = byte(i)
-	}
-	dst := make([]byte, bytes)
-	return func() {
-		w := runtime.GOMAXPROCS(0)
-		chunk := (bytes + w - 1) / w
-		var wg sync.WaitGroup
-		for i0 := 0; i0 < bytes; i0 += chunk {
-			e := min(i0+chunk, bytes)
-			wg.Go(func() { copy(dst[i0:e], src[i0:e]) })
-		}
-		wg.Wait()
-	}
-}
-
-// BestOf runs f once to warm up, then n times, and returns the shortest
-// time in seconds (on a shared machine the minimum is the run least
-// disturbed by other processes).
-func BestOf(n int, f func()) float64 {
-	f()
-	return minTime(n, f)
-}
-
-// minTime returns the shortest of max(n, 1) timed runs of f, in seconds.
-func minTime(n int, f func()) float64 {
-	n = max(n, 1)
-	best := 0.0
-	for i := range n {
-		t0 := time.Now()
-		f()
-		if d := time.Since(t0).Seconds(); i == 0 || d < best {
-			best = d
-		}
-	}
-	return best
 }
 
 // Measurement is one benchmark result: the decode's rates as FlashMLA
@@ -131,14 +73,14 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 		}
 	}
 	flops, bytes := in.FLOPs(), in.Bytes()
-	gemm := GEMMAnchor(c.B*c.SQ*c.HQ, max(c.SK, 1), c.HeadDim+c.HeadDimV)
-	mem := MemcpyAnchor(int(bytes))
+	gemm := anchor.GEMM(c.B*c.SQ*c.HQ, max(c.SK, 1), c.HeadDim+c.HeadDimV)
+	mem := anchor.Memcpy(int(bytes))
 	run()
 	gemm()
 	mem()
 	var t, tg, tm float64
 	for r := range max(rounds, 1) {
-		a, g, m := minTime(reps, run), minTime(reps, gemm), minTime(reps, mem)
+		a, g, m := anchor.MinTime(reps, run), anchor.MinTime(reps, gemm), anchor.MinTime(reps, mem)
 		if r == 0 || a < t {
 			t = a
 		}

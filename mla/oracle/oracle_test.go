@@ -1,4 +1,4 @@
-package mlatest
+package oracle
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ func TestCheckCatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refOut, refLSE, err := Oracle(in)
+	refOut, refLSE, err := Decode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestOracleRejectsBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.BlockTable[0][0] = UnusedBlockID
-	if _, _, err := Oracle(in); !errors.Is(err, mla.ErrBlockTable) {
+	if _, _, err := Decode(in); !errors.Is(err, mla.ErrBlockTable) {
 		t.Fatalf("block id out of range: %v, want ErrBlockTable", err)
 	}
 }

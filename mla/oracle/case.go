@@ -1,4 +1,4 @@
-package mlatest
+package oracle
 
 import (
 	"fmt"
@@ -36,7 +36,7 @@ type Case struct {
 // Name returns a readable, unique test name, e.g.
 // "b2_sq1_sk140_hq64_hkv1_causal_varlen_p64_BF16".
 func (c Case) Name() string {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	n := fmt.Sprintf("b%d_sq%d_sk%d_hq%d_hkv%d", c.B, c.SQ, c.SK, c.HQ, c.HKV)
 	if c.Causal {
 		n += "_causal"
@@ -57,7 +57,7 @@ func (c Case) Name() string {
 	return n
 }
 
-func (c Case) withDefaults() Case {
+func (c Case) WithDefaults() Case {
 	if c.HeadDim == 0 {
 		c.HeadDim = mla.HeadDim
 	}
@@ -93,7 +93,7 @@ type Input struct {
 // a cache whose blocks are a random permutation (plus spare blocks), every
 // slot NaN except the live rows, unused block-table entries UnusedBlockID.
 func (c Case) Build() (*Input, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	r := testutil.RNG(c.Seed ^ uint64(c.B*1_000_003+c.SQ*10_007+c.HQ*101+c.SK))
 	seqlens := make([]int32, c.B)
 	for i := range seqlens {
