@@ -55,7 +55,7 @@ func ParsePolicy(s string) (Policy, error) {
 const (
 	// MaxReplicas bounds Config.Replicas (physical expert slots per layer).
 	MaxReplicas = 1 << 16
-	// MaxCells bounds layers × experts (the loads ParseWeights accepts),
+	// MaxCells bounds layers × experts (the loads eplbio.ParseWeights accepts),
 	// layers × replicas and layers × experts × maxReplicas, the sizes of
 	// Phy2Log and Log2Phy. At the limit a plan and its metrics take a few
 	// hundred megabytes (`fireflyer eplb --json` about 0.5 GB).

@@ -25,8 +25,9 @@
 // of the new plan by exact assignment so the fewest expert weights move
 // (upstream issue #25). Evaluate reports per-GPU and per-node loads,
 // balancedness (mean/max), imbalance (max/mean), duplicates and slots changed.
-// ParseWeights and ReadPlan read the formats of `fireflyer eplb`; WriteSVG
-// draws per-GPU loads before and after.
+// The sub-package eplb/eplbio reads the load and plan formats of
+// `fireflyer eplb` (eplbio.ParseWeights, eplbio.ReadPlan); eplb/svg draws
+// per-GPU loads before and after (svg.Write).
 //
 // Plans are plain data computed by pure functions (no goroutines, no I/O). A
 // Planner reuses its scratch space: RebalanceInto allocates nothing once warm.

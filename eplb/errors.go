@@ -20,8 +20,9 @@ var (
 	// NoDuplicates when a GPU has more slots than its node has experts.
 	ErrInfeasible = errors.New("eplb: infeasible")
 	// ErrPlan reports a plan (for example Config.Previous, or one read by
-	// ReadPlan) that is malformed or does not match the weight shape.
+	// eplbio.ReadPlan) that is malformed or does not match the weight shape.
 	ErrPlan = errors.New("eplb: bad plan")
-	// ErrSyntax reports weights or a plan that cannot be parsed.
+	// ErrSyntax reports weights or a plan that cannot be parsed (by
+	// eplb/eplbio).
 	ErrSyntax = errors.New("eplb: syntax error")
 )

@@ -92,7 +92,7 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 			seen[e] = g + 1
 		}
 		m.GPULoad[l] = gl
-		m.Balancedness[l], m.Imbalance[l] = balance(gl)
+		m.Balancedness[l], m.Imbalance[l] = Balance(gl)
 		if withNodes {
 			nl := make([]float64, N)
 			for g, x := range gl {
@@ -105,7 +105,7 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 			bl[e*R/E] += float64(x)
 		}
 		m.BaselineGPULoad[l] = bl
-		_, m.BaselineImbalance[l] = balance(bl)
+		_, m.BaselineImbalance[l] = Balance(bl)
 		m.MeanBalancedness += m.Balancedness[l] / float64(L)
 		m.MaxImbalance = max(m.MaxImbalance, m.Imbalance[l])
 	}
@@ -115,8 +115,10 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 	return m, nil
 }
 
-// balance returns mean/max and max/mean of loads (1, 1 when all are zero).
-func balance(loads []float64) (balancedness, imbalance float64) {
+// Balance returns the balancedness mean/max and the imbalance max/mean of
+// per-GPU loads (1, 1 when all are zero), the two figures Metrics holds per
+// layer.
+func Balance(loads []float64) (balancedness, imbalance float64) {
 	var sum, mx float64
 	for _, x := range loads {
 		sum += x

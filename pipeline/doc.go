@@ -26,7 +26,9 @@
 //   - Executor runs Stage implementations over a Transport (ChanNetwork in
 //     process), matching messages by Tag, with the FIFO weight-gradient
 //     store asserted empty at the end of a step.
-//   - WriteSVG draws a schedule like the upstream README figures.
+//   - Drawing lives in the sub-package pipeline/svg (svg.Write draws a
+//     schedule like the upstream README figures), so that this package does
+//     no I/O.
 //
 // The shortest useful program prints DualPipe's op lists and its bubble:
 //

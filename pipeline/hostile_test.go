@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -35,7 +34,6 @@ func TestHostileInputs(t *testing.T) {
 		{"Simulate/nil", ErrSchedule, func(*testing.T) error { _, err := Simulate(nil, costs); return err }},
 		{"Lower/nil", ErrSchedule, func(*testing.T) error { _, err := Lower(nil); return err }},
 		{"LowerReference/nil", ErrSchedule, func(*testing.T) error { _, err := LowerReference(nil); return err }},
-		{"WriteSVG/nil", ErrSchedule, func(*testing.T) error { return WriteSVG(&bytes.Buffer{}, nil, SVGOptions{}) }},
 		{"Check/nil", ErrSchedule, func(*testing.T) error { var p *Program; return p.Check() }},
 		{"Validate/pipes-x-stages-overflow", ErrSchedule, func(*testing.T) error { return wrap.Validate() }},
 		{"Simulate/pipes-x-stages-overflow", ErrSchedule, func(*testing.T) error { _, err := Simulate(wrap, costs); return err }},

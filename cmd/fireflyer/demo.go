@@ -16,7 +16,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/demo"
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
-	"github.com/fireflyer-go/fireflyer/pipeline"
+	pipesvg "github.com/fireflyer-go/fireflyer/pipeline/svg"
 )
 
 func init() {
@@ -96,7 +96,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if *svg != "" {
 		f, err := os.Create(*svg)
 		if err == nil {
-			err = pipeline.WriteSVG(f, res.Schedule(), pipeline.SVGOptions{Report: res.Report(),
+			err = pipesvg.Write(f, res.Schedule(), pipesvg.Options{Report: res.Report(),
 				Title: fmt.Sprintf("DualPipe, 16 stages, 32 micro-batches, F=%d µs (measured)", res.Pipeline.F)})
 			if cerr := f.Close(); err == nil {
 				err = cerr

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/fireflyer-go/fireflyer/eplb"
+	"github.com/fireflyer-go/fireflyer/eplb/eplbio"
+	eplbsvg "github.com/fireflyer-go/fireflyer/eplb/svg"
 )
 
 func init() {
@@ -82,7 +84,7 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in, name = f, files[0]
 	}
-	weight, err := eplb.ParseWeights(in)
+	weight, err := eplbio.ParseWeights(in)
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer eplb: %s: %v\n", name, err)
 		return exitUsage
@@ -94,7 +96,7 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fireflyer eplb: --previous: %v\n", err)
 			return exitUsage
 		}
-		prev, err := eplb.ReadPlan(f)
+		prev, err := eplbio.ReadPlan(f)
 		f.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "fireflyer eplb: --previous %s: %v\n", *previous, err)
@@ -113,7 +115,7 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	if *svgPath == "-" {
-		if err := eplb.WriteSVG(stdout, metrics); err != nil {
+		if err := eplbsvg.Write(stdout, metrics); err != nil {
 			fmt.Fprintf(stderr, "fireflyer eplb: --svg: %v\n", err)
 			return exitFail
 		}
@@ -148,7 +150,7 @@ func writeSVGFile(path string, m *eplb.Metrics) error {
 	if err != nil {
 		return err
 	}
-	if err := eplb.WriteSVG(f, m); err != nil {
+	if err := eplbsvg.Write(f, m); err != nil {
 		f.Close()
 		return err
 	}

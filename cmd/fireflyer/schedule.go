@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/fireflyer-go/fireflyer/pipeline"
+	pipesvg "github.com/fireflyer-go/fireflyer/pipeline/svg"
 )
 
 func init() {
@@ -102,7 +103,7 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 
 	if *svg != "" {
 		var buf bytes.Buffer
-		if err := pipeline.WriteSVG(&buf, s, pipeline.SVGOptions{Report: rep}); err != nil {
+		if err := pipesvg.Write(&buf, s, pipesvg.Options{Report: rep}); err != nil {
 			fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
 			return exitFail
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/fireflyer-go/fireflyer/pipeline"
+	"github.com/fireflyer-go/fireflyer/pipeline/svg"
 )
 
 // Per 4-layer chunk, in ms: compute F 35, b 56, W 24; all-to-all 61 forward
@@ -96,7 +97,7 @@ func run(w io.Writer, dir string) error {
 				return err
 			}
 			title := fmt.Sprintf("%s, PP=16, %d micro-batches, profile costs (ms): makespan %d, bubble %.1f%%", s.Method, chunks, rep.Makespan, 100*rep.BubbleRatio)
-			err = pipeline.WriteSVG(f, s, pipeline.SVGOptions{Report: rep, Title: title})
+			err = svg.Write(f, s, svg.Options{Report: rep, Title: title})
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}

@@ -1,4 +1,4 @@
-package pipeline
+package svg
 
 import (
 	"bufio"
@@ -6,13 +6,15 @@ import (
 	"html"
 	"io"
 	"strconv"
+
+	"github.com/fireflyer-go/fireflyer/pipeline"
 )
 
-// SVGOptions configure WriteSVG.
-type SVGOptions struct {
+// Options configure Write.
+type Options struct {
 	// Report, when set, places ops at their simulated times (x = time);
 	// otherwise each op takes one slot (x = op index on its rank).
-	Report *Report
+	Report *pipeline.Report
 	// Title is drawn above the rows; empty means "<method> ranks=N chunks=C".
 	Title string
 }
@@ -21,36 +23,36 @@ type SVGOptions struct {
 // backward green, input-only backward light green, weight gradient blue; the
 // second phase (DualPipe's reverse direction, DualPipeV's mirrored stage)
 // uses a darker shade of the same colour.
-var svgFill = map[Kind][2]string{
-	Forward:        {"#fcd29f", "#f5a65b"},
-	Backward:       {"#9bd89b", "#5cb85c"},
-	BackwardInput:  {"#d4f0cf", "#b2e2a8"},
-	BackwardWeight: {"#9ecbf5", "#5c9fe0"},
+var svgFill = map[pipeline.Kind][2]string{
+	pipeline.Forward:        {"#fcd29f", "#f5a65b"},
+	pipeline.Backward:       {"#9bd89b", "#5cb85c"},
+	pipeline.BackwardInput:  {"#d4f0cf", "#b2e2a8"},
+	pipeline.BackwardWeight: {"#9ecbf5", "#5c9fe0"},
 }
 
-func fill(a Action) string {
+func fill(a pipeline.Action) string {
 	c := svgFill[a.Kind]
 	return c[min(a.Phase, 1)]
 }
 
-// WriteSVG draws s as a standalone SVG: one row per rank, time (or slot
+// Write draws s as a standalone SVG: one row per rank, time (or slot
 // index) across, F/B/b/W cells coloured by kind and shaded by phase, each
 // labelled with its micro-batch, overlapped F&B pairs as one cell split into
 // a forward top half and a backward bottom half, and idle time hatched. The
 // output depends only on its inputs (deterministic). opt.Report must come
-// from Simulate(s, ...), else an error wrapping ErrParam is returned.
-func WriteSVG(w io.Writer, s *Schedule, opt SVGOptions) error {
+// from pipeline.Simulate(s, ...), else an error wrapping pipeline.ErrParam is returned.
+func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
 	rep := opt.Report
 	if rep != nil && len(rep.Spans) != s.Ranks {
-		return fmt.Errorf("%w: report has %d ranks, schedule %d", ErrParam, len(rep.Spans), s.Ranks)
+		return fmt.Errorf("%w: report has %d ranks, schedule %d", pipeline.ErrParam, len(rep.Spans), s.Ranks)
 	}
 	if rep != nil {
 		for r := range rep.Spans {
 			if len(rep.Spans[r]) != len(s.Ops[r]) {
-				return fmt.Errorf("%w: report rank %d has %d spans for %d ops", ErrParam, r, len(rep.Spans[r]), len(s.Ops[r]))
+				return fmt.Errorf("%w: report rank %d has %d spans for %d ops", pipeline.ErrParam, r, len(rep.Spans[r]), len(s.Ops[r]))
 			}
 		}
 	}
@@ -110,7 +112,7 @@ func WriteSVG(w io.Writer, s *Schedule, opt SVGOptions) error {
 				continue
 			}
 			fs := min(11.0, rowH/2-1)
-			label := func(a Action, cy, size float64) {
+			label := func(a pipeline.Action, cy, size float64) {
 				txt := strconv.Itoa(a.Micro)
 				if float64(len(txt))*size*0.62 > cw-1 {
 					return
@@ -137,12 +139,12 @@ func WriteSVG(w io.Writer, s *Schedule, opt SVGOptions) error {
 	lx := left
 	legend := []struct {
 		name string
-		a    Action
+		a    pipeline.Action
 	}{
-		{"F forward", Action{Kind: Forward}},
-		{"B backward", Action{Kind: Backward}},
-		{"b input backward", Action{Kind: BackwardInput}},
-		{"W weight backward", Action{Kind: BackwardWeight}},
+		{"F forward", pipeline.Action{Kind: pipeline.Forward}},
+		{"B backward", pipeline.Action{Kind: pipeline.Backward}},
+		{"b input backward", pipeline.Action{Kind: pipeline.BackwardInput}},
+		{"W weight backward", pipeline.Action{Kind: pipeline.BackwardWeight}},
 	}
 	for _, l := range legend {
 		p(`<rect x="%s" y="%s" width="14" height="14" fill="%s" stroke="#333333"/>`, f(lx), f(ly), fill(l.a))
@@ -152,7 +154,7 @@ func WriteSVG(w io.Writer, s *Schedule, opt SVGOptions) error {
 		lx += 168
 	}
 	p(`<rect x="%s" y="%s" width="14" height="7" fill="%s"/><rect x="%s" y="%s" width="14" height="7" fill="%s"/><rect x="%s" y="%s" width="14" height="14" fill="none" stroke="#333333"/>`,
-		f(lx), f(ly), fill(Action{Kind: Forward}), f(lx), f(ly+7), fill(Action{Kind: Backward}), f(lx), f(ly))
+		f(lx), f(ly), fill(pipeline.Action{Kind: pipeline.Forward}), f(lx), f(ly+7), fill(pipeline.Action{Kind: pipeline.Backward}), f(lx), f(ly))
 	p(`<text x="%s" y="%s" font-size="12">F&amp;B overlapped</text>`+"\n", f(lx+19), f(ly+11))
 	lx += 140
 	p(`<rect x="%s" y="%s" width="14" height="14" fill="url(#idle)" stroke="#999999"/><text x="%s" y="%s" font-size="12">idle</text>`+"\n", f(lx), f(ly), f(lx+19), f(ly+11))

@@ -1,4 +1,4 @@
-package pipeline
+package svg
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/fireflyer-go/fireflyer/pipeline"
 )
 
 var pairRE = regexp.MustCompile(`^F\d+\.\d+&B\d+\.\d+$`)
@@ -17,34 +19,34 @@ var pairRE = regexp.MustCompile(`^F\d+\.\d+&B\d+\.\d+$`)
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
 
 func TestSVGGolden(t *testing.T) {
-	unit := SimOptions{Costs: OpCosts{F: 1, B: 2, W: 1, FB: 3}}
+	unit := pipeline.SimOptions{Costs: pipeline.OpCosts{F: 1, B: 2, W: 1, FB: 3}}
 	cases := []struct {
 		name     string
-		m        Method
+		m        pipeline.Method
 		n, c     int
 		simulate bool
 	}{
-		{"dualpipe-4x8-time", MethodDualPipe, 4, 8, true},
-		{"dualpipev-2x4-slots", MethodDualPipeV, 2, 4, false},
-		{"zb1p-4x6-time", MethodZB1P, 4, 6, true},
+		{"dualpipe-4x8-time", pipeline.MethodDualPipe, 4, 8, true},
+		{"dualpipev-2x4-slots", pipeline.MethodDualPipeV, 2, 4, false},
+		{"zb1p-4x6-time", pipeline.MethodZB1P, 4, 6, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Generate(tc.m, tc.n, tc.c)
+			s, err := pipeline.Generate(tc.m, tc.n, tc.c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var opt SVGOptions
+			var opt Options
 			if tc.simulate {
-				if opt.Report, err = Simulate(s, unit); err != nil {
+				if opt.Report, err = pipeline.Simulate(s, unit); err != nil {
 					t.Fatal(err)
 				}
 			}
 			var a, b bytes.Buffer
-			if err := WriteSVG(&a, s, opt); err != nil {
+			if err := Write(&a, s, opt); err != nil {
 				t.Fatal(err)
 			}
-			if err := WriteSVG(&b, s, opt); err != nil {
+			if err := Write(&b, s, opt); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(a.Bytes(), b.Bytes()) {
@@ -98,13 +100,21 @@ func TestSVGGolden(t *testing.T) {
 }
 
 func TestSVGReportMismatch(t *testing.T) {
-	s, _ := OneFOneB(2, 2)
-	s4, _ := OneFOneB(4, 4)
-	rep, err := Simulate(s4, SimOptions{Costs: OpCosts{F: 1, B: 2, W: 1, FB: 3}})
+	s, _ := pipeline.OneFOneB(2, 2)
+	s4, _ := pipeline.OneFOneB(4, 4)
+	rep, err := pipeline.Simulate(s4, pipeline.SimOptions{Costs: pipeline.OpCosts{F: 1, B: 2, W: 1, FB: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteSVG(io.Discard, s, SVGOptions{Report: rep}); !errors.Is(err, ErrParam) {
+	if err := Write(io.Discard, s, Options{Report: rep}); !errors.Is(err, pipeline.ErrParam) {
 		t.Fatalf("err = %v, want ErrParam", err)
+	}
+}
+
+// TestWriteNil: a nil schedule is an error wrapping pipeline.ErrSchedule,
+// not a panic.
+func TestWriteNil(t *testing.T) {
+	if err := Write(&bytes.Buffer{}, nil, Options{}); !errors.Is(err, pipeline.ErrSchedule) {
+		t.Fatalf("Write(nil) = %v, want ErrSchedule", err)
 	}
 }

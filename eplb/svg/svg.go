@@ -1,26 +1,33 @@
-package eplb
+// Package svg draws EPLB's per-GPU load before and after a plan (the
+// metrics of eplb.Evaluate) as a standalone SVG picture.
+//
+// It keeps drawing out of package eplb, which stays pure computation: it
+// imports eplb and the standard library; "fireflyer eplb --svg" uses it.
+package svg
 
 import (
 	"bufio"
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/fireflyer-go/fireflyer/eplb"
 )
 
-// WriteSVG draws m as a standalone SVG: one row per layer with two bar
+// Write draws m as a standalone SVG: one row per layer with two bar
 // charts of per-GPU load, "before" (BaselineGPULoad: no replication, experts
 // in order) in grey and "after" (GPULoad) in blue, on a common scale per
 // layer, with the mean load as a dashed line and each side's max/mean in the
-// row label. The output depends only on m (deterministic). Errors: ErrPlan
+// row label. The output depends only on m (deterministic). Errors: eplb.ErrPlan
 // for metrics with no layers or mismatched shapes, or the writer's error.
-func WriteSVG(w io.Writer, m *Metrics) error {
+func Write(w io.Writer, m *eplb.Metrics) error {
 	if m == nil || len(m.GPULoad) == 0 || len(m.BaselineGPULoad) != len(m.GPULoad) || len(m.GPULoad[0]) == 0 {
-		return fmt.Errorf("%w: metrics have no layers", ErrPlan)
+		return fmt.Errorf("%w: metrics have no layers", eplb.ErrPlan)
 	}
 	R := len(m.GPULoad[0])
 	for l := range m.GPULoad {
 		if len(m.GPULoad[l]) != R || len(m.BaselineGPULoad[l]) != R {
-			return fmt.Errorf("%w: metrics layer %d does not have %d GPUs", ErrPlan, l, R)
+			return fmt.Errorf("%w: metrics layer %d does not have %d GPUs", eplb.ErrPlan, l, R)
 		}
 	}
 	const (
@@ -57,8 +64,8 @@ func WriteSVG(w io.Writer, m *Metrics) error {
 		mean := sum / float64(R)
 		top := titleH + l*rowH
 		base := top + barH
-		_, bImb := balance(before)
-		_, aImb := balance(after)
+		_, bImb := eplb.Balance(before)
+		_, aImb := eplb.Balance(after)
 		fmt.Fprintf(bw, `<text x="%d" y="%d">layer %d: max/mean %s → %s</text>`+"\n", margin, top+barH/2+4, l, strconv.FormatFloat(bImb, 'f', 3, 64), strconv.FormatFloat(aImb, 'f', 3, 64))
 		for side, loads := range [2][]float64{before, after} {
 			x, fill := x0, "#9e9e9e"
