@@ -45,14 +45,37 @@ func (w *KVB) uv(h, i int) []float64 { return w.uk(h, w.NopeDim+i) }
 // RoPE rotates x (an even number of channels) in place for position pos with
 // base theta, pairing channels (2i, 2i+1) at frequency theta^(−2i/len(x)),
 // as model.py's apply_rotary_emb (complex view of consecutive pairs) does
-// without YaRN's frequency correction.
+// without YaRN's frequency correction. It is RotatePairs with
+// RoPEFrequencies(len(x), theta).
 func RoPE(x []float64, pos int, theta float64) {
-	d := len(x)
-	for i := 0; i+1 < d; i += 2 {
-		f := float64(pos) * math.Pow(theta, -float64(i)/float64(d))
-		s, c := math.Sincos(f)
-		a, b := x[i], x[i+1]
-		x[i], x[i+1] = a*c-b*s, a*s+b*c
+	RotatePairs(x, RoPEFrequencies(len(x), theta), pos)
+}
+
+// RoPEFrequencies returns the d/2 rotary inverse frequencies
+// theta^(−2i/d), i < d/2, of a rope head dim d (64 in DeepSeek-V3), as
+// model.py's precompute_freqs_cis computes them before YaRN's correction.
+func RoPEFrequencies(d int, theta float64) []float64 {
+	f := make([]float64, max(d, 0)/2)
+	for i := range f {
+		f[i] = math.Pow(theta, -2*float64(i)/float64(d))
+	}
+	return f
+}
+
+// RotatePairs is the one rotary embedding of the module: it rotates x in
+// place at position pos, pairing channels (2i, 2i+1) at inverse frequency
+// invFreq[i] (angle pos·invFreq[i]), as model.py's apply_rotary_emb does
+// on the complex view of consecutive pairs. Channels beyond 2·len(invFreq)
+// are left alone; invFreq may carry a YaRN correction (see RoPEFrequencies
+// for the plain one).
+func RotatePairs(x []float64, invFreq []float64, pos int) {
+	for i, f := range invFreq {
+		if 2*i+1 >= len(x) {
+			break
+		}
+		s, c := math.Sincos(float64(pos) * f)
+		a, b := x[2*i], x[2*i+1]
+		x[2*i], x[2*i+1] = a*c-b*s, a*s+b*c
 	}
 }
 
@@ -126,8 +149,24 @@ func NaiveMLA(w *KVB, qNope, qPe, c, kPe []float64, sq, l, ropeDim int, scale fl
 // (Heads·NopeDim) (token, head) rows, [W_UK[h]ᵀ·q_nope (Rank) ; q_pe
 // (RopeDim)], the Rank+RopeDim = 576-wide row that Decode takes (q [B, SQ,
 // HQ, 576] flattened). qNope is [n/Heads][Heads][NopeDim], qPe
-// [n/Heads][Heads][RopeDim]. Arithmetic is float64, rounded to float32 once.
+// [n/Heads][Heads][RopeDim]. Arithmetic is float64 (AbsorbQ64), rounded to
+// float32 once.
 func AbsorbQ(w *KVB, qNope, qPe []float64, ropeDim int) ([]float32, error) {
+	q64, err := AbsorbQ64(w, qNope, qPe, ropeDim)
+	if err != nil {
+		return nil, err
+	}
+	q := make([]float32, len(q64))
+	for i, x := range q64 {
+		q[i] = float32(x)
+	}
+	return q, nil
+}
+
+// AbsorbQ64 is AbsorbQ kept in float64, for float64 references: the one
+// weight absorption (q_nope·W_UK folded into the query) of the module.
+// Shapes and errors are AbsorbQ's.
+func AbsorbQ64(w *KVB, qNope, qPe []float64, ropeDim int) ([]float64, error) {
 	if err := w.Check(); err != nil {
 		return nil, err
 	}
@@ -137,11 +176,10 @@ func AbsorbQ(w *KVB, qNope, qPe []float64, ropeDim int) ([]float32, error) {
 	}
 	rows := len(qNope) / dn
 	d := r + ropeDim
-	q := make([]float32, rows*d)
-	lat := make([]float64, r)
+	q := make([]float64, rows*d)
 	for row := range rows {
 		hh := row % h
-		clear(lat)
+		lat := q[row*d : row*d+r]
 		qn := qNope[row*dn : (row+1)*dn]
 		for i, x := range qn {
 			uk := w.uk(hh, i)
@@ -149,13 +187,7 @@ func AbsorbQ(w *KVB, qNope, qPe []float64, ropeDim int) ([]float32, error) {
 				lat[e] += x * uk[e]
 			}
 		}
-		dst := q[row*d : (row+1)*d]
-		for e, x := range lat {
-			dst[e] = float32(x)
-		}
-		for e, x := range qPe[row*ropeDim : (row+1)*ropeDim] {
-			dst[r+e] = float32(x)
-		}
+		copy(q[row*d+r:(row+1)*d], qPe[row*ropeDim:(row+1)*ropeDim])
 	}
 	return q, nil
 }
@@ -165,6 +197,16 @@ func AbsorbQ(w *KVB, qNope, qPe []float64, ropeDim int) ([]float32, error) {
 // oLat is Decode's out [B, SQ, HQ, Rank] flattened; the result is [B, SQ, HQ,
 // VDim] in float64 (what model.py then feeds to wo).
 func UnabsorbOut(w *KVB, oLat []float32) ([]float64, error) {
+	o := make([]float64, len(oLat))
+	for i, x := range oLat {
+		o[i] = float64(x)
+	}
+	return UnabsorbOut64(w, o)
+}
+
+// UnabsorbOut64 is UnabsorbOut for a float64 latent output (a float64
+// reference's). Shapes and errors are UnabsorbOut's.
+func UnabsorbOut64(w *KVB, oLat []float64) ([]float64, error) {
 	if err := w.Check(); err != nil {
 		return nil, err
 	}
@@ -173,11 +215,8 @@ func UnabsorbOut(w *KVB, oLat []float32) ([]float64, error) {
 	}
 	rows := len(oLat) / w.Rank
 	out := make([]float64, rows*w.VDim)
-	o := make([]float64, w.Rank)
 	for row := range rows {
-		for e, x := range oLat[row*w.Rank : (row+1)*w.Rank] {
-			o[e] = float64(x)
-		}
+		o := oLat[row*w.Rank : (row+1)*w.Rank]
 		for i := range w.VDim {
 			out[row*w.VDim+i] = dot64(w.uv(row%w.Heads, i), o)
 		}

@@ -27,13 +27,20 @@ func rmsNormRows(x []float32, n int, w []float32, eps float64) {
 	}
 }
 
-// rope32 rotates adjacent pairs of x at position pos (dsv3.Rope in float32
-// storage).
+// rope32 rotates adjacent pairs of x at position pos in float32 storage:
+// mla.RotatePairs on a float64 copy, rounded back once.
 func rope32(x []float32, invFreq []float64, pos int) {
-	for i, f := range invFreq {
-		s, c := math.Sincos(float64(pos) * f)
-		a, b := float64(x[2*i]), float64(x[2*i+1])
-		x[2*i], x[2*i+1] = float32(a*c-b*s), float32(a*s+b*c)
+	var buf [128]float64
+	t := buf[:0]
+	if len(x) > len(buf) {
+		t = make([]float64, 0, len(x))
+	}
+	for _, v := range x {
+		t = append(t, float64(v))
+	}
+	mla.RotatePairs(t, invFreq, pos)
+	for i, v := range t {
+		x[i] = float32(v)
 	}
 }
 
@@ -60,25 +67,23 @@ func linearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP
 	return out, nil
 }
 
-// absorbed holds the kv_b_proj halves in float32 for weight absorption:
-// WUK[h] [nope][512] and WUV[h] [v][512].
-type absorbed struct {
-	WUK, WUV [][]float32
-}
-
-func absorb(cfg dsv3.Config, kvb *gemm.FP8Matrix) (*absorbed, error) {
+// absorb returns kv_b_proj [heads·(nope+v), 512] (dequantized) as mla's
+// up-projections W_UK and W_UV per head, for the weight absorption of the
+// decode query (mla.AbsorbQ) and of its output (mla.UnabsorbOut).
+func absorb(cfg dsv3.Config, kvb *gemm.FP8Matrix) (*mla.KVB, error) {
 	w, err := gemm.Dequantize(kvb)
 	if err != nil {
 		return nil, err
 	}
-	nope, dv, lat := cfg.QKNopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
-	a := &absorbed{}
-	for h := 0; h < cfg.NumAttentionHeads; h++ {
-		base := h * (nope + dv) * lat
-		a.WUK = append(a.WUK, w[base:base+nope*lat])
-		a.WUV = append(a.WUV, w[base+nope*lat:base+(nope+dv)*lat])
+	k := &mla.KVB{Heads: cfg.NumAttentionHeads, NopeDim: cfg.QKNopeHeadDim, VDim: cfg.VHeadDim, Rank: cfg.KVLoraRank,
+		W: make([]float64, len(w))}
+	for i, v := range w {
+		k.W[i] = float64(v)
 	}
-	return a, nil
+	if err := k.Check(); err != nil {
+		return nil, fmt.Errorf("demo: kv_b_proj: %w", err)
+	}
+	return k, nil
 }
 
 // normQuant applies input_layernorm to hidden states x [n, hidden] (a copy)
@@ -120,7 +125,7 @@ func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, h
 // are the new tokens' hidden states, the cache holds each sequence's prefix
 // (seqlens[b] tokens, block table bt). It appends the new tokens' rows to
 // the cache, increments seqlens and returns o_proj's output [B, hidden].
-func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.Config, w *Weights, ab *absorbed,
+func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.Config, w *Weights, ab *mla.KVB,
 	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, st *stageTimes) ([]float32, error) {
 	B, heads := len(seqlens), cfg.NumAttentionHeads
 	nope, rope, dv, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
@@ -148,22 +153,24 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 	}
 	// absorb: q_lat = W_UKᵀ·q_nope (512) ; q_pe roped (64)
 	inv := dsv3.RopeInvFreq(cfg)
-	qa576 := make([]float32, B*heads*(lat+rope))
+	qNope := make([]float64, B*heads*nope)
+	qPe := make([]float64, B*heads*rope)
 	for b := 0; b < B; b++ {
 		for hd := 0; hd < heads; hd++ {
 			qh := q[(b*heads+hd)*(nope+rope) : (b*heads+hd+1)*(nope+rope)]
-			dst := qa576[(b*heads+hd)*(lat+rope) : (b*heads+hd+1)*(lat+rope)]
-			wuk := ab.WUK[hd]
-			for i := 0; i < nope; i++ {
-				qi := qh[i]
-				row := wuk[i*lat : (i+1)*lat]
-				for j, v := range row {
-					dst[j] += qi * v
-				}
+			for i, v := range qh[:nope] {
+				qNope[(b*heads+hd)*nope+i] = float64(v)
 			}
-			copy(dst[lat:], qh[nope:])
-			rope32(dst[lat:], inv, int(seqlens[b]))
+			pe := qPe[(b*heads+hd)*rope : (b*heads+hd+1)*rope]
+			for i, v := range qh[nope:] {
+				pe[i] = float64(v)
+			}
+			mla.RotatePairs(pe, inv, int(seqlens[b]))
 		}
+	}
+	qa576, err := mla.AbsorbQ(ab, qNope, qPe, rope)
+	if err != nil {
+		return nil, err
 	}
 	flops += 2 * int64(B*heads*nope*lat)
 	st.stop(t, flops, 0)
@@ -186,21 +193,13 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 
 	t = st.start("attention: un-absorb + o_proj (FP8 GEMM)")
 	flops = 0
-	o := make([]float32, B*heads*dv)
-	for b := 0; b < B; b++ {
-		for hd := 0; hd < heads; hd++ {
-			src := out[(b*heads+hd)*lat : (b*heads+hd+1)*lat]
-			dst := o[(b*heads+hd)*dv : (b*heads+hd+1)*dv]
-			wuv := ab.WUV[hd]
-			for i := range dst {
-				row := wuv[i*lat : (i+1)*lat]
-				var s float32
-				for j, v := range row {
-					s += v * src[j]
-				}
-				dst[i] = s
-			}
-		}
+	o64, err := mla.UnabsorbOut(ab, out)
+	if err != nil {
+		return nil, err
+	}
+	o := make([]float32, len(o64))
+	for i, v := range o64 {
+		o[i] = float32(v)
 	}
 	flops += 2 * int64(B*heads*dv*lat)
 	attn, err := linear(ctx, be, o, B, w.O, &flops)

@@ -76,9 +76,6 @@ func Published() Config {
 	return c
 }
 
-// PublishedJSON returns the embedded config.json bytes.
-func PublishedJSON() []byte { return append([]byte(nil), publishedConfig...) }
-
 // LoadConfig reads and validates a config.json file.
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)

@@ -63,7 +63,7 @@ func TestValidate(t *testing.T) {
 // FuzzParseConfig: any config.json either fails with ErrConfig or gives a
 // config that Scaled and Route handle without panicking.
 func FuzzParseConfig(f *testing.F) {
-	f.Add(PublishedJSON(), 8)
+	f.Add(append([]byte(nil), publishedConfig...), 8)
 	f.Add([]byte(`{"n_routed_experts": 8, "n_group": 4}`), 1)
 	f.Add([]byte(`[]`), 2)
 	f.Fuzz(func(t *testing.T, b []byte, div int) {

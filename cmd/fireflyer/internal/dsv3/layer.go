@@ -1,6 +1,10 @@
 package dsv3
 
-import "math"
+import (
+	"math"
+
+	"github.com/fireflyer-go/fireflyer/mla"
+)
 
 // Linear is one linear layer's weight, dequantized to float32, row-major
 // [Out][In] (PyTorch's nn.Linear layout: y = W·x).
@@ -49,7 +53,8 @@ func RMSNorm(x []float64, w []float32, eps float64) []float64 {
 }
 
 // RopeInvFreq returns the rotary inverse frequencies for the rope head dim
-// d (64 in DeepSeek-V3): θ^(−2i/d), i < d/2, with YaRN's correction when
+// d (64 in DeepSeek-V3): θ^(−2i/d), i < d/2 (mla.RoPEFrequencies), with
+// YaRN's correction when
 // rope_scaling has factor > 1, as DeepSeek-V3's inference/model.py
 // precompute_freqs_cis applies it whenever the context exceeds
 // original_max_position_embeddings (the deployment setting, the same one
@@ -59,10 +64,7 @@ func RMSNorm(x []float64, w []float32, eps float64) []float64 {
 // over the dims in between blends the two.
 func RopeInvFreq(c Config) []float64 {
 	d := c.QKRopeHeadDim
-	f := make([]float64, d/2)
-	for i := range f {
-		f[i] = math.Pow(c.RopeTheta, -2*float64(i)/float64(d))
-	}
+	f := mla.RoPEFrequencies(d, c.RopeTheta)
 	y := c.RopeScaling
 	if y == nil || y.Factor <= 1 || y.OriginalMaxPositionEmbeddings <= 0 || d < 2 {
 		return f
@@ -87,17 +89,6 @@ func RopeInvFreq(c Config) []float64 {
 		f[i] = f[i]/y.Factor*ramp + f[i]*(1-ramp)
 	}
 	return f
-}
-
-// Rope rotates x (length d) in place at position pos, pairing adjacent
-// channels (2i, 2i+1) as DeepSeek-V3's inference/model.py apply_rotary_emb
-// does (view_as_complex on interleaved pairs).
-func Rope(x []float64, invFreq []float64, pos int) {
-	for i, f := range invFreq {
-		s, c := math.Sincos(float64(pos) * f)
-		a, b := x[2*i], x[2*i+1]
-		x[2*i], x[2*i+1] = a*c-b*s, a*s+b*c
-	}
 }
 
 // MatVec64 returns W·x in float64.
@@ -135,7 +126,7 @@ func KVRow(c Config, w *LayerWeights, h []float64, pos int) CacheRow {
 	row := make(CacheRow, 0, c.KVLoraRank+c.QKRopeHeadDim)
 	row = append(row, RMSNorm(kva[:c.KVLoraRank], w.KVANorm, c.RMSNormEps)...)
 	pe := append([]float64(nil), kva[c.KVLoraRank:]...)
-	Rope(pe, RopeInvFreq(c), pos)
+	mla.RotatePairs(pe, RopeInvFreq(c), pos)
 	return append(row, pe...)
 }
 
@@ -147,17 +138,51 @@ type RefOutput struct {
 	Scores []float64 // router sigmoid scores [n_routed_experts]
 }
 
-// Reference runs one MoE layer's decode step for one token in float64. The
-// attention is computed absorbed (q_nope·W_UK against the cached latent,
-// W_UV after the softmax), which is exact algebra; ReferenceAttentionNaive
-// is the un-absorbed form (k_nope and v rebuilt from the latent through
-// kv_b_proj, as DeepSeek-V3's naive attention does) and the tests hold the two
-// together. x is the token's hidden state;
-// prefix the cache rows of the earlier tokens (their positions 0..len−1, so
-// the token sits at position len(prefix)); topkIdx the experts to use (the
-// fast path's choice, so that near-tie routing flips do not dominate the
-// comparison; their weights are recomputed in float64).
+// KVB64 returns kv_b_proj as mla's float64 up-projections (W_UK and W_UV
+// per head), the operand of mla.AbsorbQ64, mla.UnabsorbOut64 and
+// mla.NaiveMLA.
+func (w *LayerWeights) KVB64(c Config) *mla.KVB {
+	kvb := &mla.KVB{Heads: c.NumAttentionHeads, NopeDim: c.QKNopeHeadDim, VDim: c.VHeadDim, Rank: c.KVLoraRank,
+		W: make([]float64, len(w.KVB.W))}
+	for i, v := range w.KVB.W {
+		kvb.W[i] = float64(v)
+	}
+	return kvb
+}
+
+// Ref is the float64 reference of one MoE layer's decode step, with what
+// every token shares (kv_b_proj in float64, the rotary frequencies)
+// computed once.
+type Ref struct {
+	c   Config
+	w   *LayerWeights
+	kvb *mla.KVB
+	inv []float64
+}
+
+// NewReference prepares the float64 reference of layer weights w.
+func NewReference(c Config, w *LayerWeights) *Ref {
+	return &Ref{c: c, w: w, kvb: w.KVB64(c), inv: RopeInvFreq(c)}
+}
+
+// Reference runs one MoE layer's decode step for one token in float64
+// (NewReference(c, w).Token); see Ref.Token.
 func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkIdx []int32) RefOutput {
+	return NewReference(c, w).Token(x, prefix, topkIdx)
+}
+
+// Token runs the layer's decode step for one token in float64. The
+// attention is computed absorbed (mla.AbsorbQ64: q_nope·W_UK against the
+// cached latent, mla.UnabsorbOut64: W_UV after the softmax), which is exact
+// algebra; the tests hold it to mla.NaiveMLA, the un-absorbed form (k_nope
+// and v rebuilt from the latent through kv_b_proj, as DeepSeek-V3's naive
+// attention does). x is the token's hidden state; prefix the cache rows of
+// the earlier tokens (their positions 0..len−1, so the token sits at
+// position len(prefix)); topkIdx the experts to use (the fast path's
+// choice, so that near-tie routing flips do not dominate the comparison;
+// their weights are recomputed in float64).
+func (rf *Ref) Token(x []float32, prefix []CacheRow, topkIdx []int32) RefOutput {
+	c, w := rf.c, rf.w
 	xd := make([]float64, len(x))
 	for i, v := range x {
 		xd[i] = float64(v)
@@ -167,35 +192,32 @@ func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkId
 	qa := RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps)
 	q := w.QB.MatVec64(qa)
 	rows := append(append([]CacheRow(nil), prefix...), KVRow(c, w, h, pos))
-	inv := RopeInvFreq(c)
 	scale := c.SoftmaxScale()
-	nope, rope, dv, lat := c.QKNopeHeadDim, c.QKRopeHeadDim, c.VHeadDim, c.KVLoraRank
+	nope, rope, lat := c.QKNopeHeadDim, c.QKRopeHeadDim, c.KVLoraRank
 	heads := c.NumAttentionHeads
-	o := make([]float64, heads*dv)
-	logits := make([]float64, len(rows))
+	qNope := make([]float64, heads*nope)
+	qPe := make([]float64, heads*rope)
 	for hd := 0; hd < heads; hd++ {
 		qh := q[hd*(nope+rope) : (hd+1)*(nope+rope)]
-		qpe := append([]float64(nil), qh[nope:]...)
-		Rope(qpe, inv, pos)
-		wuk := w.KVB.W[hd*(nope+dv)*lat : (hd*(nope+dv)+nope)*lat]
-		wuv := w.KVB.W[(hd*(nope+dv)+nope)*lat : (hd+1)*(nope+dv)*lat]
-		// Absorbed in float64: q_nope·(W_UK·c) = (W_UKᵀ·q_nope)·c. The
-		// un-absorbed form is ReferenceAttentionNaive; tests pin the two
-		// together.
-		qlat := make([]float64, lat)
-		for i := 0; i < nope; i++ {
-			for j, v := range wuk[i*lat : (i+1)*lat] {
-				qlat[j] += qh[i] * float64(v)
-			}
-		}
+		copy(qNope[hd*nope:(hd+1)*nope], qh[:nope])
+		pe := qPe[hd*rope : (hd+1)*rope]
+		copy(pe, qh[nope:])
+		mla.RotatePairs(pe, rf.inv, pos)
+	}
+	qLat, err := mla.AbsorbQ64(rf.kvb, qNope, qPe, rope)
+	if err != nil {
+		panic(err) // shapes come from c and w, fixed above
+	}
+	d := lat + rope
+	oLat := make([]float64, heads*lat)
+	logits := make([]float64, len(rows))
+	for hd := 0; hd < heads; hd++ {
+		qh := qLat[hd*d : (hd+1)*d]
 		m := math.Inf(-1)
 		for j, r := range rows {
 			var s float64
-			for i := 0; i < lat; i++ {
-				s += qlat[i] * r[i]
-			}
-			for i := 0; i < rope; i++ {
-				s += qpe[i] * r[lat+i]
+			for i, v := range qh {
+				s += v * r[i]
 			}
 			logits[j] = s * scale
 			m = math.Max(m, logits[j])
@@ -205,21 +227,17 @@ func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkId
 			logits[j] = math.Exp(logits[j] - m)
 			den += logits[j]
 		}
-		olat := make([]float64, lat)
+		ol := oLat[hd*lat : (hd+1)*lat]
 		for j, r := range rows {
 			p := logits[j] / den
-			for i := 0; i < lat; i++ {
-				olat[i] += p * r[i]
+			for i := range ol {
+				ol[i] += p * r[i]
 			}
 		}
-		oh := o[hd*dv : (hd+1)*dv]
-		for i := range oh {
-			var s float64
-			for j, v := range wuv[i*lat : (i+1)*lat] {
-				s += float64(v) * olat[j]
-			}
-			oh[i] = s
-		}
+	}
+	o, err := mla.UnabsorbOut64(rf.kvb, oLat)
+	if err != nil {
+		panic(err)
 	}
 	attn := w.O.MatVec64(o)
 	x1 := make([]float64, len(xd))
@@ -245,52 +263,4 @@ func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkId
 		out[i] = x1[i] + moe[i]
 	}
 	return RefOutput{Attn: attn, MoE: moe, Out: out, Scores: scores}
-}
-
-// ReferenceAttentionNaive returns o_proj's input [heads·v_head_dim] for one
-// token computed un-absorbed in float64: every cached latent is expanded
-// through kv_b_proj into per-head k_nope and v before the softmax. q is
-// q_b_proj's output [heads·192] (before RoPE), rows the cache rows including
-// the token's own, at position len(rows)−1.
-func ReferenceAttentionNaive(c Config, w *LayerWeights, q []float64, rows []CacheRow) []float64 {
-	nope, rope, dv, lat := c.QKNopeHeadDim, c.QKRopeHeadDim, c.VHeadDim, c.KVLoraRank
-	pos := len(rows) - 1
-	inv := RopeInvFreq(c)
-	scale := c.SoftmaxScale()
-	o := make([]float64, c.NumAttentionHeads*dv)
-	logits := make([]float64, len(rows))
-	for hd := 0; hd < c.NumAttentionHeads; hd++ {
-		qh := q[hd*(nope+rope) : (hd+1)*(nope+rope)]
-		qpe := append([]float64(nil), qh[nope:]...)
-		Rope(qpe, inv, pos)
-		wuk := Linear{Out: nope, In: lat, W: w.KVB.W[hd*(nope+dv)*lat : (hd*(nope+dv)+nope)*lat]}
-		wuv := Linear{Out: dv, In: lat, W: w.KVB.W[(hd*(nope+dv)+nope)*lat : (hd+1)*(nope+dv)*lat]}
-		m := math.Inf(-1)
-		for j, r := range rows {
-			k := wuk.MatVec64(r[:lat])
-			var s float64
-			for i := 0; i < nope; i++ {
-				s += qh[i] * k[i]
-			}
-			for i := 0; i < rope; i++ {
-				s += qpe[i] * r[lat+i]
-			}
-			logits[j] = s * scale
-			m = math.Max(m, logits[j])
-		}
-		var den float64
-		for j := range logits {
-			logits[j] = math.Exp(logits[j] - m)
-			den += logits[j]
-		}
-		oh := o[hd*dv : (hd+1)*dv]
-		for j, r := range rows {
-			v := wuv.MatVec64(r[:lat])
-			p := logits[j] / den
-			for i := range oh {
-				oh[i] += p * v[i]
-			}
-		}
-	}
-	return o
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/mla"
 )
 
 func TestRMSNormAndRope(t *testing.T) {
@@ -24,13 +25,13 @@ func TestRMSNormAndRope(t *testing.T) {
 		v[i] = float64(i%7) - 3
 	}
 	orig := append([]float64(nil), v...)
-	Rope(v, inv, 0)
+	mla.RotatePairs(v, inv, 0)
 	for i := range v {
 		if v[i] != orig[i] {
 			t.Fatal("RoPE at position 0 must be the identity")
 		}
 	}
-	Rope(v, inv, 37)
+	mla.RotatePairs(v, inv, 37)
 	for i := 0; i < 64; i += 2 {
 		a := math.Hypot(v[i], v[i+1])
 		b := math.Hypot(orig[i], orig[i+1])
@@ -106,7 +107,8 @@ func TestReferenceSingleKey(t *testing.T) {
 }
 
 // TestReferenceAbsorbedMatchesNaive holds the absorbed float64 attention of
-// Reference to the un-absorbed form over a real prefix.
+// Reference to the un-absorbed form (mla.NaiveMLA: k_nope and v rebuilt from
+// every cached latent through kv_b_proj) over a real prefix.
 func TestReferenceAbsorbedMatchesNaive(t *testing.T) {
 	c, _ := Published().Scaled(64)
 	r := testutil.RNG(9)
@@ -135,7 +137,23 @@ func TestReferenceAbsorbedMatchesNaive(t *testing.T) {
 	h := RMSNorm(testutil.F64(x), w.InputNorm, c.RMSNormEps)
 	q := w.QB.MatVec64(RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps))
 	rows := append(append([]CacheRow(nil), prefix...), KVRow(c, w, h, len(prefix)))
-	want := w.O.MatVec64(ReferenceAttentionNaive(c, w, q, rows))
+	nope, rope, lat := c.QKNopeHeadDim, c.QKRopeHeadDim, c.KVLoraRank
+	inv := RopeInvFreq(c)
+	var qNope, qPe, lats, kPe []float64
+	for hd := 0; hd < heads; hd++ {
+		qh := q[hd*(nope+rope) : (hd+1)*(nope+rope)]
+		pe := append([]float64(nil), qh[nope:]...)
+		mla.RotatePairs(pe, inv, len(rows)-1)
+		qNope, qPe = append(qNope, qh[:nope]...), append(qPe, pe...)
+	}
+	for _, row := range rows {
+		lats, kPe = append(lats, row[:lat]...), append(kPe, row[lat:]...)
+	}
+	o, _, err := mla.NaiveMLA(w.KVB64(c), qNope, qPe, lats, kPe, 1, len(rows), rope, c.SoftmaxScale(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := w.O.MatVec64(o)
 	if d := testutil.CalcDiff(got.Attn, want); d > 1e-13 {
 		t.Fatalf("absorbed vs naive calc_diff %v", d)
 	}
