@@ -168,38 +168,31 @@ func TestBadOptions(t *testing.T) {
 // correction bias, and dropping one of the top-k experts.
 func TestCheckFailsOnWrongStage(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		f    func(stage string, v []float32)
+		name  string
+		after string // the stage whose result is altered
+		f     func(s *state)
 	}{
-		{"attention ×0.9", func(stage string, v []float32) {
-			if stage == "attention" {
-				for i := range v {
-					v[i] *= 0.9
-				}
+		{"attention ×0.9", "attention", func(s *state) {
+			for i := range s.attn {
+				s.attn[i] *= 0.9
 			}
 		}},
-		{"routing without e_score_correction_bias", func(stage string, v []float32) {
+		{"routing without e_score_correction_bias", "shared expert", func(s *state) {
 			// The routing stage ran with the real bias; the check's
 			// re-selection sees the bias zeroed, as if routing had
 			// ignored it.
-			if stage == "bias" {
-				clear(v)
-			}
+			clear(s.w.Bias)
 		}},
-		{"last expert dropped", func(stage string, v []float32) {
-			if stage == "weights" {
-				for i := 7; i < len(v); i += 8 {
-					v[i] = 0
-				}
+		{"last expert dropped", "shared expert", func(s *state) {
+			for i := 7; i < len(s.wts); i += 8 {
+				s.wts[i] = 0
 			}
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			testPerturb = c.f
-			defer func() { testPerturb = nil }()
 			o := small(t)
 			o.Dir = ""
-			r, err := Run(context.Background(), o)
+			r, err := runStages(context.Background(), o, perturbAfter(t, c.after, c.f))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,6 +206,51 @@ func TestCheckFailsOnWrongStage(t *testing.T) {
 			}
 			t.Logf("calc_diff %.3g, attention %.3g, moe %.3g", r.CalcDiff, r.AttnDiff, r.MoEDiff)
 		})
+	}
+}
+
+// perturbAfter returns the demo's stages with an untimed stage calling f
+// inserted after the stage named after.
+func perturbAfter(t *testing.T, after string, f func(s *state)) []stage {
+	t.Helper()
+	for i, st := range stages {
+		if st.name == after {
+			p := stage{name: "perturb " + after, run: func(_ context.Context, s *state) (int64, int64, error) { f(s); return 0, 0, nil }}
+			return append(append(append([]stage(nil), stages[:i+1]...), p), stages[i+1:]...)
+		}
+	}
+	t.Fatalf("no stage %q", after)
+	return nil
+}
+
+// TestStageTable: the stage table is made of the rows the stage list
+// declares, in order, and a stage adding an undeclared row fails the run.
+func TestStageTable(t *testing.T) {
+	o := small(t)
+	o.Dir = ""
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = o.defaults()
+	var want []string
+	for _, st := range stages {
+		if st.rows != nil {
+			want = append(want, st.rows(&o)...)
+		}
+	}
+	var got []string
+	for _, s := range r.Stages {
+		got = append(got, s.Name)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("stage table rows\n%q\nwant\n%q", got, want)
+	}
+	bad := append([]stage{{name: "rogue", run: func(_ context.Context, s *state) (int64, int64, error) {
+		return 0, 0, s.row("undeclared", 0, 0, 0)
+	}}}, stages...)
+	if _, err := runStages(context.Background(), o, bad); err == nil || !strings.Contains(err.Error(), "undeclared") {
+		t.Fatalf("undeclared row: err %v", err)
 	}
 }
 

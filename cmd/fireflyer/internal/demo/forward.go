@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/gemm"
@@ -124,13 +125,14 @@ func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, h
 // attention runs the absorbed MLA decode step for a batch: x [B, hidden]
 // are the new tokens' hidden states, the cache holds each sequence's prefix
 // (seqlens[b] tokens, block table bt). It appends the new tokens' rows to
-// the cache, increments seqlens and returns o_proj's output [B, hidden].
+// the cache, increments seqlens and returns o_proj's output [B, hidden],
+// adding its three rows to the stage table of st.
 func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.Config, w *Weights, ab *mla.KVB,
-	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, st *stageTimes) ([]float32, error) {
+	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, st *state) ([]float32, error) {
 	B, heads := len(seqlens), cfg.NumAttentionHeads
 	nope, rope, dv, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
 	var flops int64
-	t := st.start("attention: projections (FP8 GEMM)")
+	t := time.Now()
 	// input_layernorm and per-token quantization once, for both projections
 	hq, err := normQuant(cfg, w, x, B)
 	if err != nil {
@@ -173,12 +175,14 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 		return nil, err
 	}
 	flops += 2 * int64(B*heads*nope*lat)
-	st.stop(t, flops, 0)
+	if err := st.row(rowProj, time.Since(t), flops, 0); err != nil {
+		return nil, err
+	}
 
 	for b := range seqlens {
 		seqlens[b]++
 	}
-	t = st.start("attention: MLA decode (paged, split-KV)")
+	t = time.Now()
 	out, _, err := mla.Decode(ctx, mbe, mla.Query{Data: qa576, B: B, SQ: 1, HQ: heads}, cache, bt, seqlens,
 		&mla.Options{Scale: float32(cfg.SoftmaxScale())})
 	if err != nil {
@@ -189,9 +193,11 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 		sk += int64(l)
 	}
 	mlaBytes := (sk*int64(lat+rope) + int64(B*heads*(lat+rope+lat))) * int64(cache.DType.Size())
-	st.stop(t, 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes)
+	if err := st.row(rowDecode, time.Since(t), 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes); err != nil {
+		return nil, err
+	}
 
-	t = st.start("attention: un-absorb + o_proj (FP8 GEMM)")
+	t = time.Now()
 	flops = 0
 	o64, err := mla.UnabsorbOut(ab, out)
 	if err != nil {
@@ -206,7 +212,9 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 	if err != nil {
 		return nil, err
 	}
-	st.stop(t, flops, 0)
+	if err := st.row(rowOProj, time.Since(t), flops, 0); err != nil {
+		return nil, err
+	}
 	return attn, nil
 }
 
