@@ -45,4 +45,8 @@
 //	buf, _ := ctx.Upload([]byte{1, 2, 3})
 //	defer buf.Free()
 //	fmt.Println(ctx.Info().Name, ctx.Info().Arch()) // NVIDIA H200 sm_90a
+//
+// Where it sits: a compute package (docs/architecture.md), the door to GPUs;
+// cuda/jit compiles kernels through it and cuda/kernels holds the GPU
+// backends, cuda/cudatest a fake driver for tests.
 package cuda

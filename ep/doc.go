@@ -66,4 +66,8 @@
 //			out, err := b.Combine(ctx, y, res.Handle, ep.CombineOptions{})
 //			...
 //		})
+//
+// Where it sits: a compute package (docs/architecture.md). It imports tensor
+// and the basement only; transports are ep/inproc and ep/sock, the
+// conformance suite ep/eptest.
 package ep

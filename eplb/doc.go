@@ -47,4 +47,8 @@
 //		log.Fatal(err)
 //	}
 //	fmt.Println(plan.Phy2Log[0]) // [5 6 5 7 8 4 3 4 10 9 10 2 0 1 11 1]
+//
+// Where it sits: a compute package (docs/architecture.md), pure: it imports
+// the standard library only; eplb/eplbio and eplb/svg do its I/O and
+// drawing.
 package eplb

@@ -88,4 +88,8 @@
 // File also implements io.ReaderAt and io.WriterAt (through a pooled ring
 // and a bounce buffer), and Client.ReadBatch/WriteBatch run a slice of
 // requests to completion.
+//
+// Where it sits: a compute package (docs/architecture.md): the I/O layer. It
+// imports the basement only (io_uring and hf3fs system calls); formats such
+// as fs/safetensors sit on top of it, its conformance suite is fs/fstest.
 package fs

@@ -34,4 +34,8 @@
 // Helpers for CUDA-style layouts (PackUE8M0, MNMajorTMAAligned,
 // TMAAlignedSize) produce what DeepGEMM's kernels read; the CPU backends take
 // the logical K-major scale layout described on FP8Matrix.
+//
+// Where it sits: a compute package (docs/architecture.md). It imports tensor and
+// the basement only; its backends are gemm/ref (the spec) and gemm/cpu, its
+// conformance suite gemm/gemmtest with the oracles of gemm/oracle.
 package gemm

@@ -54,4 +54,8 @@
 //	}
 //	out, lse, err := mla.Decode(ctx, nil, mla.Query{Data: q, B: b, SQ: 1, HQ: 128},
 //		cache, pager.BlockTable, pager.CacheSeqlens, &mla.Options{Scale: mla.DeepSeekV3Scale})
+//
+// Where it sits: a compute package (docs/architecture.md) with its two
+// backends, ref and cpu. It imports tensor and the basement only; its
+// conformance suite is mla/mlatest, its oracle mla/oracle.
 package mla

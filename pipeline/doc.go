@@ -41,4 +41,8 @@
 //		Costs: pipeline.OpCosts{F: 1, B: 2, W: 1, FB: 3},
 //	})
 //	fmt.Println(rep.Makespan, rep.Idle) // 26 [2 2 2 2]
+//
+// Where it sits: a compute package (docs/architecture.md), pure: it imports
+// the standard library only and does no I/O; pipeline/svg draws its
+// schedules.
 package pipeline

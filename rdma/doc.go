@@ -19,4 +19,7 @@
 //	for _, d := range devs {
 //		fmt.Println(d.Name, d.Ports[0].LinkLayer, d.Ports[0].State)
 //	}
+//
+// Where it sits: a compute package (docs/architecture.md) beside ep, whose
+// verbs transport it will hold; it imports no other package of the module.
 package rdma

@@ -11,6 +11,8 @@
 // purego callbacks are process-wide and never freed, so one set is created
 // per process and dispatches to the most recently created Fake: create one
 // Fake per test and do not run such tests in parallel.
+//
+// Where it sits: a check (docs/architecture.md); only tests import it.
 package cudatest
 
 import (

@@ -35,4 +35,7 @@
 //	})
 //	// k.Image is a CUBIN for ctx.LoadModule; k.Lowered names the kernel.
 //	// comp.Load(ctx, req) does both and caches the function per context.
+//
+// Where it sits: on top of package cuda (docs/architecture.md); it imports
+// cuda only.
 package jit

@@ -29,4 +29,7 @@
 //		M: m, N: n, K: k, A: a.Ptr, SA: sa.Ptr, B: b.Ptr, SB: sb.Ptr, D: d.Ptr, Out: tensor.BF16T,
 //	})
 //	// then ctx.Synchronize() and ctx.CopyDtoH(...)
+//
+// Where it sits: the GPU backends (docs/architecture.md), on cuda and
+// cuda/jit.
 package kernels

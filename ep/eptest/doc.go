@@ -14,4 +14,7 @@
 //			return inproc.Run(ctx, ranks, fn)
 //		})
 //	}
+//
+// Where it sits: a check (docs/architecture.md); it imports testing, so only
+// tests import it.
 package eptest

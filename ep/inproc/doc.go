@@ -11,4 +11,7 @@
 //		res, err := b.Dispatch(ctx, x, topk, ep.DispatchOptions{})
 //		...
 //	})
+//
+// Where it sits: a transport backend of package ep (docs/architecture.md),
+// the in-process reference; it imports ep only.
 package inproc

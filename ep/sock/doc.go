@@ -33,4 +33,7 @@
 //
 // A peer that dies or sends a malformed frame makes its connection drop
 // and every wait on this rank fail with an error wrapping ep.ErrTransport.
+//
+// Where it sits: a transport backend of package ep (docs/architecture.md); it
+// imports ep only.
 package sock

@@ -6,4 +6,6 @@
 // Upstream behaviour checked: deepseek-ai/3FS src/lib/api/hf3fs_usrbio.h
 // (prep_io errors, short reads at EOF, zero-filled holes, io_depth
 // batching) as described in shared/specs/3fs.md.
+//
+// Where it sits: a check (docs/architecture.md); only tests import it.
 package fstest

@@ -35,4 +35,7 @@
 //	f, _ := safetensors.Open(ctx, c, "step-100.safetensors", nil)
 //	defer f.Close()
 //	weight2, _ := f.Tensor("layer.0.weight")
+//
+// Where it sits: a format on top of fs (docs/architecture.md); it imports fs
+// and tensor only.
 package safetensors

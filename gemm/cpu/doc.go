@@ -16,4 +16,7 @@
 // goroutines that stay parked for the life of the process and join later
 // calls. Tests that check for leaks with go.uber.org/goleak ignore them with
 // goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop").
+//
+// Where it sits: a backend of package gemm (docs/architecture.md), built on the
+// SIMD kernels of the basement; it passes gemm/gemmtest.
 package cpu

@@ -12,4 +12,8 @@
 // unquantized inputs) < 1e−3 and calc_diff(D, float64 product of the
 // dequantized inputs) < 1e−5; float32 output paths < 1e−6; BF16 GEMM
 // < 1e−5. Large shapes run only without -short.
+//
+// Where it sits: a check (docs/architecture.md). It imports testing, so only
+// tests import it; the generators, float64 oracles and gates it applies live
+// in gemm/oracle, which the CLI and benchmarks use too.
 package gemmtest

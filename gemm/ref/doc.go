@@ -9,4 +9,7 @@
 // multiply-add), and finally D = bf16_rn(C + acc) or float32(C + acc)
 // (DeepGEMM deep_gemm/include/deep_gemm/fp8_gemm.cuh, SM90 1D2D kernel;
 // shared/specs/deepgemm.md §2.2).
+//
+// Where it sits: the reference backend of package gemm (docs/architecture.md);
+// it imports gemm and tensor only and passes gemm/gemmtest.
 package ref

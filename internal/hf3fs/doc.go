@@ -5,4 +5,6 @@
 // glibc-compatible process-shared semaphore on futexes, and mount
 // detection from /proc/self/mountinfo. The fs package's "hf3fs" backend
 // and its test daemon both use it.
+//
+// Where it sits: the basement (docs/architecture.md); only fs imports it.
 package hf3fs

@@ -1,6 +1,12 @@
-// Package testutil holds the test metrics and data generators that every
-// Fireflyer package's tests share, so that upstream thresholds keep their
+// Package testutil holds the metrics and data generators that every
+// Fireflyer package's checks share (calc_diff as upstream defines it,
+// seeded normal and uniform draws), so that upstream thresholds keep their
 // meaning across packages.
+//
+// Where it sits: the basement (docs/architecture.md). It imports no
+// testing: the oracles gemm/oracle and mla/oracle, the fireflyer command and
+// the demo use it as well as the conformance suites. Its one calc_diff is
+// CalcDiff (CalcDiffShifted is DeepEP's +1-shifted variant).
 package testutil
 
 import (

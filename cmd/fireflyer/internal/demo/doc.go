@@ -26,4 +26,8 @@
 // PartThreshold, the router's expert choice to be exactly noaux_tc's on the
 // step's own scores, and those scores within RouterScoreTolerance of
 // float64 (see Result.OK).
+//
+// Where it sits: the application (docs/architecture.md). Run is a list of
+// stage functions over one state (stages.go); the stage table it returns is
+// made of the rows that list declares.
 package demo

@@ -5,4 +5,7 @@
 // step used to check the fast path.
 //
 // Upstream: deepseek-ai/DeepSeek-V3 (config.json, inference/model.py).
+//
+// Where it sits: the application (docs/architecture.md); it imports mla for
+// the one RoPE, weight absorption and naive MLA reference.
 package dsv3
