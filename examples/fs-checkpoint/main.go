@@ -265,5 +265,3 @@ func load(ctx context.Context, c *fs.Client) (string, int, error) {
 	}
 	return meta["step"], len(names), nil
 }
-
-func openClient(dir string) (*fs.Client, error) { return fs.Open(context.Background(), dir) }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/fireflyer-go/fireflyer/fs"
 )
 
 // TestMain checks that no test leaves a goroutine running (worker pools,
@@ -100,3 +102,6 @@ func TestChecksumCatchesCorruption(t *testing.T) {
 		t.Fatalf("load of a corrupted checkpoint: %v, want a checksum mismatch", err)
 	}
 }
+
+// openClient opens an fs client on dir with the default backend.
+func openClient(dir string) (*fs.Client, error) { return fs.Open(context.Background(), dir) }

@@ -13,7 +13,7 @@
 //
 // # The check
 //
-// The reference (dsv3.Reference) recomputes every token's layer output in
+// The reference (dsv3.Ref) recomputes every token's layer output in
 // float64 on one rank from the same dequantized weights, inputs and cache
 // prefix, with the fast path's expert choice. The check line compares the
 // layer's output: calc_diff usually shows 2.5e-4 … 3.2e-4 at the defaults

@@ -165,12 +165,6 @@ func NewReference(c Config, w *LayerWeights) *Ref {
 	return &Ref{c: c, w: w, kvb: w.KVB64(c), inv: RopeInvFreq(c)}
 }
 
-// Reference runs one MoE layer's decode step for one token in float64
-// (NewReference(c, w).Token); see Ref.Token.
-func Reference(c Config, w *LayerWeights, x []float32, prefix []CacheRow, topkIdx []int32) RefOutput {
-	return NewReference(c, w).Token(x, prefix, topkIdx)
-}
-
 // Token runs the layer's decode step for one token in float64. The
 // attention is computed absorbed (mla.AbsorbQ64: q_nope·W_UK against the
 // cached latent, mla.UnabsorbOut64: W_UV after the softmax), which is exact

@@ -85,7 +85,7 @@ func TestReferenceSingleKey(t *testing.T) {
 	w.Shared = mk(c.MoEIntermediateSize)
 	x := testutil.Normal(r, hid, 0, 1)
 	topk := []int32{0, 3, 5, 6, 9, 10, 12, 15}
-	got := Reference(c, w, x, nil, topk)
+	got := NewReference(c, w).Token(x, nil, topk)
 
 	xd := testutil.F64(x)
 	h := RMSNorm(xd, w.InputNorm, c.RMSNormEps)
@@ -132,7 +132,7 @@ func TestReferenceAbsorbedMatchesNaive(t *testing.T) {
 		prefix = append(prefix, KVRow(c, w, h, p))
 	}
 	x := testutil.Normal(r, hid, 0, 1)
-	got := Reference(c, w, x, prefix, []int32{0, 1, 2, 3, 4, 5, 6, 7})
+	got := NewReference(c, w).Token(x, prefix, []int32{0, 1, 2, 3, 4, 5, 6, 7})
 
 	h := RMSNorm(testutil.F64(x), w.InputNorm, c.RMSNormEps)
 	q := w.QB.MatVec64(RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps))
