@@ -41,8 +41,8 @@ type Measurement struct {
 	ScheduleParts int     `json:"parts"`
 }
 
-// Measure times be on the case against the anchors — GEMMAnchor on an
-// equal-FLOP GEMM and MemcpyAnchor over the same bytes — alternating one
+// Measure times be on the case against the anchors — anchor.GEMM on an
+// equal-FLOP GEMM and anchor.Memcpy over the same bytes — alternating one
 // run of each for rounds rounds (after one warm-up run of each) and keeping
 // each one's minimum, so that all three see the same spells of interference
 // on a shared machine. reps > 1 repeats each timed run reps times per round.
