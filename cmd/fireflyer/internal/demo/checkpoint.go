@@ -203,24 +203,12 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
-// Weights are one MoE layer's weights as the fast path uses them: FP8
-// linear layers with their 128×128 block scales (gemm operands), float32
-// norms, the BF16 router and its bias.
-type Weights struct {
-	InputNorm, QANorm, KVANorm, PostNorm []float32
-	QA, QB, KVA, KVB, O                  *gemm.FP8Matrix
-	Gate                                 *gemm.BF16Matrix // [n_routed_experts, hidden]
-	Bias                                 []float32        // [n_routed_experts]
-	ExpGate, ExpUp, ExpDown              []*gemm.FP8Matrix
-	ShGate, ShUp, ShDown                 *gemm.FP8Matrix
-}
-
 // LoadCheckpoint reads MoE layer `layer` from dir through c's read rings:
 // it reads model.safetensors.index.json when present (else every
 // *.safetensors file), opens the shards holding the layer, checks every
 // tensor's dtype and shape against cfg and, where the shard records one,
 // its CRC-32C. Tensors of other layers are not copied out of the shards.
-func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer int, progress func(done, total int64)) (*Weights, *CheckpointStats, error) {
+func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer int, progress func(done, total int64)) (*dsv3.Weights, *CheckpointStats, error) {
 	dir := c.Root()
 	files, err := shardFiles(dir, "model.layers."+strconv.Itoa(layer)+".")
 	if err != nil {
@@ -299,7 +287,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		tensor.DecodeBF16(out, t.BF16s())
 		return out, nil
 	}
-	w := &Weights{}
+	w := &dsv3.Weights{}
 	specs := layerSpecs(cfg, layer)
 	mats := make([]*gemm.FP8Matrix, len(specs))
 	for i, s := range specs {
@@ -389,41 +377,4 @@ func shardFiles(dir, prefix string) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
-}
-
-// Dequantized returns the layer's weights dequantized to float32, in the
-// float64 reference's layout.
-func (w *Weights) Dequantized(cfg dsv3.Config) (*dsv3.LayerWeights, error) {
-	lin := func(m *gemm.FP8Matrix) (dsv3.Linear, error) {
-		v, err := gemm.Dequantize(m)
-		return dsv3.Linear{Out: m.Rows, In: m.K, W: v}, err
-	}
-	var err error
-	d := &dsv3.LayerWeights{InputNorm: w.InputNorm, QANorm: w.QANorm, KVANorm: w.KVANorm, PostNorm: w.PostNorm, Bias: w.Bias}
-	for _, p := range []struct {
-		dst *dsv3.Linear
-		src *gemm.FP8Matrix
-	}{{&d.QA, w.QA}, {&d.QB, w.QB}, {&d.KVA, w.KVA}, {&d.KVB, w.KVB}, {&d.O, w.O}, {&d.Shared.Gate, w.ShGate}, {&d.Shared.Up, w.ShUp}, {&d.Shared.Down, w.ShDown}} {
-		if *p.dst, err = lin(p.src); err != nil {
-			return nil, err
-		}
-	}
-	g := make([]float32, len(w.Gate.Data))
-	tensor.DecodeBF16(g, w.Gate.Data)
-	d.Gate = dsv3.Linear{Out: w.Gate.Rows, In: w.Gate.K, W: g}
-	d.Experts = make([]dsv3.Expert, len(w.ExpGate))
-	for j := range d.Experts {
-		e := &d.Experts[j]
-		if e.Gate, err = lin(w.ExpGate[j]); err != nil {
-			return nil, err
-		}
-		if e.Up, err = lin(w.ExpUp[j]); err != nil {
-			return nil, err
-		}
-		if e.Down, err = lin(w.ExpDown[j]); err != nil {
-			return nil, err
-		}
-	}
-	_ = cfg
-	return d, nil
 }

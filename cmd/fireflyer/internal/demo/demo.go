@@ -175,8 +175,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-func (s Stage) duration() time.Duration { return time.Duration(s.Seconds * float64(time.Second)) }
-
 func fillModel(res *Result, c dsv3.Config, scale int) {
 	m := &res.Model
 	m.Hidden, m.Experts, m.Heads, m.TopK = c.HiddenSize, c.NRoutedExperts, c.NumAttentionHeads, c.NumExpertsPerTok

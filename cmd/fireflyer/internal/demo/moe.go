@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/tensor"
@@ -108,7 +109,7 @@ func rankMoE(ctx context.Context, b *ep.Buffer, be gemm.Backend, ex rankExperts,
 	act := make([]float32, local*rowsPer*inter)
 	for g := 0; g < local; g++ {
 		c := int(res.Count[g])
-		swiglu(gu[g*rowsPer*2*inter:], c, inter, act[g*rowsPer*inter:])
+		dsv3.SwiGLU(gu[g*rowsPer*2*inter:], c, inter, act[g*rowsPer*inter:])
 	}
 	a2, err := gemm.QuantizePerToken(act, local*rowsPer, inter, gemm.QuantOptions{})
 	if err != nil {

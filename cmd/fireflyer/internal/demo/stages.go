@@ -95,7 +95,7 @@ type state struct {
 	cfg      dsv3.Config
 	dir      string
 	client   *fs.Client
-	w        *Weights
+	w        *dsv3.Weights
 	be       gemm.Backend
 	kvb      *mla.KVB // kv_b_proj for the weight absorption
 	rng      *rand.Rand
@@ -309,7 +309,7 @@ func loadStage(ctx context.Context, s *state) (int64, int64, error) {
 // for one more token per sequence.
 func inputs(_ context.Context, s *state) (int64, int64, error) {
 	s.be = gemm.Backend(gemmcpu.New())
-	kvb, err := absorb(s.cfg, s.w.KVB)
+	kvb, err := dsv3.AbsorbKVB(s.cfg, s.w.KVB)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -357,11 +357,11 @@ func fillCache(ctx context.Context, s *state) (int64, int64, error) {
 	xp := s.hidden(len(seqOf))
 	ps := s.opts.PageSize
 	var flops int64
-	xq, err := normQuant(s.cfg, s.w, xp, len(seqOf))
+	xq, err := dsv3.NormQuant(s.cfg, s.w, xp, len(seqOf))
 	if err != nil {
 		return 0, 0, err
 	}
-	err = kvRows(ctx, s.be, s.cfg, s.w, xq, func(i int) int { return posOf[i] }, s.cache,
+	err = dsv3.KVRows(ctx, s.be, s.cfg, s.w, xq, func(i int) int { return posOf[i] }, s.cache,
 		func(i int) (int, int) { return int(s.bt[seqOf[i]][posOf[i]/ps]), posOf[i] % ps }, &flops)
 	if err != nil {
 		return 0, 0, err
@@ -372,14 +372,16 @@ func fillCache(ctx context.Context, s *state) (int64, int64, error) {
 
 // attentionStage runs the absorbed MLA decode step (three rows).
 func attentionStage(ctx context.Context, s *state) (int64, int64, error) {
-	attn, err := attention(ctx, s.be, mla.Default(), s.cfg, s.w, s.kvb, s.x, s.cache, s.bt, s.seqlens, s)
+	names := [...]string{dsv3.PhaseProjections: rowProj, dsv3.PhaseDecode: rowDecode, dsv3.PhaseOutput: rowOProj}
+	phase := func(p dsv3.AttentionPhase, d time.Duration, flops, bytes int64) error {
+		s.fwd += d
+		return s.row(names[p], d, flops, bytes)
+	}
+	attn, err := dsv3.Attention(ctx, s.be, mla.Default(), s.cfg, s.w, s.kvb, s.x, s.cache, s.bt, s.seqlens, phase)
 	if err != nil {
 		return 0, 0, err
 	}
 	s.attn = attn
-	for _, r := range s.rows[len(s.rows)-3:] {
-		s.fwd += r.duration()
-	}
 	return 0, 0, nil
 }
 
@@ -391,14 +393,14 @@ func residual(_ context.Context, s *state) (int64, int64, error) {
 		s.x1[i] = s.x[i] + s.attn[i]
 	}
 	s.h2 = append([]float32(nil), s.x1...)
-	rmsNormRows(s.h2, s.cfg.HiddenSize, s.w.PostNorm, s.cfg.RMSNormEps)
+	dsv3.RMSNormRows(s.h2, s.cfg.HiddenSize, s.w.PostNorm, s.cfg.RMSNormEps)
 	return 0, 0, nil
 }
 
 // router runs the BF16 gate GEMM and noaux_tc selection on the batch.
 func router(ctx context.Context, s *state) (int64, int64, error) {
 	t0 := time.Now()
-	idx, wts, scores, rf, err := route(ctx, s.be, s.cfg, s.w, s.h2, s.opts.Batch)
+	idx, wts, scores, rf, err := dsv3.RouteBatch(ctx, s.be, s.cfg, s.w, s.h2, s.opts.Batch)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -413,8 +415,8 @@ func placeExperts(ctx context.Context, s *state) (int64, int64, error) {
 	cfg, B := s.cfg, s.opts.Batch
 	E, R := cfg.NRoutedExperts, s.opts.Ranks
 	warm := s.hidden(4 * B)
-	rmsNormRows(warm, cfg.HiddenSize, s.w.PostNorm, cfg.RMSNormEps)
-	widx, _, _, _, err := route(ctx, s.be, cfg, s.w, warm, 4*B)
+	dsv3.RMSNormRows(warm, cfg.HiddenSize, s.w.PostNorm, cfg.RMSNormEps)
+	widx, _, _, _, err := dsv3.RouteBatch(ctx, s.be, cfg, s.w, warm, 4*B)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -454,7 +456,7 @@ func stackStage(_ context.Context, s *state) (int64, int64, error) {
 	fused := make([]*gemm.FP8Matrix, s.cfg.NRoutedExperts)
 	for e := range fused {
 		var err error
-		if fused[e], err = fuseGateUp(s.w.ExpGate[e], s.w.ExpUp[e]); err != nil {
+		if fused[e], err = dsv3.FuseGateUp(s.w.ExpGate[e], s.w.ExpUp[e]); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -466,12 +468,12 @@ func stackStage(_ context.Context, s *state) (int64, int64, error) {
 // sharedExpert runs the shared expert as dense FP8 GEMMs.
 func sharedExpert(ctx context.Context, s *state) (int64, int64, error) {
 	t0 := time.Now()
-	shGU, err := fuseGateUp(s.w.ShGate, s.w.ShUp)
+	shGU, err := dsv3.FuseGateUp(s.w.ShGate, s.w.ShUp)
 	if err != nil {
 		return 0, 0, err
 	}
 	var flops int64
-	s.shared, err = mlp(ctx, s.be, shGU, s.w.ShDown, s.h2, s.opts.Batch, &flops)
+	s.shared, err = dsv3.MLP(ctx, s.be, shGU, s.w.ShDown, s.h2, s.opts.Batch, &flops)
 	if err != nil {
 		return 0, 0, err
 	}

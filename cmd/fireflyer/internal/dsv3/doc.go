@@ -1,8 +1,10 @@
-// Package dsv3 holds the DeepSeek-V3 model facts that Fireflyer's demo needs:
-// the published config.json and a scaled-down variant that keeps every ratio
-// that matters, the noaux_tc router, RMSNorm and RoPE, the checkpoint's tensor
-// names and shapes, and a float64 reference of one MoE decoder layer's decode
-// step used to check the fast path.
+// Package dsv3 is the DeepSeek-V3 model as Fireflyer's demo runs it: the
+// published config.json and a scaled-down variant that keeps every ratio
+// that matters, the noaux_tc router, RMSNorm and the YaRN-corrected rotary
+// frequencies, one MoE decoder layer's FP8 weights (Weights) and its decode
+// step in float32 on gemm and mla backends (Attention, RouteBatch, MLP,
+// forward.go), and the float64 reference of the same step (Ref) that checks
+// it.
 //
 // Upstream: deepseek-ai/DeepSeek-V3 (config.json, inference/model.py).
 //

@@ -1,4 +1,4 @@
-package demo
+package dsv3
 
 import (
 	"context"
@@ -6,15 +6,18 @@ import (
 	"math"
 	"time"
 
-	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// rmsNormRows applies RMSNorm with weight w to every row of x [rows, n] in
+// The layer's forward pass as the fast path runs it: FP8 GEMMs through a
+// gemm.Backend on float32 activations quantized per token, the absorbed MLA
+// decode through an mla.Backend, and the router; the float64 Ref checks it.
+
+// RMSNormRows applies RMSNorm with weight w to every row of x [rows, n] in
 // place (float32 data, float64 sums).
-func rmsNormRows(x []float32, n int, w []float32, eps float64) {
+func RMSNormRows(x []float32, n int, w []float32, eps float64) {
 	for r := 0; r+n <= len(x); r += n {
 		row := x[r : r+n]
 		var ss float64
@@ -28,9 +31,9 @@ func rmsNormRows(x []float32, n int, w []float32, eps float64) {
 	}
 }
 
-// rope32 rotates adjacent pairs of x at position pos in float32 storage:
+// Rope32 rotates adjacent pairs of x at position pos in float32 storage:
 // mla.RotatePairs on a float64 copy, rounded back once.
-func rope32(x []float32, invFreq []float64, pos int) {
+func Rope32(x []float32, invFreq []float64, pos int) {
 	var buf [128]float64
 	t := buf[:0]
 	if len(x) > len(buf) {
@@ -45,20 +48,20 @@ func rope32(x []float32, invFreq []float64, pos int) {
 	}
 }
 
-// linear computes x [rows, K] · Wᵀ in FP8: x is quantized per token (1×128
+// LinearFP8 computes x [rows, K] · Wᵀ in FP8: x is quantized per token (1×128
 // float32 scales) and multiplied by the block-scaled weight; the result is
 // float32 [rows, W.Rows]. flops accumulates 2·rows·N·K.
-func linear(ctx context.Context, be gemm.Backend, x []float32, rows int, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
+func LinearFP8(ctx context.Context, be gemm.Backend, x []float32, rows int, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
 	a, err := gemm.QuantizePerToken(x, rows, w.K, gemm.QuantOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return linearQ(ctx, be, a, w, flops)
+	return LinearQ(ctx, be, a, w, flops)
 }
 
-// linearQ is linear for an input already quantized per token, so that one
+// LinearQ is LinearFP8 for an input already quantized per token, so that one
 // quantization can feed several projections of the same activations.
-func linearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
+func LinearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
 	rows := a.Rows
 	out := make([]float32, rows*w.Rows)
 	if err := be.GemmNT(ctx, a, w, &gemm.Out{Rows: rows, Cols: w.Rows, F32: out}); err != nil {
@@ -68,10 +71,10 @@ func linearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP
 	return out, nil
 }
 
-// absorb returns kv_b_proj [heads·(nope+v), 512] (dequantized) as mla's
+// AbsorbKVB returns kv_b_proj [heads·(nope+v), 512] (dequantized) as mla's
 // up-projections W_UK and W_UV per head, for the weight absorption of the
 // decode query (mla.AbsorbQ) and of its output (mla.UnabsorbOut).
-func absorb(cfg dsv3.Config, kvb *gemm.FP8Matrix) (*mla.KVB, error) {
+func AbsorbKVB(cfg Config, kvb *gemm.FP8Matrix) (*mla.KVB, error) {
 	w, err := gemm.Dequantize(kvb)
 	if err != nil {
 		return nil, err
@@ -82,38 +85,38 @@ func absorb(cfg dsv3.Config, kvb *gemm.FP8Matrix) (*mla.KVB, error) {
 		k.W[i] = float64(v)
 	}
 	if err := k.Check(); err != nil {
-		return nil, fmt.Errorf("demo: kv_b_proj: %w", err)
+		return nil, fmt.Errorf("dsv3: kv_b_proj: %w", err)
 	}
 	return k, nil
 }
 
-// normQuant applies input_layernorm to hidden states x [n, hidden] (a copy)
+// NormQuant applies input_layernorm to hidden states x [n, hidden] (a copy)
 // and quantizes the result per token: the operand of kv_a_proj_with_mqa and
 // q_a_proj alike.
-func normQuant(cfg dsv3.Config, w *Weights, x []float32, n int) (*gemm.FP8Matrix, error) {
+func NormQuant(cfg Config, w *Weights, x []float32, n int) (*gemm.FP8Matrix, error) {
 	h := append([]float32(nil), x...)
-	rmsNormRows(h, cfg.HiddenSize, w.InputNorm, cfg.RMSNormEps)
+	RMSNormRows(h, cfg.HiddenSize, w.InputNorm, cfg.RMSNormEps)
 	return gemm.QuantizePerToken(h, n, cfg.HiddenSize, gemm.QuantOptions{})
 }
 
-// kvRows turns normalised, quantized hidden states hq [n, hidden] (from
+// KVRows turns normalised, quantized hidden states hq [n, hidden] (from
 // normQuant) at the given positions into MLA cache rows and writes them into
 // the cache: kv_a_proj_with_mqa (FP8), kv_a_layernorm on the 512 latent
 // channels, RoPE on the 64 rope channels. slot(i) gives the (block, offset)
 // of row i.
-func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, hq *gemm.FP8Matrix, pos func(i int) int,
+func KVRows(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, hq *gemm.FP8Matrix, pos func(i int) int,
 	cache *mla.PagedCache, slot func(i int) (int, int), flops *int64) error {
 	n := hq.Rows
-	kva, err := linearQ(ctx, be, hq, w.KVA, flops)
+	kva, err := LinearQ(ctx, be, hq, w.KVA, flops)
 	if err != nil {
 		return err
 	}
-	inv := dsv3.RopeInvFreq(cfg)
+	inv := RopeInvFreq(cfg)
 	d := cfg.KVLoraRank + cfg.QKRopeHeadDim
 	for i := 0; i < n; i++ {
 		row := kva[i*d : (i+1)*d]
-		rmsNormRows(row[:cfg.KVLoraRank], cfg.KVLoraRank, w.KVANorm, cfg.RMSNormEps)
-		rope32(row[cfg.KVLoraRank:], inv, pos(i))
+		RMSNormRows(row[:cfg.KVLoraRank], cfg.KVLoraRank, w.KVANorm, cfg.RMSNormEps)
+		Rope32(row[cfg.KVLoraRank:], inv, pos(i))
 		blk, off := slot(i)
 		if err := cache.SetRow(blk, off, 0, row); err != nil {
 			return err
@@ -122,39 +125,55 @@ func kvRows(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, h
 	return nil
 }
 
-// attention runs the absorbed MLA decode step for a batch: x [B, hidden]
+// AttentionPhase names the three timed phases of Attention.
+type AttentionPhase int
+
+// The phases of Attention, in order.
+const (
+	// PhaseProjections: input_layernorm, the new tokens' cache rows
+	// (kv_a_proj_with_mqa), q_a_proj, q_b_proj, RoPE and the absorption
+	// of q_nope (FP8 GEMMs).
+	PhaseProjections AttentionPhase = iota
+	// PhaseDecode: the absorbed MLA decode over the paged cache.
+	PhaseDecode
+	// PhaseOutput: the un-absorption (W_UV) and o_proj (FP8 GEMM).
+	PhaseOutput
+)
+
+// Attention runs the absorbed MLA decode step for a batch: x [B, hidden]
 // are the new tokens' hidden states, the cache holds each sequence's prefix
 // (seqlens[b] tokens, block table bt). It appends the new tokens' rows to
-// the cache, increments seqlens and returns o_proj's output [B, hidden],
-// adding its three rows to the stage table of st.
-func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.Config, w *Weights, ab *mla.KVB,
-	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, st *state) ([]float32, error) {
+// the cache, increments seqlens and returns o_proj's output [B, hidden]. It
+// reports each of its three phases to phase (time, FLOPs, bytes moved); an
+// error phase returns stops the step.
+func Attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg Config, w *Weights, ab *mla.KVB,
+	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, phase func(p AttentionPhase, d time.Duration, flops, bytes int64) error) ([]float32, error) {
 	B, heads := len(seqlens), cfg.NumAttentionHeads
 	nope, rope, dv, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
 	var flops int64
 	t := time.Now()
 	// input_layernorm and per-token quantization once, for both projections
-	hq, err := normQuant(cfg, w, x, B)
+	hq, err := NormQuant(cfg, w, x, B)
 	if err != nil {
 		return nil, err
 	}
 	// the new tokens' cache rows, at position seqlens[b]
-	err = kvRows(ctx, be, cfg, w, hq, func(i int) int { return int(seqlens[i]) }, cache,
+	err = KVRows(ctx, be, cfg, w, hq, func(i int) int { return int(seqlens[i]) }, cache,
 		func(i int) (int, int) { p := int(seqlens[i]); return int(bt[i][p/cache.PageSize]), p % cache.PageSize }, &flops)
 	if err != nil {
 		return nil, err
 	}
-	qa, err := linearQ(ctx, be, hq, w.QA, &flops)
+	qa, err := LinearQ(ctx, be, hq, w.QA, &flops)
 	if err != nil {
 		return nil, err
 	}
-	rmsNormRows(qa, cfg.QLoraRank, w.QANorm, cfg.RMSNormEps)
-	q, err := linear(ctx, be, qa, B, w.QB, &flops)
+	RMSNormRows(qa, cfg.QLoraRank, w.QANorm, cfg.RMSNormEps)
+	q, err := LinearFP8(ctx, be, qa, B, w.QB, &flops)
 	if err != nil {
 		return nil, err
 	}
 	// absorb: q_lat = W_UKᵀ·q_nope (512) ; q_pe roped (64)
-	inv := dsv3.RopeInvFreq(cfg)
+	inv := RopeInvFreq(cfg)
 	qNope := make([]float64, B*heads*nope)
 	qPe := make([]float64, B*heads*rope)
 	for b := 0; b < B; b++ {
@@ -175,7 +194,7 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 		return nil, err
 	}
 	flops += 2 * int64(B*heads*nope*lat)
-	if err := st.row(rowProj, time.Since(t), flops, 0); err != nil {
+	if err := phase(PhaseProjections, time.Since(t), flops, 0); err != nil {
 		return nil, err
 	}
 
@@ -193,7 +212,7 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 		sk += int64(l)
 	}
 	mlaBytes := (sk*int64(lat+rope) + int64(B*heads*(lat+rope+lat))) * int64(cache.DType.Size())
-	if err := st.row(rowDecode, time.Since(t), 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes); err != nil {
+	if err := phase(PhaseDecode, time.Since(t), 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes); err != nil {
 		return nil, err
 	}
 
@@ -208,20 +227,20 @@ func attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg dsv3.C
 		o[i] = float32(v)
 	}
 	flops += 2 * int64(B*heads*dv*lat)
-	attn, err := linear(ctx, be, o, B, w.O, &flops)
+	attn, err := LinearFP8(ctx, be, o, B, w.O, &flops)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.row(rowOProj, time.Since(t), flops, 0); err != nil {
+	if err := phase(PhaseOutput, time.Since(t), flops, 0); err != nil {
 		return nil, err
 	}
 	return attn, nil
 }
 
-// route runs the router on h2 [B, hidden] (post_attention_layernorm
+// RouteBatch runs the router on h2 [B, hidden] (post_attention_layernorm
 // output): BF16 logits GEMM, sigmoid, noaux_tc selection. It returns
 // topkIdx [B, K] (logical experts), weights [B, K] and scores [B, E].
-func route(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, h2 []float32, B int) ([]int32, []float32, []float32, int64, error) {
+func RouteBatch(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, h2 []float32, B int) ([]int32, []float32, []float32, int64, error) {
 	hb := make([]tensor.BF16, len(h2))
 	tensor.EncodeBF16(hb, h2)
 	E, K := cfg.NRoutedExperts, cfg.NumExpertsPerTok
@@ -232,19 +251,19 @@ func route(ctx context.Context, be gemm.Backend, cfg dsv3.Config, w *Weights, h2
 	idx := make([]int32, B*K)
 	wts := make([]float32, B*K)
 	for i := range logits {
-		logits[i] = dsv3.Sigmoid(logits[i])
+		logits[i] = Sigmoid(logits[i])
 	}
 	for b := 0; b < B; b++ {
-		if err := dsv3.Route(cfg, logits[b*E:(b+1)*E], w.Bias, idx[b*K:(b+1)*K], wts[b*K:(b+1)*K]); err != nil {
+		if err := Route(cfg, logits[b*E:(b+1)*E], w.Bias, idx[b*K:(b+1)*K], wts[b*K:(b+1)*K]); err != nil {
 			return nil, nil, nil, 0, err
 		}
 	}
 	return idx, wts, logits, 2 * int64(B*E*cfg.HiddenSize), nil
 }
 
-// swiglu computes SiLU(g)⊙u for rows of gu [rows, 2·inter] (gate then up)
+// SwiGLU computes SiLU(g)⊙u for rows of gu [rows, 2·inter] (gate then up)
 // into out [rows, inter].
-func swiglu(gu []float32, rows, inter int, out []float32) {
+func SwiGLU(gu []float32, rows, inter int, out []float32) {
 	for r := 0; r < rows; r++ {
 		g := gu[r*2*inter : r*2*inter+inter]
 		u := gu[r*2*inter+inter : (r+1)*2*inter]
@@ -256,26 +275,26 @@ func swiglu(gu []float32, rows, inter int, out []float32) {
 	}
 }
 
-// fuseGateUp stacks gate [inter, K] over up [inter, K] into one [2·inter, K]
+// FuseGateUp stacks gate [inter, K] over up [inter, K] into one [2·inter, K]
 // FP8 operand (their 128-row scale blocks stay intact when inter % 128 ==
 // 0, which Config.Scaled guarantees).
-func fuseGateUp(g, u *gemm.FP8Matrix) (*gemm.FP8Matrix, error) {
+func FuseGateUp(g, u *gemm.FP8Matrix) (*gemm.FP8Matrix, error) {
 	if g.Rows%128 != 0 {
-		return nil, fmt.Errorf("demo: moe_intermediate_size %d is not a multiple of 128", g.Rows)
+		return nil, fmt.Errorf("dsv3: moe_intermediate_size %d is not a multiple of 128", g.Rows)
 	}
 	return &gemm.FP8Matrix{Rows: 2 * g.Rows, K: g.K, Data: append(append([]tensor.E4M3(nil), g.Data...), u.Data...),
 		ScaleRows: 128, ScalesF32: append(append([]float32(nil), g.ScalesF32...), u.ScalesF32...)}, nil
 }
 
-// mlp runs one dense SwiGLU MLP (the shared expert) on x [rows, hidden] in
+// MLP runs one dense SwiGLU MLP (the shared expert) on x [rows, hidden] in
 // FP8: fused gate/up GEMM, SiLU⊙up, per-token quantization, down GEMM.
-func mlp(ctx context.Context, be gemm.Backend, gu, down *gemm.FP8Matrix, x []float32, rows int, flops *int64) ([]float32, error) {
-	g, err := linear(ctx, be, x, rows, gu, flops)
+func MLP(ctx context.Context, be gemm.Backend, gu, down *gemm.FP8Matrix, x []float32, rows int, flops *int64) ([]float32, error) {
+	g, err := LinearFP8(ctx, be, x, rows, gu, flops)
 	if err != nil {
 		return nil, err
 	}
 	inter := gu.Rows / 2
 	act := make([]float32, rows*inter)
-	swiglu(g, rows, inter, act)
-	return linear(ctx, be, act, rows, down, flops)
+	SwiGLU(g, rows, inter, act)
+	return LinearFP8(ctx, be, act, rows, down, flops)
 }
