@@ -2,7 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -15,7 +14,7 @@ import (
 func TestBinaryDoesNotLinkTesting(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = runtime.GOROOT() + "/bin/go"
+		t.Skipf("no go command on PATH: %v", err)
 	}
 	banned := map[string]bool{
 		"testing": true,

@@ -92,34 +92,33 @@ type state struct {
 	allowed []string // rows the running stage may still add, in order
 	cleanup []func()
 
-	cfg      dsv3.Config
-	dir      string
-	client   *fs.Client
-	w        *dsv3.Weights
-	be       gemm.Backend
-	kvb      *mla.KVB // kv_b_proj for the weight absorption
-	rng      *rand.Rand
-	mu       []float32 // shared offset of the hidden states
-	x        []float32 // the new tokens' hidden states [B, hidden]
-	seqlens  []int32
-	prefix   []int32 // prefix lengths before the step
-	cache    *mla.PagedCache
-	bt       [][]int32
-	attn     []float32 // o_proj output [B, hidden]
-	x1, h2   []float32 // residual after attention, its post-attention norm
-	idx      []int32   // top-k logical experts [B, K]
-	wts      []float32 // their weights [B, K]
-	scores   []float32 // router scores [B, E]
-	pl       *Placement
-	stacks   []rankExperts
-	shared   []float32 // shared expert output [B, hidden]
-	out      []float32 // layer output [B, hidden]
-	moe      []float64 // shared + routed [B, hidden]
-	fwd      time.Duration
-	refOut   []float64
-	refAttn  []float64
-	refMoE   []float64
-	attnRows int
+	cfg     dsv3.Config
+	dir     string
+	client  *fs.Client
+	w       *dsv3.Weights
+	be      gemm.Backend
+	kvb     *mla.KVB // kv_b_proj for the weight absorption
+	rng     *rand.Rand
+	mu      []float32 // shared offset of the hidden states
+	x       []float32 // the new tokens' hidden states [B, hidden]
+	seqlens []int32
+	prefix  []int32 // prefix lengths before the step
+	cache   *mla.PagedCache
+	bt      [][]int32
+	attn    []float32 // o_proj output [B, hidden]
+	x1, h2  []float32 // residual after attention, its post-attention norm
+	idx     []int32   // top-k logical experts [B, K]
+	wts     []float32 // their weights [B, K]
+	scores  []float32 // router scores [B, E]
+	pl      *Placement
+	stacks  []rankExperts
+	shared  []float32 // shared expert output [B, hidden]
+	out     []float32 // layer output [B, hidden]
+	moe     []float64 // shared + routed [B, hidden]
+	fwd     time.Duration
+	refOut  []float64
+	refAttn []float64
+	refMoE  []float64
 }
 
 // hidden draws n hidden states [n, hidden] around the shared offset.
