@@ -44,3 +44,14 @@ func TestSizeLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestBalance: balancedness mean/max and imbalance max/mean, 1 and 1 for
+// all-zero loads.
+func TestBalance(t *testing.T) {
+	if b, i := Balance([]float64{1, 3}); b != 2.0/3 || i != 1.5 {
+		t.Fatalf("Balance(1, 3) = %v, %v; want 2/3, 1.5", b, i)
+	}
+	if b, i := Balance([]float64{0, 0}); b != 1 || i != 1 {
+		t.Fatalf("Balance(0, 0) = %v, %v; want 1, 1", b, i)
+	}
+}
