@@ -47,8 +47,8 @@ func TestReadmeVector(t *testing.T) {
 	}
 }
 
-// TestReadmeLayer0Trace checks the intermediate values of the brief's
-// layer-0 trace (shared/specs/dualpipe_eplb.md, A4) through the exported
+// TestReadmeLayer0Trace checks the intermediate values of the upstream
+// README example's layer-0 trace through the exported
 // building blocks and the metrics.
 func TestReadmeLayer0Trace(t *testing.T) {
 	w := readmeWeight[0]

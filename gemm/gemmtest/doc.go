@@ -7,8 +7,8 @@
 //	func TestConformance(t *testing.T) { gemmtest.Run(t, mybackend.New(), gemmtest.Options{}) }
 //
 // Cases a backend declares it cannot run (gemm.Caps) are skipped by name,
-// with the reason. Gates (DeepGEMM tests/test_core.py and
-// shared/specs/deepgemm.md §7.4): calc_diff(D, float64 product of the
+// with the reason. Gates (DeepGEMM tests/test_core.py, held in
+// gemm/oracle): calc_diff(D, float64 product of the
 // unquantized inputs) < 1e−3 and calc_diff(D, float64 product of the
 // dequantized inputs) < 1e−5; float32 output paths < 1e−6; BF16 GEMM
 // < 1e−5. Large shapes run only without -short.

@@ -7,8 +7,7 @@
 // FP8 partial P = Σ a·b in float32 (products are exact), then
 // acc = acc + float32(sa·sb)·P in float32 (every step rounded, no fused
 // multiply-add), and finally D = bf16_rn(C + acc) or float32(C + acc)
-// (DeepGEMM deep_gemm/include/deep_gemm/fp8_gemm.cuh, SM90 1D2D kernel;
-// shared/specs/deepgemm.md §2.2).
+// (DeepGEMM deep_gemm/include/deep_gemm/fp8_gemm.cuh, SM90 1D2D kernel).
 //
 // Where it sits: the reference backend of package gemm (docs/architecture.md);
 // it imports gemm and tensor only and passes gemm/gemmtest.
