@@ -63,12 +63,9 @@ func ones(n int) []float32 {
 	return o
 }
 
-// TestReferenceSingleKey checks the attention path against a closed form:
-// with no prefix the only key is the token itself, so softmax is 1 and the
-// head output is W_UV·c_kv.
-func TestReferenceSingleKey(t *testing.T) {
-	c, _ := Published().Scaled(64)
-	r := testutil.RNG(5)
+// randomLayer draws a layer's weights for config c from r: unit norms, a
+// zero bias, and linears with N(0, 1/in) entries.
+func randomLayer(c Config, r interface{ NormFloat64() float64 }) *LayerWeights {
 	hid, heads := c.HiddenSize, c.NumAttentionHeads
 	w := &LayerWeights{
 		InputNorm: ones(hid), QA: randLinear(r, c.QLoraRank, hid), QANorm: ones(c.QLoraRank),
@@ -76,13 +73,25 @@ func TestReferenceSingleKey(t *testing.T) {
 		KVB: randLinear(r, heads*256, 512), O: randLinear(r, hid, heads*128), PostNorm: ones(hid),
 		Gate: randLinear(r, c.NRoutedExperts, hid), Bias: make([]float32, c.NRoutedExperts),
 	}
-	mk := func(inter int) Expert {
+	inter := c.MoEIntermediateSize
+	mk := func() Expert {
 		return Expert{Gate: randLinear(r, inter, hid), Up: randLinear(r, inter, hid), Down: randLinear(r, hid, inter)}
 	}
 	for i := 0; i < c.NRoutedExperts; i++ {
-		w.Experts = append(w.Experts, mk(c.MoEIntermediateSize))
+		w.Experts = append(w.Experts, mk())
 	}
-	w.Shared = mk(c.MoEIntermediateSize)
+	w.Shared = mk()
+	return w
+}
+
+// TestReferenceSingleKey checks the attention path against a closed form:
+// with no prefix the only key is the token itself, so softmax is 1 and the
+// head output is W_UV·c_kv.
+func TestReferenceSingleKey(t *testing.T) {
+	c, _ := Published().Scaled(64)
+	r := testutil.RNG(5)
+	hid, heads := c.HiddenSize, c.NumAttentionHeads
+	w := randomLayer(c, r)
 	x := testutil.Normal(r, hid, 0, 1)
 	topk := []int32{0, 3, 5, 6, 9, 10, 12, 15}
 	got := NewReference(c, w).Token(x, nil, topk)
@@ -113,19 +122,7 @@ func TestReferenceAbsorbedMatchesNaive(t *testing.T) {
 	c, _ := Published().Scaled(64)
 	r := testutil.RNG(9)
 	hid, heads := c.HiddenSize, c.NumAttentionHeads
-	w := &LayerWeights{
-		InputNorm: ones(hid), QA: randLinear(r, c.QLoraRank, hid), QANorm: ones(c.QLoraRank),
-		QB: randLinear(r, heads*192, c.QLoraRank), KVA: randLinear(r, 576, hid), KVANorm: ones(512),
-		KVB: randLinear(r, heads*256, 512), O: randLinear(r, hid, heads*128), PostNorm: ones(hid),
-		Gate: randLinear(r, c.NRoutedExperts, hid), Bias: make([]float32, c.NRoutedExperts),
-	}
-	mk := func() Expert {
-		return Expert{Gate: randLinear(r, c.MoEIntermediateSize, hid), Up: randLinear(r, c.MoEIntermediateSize, hid), Down: randLinear(r, hid, c.MoEIntermediateSize)}
-	}
-	for i := 0; i < c.NRoutedExperts; i++ {
-		w.Experts = append(w.Experts, mk())
-	}
-	w.Shared = mk()
+	w := randomLayer(c, r)
 	var prefix []CacheRow
 	for p := 0; p < 37; p++ {
 		h := RMSNorm(testutil.F64(testutil.Normal(r, hid, 0, 1)), w.InputNorm, c.RMSNormEps)
