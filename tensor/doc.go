@@ -15,4 +15,8 @@
 //
 //	q := tensor.E4M3FromFloat32(3.3)  // nearest E4M3: 3.25
 //	fmt.Println(q.Float32())          // 3.25
+//
+// Where it sits: the bottom of the public API (docs/architecture.md): every
+// compute package speaks its types, and it imports no other package of the
+// module but the basement.
 package tensor

@@ -4,6 +4,10 @@
 // standard output, diagnostics and progress on standard error, exit code 0 on
 // success, 1 when a check fails or work cannot complete, 2 for bad usage or
 // bad input.
+//
+// Where it sits: the application (docs/architecture.md), on top of every
+// public package; its model and its main job live in cmd/fireflyer/internal
+// (dsv3, demo). It links no testing package (TestBinaryDoesNotLinkTesting).
 package main
 
 import (

@@ -1,6 +1,9 @@
 // Package platform probes what this machine offers the SDK's backends: CPU
 // features for the kernels and whether io_uring can be used. Every probe
 // answers with a reason instead of failing.
+//
+// Where it sits: the basement (docs/architecture.md); it imports no other
+// package of the module.
 package platform
 
 import (

@@ -3,6 +3,9 @@
 // constructor once, at init; callers construct by name; `fireflyer info`
 // lists every registry the same way. It holds no mutable backend values:
 // each New call constructs a fresh backend from its options.
+//
+// Where it sits: the basement (docs/architecture.md); it imports no other
+// package of the module.
 package registry
 
 import (
