@@ -449,7 +449,7 @@ func placeExperts(ctx context.Context, s *state) (int64, int64, error) {
 	return 0, 0, nil
 }
 
-// stackExperts fuses every expert's gate and up projections and stacks the
+// stackStage fuses every expert's gate and up projections and stacks the
 // experts each rank holds under the placement.
 func stackStage(_ context.Context, s *state) (int64, int64, error) {
 	fused := make([]*gemm.FP8Matrix, s.cfg.NRoutedExperts)
