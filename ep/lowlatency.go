@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 
-	epmem "github.com/fireflyer-go/fireflyer/internal/ep/mem"
+	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -86,7 +86,7 @@ type LowLatencyHandle struct {
 }
 
 type llOutBuf struct {
-	blk    *epmem.Block
+	blk    *mmap.Block
 	x      []byte
 	scales []byte
 	src    []int32
@@ -350,7 +350,7 @@ func (b *Buffer) llDispatchRecv(ctx context.Context, n int64, verr error, mine h
 	out := &b.llOut[p]
 	if out.x == nil {
 		nx, ns := align64(g.el*rm*2*g.h), align64(g.el*rm*g.ns*4)
-		out.blk = epmem.Alloc(nx + ns)
+		out.blk = mmap.Alloc(nx + ns)
 		out.x = out.blk.Bytes[:nx]
 		out.scales = out.blk.Bytes[nx : nx+ns]
 		out.src = make([]int32, g.el*rm)

@@ -3,7 +3,7 @@ package ep
 import (
 	"context"
 
-	"github.com/fireflyer-go/fireflyer/internal/ep/mem"
+	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -62,7 +62,7 @@ type Transport interface {
 type Region struct {
 	words []uint64
 	buf   []byte
-	blk   *mem.Block
+	blk   *mmap.Block
 
 	mu      sync.Mutex
 	ch      chan struct{} // closed and replaced on every Add that has waiters
@@ -80,7 +80,7 @@ func NewRegion(size int) *Region {
 		size = 0
 	}
 	n := (size + 63) / 64 * 8
-	blk := mem.Alloc((n + 8) * 8)
+	blk := mmap.Alloc((n + 8) * 8)
 	all := blk.Bytes
 	// align the start to 64 bytes
 	skip := 0

@@ -1,6 +1,0 @@
-//go:build !unix
-
-package mem
-
-// Alloc returns n zeroed bytes from the Go heap.
-func Alloc(n int) *Block { return &Block{Bytes: make([]byte, max(n, 0))} }

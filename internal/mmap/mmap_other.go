@@ -1,0 +1,14 @@
+//go:build !unix
+
+package mmap
+
+import "fmt"
+
+// Map returns ErrUnavailable: anonymous mappings are implemented on Unix
+// only.
+func Map(n int, o Opts) ([]byte, error) {
+	return nil, fmt.Errorf("%w: anonymous mappings are Unix-only", ErrUnavailable)
+}
+
+// Unmap releases memory from Map; there is none off Unix.
+func Unmap(b []byte) error { return nil }
