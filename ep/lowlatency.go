@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 
-	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
+	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
