@@ -2,11 +2,12 @@ package fs
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/fireflyer-go/fireflyer/internal/mmap"
 )
 
 // BufferOpts configures NewBuffer.
@@ -28,7 +29,7 @@ type Buffer struct {
 	blockSize int
 	idx       int // index in the client's buffer registry
 	id        [16]byte
-	release   func() error // frees mapping (nil: unmapBuffer)
+	release   func() error // frees mapping (from Backend.MapBuffer)
 	inflight  atomic.Int64
 	closed    atomic.Bool
 }
@@ -53,7 +54,7 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("%w: buffer size %d must be > 0", ErrInvalid, size)
 	}
-	page := unix.Getpagesize()
+	page := os.Getpagesize()
 	mapped := (size + page - 1) / page * page
 	if o.BlockSize < 0 || (o.BlockSize > 0 && size%o.BlockSize != 0) {
 		return nil, fmt.Errorf("%w: block size %d must be >= 0 and divide buffer size %d", ErrInvalid, o.BlockSize, size)
@@ -62,16 +63,15 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	_, _ = rand.Read(id[:])
 	id[6] = id[6]&0x0f | 0x40 // a version 4 UUID, as the key shows it
 	id[8] = id[8]&0x3f | 0x80
-	var mem []byte
-	var release func() error
-	var err error
-	if sb, ok := c.be.(sharedBuffers); ok {
-		mem, release, err = sb.mapShared(id, mapped, o.BlockSize)
-	} else {
-		mem, err = mapBuffer(mapped)
-	}
+	mem, release, err := c.be.MapBuffer(BufferSpec{ID: id, Size: mapped, BlockSize: o.BlockSize, Node: c.numa})
 	if err != nil {
 		return nil, fmt.Errorf("fs: map buffer of %d bytes: %w", size, err)
+	}
+	if len(mem) < size {
+		if release != nil {
+			release()
+		}
+		return nil, fmt.Errorf("%w: backend %s mapped %d bytes for a %d-byte buffer", ErrInvalid, c.feat.Backend, len(mem), size)
 	}
 	b := &Buffer{c: c, mem: mem[:size:size], mapping: mem, blockSize: o.BlockSize, id: id, release: release}
 	if b.blockSize == 0 {
@@ -99,45 +99,24 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 	return b, nil
 }
 
-// hugePage is the transparent huge page size buffers of at least this size
-// are aligned to and advised for: fewer, larger physically contiguous
-// segments per I/O (a 1 MiB O_DIRECT read in 4 KiB pages needs 256
-// segments, more than many block devices take in one request).
-const hugePage = 2 << 20
-
-// mapBuffer maps n bytes of anonymous memory; from 2 MiB up the mapping is
-// 2 MiB-aligned and advised MADV_HUGEPAGE (best effort). Free it with
-// unmapBuffer (not unix.Munmap, which only takes whole unix.Mmap results).
-func mapBuffer(n int) ([]byte, error) {
-	extra := 0
-	if n >= hugePage {
-		extra = hugePage
-	}
-	p, err := unix.MmapPtr(-1, 0, nil, uintptr(n+extra), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+// mapLocal maps the memory of a local backend's Buffer (mem, posix,
+// uring): anonymous memory from internal/mmap, 2 MiB-aligned and advised
+// MADV_HUGEPAGE from 2 MiB up (fewer, larger physically contiguous segments
+// per I/O: a 1 MiB O_DIRECT read in 4 KiB pages needs 256 segments, more
+// than many block devices take in one request), bound to s.Node when it is
+// >= 0.
+func mapLocal(s BufferSpec) ([]byte, func() error, error) {
+	mem, err := mmap.Map(s.Size, mmap.Opts{Huge: true, Node: s.Node})
 	if err != nil {
-		return nil, err
+		switch {
+		case errors.Is(err, mmap.ErrNoNode):
+			err = fmt.Errorf("%w: %v", ErrInvalid, err)
+		case errors.Is(err, mmap.ErrUnavailable):
+			err = fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		return nil, nil, err
 	}
-	raw := unsafe.Slice((*byte)(p), n+extra)
-	if extra == 0 {
-		return raw, nil
-	}
-	lead := (hugePage - int(uintptr(p)%hugePage)) % hugePage
-	if lead > 0 {
-		unmapBuffer(raw[:lead])
-	}
-	if tail := extra - lead; tail > 0 {
-		unmapBuffer(raw[lead+n:])
-	}
-	mem := raw[lead : lead+n : lead+n]
-	adviseHuge(mem)
-	return mem, nil
-}
-
-func unmapBuffer(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	return unix.MunmapPtr(unsafe.Pointer(&b[0]), uintptr(len(b)))
+	return mem, func() error { return mmap.Unmap(mem) }, nil
 }
 
 // Bytes returns the buffer's memory. It stays valid until Close.
@@ -178,7 +157,7 @@ func (b *Buffer) Close() error {
 		return ErrBusy
 	}
 	for _, r := range b.c.liveRings() {
-		r.forgetBuffer(b)
+		r.forgetBuffer(b.idx)
 	}
 	c := b.c
 	c.mu.Lock()
@@ -191,18 +170,10 @@ func (b *Buffer) Close() error {
 
 // free releases the buffer's memory (and, on hf3fs, its registration).
 func (b *Buffer) free() error {
-	if b.release != nil {
-		return b.release()
+	if b.release == nil {
+		return nil
 	}
-	return unmapBuffer(b.mapping)
-}
-
-// sharedBuffers is implemented by backends whose buffers must be shared
-// memory registered with a daemon (hf3fs): mapShared maps n bytes (a page
-// multiple) for the buffer with the given id and block size (0: one
-// block) and returns a function that unregisters and unmaps them.
-type sharedBuffers interface {
-	mapShared(id [16]byte, n, blockSize int) ([]byte, func() error, error)
+	return b.release()
 }
 
 // Buffer returns the region's buffer.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 )
 
@@ -27,19 +26,13 @@ type Features struct {
 	Priorities bool
 	// ForbidReadHoles: the backend can honour the ForbidReadHoles flag.
 	ForbidReadHoles bool
+	// FlatNames: the backend has a flat namespace (mem); file names are
+	// passed to OpenFile as given instead of being resolved under the
+	// Client's root, and Open does not require the root to exist.
+	FlatNames bool
 	// Note explains a fallback, e.g. why "uring" was refused and "posix"
 	// is used instead. Empty when the requested backend is in use.
 	Note string
-}
-
-// backend is what a Client delegates to. mem, posix, uring and hf3fs
-// implement it.
-type backend interface {
-	features() Features
-	openFile(name string, flag int, perm os.FileMode) (fileImpl, error)
-	registerFile(f *os.File) (fileImpl, error)
-	newEngine(r *Ring) (engine, error)
-	close() error
 }
 
 // Option configures Open.
@@ -47,6 +40,7 @@ type Option func(*options)
 
 type options struct {
 	backend string
+	value   Backend
 	numa    int
 	workers int
 	store   *MemStore
@@ -58,21 +52,28 @@ type options struct {
 // else posix), "hf3fs", "uring", "posix" or "mem".
 // "uring" falls back to posix when the kernel refuses io_uring; Features().Note
 // then says why.
-func WithBackend(name string) Option { return func(o *options) { o.backend = name } }
+func WithBackend(name string) Option { return func(o *options) { o.backend = name; o.value = nil } }
 
-// WithNUMA records the NUMA node buffers should live on (USRBIO's numa
-// argument). -1, the default, binds nothing; local backends ignore it.
+// WithBackendValue opens the Client on b, any Backend: one from NewBackend,
+// a wrapper such as errorfs.Wrap, or a third party's. The Client owns b
+// from then on and closes it in Client.Close (also when Open fails).
+func WithBackendValue(b Backend) Option { return func(o *options) { o.value = b; o.backend = "" } }
+
+// WithNUMA binds the memory of every Buffer the Client makes to NUMA node
+// node (USRBIO's numa argument): mbind MPOL_BIND before the first touch, so
+// every page is allocated on that node. -1, the default, binds nothing.
+// NewBuffer fails (wrapping ErrInvalid) for a node this machine does not
+// have, and with ErrUnsupported off Linux.
 func WithNUMA(node int) Option { return func(o *options) { o.numa = node } }
 
 // WithWorkers sets the worker-pool size of the posix backend (default
-// GOMAXPROCS*4) and of the mem backend when it injects latency (default 4).
+// GOMAXPROCS*4).
 func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
 
 // WithMemStore makes the mem backend serve files from s, so tests can share
-// a store between clients and inject faults into it. It selects the mem
-// backend.
+// a store between clients. It selects the mem backend.
 func WithMemStore(s *MemStore) Option {
-	return func(o *options) { o.store = s; o.backend = "mem" }
+	return func(o *options) { o.store = s; o.backend = "mem"; o.value = nil }
 }
 
 // Client is an open connection to a mount point or directory: the root
@@ -82,7 +83,7 @@ func WithMemStore(s *MemStore) Option {
 // concurrent use; each Ring is used by one producer and one waiter at a time.
 type Client struct {
 	root string
-	be   backend
+	be   Backend
 	feat Features
 	numa int
 
@@ -101,82 +102,76 @@ type Client struct {
 // Errors: ErrUnsupported for an unknown backend name, or the os error for
 // a missing root.
 func Open(ctx context.Context, root string, opts ...Option) (*Client, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	o := options{backend: "auto", numa: -1}
 	for _, f := range opts {
 		f(&o)
 	}
-	if o.workers < 0 {
-		return nil, fmt.Errorf("%w: workers %d < 0", ErrInvalid, o.workers)
+	be, err := openBackend(ctx, root, o)
+	if err != nil {
+		if o.value != nil {
+			o.value.Close()
+		}
+		return nil, err
 	}
-	c := &Client{root: root, numa: o.numa, rings: map[*Ring]struct{}{}}
-	if o.backend != "mem" {
+	c := &Client{root: root, be: be, feat: be.Features(), numa: o.numa, rings: map[*Ring]struct{}{}}
+	return c, nil
+}
+
+// openBackend checks Open's arguments and returns the backend to use.
+func openBackend(ctx context.Context, root string, o options) (Backend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if o.workers < 0 {
+		return nil, errInvalidf("workers %d < 0", o.workers)
+	}
+	if o.numa < -1 {
+		return nil, errInvalidf("NUMA node %d < -1", o.numa)
+	}
+	flat := o.backend == "mem" || o.value != nil && o.value.Features().FlatNames
+	if !flat {
 		st, err := os.Stat(root)
 		if err != nil {
 			return nil, fmt.Errorf("fs: open root: %w", err)
 		}
 		if !st.IsDir() {
-			return nil, fmt.Errorf("%w: root %q is not a directory", ErrInvalid, root)
+			return nil, errInvalidf("root %q is not a directory", root)
 		}
 	}
-	workers := o.workers
-	var hfNote string
-	if o.backend == "auto" {
+	if o.value != nil {
+		return o.value, nil
+	}
+	bo := BackendOpts{Root: root, Workers: o.workers, Store: o.store, HF3FS: o.hf3fs}
+	switch o.backend {
+	case "auto":
+		var hfNote string
 		if mp, ok := detectHF3FS(root, o.hf3fs); ok {
 			be, err := newHF3FSBackend(root, mp, o.hf3fs)
 			if err == nil {
-				c.be = be
-				c.feat = be.features()
-				return c, nil
+				return be, nil
 			}
 			hfNote = fmt.Sprintf("hf3fs refused (%v); ", err)
 		}
+		return uringOrPosix(bo, hfNote), nil
+	case "uring":
+		return uringOrPosix(bo, ""), nil
+	case "mem", "posix", "hf3fs":
+		return NewBackend(o.backend, bo)
 	}
-	switch o.backend {
-	case "mem":
-		s := o.store
-		if s == nil {
-			s = NewMemStore(Faults{})
-		}
-		if workers == 0 {
-			workers = 4
-		}
-		c.be = newMemBackend(s, workers)
-	case "posix":
-		if workers == 0 {
-			workers = runtime.GOMAXPROCS(0) * 4
-		}
-		c.be = newPosixBackend(workers)
-	case "hf3fs":
-		mp, ok := detectHF3FS(root, o.hf3fs)
-		if !ok {
-			return nil, fmt.Errorf("%w: root %q is not on a 3FS mount (no %s entry in /proc/self/mountinfo holds it; set HF3FSOpts.MountPoint)", ErrNotHF3FS, root, "fuse.hf3fs")
-		}
-		be, err := newHF3FSBackend(root, mp, o.hf3fs)
-		if err != nil {
-			return nil, err
-		}
-		c.be = be
-	case "uring", "auto":
-		be, err := newUringBackend()
-		if err != nil {
-			if workers == 0 {
-				workers = runtime.GOMAXPROCS(0) * 4
-			}
-			pb := newPosixBackend(workers)
-			pb.note = fmt.Sprintf("%suring refused (%v); using posix", hfNote, err)
-			c.be = pb
-		} else {
-			be.note = hfNote
-			c.be = be
-		}
-	default:
-		return nil, fmt.Errorf("%w: backend %q (want auto, hf3fs, uring, posix or mem)", ErrUnsupported, o.backend)
+	return nil, fmt.Errorf("%w: backend %q (want auto, hf3fs, uring, posix or mem)", ErrUnsupported, o.backend)
+}
+
+// uringOrPosix returns the uring backend, or posix with a Note saying why
+// io_uring was refused.
+func uringOrPosix(o BackendOpts, note string) Backend {
+	be, err := newUringBackend()
+	if err != nil {
+		pb := newPosixBackend(o.Workers)
+		pb.note = fmt.Sprintf("%suring refused (%v); using posix", note, err)
+		return pb
 	}
-	c.feat = c.be.features()
-	return c, nil
+	be.note = note
+	return be
 }
 
 // Backend returns the name of the backend in use ("mem", "posix", "uring",
@@ -224,12 +219,12 @@ func (c *Client) Close() error {
 			errs = append(errs, b.Close())
 		}
 	}
-	errs = append(errs, c.be.close())
+	errs = append(errs, c.be.Close())
 	return errors.Join(errs...)
 }
 
 func (c *Client) path(name string) string {
-	if filepath.IsAbs(name) || c.feat.Backend == "mem" {
+	if filepath.IsAbs(name) || c.feat.FlatNames {
 		return name
 	}
 	return filepath.Join(c.root, name)

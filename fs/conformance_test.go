@@ -8,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/fstest"
 )
 
@@ -33,17 +34,28 @@ func opener(backend string, opts ...fs.Option) fstest.Opener {
 func TestConformance(t *testing.T) {
 	t.Run("mem", func(t *testing.T) { fstest.Run(t, opener("mem")) })
 	t.Run("mem with latency and reordering", func(t *testing.T) {
-		fstest.Run(t, func(t *testing.T) *fs.Client {
-			s := fs.NewMemStore(fs.Faults{Latency: 200 * time.Microsecond, Reorder: true, Seed: 7})
-			c, err := fs.Open(context.Background(), "", fs.WithMemStore(s))
+		fstest.RunBackend(t, func(t *testing.T, root string) fs.Backend {
+			mem, err := fs.NewBackend("mem", fs.BackendOpts{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return c
+			return errorfs.Wrap(mem, errorfs.Options{Seed: 7, Reorder: true,
+				Rules: []errorfs.Rule{{Inject: errorfs.Injection{Latency: 200 * time.Microsecond}}}})
 		})
 	})
 	t.Run("posix", func(t *testing.T) { fstest.Run(t, opener("posix", fs.WithWorkers(4))) })
 	t.Run("uring", func(t *testing.T) { fstest.Run(t, opener("uring")) })
+	// A wrapped backend is certified like a built-in one: errorfs with no
+	// rules must be invisible.
+	t.Run("errorfs over posix", func(t *testing.T) {
+		fstest.RunBackend(t, func(t *testing.T, root string) fs.Backend {
+			be, err := fs.NewBackend("posix", fs.BackendOpts{Root: root, Workers: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return errorfs.Wrap(be, errorfs.Options{})
+		})
+	})
 }
 
 func TestAutoPicksUring(t *testing.T) {

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"fmt"
 	"syscall"
 )
 
@@ -60,3 +61,9 @@ var (
 	// name, a flag it does not implement, io_uring refused by the kernel).
 	ErrUnsupported error = &sentinel{"fs: not supported by this backend", syscall.EOPNOTSUPP}
 )
+
+// errInvalidf returns an error wrapping ErrInvalid with the formatted
+// detail, which names the option or argument.
+func errInvalidf(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+}

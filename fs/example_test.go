@@ -52,36 +52,3 @@ func Example() {
 	// tag 7: 4094 bytes, "rld"
 	// true
 }
-
-// The mem backend injects faults; each surfaces in its own completion.
-func ExampleFaults() {
-	store := fs.NewMemStore(fs.Faults{})
-	c, _ := fs.Open(context.Background(), "", fs.WithMemStore(store))
-	defer c.Close()
-	f, _ := c.OpenFile("x", os.O_RDWR|os.O_CREATE, 0o644)
-	f.WriteAt(make([]byte, 8192), 0)
-	store.SetFaults(fs.Faults{Hook: func(i fs.FaultInfo) fs.Fault {
-		if i.Tag == 1 {
-			return fs.Fault{Err: 5} // EIO
-		}
-		return fs.Fault{}
-	}})
-	buf, _ := c.NewBuffer(8192, fs.BufferOpts{})
-	r, _ := c.NewRing(fs.RingOpts{Entries: 2, Op: fs.Read})
-	for i := range 2 {
-		reg, _ := buf.Region(i*4096, 4096)
-		r.Prep(fs.Req{File: f, Off: int64(i) * 4096, Buf: reg, Tag: uint64(i)})
-	}
-	r.Submit()
-	out := make([]fs.Completion, 2)
-	n, _ := r.Wait(context.Background(), out, 2)
-	res := map[uint64]string{}
-	for _, cp := range out[:n] {
-		res[cp.Tag] = fmt.Sprintf("N=%d err=%v", cp.N, cp.Err)
-	}
-	fmt.Println(res[0])
-	fmt.Println(res[1])
-	// Output:
-	// N=4096 err=<nil>
-	// N=0 err=input/output error
-}

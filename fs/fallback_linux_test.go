@@ -5,12 +5,10 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/fs"
-	"github.com/fireflyer-go/fireflyer/internal/uring"
 )
 
 func TestUringFallback(t *testing.T) {
-	uring.ForceUnsupported(true)
-	defer uring.ForceUnsupported(false)
+	defer fs.RefuseURing()()
 	for _, name := range []string{"auto", "uring"} {
 		c, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackend(name))
 		if err != nil {

@@ -12,47 +12,69 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/fstest"
 )
 
-func memClient(t *testing.T, f fs.Faults) (*fs.Client, *fs.MemStore) {
+// memClient returns a Client on a mem store wrapped by errorfs with o.
+func memClient(t *testing.T, o errorfs.Options) (*fs.Client, *errorfs.Backend, *fs.MemStore) {
 	t.Helper()
-	s := fs.NewMemStore(f)
-	c, err := fs.Open(context.Background(), "", fs.WithMemStore(s))
+	s := fs.NewMemStore()
+	mem, err := fs.NewBackend("mem", fs.BackendOpts{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	efs := errorfs.Wrap(mem, o)
+	c, err := fs.Open(context.Background(), "", fs.WithBackendValue(efs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c, s
+	return c, efs, s
+}
+
+// tagFault is the fault TestFaultsSurfaceInTheirCompletion injects into
+// the I/O with tag in direction op.
+func tagFault(op fs.Op, tag uint64) errorfs.Injection {
+	var f errorfs.Injection
+	switch tag % 6 {
+	case 0:
+		f.Err = syscall.EIO
+	case 1:
+		if op == fs.Read {
+			f.Short = true
+		}
+	case 2:
+		f.Latency = time.Duration(tag%5) * 100 * time.Microsecond
+	case 3:
+		if op == fs.Write {
+			f.Err = syscall.ENOSPC
+		}
+	}
+	return f
 }
 
 // TestFaultsSurfaceInTheirCompletion injects a fault chosen by tag into
 // every I/O and checks each completion carries exactly its own fault, once.
 func TestFaultsSurfaceInTheirCompletion(t *testing.T) {
 	var mu sync.Mutex
-	injected := map[uint64]fs.Fault{}
-	hook := func(i fs.FaultInfo) fs.Fault {
-		var f fs.Fault
-		switch i.Tag % 6 {
-		case 0:
-			f.Err = syscall.EIO
-		case 1:
-			if i.Op == fs.Read {
-				f.Short = true
-			}
-		case 2:
-			f.Delay = time.Duration(i.Tag%5) * 100 * time.Microsecond
-		case 3:
-			if i.Op == fs.Write {
-				f.Err = syscall.ENOSPC
-			}
-		}
+	injected := map[uint64]errorfs.Injection{}
+	record := errorfs.Rule{Match: func(i errorfs.Info) bool {
 		mu.Lock()
-		injected[i.Tag] = f
+		injected[i.Tag] = tagFault(i.Op, i.Tag)
 		mu.Unlock()
-		return f
+		return false
+	}}
+	rules := []errorfs.Rule{record,
+		{Match: func(i errorfs.Info) bool { return i.Tag%6 == 0 }, Inject: errorfs.Injection{Err: syscall.EIO}},
+		{Op: errorfs.Reads, Match: func(i errorfs.Info) bool { return i.Tag%6 == 1 }, Inject: errorfs.Injection{Short: true}},
+		{Op: errorfs.Writes, Match: func(i errorfs.Info) bool { return i.Tag%6 == 3 }, Inject: errorfs.Injection{Err: syscall.ENOSPC}},
 	}
-	c, store := memClient(t, fs.Faults{})
+	for k := range uint64(5) {
+		rules = append(rules, errorfs.Rule{Match: func(i errorfs.Info) bool { return i.Tag%6 == 2 && i.Tag%5 == k },
+			Inject: errorfs.Injection{Latency: time.Duration(k) * 100 * time.Microsecond}})
+	}
+	c, efs, _ := memClient(t, errorfs.Options{Reorder: true})
 	f, err := c.OpenFile("faulty", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +87,7 @@ func TestFaultsSurfaceInTheirCompletion(t *testing.T) {
 	if _, err := f.WriteAt(buf.Bytes(), 0); err != nil {
 		t.Fatal(err)
 	}
-	store.SetFaults(fs.Faults{Hook: hook, Reorder: true})
+	efs.SetRules(rules...)
 	for _, op := range []fs.Op{fs.Write, fs.Read} {
 		r, err := c.NewRing(fs.RingOpts{Entries: 64, Op: op})
 		if err != nil {
@@ -120,13 +142,16 @@ func TestFaultsSurfaceInTheirCompletion(t *testing.T) {
 }
 
 func TestProbabilisticFaultsCounted(t *testing.T) {
-	c, store := memClient(t, fs.Faults{})
+	c, efs, _ := memClient(t, errorfs.Options{Seed: 42})
 	f, _ := c.OpenFile("p", os.O_RDWR|os.O_CREATE, 0o644)
 	buf, _ := c.NewBuffer(1<<16, fs.BufferOpts{})
 	if _, err := f.WriteAt(make([]byte, 1<<16), 0); err != nil {
 		t.Fatal(err)
 	}
-	store.SetFaults(fs.Faults{Seed: 42, EIO: 0.2, ShortRead: 0.2})
+	efs.SetRules(
+		errorfs.Rule{Prob: 0.2, Inject: errorfs.Injection{Err: syscall.EIO}},
+		errorfs.Rule{Op: errorfs.Reads, Prob: 0.2, Inject: errorfs.Injection{Short: true}},
+	)
 	r, _ := c.NewRing(fs.RingOpts{Entries: 16, Op: fs.Read})
 	out := make([]fs.Completion, 16)
 	var eio, short, ok int
@@ -160,7 +185,8 @@ func TestProbabilisticFaultsCounted(t *testing.T) {
 }
 
 func TestCapacityENOSPC(t *testing.T) {
-	c, _ := memClient(t, fs.Faults{Capacity: 8192})
+	c, _, store := memClient(t, errorfs.Options{})
+	store.SetCapacity(8192)
 	f, _ := c.OpenFile("cap", os.O_RDWR|os.O_CREATE, 0o644)
 	if n, err := f.WriteAt(make([]byte, 8192), 0); n != 8192 || err != nil {
 		t.Fatalf("WriteAt within capacity = %d, %v", n, err)
@@ -171,13 +197,13 @@ func TestCapacityENOSPC(t *testing.T) {
 }
 
 func TestReadAtRetriesShortReads(t *testing.T) {
-	c, store := memClient(t, fs.Faults{})
+	c, efs, _ := memClient(t, errorfs.Options{Seed: 1})
 	f, _ := c.OpenFile("s", os.O_RDWR|os.O_CREATE, 0o644)
 	data := bytes.Repeat([]byte("0123456789abcdef"), 40000)
 	if _, err := f.WriteAt(data, 0); err != nil {
 		t.Fatal(err)
 	}
-	store.SetFaults(fs.Faults{Seed: 1, ShortRead: 0.5})
+	efs.SetRules(errorfs.Rule{Op: errorfs.Reads, Prob: 0.5, Inject: errorfs.Injection{Short: true}})
 	got := make([]byte, len(data))
 	if n, err := f.ReadAt(got, 0); n != len(data) || err != nil {
 		t.Fatalf("ReadAt = %d, %v", n, err)
@@ -188,7 +214,7 @@ func TestReadAtRetriesShortReads(t *testing.T) {
 }
 
 func TestWaitDeadlineThenClose(t *testing.T) {
-	c, _ := memClient(t, fs.Faults{Latency: 300 * time.Millisecond})
+	c, _, _ := memClient(t, errorfs.Options{Rules: []errorfs.Rule{{Inject: errorfs.Injection{Latency: 300 * time.Millisecond}}}})
 	f, _ := c.OpenFile("slow", os.O_RDWR|os.O_CREATE, 0o644)
 	buf, _ := c.NewBuffer(4096, fs.BufferOpts{})
 	r, _ := c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Write})
@@ -217,7 +243,7 @@ func TestWaitDeadlineThenClose(t *testing.T) {
 }
 
 func TestForbidReadHoles(t *testing.T) {
-	c, _ := memClient(t, fs.Faults{})
+	c, _, _ := memClient(t, errorfs.Options{})
 	f, _ := c.OpenFile("h", os.O_RDWR|os.O_CREATE, 0o644)
 	f.WriteAt([]byte{1}, 20000)
 	buf, _ := c.NewBuffer(8192, fs.BufferOpts{})
@@ -240,7 +266,7 @@ func TestForbidReadHoles(t *testing.T) {
 }
 
 func TestBadOptions(t *testing.T) {
-	c, _ := memClient(t, fs.Faults{})
+	c, _, _ := memClient(t, errorfs.Options{})
 	for _, o := range []fs.RingOpts{
 		{Entries: 0}, {Entries: 40000}, {Entries: 4, Op: 7},
 		{Entries: 4, Batch: fs.Batch{Mode: fs.AtMost, Depth: 0}},
@@ -339,7 +365,7 @@ func TestRegisterOSFile(t *testing.T) {
 			}
 		})
 	}
-	c, _ := memClient(t, fs.Faults{})
+	c, _, _ := memClient(t, errorfs.Options{})
 	if _, err := c.Register(os.Stdin); !errors.Is(err, fs.ErrUnsupported) {
 		t.Fatalf("mem Register: %v", err)
 	}

@@ -4,23 +4,13 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
-
-// fileImpl is a backend's open file.
-type fileImpl interface {
-	fd() int // the OS descriptor, or -1 (mem)
-	stat() (os.FileInfo, error)
-	sync() error
-	close() error
-}
 
 // File is a file registered with a Client, the reg_fd step of USRBIO
 // (hf3fs_reg_fd): only registered files can be used in Ring requests.
 type File struct {
 	c        *Client
-	impl     fileImpl
+	impl     BackendFile
 	name     string
 	flag     int // open flags; the access mode decides which rings may use it
 	idx      int // index in the client's file registry
@@ -35,23 +25,23 @@ type File struct {
 const maxFiles = 4096
 
 // OpenFile opens name (relative names resolve under the Client's root) with
-// os.OpenFile's flag and perm, and registers it. With unix.O_DIRECT in flag
+// os.OpenFile's flag and perm, and registers it. With ODirect in flag
 // the File records the alignment statx reports (STATX_DIOALIGN) and Prep
 // enforces it (ErrAlignment). Errors: the backend's open error (an
 // *os.PathError wrapping the errno), ErrClosed, ErrInvalid when maxFiles
 // files are already registered.
 func (c *Client) OpenFile(name string, flag int, perm os.FileMode) (*File, error) {
 	p := c.path(name)
-	impl, err := c.be.openFile(p, flag, perm)
+	impl, err := c.be.OpenFile(p, flag, perm)
 	if err != nil {
 		return nil, err
 	}
 	f := &File{c: c, impl: impl, name: p, flag: flag}
-	if isDirect(flag) && impl.fd() >= 0 {
-		f.memAlign, f.offAlign = dioAlign(impl.fd())
+	if isDirect(flag) && impl.Fd() >= 0 {
+		f.memAlign, f.offAlign = dioAlign(impl.Fd())
 	}
 	if err := c.addFile(f); err != nil {
-		impl.close()
+		impl.Close()
 		return nil, err
 	}
 	return f, nil
@@ -61,21 +51,24 @@ func (c *Client) OpenFile(name string, flag int, perm os.FileMode) (*File, error
 // descriptor is duplicated, so the caller may close f afterwards and must
 // Close the returned File. The mem backend returns ErrUnsupported.
 func (c *Client) Register(f *os.File) (*File, error) {
-	impl, err := c.be.registerFile(f)
+	if f == nil {
+		return nil, errInvalidf("nil *os.File")
+	}
+	impl, err := c.be.RegisterFile(f)
 	if err != nil {
 		return nil, err
 	}
-	fl, err := unix.FcntlInt(uintptr(impl.fd()), unix.F_GETFL, 0)
+	fl, err := fileFlags(impl.Fd())
 	if err != nil {
-		impl.close()
+		impl.Close()
 		return nil, fmt.Errorf("fs: register %s: F_GETFL: %w", f.Name(), err)
 	}
 	ff := &File{c: c, impl: impl, name: f.Name(), flag: fl}
 	if isDirect(fl) {
-		ff.memAlign, ff.offAlign = dioAlign(impl.fd())
+		ff.memAlign, ff.offAlign = dioAlign(impl.Fd())
 	}
 	if err := c.addFile(ff); err != nil {
-		impl.close()
+		impl.Close()
 		return nil, err
 	}
 	return ff, nil
@@ -117,7 +110,7 @@ func (f *File) Stat() (os.FileInfo, error) {
 	if f.closed.Load() {
 		return nil, ErrClosed
 	}
-	return f.impl.stat()
+	return f.impl.Stat()
 }
 
 // Size returns the file's current length in bytes.
@@ -135,7 +128,7 @@ func (f *File) Sync() error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
-	return f.impl.sync()
+	return f.impl.Sync()
 }
 
 // Close deregisters and closes the file (hf3fs_dereg_fd + close). Errors:
@@ -152,7 +145,7 @@ func (f *File) Close() error {
 		return ErrBusy
 	}
 	for _, r := range f.c.liveRings() {
-		r.forgetFile(f)
+		r.forgetFile(f.idx)
 	}
 	c := f.c
 	c.mu.Lock()
@@ -160,8 +153,11 @@ func (f *File) Close() error {
 		c.files[f.idx] = nil
 	}
 	c.mu.Unlock()
-	return f.impl.close()
+	return f.impl.Close()
 }
 
-func (f *File) canRead() bool  { return f.flag&unix.O_ACCMODE != unix.O_WRONLY }
-func (f *File) canWrite() bool { return f.flag&unix.O_ACCMODE != unix.O_RDONLY }
+// accMode masks the access mode of open flags (O_ACCMODE).
+const accMode = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+
+func (f *File) canRead() bool  { return f.flag&accMode != os.O_WRONLY }
+func (f *File) canWrite() bool { return f.flag&accMode != os.O_RDONLY }

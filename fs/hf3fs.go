@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -45,6 +46,11 @@ func WithHF3FS(o HF3FSOpts) Option { return func(opt *options) { opt.hf3fs = o }
 // device than the mount). It matches syscall.EBADF, the errno
 // hf3fs_reg_fd returns for the same condition.
 var ErrNotHF3FS error = &sentinel{"fs: not on a 3FS mount", syscall.EBADF}
+
+// errNotOnMount is the error for a root no 3FS mount holds.
+func errNotOnMount(root string) error {
+	return fmt.Errorf("%w: root %q is not on a 3FS mount (no fuse.hf3fs entry in /proc/self/mountinfo holds it; set HF3FSOpts.MountPoint)", ErrNotHF3FS, root)
+}
 
 // detectHF3FS returns the 3FS mount point that holds root, if any.
 func detectHF3FS(root string, o HF3FSOpts) (string, bool) {

@@ -52,6 +52,10 @@ type FakeDaemon struct {
 	modes   map[string]os.FileMode
 	closed  bool
 
+	// faults, when set, decides a fault for each request the daemon
+	// serves (daemon-side errors, short reads and latency).
+	faults atomic.Pointer[func(DaemonIO) DaemonFault]
+
 	// tamper, when set, rewrites each batch's completions and the new
 	// cqeHead before they are published (a hostile or corrupted daemon).
 	tamper atomic.Pointer[func(c []hf3fs.IoCqe, head int32) int32]
@@ -94,6 +98,35 @@ type fakeInode struct {
 	path string
 }
 
+// DaemonIO describes one request the fake daemon serves, to its fault
+// hook.
+type DaemonIO struct {
+	Op   Op     // the ring's direction
+	Name string // the file's name in the store ("ino-<inode id>")
+	Off  int64  // file offset in bytes
+	Len  int    // request length in bytes
+	Tag  uint64 // the request's userdata (Req.Tag)
+}
+
+// DaemonFault is what the fake daemon does to one request: fail it with
+// Err (nothing transferred), cut a read to half its length (Short), or
+// hold it back Delay first.
+type DaemonFault struct {
+	Err   syscall.Errno
+	Short bool
+	Delay time.Duration
+}
+
+// SetFaults makes the daemon ask hook about every request it serves from
+// now on (nil: no faults). hook runs on the daemon's workers.
+func (d *FakeDaemon) SetFaults(hook func(DaemonIO) DaemonFault) {
+	if hook == nil {
+		d.faults.Store(nil)
+		return
+	}
+	d.faults.Store(&hook)
+}
+
 // maxJobsPerRing is the daemon's max_jobs_per_ioring.
 const maxJobsPerRing = 32
 
@@ -102,7 +135,7 @@ const maxJobsPerRing = 32
 func NewFakeDaemon(t testing.TB, store *MemStore) *FakeDaemon {
 	t.Helper()
 	if store == nil {
-		store = NewMemStore(Faults{})
+		store = NewMemStore()
 	}
 	mount := t.TempDir()
 	iovs := filepath.Join(mount, "3fs-virt", "iovs")
@@ -481,7 +514,10 @@ func (d *FakeDaemon) serve(r *fakeRing, a hf3fs.IoArgs) int64 {
 		op = Read
 	}
 	name := "ino-" + strconv.FormatUint(a.FileIID, 10)
-	ft := d.store.decide(op, name, &slotReq{off: int64(a.FileOff), reg: Region{n: len(b)}, tag: a.Userdata})
+	var ft DaemonFault
+	if h := d.faults.Load(); h != nil {
+		ft = (*h)(DaemonIO{Op: op, Name: name, Off: int64(a.FileOff), Len: len(b), Tag: a.Userdata})
+	}
 	if ft.Delay > 0 {
 		time.Sleep(ft.Delay)
 	}

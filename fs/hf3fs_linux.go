@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fireflyer-go/fireflyer/internal/hf3fs"
+	"github.com/fireflyer-go/fireflyer/internal/mmap"
 )
 
 // 3FS constants (src/lib/api/hf3fs_usrbio.h, src/fuse/FuseOps.cc).
@@ -103,11 +104,13 @@ func checkMagic(fd int) error {
 	return nil
 }
 
-func (b *hf3fsBackend) features() Features {
+// Features implements Backend.
+func (b *hf3fsBackend) Features() Features {
 	return Features{Backend: "hf3fs", ZeroCopy: true, FixedBuffers: true, FixedFiles: true, Priorities: true, ForbidReadHoles: true}
 }
 
-func (b *hf3fsBackend) close() error {
+// Close implements Backend.
+func (b *hf3fsBackend) Close() error {
 	b.semMu.Lock()
 	var errs []error
 	for i, s := range b.sems {
@@ -128,28 +131,30 @@ type hf3fsFile struct {
 	ino uint64
 }
 
-func (b *hf3fsBackend) openFile(name string, flag int, perm os.FileMode) (fileImpl, error) {
-	impl, err := openOS(name, flag, perm)
+// OpenFile implements Backend: open, then reg_fd's checks.
+func (b *hf3fsBackend) OpenFile(name string, flag int, perm os.FileMode) (BackendFile, error) {
+	o, err := openOS(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return b.adopt(impl.(*osFile), name)
+	return b.adopt(o, name)
 }
 
-func (b *hf3fsBackend) registerFile(f *os.File) (fileImpl, error) {
-	impl, err := dupOS(f)
+// RegisterFile implements Backend (hf3fs_reg_fd).
+func (b *hf3fsBackend) RegisterFile(f *os.File) (BackendFile, error) {
+	o, err := dupOS(f)
 	if err != nil {
 		return nil, err
 	}
-	return b.adopt(impl.(*osFile), f.Name())
+	return b.adopt(o, f.Name())
 }
 
 // adopt runs reg_fd's checks on an open file: the file system check, the
 // device of the mount, and statx for the inode id (the FUSE inode number
 // is the 3FS inode id).
-func (b *hf3fsBackend) adopt(o *osFile, name string) (fileImpl, error) {
-	fail := func(err error) (fileImpl, error) {
-		o.close()
+func (b *hf3fsBackend) adopt(o *osFile, name string) (BackendFile, error) {
+	fail := func(err error) (BackendFile, error) {
+		o.Close()
 		return nil, &os.PathError{Op: "register", Path: name, Err: err}
 	}
 	if err := b.check(o.fdn); err != nil {
@@ -228,15 +233,27 @@ func (b *hf3fsBackend) unlink(name string) error {
 	return b.virt.do(func(dirfd int) error { return unix.Unlinkat(dirfd, name, 0) })
 }
 
-// mapShared implements sharedBuffers: hf3fs_iovcreate. The shm file keeps
-// its name until the buffer is closed.
-func (b *hf3fsBackend) mapShared(id [16]byte, n, blockSize int) ([]byte, func() error, error) {
+// MapBuffer implements Backend: hf3fs_iovcreate, a /dev/shm file
+// registered with the daemon (bound to s.Node before the daemon or anyone
+// touches it, when s.Node >= 0). The shm file keeps its name until the
+// buffer is closed.
+func (b *hf3fsBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) {
 	path := shmDir + "/hf3fs-iov-" + hf3fs.UUID(newID())
-	mem, err := b.createShm(path, n)
+	mem, err := b.createShm(path, s.Size)
 	if err != nil {
 		return nil, nil, err
 	}
-	key := hf3fs.Key{ID: id, BlockSize: int64(blockSize)}
+	if s.Node >= 0 {
+		if err := mmap.Bind(mem, s.Node); err != nil {
+			unix.Munmap(mem)
+			unix.Unlink(path)
+			if errors.Is(err, mmap.ErrNoNode) {
+				err = fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+			return nil, nil, err
+		}
+	}
+	key := hf3fs.Key{ID: s.ID, BlockSize: int64(s.BlockSize)}
 	if err := b.link(path, key); err != nil {
 		unix.Munmap(mem)
 		unix.Unlink(path)
@@ -329,7 +346,6 @@ func ringKey(o RingOpts) hf3fs.Key {
 // twice).
 type hf3fsEngine struct {
 	b      *hf3fsBackend
-	r      *Ring
 	name   string
 	mem    []byte
 	ring   *hf3fs.Ring
@@ -338,15 +354,16 @@ type hf3fsEngine struct {
 	bad    atomic.Int64
 }
 
-func (b *hf3fsBackend) newEngine(r *Ring) (engine, error) {
-	key := ringKey(r.opts)
+// NewEngine implements Backend: hf3fs_iorcreate4.
+func (b *hf3fsBackend) NewEngine(o RingOpts) (Engine, error) {
+	key := ringKey(o)
 	sem, err := b.submitSem(key.Prio)
 	if err != nil {
 		return nil, err
 	}
 	// Exactly hf3fs_ior_size bytes: the daemon derives the entries from
 	// the file size.
-	size := hf3fs.RingSize(r.opts.Entries)
+	size := hf3fs.RingSize(o.Entries)
 	path := shmDir + "/hf3fs-ior-" + hf3fs.UUID(newID())
 	mem, err := b.createShm(path, size)
 	if err != nil {
@@ -359,24 +376,29 @@ func (b *hf3fsBackend) newEngine(r *Ring) (engine, error) {
 	}
 	// The daemon holds its own mapping now; the name is not needed.
 	unix.Unlink(path)
-	ring, err := hf3fs.MapRing(mem, r.opts.Entries)
+	ring, err := hf3fs.MapRing(mem, o.Entries)
 	if err != nil {
 		b.unlink(key.String())
 		unix.Munmap(mem)
 		return nil, err
 	}
-	return &hf3fsEngine{b: b, r: r, name: key.String(), mem: mem, ring: ring, subSem: sem, busy: make([]atomic.Bool, r.opts.Entries)}, nil
+	return &hf3fsEngine{b: b, name: key.String(), mem: mem, ring: ring, subSem: sem, busy: make([]atomic.Bool, o.Entries)}, nil
 }
 
 // submit writes each slot's IoArgs and an SQE, publishing sqeHead after
 // each one, then posts the daemon's submit semaphore (hf3fs_submit_ios).
-func (e *hf3fsEngine) submit(batch []int32) error {
+func (e *hf3fsEngine) Submit(batch []IO) error {
 	rg := e.ring
 	h := rg.SqeHead.Load()
 	if h < 0 || h >= rg.N {
 		// The ring is shared with the daemon: a corrupted index must not
 		// make us index outside the SQ.
 		return fmt.Errorf("fs: hf3fs ring %s: sqeHead %d outside [0, %d) in shared memory: %w", e.name, h, rg.N, syscall.EIO)
+	}
+	for i := range batch {
+		if _, ok := batch[i].Handle.(*hf3fsFile); !ok {
+			return fmt.Errorf("%w: file %s was not opened by the hf3fs backend", ErrUnregistered, batch[i].File.Name())
+		}
 	}
 	need := int32(len(batch))
 	if free := rg.N - 1 - rg.Queued(h, rg.SqeTail.Load()); free < need {
@@ -390,18 +412,20 @@ func (e *hf3fsEngine) submit(batch []int32) error {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
-	for _, s := range batch {
-		sr := &e.r.slots[s]
+	for i := range batch {
+		io := &batch[i]
+		hf := io.Handle.(*hf3fsFile)
+		s := io.Slot
 		rg.Args[s] = hf3fs.IoArgs{
-			BufID:    sr.reg.buf.id,
-			BufOff:   uint64(sr.reg.off),
-			FileIID:  sr.file.impl.(*hf3fsFile).ino,
-			FileOff:  uint64(sr.off),
-			IoLen:    uint64(sr.reg.n),
-			Userdata: sr.tag,
+			BufID:    io.Buf.buf.id,
+			BufOff:   uint64(io.Buf.off),
+			FileIID:  hf.ino,
+			FileOff:  uint64(io.Off),
+			IoLen:    uint64(io.Buf.n),
+			Userdata: io.Tag,
 		}
 		e.busy[s].Store(true)
-		rg.Sqes[h] = hf3fs.IoSqe{Index: s, Userdata: sr.tag}
+		rg.Sqes[h] = hf3fs.IoSqe{Index: s, Userdata: io.Tag}
 		h = (h + 1) % rg.N
 		rg.SqeHead.Store(h)
 	}
@@ -411,7 +435,7 @@ func (e *hf3fsEngine) submit(batch []int32) error {
 
 // reap takes CQEs at cqeTail, then posts the submit semaphore so the
 // daemon sees the freed CQ space (hf3fs_wait_for_ios).
-func (e *hf3fsEngine) reap(out []cqe) int {
+func (e *hf3fsEngine) Reap(out []IOResult) int {
 	rg := e.ring
 	t, h := rg.CqeTail.Load(), rg.CqeHead.Load()
 	if t == h || len(out) == 0 {
@@ -432,7 +456,7 @@ func (e *hf3fsEngine) reap(out []cqe) int {
 			e.bad.Add(1)
 			continue
 		}
-		out[k] = cqe{slot: c.Index, res: c.Result}
+		out[k] = IOResult{Slot: c.Index, Res: c.Result}
 		k++
 	}
 	rg.CqeTail.Store(t)
@@ -440,7 +464,7 @@ func (e *hf3fsEngine) reap(out []cqe) int {
 	return k
 }
 
-func (e *hf3fsEngine) block(done <-chan struct{}, need int, until time.Time) {
+func (e *hf3fsEngine) Block(done <-chan struct{}, need int, until time.Time) {
 	rg := e.ring
 	if h, t := rg.CqeHead.Load(), rg.CqeTail.Load(); h >= 0 && h < rg.N && t >= 0 && t < rg.N && int(rg.Queued(h, t)) >= need {
 		return
@@ -457,7 +481,16 @@ func (e *hf3fsEngine) block(done <-chan struct{}, need int, until time.Time) {
 }
 
 // close unregisters the ring (unlinks its key) and unmaps it.
-func (e *hf3fsEngine) close() error {
+// ForgetFile implements Engine: files are addressed by inode id, nothing
+// is registered per ring.
+func (e *hf3fsEngine) ForgetFile(int) {}
+
+// ForgetBuffer implements Engine: buffers are registered with the daemon,
+// not per ring.
+func (e *hf3fsEngine) ForgetBuffer(int) {}
+
+// Close implements Engine.
+func (e *hf3fsEngine) Close() error {
 	return errors.Join(e.b.unlink(e.name), unix.Munmap(e.mem))
 }
 
@@ -545,5 +578,17 @@ func (v *virtThread) stop() error {
 	}
 	v.mu.Unlock()
 	<-v.done
+	return nil
+}
+
+// probeHF3FS reports whether this machine has a 3FS FUSE mount.
+func probeHF3FS() error {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("%w: read mountinfo: %v", ErrNotHF3FS, err)
+	}
+	if !strings.Contains(string(mi), " - fuse.hf3fs ") {
+		return fmt.Errorf("%w: needs a 3FS FUSE mount (no fuse.hf3fs in /proc/self/mountinfo)", ErrNotHF3FS)
+	}
 	return nil
 }

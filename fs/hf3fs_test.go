@@ -17,14 +17,11 @@ import (
 )
 
 // hf3fsOpener returns Clients on the hf3fs backend, each with its own
-// fake daemon and mount.
-func hf3fsOpener(store func() *fs.MemStore) fstest.Opener {
+// fake daemon and mount, whose faults are set by faults when not nil.
+func hf3fsOpener(faults func(fs.DaemonIO) fs.DaemonFault) fstest.Opener {
 	return func(t *testing.T) *fs.Client {
-		var s *fs.MemStore
-		if store != nil {
-			s = store()
-		}
-		d := fs.NewFakeDaemon(t, s)
+		d := fs.NewFakeDaemon(t, nil)
+		d.SetFaults(faults)
 		c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackend("hf3fs"), fs.WithHF3FS(d.Opts()))
 		if err != nil {
 			t.Fatal(err)
@@ -36,8 +33,8 @@ func hf3fsOpener(store func() *fs.MemStore) fstest.Opener {
 func TestConformanceHF3FS(t *testing.T) {
 	t.Run("hf3fs", func(t *testing.T) { fstest.Run(t, hf3fsOpener(nil)) })
 	t.Run("hf3fs with latency", func(t *testing.T) {
-		fstest.Run(t, hf3fsOpener(func() *fs.MemStore {
-			return fs.NewMemStore(fs.Faults{Latency: 100 * time.Microsecond, Seed: 3})
+		fstest.Run(t, hf3fsOpener(func(fs.DaemonIO) fs.DaemonFault {
+			return fs.DaemonFault{Delay: 100 * time.Microsecond}
 		}))
 	})
 }
@@ -226,8 +223,7 @@ func TestHF3FSSubmitLinkValidated(t *testing.T) {
 }
 
 func TestHF3FSFaultsSurface(t *testing.T) {
-	s := fs.NewMemStore(fs.Faults{})
-	_, c := newHF3FS(t, s)
+	d, c := newHF3FS(t, nil)
 	defer c.Close()
 	f, err := c.OpenFile("f", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -236,12 +232,12 @@ func TestHF3FSFaultsSurface(t *testing.T) {
 	if _, err := f.WriteAt(make([]byte, 8192), 0); err != nil {
 		t.Fatal(err)
 	}
-	s.SetFaults(fs.Faults{Hook: func(fi fs.FaultInfo) fs.Fault {
-		if fi.Tag == 7 {
-			return fs.Fault{Err: syscall.EIO}
+	d.SetFaults(func(io fs.DaemonIO) fs.DaemonFault {
+		if io.Tag == 7 {
+			return fs.DaemonFault{Err: syscall.EIO}
 		}
-		return fs.Fault{}
-	}})
+		return fs.DaemonFault{}
+	})
 	b, _ := c.NewBuffer(8192, fs.BufferOpts{})
 	r, _ := c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Read})
 	for i, tag := range []uint64{6, 7} {

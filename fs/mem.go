@@ -4,56 +4,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"sync"
 	"syscall"
 	"time"
 )
-
-// Fault is what the mem backend does to one I/O instead of (or besides)
-// performing it.
-type Fault struct {
-	// Err fails the I/O with this errno (EIO, ENOSPC, ...); nothing is
-	// transferred.
-	Err syscall.Errno
-	// Short makes a read return only the first half of the bytes it would
-	// have returned (a short read that is not at EOF).
-	Short bool
-	// Delay holds the completion back this long.
-	Delay time.Duration
-}
-
-// FaultInfo describes an I/O to a Faults.Hook.
-type FaultInfo struct {
-	Op   Op     // the ring's direction
-	Name string // the file's name in the store
-	Off  int64  // file offset in bytes
-	Len  int    // request length in bytes
-	Tag  uint64 // the request's tag
-}
-
-// Faults configures the mem backend's fault injection (in the spirit of
-// pebble's errorfs). Probabilities are per I/O, drawn from a generator
-// seeded by Seed. A non-nil Hook decides instead of the probabilities.
-type Faults struct {
-	Seed      uint64  // seeds the fault and reorder generators
-	ShortRead float64 // probability a read is cut to half its length
-	EIO       float64 // probability an I/O fails with EIO
-	ENOSPC    float64 // probability a write fails with ENOSPC
-	// Latency delays every completion; I/O then runs on worker goroutines,
-	// so completions also arrive out of order.
-	Latency time.Duration
-	// Reorder shuffles each dispatched batch before running it.
-	Reorder bool
-	// Capacity, when > 0, is the store's size limit in bytes of allocated
-	// pages; a write that needs more fails with ENOSPC.
-	Capacity int64
-	// Hook, when non-nil, decides each I/O's fault (called from worker
-	// goroutines; must be safe for concurrent use).
-	Hook func(FaultInfo) Fault
-}
 
 const memPage = 4096
 
@@ -66,29 +22,27 @@ type memFile struct {
 
 // MemStore is the mem backend's in-memory file system: sparse files whose
 // unwritten pages read as zeros (holes). It is the oracle the conformance
-// suite compares other backends with, and it injects faults. Safe for
+// suite compares other backends with. Faults (EIO, short I/O, ENOSPC,
+// latency) are injected around any backend by package fs/errorfs. Safe for
 // concurrent use.
 type MemStore struct {
-	mu     sync.Mutex
-	files  map[string]*memFile
-	faults Faults
-	rng    *rand.Rand
-	pages  int64
+	mu       sync.Mutex
+	files    map[string]*memFile
+	capacity int64
+	pages    int64
 }
 
-// NewMemStore returns an empty store that injects f.
-func NewMemStore(f Faults) *MemStore {
-	s := &MemStore{files: map[string]*memFile{}}
-	s.SetFaults(f)
-	return s
+// NewMemStore returns an empty store with no size limit.
+func NewMemStore() *MemStore {
+	return &MemStore{files: map[string]*memFile{}}
 }
 
-// SetFaults replaces the faults the store injects from now on.
-func (s *MemStore) SetFaults(f Faults) {
+// SetCapacity limits the store to bytes of allocated 4 KiB pages (0: no
+// limit): a write that needs more fails with ENOSPC, like a full disk.
+func (s *MemStore) SetCapacity(bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = f
-	s.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15))
+	s.capacity = max(bytes, 0)
 }
 
 // Names returns the store's file names, sorted.
@@ -112,30 +66,6 @@ func (s *MemStore) Remove(name string) error {
 	}
 	delete(s.files, name)
 	return nil
-}
-
-func (s *MemStore) decide(op Op, name string, sq *slotReq) Fault {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.faults
-	if f.Hook != nil {
-		s.mu.Unlock()
-		ft := f.Hook(FaultInfo{Op: op, Name: name, Off: sq.off, Len: sq.reg.n, Tag: sq.tag})
-		s.mu.Lock()
-		if ft.Delay == 0 {
-			ft.Delay = f.Latency
-		}
-		return ft
-	}
-	ft := Fault{Delay: f.Latency}
-	if f.EIO > 0 && s.rng.Float64() < f.EIO {
-		ft.Err = syscall.EIO
-	} else if op == Write && f.ENOSPC > 0 && s.rng.Float64() < f.ENOSPC {
-		ft.Err = syscall.ENOSPC
-	} else if op == Read && f.ShortRead > 0 && s.rng.Float64() < f.ShortRead {
-		ft.Short = true
-	}
-	return ft
 }
 
 func (s *MemStore) open(name string, flag int) (*memFile, error) {
@@ -193,7 +123,7 @@ func (f *memFile) readAt(b []byte, off int64, forbidHoles bool) int64 {
 	return n
 }
 
-// writeAt stores b at off, allocating pages (ENOSPC past Faults.Capacity);
+// writeAt stores b at off, allocating pages (ENOSPC past the capacity);
 // it returns len(b) or -errno (EINVAL when off+len(b) overflows int64).
 func (f *memFile) writeAt(s *MemStore, b []byte, off int64) int64 {
 	n := int64(len(b))
@@ -210,7 +140,7 @@ func (f *memFile) writeAt(s *MemStore, b []byte, off int64) int64 {
 	}
 	if need > 0 {
 		s.mu.Lock()
-		if s.faults.Capacity > 0 && (s.pages+need)*memPage > s.faults.Capacity {
+		if s.capacity > 0 && (s.pages+need)*memPage > s.capacity {
 			s.mu.Unlock()
 			return -int64(syscall.ENOSPC)
 		}
@@ -267,32 +197,34 @@ func (i memInfo) IsDir() bool { return false }
 // Sys implements fs.FileInfo; there is no underlying data source.
 func (i memInfo) Sys() any { return nil }
 
-func (h *memHandle) fd() int { return -1 }
-func (h *memHandle) stat() (os.FileInfo, error) {
+// Fd implements BackendFile: a mem file has no descriptor.
+func (h *memHandle) Fd() int { return -1 }
+
+// Stat implements BackendFile.
+func (h *memHandle) Stat() (os.FileInfo, error) {
 	h.f.mu.RLock()
 	defer h.f.mu.RUnlock()
 	return memInfo{name: h.name, size: h.f.size, mtime: h.f.mtime}, nil
 }
-func (h *memHandle) sync() error  { return nil }
-func (h *memHandle) close() error { return nil }
 
-// memBackend serves files from a MemStore.
-type memBackend struct {
-	s       *MemStore
-	workers int
-	mu      sync.Mutex
-	pool    *workerPool
+// Sync implements BackendFile; memory is as stable as it gets.
+func (h *memHandle) Sync() error { return nil }
+
+// Close implements BackendFile.
+func (h *memHandle) Close() error { return nil }
+
+// memBackend serves files from a MemStore; I/O runs inline in Submit.
+type memBackend struct{ s *MemStore }
+
+func newMemBackend(s *MemStore) *memBackend { return &memBackend{s: s} }
+
+// Features implements Backend.
+func (m *memBackend) Features() Features {
+	return Features{Backend: "mem", ZeroCopy: true, ForbidReadHoles: true, FlatNames: true}
 }
 
-func newMemBackend(s *MemStore, workers int) *memBackend {
-	return &memBackend{s: s, workers: workers}
-}
-
-func (m *memBackend) features() Features {
-	return Features{Backend: "mem", ZeroCopy: true, ForbidReadHoles: true}
-}
-
-func (m *memBackend) openFile(name string, flag int, perm os.FileMode) (fileImpl, error) {
+// OpenFile implements Backend.
+func (m *memBackend) OpenFile(name string, flag int, perm os.FileMode) (BackendFile, error) {
 	if name == "" {
 		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.ENOENT}
 	}
@@ -303,54 +235,30 @@ func (m *memBackend) openFile(name string, flag int, perm os.FileMode) (fileImpl
 	return &memHandle{s: m.s, name: name, f: f}, nil
 }
 
-func (m *memBackend) registerFile(f *os.File) (fileImpl, error) {
+// RegisterFile implements Backend: ErrUnsupported, mem has no OS files.
+func (m *memBackend) RegisterFile(f *os.File) (BackendFile, error) {
 	return nil, fmt.Errorf("%w: mem backend cannot register an *os.File", ErrUnsupported)
 }
 
-func (m *memBackend) newEngine(r *Ring) (engine, error) {
-	do := func(op Op, sq *slotReq, flags RingFlags) int64 {
-		h := sq.file.impl.(*memHandle)
-		b := sq.reg.Bytes()
-		ft := m.s.decide(op, h.name, sq)
-		if ft.Delay > 0 {
-			time.Sleep(ft.Delay)
-		}
-		if ft.Err != 0 {
-			return -int64(ft.Err)
-		}
-		if op == Write {
-			return h.f.writeAt(m.s, b, sq.off)
-		}
-		n := h.f.readAt(b, sq.off, flags&ForbidReadHoles != 0)
-		if ft.Short && n > 0 {
-			n /= 2
-		}
-		return n
-	}
-	m.s.mu.Lock()
-	f := m.s.faults
-	m.s.mu.Unlock()
-	var pool *workerPool
-	if f.Latency > 0 || f.Hook != nil {
-		m.mu.Lock()
-		if m.pool == nil {
-			m.pool = newWorkerPool(m.workers)
-		}
-		pool = m.pool
-		m.mu.Unlock()
-	}
-	e := newPoolEngine(r, pool, do)
-	if f.Reorder {
-		e.shufRN = rand.New(rand.NewPCG(f.Seed+1, uint64(r.opts.Entries)))
-	}
-	return e, nil
+// MapBuffer implements Backend with anonymous memory.
+func (m *memBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) { return mapLocal(s) }
+
+// NewEngine implements Backend.
+func (m *memBackend) NewEngine(o RingOpts) (Engine, error) {
+	return newPoolEngine(o, nil, m.do), nil
 }
 
-func (m *memBackend) close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.pool != nil {
-		m.pool.close()
+func (m *memBackend) do(op Op, io *IO, flags RingFlags) int64 {
+	h, ok := io.Handle.(*memHandle)
+	if !ok {
+		return -int64(syscall.EBADF)
 	}
-	return nil
+	b := io.Buf.Bytes()
+	if op == Write {
+		return h.f.writeAt(m.s, b, io.Off)
+	}
+	return h.f.readAt(b, io.Off, flags&ForbidReadHoles != 0)
 }
+
+// Close implements Backend.
+func (m *memBackend) Close() error { return nil }

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,7 @@ func uintptrOf(b []byte) uintptr {
 }
 
 // ioFunc performs one request and returns bytes or -errno.
-type ioFunc func(op Op, s *slotReq, flags RingFlags) int64
+type ioFunc func(op Op, io *IO, flags RingFlags) int64
 
 // job is one request handed to a worker.
 type job struct {
@@ -98,7 +97,7 @@ func (p *workerPool) take(block bool) (job, bool) {
 }
 
 // push queues the batch's slots for e and wakes parked workers.
-func (p *workerPool) push(e *poolEngine, batch []int32) {
+func (p *workerPool) push(e *poolEngine, batch []IO) {
 	p.mu.Lock()
 	for p.n+len(batch) > len(p.q) {
 		q := make([]job, 2*len(p.q))
@@ -107,8 +106,8 @@ func (p *workerPool) push(e *poolEngine, batch []int32) {
 		}
 		p.q, p.head = q, 0
 	}
-	for _, s := range batch {
-		p.q[(p.head+p.n)&(len(p.q)-1)] = job{e: e, slot: s}
+	for _, io := range batch {
+		p.q[(p.head+p.n)&(len(p.q)-1)] = job{e: e, slot: io.Slot}
 		p.n++
 	}
 	wake := min(p.idle, len(batch))
@@ -138,27 +137,29 @@ func (p *workerPool) close() {
 // in a mutex-protected list and a parked waiter is woken only once enough
 // are there.
 type poolEngine struct {
-	r      *Ring
-	pool   *workerPool // nil: run inline in submit
-	do     ioFunc
-	shufRN *rand.Rand // mem: reorder batches when non-nil
+	opts RingOpts
+	pool *workerPool // nil: run inline in submit
+	do   ioFunc
+	ios  []IO // by slot: the requests submitted and not yet run
 
 	cmu     sync.Mutex
 	ndone   atomic.Int32 // len(done), readable without cmu
-	done    []cqe        // completions not yet reaped (cap: ring entries)
+	done    []IOResult   // completions not yet reaped (cap: ring entries)
 	waiting int          // >0: a parked waiter wants this many
 	notify  chan struct{}
 	timer   *time.Timer
 }
 
-func newPoolEngine(r *Ring, pool *workerPool, do ioFunc) *poolEngine {
-	return &poolEngine{r: r, pool: pool, do: do, done: make([]cqe, 0, r.opts.Entries), notify: make(chan struct{}, 1)}
+func newPoolEngine(o RingOpts, pool *workerPool, do ioFunc) *poolEngine {
+	return &poolEngine{opts: o, pool: pool, do: do, ios: make([]IO, o.Entries), done: make([]IOResult, 0, o.Entries), notify: make(chan struct{}, 1)}
 }
 
 func (e *poolEngine) run(slot int32) {
-	res := e.do(e.r.opts.Op, &e.r.slots[slot], e.r.opts.Flags)
+	io := &e.ios[slot]
+	res := e.do(e.opts.Op, io, e.opts.Flags)
+	*io = IO{}
 	e.cmu.Lock()
-	e.done = append(e.done, cqe{slot: slot, res: res})
+	e.done = append(e.done, IOResult{Slot: slot, Res: res})
 	e.ndone.Store(int32(len(e.done)))
 	signal := e.waiting > 0 && len(e.done) >= e.waiting
 	if signal {
@@ -173,21 +174,23 @@ func (e *poolEngine) run(slot int32) {
 	}
 }
 
-func (e *poolEngine) submit(batch []int32) error {
-	if e.shufRN != nil {
-		e.shufRN.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+// Submit implements Engine.
+func (e *poolEngine) Submit(ios []IO) error {
+	for _, io := range ios {
+		e.ios[io.Slot] = io
 	}
 	if e.pool == nil {
-		for _, s := range batch {
-			e.run(s)
+		for _, io := range ios {
+			e.run(io.Slot)
 		}
 		return nil
 	}
-	e.pool.push(e, batch)
+	e.pool.push(e, ios)
 	return nil
 }
 
-func (e *poolEngine) reap(out []cqe) int {
+// Reap implements Engine.
+func (e *poolEngine) Reap(out []IOResult) int {
 	if e.ndone.Load() == 0 {
 		return 0
 	}
@@ -202,7 +205,8 @@ func (e *poolEngine) reap(out []cqe) int {
 
 func (e *poolEngine) ready() int { return int(e.ndone.Load()) }
 
-func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
+// Block implements Engine.
+func (e *poolEngine) Block(done <-chan struct{}, need int, until time.Time) {
 	if need < 1 {
 		need = 1
 	}
@@ -247,4 +251,11 @@ func (e *poolEngine) block(done <-chan struct{}, need int, until time.Time) {
 	e.cmu.Unlock()
 }
 
-func (e *poolEngine) close() error { return nil }
+// ForgetFile implements Engine: the pool keeps no registrations.
+func (e *poolEngine) ForgetFile(int) {}
+
+// ForgetBuffer implements Engine: the pool keeps no registrations.
+func (e *poolEngine) ForgetBuffer(int) {}
+
+// Close implements Engine.
+func (e *poolEngine) Close() error { return nil }

@@ -1,25 +1,35 @@
+//go:build unix
+
 package fs
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// osFile is an OS file descriptor owned by a File (posix and uring).
+// osFile is an OS file descriptor owned by a File (posix, uring, hf3fs).
 type osFile struct {
 	f   *os.File
 	fdn int
 }
 
-func (o *osFile) fd() int                    { return o.fdn }
-func (o *osFile) stat() (os.FileInfo, error) { return o.f.Stat() }
-func (o *osFile) sync() error                { return o.f.Sync() }
-func (o *osFile) close() error               { return o.f.Close() }
+// Fd implements BackendFile.
+func (o *osFile) Fd() int { return o.fdn }
 
-func openOS(name string, flag int, perm os.FileMode) (fileImpl, error) {
+// Stat implements BackendFile.
+func (o *osFile) Stat() (os.FileInfo, error) { return o.f.Stat() }
+
+// Sync implements BackendFile.
+func (o *osFile) Sync() error { return o.f.Sync() }
+
+// Close implements BackendFile.
+func (o *osFile) Close() error { return o.f.Close() }
+
+func openOS(name string, flag int, perm os.FileMode) (*osFile, error) {
 	fd, err := unix.Open(name, flag|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
@@ -29,7 +39,7 @@ func openOS(name string, flag int, perm os.FileMode) (fileImpl, error) {
 	return &osFile{f: os.NewFile(uintptr(fd), name), fdn: fd}, nil
 }
 
-func dupOS(f *os.File) (fileImpl, error) {
+func dupOS(f *os.File) (*osFile, error) {
 	if f == nil {
 		return nil, fmt.Errorf("%w: nil *os.File", ErrInvalid)
 	}
@@ -50,6 +60,17 @@ func dupOS(f *os.File) (fileImpl, error) {
 	return &osFile{f: os.NewFile(uintptr(nfd), f.Name()), fdn: nfd}, nil
 }
 
+// fileFlags returns a descriptor's open flags (F_GETFL).
+func fileFlags(fd int) (int, error) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return 0, fmt.Errorf("F_GETFL: %w", err)
+	}
+	return fl, nil
+}
+
+func probePosix() error { return nil }
+
 // posixBackend runs requests on a worker pool with pread/pwrite, the
 // portable reference backend.
 type posixBackend struct {
@@ -58,40 +79,64 @@ type posixBackend struct {
 }
 
 func newPosixBackend(workers int) *posixBackend {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0) * 4
+	}
 	return &posixBackend{pool: newWorkerPool(workers)}
 }
 
-func (p *posixBackend) features() Features {
+// Features implements Backend.
+func (p *posixBackend) Features() Features {
 	return Features{Backend: "posix", ZeroCopy: true, Note: p.note}
 }
 
-func (p *posixBackend) openFile(name string, flag int, perm os.FileMode) (fileImpl, error) {
-	return openOS(name, flag, perm)
+// OpenFile implements Backend.
+func (p *posixBackend) OpenFile(name string, flag int, perm os.FileMode) (BackendFile, error) {
+	o, err := openOS(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
-func (p *posixBackend) registerFile(f *os.File) (fileImpl, error) { return dupOS(f) }
-
-func (p *posixBackend) newEngine(r *Ring) (engine, error) {
-	return newPoolEngine(r, p.pool, posixIO), nil
+// RegisterFile implements Backend.
+func (p *posixBackend) RegisterFile(f *os.File) (BackendFile, error) {
+	o, err := dupOS(f)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
-func (p *posixBackend) close() error {
+// MapBuffer implements Backend with anonymous memory.
+func (p *posixBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) { return mapLocal(s) }
+
+// NewEngine implements Backend.
+func (p *posixBackend) NewEngine(o RingOpts) (Engine, error) {
+	return newPoolEngine(o, p.pool, posixIO), nil
+}
+
+// Close implements Backend.
+func (p *posixBackend) Close() error {
 	p.pool.close()
 	return nil
 }
 
 // posixIO performs one request with a single pread or pwrite (a short
 // count is reported as is, like a 3FS CQE).
-func posixIO(op Op, s *slotReq, _ RingFlags) int64 {
-	fd := s.file.impl.fd()
-	b := s.reg.Bytes()
+func posixIO(op Op, io *IO, _ RingFlags) int64 {
+	fd := io.Handle.Fd()
+	if fd < 0 {
+		return -int64(unix.EBADF)
+	}
+	b := io.Buf.Bytes()
 	for {
 		var n int
 		var err error
 		if op == Read {
-			n, err = unix.Pread(fd, b, s.off)
+			n, err = unix.Pread(fd, b, io.Off)
 		} else {
-			n, err = unix.Pwrite(fd, b, s.off)
+			n, err = unix.Pwrite(fd, b, io.Off)
 		}
 		if err == unix.EINTR {
 			continue

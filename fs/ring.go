@@ -127,34 +127,6 @@ type RingStats struct {
 	Waits      uint64 // Wait calls
 }
 
-// cqe is an engine completion: the slot and a USRBIO-style result (bytes or
-// -errno).
-type cqe struct {
-	slot int32
-	res  int64
-}
-
-// engine executes a ring's dispatched I/O for one backend.
-type engine interface {
-	// submit starts the slots' I/O as one batch. Called with Ring.mu held.
-	submit(batch []int32) error
-	// reap moves finished completions into out without blocking.
-	// Called with Ring.cmu held.
-	reap(out []cqe) int
-	// block waits until at least need completions may be reaped, until
-	// passes (zero: no limit) or done is closed; it may return early.
-	// Called with Ring.cmu held.
-	block(done <-chan struct{}, need int, until time.Time)
-	close() error
-}
-
-type slotReq struct {
-	file *File
-	off  int64
-	reg  Region
-	tag  uint64
-}
-
 // Ring is an I/O ring, the Ior of USRBIO (hf3fs_iorcreate4): Prep queues
 // requests into free slots, Submit dispatches them according to the
 // batching mode, and Wait collects completions in completion order (not
@@ -163,10 +135,11 @@ type slotReq struct {
 type Ring struct {
 	c    *Client
 	opts RingOpts
-	eng  engine
+	eng  Engine
 
 	mu        sync.Mutex // submission side and slot table
-	slots     []slotReq
+	slots     []IO
+	ios       []IO // Submit's argument, rebuilt for each batch
 	free      []int32
 	queue     []int32 // prepped, in order
 	submitted int     // queue[:submitted] were passed to Submit
@@ -176,7 +149,7 @@ type Ring struct {
 	stats     RingStats
 
 	cmu     sync.Mutex // completion side
-	scratch []cqe
+	scratch []IOResult
 	waits   atomic.Uint64
 }
 
@@ -212,15 +185,16 @@ func (c *Client) NewRing(o RingOpts) (*Ring, error) {
 	r := &Ring{
 		c:       c,
 		opts:    o,
-		slots:   make([]slotReq, o.Entries),
+		slots:   make([]IO, o.Entries),
+		ios:     make([]IO, 0, o.Entries),
 		free:    make([]int32, o.Entries),
 		queue:   make([]int32, 0, o.Entries),
-		scratch: make([]cqe, o.Entries),
+		scratch: make([]IOResult, o.Entries),
 	}
 	for i := range r.free {
 		r.free[i] = int32(o.Entries - 1 - i)
 	}
-	eng, err := c.be.newEngine(r)
+	eng, err := c.be.NewEngine(o)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +202,7 @@ func (c *Client) NewRing(o RingOpts) (*Ring, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		eng.close()
+		eng.Close()
 		return nil, ErrClosed
 	}
 	c.rings[r] = struct{}{}
@@ -305,7 +279,7 @@ func (r *Ring) Prep(q Req) (int, error) {
 	}
 	s := r.free[len(r.free)-1]
 	r.free = r.free[:len(r.free)-1]
-	r.slots[s] = slotReq{file: f, off: q.Off, reg: q.Buf, tag: q.Tag}
+	r.slots[s] = IO{Slot: s, Tag: q.Tag, File: f, Handle: f.impl, FileIndex: f.idx, Off: q.Off, Buf: q.Buf, BufferIndex: b.idx}
 	r.queue = append(r.queue, s)
 	r.stats.Prepped++
 	r.mu.Unlock()
@@ -355,8 +329,13 @@ func (r *Ring) dispatchLocked(now time.Time) error {
 				}
 			}
 		}
-		batch := r.queue[:n]
-		if err := r.eng.submit(batch); err != nil {
+		r.ios = r.ios[:0]
+		for _, s := range r.queue[:n] {
+			r.ios = append(r.ios, r.slots[s])
+		}
+		err := r.eng.Submit(r.ios)
+		clear(r.ios)
+		if err != nil {
 			return err
 		}
 		r.inflight += n
@@ -426,7 +405,7 @@ func (r *Ring) Wait(ctx context.Context, out []Completion, minN int) (int, error
 			default:
 			}
 		}
-		r.eng.block(done, want-n, until)
+		r.eng.Block(done, want-n, until)
 	}
 }
 
@@ -437,32 +416,32 @@ func (r *Ring) collect(out []Completion) int {
 	if len(out) == 0 {
 		return 0
 	}
-	got := r.eng.reap(r.scratch[:min(len(out), len(r.scratch))])
+	got := r.eng.Reap(r.scratch[:min(len(out), len(r.scratch))])
 	if got == 0 {
 		return 0
 	}
 	r.mu.Lock()
 	for i, e := range r.scratch[:got] {
-		s := &r.slots[e.slot]
+		s := &r.slots[e.Slot]
 		c := &out[i]
-		c.Slot = int(e.slot)
-		c.Tag = s.tag
-		if e.res < 0 {
+		c.Slot = int(e.Slot)
+		c.Tag = s.Tag
+		if e.Res < 0 {
 			c.N = 0
-			c.Err = syscall.Errno(-e.res)
-		} else if e.res > int64(s.reg.n) {
+			c.Err = syscall.Errno(-e.Res)
+		} else if e.Res > int64(s.Buf.n) {
 			// More bytes than asked for (a misbehaving 3FS daemon): report
 			// EIO rather than a count that overruns the region.
 			c.N = 0
 			c.Err = syscall.EIO
 		} else {
-			c.N = e.res
+			c.N = e.Res
 			c.Err = nil
 		}
-		s.file.inflight.Add(-1)
-		s.reg.buf.inflight.Add(-1)
-		*s = slotReq{}
-		r.free = append(r.free, e.slot)
+		s.File.inflight.Add(-1)
+		s.Buf.buf.inflight.Add(-1)
+		*s = IO{}
+		r.free = append(r.free, e.Slot)
 	}
 	r.inflight -= got
 	r.stats.Completed += uint64(got)
@@ -482,9 +461,9 @@ func (r *Ring) Close() error {
 	r.closed = true
 	for _, s := range r.queue {
 		sl := &r.slots[s]
-		sl.file.inflight.Add(-1)
-		sl.reg.buf.inflight.Add(-1)
-		*sl = slotReq{}
+		sl.File.inflight.Add(-1)
+		sl.Buf.buf.inflight.Add(-1)
+		*sl = IO{}
 		r.free = append(r.free, s)
 	}
 	r.queue = r.queue[:0]
@@ -501,10 +480,10 @@ func (r *Ring) Close() error {
 			break
 		}
 		if r.collect(sink[:]) == 0 {
-			r.eng.block(nil, 1, time.Time{})
+			r.eng.Block(nil, 1, time.Time{})
 		}
 	}
-	err := r.eng.close()
+	err := r.eng.Close()
 	r.cmu.Unlock()
 
 	r.c.mu.Lock()
@@ -514,23 +493,28 @@ func (r *Ring) Close() error {
 }
 
 // forgetFile and forgetBuffer drop a closing File's or Buffer's
-// registration from the ring's engine, when it keeps one.
-func (r *Ring) forgetFile(f *File) {
-	if fe, ok := r.eng.(interface{ forgetFile(*File) }); ok {
-		r.mu.Lock()
-		if !r.closed {
-			fe.forgetFile(f)
-		}
-		r.mu.Unlock()
+// registration (by table index) from the ring's engine.
+func (r *Ring) forgetFile(idx int) {
+	r.mu.Lock()
+	if !r.closed {
+		r.eng.ForgetFile(idx)
 	}
+	r.mu.Unlock()
 }
 
-func (r *Ring) forgetBuffer(b *Buffer) {
-	if be, ok := r.eng.(interface{ forgetBuffer(*Buffer) }); ok {
-		r.mu.Lock()
-		if !r.closed {
-			be.forgetBuffer(b)
-		}
-		r.mu.Unlock()
+func (r *Ring) forgetBuffer(idx int) {
+	r.mu.Lock()
+	if !r.closed {
+		r.eng.ForgetBuffer(idx)
 	}
+	r.mu.Unlock()
+}
+
+// Enters returns the number of io_uring_enter calls the ring made, or -1
+// when the ring is not on the uring backend.
+func (r *Ring) Enters() int64 {
+	if e, ok := r.eng.(interface{ enters() int64 }); ok {
+		return e.enters()
+	}
+	return -1
 }

@@ -15,8 +15,12 @@ import (
 // and each dispatched batch is one io_uring_enter.
 type uringBackend struct{ note string }
 
+// uringSetup creates io_uring instances; a test replaces it to exercise
+// the fallback to posix on a kernel that has io_uring.
+var uringSetup = uring.Setup
+
 func newUringBackend() (*uringBackend, error) {
-	r, err := uring.Setup(4)
+	r, err := uringSetup(4)
 	if err != nil {
 		return nil, err
 	}
@@ -28,17 +32,35 @@ func newUringBackend() (*uringBackend, error) {
 	return &uringBackend{}, nil
 }
 
-func (u *uringBackend) features() Features {
+// Features implements Backend.
+func (u *uringBackend) Features() Features {
 	return Features{Backend: "uring", ZeroCopy: true, FixedBuffers: true, FixedFiles: true, Priorities: true, Note: u.note}
 }
 
-func (u *uringBackend) openFile(name string, flag int, perm os.FileMode) (fileImpl, error) {
-	return openOS(name, flag, perm)
+// OpenFile implements Backend.
+func (u *uringBackend) OpenFile(name string, flag int, perm os.FileMode) (BackendFile, error) {
+	o, err := openOS(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
-func (u *uringBackend) registerFile(f *os.File) (fileImpl, error) { return dupOS(f) }
+// RegisterFile implements Backend.
+func (u *uringBackend) RegisterFile(f *os.File) (BackendFile, error) {
+	o, err := dupOS(f)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
 
-func (u *uringBackend) close() error { return nil }
+// MapBuffer implements Backend with anonymous memory (registered with each
+// ring's io_uring instance on first use).
+func (u *uringBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) { return mapLocal(s) }
+
+// Close implements Backend.
+func (u *uringBackend) Close() error { return nil }
 
 // ioprio values (include/uapi/linux/ioprio.h): class << 13 | level.
 const (
@@ -48,7 +70,7 @@ const (
 )
 
 type uringEngine struct {
-	r     *Ring
+	opts  RingOpts
 	ring  *uring.Ring
 	files []int8 // per client file index: 0 unknown, 1 registered, -1 not registrable
 	bufs  []int8 // per client buffer index: same
@@ -56,8 +78,9 @@ type uringEngine struct {
 	prio  uint16
 }
 
-func (u *uringBackend) newEngine(r *Ring) (engine, error) {
-	ring, err := uring.Setup(r.opts.Entries)
+// NewEngine implements Backend: one io_uring instance per Ring.
+func (u *uringBackend) NewEngine(o RingOpts) (Engine, error) {
+	ring, err := uringSetup(o.Entries)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +101,8 @@ func (u *uringBackend) newEngine(r *Ring) (engine, error) {
 		ring.Close()
 		return nil, err
 	}
-	e := &uringEngine{r: r, ring: ring, files: make([]int8, nf), bufs: make([]int8, maxBuffers), cqes: make([]uring.CQE, r.opts.Entries)}
-	switch r.opts.Priority {
+	e := &uringEngine{opts: o, ring: ring, files: make([]int8, nf), bufs: make([]int8, maxBuffers), cqes: make([]uring.CQE, o.Entries)}
+	switch o.Priority {
 	case High:
 		e.prio = ioprioHigh
 	case Low:
@@ -88,67 +111,73 @@ func (u *uringBackend) newEngine(r *Ring) (engine, error) {
 	return e, nil
 }
 
-// fixedFile returns the registered-file index for f, registering it on
-// first use, or -1 to use the plain descriptor.
-func (e *uringEngine) fixedFile(f *File) int {
-	if f.idx >= len(e.files) {
+// fixedFile returns the registered-file index for io's file, registering
+// it on first use, or -1 to use the plain descriptor.
+func (e *uringEngine) fixedFile(io *IO) int {
+	i := io.FileIndex
+	if i < 0 || i >= len(e.files) {
 		return -1
 	}
-	switch e.files[f.idx] {
+	switch e.files[i] {
 	case 1:
-		return f.idx
+		return i
 	case -1:
 		return -1
 	}
-	if err := e.ring.UpdateFile(f.idx, f.impl.fd()); err != nil {
-		e.files[f.idx] = -1
+	if err := e.ring.UpdateFile(i, io.Handle.Fd()); err != nil {
+		e.files[i] = -1
 		return -1
 	}
-	e.files[f.idx] = 1
-	return f.idx
+	e.files[i] = 1
+	return i
 }
 
 // fixedBuf is fixedFile for buffers (io_uring limits a registered buffer to
 // 1 GiB; larger ones use plain READ/WRITE).
-func (e *uringEngine) fixedBuf(b *Buffer) int {
-	if b.idx >= len(e.bufs) {
+func (e *uringEngine) fixedBuf(io *IO) int {
+	i := io.BufferIndex
+	if i < 0 || i >= len(e.bufs) {
 		return -1
 	}
-	switch e.bufs[b.idx] {
+	switch e.bufs[i] {
 	case 1:
-		return b.idx
+		return i
 	case -1:
 		return -1
 	}
-	if len(b.mem) > 1<<30 || e.ring.UpdateBuffer(b.idx, b.mem) != nil {
-		e.bufs[b.idx] = -1
+	mem := io.Buf.Buffer().Bytes()
+	if len(mem) > 1<<30 || e.ring.UpdateBuffer(i, mem) != nil {
+		e.bufs[i] = -1
 		return -1
 	}
-	e.bufs[b.idx] = 1
-	return b.idx
+	e.bufs[i] = 1
+	return i
 }
 
-func (e *uringEngine) forgetFile(f *File) {
-	if f.idx < len(e.files) && e.files[f.idx] != 0 {
-		if e.files[f.idx] == 1 {
-			e.ring.UpdateFile(f.idx, -1)
+// ForgetFile implements Engine.
+func (e *uringEngine) ForgetFile(i int) {
+	if i >= 0 && i < len(e.files) && e.files[i] != 0 {
+		if e.files[i] == 1 {
+			e.ring.UpdateFile(i, -1)
 		}
-		e.files[f.idx] = 0
+		e.files[i] = 0
 	}
 }
 
-func (e *uringEngine) forgetBuffer(b *Buffer) {
-	if b.idx < len(e.bufs) && e.bufs[b.idx] != 0 {
-		if e.bufs[b.idx] == 1 {
-			e.ring.UpdateBuffer(b.idx, nil)
+// ForgetBuffer implements Engine.
+func (e *uringEngine) ForgetBuffer(i int) {
+	if i >= 0 && i < len(e.bufs) && e.bufs[i] != 0 {
+		if e.bufs[i] == 1 {
+			e.ring.UpdateBuffer(i, nil)
 		}
-		e.bufs[b.idx] = 0
+		e.bufs[i] = 0
 	}
 }
 
-func (e *uringEngine) submit(batch []int32) error {
-	write := e.r.opts.Op == Write
-	for i := 0; i < len(batch); {
+// Submit implements Engine: one SQE per IO, one io_uring_enter.
+func (e *uringEngine) Submit(ios []IO) error {
+	write := e.opts.Op == Write
+	for i := 0; i < len(ios); {
 		sqe := e.ring.GetSQE()
 		if sqe == nil {
 			// The SQ is at least Entries long, so this happens only if the
@@ -158,20 +187,20 @@ func (e *uringEngine) submit(batch []int32) error {
 			}
 			continue
 		}
-		s := &e.r.slots[batch[i]]
-		b := s.reg.Bytes()
+		io := &ios[i]
+		b := io.Buf.Bytes()
 		sqe.Addr = uint64(uintptrOf(b))
 		sqe.Len = uint32(len(b))
-		sqe.Off = uint64(s.off)
-		sqe.UserData = uint64(batch[i])
+		sqe.Off = uint64(io.Off)
+		sqe.UserData = uint64(io.Slot)
 		sqe.IOPrio = e.prio
-		if fi := e.fixedFile(s.file); fi >= 0 {
+		if fi := e.fixedFile(io); fi >= 0 {
 			sqe.Fd = int32(fi)
 			sqe.Flags = uring.SQEFixedFile
 		} else {
-			sqe.Fd = int32(s.file.impl.fd())
+			sqe.Fd = int32(io.Handle.Fd())
 		}
-		if bi := e.fixedBuf(s.reg.buf); bi >= 0 {
+		if bi := e.fixedBuf(io); bi >= 0 {
 			sqe.BufIndex = uint16(bi)
 			sqe.Opcode = uring.OpReadFixed
 			if write {
@@ -189,10 +218,11 @@ func (e *uringEngine) submit(batch []int32) error {
 	return err
 }
 
-func (e *uringEngine) reap(out []cqe) int {
+// Reap implements Engine.
+func (e *uringEngine) Reap(out []IOResult) int {
 	n := e.ring.Reap(e.cqes[:min(len(out), len(e.cqes))])
 	for i, c := range e.cqes[:n] {
-		out[i] = cqe{slot: int32(c.UserData), res: int64(c.Res)}
+		out[i] = IOResult{Slot: int32(c.UserData), Res: int64(c.Res)}
 	}
 	return n
 }
@@ -201,7 +231,8 @@ func (e *uringEngine) reap(out []cqe) int {
 // cancellation is seen within this delay.
 const pollCancel = 20 * time.Millisecond
 
-func (e *uringEngine) block(done <-chan struct{}, need int, until time.Time) {
+// Block implements Engine.
+func (e *uringEngine) Block(done <-chan struct{}, need int, until time.Time) {
 	timeout := time.Duration(-1)
 	if !until.IsZero() {
 		timeout = max(time.Until(until), 0)
@@ -212,13 +243,8 @@ func (e *uringEngine) block(done <-chan struct{}, need int, until time.Time) {
 	e.ring.Wait(need, timeout)
 }
 
-func (e *uringEngine) close() error { return e.ring.Close() }
+// Close implements Engine.
+func (e *uringEngine) Close() error { return e.ring.Close() }
 
-// Enters returns the number of io_uring_enter calls the ring made, or -1
-// when the ring is not on the uring backend.
-func (r *Ring) Enters() int64 {
-	if e, ok := r.eng.(*uringEngine); ok {
-		return int64(e.ring.Enters())
-	}
-	return -1
-}
+// enters reports the io_uring_enter calls (Ring.Enters).
+func (e *uringEngine) enters() int64 { return int64(e.ring.Enters()) }

@@ -54,6 +54,24 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
+// NewBackend returns a fresh Backend under test for a Client rooted at root,
+// a directory the test owns.
+type NewBackend func(t *testing.T, root string) fs.Backend
+
+// RunBackend certifies any fs.Backend, built-in or not: it runs every
+// conformance case on Clients opened with fs.WithBackendValue on the
+// backends newBackend returns, each rooted in a fresh t.TempDir().
+func RunBackend(t *testing.T, newBackend NewBackend) {
+	Run(t, func(t *testing.T) *fs.Client {
+		root := t.TempDir()
+		c, err := fs.Open(context.Background(), root, fs.WithBackendValue(newBackend(t, root)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	})
+}
+
 // Oracle returns a mem-backed Client (the reference the suite compares
 // with).
 func Oracle(t testing.TB) *fs.Client {

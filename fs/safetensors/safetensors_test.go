@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/safetensors"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -292,8 +293,9 @@ func TestWriterAndAtomic(t *testing.T) {
 }
 
 func TestWriteErrors(t *testing.T) {
-	store := fs.NewMemStore(fs.Faults{})
-	c, _ := fs.Open(context.Background(), "", fs.WithMemStore(store))
+	mem, _ := fs.NewBackend("mem", fs.BackendOpts{})
+	efs := errorfs.Wrap(mem, errorfs.Options{Seed: 3})
+	c, _ := fs.Open(context.Background(), "", fs.WithBackendValue(efs))
 	defer c.Close()
 	bad := &tensor.Tensor{DType: tensor.F32, Shape: []int{4}, Strides: []int{1}, Data: make([]byte, 8)}
 	if err := safetensors.Write(context.Background(), c, "x", []safetensors.Entry{{Name: "b", Tensor: bad}}, nil); !errors.Is(err, tensor.ErrShape) {
@@ -303,21 +305,15 @@ func TestWriteErrors(t *testing.T) {
 	if err := safetensors.Write(context.Background(), c, "x", []safetensors.Entry{{Name: "s", Tensor: strided}}, nil); !errors.Is(err, tensor.ErrShape) {
 		t.Fatalf("non-contiguous tensor: %v", err)
 	}
-	store.SetFaults(fs.Faults{Hook: func(i fs.FaultInfo) fs.Fault {
-		if i.Off > 0 {
-			return fs.Fault{Err: syscall.EIO}
-		}
-		return fs.Fault{}
-	}})
+	efs.SetRules(errorfs.Rule{Match: func(i errorfs.Info) bool { return i.Off > 0 }, Inject: errorfs.Injection{Err: syscall.EIO}})
 	if err := safetensors.Write(context.Background(), c, "x", sample(t), &safetensors.Options{Chunk: 64}); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("EIO during write: %v", err)
 	}
-	store.SetFaults(fs.Faults{Seed: 3, ShortRead: 0.5})
-	store.SetFaults(fs.Faults{})
+	efs.SetRules()
 	if err := safetensors.Write(context.Background(), c, "ok", sample(t), &safetensors.Options{Chunk: 64}); err != nil {
 		t.Fatal(err)
 	}
-	store.SetFaults(fs.Faults{Seed: 3, ShortRead: 0.5})
+	efs.SetRules(errorfs.Rule{Op: errorfs.Reads, Prob: 0.5, Inject: errorfs.Injection{Short: true}})
 	f, err := safetensors.Open(context.Background(), c, "ok", &safetensors.Options{Chunk: 64})
 	if err != nil {
 		t.Fatalf("short reads must be retried: %v", err)

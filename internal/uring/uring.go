@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -178,9 +177,6 @@ func (r *Ring) Enters() uint64 { return r.enters.Load() }
 func Setup(entries int) (*Ring, error) {
 	if entries <= 0 {
 		return nil, fmt.Errorf("uring: entries %d must be > 0", entries)
-	}
-	if forceUnsupported.Load() {
-		return nil, fmt.Errorf("%w: disabled for testing", ErrUnsupported)
 	}
 	var p params
 	p.flags = setupClamp
@@ -399,19 +395,4 @@ func (r *Ring) register(op uintptr, arg unsafe.Pointer, nr uintptr) error {
 		}
 		return nil
 	}
-}
-
-var forceUnsupported atomic.Bool
-
-// ForceUnsupported makes Setup fail with ErrUnsupported while on is true; it
-// lets tests exercise the fallback path on a kernel that has io_uring.
-func ForceUnsupported(on bool) { forceUnsupported.Store(on) }
-
-// Errno converts a CQE result to a byte count and an errno (0 when the
-// result is not negative).
-func Errno(res int32) (int64, syscall.Errno) {
-	if res < 0 {
-		return 0, syscall.Errno(-res)
-	}
-	return int64(res), 0
 }

@@ -87,9 +87,6 @@ func TestFixedReadWrite(t *testing.T) {
 	if n != 2 || res[1] != 0 || res[2] != -int32(syscall.EBADF) {
 		t.Fatalf("CQEs %v", out[:n])
 	}
-	if _, e := Errno(res[2]); e != syscall.EBADF {
-		t.Fatalf("Errno(%d) = %v", res[2], e)
-	}
 	// Nothing in flight: a timed wait returns ETIME after about the timeout.
 	start := time.Now()
 	if err := r.Wait(1, 10*time.Millisecond); err != syscall.ETIME {
@@ -131,10 +128,5 @@ func TestSQFull(t *testing.T) {
 	}
 	if got := r.Reap(make([]CQE, 16)); got != r.SQEntries() {
 		t.Fatalf("reaped %d NOPs", got)
-	}
-	ForceUnsupported(true)
-	defer ForceUnsupported(false)
-	if _, err := Setup(4); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("forced: %v", err)
 	}
 }
