@@ -122,8 +122,8 @@ func TestRules(t *testing.T) {
 			if n, err := data.ReadAt(got, 0); n != 4096 || err != nil || !bytes.Equal(got[:4], []byte{1, 2, 3, 4}) {
 				t.Errorf("ReadAt after faults: %d %v % x", n, err, got[:4])
 			}
-			if n := efs.Counts(); n.Errors != 3 || n.Shorts != 1 || n.Delayed != 1 {
-				t.Errorf("Counts = %+v, want 3 errors, 1 short, 1 delayed", n)
+			if n := efs.Counts(); n.Errors != 4 || n.Shorts != 1 || n.Delayed != 1 {
+				t.Errorf("Counts = %+v, want 4 errors, 1 short, 1 delayed", n)
 			}
 		})
 	}
