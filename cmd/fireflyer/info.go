@@ -11,6 +11,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/ep"
 	_ "github.com/fireflyer-go/fireflyer/ep/inproc" // registers the inproc transport
 	_ "github.com/fireflyer-go/fireflyer/ep/sock"   // registers tcp and unix
+	"github.com/fireflyer-go/fireflyer/fs"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
 	mlakern "github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/internal/platform"
@@ -108,10 +109,6 @@ func backendTable(r infoReport) []backendStatus {
 	if r.RDMAError == "" {
 		rdmaWhy = "RDMA device present; the verbs transport is not in this version yet"
 	}
-	uring := backendStatus{Package: "fs", Backend: "uring", Usable: r.IOURing, Detail: "io_uring works (auto picks it)"}
-	if !r.IOURing {
-		uring.Detail = r.IOURingWhy + "; auto falls back to posix"
-	}
 	kernel := func(level string) string {
 		switch level {
 		case "avx512":
@@ -137,13 +134,16 @@ func backendTable(r infoReport) []backendStatus {
 		}
 		out = append(out, st)
 	}
-	return append(out, []backendStatus{
-		{"ep", "rdma", false, rdmaWhy},
-		{"fs", "mem", true, "in-memory store with fault injection"},
-		{"fs", "posix", true, "pread/pwrite worker pool"},
-		uring,
-		{"fs", "hf3fs", false, "needs a 3FS FUSE mount (fuse.hf3fs in /proc/self/mountinfo); auto picks it for paths on one"},
-	}...)
+	out = append(out, backendStatus{"ep", "rdma", false, rdmaWhy})
+	// fs lists its backend registry (what fs.NewBackend constructs).
+	for _, s := range fs.Backends() {
+		b := backendStatus{Package: "fs", Backend: s.Name, Usable: s.Err == nil, Detail: s.Doc}
+		if s.Err != nil {
+			b.Detail = s.Err.Error()
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 func printInfo(w io.Writer, r infoReport) {
