@@ -107,6 +107,11 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 // >= 0.
 func mapLocal(s BufferSpec) ([]byte, func() error, error) {
 	mem, err := mmap.Map(s.Size, mmap.Opts{Huge: true, Node: s.Node})
+	if errors.Is(err, mmap.ErrUnavailable) && s.Node < 0 {
+		// No anonymous mappings on this platform: Go heap memory (only
+		// the mem backend gets this far there).
+		return make([]byte, s.Size), func() error { return nil }, nil
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, mmap.ErrNoNode):

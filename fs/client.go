@@ -152,9 +152,9 @@ func openBackend(ctx context.Context, root string, o options) (Backend, error) {
 			}
 			hfNote = fmt.Sprintf("hf3fs refused (%v); ", err)
 		}
-		return uringOrPosix(bo, hfNote), nil
+		return uringOrPosix(bo, hfNote)
 	case "uring":
-		return uringOrPosix(bo, ""), nil
+		return uringOrPosix(bo, "")
 	case "mem", "posix", "hf3fs":
 		return NewBackend(o.backend, bo)
 	}
@@ -162,16 +162,19 @@ func openBackend(ctx context.Context, root string, o options) (Backend, error) {
 }
 
 // uringOrPosix returns the uring backend, or posix with a Note saying why
-// io_uring was refused.
-func uringOrPosix(o BackendOpts, note string) Backend {
+// io_uring was refused, or ErrUnsupported where neither exists.
+func uringOrPosix(o BackendOpts, note string) (Backend, error) {
 	be, err := newUringBackend()
 	if err != nil {
+		if perr := probePosix(); perr != nil {
+			return nil, perr
+		}
 		pb := newPosixBackend(o.Workers)
 		pb.note = fmt.Sprintf("%suring refused (%v); using posix", note, err)
-		return pb
+		return pb, nil
 	}
 	be.note = note
-	return be
+	return be, nil
 }
 
 // Backend returns the name of the backend in use ("mem", "posix", "uring",

@@ -10,6 +10,9 @@ type uringBackend struct {
 	note string
 }
 
+// Close implements Backend.
+func (u *uringBackend) Close() error { return nil }
+
 func newUringBackend() (*uringBackend, error) {
 	return nil, fmt.Errorf("%w: io_uring is Linux-only", ErrUnsupported)
 }

@@ -9,9 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -113,9 +112,16 @@ func Write(ctx context.Context, c *fs.Client, name string, entries []Entry, opts
 	if err != nil {
 		return err
 	}
+	closed := false
 	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		if !closed {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil && atomic {
+			// Leave no half-written NAME.tmp behind to fill the disk.
+			os.Remove(rootPath(c, target))
 		}
 	}()
 	chunk, depth := opts.chunkDepth()
@@ -186,12 +192,12 @@ func Write(ctx context.Context, c *fs.Client, name string, entries []Entry, opts
 		return err
 	}
 	if atomic {
-		root := c.Root()
-		from, to := target, name
-		if !filepath.IsAbs(from) {
-			from, to = filepath.Join(root, from), filepath.Join(root, to)
+		closed = true
+		if err := f.Close(); err != nil {
+			return err
 		}
-		if err := os.Rename(from, to); err != nil {
+		to := rootPath(c, name)
+		if err := os.Rename(rootPath(c, target), to); err != nil {
 			return err
 		}
 		if d, err := os.Open(filepath.Dir(to)); err == nil {
@@ -202,11 +208,20 @@ func Write(ctx context.Context, c *fs.Client, name string, entries []Entry, opts
 	return nil
 }
 
+// rootPath resolves name under c's root, as c.OpenFile does.
+func rootPath(c *fs.Client, name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(c.Root(), name)
+}
+
 // streamer runs chunk I/Os on a ring, resubmitting the rest of a chunk
-// after a short transfer.
+// after a short transfer. Chunk k lies at buffer offset base+k*chunk.
 type streamer struct {
 	ring    *fs.Ring
 	buf     *fs.Buffer
+	base    int
 	f       *fs.File
 	chunk   int
 	out     []fs.Completion
@@ -220,7 +235,7 @@ func (s *streamer) start(k int, fileOff int64, at, n int) error {
 	if s.boff == nil {
 		s.boff = make([]int, len(s.want))
 	}
-	reg, err := s.buf.Region(k*s.chunk+at, n)
+	reg, err := s.buf.Region(s.base+k*s.chunk+at, n)
 	if err != nil {
 		return err
 	}
@@ -366,7 +381,8 @@ func readHeader(f interface {
 }
 
 // OpenMmap maps path read-only and parses it; tensors alias the mapping
-// (do not write to their Data). It needs no fs.Client.
+// (do not write to their Data). It needs no fs.Client. Where the platform
+// has no file mappings (Windows) it reads the file into memory instead.
 func OpenMmap(path string) (*File, error) {
 	osf, err := os.Open(path)
 	if err != nil {
@@ -385,12 +401,21 @@ func OpenMmap(path string) (*File, error) {
 	if st.Size() == 0 || h.DataSize == 0 {
 		return f, nil
 	}
-	m, err := unix.Mmap(int(osf.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	m, err := mmap.MapFile(osf, int(st.Size()))
+	if errors.Is(err, mmap.ErrUnavailable) {
+		// No file mappings on this platform: read the file instead.
+		m = make([]byte, st.Size())
+		if _, err := osf.ReadAt(m, 0); err != nil {
+			return nil, fmt.Errorf("safetensors: read %s: %w", path, err)
+		}
+		f.data = m[h.DataOffset : h.DataOffset+h.DataSize]
+		return f, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: mmap %s: %w", path, err)
 	}
 	f.data = m[h.DataOffset : h.DataOffset+h.DataSize]
-	f.close = func() error { return unix.Munmap(m) }
+	f.close = func() error { return mmap.Unmap(m) }
 	return f, nil
 }
 

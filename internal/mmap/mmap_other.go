@@ -2,7 +2,10 @@
 
 package mmap
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 // Map returns ErrUnavailable: anonymous mappings are implemented on Unix
 // only.
@@ -12,3 +15,9 @@ func Map(n int, o Opts) ([]byte, error) {
 
 // Unmap releases memory from Map; there is none off Unix.
 func Unmap(b []byte) error { return nil }
+
+// MapFile returns ErrUnavailable: file mappings are implemented on Unix
+// only.
+func MapFile(f *os.File, size int) ([]byte, error) {
+	return nil, fmt.Errorf("%w: file mappings are Unix-only", ErrUnavailable)
+}

@@ -4,6 +4,7 @@ package mmap
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -69,4 +70,13 @@ func Unmap(b []byte) error {
 	page := unix.Getpagesize()
 	n := (len(b) + page - 1) / page * page
 	return unix.MunmapPtr(unsafe.Pointer(&b[0]), uintptr(n))
+}
+
+// MapFile maps the first size bytes of f read-only and shared (size > 0):
+// the page cache is the memory, nothing is copied. Free it with Unmap.
+func MapFile(f *os.File, size int) ([]byte, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("mmap: file size %d must be > 0", size)
+	}
+	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
 }
