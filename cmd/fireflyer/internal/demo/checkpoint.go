@@ -207,7 +207,9 @@ func writeJSON(path string, v any) error {
 // it reads model.safetensors.index.json when present (else every
 // *.safetensors file), opens the shards holding the layer, checks every
 // tensor's dtype and shape against cfg and, where the shard records one,
-// its CRC-32C. Tensors of other layers are not copied out of the shards.
+// its CRC-32C. Only the headers of the shards and the layer's tensors are
+// read, each tensor straight into a registered Buffer of c that its Data
+// aliases (no copy): the Weights stay valid until c is closed.
 func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer int, progress func(done, total int64)) (*dsv3.Weights, *CheckpointStats, error) {
 	dir := c.Root()
 	files, err := shardFiles(dir, "model.layers."+strconv.Itoa(layer)+".")
@@ -215,16 +217,16 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		return nil, nil, err
 	}
 	stats := &CheckpointStats{Dir: dir}
-	var opened []*safetensors.File
+	var opened []*safetensors.Reader
 	defer func() {
 		for _, f := range opened {
 			f.Close()
 		}
 	}()
-	where := map[string]*safetensors.File{}
+	where := map[string]*safetensors.Reader{}
 	for i, file := range files {
 		t0 := time.Now()
-		f, err := safetensors.Open(ctx, c, file, nil)
+		f, err := safetensors.OpenReader(ctx, c, file, nil)
 		if err != nil {
 			if errors.Is(err, safetensors.ErrFormat) || errors.Is(err, os.ErrNotExist) {
 				err = fmt.Errorf("%w: %w", ErrCheckpoint, err) // bad input, not an I/O failure
@@ -246,10 +248,19 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		if !ok {
 			return nil, fmt.Errorf("%w: tensor %s not found in %s", ErrCheckpoint, name, dir)
 		}
-		t, err := f.Tensor(name)
+		ti, err := f.Info(name)
 		if err != nil {
 			return nil, err
 		}
+		if ti.DType != dt || fmt.Sprint(ti.Shape) != fmt.Sprint(shape) {
+			return nil, fmt.Errorf("%w: %s is %v %v, want %v %v", ErrCheckpoint, name, ti.DType, ti.Shape, dt, shape)
+		}
+		t0 := time.Now()
+		t, _, err := f.ReadTensor(ctx, name) // the Buffer lives until c closes
+		if err != nil {
+			return nil, err
+		}
+		stats.IO += time.Since(t0)
 		if t.DType != dt || fmt.Sprint(t.Shape) != fmt.Sprint(shape) {
 			return nil, fmt.Errorf("%w: %s is %v %v, want %v %v", ErrCheckpoint, name, t.DType, t.Shape, dt, shape)
 		}
@@ -262,10 +273,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		}
 		stats.Tensors++
 		stats.Bytes += int64(len(t.Data))
-		// copy out: the shard's memory goes away on Close
-		cp := *t
-		cp.Data = append([]byte(nil), t.Data...)
-		return &cp, nil
+		return t, nil
 	}
 	linear := func(s linearSpec) (*gemm.FP8Matrix, error) {
 		w, err := get(s.Name+".weight", tensor.E4M3T, s.Out, s.In)
