@@ -58,10 +58,12 @@ type config struct {
 	// beforeRename runs after the new file is written and fsynced, just
 	// before the rename; tests crash the process there.
 	beforeRename func()
+	// fsOpts are extra options for fs.Open (tests inject faults).
+	fsOpts []fs.Option
 }
 
 func run(ctx context.Context, w io.Writer, cfg config) error {
-	c, err := fs.Open(ctx, cfg.dir, fs.WithBackend(cfg.backend))
+	c, err := fs.Open(ctx, cfg.dir, append([]fs.Option{fs.WithBackend(cfg.backend)}, cfg.fsOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -127,7 +129,15 @@ func save(ctx context.Context, c *fs.Client, entries []safetensors.Entry, cfg co
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	renamed := false
+	defer func() {
+		f.Close()
+		if !renamed {
+			// A failed save (a full disk, say) must not leave a torn
+			// temporary file filling the disk for the next one.
+			os.Remove(filepath.Join(c.Root(), tmp))
+		}
+	}()
 	// The data section follows the header in the order EncodeHeader chose,
 	// with no gaps: each tensor's file offset is known up front, so the
 	// writers need no coordination.
@@ -170,6 +180,7 @@ func save(ctx context.Context, c *fs.Client, entries []safetensors.Entry, cfg co
 	if err := os.Rename(from, to); err != nil {
 		return 0, err
 	}
+	renamed = true
 	if d, err := os.Open(c.Root()); err == nil {
 		d.Sync()
 		d.Close()
@@ -192,6 +203,7 @@ func writeWorker[T any](ctx context.Context, c *fs.Client, f *fs.File, work <-ch
 	defer ring.Close()
 	out := make([]fs.Completion, depth)
 	want := make([]int64, depth)
+	at := make([]int64, depth) // file offset of each slot's write
 	free := make([]int, 0, depth)
 	for i := range depth {
 		free = append(free, i)
@@ -201,9 +213,18 @@ func writeWorker[T any](ctx context.Context, c *fs.Client, f *fs.File, work <-ch
 		n, err := ring.Wait(ctx, out, min)
 		for _, cp := range out[:n] {
 			inflight--
-			free = append(free, int(cp.Tag))
-			if cp.Err == nil && cp.N != want[cp.Tag] {
-				cp.Err = io.ErrShortWrite
+			k := int(cp.Tag)
+			free = append(free, k)
+			if cp.Err == nil && cp.N < want[k] {
+				// A short write (the disk filling up, typically): write
+				// the rest, which reports the errno if it fails.
+				rest := buf.Bytes()[k*chunk+int(cp.N) : k*chunk+int(want[k])]
+				if _, werr := f.WriteAt(rest, at[k]+cp.N); werr != nil {
+					cp.Err = fmt.Errorf("short write at offset %d (%d of %d bytes), then: %w", at[k], cp.N, want[k], werr)
+				}
+			}
+			if cp.Err != nil {
+				cp.Err = fmt.Errorf("write at offset %d: %w", at[k], cp.Err)
 			}
 			if cp.Err != nil && err == nil {
 				err = cp.Err
@@ -223,7 +244,7 @@ func writeWorker[T any](ctx context.Context, c *fs.Client, f *fs.File, work <-ch
 			free = free[:len(free)-1]
 			n := copy(buf.Bytes()[k*chunk:(k+1)*chunk], data)
 			reg, _ := buf.Region(k*chunk, n)
-			want[k] = int64(n)
+			want[k], at[k] = int64(n), off
 			if _, err := ring.Prep(fs.Req{File: f, Off: off, Buf: reg, Tag: uint64(k)}); err != nil {
 				return err
 			}
@@ -243,25 +264,42 @@ func writeWorker[T any](ctx context.Context, c *fs.Client, f *fs.File, work <-ch
 	return nil
 }
 
-// load opens ckptName through read rings and checks every tensor against
-// the SHA-256 in its metadata. It returns the step and the tensor count.
+// load reads ckptName's header, then each tensor through read rings
+// straight into one registered buffer sized for the largest (no copy), and
+// checks it against the SHA-256 in the metadata. It returns the step and
+// the tensor count.
 func load(ctx context.Context, c *fs.Client) (string, int, error) {
-	f, err := safetensors.Open(ctx, c, ckptName, nil)
+	r, err := safetensors.OpenReader(ctx, c, ckptName, nil)
 	if err != nil {
 		return "", 0, err
 	}
-	defer f.Close()
-	meta := f.Metadata()
-	names := f.Names()
-	for _, name := range names {
-		t, err := f.Tensor(name)
-		if err != nil {
-			return "", 0, err
+	defer r.Close()
+	largest := int64(1)
+	for _, ti := range r.Header.Tensors {
+		largest = max(largest, ti.End-ti.Begin)
+	}
+	buf, err := c.NewBuffer(int(largest), fs.BufferOpts{})
+	if err != nil {
+		return "", 0, err
+	}
+	defer buf.Close()
+	meta := r.Metadata()
+	for _, ti := range r.Header.Tensors {
+		var data []byte
+		if n := int(ti.End - ti.Begin); n > 0 {
+			reg, err := buf.Region(0, n)
+			if err != nil {
+				return "", 0, err
+			}
+			if err := r.ReadInto(ctx, ti.Name, 0, reg); err != nil {
+				return "", 0, err
+			}
+			data = reg.Bytes()
 		}
-		sum := sha256.Sum256(t.Data)
-		if meta["sha256:"+name] != hex.EncodeToString(sum[:]) {
-			return "", 0, fmt.Errorf("tensor %s: checksum mismatch", name)
+		sum := sha256.Sum256(data)
+		if meta["sha256:"+ti.Name] != hex.EncodeToString(sum[:]) {
+			return "", 0, fmt.Errorf("tensor %s: checksum mismatch", ti.Name)
 		}
 	}
-	return meta["step"], len(names), nil
+	return meta["step"], len(r.Header.Tensors), nil
 }

@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 )
 
 // TestMain checks that no test leaves a goroutine running (worker pools,
@@ -105,3 +109,53 @@ func TestChecksumCatchesCorruption(t *testing.T) {
 
 // openClient opens an fs client on dir with the default backend.
 func openClient(dir string) (*fs.Client, error) { return fs.Open(context.Background(), dir) }
+
+// TestDiskFullCleansUp: the disk fills during a save (the header's write
+// comes back short, writing the rest fails with ENOSPC). The save must
+// fail naming the errno, remove checkpoint.safetensors.tmp, and keep the
+// previous checkpoint loadable.
+func TestDiskFullCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := run(context.Background(), &out, config{dir: dir, layers: 1, step: 1, writers: 1, backend: "posix"}); err != nil {
+		t.Fatal(err)
+	}
+	be, err := fs.NewBackend("posix", fs.BackendOpts{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	header := 0 // length of the header write, once it has been cut short
+	efs := errorfs.Wrap(be, errorfs.Options{Rules: []errorfs.Rule{
+		{Op: errorfs.Writes, Path: "*.tmp", Inject: errorfs.Injection{Err: syscall.ENOSPC}, Match: func(i errorfs.Info) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return header > 0 && i.Off == int64(header/2) && i.Len == header-header/2
+		}},
+		{Op: errorfs.Writes, Path: "*.tmp", Inject: errorfs.Injection{Short: true}, Match: func(i errorfs.Info) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if i.Off == 0 && header == 0 {
+				header = i.Len
+				return true
+			}
+			return false
+		}},
+	}})
+	out.Reset()
+	err = run(context.Background(), &out, config{dir: dir, layers: 1, step: 2, writers: 1, backend: "posix", fsOpts: []fs.Option{fs.WithBackendValue(efs)}})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), "short write") {
+		t.Fatalf("save on a full disk: %v, want a short write then ENOSPC, with the errno", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoint.safetensors.tmp")); !os.IsNotExist(err) {
+		t.Fatalf("checkpoint.safetensors.tmp left behind: %v", err)
+	}
+	c, err := openClient(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if step, n, err := load(context.Background(), c); err != nil || step != "1" || n != 3 {
+		t.Fatalf("previous checkpoint: step %q, %d tensors, %v", step, n, err)
+	}
+}
