@@ -10,9 +10,11 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -138,8 +140,8 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	if cfg.Batch < 1 || cfg.Batch > cfg.IODepth {
 		return bad("--batch %d: want 1..iodepth", cfg.Batch)
 	}
-	if cfg.Workers < 0 {
-		return bad("--workers %d: want >= 0", cfg.Workers)
+	if cfg.Workers < 0 || cfg.Workers > maxBenchWorkers {
+		return bad("--workers %d: want 0..%d", cfg.Workers, maxBenchWorkers)
 	}
 	if int64(cfg.NumJobs)*int64(cfg.IODepth)*cfg.BS > 4<<30 {
 		return bad("--numjobs x --iodepth x --bs = %d bytes: want at most 4 GiB of buffers", int64(cfg.NumJobs)*int64(cfg.IODepth)*cfg.BS)
@@ -149,18 +151,20 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	default:
 		return bad("--backend %q: want auto, hf3fs, uring, posix or mem", cfg.Backend)
 	}
-	var progress func(frac float64)
-	var finish func()
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions64(1000, progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("fs bench "+cfg.RW), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(), progressbar.OptionSetPredictTime(true))
-		progress = func(frac float64) { bar.Set64(int64(frac * 1000)) }
-		finish = func() { bar.Finish() }
+	if cfg.Backend != "mem" {
+		if msg := checkBenchPath(cfg.Path, size, cfg.Size); msg != "" {
+			return bad("%s", msg)
+		}
 	}
-	res, err := fsBench(context.Background(), cfg, progress)
-	if finish != nil {
-		finish()
+	var progress benchProgress
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		progress = newBenchBars(stderr, cfg.RW)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := fsBench(ctx, cfg, progress)
+	if progress != nil {
+		progress.finish()
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrAlignment) {
@@ -207,10 +211,90 @@ func printBench(w io.Writer, r benchResult) {
 	}
 }
 
+// maxBenchWorkers bounds --workers: each posix worker is a goroutine, and
+// more than a few thousand only add scheduling.
+const maxBenchWorkers = 4096
+
+// checkBenchPath checks fs bench's PATH and --size before anything is
+// created: PATH must be a regular file or a new name in an existing
+// directory, and the bytes still to lay out (size, given as sizeFlag) must fit in the file system's
+// free space. It returns the usage message, naming the argument, or "".
+func checkBenchPath(path, sizeFlag string, size int64) string {
+	dir, _ := splitPath(path)
+	var have int64
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Sprintf("PATH %q is a directory; want a file to benchmark on", path)
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Sprintf("PATH %q is not a regular file (%v); want a file to benchmark on", path, st.Mode().Type())
+		}
+		have = st.Size()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("PATH %q: %v", path, err)
+	} else if dst, err := os.Stat(dir); err != nil {
+		return fmt.Sprintf("PATH %q: directory %q does not exist", path, dir)
+	} else if !dst.IsDir() {
+		return fmt.Sprintf("PATH %q: %q is not a directory", path, dir)
+	}
+	if free := freeSpace(dir); free >= 0 && size-have > free {
+		return fmt.Sprintf("--size %s: laying the file out needs %s more, but the file system holding %s has %s free", sizeFlag, fmtBytes(size-have), dir, fmtBytes(free))
+	}
+	return ""
+}
+
+// benchProgress reports fs bench's progress: the layout (bytes written of
+// the total) and the run (fraction of --runtime).
+type benchProgress interface {
+	layout(done, total int64)
+	run(frac float64)
+	finish()
+}
+
+// benchBars draws benchProgress as progress bars on a terminal.
+type benchBars struct {
+	w      io.Writer
+	rw     string
+	lay    *progressbar.ProgressBar
+	runBar *progressbar.ProgressBar
+}
+
+func newBenchBars(w io.Writer, rw string) *benchBars { return &benchBars{w: w, rw: rw} }
+
+func (b *benchBars) layout(done, total int64) {
+	if b.lay == nil {
+		b.lay = progressbar.NewOptions64(total, progressbar.OptionSetWriter(b.w),
+			progressbar.OptionSetDescription("fs bench: laying out the file"), progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSetPredictTime(true))
+	}
+	b.lay.Set64(done)
+}
+
+func (b *benchBars) run(frac float64) {
+	if b.runBar == nil {
+		if b.lay != nil {
+			b.lay.Finish()
+		}
+		b.runBar = progressbar.NewOptions64(1000, progressbar.OptionSetWriter(b.w),
+			progressbar.OptionSetDescription("fs bench "+b.rw), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(), progressbar.OptionSetPredictTime(true))
+	}
+	b.runBar.Set64(int64(frac * 1000))
+}
+
+func (b *benchBars) finish() {
+	for _, bar := range []*progressbar.ProgressBar{b.lay, b.runBar} {
+		if bar != nil {
+			bar.Finish()
+		}
+	}
+}
+
 // fsBench lays the file out to cfg.Size if needed, then keeps cfg.IODepth
-// I/Os in flight on one ring for cfg.Runtime.
-func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benchResult, error) {
-	res := benchResult{Config: cfg}
+// I/Os in flight on one ring for cfg.Runtime. A file it created is removed
+// again when it fails or ctx is cancelled (an interrupt).
+func fsBench(ctx context.Context, cfg benchConfig, progress benchProgress) (res benchResult, err error) {
+	res = benchResult{Config: cfg}
 	dir, name := splitPath(cfg.Path)
 	opts := []fs.Option{fs.WithBackend(cfg.Backend)}
 	if cfg.Workers > 0 {
@@ -222,7 +306,25 @@ func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benc
 	}
 	defer c.Close()
 	res.Backend, res.Note = c.Backend(), c.Features().Note
-	if err := layOut(c, name, cfg.Size); err != nil {
+	created := false
+	if cfg.Backend != "mem" {
+		_, serr := os.Stat(cfg.Path)
+		created = errors.Is(serr, os.ErrNotExist)
+	}
+	defer func() {
+		if err == nil {
+			err = ctx.Err() // interrupted: the result is not a measurement
+		}
+		if err != nil && created {
+			os.Remove(cfg.Path)
+		}
+	}()
+	var layProgress func(done, total int64)
+	var runProgress func(float64)
+	if progress != nil {
+		layProgress, runProgress = progress.layout, progress.run
+	}
+	if err := layOut(ctx, c, name, cfg.Size, layProgress); err != nil {
 		return res, fmt.Errorf("lay out %s: %w", cfg.Path, err)
 	}
 	write := strings.HasSuffix(cfg.RW, "write")
@@ -244,7 +346,7 @@ func fsBench(ctx context.Context, cfg benchConfig, progress func(float64)) (benc
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := progress
+			p := runProgress
 			if j != 0 {
 				p = nil
 			}
@@ -384,8 +486,10 @@ func benchJob(ctx context.Context, c *fs.Client, f *fs.File, cfg benchConfig, op
 }
 
 // layOut creates name or extends it to size with random data, 1 MiB per
-// write, through the client itself (like fio's file layout step).
-func layOut(c *fs.Client, name string, size int64) error {
+// write, through the client itself (like fio's file layout step),
+// reporting bytes written to progress (when not nil) and stopping when ctx
+// is done.
+func layOut(ctx context.Context, c *fs.Client, name string, size int64, progress func(done, total int64)) error {
 	f, err := c.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -407,6 +511,12 @@ func layOut(c *fs.Client, name string, size int64) error {
 	}
 	reqs := make([]fs.Req, 0, 16)
 	for off := have; off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(off-have, size-have)
+		}
 		reqs = reqs[:0]
 		for k := 0; k < 16 && off < size; k++ {
 			n := min(int64(chunk), size-off)
@@ -414,18 +524,21 @@ func layOut(c *fs.Client, name string, size int64) error {
 			reqs = append(reqs, fs.Req{File: f, Off: off, Buf: reg})
 			off += n
 		}
-		cs, err := c.WriteBatch(context.Background(), reqs)
+		cs, err := c.WriteBatch(ctx, reqs)
 		if err != nil {
 			return err
 		}
 		for i, cp := range cs {
 			if cp.Err != nil {
-				return cp.Err
+				return fmt.Errorf("write at offset %d: %w", reqs[i].Off, cp.Err)
 			}
 			if cp.N != int64(reqs[i].Buf.Len()) {
-				return io.ErrShortWrite
+				return fmt.Errorf("write at offset %d: %d of %d bytes: %w", reqs[i].Off, cp.N, reqs[i].Buf.Len(), io.ErrShortWrite)
 			}
 		}
+	}
+	if progress != nil {
+		progress(size-have, size-have)
 	}
 	return f.Sync()
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fireflyer-go/fireflyer/fs"
 )
@@ -90,9 +93,83 @@ func TestFSBenchUsage(t *testing.T) {
 		if code := run([]string{"fs", "bench", "--backend", "posix", "--direct", "--bs", "1000", "--size", "1M", "--runtime", "10ms", dir + "/d"}, nil, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--bs 1000") {
 			t.Errorf("misaligned --direct: exit %d, want %d with a message naming --bs: %q", code, exitUsage, errb.String())
 		}
+		// the run failed after laying the file out: the file it created is gone
+		if _, err := os.Stat(dir + "/d"); !os.IsNotExist(err) {
+			t.Errorf("failed run left the file it created: %v", err)
+		}
 	}
-	if code := run([]string{"fs", "bench", "--size", "1M", "--runtime", "10ms", "/nonexistent-dir/x"}, nil, &out, &errb); code != exitFail {
-		t.Errorf("missing directory: exit %d, want %d", code, exitFail)
+}
+
+// TestFSBenchBadPath: PATH and --size problems are usage errors (exit 2)
+// that name the argument, found before anything is created.
+func TestFSBenchBadPath(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{dir}, "is a directory"},
+		{[]string{"/dev/null"}, "not a regular file"},
+		{[]string{dir + "/missing/f.dat"}, "does not exist"},
+		// a 100 TB file used to be laid out until the disk filled
+		{[]string{"--size", "100t", dir + "/f.dat"}, "--size 100t"},
+		{[]string{"--backend", "uring", "--size", "100t", dir + "/f.dat"}, "--size"},
+		// 100 million posix workers used to grow memory without bound
+		{[]string{"--backend", "posix", "--workers", "100000000", dir + "/f.dat"}, "--workers 100000000"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"fs", "bench", "--runtime", "1s"}, c.args...)
+		if code := run(args, nil, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d naming %q", c.args, code, errb.String(), exitUsage, c.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v: wrote to stdout: %q", c.args, out.String())
+		}
+	}
+	if _, err := os.Stat(dir + "/f.dat"); !os.IsNotExist(err) {
+		t.Errorf("a refused run created the file: %v", err)
+	}
+}
+
+// cancelOnLayout cancels the bench's context at the first layout progress
+// report, as an interrupt (SIGINT) during the layout does.
+type cancelOnLayout struct {
+	cancel  context.CancelFunc
+	reports int
+}
+
+func (p *cancelOnLayout) layout(done, total int64) { p.reports++; p.cancel() }
+func (p *cancelOnLayout) run(float64)              {}
+func (p *cancelOnLayout) finish()                  {}
+
+// TestFSBenchInterruptedLayoutRemovesFile: an interrupt while the file is
+// laid out stops the layout and removes the file the run created, but
+// never a file that was there before.
+func TestFSBenchInterruptedLayoutRemovesFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.dat")
+	cfg := benchConfig{Backend: "posix", RW: "read", BS: 4096, IODepth: 4, NumJobs: 1, Batch: 1, Size: 1 << 30, Runtime: time.Second, Seed: 1, Path: path}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &cancelOnLayout{cancel: cancel}
+	if _, err := fsBench(ctx, cfg, p); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted layout: %v, want context.Canceled", err)
+	}
+	if p.reports == 0 {
+		t.Fatal("no layout progress reported")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("interrupted run left the file it created: %v", err)
+	}
+	// A file that existed stays, even when the run is interrupted.
+	if err := os.WriteFile(path, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	if _, err := fsBench(ctx, cfg, &cancelOnLayout{cancel: cancel}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted layout of an existing file: %v", err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() < 4096 {
+		t.Fatalf("interrupted run removed or cut a file it did not create: %v", err)
 	}
 }
 
