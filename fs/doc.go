@@ -25,7 +25,13 @@
 //
 // WithBackend picks one by name; "auto" (the default) takes hf3fs when the
 // root is on a 3FS mount, else uring when the kernel allows io_uring, else
-// posix:
+// posix. Each is an implementation of the exported Backend interface
+// (with BackendFile and Engine), registered by name: NewBackend constructs
+// one, Backends lists them with their availability here, and
+// WithBackendValue opens a Client on any Backend value — a built-in one,
+// a wrapper such as fs/errorfs (fault injection: EIO, ENOSPC, short reads
+// and writes, latency, reordering, by rule), or a third party's, which
+// fs/fstest.RunBackend certifies:
 //
 //   - "hf3fs": the native 3FS USRBIO protocol in pure Go, no cgo and no
 //     libhf3fs (internal/hf3fs). Buffers are /dev/shm files (mode 0600
@@ -41,16 +47,23 @@
 //     unlinks every key and shm file. The mount is found in
 //     /proc/self/mountinfo (fstype fuse.hf3fs) or given as
 //     HF3FSOpts.MountPoint; the tests run it end to end against a fake
-//     daemon (FakeDaemon in the package's tests).
+//     daemon (FakeDaemon in the package's tests). Linux only.
 //   - "uring": io_uring through raw system calls (internal/uring); each
 //     Ring is an io_uring instance with the Client's Buffers and Files
 //     registered (READ_FIXED/WRITE_FIXED on fixed files) and one
 //     io_uring_enter per dispatched batch. If the kernel refuses io_uring
-//     the Client falls back to posix and Features().Note says why.
-//   - "posix": a worker pool running pread/pwrite, the portable reference.
-//   - "mem": an in-memory sparse file store (MemStore) that injects short
-//     reads, EIO, ENOSPC, latency and reordering (Faults); the oracle the
-//     conformance suite in fs/fstest compares the others with.
+//     the Client falls back to posix and Features().Note says why. Linux
+//     only.
+//   - "posix": a worker pool running pread/pwrite, the portable reference
+//     (any Unix; off Unix, Open fails with ErrUnsupported).
+//   - "mem": an in-memory sparse file store (MemStore, with an optional
+//     capacity that makes writes fail with ENOSPC); the oracle the
+//     conformance suite in fs/fstest compares the others with. It works
+//     on every platform.
+//
+// Buffers come from anonymous memory (internal/mmap), 2 MiB-aligned with
+// transparent huge pages from 2 MiB up; WithNUMA binds them to a NUMA node
+// (mbind, MPOL_BIND, before the first touch).
 //
 // # Semantics, and where they differ from USRBIO
 //
