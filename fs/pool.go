@@ -158,6 +158,11 @@ func (e *poolEngine) run(slot int32) {
 	io := &e.ios[slot]
 	res := e.do(e.opts.Op, io, e.opts.Flags)
 	*io = IO{}
+	e.complete(slot, res)
+}
+
+// complete records a finished I/O and wakes a waiter that has enough.
+func (e *poolEngine) complete(slot int32, res int64) {
 	e.cmu.Lock()
 	e.done = append(e.done, IOResult{Slot: slot, Res: res})
 	e.ndone.Store(int32(len(e.done)))
@@ -176,14 +181,14 @@ func (e *poolEngine) run(slot int32) {
 
 // Submit implements Engine.
 func (e *poolEngine) Submit(ios []IO) error {
-	for _, io := range ios {
-		e.ios[io.Slot] = io
-	}
 	if e.pool == nil {
-		for _, io := range ios {
-			e.run(io.Slot)
+		for i := range ios {
+			e.complete(ios[i].Slot, e.do(e.opts.Op, &ios[i], e.opts.Flags))
 		}
 		return nil
+	}
+	for _, io := range ios {
+		e.ios[io.Slot] = io
 	}
 	e.pool.push(e, ios)
 	return nil
