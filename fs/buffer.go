@@ -42,11 +42,6 @@ type Region struct {
 	n   int
 }
 
-// maxBuffers is the io_uring registered-buffer table size: a Client may
-// hold more buffers, but those past it (and any over 1 GiB) are used with
-// plain READ/WRITE instead of fixed buffers.
-const maxBuffers = 1024
-
 // NewBuffer maps size bytes (rounded up to the page size) and registers
 // them. Errors: ErrInvalid for size <= 0 or a block size that does not
 // divide the size, ErrClosed after Close.

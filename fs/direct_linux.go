@@ -17,6 +17,3 @@ func dioAlign(fd int) (mem, off int) {
 // ODirect is the OpenFile flag for direct I/O that bypasses the page cache
 // (unix.O_DIRECT on Linux; 0 where the platform has none).
 const ODirect = unix.O_DIRECT
-
-// adviseHuge asks for transparent huge pages (best effort).
-func adviseHuge(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }

@@ -62,6 +62,11 @@ func (u *uringBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) { r
 // Close implements Backend.
 func (u *uringBackend) Close() error { return nil }
 
+// maxBuffers is the io_uring registered-buffer table size: a Client may
+// hold more buffers, but those past it (and any over 1 GiB) are used with
+// plain READ/WRITE instead of fixed buffers.
+const maxBuffers = 1024
+
 // ioprio values (include/uapi/linux/ioprio.h): class << 13 | level.
 const (
 	ioprioClassBE = 2
