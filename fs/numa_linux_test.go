@@ -19,11 +19,16 @@ func TestNUMA(t *testing.T) {
 	if _, err := os.Stat("/sys/devices/system/node/node0"); err != nil {
 		t.Skip("no NUMA topology in /sys")
 	}
-	for _, be := range []string{"mem", "posix"} {
+	for _, be := range []string{"mem", "posix", "hf3fs"} {
 		t.Run(be, func(t *testing.T) {
-			c, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackend(be), fs.WithNUMA(0))
-			if err != nil {
-				t.Fatal(err)
+			var c *fs.Client
+			if be == "hf3fs" {
+				_, c = newHF3FS(t, nil, fs.WithNUMA(0)) // shared memory registered with a daemon
+			} else {
+				var err error
+				if c, err = fs.Open(context.Background(), t.TempDir(), fs.WithBackend(be), fs.WithNUMA(0)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			defer c.Close()
 			b, err := c.NewBuffer(64<<10, fs.BufferOpts{})
