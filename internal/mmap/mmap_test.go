@@ -96,3 +96,29 @@ func TestNUMABind(t *testing.T) {
 		t.Fatalf("Map node 999: %v, want ErrNoNode naming the node", err)
 	}
 }
+
+func TestMapFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no mappings here")
+	}
+	p := t.TempDir() + "/f"
+	want := []byte("hello, mapped file")
+	if err := os.WriteFile(p, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := MapFile(f, len(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(want) {
+		t.Fatalf("mapped %q", b)
+	}
+	if err := Unmap(b); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -78,5 +78,9 @@ func MapFile(f *os.File, size int) ([]byte, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("mmap: file size %d must be > 0", size)
 	}
-	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	p, err := unix.MmapPtr(int(f.Fd()), 0, nil, uintptr(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*byte)(p), size), nil
 }
