@@ -19,8 +19,8 @@ import (
 // the Client that was opened on it, after every File, Buffer and Engine it
 // made has been closed.
 type Backend interface {
-	// Features says what the backend does natively. Features().Backend
-	// is its name. It is called once, by Open.
+	// Features says what the backend does natively; Features().Backend
+	// is its name. Open reads it; it must not change afterwards.
 	Features() Features
 	// OpenFile opens the named file with os.OpenFile's flag and perm. The
 	// name is absolute, or as given when Features().FlatNames. Errors: an
