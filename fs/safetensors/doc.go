@@ -17,8 +17,12 @@
 // writes them with a write ring, several chunks in flight; then fsync, and
 // with Options.Atomic a rename into place.
 //
-// Reading: Open reads the header, then the whole data section with a read
-// ring straight into one registered Buffer; OpenMmap maps the file
+// Reading: OpenReader reads only the header; Reader.ReadInto then reads a
+// named tensor, or a byte range of it, with a read ring straight into a
+// Region of the caller's registered fs.Buffer (ReadTensor into a new one),
+// so a loader reads just the tensors it needs, each once, with no copy
+// afterwards. Open reads the header, then the whole data section with a
+// read ring straight into one registered Buffer; OpenMmap maps the file
 // read-only instead; Parse takes bytes already in memory. Tensors returned
 // by File.Tensor alias that memory (no copy) until File.Close.
 //
@@ -32,9 +36,10 @@
 //	w := safetensors.NewWriter(c, "step-100.safetensors", &safetensors.Options{Atomic: true})
 //	w.Add("layer.0.weight", weight) // *tensor.Tensor
 //	w.Close(ctx)
-//	f, _ := safetensors.Open(ctx, c, "step-100.safetensors", nil)
-//	defer f.Close()
-//	weight2, _ := f.Tensor("layer.0.weight")
+//	r, _ := safetensors.OpenReader(ctx, c, "step-100.safetensors", nil)
+//	defer r.Close()
+//	weight2, buf, _ := r.ReadTensor(ctx, "layer.0.weight") // Data aliases buf
+//	defer buf.Close()
 //
 // Where it sits: a format on top of fs (docs/architecture.md); it imports fs
 // and tensor only.
