@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/fstest"
 )
 
@@ -36,6 +37,26 @@ func TestConformanceHF3FS(t *testing.T) {
 		fstest.Run(t, hf3fsOpener(func(fs.DaemonIO) fs.DaemonFault {
 			return fs.DaemonFault{Delay: 100 * time.Microsecond}
 		}))
+	})
+}
+
+// TestConformanceErrorfsOverHF3FS: the fault wrapper passes hf3fs's shared
+// buffers and inode-addressed files through unchanged, with reordering and
+// latency on top.
+func TestConformanceErrorfsOverHF3FS(t *testing.T) {
+	fstest.Run(t, func(t *testing.T) *fs.Client {
+		d := fs.NewFakeDaemon(t, nil)
+		be, err := fs.NewBackend("hf3fs", fs.BackendOpts{Root: d.Mount(), HF3FS: d.Opts()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		efs := errorfs.Wrap(be, errorfs.Options{Seed: 9, Reorder: true,
+			Rules: []errorfs.Rule{{Prob: 0.3, Inject: errorfs.Injection{Latency: 200 * time.Microsecond}}}})
+		c, err := fs.Open(context.Background(), d.Mount(), fs.WithBackendValue(efs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	})
 }
 
