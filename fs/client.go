@@ -39,12 +39,13 @@ type Features struct {
 type Option func(*options)
 
 type options struct {
-	backend string
-	value   Backend
-	numa    int
-	workers int
-	store   *MemStore
-	hf3fs   HF3FSOpts
+	backend  string
+	value    Backend
+	useValue bool // WithBackendValue was the last backend option
+	numa     int
+	workers  int
+	store    *MemStore
+	hf3fs    HF3FSOpts
 }
 
 // WithBackend chooses the backend by name: "auto" (the default: hf3fs when
@@ -52,12 +53,16 @@ type options struct {
 // else posix), "hf3fs", "uring", "posix" or "mem".
 // "uring" falls back to posix when the kernel refuses io_uring; Features().Note
 // then says why.
-func WithBackend(name string) Option { return func(o *options) { o.backend = name; o.value = nil } }
+func WithBackend(name string) Option {
+	return func(o *options) { o.backend, o.value, o.useValue = name, nil, false }
+}
 
 // WithBackendValue opens the Client on b, any Backend: one from NewBackend,
 // a wrapper such as errorfs.Wrap, or a third party's. The Client owns b
 // from then on and closes it in Client.Close (also when Open fails).
-func WithBackendValue(b Backend) Option { return func(o *options) { o.value = b; o.backend = "" } }
+func WithBackendValue(b Backend) Option {
+	return func(o *options) { o.value, o.useValue, o.backend = b, true, "" }
+}
 
 // WithNUMA binds the memory of every Buffer the Client makes to NUMA node
 // node (USRBIO's numa argument): mbind MPOL_BIND before the first touch, so
@@ -73,7 +78,7 @@ func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
 // WithMemStore makes the mem backend serve files from s, so tests can share
 // a store between clients. It selects the mem backend.
 func WithMemStore(s *MemStore) Option {
-	return func(o *options) { o.store = s; o.backend = "mem"; o.value = nil }
+	return func(o *options) { o.store, o.backend, o.value, o.useValue = s, "mem", nil, false }
 }
 
 // Client is an open connection to a mount point or directory: the root
@@ -138,7 +143,10 @@ func openBackend(ctx context.Context, root string, o options) (Backend, error) {
 			return nil, errInvalidf("root %q is not a directory", root)
 		}
 	}
-	if o.value != nil {
+	if o.useValue {
+		if o.value == nil {
+			return nil, errInvalidf("WithBackendValue(nil)")
+		}
 		return o.value, nil
 	}
 	bo := BackendOpts{Root: root, Workers: o.workers, Store: o.store, HF3FS: o.hf3fs}

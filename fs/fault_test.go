@@ -284,6 +284,9 @@ func TestBadOptions(t *testing.T) {
 	if _, err := fs.Open(context.Background(), ".", fs.WithBackend("nope")); !errors.Is(err, fs.ErrUnsupported) {
 		t.Errorf("unknown backend: %v", err)
 	}
+	if _, err := fs.Open(context.Background(), ".", fs.WithBackendValue(nil)); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("WithBackendValue(nil): %v, want ErrInvalid", err)
+	}
 	if _, err := fs.Open(context.Background(), "/does/not/exist", fs.WithBackend("posix")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing root: %v", err)
 	}
