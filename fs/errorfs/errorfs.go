@@ -315,11 +315,10 @@ func (e *engine) Submit(ios []fs.IO) error {
 	b.counts.Shorts += c.Shorts
 	b.counts.Delayed += c.Delayed
 	b.mu.Unlock()
-	if len(e.held) > heldBefore {
-		select {
-		case e.kick <- struct{}{}:
-		default:
-		}
+	// Wake a Block waiting on timers only: there may be more to wait for.
+	select {
+	case e.kick <- struct{}{}:
+	default:
 	}
 	return nil
 }
