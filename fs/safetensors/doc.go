@@ -42,5 +42,5 @@
 //	defer buf.Close()
 //
 // Where it sits: a format on top of fs (docs/architecture.md); it imports fs
-// and tensor only.
+// and tensor (and internal/mmap for OpenMmap) only.
 package safetensors
