@@ -12,27 +12,14 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// forEachImpl runs f with every kernel set this machine can run selected.
-func forEachImpl(t *testing.T, f func(t *testing.T)) {
-	defer Use(Available()[0])
-	for _, name := range Available() {
-		t.Run(name, func(t *testing.T) {
-			if !Use(name) || Impl != name {
-				t.Fatalf("cannot select %s", name)
-			}
-			f(t)
-		})
-	}
-}
-
 func TestDecodeE4M3AllCodes(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
-		src := make([]uint8, 256+37)
+	forEachSet(t, func(t *testing.T, ks Set) {
+		src := make([]tensor.E4M3, 256+37)
 		for i := range src {
-			src[i] = uint8(i * 7)
+			src[i] = tensor.E4M3(i * 7)
 		}
 		dst := make([]float32, len(src))
-		DecodeE4M3(dst, src)
+		ks.DecodeE4M3Rows(dst, len(dst), src, len(src), 1, len(src))
 		for i, b := range src {
 			want := tensor.E4M3(b).Float32()
 			got := dst[i]
@@ -44,10 +31,10 @@ func TestDecodeE4M3AllCodes(t *testing.T) {
 }
 
 func TestMicro(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachSet(t, func(t *testing.T, ks Set) {
 		r := rand.New(rand.NewPCG(1, 2))
 		for _, kc := range []int{0, 1, 3, 16, 128, 131} {
-			mr, nr := MR, NR
+			mr, nr := ks.MR(), ks.NR()
 			ldb, ldc := kc+5, mr+3
 			a := make([]float32, kc*mr)
 			b := make([]float32, (nr-1)*ldb+kc)
@@ -68,7 +55,7 @@ func TestMicro(t *testing.T) {
 					want[j*ldc+i] = float64(c[j*ldc+i]) + float64(sa[i])*float64(sb[j])*s
 				}
 			}
-			Micro(kc, a, b, ldb, c, ldc, sa, sb)
+			ks.Micro(kc, a, b, ldb, c, ldc, sa, sb)
 			for j := 0; j < nr; j++ {
 				for i := 0; i < mr; i++ {
 					if d := math.Abs(float64(c[j*ldc+i]) - want[j*ldc+i]); d > 1e-4*(1+math.Abs(want[j*ldc+i]))*math.Sqrt(float64(kc+1)) {
@@ -83,81 +70,47 @@ func TestMicro(t *testing.T) {
 	})
 }
 
-func TestSgemmNT(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(3, 4))
-		for _, s := range [][3]int{{1, 1, 1}, {7, 13, 300}, {40, 250, 257}, {300, 17, 64}} {
-			m, n, k := s[0], s[1], s[2]
-			lda, ldb, ldc := k+1, k+2, n+3
-			a := make([]float32, m*lda)
-			b := make([]float32, n*ldb)
-			c := make([]float32, m*ldc)
-			for _, x := range [][]float32{a, b, c} {
-				for i := range x {
-					x[i] = float32(r.NormFloat64())
-				}
-			}
-			want := make([]float64, len(c))
-			for i := 0; i < m; i++ {
-				for j := 0; j < ldc; j++ {
-					want[i*ldc+j] = float64(c[i*ldc+j])
-					if j >= n {
-						continue
-					}
-					for p := 0; p < k; p++ {
-						want[i*ldc+j] += float64(a[i*lda+p]) * float64(b[j*ldb+p])
-					}
-				}
-			}
-			SgemmNT(m, n, k, a, lda, b, ldb, c, ldc)
-			for i := range c {
-				if d := math.Abs(float64(c[i]) - want[i]); d > 1e-4*math.Sqrt(float64(k)) {
-					t.Fatalf("%v: c[%d] = %g, want %g", s, i, c[i], want[i])
-				}
-			}
-		}
-	})
-}
-
 func BenchmarkMicro(b *testing.B) {
+	ks := Best()
 	kc := 128
-	mr, nr := MR, NR
+	mr, nr := ks.MR(), ks.NR()
 	a := make([]float32, kc*mr)
 	bb := make([]float32, nr*kc)
 	c := make([]float32, nr*mr)
 	s := make([]float32, 64)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		Micro(kc, a, bb, kc, c, mr, s, s)
+		ks.Micro(kc, a, bb, kc, c, mr, s, s)
 	}
 	b.ReportMetric(float64(2*kc*mr*nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 func BenchmarkPeak(b *testing.B) {
+	ks := Best()
 	var f float64
 	for i := 0; i < b.N; i++ {
-		f += PeakLoop(1000)
+		f += ks.PeakLoop(1000)
 	}
 	b.ReportMetric(f/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 func TestDecodeRows(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachSet(t, func(t *testing.T, ks Set) {
 		for _, c := range []struct{ kc, seed int }{{1, 11}, {16, 11}, {100, 11}, {128, 11}, {128, 0}, {144, 0}} {
 			kc := c.kc
 			rows, lds, ldd := 5, 300, 150
-			src := make([]uint8, (rows-1)*lds+kc)
+			src := make([]tensor.E4M3, (rows-1)*lds+kc)
 			for i := range src {
-				src[i] = uint8(i*37 + c.seed)
+				src[i] = tensor.E4M3(i*37 + c.seed)
 				if c.seed == 0 && (src[i]&0x7F) == 0x7F && i/lds != 2 {
 					src[i] = 0x7E // NaN only in row 2: other rows take the fast path
 				}
 			}
 			dst := make([]float32, (rows-1)*ldd+kc)
-			DecodeE4M3Rows(dst, ldd, src, lds, rows, kc)
+			ks.DecodeE4M3Rows(dst, ldd, src, lds, rows, kc)
 			for r := 0; r < rows; r++ {
 				for p := 0; p < kc; p++ {
-					want, got := e4m3[src[r*lds+p]], dst[r*ldd+p]
+					want, got := src[r*lds+p].Float32(), dst[r*ldd+p]
 					if math.Float32bits(want) != math.Float32bits(got) && !(want != want && got != got) {
 						t.Fatalf("kc=%d [%d,%d]: %g want %g", kc, r, p, got, want)
 					}
@@ -168,7 +121,7 @@ func TestDecodeRows(t *testing.T) {
 }
 
 func TestTranspose(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachSet(t, func(t *testing.T, ks Set) {
 		for _, s := range [][2]int{{16, 16}, {32, 48}, {37, 21}, {5, 3}, {64, 17}} {
 			rows, cols := s[0], s[1]
 			lds, ldd := rows+3, cols+5
@@ -177,7 +130,7 @@ func TestTranspose(t *testing.T) {
 				src[i] = float32(i)
 			}
 			dst := make([]float32, (rows-1)*ldd+cols)
-			Transpose(dst, ldd, src, lds, rows, cols)
+			ks.Transpose(dst, ldd, src, lds, rows, cols)
 			for i := 0; i < rows; i++ {
 				for j := 0; j < cols; j++ {
 					if dst[i*ldd+j] != src[j*lds+i] {
@@ -190,7 +143,7 @@ func TestTranspose(t *testing.T) {
 }
 
 func TestEncodeBF16(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	forEachSet(t, func(t *testing.T, ks Set) {
 		special := []float32{0, -0, 1, -1, 1.00390625, 1.01171875, 3.3895314e38, 3.4028235e38, -3.4028235e38,
 			float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), math.Float32frombits(0xFF800001),
 			1e-40, -1e-45, 65504, 0.1, 1.0 / 3}
@@ -200,7 +153,7 @@ func TestEncodeBF16(t *testing.T) {
 			src = append(src, math.Float32frombits(r.Uint32()))
 		}
 		dst := make([]tensor.BF16, len(src))
-		EncodeBF16(dst, src)
+		ks.EncodeBF16(dst, src)
 		for i, v := range src {
 			if want := tensor.BF16FromFloat32(v); dst[i] != want {
 				t.Fatalf("%g (%#x): got %#x, want %#x", v, math.Float32bits(v), dst[i], want)
@@ -212,10 +165,12 @@ func TestEncodeBF16(t *testing.T) {
 // TestProbeMicro measures the micro-kernel on L2-resident panels in thread
 // CPU time; it runs only with GEMM_PROBE=1 and AVX-512.
 func TestProbeMicro(t *testing.T) {
-	if os.Getenv("GEMM_PROBE") == "" || Impl != "avx512" {
+	ks := Best()
+	if os.Getenv("GEMM_PROBE") == "" || ks.Level() != AVX512 {
 		t.Skip("set GEMM_PROBE=1 to measure the micro-kernel")
 	}
 	kc := 128
+	MR, NR := ks.MR(), ks.NR()
 	a := make([]float32, kc*MR*8)
 	bb := make([]float32, NR*16*128)
 	c := make([]float32, NR*16*256)
@@ -228,7 +183,7 @@ func TestProbeMicro(t *testing.T) {
 			for i := 0; i < 2000; i++ {
 				for jp := 0; jp < 16; jp++ {
 					for ip := 0; ip < 8; ip++ {
-						Micro(kc, a[ip*kc*MR:], bb[jp*NR*128:], 128, c[jp*NR*256+ip*MR:], 256, s, s)
+						ks.Micro(kc, a[ip*kc*MR:], bb[jp*NR*128:], 128, c[jp*NR*256+ip*MR:], 256, s, s)
 					}
 				}
 			}

@@ -1,8 +1,7 @@
-//go:build amd64 && !noasm
+package main
 
-#include "textflag.h"
-
-// func kern4x64(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
+// mlaAVX512 is the body of mla_avx512_amd64.s: the AVX-512 kernels of the attention path (strided GEMM micro-kernels, BF16/F16 widening, dot/axpy/scal, exp2, fused BF16 QK and PV). They were written by hand; the generator keeps them as text so that every .s file has one source.
+const mlaAVX512 = `// func kern4x64(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
 // C[4][64] (+)= A(4×k) · B(k×64); strides in elements.
 TEXT ·kern4x64(SB), NOSPLIT, $0-65
 	MOVQ k+0(FP), CX
@@ -654,16 +653,6 @@ pv2tok:
 	VZEROUPPER
 	RET
 
-// func cpuidF16C() bool   CPUID.1:ECX bit 29
-TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
-	MOVL $1, AX
-	XORL CX, CX
-	CPUID
-	SHRL $29, CX
-	ANDL $1, CX
-	MOVB CX, ret+0(FP)
-	RET
-
 // func pvBF16x128(o, p *float32, base *uint16, offs *int64, n, dv int)
 // pvBF16x64 over 128-channel chunks (eight accumulators); dv multiple of 128, n > 0.
 TEXT ·pvBF16x128(SB), NOSPLIT, $0-48
@@ -753,3 +742,388 @@ mxloop:
 mxdone:
 	VZEROUPPER
 	RET
+`
+
+// mlaAVX2 is the body of mla_avx2_amd64.s: the AVX2+FMA twins of mlaAVX512, kept as text like it.
+const mlaAVX2 = `// AVX2+FMA twins of the AVX-512 kernels, for x86-64 CPUs without AVX-512.
+
+// func kern4x16avx2(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
+TEXT ·kern4x16avx2(SB), NOSPLIT, $0-65
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ ars+16(FP), R8
+	SHLQ $2, R8
+	MOVQ aks+24(FP), R9
+	SHLQ $2, R9
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R10
+	SHLQ $2, R10
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R11
+	SHLQ $2, R11
+	LEAQ (R8)(R8*1), R12
+	LEAQ (R12)(R8*1), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+a2loop:
+	VMOVUPS (DI), Y8
+	VMOVUPS 32(DI), Y9
+	VBROADCASTSS (SI), Y10
+	VBROADCASTSS (SI)(R8*1), Y11
+	VBROADCASTSS (SI)(R12*1), Y12
+	VBROADCASTSS (SI)(R13*1), Y13
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, SI
+	ADDQ R10, DI
+	DECQ CX
+	JNZ  a2loop
+	LEAQ (DX)(R11*2), BX
+	MOVBLZX acc+64(FP), AX
+	TESTQ AX, AX
+	JZ   a2store
+	VADDPS (DX), Y0, Y0
+	VADDPS 32(DX), Y1, Y1
+	VADDPS (DX)(R11*1), Y2, Y2
+	VADDPS 32(DX)(R11*1), Y3, Y3
+	VADDPS (BX), Y4, Y4
+	VADDPS 32(BX), Y5, Y5
+	VADDPS (BX)(R11*1), Y6, Y6
+	VADDPS 32(BX)(R11*1), Y7, Y7
+a2store:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, (DX)(R11*1)
+	VMOVUPS Y3, 32(DX)(R11*1)
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	VMOVUPS Y6, (BX)(R11*1)
+	VMOVUPS Y7, 32(BX)(R11*1)
+	VZEROUPPER
+	RET
+
+// func cvtBF16x8avx2(dst *float32, src *uint16, n int)   n multiple of 8
+TEXT ·cvtBF16x8avx2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   cb2done
+cb2loop:
+	VPMOVZXWD (SI), Y0
+	VPSLLD $16, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  cb2loop
+cb2done:
+	VZEROUPPER
+	RET
+
+// func cvtF16x8avx2(dst *float32, src *uint16, n int)   n multiple of 8 (F16C)
+TEXT ·cvtF16x8avx2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   ch2done
+ch2loop:
+	VCVTPH2PS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  ch2loop
+ch2done:
+	VZEROUPPER
+	RET
+
+// func dotx8avx2(a, b *float32, n int) float32   n multiple of 8
+TEXT ·dotx8avx2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	CMPQ CX, $32
+	JLT  d2tail
+d2loop:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  d2loop
+d2tail:
+	TESTQ CX, CX
+	JZ   d2sum
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  d2tail
+d2sum:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func axpyx8avx2(alpha float32, x, y *float32, n int)   n multiple of 8
+TEXT ·axpyx8avx2(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Y15
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   ax2done
+ax2loop:
+	VMOVUPS (SI), Y0
+	VFMADD213PS (DI), Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  ax2loop
+ax2done:
+	VZEROUPPER
+	RET
+
+// func scalx8avx2(alpha float32, x *float32, n int)   n multiple of 8
+TEXT ·scalx8avx2(SB), NOSPLIT, $0-24
+	VBROADCASTSS alpha+0(FP), Y15
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   sc2done
+sc2loop:
+	VMULPS (SI), Y15, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ  sc2loop
+sc2done:
+	VZEROUPPER
+	RET
+
+// func exp2Subx8avx2(x, sh, acc *float32, n int, coef *float32)   n multiple of 8
+// coef: c0..c7, then -127 (low clamp), -126 (flush-to-zero threshold), 127 (high clamp).
+// x = 2^clamp(x-sh) built as poly(f)·2^n with the exponent bits set directly;
+// results below 2^-126 (including 2^-Inf) are exactly 0; acc += x.
+TEXT ·exp2Subx8avx2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ sh+8(FP), DX
+	MOVQ acc+16(FP), DI
+	MOVQ n+24(FP), CX
+	MOVQ coef+32(FP), AX
+	SHRQ $3, CX
+	JZ   e2done
+e2loop:
+	VMOVUPS (SI), Y0
+	VSUBPS (DX), Y0, Y0
+	VBROADCASTSS 32(AX), Y1
+	VMAXPS Y1, Y0, Y0
+	VBROADCASTSS 40(AX), Y1
+	VMINPS Y1, Y0, Y0
+	VBROADCASTSS 36(AX), Y1
+	VCMPPS $1, Y1, Y0, Y7          // Y7 = x < -126
+	VROUNDPS $0, Y0, Y2
+	VSUBPS Y2, Y0, Y3
+	VBROADCASTSS 28(AX), Y4
+	VBROADCASTSS 24(AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VBROADCASTSS 20(AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VBROADCASTSS 16(AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VBROADCASTSS 12(AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VBROADCASTSS 8(AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VBROADCASTSS 4(AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VBROADCASTSS (AX), Y1
+	VFMADD213PS Y1, Y3, Y4
+	VCVTPS2DQ Y2, Y5
+	MOVL $127, BX
+	MOVQ BX, X6
+	VPBROADCASTD X6, Y6
+	VPADDD Y6, Y5, Y5
+	VPSLLD $23, Y5, Y5
+	VMULPS Y5, Y4, Y4
+	VANDNPS Y4, Y7, Y4
+	VMOVUPS Y4, (SI)
+	VADDPS (DI), Y4, Y6
+	VMOVUPS Y6, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  e2loop
+e2done:
+	VZEROUPPER
+	RET
+
+// func qkBF16x8avx2(q *float32, base *uint16, offs *int64, n, d int, s *float32)   d multiple of 8
+TEXT ·qkBF16x8avx2(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), R8
+	MOVQ base+8(FP), R9
+	MOVQ offs+16(FP), R10
+	MOVQ n+24(FP), R11
+	MOVQ d+32(FP), R12
+	MOVQ s+40(FP), R13
+	TESTQ R11, R11
+	JZ   q2done
+q2tok:
+	MOVQ (R10), SI
+	LEAQ (R9)(SI*2), SI
+	MOVQ R8, DI
+	MOVQ R12, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	CMPQ CX, $32
+	JLT  q2tail
+q2loop:
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPMOVZXWD 32(SI), Y6
+	VPMOVZXWD 48(SI), Y7
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y5, Y5
+	VPSLLD $16, Y6, Y6
+	VPSLLD $16, Y7, Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JGE  q2loop
+q2tail:
+	TESTQ CX, CX
+	JZ   q2sum
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  q2tail
+q2sum:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (R13)
+	ADDQ $4, R13
+	ADDQ $8, R10
+	DECQ R11
+	JNZ  q2tok
+q2done:
+	VZEROUPPER
+	RET
+
+// func pvBF16x32avx2(o, p *float32, base *uint16, offs *int64, n, dv int)   dv multiple of 32, n > 0
+TEXT ·pvBF16x32avx2(SB), NOSPLIT, $0-48
+	MOVQ o+0(FP), DI
+	MOVQ p+8(FP), R8
+	MOVQ base+16(FP), R9
+	MOVQ offs+24(FP), R10
+	MOVQ n+32(FP), R11
+	MOVQ dv+40(FP), R12
+	SHRQ $5, R12
+	XORQ BX, BX
+p2chunk:
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	MOVQ R8, DX
+	MOVQ R10, AX
+	MOVQ R11, CX
+p2tok:
+	MOVQ (AX), SI
+	ADDQ BX, SI
+	LEAQ (R9)(SI*2), SI
+	VBROADCASTSS (DX), Y8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPMOVZXWD 32(SI), Y6
+	VPMOVZXWD 48(SI), Y7
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y5, Y5
+	VPSLLD $16, Y6, Y6
+	VPSLLD $16, Y7, Y7
+	VFMADD231PS Y4, Y8, Y0
+	VFMADD231PS Y5, Y8, Y1
+	VFMADD231PS Y6, Y8, Y2
+	VFMADD231PS Y7, Y8, Y3
+	ADDQ $4, DX
+	ADDQ $8, AX
+	DECQ CX
+	JNZ  p2tok
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $32, BX
+	DECQ R12
+	JNZ  p2chunk
+	VZEROUPPER
+	RET
+
+// func maxIntox8avx2(dst, src *float32, n int)   dst = max(dst, src); n multiple of 8
+TEXT ·maxIntox8avx2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   mx2done
+mx2loop:
+	VMOVUPS (DI), Y0
+	VMAXPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  mx2loop
+mx2done:
+	VZEROUPPER
+	RET
+`

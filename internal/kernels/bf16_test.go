@@ -1,4 +1,4 @@
-package simd
+package kernels
 
 import (
 	"math"
@@ -27,10 +27,13 @@ func bits(a []float32) []uint32 {
 	return out
 }
 
-// TestKernelsMatchGeneric checks the selected kernels against the pure-Go
-// definitions bit for bit, on random bit patterns (NaN, Inf, subnormals,
-// rounding ties) and lengths around the vector width.
-func TestKernelsMatchGeneric(t *testing.T) {
+// TestBF16MatchGeneric checks the BF16 combine kernels of every level
+// against the generic twins bit for bit, on random bit patterns (NaN, Inf,
+// subnormals, rounding ties) and lengths around the vector width.
+func TestBF16MatchGeneric(t *testing.T) { forEachSet(t, testBF16MatchGeneric) }
+
+func testBF16MatchGeneric(t *testing.T, ks Set) {
+	var gen Set
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 100, 7168} {
 		src := randBF16(r, n)
@@ -39,20 +42,10 @@ func TestKernelsMatchGeneric(t *testing.T) {
 			acc0[i] = float32(r.NormFloat64())
 		}
 		a, b := make([]float32, n), make([]float32, n)
-		SetBF16(a, src)
-		setBF16Go(b, src)
-		cmp(t, "SetBF16", n, bits(a), bits(b))
-
 		copy(a, acc0)
 		copy(b, acc0)
-		AddBF16(a, src)
-		addBF16Go(b, src)
-		cmp(t, "AddBF16", n, bits(a), bits(b))
-
-		copy(a, acc0)
-		copy(b, acc0)
-		AxpyBF16(a, 0.37, src)
-		axpyBF16Go(b, 0.37, src)
+		ks.AxpyBF16(a, 0.37, src)
+		gen.AxpyBF16(b, 0.37, src)
 		cmp(t, "AxpyBF16", n, bits(a), bits(b))
 
 		f := make([]float32, n)
@@ -77,8 +70,8 @@ func TestKernelsMatchGeneric(t *testing.T) {
 				}
 			}
 			got, want := make([]tensor.BF16, n), make([]tensor.BF16, n)
-			SumBF16(got, rows)
-			sumBF16Go(want, rows)
+			ks.SumBF16(got, rows)
+			gen.SumBF16(want, rows)
 			for i := range got {
 				if got[i] != want[i] {
 					t.Fatalf("SumBF16 n=%d rows=%d i=%d: %#04x, want %#04x", n, nr, i, got[i], want[i])
@@ -86,8 +79,8 @@ func TestKernelsMatchGeneric(t *testing.T) {
 			}
 		}
 		x, y := make([]tensor.BF16, n), make([]tensor.BF16, n)
-		ToBF16(x, f)
-		toBF16Go(y, f)
+		ks.ToBF16(x, f)
+		gen.ToBF16(y, f)
 		for i := range x {
 			if x[i] != y[i] {
 				t.Fatalf("ToBF16 n=%d i=%d: %#04x, want %#04x (from %#08x)", n, i, x[i], y[i], math.Float32bits(f[i]))
@@ -105,36 +98,28 @@ func cmp(t *testing.T, name string, n int, a, b []uint32) {
 	}
 }
 
-func BenchmarkAddBF16(b *testing.B) {
-	src := randBF16(rand.New(rand.NewPCG(1, 1)), 7168)
-	for i := range src {
-		src[i] &= 0x3FFF
+// TestSumBF16Short checks the documented panic on a row shorter than dst
+// and the zeroing with no rows.
+func TestSumBF16Short(t *testing.T) {
+	dst := []tensor.BF16{1, 2, 3}
+	Best().SumBF16(dst, nil)
+	if dst[0] != 0 || dst[1] != 0 || dst[2] != 0 {
+		t.Fatalf("no rows: dst = %v, want zeros", dst)
 	}
-	acc := make([]float32, 7168)
-	b.SetBytes(2 * 7168)
-	for b.Loop() {
-		AddBF16(acc, src)
-	}
-}
-
-func BenchmarkAddBF16Go(b *testing.B) {
-	src := randBF16(rand.New(rand.NewPCG(1, 1)), 7168)
-	for i := range src {
-		src[i] &= 0x3FFF
-	}
-	acc := make([]float32, 7168)
-	b.SetBytes(2 * 7168)
-	for b.Loop() {
-		addBF16Go(acc, src)
-	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("short row: no panic")
+		}
+	}()
+	Best().SumBF16(dst, [][]tensor.BF16{{1, 2}})
 }
 
 // BenchmarkSumBF16 sums 6 rows of 7168 BF16 (a token reaching 6 ranks)
-// with the selected kernel; BenchmarkSumBF16Go with the pure-Go twin.
-func BenchmarkSumBF16(b *testing.B)   { benchSum(b, SumBF16) }
-func BenchmarkSumBF16Go(b *testing.B) { benchSum(b, sumBF16Go) }
+// with the best kernels; BenchmarkSumBF16Go with the generic twin.
+func BenchmarkSumBF16(b *testing.B)   { benchSum(b, Best()) }
+func BenchmarkSumBF16Go(b *testing.B) { benchSum(b, Set{}) }
 
-func benchSum(b *testing.B, f func([]tensor.BF16, [][]tensor.BF16)) {
+func benchSum(b *testing.B, ks Set) {
 	r := rand.New(rand.NewPCG(1, 1))
 	rows := make([][]tensor.BF16, 6)
 	for i := range rows {
@@ -146,6 +131,6 @@ func benchSum(b *testing.B, f func([]tensor.BF16, [][]tensor.BF16)) {
 	dst := make([]tensor.BF16, 7168)
 	b.SetBytes(6 * 2 * 7168)
 	for b.Loop() {
-		f(dst, rows)
+		ks.SumBF16(dst, rows)
 	}
 }

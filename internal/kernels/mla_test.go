@@ -1,4 +1,4 @@
-package kern
+package kernels
 
 import (
 	"math"
@@ -11,9 +11,9 @@ import (
 // The kernels against float64 loops, over sizes that exercise the assembly
 // blocks and the pure-Go edges.
 
-func TestGemm(t *testing.T) { forEachLevel(t, testGemm) }
+func TestGemm(t *testing.T) { forEachSet(t, testGemm) }
 
-func testGemm(t *testing.T) {
+func testGemm(t *testing.T, ks Set) {
 	r := testutil.RNG(1)
 	for _, sh := range [][3]int{{4, 64, 1}, {8, 16, 5}, {13, 64, 200}, {64, 128, 576}, {16, 512, 64}, {9, 48, 97}, {5, 7, 3}, {3, 130, 10}} {
 		m, n, k := sh[0], sh[1], sh[2]
@@ -43,7 +43,7 @@ func testGemm(t *testing.T) {
 						want[i*ldc+j] = float64(c[i*ldc+j])
 					}
 				}
-				Gemm(m, n, k, a, ars, aks, b, ldb, c, ldc, acc)
+				ks.Gemm(m, n, k, a, ars, aks, b, ldb, c, ldc, acc)
 				for i, w := range want {
 					if math.Abs(float64(c[i])-w) > 1e-5*(math.Sqrt(float64(k))+math.Abs(w)) {
 						t.Fatalf("m%d n%d k%d trans %v acc %v: c[%d] = %v, want %v", m, n, k, trans, acc, i, c[i], w)
@@ -54,9 +54,9 @@ func testGemm(t *testing.T) {
 	}
 }
 
-func TestVectorKernels(t *testing.T) { forEachLevel(t, testVectorKernels) }
+func TestVectorKernels(t *testing.T) { forEachSet(t, testVectorKernels) }
 
-func testVectorKernels(t *testing.T) {
+func testVectorKernels(t *testing.T, ks Set) {
 	r := testutil.RNG(2)
 	for _, n := range []int{0, 1, 15, 16, 17, 64, 100, 576} {
 		x := testutil.Normal(r, n, 0, 1)
@@ -65,24 +65,24 @@ func testVectorKernels(t *testing.T) {
 		for i := range x {
 			d += float64(x[i]) * float64(y[i])
 		}
-		if got := Dot(x, y); math.Abs(float64(got)-d) > 1e-5*float64(n+1) {
+		if got := ks.Dot(x, y); math.Abs(float64(got)-d) > 1e-5*float64(n+1) {
 			t.Errorf("Dot n=%d: %v, want %v", n, got, d)
 		}
 		y2 := append([]float32(nil), y...)
-		Axpy(0.5, x, y2)
+		ks.Axpy(0.5, x, y2)
 		for i := range y2 {
 			if want := y[i] + 0.5*x[i]; math.Abs(float64(y2[i]-want)) > 1e-6 {
 				t.Fatalf("Axpy n=%d [%d]: %v, want %v", n, i, y2[i], want)
 			}
 		}
 		mx := append([]float32(nil), y...)
-		MaxInto(mx, x)
+		ks.MaxInto(mx, x)
 		for i := range mx {
 			if want := max(y[i], x[i]); mx[i] != want {
 				t.Fatalf("MaxInto n=%d [%d]: %v, want %v", n, i, mx[i], want)
 			}
 		}
-		Scal(3, y2)
+		ks.Scal(3, y2)
 		for i := range y2 {
 			if want := 3 * (y[i] + 0.5*x[i]); math.Abs(float64(y2[i]-want)) > 1e-5 {
 				t.Fatalf("Scal n=%d [%d]: %v, want %v", n, i, y2[i], want)
@@ -93,13 +93,13 @@ func testVectorKernels(t *testing.T) {
 		tensor.EncodeBF16(bf, x)
 		tensor.EncodeF16(hf, x)
 		got := make([]float32, n)
-		CvtBF16(got, bf)
+		ks.CvtBF16(got, bf)
 		for i := range got {
 			if got[i] != bf[i].Float32() {
 				t.Fatalf("CvtBF16 n=%d [%d]: %v, want %v", n, i, got[i], bf[i].Float32())
 			}
 		}
-		CvtF16(got, hf)
+		ks.CvtF16(got, hf)
 		for i := range got {
 			if got[i] != hf[i].Float32() {
 				t.Fatalf("CvtF16 n=%d [%d]: %v, want %v", n, i, got[i], hf[i].Float32())
@@ -108,9 +108,9 @@ func testVectorKernels(t *testing.T) {
 	}
 }
 
-func TestExp2Sub(t *testing.T) { forEachLevel(t, testExp2Sub) }
+func TestExp2Sub(t *testing.T) { forEachSet(t, testExp2Sub) }
 
-func testExp2Sub(t *testing.T) {
+func testExp2Sub(t *testing.T, ks Set) {
 	x := []float32{0, -0.5, 0.5, -1, -3.3, -20.25, -126.5, -149, -160, -1000, float32(math.Inf(-1)), 3, -0.0001, -7.7, -63.9, -0.49,
 		-2, -100, -140.2, -1e-7}
 	sh := make([]float32, len(x))
@@ -122,7 +122,7 @@ func testExp2Sub(t *testing.T) {
 		want[i] = math.Exp2(float64(v) - 0.25)
 	}
 	acc := make([]float32, len(x))
-	Exp2Sub(x, sh, acc)
+	ks.Exp2Sub(x, sh, acc)
 	for i, w := range want {
 		got := float64(x[i])
 		if w < 1e-37 { // subnormal range: only require the right tiny value or 0
@@ -143,9 +143,9 @@ func testExp2Sub(t *testing.T) {
 	}
 }
 
-func TestQKPVBF16(t *testing.T) { forEachLevel(t, testQKPVBF16) }
+func TestQKPVBF16(t *testing.T) { forEachSet(t, testQKPVBF16) }
 
-func testQKPVBF16(t *testing.T) {
+func testQKPVBF16(t *testing.T, ks Set) {
 	r := testutil.RNG(3)
 	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}, {272, 192, 9}} {
 		d, dv, n := sh[0], sh[1], sh[2]
@@ -158,10 +158,10 @@ func testQKPVBF16(t *testing.T) {
 		q := testutil.Normal(r, d, 0, 1)
 		p := testutil.Normal(r, n, 0, 1)
 		s := make([]float32, n)
-		QKBF16(q, base, offs, s)
+		ks.QKBF16(q, base, offs, s)
 		o := testutil.Normal(r, dv, 0, 1)
 		want := testutil.F64(o)
-		PVBF16(o, p, base, offs)
+		ks.PVBF16(o, p, base, offs)
 		for i, off := range offs {
 			var w float64
 			for c := range d {
@@ -182,9 +182,9 @@ func testQKPVBF16(t *testing.T) {
 	}
 }
 
-func TestQKPVBF16x2(t *testing.T) { forEachLevel(t, testQKPVBF16x2) }
+func TestQKPVBF16x2(t *testing.T) { forEachSet(t, testQKPVBF16x2) }
 
-func testQKPVBF16x2(t *testing.T) {
+func testQKPVBF16x2(t *testing.T, ks Set) {
 	r := testutil.RNG(4)
 	for _, sh := range [][3]int{{576, 512, 7}, {64, 64, 1}, {128, 128, 64}} {
 		d, dv, n := sh[0], sh[1], sh[2]
@@ -197,10 +197,10 @@ func testQKPVBF16x2(t *testing.T) {
 		q := testutil.Normal(r, 2*d, 0, 1)
 		const ss = 70
 		s2 := make([]float32, ss+n)
-		QKBF16x2(q, d, base, offs, s2, ss)
+		ks.QKBF16x2(q, d, base, offs, s2, ss)
 		s1 := make([]float32, n)
 		for row := range 2 {
-			QKBF16(q[row*d:(row+1)*d], base, offs, s1)
+			ks.QKBF16(q[row*d:(row+1)*d], base, offs, s1)
 			for i := range s1 {
 				if math.Abs(float64(s1[i]-s2[row*ss+i])) > 1e-4 {
 					t.Fatalf("d%d row %d: s[%d] = %v, single-row %v", d, row, i, s2[row*ss+i], s1[i])
@@ -210,9 +210,9 @@ func testQKPVBF16x2(t *testing.T) {
 		p := testutil.Normal(r, ss+n, 0, 1)
 		o2 := testutil.Normal(r, 2*dv, 0, 1)
 		o1 := append([]float32(nil), o2...)
-		PVBF16x2(o2, dv, p, ss, base, offs)
-		PVBF16(o1[:dv], p[:n], base, offs)
-		PVBF16(o1[dv:], p[ss:ss+n], base, offs)
+		ks.PVBF16x2(o2, dv, p, ss, base, offs)
+		ks.PVBF16(o1[:dv], p[:n], base, offs)
+		ks.PVBF16(o1[dv:], p[ss:ss+n], base, offs)
 		for c := range o1 {
 			if math.Abs(float64(o1[c]-o2[c])) > 1e-4 {
 				t.Fatalf("dv%d: o[%d] = %v, single-row %v", dv, c, o2[c], o1[c])
@@ -221,30 +221,16 @@ func testQKPVBF16x2(t *testing.T) {
 	}
 }
 
-// forEachLevel runs f under every kernel level this CPU supports.
-func forEachLevel(t *testing.T, f func(*testing.T)) {
-	for _, l := range []string{"go", "avx2", "avx512"} {
-		t.Run(l, func(t *testing.T) {
-			restore := ForceLevel(l)
-			defer restore()
-			if Level() != l {
-				t.Skipf("CPU or build lacks %s (have %s)", l, Level())
-			}
-			f(t)
-		})
-	}
-}
+func TestGemmPacked(t *testing.T) { forEachSet(t, testGemmPacked) }
 
-func TestGemmPacked(t *testing.T) { forEachLevel(t, testGemmPacked) }
-
-func testGemmPacked(t *testing.T) {
+func testGemmPacked(t *testing.T, ks Set) {
 	r := testutil.RNG(8)
 	for _, sh := range [][3]int{{8, 128, 300}, {132, 576, 129}, {4, 64, 1}, {6, 70, 5}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		a := testutil.Normal(r, m*k, 0, 1)
 		b := testutil.Normal(r, k*n, 0, 1)
 		c := testutil.Normal(r, m*n, 0, 1)
-		GemmPacked(m, n, k, a, k, b, n, c, n)
+		ks.GemmPacked(m, n, k, a, k, b, n, c, n)
 		for i := range m {
 			for j := range n {
 				var w float64

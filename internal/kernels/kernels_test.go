@@ -1,0 +1,219 @@
+package kernels
+
+import (
+	"errors"
+	"math"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/fireflyer-go/fireflyer/internal/platform"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	// GemmPacked's participants are internal/par's parked helpers, which
+	// live for the process.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
+}
+
+// sets returns the Set of every level this machine and build run, best
+// first.
+func sets() []Set {
+	var out []Set
+	f := platform.CPU()
+	for _, l := range []Level{AVX512, AVX2, Generic} {
+		if s, err := Select(l, f); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// forEachSet runs f with the Set of every level this machine runs.
+func forEachSet(t *testing.T, f func(t *testing.T, ks Set)) {
+	for _, s := range sets() {
+		t.Run(s.String(), func(t *testing.T) { f(t, s) })
+	}
+}
+
+// full is a feature set with everything the kernels use.
+var full = platform.CPUFeatures{Arch: "amd64", AVX: true, AVX2: true, FMA: true, F16C: true,
+	AVX512F: true, AVX512BW: true, AVX512DQ: true}
+
+func TestSelectFeatures(t *testing.T) {
+	noBW := full
+	noBW.AVX512BW = false
+	noDQ := full
+	noDQ.AVX512DQ = false
+	noFMA := full
+	noFMA.FMA = false
+	arm := platform.CPUFeatures{Arch: "arm64", NEON: true}
+	for _, c := range []struct {
+		name string
+		f    platform.CPUFeatures
+		best Level
+	}{
+		{"full", full, AVX512},
+		{"AVX512F without BW", noBW, AVX2},
+		{"AVX512 without DQ", noDQ, AVX2},
+		{"no FMA", noFMA, Generic},
+		{"arm64", arm, Generic},
+		{"none", platform.CPUFeatures{Arch: "amd64"}, Generic},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.best
+			if !asmBuild {
+				want = Generic // no assembly in this build: only generic exists
+			}
+			if got := BestLevel(c.f); got != want {
+				t.Fatalf("BestLevel = %v, want %v", got, want)
+			}
+			for _, l := range []Level{AVX512, AVX2, Generic} {
+				s, err := Select(l, c.f)
+				if l <= want {
+					if err != nil || s.Level() != l {
+						t.Fatalf("Select(%v) = %v, %v; want it selected", l, s, err)
+					}
+					continue
+				}
+				if !errors.Is(err, ErrUnsupported) {
+					t.Fatalf("Select(%v) error %v, want ErrUnsupported", l, err)
+				}
+			}
+		})
+	}
+	// The case the old picker got wrong: AVX-512F alone never selects the
+	// AVX-512 kernels, which use BW instructions (VPCMPEQB to a mask, KORQ).
+	if _, err := Select(AVX512, noBW); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Select(AVX512) on F without BW: %v, want ErrUnsupported", err)
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for name, want := range map[string]Level{"avx512": AVX512, "avx2": AVX2, "go": Generic, "generic": Generic} {
+		if l, err := ParseLevel(name); err != nil || l != want {
+			t.Errorf("ParseLevel(%q) = %v, %v; want %v", name, l, err, want)
+		}
+	}
+	for _, bad := range []string{"", "AVX512", "sse", "best"} {
+		if _, err := ParseLevel(bad); !errors.Is(err, ErrUnknownLevel) {
+			t.Errorf("ParseLevel(%q): %v, want ErrUnknownLevel", bad, err)
+		}
+		if _, err := ForName(bad); bad != "" && !errors.Is(err, ErrUnknownLevel) {
+			t.Errorf("ForName(%q): %v, want ErrUnknownLevel", bad, err)
+		}
+	}
+	if s, err := ForName(""); err != nil || s != Best() {
+		t.Fatalf(`ForName("") = %v, %v; want Best() = %v`, s, err, Best())
+	}
+	if s, err := ForName("go"); err != nil || s.Level() != Generic || s != (Set{}) {
+		t.Fatalf(`ForName("go") = %v, %v; want the zero (generic) Set`, s, err)
+	}
+	if Best().Level() != BestLevel(platform.CPU()) {
+		t.Fatalf("Best %v, BestLevel %v", Best(), BestLevel(platform.CPU()))
+	}
+	if Level(9).String() != "Level(9)" {
+		t.Fatalf("Level(9).String() = %q", Level(9).String())
+	}
+	if _, err := Select(Level(9), full); !errors.Is(err, ErrUnknownLevel) {
+		t.Fatalf("Select(Level(9)): %v, want ErrUnknownLevel", err)
+	}
+}
+
+// TestConcurrentSets runs every level's kernels at the same time from
+// several goroutines (under -race in CI): a Set is a value, and nothing is
+// shared between levels. Each goroutine's results must equal those of the
+// same level run alone.
+func TestConcurrentSets(t *testing.T) {
+	r := testutil.RNG(21)
+	const m, n, k = 32, 128, 200
+	a := testutil.Normal(r, m*k, 0, 1)
+	b := testutil.Normal(r, k*n, 0, 1)
+	all := sets()
+	want := make([][]float32, len(all))
+	for i, s := range all {
+		want[i] = make([]float32, m*n)
+		s.GemmPacked(m, n, k, a, k, b, n, want[i], n)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*len(all))
+	for rep := 0; rep < 4; rep++ {
+		for i, s := range all {
+			wg.Go(func() {
+				c := make([]float32, m*n)
+				s.GemmPacked(m, n, k, a, k, b, n, c, n)
+				for j := range c {
+					if c[j] != want[i][j] {
+						errs <- s.String()
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("level %s: concurrent result differs from the same level run alone", e)
+	}
+}
+
+// TestTwins compares every assembly level with the generic twin on the
+// attention kernels (within float32 rounding: the lanes sum in another
+// order) and on the codecs (bit for bit).
+func TestTwins(t *testing.T) {
+	var gen Set
+	forEachSet(t, func(t *testing.T, ks Set) {
+		r := testutil.RNG(22)
+		for _, n := range []int{1, 16, 33, 576} {
+			x := testutil.Normal(r, n, 0, 1)
+			y := testutil.Normal(r, n, 0, 1)
+			if got, want := ks.Dot(x, y), gen.Dot(x, y); math.Abs(float64(got-want)) > 1e-5*float64(n) {
+				t.Fatalf("Dot n=%d: %v, generic %v", n, got, want)
+			}
+			sh := make([]float32, n)
+			ga, wa := make([]float32, n), make([]float32, n)
+			gx, wx := append([]float32(nil), x...), append([]float32(nil), x...)
+			ks.Exp2Sub(gx, sh, ga)
+			gen.Exp2Sub(wx, sh, wa)
+			for i := range gx {
+				if math.Abs(float64(gx[i]-wx[i])) > 2e-7*float64(wx[i]) {
+					t.Fatalf("Exp2Sub n=%d [%d]: %v, generic %v", n, i, gx[i], wx[i])
+				}
+			}
+		}
+		for _, sh := range [][3]int{{64, 128, 96}, {36, 192, 130}, {13, 64, 7}} {
+			m, n, k := sh[0], sh[1], sh[2]
+			a := testutil.Normal(r, m*k, 0, 1)
+			b := testutil.Normal(r, k*n, 0, 1)
+			got, want := make([]float32, m*n), make([]float32, m*n)
+			ks.Gemm(m, n, k, a, k, 1, b, n, got, n, false)
+			gen.Gemm(m, n, k, a, k, 1, b, n, want, n, false)
+			for i := range got {
+				if math.Abs(float64(got[i]-want[i])) > 1e-5*math.Sqrt(float64(k))*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("Gemm %v [%d]: %v, generic %v", sh, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// TestGenerated checks that the committed assembly and its Go declarations
+// equal the generator's output (go generate ./internal/kernels rewrites
+// them).
+func TestGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the generator")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	out, err := exec.Command(goTool, "run", "./gen", "-dir", ".", "-check").CombinedOutput()
+	if err != nil {
+		t.Fatalf("generated files are stale: %v\n%s", err, out)
+	}
+}
