@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 
-	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -659,6 +659,7 @@ func (b *Buffer) llCombineRecv(ctx context.Context, n int64, verr error, mine he
 	}
 	rows := view[tensor.BF16](mem[half.cRecv:], g.m*g.k*H)
 	acc := make([]float32, H)
+	ks := kernels.Best()
 	for t := 0; t < N; t++ {
 		clear(acc)
 		for kk := 0; kk < K; kk++ {
@@ -666,9 +667,9 @@ func (b *Buffer) llCombineRecv(ctx context.Context, n int64, verr error, mine he
 				continue
 			}
 			slot := t*g.k + kk
-			simd.AxpyBF16(acc, topk.Weights[t*K+kk], rows[slot*H:(slot+1)*H])
+			ks.AxpyBF16(acc, topk.Weights[t*K+kk], rows[slot*H:(slot+1)*H])
 		}
-		simd.ToBF16(out[t*H:(t+1)*H], acc)
+		ks.ToBF16(out[t*H:(t+1)*H], acc)
 	}
 	if err := b.llRelease(ctx, cLLCFree0+q); err != nil {
 		return err

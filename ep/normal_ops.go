@@ -7,7 +7,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/fireflyer-go/fireflyer/internal/ep/simd"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -633,6 +633,7 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 	}
 	selfBeg, _ := h0.RecvRange(me)
 	rows := make([][]tensor.BF16, 0, r+2)
+	ks := kernels.Best()
 	for t := 0; t < n; t++ {
 		rows = rows[:0]
 		for d := 0; d < r; d++ {
@@ -660,7 +661,7 @@ func (b *Buffer) combineOp(ctx context.Context, x []tensor.BF16, h0 *Handle, o C
 			}
 		}
 		// float32 sum in ascending rank order, then the biases, then BF16.
-		simd.SumBF16(out[t*H:(t+1)*H], rows)
+		ks.SumBF16(out[t*H:(t+1)*H], rows)
 	}
 	return res, nil
 }

@@ -20,7 +20,7 @@ import (
 // ratios:
 //
 //	x_gemm   decode GFLOP/s ÷ GFLOP/s of this repo's fastest float32 GEMM
-//	         (anchor.GEMM: kern.GemmPacked, the cpu backend's AVX-512
+//	         (anchor.GEMM: the kernels' GemmPacked, the cpu backend's AVX-512
 //	         micro-kernel with packing and cache blocking, over GOMAXPROCS
 //	         goroutines) on an M=b·s_q·h_q, N=s_k, K=1088 GEMM of equal FLOPs;
 //	x_gonum  the same against gonum's Sgemm;

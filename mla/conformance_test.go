@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/mla/mlatest"
+	"github.com/fireflyer-go/fireflyer/mla/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -22,13 +22,86 @@ func TestConformanceCPU(t *testing.T) { mlatest.Run(t, mla.CPU, mlatest.Options{
 func TestConformanceCPULevels(t *testing.T) {
 	for _, l := range []string{"avx2", "go"} {
 		t.Run(l, func(t *testing.T) {
-			restore := kern.ForceLevel(l)
-			defer restore()
-			if kern.Level() != l {
-				t.Skipf("CPU or build lacks %s", l)
+			be, err := mla.NewCPU(mla.CPUOptions{Kernels: l})
+			if errors.Is(err, mla.ErrKernels) {
+				t.Skipf("CPU or build lacks %s: %v", l, err)
 			}
-			mlatest.Run(t, mla.CPU, mlatest.Options{Short: true, Every: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mlatest.Run(t, be, mlatest.Options{Short: true, Every: 3})
 		})
+	}
+}
+
+// TestNewCPU checks the kernel option: the default is the best set (the
+// one CPU uses), an unknown name is an error wrapping ErrKernels, and the
+// generic set is always there.
+func TestNewCPU(t *testing.T) {
+	type kerneled interface{ Kernels() string }
+	be, err := mla.NewCPU(mla.CPUOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := be.(kerneled).Kernels(), mla.CPU.(kerneled).Kernels(); got != want {
+		t.Fatalf("default kernels %s, CPU has %s", got, want)
+	}
+	if _, err := mla.NewCPU(mla.CPUOptions{Kernels: "avx1024"}); !errors.Is(err, mla.ErrKernels) {
+		t.Fatalf("unknown set: %v, want ErrKernels", err)
+	}
+	for _, name := range []string{"go", "generic"} {
+		if be, err := mla.NewCPU(mla.CPUOptions{Kernels: name}); err != nil || be.(kerneled).Kernels() != "go" {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestConcurrentKernelSets decodes one case on the best kernel set and on
+// the generic one at the same time (under -race in CI): each gives the
+// bits it gives alone.
+func TestConcurrentKernelSets(t *testing.T) {
+	c := oracle.Case{B: 2, SQ: 1, SK: 300, HQ: 16, HKV: 1, Causal: true, DType: tensor.BF16T, Seed: 5}
+	in, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := mla.NewCPU(mla.CPUOptions{Kernels: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bes := []mla.Backend{mla.CPU, gen}
+	want := make([][]float32, len(bes))
+	for i, be := range bes {
+		if want[i], _, err = mla.Decode(t.Context(), be, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2*len(bes))
+	done := make(chan struct{})
+	for rep := 0; rep < 2; rep++ {
+		for i, be := range bes {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				out, _, err := mla.Decode(t.Context(), be, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := range out {
+					if out[j] != want[i][j] {
+						errs <- fmt.Errorf("backend %d: out[%d] = %v concurrently, %v alone", i, j, out[j], want[i][j])
+						return
+					}
+				}
+			}()
+		}
+	}
+	for range 2 * len(bes) {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 

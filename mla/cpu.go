@@ -2,9 +2,11 @@ package mla
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -20,16 +22,46 @@ import (
 // than 4 rows per KV head (h_q = 1) the problem is bandwidth-bound, and for a
 // BF16 cache it reads the rows in place with fused decode+dot and
 // decode+axpy kernels, two query rows per pass. Kernels are AVX-512 or
-// AVX2+FMA assembly where the CPU has them, pure Go otherwise
-// (internal/mla/kern). Buffers are pooled across calls. It supports every
-// problem NewProblem accepts.
-var CPU Backend = cpuBackend{}
+// AVX2+FMA assembly where the CPU has them, pure Go otherwise: CPU runs
+// the best set this machine has, NewCPU the one its options name. Buffers
+// are pooled across calls. It supports every problem NewProblem accepts.
+//
+// Besides Backend's methods, the cpu backend's value (CPU's and NewCPU's)
+// has Kernels() string, the name of its kernel set ("avx512", "avx2" or
+// "go"), reached through an interface assertion (mla/oracle.Measure does).
+var CPU Backend = cpuBackend{ks: kernels.Best()}
+
+// CPUOptions configures NewCPU.
+type CPUOptions struct {
+	// Kernels selects the kernel set: "avx512" (needs AVX-512 F, BW and DQ),
+	// "avx2" (AVX2+FMA), "go" (alias "generic": pure Go), or "" for the best
+	// this CPU and build run. The sets agree within float32 rounding; each
+	// is deterministic.
+	Kernels string
+}
+
+// ErrKernels is wrapped by NewCPU's error for a kernel set that is unknown
+// or that this CPU or build cannot run.
+var ErrKernels = errors.New("mla: kernel set unknown or not supported by this CPU or build")
+
+// NewCPU returns a cpu backend on the kernel set o names, or an error
+// wrapping ErrKernels. Backends on different sets may run concurrently.
+func NewCPU(o CPUOptions) (Backend, error) {
+	ks, err := kernels.ForName(o.Kernels)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKernels, err)
+	}
+	return cpuBackend{ks: ks}, nil
+}
 
 // TileN is the number of keys the cpu backend decodes and multiplies at a
 // time.
 const TileN = 64
 
-type cpuBackend struct{}
+type cpuBackend struct{ ks kernels.Set }
+
+// Kernels names the backend's kernel set: "avx512", "avx2" or "go".
+func (b cpuBackend) Kernels() string { return b.ks.String() }
 
 // Name returns "cpu".
 func (cpuBackend) Name() string { return "cpu" }
@@ -43,8 +75,8 @@ func (cpuBackend) Supports(p *Problem) error { return nil }
 func (cpuBackend) DefaultNumParts(p *Problem) int { return goParts(p) }
 
 // Decode runs p with schedule s; see Backend.
-func (cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
-	k := cpuKernel{}
+func (b cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
+	k := cpuKernel{ks: b.ks}
 	if p.Rows() >= 4 {
 		// Qᵀ of every (request, KV head), built once and shared by all the
 		// pieces (splits) of that request.
@@ -66,8 +98,11 @@ func (cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse 
 
 // cpuKernel is the cpu backend's piece kernel; qt holds Qᵀ [B][h_kv][D][mp]
 // (prescaled by scale·log2e, rows padded to mp with zeros) when the GEMM path
-// is used.
-type cpuKernel struct{ qt []float32 }
+// is used, ks the kernel set.
+type cpuKernel struct {
+	qt []float32
+	ks kernels.Set
+}
 
 // transposeQ writes Qᵀ [D][mp] of (req, kvh), prescaled by scale·log2e, into
 // dst, 16 rows at a time so that each store run fills one cache line; rows
@@ -98,6 +133,7 @@ func transposeQ(p *Problem, req, kvh, mp int, dst []float32) {
 }
 
 type cpuScratch struct {
+	ks        kernels.Set
 	mp        int       // rows padded to 16
 	q         []float32 // small path: Q [rows][D] prescaled by scale·log2e
 	k         []float32 // [TileN][D] decoded keys (padded rows zero)
@@ -111,7 +147,7 @@ type cpuScratch struct {
 	all       []float32 // the pooled buffer the float32 fields are carved from
 }
 
-func (cpuKernel) newScratch(p *Problem) any {
+func (k cpuKernel) newScratch(p *Problem) any {
 	rows, d, dv := p.Rows(), p.Cache.HeadDim, p.HeadDimV
 	mp := (rows + 15) &^ 15
 	sizes := []int{min(rows, 3) * d, TileN * d, TileN * mp, mp * dv, mp, mp, mp, mp, TileN, TileN}
@@ -126,7 +162,7 @@ func (cpuKernel) newScratch(p *Problem) any {
 		part[i], buf = buf[:n:n], buf[n:]
 	}
 	return &cpuScratch{
-		mp: mp, q: part[0], k: part[1], st: part[2], o: part[3],
+		ks: k.ks, mp: mp, q: part[0], k: part[1], st: part[2], o: part[3],
 		mx: part[4], l: part[5], nm: part[6], sh: part[7], shN: part[8], accN: part[9],
 		vis:  make([]int, rows),
 		offs: make([]int64, TileN),
@@ -140,7 +176,7 @@ func (cpuKernel) release(scratch any) {
 
 // gather decodes the cache rows of tokens [t0, t0+n) of request req, KV head
 // kvh, into dst [n][D].
-func gather(p *Problem, req, kvh, t0, n int, dst []float32) {
+func gather(ks kernels.Set, p *Problem, req, kvh, t0, n int, dst []float32) {
 	c, d := p.Cache, p.Cache.HeadDim
 	bt := p.BlockTable[req]
 	page, slot := t0/c.PageSize, t0%c.PageSize
@@ -154,9 +190,9 @@ func gather(p *Problem, req, kvh, t0, n int, dst []float32) {
 		case tensor.F32:
 			copy(row, c.F32[off:off+d])
 		case tensor.BF16T:
-			kern.CvtBF16(row, c.BF16[off:off+d])
+			ks.CvtBF16(row, c.BF16[off:off+d])
 		case tensor.F16T:
-			kern.CvtF16(row, c.F16[off:off+d])
+			ks.CvtF16(row, c.F16[off:off+d])
 		}
 	}
 }
@@ -210,14 +246,14 @@ func (k cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse
 			s.smallTile(p, rows, d, dv, t0, n)
 			continue
 		}
-		gather(p, req, kvh, t0, n, s.k)
+		gather(s.ks, p, req, kvh, t0, n, s.k)
 		if small {
 			s.smallTile(nil, rows, d, dv, t0, n)
 			continue
 		}
 		n8 := (n + 7) &^ 7
 		clear(s.k[n*d : n8*d])
-		kern.Gemm(n8, mp, d, s.k, d, 1, qt, mp, s.st, mp, false)
+		s.ks.Gemm(n8, mp, d, s.k, d, 1, qt, mp, s.st, mp, false)
 		for m := range rows {
 			if v := s.vis[m]; v < t0+n {
 				for i := max(v-t0, 0); i < n; i++ {
@@ -227,7 +263,7 @@ func (k cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse
 		}
 		copy(s.nm, s.mx)
 		for i := range n {
-			kern.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
+			s.ks.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
 		}
 		for m := range mp {
 			nm := s.nm[m]
@@ -236,16 +272,16 @@ func (k cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse
 				continue
 			}
 			s.sh[m] = nm
-			if alpha := kern.Exp2(s.mx[m] - nm); alpha != 1 {
+			if alpha := kernels.Exp2(s.mx[m] - nm); alpha != 1 {
 				s.l[m] *= alpha
-				kern.Scal(alpha, s.o[m*dv:(m+1)*dv])
+				s.ks.Scal(alpha, s.o[m*dv:(m+1)*dv])
 			}
 			s.mx[m] = nm
 		}
 		for i := range n {
-			kern.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
+			s.ks.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
 		}
-		kern.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
+		s.ks.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
 	}
 	for m := range rows {
 		om, dst := s.o[m*dv:(m+1)*dv], o[m*dv:(m+1)*dv]
@@ -281,13 +317,13 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 		sr := s.st[m*TileN : m*TileN+n]
 		switch {
 		case bf16 != nil && m+1 < live:
-			kern.QKBF16x2(s.q[m*d:(m+2)*d], d, bf16.Cache.BF16, s.offs[:n], s.st[m*TileN:], TileN)
+			s.ks.QKBF16x2(s.q[m*d:(m+2)*d], d, bf16.Cache.BF16, s.offs[:n], s.st[m*TileN:], TileN)
 			m++
 		case bf16 != nil:
-			kern.QKBF16(s.q[m*d:(m+1)*d], bf16.Cache.BF16, s.offs[:n], sr)
+			s.ks.QKBF16(s.q[m*d:(m+1)*d], bf16.Cache.BF16, s.offs[:n], sr)
 		default:
 			for i := range n {
-				sr[i] = kern.Dot(s.q[m*d:(m+1)*d], s.k[i*d:(i+1)*d])
+				sr[i] = s.ks.Dot(s.q[m*d:(m+1)*d], s.k[i*d:(i+1)*d])
 			}
 		}
 	}
@@ -305,16 +341,16 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 			clear(sr)
 			continue
 		}
-		if alpha := kern.Exp2(s.mx[m] - nm); alpha != 1 {
+		if alpha := kernels.Exp2(s.mx[m] - nm); alpha != 1 {
 			s.l[m] *= alpha
-			kern.Scal(alpha, s.o[m*dv:(m+1)*dv])
+			s.ks.Scal(alpha, s.o[m*dv:(m+1)*dv])
 		}
 		s.mx[m] = nm
 		sh, acc := s.shN[:n], s.accN[:n]
 		for i := range sh {
 			sh[i], acc[i] = nm, 0
 		}
-		kern.Exp2Sub(sr, sh, acc)
+		s.ks.Exp2Sub(sr, sh, acc)
 		for _, a := range acc {
 			s.l[m] += a
 		}
@@ -323,14 +359,14 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 		sr, om := s.st[m*TileN:m*TileN+n], s.o[m*dv:(m+1)*dv]
 		switch {
 		case bf16 != nil && m+1 < live:
-			kern.PVBF16x2(s.o[m*dv:(m+2)*dv], dv, s.st[m*TileN:], TileN, bf16.Cache.BF16, s.offs[:n])
+			s.ks.PVBF16x2(s.o[m*dv:(m+2)*dv], dv, s.st[m*TileN:], TileN, bf16.Cache.BF16, s.offs[:n])
 			m++
 		case bf16 != nil:
-			kern.PVBF16(om, sr, bf16.Cache.BF16, s.offs[:n])
+			s.ks.PVBF16(om, sr, bf16.Cache.BF16, s.offs[:n])
 		default:
 			for i, pv := range sr {
 				if pv != 0 {
-					kern.Axpy(pv, s.k[i*d:i*d+dv], om)
+					s.ks.Axpy(pv, s.k[i*d:i*d+dv], om)
 				}
 			}
 		}

@@ -8,6 +8,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines; the shared worker pool's parked
+// helpers live for the process.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
+}
 
 func newRand(seed uint64) *rand.Rand { return testutil.RNG(seed) }

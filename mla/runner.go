@@ -5,7 +5,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
-	"sync/atomic"
+
+	"github.com/fireflyer-go/fireflyer/internal/par"
 )
 
 // pieceKernel is what a Go backend supplies to the shared split-KV driver:
@@ -106,37 +107,13 @@ func runSchedule(ctx context.Context, p *Problem, s *Schedule, out, lse []float3
 	})
 }
 
-// parallelFor runs task(i) for i in [0, n) on up to GOMAXPROCS goroutines,
-// each with its own task closure from newWorker, whose done function runs
-// when that goroutine finishes. It stops handing out work once ctx is done
-// and then returns ctx.Err().
+// parallelFor runs task(i) for i in [0, n) on up to GOMAXPROCS
+// participants of the shared worker pool (internal/par), each with its own
+// task closure from newWorker, whose done function runs when that
+// participant finishes. It stops handing out work once ctx is done and then
+// returns ctx.Err().
 func parallelFor(ctx context.Context, n int, newWorker func() (task func(int), done func())) error {
-	if n == 0 {
-		return ctx.Err()
-	}
-	workers := min(runtime.GOMAXPROCS(0), n)
-	var next atomic.Int64
-	work := func() {
-		task, done := newWorker()
-		defer done()
-		for ctx.Err() == nil {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			task(i)
-		}
-	}
-	if workers == 1 {
-		work()
-		return ctx.Err()
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(work)
-	}
-	wg.Wait()
-	return ctx.Err()
+	return par.For(ctx, n, runtime.GOMAXPROCS(0), newWorker)
 }
 
 // floatPool recycles the float32 buffers of decode calls (per-goroutine

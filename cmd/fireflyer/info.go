@@ -13,8 +13,8 @@ import (
 	_ "github.com/fireflyer-go/fireflyer/ep/sock"   // registers tcp and unix
 	"github.com/fireflyer-go/fireflyer/fs"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
-	mlakern "github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/internal/platform"
+	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/rdma"
 )
 
@@ -120,10 +120,10 @@ func backendTable(r infoReport) []backendStatus {
 	}
 	out := []backendStatus{
 		{"gemm", "ref", true, "pure Go, the literal spec"},
-		{"gemm", "cpu", true, kernel(gemmcpu.Kernel())},
+		{"gemm", "cpu", true, kernel(gemmcpu.New().Kernel())},
 		{"gemm", "cuda", false, gpuWhy},
 		{"mla", "ref", true, "pure Go, the literal spec"},
-		{"mla", "cpu", true, kernel(mlakern.Level())},
+		{"mla", "cpu", true, kernel(mlaKernels())},
 		{"mla", "cuda", false, gpuWhy},
 	}
 	// ep lists its transport registry (what ep.OpenTransport constructs).
@@ -184,4 +184,12 @@ func printInfo(w io.Writer, r infoReport) {
 		}
 		fmt.Fprintf(w, "  %-5s %-7s %-9s %s\n", b.Package, b.Backend, state, b.Detail)
 	}
+}
+
+// mlaKernels names the kernel set of mla's default cpu backend.
+func mlaKernels() string {
+	if k, ok := mla.CPU.(interface{ Kernels() string }); ok {
+		return k.Kernels()
+	}
+	return "go"
 }

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+	kernelset "github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/mla/oracle"
@@ -188,10 +188,8 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	switch *kernels {
 	case "":
 	case "avx512", "avx2", "go":
-		restore := kern.ForceLevel(*kernels)
-		defer restore()
-		if kern.Level() != *kernels {
-			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %s: this CPU or build has only %s\n", verb, *kernels, kern.Level())
+		if _, err := kernelset.ForName(*kernels); err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %s: this CPU or build has only %s\n", verb, *kernels, kernelset.Best())
 			return exitUsage
 		}
 	default:
@@ -202,6 +200,13 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
 		return exitUsage
+	}
+	if *kernels != "" && be.Name() == "cpu" {
+		// The cpu backend (and with it the GEMM anchor) on the named set.
+		if be, err = mla.NewCPU(mla.CPUOptions{Kernels: *kernels}); err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels: %v\n", verb, err)
+			return exitUsage
+		}
 	}
 	if c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.HKV <= 0 || c.SK < 0 || c.PageSize <= 0 || c.HQ%c.HKV != 0 {
 		fmt.Fprintf(stderr, "fireflyer mla %s: need --b, --sq, --hq, --hkv, --page > 0, --sk ≥ 0 and --hq a multiple of --hkv\n", verb)

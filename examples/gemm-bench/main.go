@@ -38,7 +38,6 @@ import (
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/gemm/oracle"
-	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
 )
 
 // openblasScript serves timing requests: each stdin line "M N K" is
@@ -204,7 +203,7 @@ func main() {
 	if oneThread {
 		timing = "thread CPU time"
 	}
-	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", cpu.Kernel(), nthreads, timing, *rounds)
+	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, timing, *rounds)
 
 	// Peak: the FMA loop on every core, best of rounds.
 	var peaks []float64
@@ -212,8 +211,8 @@ func main() {
 		const iters = 2000000
 		if oneThread {
 			t := clk.now()
-			kernels.PeakLoop(iters)
-			peaks = append(peaks, kernels.PeakLoop(1)*iters/(clk.now()-t)/1e9)
+			be.PeakLoop(iters)
+			peaks = append(peaks, be.PeakLoop(1)*iters/(clk.now()-t)/1e9)
 			return
 		}
 		w := runtime.GOMAXPROCS(0)
@@ -225,12 +224,12 @@ func main() {
 				defer wg.Done()
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
-				kernels.PeakLoop(iters)
+				be.PeakLoop(iters)
 			}()
 		}
 		wg.Wait()
 		el := since(t)
-		peaks = append(peaks, float64(w)*kernels.PeakLoop(1)*iters/el/1e9)
+		peaks = append(peaks, float64(w)*be.PeakLoop(1)*iters/el/1e9)
 	}
 
 	type row struct {

@@ -14,7 +14,6 @@ import (
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/gemm/oracle"
-	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
 )
 
 // benchShapes returns the benchmark grid: GEMM_BENCH_SHAPES="M,N,K;M,N,K"
@@ -135,14 +134,13 @@ func BenchmarkGrouped(b *testing.B) {
 // BenchmarkPeak runs the register-only FMA loop on every core: the
 // float32 FMA peak that "fraction of peak" divides by.
 func BenchmarkPeak(b *testing.B) {
+	be := cpu.New()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			kernels.PeakLoop(10000)
+			be.PeakLoop(10000)
 		}
 	})
-	flops := kernels.PeakLoop(0) // 0 iterations: the set's FLOPs per call are below
-	_ = flops
-	per := kernels.PeakLoop(1)
+	per := be.PeakLoop(1)
 	b.ReportMetric(per*10000*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 

@@ -2,13 +2,15 @@ package cpu
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
-	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
+	"github.com/fireflyer-go/fireflyer/internal/par"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -17,23 +19,66 @@ type Options struct {
 	// Workers caps the goroutines one call uses (like DeepGEMM's
 	// set_num_sms caps the SMs); 0 means GOMAXPROCS.
 	Workers int
+	// Kernels selects the micro-kernel set: "avx512" (needs AVX-512 F, BW
+	// and DQ), "avx2" (AVX2+FMA), "go" (alias "generic": pure Go), or ""
+	// for the best this CPU and build run. Results of the sets agree within
+	// float32 rounding; each is deterministic.
+	Kernels string
 }
 
+// ErrKernels is wrapped by the error of a Backend whose Options.Kernels
+// names an unknown kernel set or one this CPU or build cannot run.
+var ErrKernels = errors.New("cpu: kernel set unknown or not supported by this CPU or build")
+
 // Backend is the packed SIMD implementation of gemm.Backend. It is safe
-// for concurrent use.
-type Backend struct{ opt Options }
+// for concurrent use; each Backend holds its own kernel selection, so
+// backends on different kernel sets may run at the same time.
+type Backend struct {
+	opt Options
+	ks  kernels.Set
+	err error // a bad Options.Kernels, returned by every call
+}
 
-// New returns a Backend that uses GOMAXPROCS goroutines per call.
-func New() *Backend { return &Backend{} }
+// New returns a Backend on the best kernel set of this CPU that uses
+// GOMAXPROCS goroutines per call.
+func New() *Backend { return &Backend{ks: kernels.Best()} }
 
-// NewWithOptions returns a Backend configured by o.
-func NewWithOptions(o Options) *Backend { return &Backend{opt: o} }
+// NewBackend returns a Backend configured by o, or an error wrapping
+// ErrKernels if o.Kernels names an unknown set or one this CPU or build
+// cannot run.
+func NewBackend(o Options) (*Backend, error) {
+	ks, err := kernels.ForName(o.Kernels)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKernels, err)
+	}
+	return &Backend{opt: o, ks: ks}, nil
+}
+
+// NewWithOptions returns a Backend configured by o. If o.Kernels is bad
+// (see NewBackend), every call of the Backend returns NewBackend's error.
+func NewWithOptions(o Options) *Backend {
+	b, err := NewBackend(o)
+	if err != nil {
+		return &Backend{opt: o, err: err}
+	}
+	return b
+}
 
 // Name returns "cpu".
 func (*Backend) Name() string { return "cpu" }
 
-// Kernel names the micro-kernel set in use: "avx512", "avx2" or "go".
-func Kernel() string { return kernels.Impl }
+// Kernel names the micro-kernel set New selects on this machine: "avx512",
+// "avx2" or "go".
+func Kernel() string { return kernels.Best().String() }
+
+// Kernel names the Backend's micro-kernel set: "avx512", "avx2" or "go".
+func (b *Backend) Kernel() string { return b.ks.String() }
+
+// PeakLoop runs iters iterations of a register-only FMA loop of the
+// Backend's kernel set on the calling goroutine and returns the float32
+// FLOPs it performed (2 per lane per FMA): the denominator of "fraction of
+// peak" in benchmarks. The "go" set has no peak loop and returns 0.
+func (b *Backend) PeakLoop(iters int) float64 { return b.ks.PeakLoop(iters) }
 
 // Caps reports full support: every call, both scale formats, both output
 // dtypes, C accumulation, strides, any K and N.
@@ -52,13 +97,16 @@ func (b *Backend) workers() int {
 // GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). Errors: those of
 // gemm.ValidateGemmNT, or ctx's error if it is cancelled.
 func (b *Backend) GemmNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out) error {
+	if b.err != nil {
+		return b.err
+	}
 	if err := gemm.ValidateGemmNT(a, bm, d); err != nil {
 		return err
 	}
 	if d.Cols == 0 {
 		return nil // N = 0: nothing to write, however many rows
 	}
-	c := getCall(ctx, d, b.workers())
+	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
 	c.fa, c.fb = a, bm
 	c.k, c.n = a.K, bm.Rows
@@ -71,13 +119,16 @@ func (b *Backend) GemmNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out
 // with −1 are left untouched or, with d.ZeroUnused, zeroed. Errors: those
 // of gemm.ValidateContiguous, or ctx's error.
 func (b *Backend) GroupedContiguousNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out, mIndices []int32) error {
+	if b.err != nil {
+		return b.err
+	}
 	if err := gemm.ValidateContiguous(a, bm, d, mIndices); err != nil {
 		return err
 	}
 	if d.Cols == 0 {
 		return nil // N = 0: nothing to write, however many rows
 	}
-	c := getCall(ctx, d, b.workers())
+	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
 	c.fa, c.fb = a, bm
 	c.k, c.n = a.K, bm.Rows
@@ -105,13 +156,16 @@ func (b *Backend) GroupedContiguousNT(ctx context.Context, a, bm *gemm.FP8Matrix
 // are sized from maskedM itself. Errors: those of gemm.ValidateMasked, or
 // ctx's error.
 func (b *Backend) GroupedMaskedNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out, maskedM []int32, expectedM int) error {
+	if b.err != nil {
+		return b.err
+	}
 	if err := gemm.ValidateMasked(a, bm, d, maskedM, expectedM); err != nil {
 		return err
 	}
 	if d.Cols == 0 {
 		return nil // N = 0: nothing to write, however many rows
 	}
-	c := getCall(ctx, d, b.workers())
+	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
 	c.fa, c.fb = a, bm
 	c.k, c.n = a.K, bm.Rows
@@ -130,13 +184,16 @@ func (b *Backend) GroupedMaskedNT(ctx context.Context, a, bm *gemm.FP8Matrix, d 
 // accumulation (DeepGEMM bf16_gemm_nt). Errors: those of
 // gemm.ValidateBF16, or ctx's error.
 func (b *Backend) BF16GemmNT(ctx context.Context, a, bm *gemm.BF16Matrix, d *gemm.Out) error {
+	if b.err != nil {
+		return b.err
+	}
 	if err := gemm.ValidateBF16(a, bm, d); err != nil {
 		return err
 	}
 	if d.Cols == 0 {
 		return nil // N = 0: nothing to write, however many rows
 	}
-	c := getCall(ctx, d, b.workers())
+	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
 	c.ha, c.hb = a, bm
 	c.k, c.n = a.K, bm.Rows
@@ -192,6 +249,7 @@ const (
 // call holds one call's state; it is pooled.
 type call struct {
 	ctx     context.Context
+	ks      kernels.Set
 	d       *gemm.Out
 	fa, fb  *gemm.FP8Matrix
 	ha, hb  *gemm.BF16Matrix
@@ -214,9 +272,9 @@ type call struct {
 
 var callPool = sync.Pool{New: func() any { return new(call) }}
 
-func getCall(ctx context.Context, d *gemm.Out, workers int) *call {
+func getCall(ctx context.Context, d *gemm.Out, ks kernels.Set, workers int) *call {
 	c := callPool.Get().(*call)
-	c.ctx, c.d, c.workers = ctx, d, max(workers, 1)
+	c.ctx, c.d, c.ks, c.workers = ctx, d, ks, max(workers, 1)
 	return c
 }
 
@@ -232,7 +290,7 @@ func (c *call) kBlocks() int { return (c.k + bk - 1) / bk }
 
 // plan splits the segments into chunks and tiles.
 func (c *call) plan() {
-	mr, nr := kernels.MR, kernels.NR
+	mr, nr := c.ks.MR(), c.ks.NR()
 	rows := 0
 	for si, s := range c.segs {
 		rows += s.rows
@@ -321,14 +379,14 @@ func (c *call) run() error {
 		if c.chunks[win.c0].apack >= 0 {
 			c.phase = 0
 			c.next.Store(0)
-			parallel(c, &c.wg, min(c.workers, (win.c1-win.c0)*c.kBlocks())-1)
+			par.Run(c, &c.wg, min(c.workers, (win.c1-win.c0)*c.kBlocks())-1)
 			if c.err != nil {
 				return c.err
 			}
 		}
 		c.phase = 1
 		c.next.Store(0)
-		parallel(c, &c.wg, min(c.workers, win.t1-win.t0)-1)
+		par.Run(c, &c.wg, min(c.workers, win.t1-win.t0)-1)
 		if c.err != nil {
 			return c.err
 		}
@@ -336,7 +394,8 @@ func (c *call) run() error {
 	return nil
 }
 
-func (c *call) done() { c.wg.Done() }
+// Done releases the call's WaitGroup (par.Runner).
+func (c *call) Done() { c.wg.Done() }
 
 func (c *call) fail(err error) {
 	c.mu.Lock()
@@ -347,8 +406,8 @@ func (c *call) fail(err error) {
 	c.next.Store(1 << 62)
 }
 
-// loop claims items of the current phase until none are left.
-func (c *call) loop() {
+// Loop claims items of the current phase until none are left (par.Runner).
+func (c *call) Loop() {
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
 	if c.phase == 0 {
@@ -360,7 +419,7 @@ func (c *call) loop() {
 			}
 			ch := &c.chunks[c.win.c0+i/kbs]
 			kb := i % kbs
-			mp := roundUp(ch.mc, kernels.MR)
+			mp := roundUp(ch.mc, c.ks.MR())
 			dst := c.apack[ch.apack+kb*bk*mp:]
 			c.packA(w, dst, ch, kb)
 		}
@@ -385,23 +444,12 @@ type work struct {
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
 
-func e4m3Bytes(s []tensor.E4M3) []uint8 {
-	return unsafe.Slice((*uint8)(unsafe.SliceData(s)), len(s))
-}
-
-func decodeBF16(dst []float32, src []tensor.BF16) {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		dst[i] = v.Float32()
-	}
-}
-
 // packA packs rows [m0, m0+mc) of chunk ch, K block kb, into dst as panels
 // of MR rows laid out [kc][MR] (zero rows beyond mc): each panel's rows are
 // decoded row-major into w.arow, then transposed.
 func (c *call) packA(w *work, dst []float32, ch *chunk, kb int) {
 	s := &c.segs[ch.seg]
-	mr := kernels.MR
+	mr := c.ks.MR()
 	k0 := kb * bk
 	kc := min(bk, c.k-k0)
 	w.arow = grow(w.arow, mr*bk)
@@ -410,23 +458,23 @@ func (c *call) packA(w *work, dst []float32, ch *chunk, kb int) {
 		r := s.aRow + ch.m0 + i0
 		if c.fa != nil {
 			src := c.fa.Data[(s.aG*c.fa.Rows+r)*c.fa.RowStride()+k0:]
-			kernels.DecodeE4M3Rows(w.arow, bk, e4m3Bytes(src), c.fa.RowStride(), rows, kc)
+			c.ks.DecodeE4M3Rows(w.arow, bk, src, c.fa.RowStride(), rows, kc)
 		} else {
 			for i := 0; i < rows; i++ {
-				decodeBF16(w.arow[i*bk:i*bk+kc], c.ha.Data[(r+i)*c.ha.RowStride()+k0:][:kc])
+				tensor.DecodeBF16(w.arow[i*bk:i*bk+kc], c.ha.Data[(r+i)*c.ha.RowStride()+k0:][:kc])
 			}
 		}
 		for i := rows; i < mr; i++ {
 			clear(w.arow[i*bk : i*bk+kc])
 		}
-		kernels.Transpose(dst[(i0/mr)*kc*mr:], mr, w.arow, bk, kc, mr)
+		c.ks.Transpose(dst[(i0/mr)*kc*mr:], mr, w.arow, bk, kc, mr)
 	}
 }
 
 func (c *call) runTile(w *work, t *tile) {
 	ch := &c.chunks[t.chunk]
 	s := &c.segs[ch.seg]
-	mr, nr := kernels.MR, kernels.NR
+	mr, nr := c.ks.MR(), c.ks.NR()
 	mp, np := roundUp(ch.mc, mr), roundUp(t.nc, nr)
 	w.acc = grow(w.acc, mp*np)
 	clear(w.acc)
@@ -450,13 +498,13 @@ func (c *call) runTile(w *work, t *tile) {
 		}
 		if c.fb != nil {
 			src := c.fb.Data[(s.bG*c.fb.Rows+t.n0)*c.fb.RowStride()+k0:]
-			kernels.DecodeE4M3Rows(w.bdec, bk, e4m3Bytes(src), c.fb.RowStride(), t.nc, kc)
+			c.ks.DecodeE4M3Rows(w.bdec, bk, src, c.fb.RowStride(), t.nc, kc)
 			scaleRun(c.fb, s.bG, t.n0, t.nc, kb, w.sb)
 			scaleRun(c.fa, s.aG, s.aRow+ch.m0, ch.mc, kb, w.sa)
 		} else {
 			for j := 0; j < t.nc; j++ {
 				n := t.n0 + j
-				decodeBF16(w.bdec[j*bk:j*bk+kc], c.hb.Data[n*c.hb.RowStride()+k0:][:kc])
+				tensor.DecodeBF16(w.bdec[j*bk:j*bk+kc], c.hb.Data[n*c.hb.RowStride()+k0:][:kc])
 				w.sb[j] = 1
 			}
 			for i := 0; i < ch.mc; i++ {
@@ -465,7 +513,7 @@ func (c *call) runTile(w *work, t *tile) {
 		}
 		for jp := 0; jp < np; jp += nr {
 			for ip := 0; ip < mp; ip += mr {
-				kernels.Micro(kc, ap[ip*kc:], w.bdec[jp*bk:], bk, w.acc[jp*mp+ip:], mp, w.sa[ip:], w.sb[jp:])
+				c.ks.Micro(kc, ap[ip*kc:], w.bdec[jp*bk:], bk, w.acc[jp*mp+ip:], mp, w.sa[ip:], w.sb[jp:])
 			}
 		}
 	}
@@ -499,7 +547,7 @@ func (c *call) store(w *work, ldc, r0, mc, n0, nc int) {
 	d := c.d
 	ds := d.RowStride()
 	w.rows = grow(w.rows, mc*nc)
-	kernels.Transpose(w.rows, nc, w.acc, ldc, mc, nc)
+	c.ks.Transpose(w.rows, nc, w.acc, ldc, mc, nc)
 	for i := 0; i < mc; i++ {
 		off := (r0+i)*ds + n0
 		row := w.rows[i*nc : (i+1)*nc]
@@ -511,7 +559,7 @@ func (c *call) store(w *work, ldc, r0, mc, n0, nc int) {
 		if d.F32 != nil {
 			copy(d.F32[off:off+nc], row)
 		} else {
-			kernels.EncodeBF16(d.BF16[off:off+nc], row)
+			c.ks.EncodeBF16(d.BF16[off:off+nc], row)
 		}
 	}
 }

@@ -1,40 +1,119 @@
 package cpu_test
 
 import (
+	"context"
+	"errors"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 
+	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
-	"github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 )
 
 func TestMain(m *testing.M) {
-	// The backend's parked helper goroutines live for the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop"))
+	// The shared pool's parked helper goroutines live for the process.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
+}
+
+// kernelSets returns the kernel sets this machine runs, best first.
+func kernelSets() []string {
+	var out []string
+	for _, k := range []string{"avx512", "avx2", "go"} {
+		if _, err := cpu.NewBackend(cpu.Options{Kernels: k}); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // TestConformance runs the full suite with the best kernel set of this
 // machine (AVX-512, AVX2 or, under the noasm tag, pure Go).
 func TestConformance(t *testing.T) {
-	t.Logf("kernel set %s", cpu.Kernel())
-	gemmtest.Run(t, cpu.New(), gemmtest.Options{})
+	be := cpu.New()
+	t.Logf("kernel set %s", be.Kernel())
+	if be.Kernel() != cpu.Kernel() || be.Kernel() != kernelSets()[0] {
+		t.Fatalf("New selects %s, Kernel() says %s, best available %s", be.Kernel(), cpu.Kernel(), kernelSets()[0])
+	}
+	gemmtest.Run(t, be, gemmtest.Options{})
 }
 
 // TestConformanceOtherKernels runs the suite with every other kernel set
 // the machine can run, with the quick dense grid (the full grid runs with the
 // best set; the kernels package tests every set on its own).
 func TestConformanceOtherKernels(t *testing.T) {
-	best := kernels.Available()[0]
-	defer kernels.Use(best)
-	for _, k := range kernels.Available()[1:] {
+	for _, k := range kernelSets()[1:] {
 		t.Run(k, func(t *testing.T) {
-			if !kernels.Use(k) {
-				t.Fatalf("cannot select kernel %s", k)
+			be, err := cpu.NewBackend(cpu.Options{Kernels: k})
+			if err != nil || be.Kernel() != k {
+				t.Fatalf("cannot select kernel %s: %v", k, err)
 			}
-			gemmtest.Run(t, cpu.New(), gemmtest.Options{Quick: true})
+			gemmtest.Run(t, be, gemmtest.Options{Quick: true})
 		})
+	}
+}
+
+// TestBadKernels checks that an unknown kernel set is an error, from
+// NewBackend and from every call of a NewWithOptions backend.
+func TestBadKernels(t *testing.T) {
+	if _, err := cpu.NewBackend(cpu.Options{Kernels: "sse9"}); !errors.Is(err, cpu.ErrKernels) {
+		t.Fatalf("NewBackend(sse9): %v, want ErrKernels", err)
+	}
+	s := oracle.Shape{M: 4, N: 8, K: 128}
+	p := oracle.NewProblem(1, s, gemm.QuantOptions{})
+	d := oracle.NewOut(s.M, s.N, 0, false, 0)
+	be := cpu.NewWithOptions(cpu.Options{Kernels: "sse9"})
+	if err := be.GemmNT(context.Background(), p.A, p.B, d); !errors.Is(err, cpu.ErrKernels) {
+		t.Fatalf("GemmNT on a bad kernel set: %v, want ErrKernels", err)
+	}
+}
+
+// TestConcurrentKernelSets runs a backend per kernel set at the same time
+// (under -race in CI): each gives the bits it gives when run alone.
+func TestConcurrentKernelSets(t *testing.T) {
+	s := oracle.Shape{M: 96, N: 256, K: 512}
+	p := oracle.NewProblem(7, s, gemm.QuantOptions{})
+	sets := kernelSets()
+	want := make([][]float32, len(sets))
+	bes := make([]*cpu.Backend, len(sets))
+	for i, k := range sets {
+		be, err := cpu.NewBackend(cpu.Options{Kernels: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bes[i] = be
+		d := oracle.NewOut(s.M, s.N, 0, true, 0)
+		if err := be.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = d.F32
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*len(sets))
+	for rep := 0; rep < 3; rep++ {
+		for i, be := range bes {
+			wg.Go(func() {
+				d := oracle.NewOut(s.M, s.N, 0, true, 0)
+				if err := be.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+					errs <- err
+					return
+				}
+				for j, v := range d.F32 {
+					if v != want[i][j] {
+						errs <- errors.New(sets[i] + ": concurrent result differs from the same set run alone")
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 

@@ -13,9 +13,10 @@
 // differs: the cpu kernels use fused multiply-add).
 //
 // Goroutines: the first parallel call starts up to GOMAXPROCS−1 helper
-// goroutines that stay parked for the life of the process and join later
-// calls. Tests that check for leaks with go.uber.org/goleak ignore them with
-// goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop").
+// goroutines of the module's shared worker pool (also used by package mla)
+// that stay parked for the life of the process and join later calls. Tests
+// that check for leaks with go.uber.org/goleak ignore them with
+// goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop").
 //
 // Where it sits: a backend of package gemm (docs/architecture.md), built on the
 // SIMD kernels of the basement; it passes gemm/gemmtest.

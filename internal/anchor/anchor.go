@@ -13,22 +13,31 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 )
 
 // GEMM returns a function computing C[m][n] = A[m][k]·B[k][n] in
-// float32 with this repository's fastest GEMM, kern.GemmPacked: the cpu
-// backend's micro-kernels under Goto-style packing and cache blocking, rows
-// split over GOMAXPROCS goroutines. It is the compute anchor of the
-// benchmarks (same FLOPs as a decode when m = b·s_q·h_q, n = s_k,
-// k = 576+512).
-func GEMM(m, n, k int) func() {
+// float32 with this repository's fastest GEMM, the kernels' GemmPacked on
+// the best kernel set: the cpu backend's micro-kernels under Goto-style
+// packing and cache blocking, row blocks split over the shared worker pool.
+// It is the compute anchor of the benchmarks (same FLOPs as a decode when
+// m = b·s_q·h_q, n = s_k, k = 576+512).
+func GEMM(m, n, k int) func() { return GEMMOn("", m, n, k) }
+
+// GEMMOn is GEMM on the kernel set named as the backends' options name
+// them ("avx512", "avx2", "go"); "" or a set this machine cannot run means
+// the best one.
+func GEMMOn(set string, m, n, k int) func() {
+	ks, err := kernels.ForName(set)
+	if err != nil {
+		ks = kernels.Best()
+	}
 	r := testutil.RNG(5)
 	a := testutil.Normal(r, m*k, 0, 1)
 	b := testutil.Normal(r, k*n, 0, 1)
 	c := make([]float32, m*n)
-	return func() { kern.GemmPacked(m, n, k, a, k, b, n, c, n) }
+	return func() { ks.GemmPacked(m, n, k, a, k, b, n, c, n) }
 }
 
 // Memcpy returns a function that copies bytes bytes with copy(),

@@ -5,7 +5,6 @@ import (
 	"runtime"
 
 	"github.com/fireflyer-go/fireflyer/internal/anchor"
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/mla"
 )
 
@@ -42,7 +41,10 @@ type Measurement struct {
 }
 
 // Measure times be on the case against the anchors — anchor.GEMM on an
-// equal-FLOP GEMM and anchor.Memcpy over the same bytes — alternating one
+// equal-FLOP GEMM (on be's own kernel set when be names one, as the cpu
+// backend does, so that a backend from mla.NewCPU on a lower set is
+// compared with that set) and anchor.Memcpy over the same bytes —
+// alternating one
 // run of each for rounds rounds (after one warm-up run of each) and keeping
 // each one's minimum, so that all three see the same spells of interference
 // on a shared machine. reps > 1 repeats each timed run reps times per round.
@@ -73,7 +75,7 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 		}
 	}
 	flops, bytes := in.FLOPs(), in.Bytes()
-	gemm := anchor.GEMM(c.B*c.SQ*c.HQ, max(c.SK, 1), c.HeadDim+c.HeadDimV)
+	gemm := anchor.GEMMOn(kernelsOf(be), c.B*c.SQ*c.HQ, max(c.SK, 1), c.HeadDim+c.HeadDimV)
 	mem := anchor.Memcpy(int(bytes))
 	run()
 	gemm()
@@ -99,7 +101,20 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 		GFLOPs: flops / t / 1e9, GBs: bytes / t / 1e9,
 		GEMMGFLOPs: flops / tg / 1e9, MemcpyGBs: bytes / tm / 1e9,
 		RatioGEMM: tg / t, RatioMemcpy: tm / t,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: kern.Level(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: kernelsOf(be),
 		Repetitions: max(reps, 1), AnchorRounds: max(rounds, 1), ScheduleParts: parts,
 	}, nil
+}
+
+// kernelsOf names be's kernel set (the cpu backend's Kernels method), or
+// that of mla.CPU for a backend that names none.
+func kernelsOf(be mla.Backend) string {
+	type kerneled interface{ Kernels() string }
+	if k, ok := be.(kerneled); ok {
+		return k.Kernels()
+	}
+	if k, ok := mla.CPU.(kerneled); ok {
+		return k.Kernels()
+	}
+	return "go"
 }

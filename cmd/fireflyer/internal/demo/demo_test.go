@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	// gemm/cpu keeps parked helper goroutines for the life of the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/gemm/cpu.helperLoop"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
 }
 
 func small(t *testing.T) Options {
