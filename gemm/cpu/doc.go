@@ -2,8 +2,8 @@
 // restructured for x86 SIMD. Per 128-wide K block it decodes the E4M3
 // panels of A and B to float32 once into packed buffers, runs a
 // register-blocked micro-kernel over them (AVX-512: a 32×12 tile in 24 zmm
-// accumulators; AVX2+FMA: 16×6 in 12 ymm; chosen at run time, pure Go under
-// the noasm tag) and promotes each 128-K partial with A's and B's scales
+// accumulators; AVX2+FMA: 16×6 in 12 ymm; pure Go under the noasm tag; New
+// takes the best this CPU runs, Options.Kernels names one) and promotes each 128-K partial with A's and B's scales
 // into a float32 C tile, exactly the two-level accumulation of DeepGEMM's
 // SM90 kernel (deep_gemm/include/deep_gemm/fp8_gemm.cuh). Tiles of the
 // output are spread over goroutines; buffers come from sync.Pool, so a
