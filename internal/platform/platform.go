@@ -55,8 +55,10 @@ func (f CPUFeatures) Names() []string {
 	}
 	add(f.AVX2, "AVX2")
 	add(f.FMA, "FMA")
+	add(f.F16C, "F16C")
 	add(f.AVX512F, "AVX-512F")
 	add(f.AVX512BW, "AVX-512BW")
+	add(f.AVX512DQ, "AVX-512DQ")
 	add(f.AVX512VL, "AVX-512VL")
 	add(f.AVX512BF16, "AVX-512BF16")
 	add(f.NEON, "NEON")

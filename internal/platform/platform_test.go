@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 )
@@ -23,5 +24,13 @@ func TestIOURing(t *testing.T) {
 			t.Fatal("empty reason")
 		}
 		t.Logf("io_uring unavailable: %v", err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	f := CPUFeatures{AVX2: true, FMA: true, F16C: true, AVX512F: true, AVX512BW: true, AVX512DQ: true}
+	got := fmt.Sprint(f.Names())
+	if want := "[AVX2 FMA F16C AVX-512F AVX-512BW AVX-512DQ]"; got != want {
+		t.Fatalf("Names = %s, want %s", got, want)
 	}
 }
