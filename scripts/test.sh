@@ -41,6 +41,9 @@ fi
 step "go vet"
 go vet ./...
 
+step "generated assembly up to date (go generate ./internal/kernels)"
+go run ./internal/kernels/gen -dir internal/kernels -check
+
 step "staticcheck"
 staticcheck ./...
 
