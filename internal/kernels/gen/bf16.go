@@ -1,6 +1,8 @@
 package main
 
-// bf16AVX2 is the body of bf16_amd64.s: the AVX2 BF16 combine kernels of package ep (axpy into float32, float32 to BF16, fused row sums), kept as text like mlaAVX512.
+// bf16AVX2 is the body of bf16_amd64.s: the AVX2 BF16 combine kernels of
+// package ep (axpy into float32, float32 to BF16, fused row sums), kept as
+// text like mlaAVX512.
 const bf16AVX2 = `// func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int)  (n a multiple of 16)
 TEXT ·axpyBF16AVX2(SB), NOSPLIT, $0-32
 	MOVQ acc+0(FP), DI

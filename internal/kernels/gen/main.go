@@ -5,6 +5,13 @@
 //	mla_avx512_amd64.s  the attention kernels, AVX-512
 //	mla_avx2_amd64.s    the attention kernels, AVX2+FMA
 //	bf16_amd64.s        the BF16 combine kernels, AVX2
+//	asm_amd64.go        the Go declarations of every assembly function
+//	asm_stub.go         their stand-ins for builds without assembly
+//
+// The GEMM file and the streaming attention kernels (vec.go: one template
+// per kernel for both vector widths) are generated; the other attention
+// kernels and the BF16 combine kernels are kept as text (mla.go, bf16.go)
+// and emitted as they are.
 //
 // Run it through go generate in internal/kernels (go run ./gen), or with
 // -check to verify that the committed files equal its output (exit 1 and
@@ -443,8 +450,8 @@ func gemmFile() string {
 func files() map[string]string {
 	out := map[string]string{
 		"gemm_amd64.s":       gemmFile(),
-		"mla_avx512_amd64.s": header + mlaAVX512,
-		"mla_avx2_amd64.s":   header + mlaAVX2,
+		"mla_avx512_amd64.s": header + expand(mlaAVX512, vecKernels(zmm, zmmLabels)),
+		"mla_avx2_amd64.s":   header + expand(mlaAVX2, vecKernels(ymm, ymmLabels)),
 		"bf16_amd64.s":       header + bf16AVX2,
 	}
 	var sigs []string

@@ -1,6 +1,10 @@
 package main
 
-// mlaAVX512 is the body of mla_avx512_amd64.s: the AVX-512 kernels of the attention path (strided GEMM micro-kernels, BF16/F16 widening, dot/axpy/scal, exp2, fused BF16 QK and PV). They were written by hand; the generator keeps them as text so that every .s file has one source.
+// mlaAVX512 is the body of mla_avx512_amd64.s: the AVX-512 kernels of the
+// attention path. The register-blocked GEMM micro-kernels, the exp2 and the
+// fused BF16 QK/PV kernels are kept as the hand-written text they started
+// as; each line {{name}} is replaced by the streaming kernel of that name
+// that vec.go generates (BF16/F16 widening, dot, axpy, scal, max).
 const mlaAVX512 = `// func kern4x64(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
 // C[4][64] (+)= A(4×k) · B(k×64); strides in elements.
 TEXT ·kern4x64(SB), NOSPLIT, $0-65
@@ -171,128 +175,15 @@ store8:
 	VZEROUPPER
 	RET
 
-// func cvtBF16x16(dst *float32, src *uint16, n int)   n multiple of 16
-TEXT ·cvtBF16x16(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $4, CX
-	JZ   cvtbdone
-cvtbloop:
-	PREFETCHT0 2048(SI)
-	VPMOVZXWD (SI), Z0
-	VPSLLD $16, Z0, Z0
-	VMOVUPS Z0, (DI)
-	ADDQ $32, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ  cvtbloop
-cvtbdone:
-	VZEROUPPER
-	RET
+{{cvtBF16x16}}
 
-// func cvtF16x16(dst *float32, src *uint16, n int)   n multiple of 16
-TEXT ·cvtF16x16(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $4, CX
-	JZ   cvthdone
-cvthloop:
-	VCVTPH2PS (SI), Z0
-	VMOVUPS Z0, (DI)
-	ADDQ $32, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ  cvthloop
-cvthdone:
-	VZEROUPPER
-	RET
+{{cvtF16x16}}
 
-// func dotx16(a, b *float32, n int) float32   n multiple of 16
-TEXT ·dotx16(SB), NOSPLIT, $0-28
-	MOVQ a+0(FP), SI
-	MOVQ b+8(FP), DI
-	MOVQ n+16(FP), CX
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	CMPQ CX, $64
-	JLT  dottail
-dotloop:
-	VMOVUPS (SI), Z4
-	VMOVUPS 64(SI), Z5
-	VMOVUPS 128(SI), Z6
-	VMOVUPS 192(SI), Z7
-	VFMADD231PS (DI), Z4, Z0
-	VFMADD231PS 64(DI), Z5, Z1
-	VFMADD231PS 128(DI), Z6, Z2
-	VFMADD231PS 192(DI), Z7, Z3
-	ADDQ $256, SI
-	ADDQ $256, DI
-	SUBQ $64, CX
-	CMPQ CX, $64
-	JGE  dotloop
-dottail:
-	TESTQ CX, CX
-	JZ   dotsum
-	VMOVUPS (SI), Z4
-	VFMADD231PS (DI), Z4, Z0
-	ADDQ $64, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  dottail
-dotsum:
-	VADDPS Z1, Z0, Z0
-	VADDPS Z3, Z2, Z2
-	VADDPS Z2, Z0, Z0
-	VEXTRACTF32X8 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VMOVSS X0, ret+24(FP)
-	VZEROUPPER
-	RET
+{{dotx16}}
 
-// func axpyx16(alpha float32, x, y *float32, n int)   n multiple of 16
-TEXT ·axpyx16(SB), NOSPLIT, $0-32
-	VBROADCASTSS alpha+0(FP), Z31
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	MOVQ n+24(FP), CX
-	SHRQ $4, CX
-	JZ   axpydone
-axpyloop:
-	VMOVUPS (SI), Z0
-	VFMADD213PS (DI), Z31, Z0
-	VMOVUPS Z0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ  axpyloop
-axpydone:
-	VZEROUPPER
-	RET
+{{axpyx16}}
 
-// func scalx16(alpha float32, x *float32, n int)   n multiple of 16
-TEXT ·scalx16(SB), NOSPLIT, $0-24
-	VBROADCASTSS alpha+0(FP), Z31
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $4, CX
-	JZ   scaldone
-scalloop:
-	VMULPS (SI), Z31, Z0
-	VMOVUPS Z0, (SI)
-	ADDQ $64, SI
-	DECQ CX
-	JNZ  scalloop
-scaldone:
-	VZEROUPPER
-	RET
+{{scalx16}}
 
 // func exp2Subx16(x, sh, acc *float32, n int, coef *float32)   n multiple of 16
 // x = 2^max(x-sh, -200) by 2^f (degree-7 Taylor, |f| ≤ 1/2) scaled by
@@ -724,27 +615,11 @@ pvwtok:
 	VZEROUPPER
 	RET
 
-// func maxIntox16(dst, src *float32, n int)   dst = max(dst, src); n multiple of 16
-TEXT ·maxIntox16(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $4, CX
-	JZ   mxdone
-mxloop:
-	VMOVUPS (DI), Z0
-	VMAXPS (SI), Z0, Z0
-	VMOVUPS Z0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ  mxloop
-mxdone:
-	VZEROUPPER
-	RET
+{{maxIntox16}}
 `
 
-// mlaAVX2 is the body of mla_avx2_amd64.s: the AVX2+FMA twins of mlaAVX512, kept as text like it.
+// mlaAVX2 is the body of mla_avx2_amd64.s: the AVX2+FMA twins of
+// mlaAVX512, with the same {{name}} lines for vec.go's ymm kernels.
 const mlaAVX2 = `// AVX2+FMA twins of the AVX-512 kernels, for x86-64 CPUs without AVX-512.
 
 // func kern4x16avx2(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
@@ -814,125 +689,15 @@ a2store:
 	VZEROUPPER
 	RET
 
-// func cvtBF16x8avx2(dst *float32, src *uint16, n int)   n multiple of 8
-TEXT ·cvtBF16x8avx2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   cb2done
-cb2loop:
-	VPMOVZXWD (SI), Y0
-	VPSLLD $16, Y0, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $16, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  cb2loop
-cb2done:
-	VZEROUPPER
-	RET
+{{cvtBF16x8avx2}}
 
-// func cvtF16x8avx2(dst *float32, src *uint16, n int)   n multiple of 8 (F16C)
-TEXT ·cvtF16x8avx2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   ch2done
-ch2loop:
-	VCVTPH2PS (SI), Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $16, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  ch2loop
-ch2done:
-	VZEROUPPER
-	RET
+{{cvtF16x8avx2}}
 
-// func dotx8avx2(a, b *float32, n int) float32   n multiple of 8
-TEXT ·dotx8avx2(SB), NOSPLIT, $0-28
-	MOVQ a+0(FP), SI
-	MOVQ b+8(FP), DI
-	MOVQ n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	CMPQ CX, $32
-	JLT  d2tail
-d2loop:
-	VMOVUPS (SI), Y4
-	VMOVUPS 32(SI), Y5
-	VMOVUPS 64(SI), Y6
-	VMOVUPS 96(SI), Y7
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	VFMADD231PS 64(DI), Y6, Y2
-	VFMADD231PS 96(DI), Y7, Y3
-	ADDQ $128, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JGE  d2loop
-d2tail:
-	TESTQ CX, CX
-	JZ   d2sum
-	VMOVUPS (SI), Y4
-	VFMADD231PS (DI), Y4, Y0
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JMP  d2tail
-d2sum:
-	VADDPS Y1, Y0, Y0
-	VADDPS Y3, Y2, Y2
-	VADDPS Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VMOVSS X0, ret+24(FP)
-	VZEROUPPER
-	RET
+{{dotx8avx2}}
 
-// func axpyx8avx2(alpha float32, x, y *float32, n int)   n multiple of 8
-TEXT ·axpyx8avx2(SB), NOSPLIT, $0-32
-	VBROADCASTSS alpha+0(FP), Y15
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	MOVQ n+24(FP), CX
-	SHRQ $3, CX
-	JZ   ax2done
-ax2loop:
-	VMOVUPS (SI), Y0
-	VFMADD213PS (DI), Y15, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  ax2loop
-ax2done:
-	VZEROUPPER
-	RET
+{{axpyx8avx2}}
 
-// func scalx8avx2(alpha float32, x *float32, n int)   n multiple of 8
-TEXT ·scalx8avx2(SB), NOSPLIT, $0-24
-	VBROADCASTSS alpha+0(FP), Y15
-	MOVQ x+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   sc2done
-sc2loop:
-	VMULPS (SI), Y15, Y0
-	VMOVUPS Y0, (SI)
-	ADDQ $32, SI
-	DECQ CX
-	JNZ  sc2loop
-sc2done:
-	VZEROUPPER
-	RET
+{{scalx8avx2}}
 
 // func exp2Subx8avx2(x, sh, acc *float32, n int, coef *float32)   n multiple of 8
 // coef: c0..c7, then -127 (low clamp), -126 (flush-to-zero threshold), 127 (high clamp).
@@ -1108,22 +873,5 @@ p2tok:
 	VZEROUPPER
 	RET
 
-// func maxIntox8avx2(dst, src *float32, n int)   dst = max(dst, src); n multiple of 8
-TEXT ·maxIntox8avx2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	SHRQ $3, CX
-	JZ   mx2done
-mx2loop:
-	VMOVUPS (DI), Y0
-	VMAXPS (SI), Y0, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	DECQ CX
-	JNZ  mx2loop
-mx2done:
-	VZEROUPPER
-	RET
+{{maxIntox8avx2}}
 `
