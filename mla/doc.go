@@ -55,6 +55,12 @@
 //	out, lse, err := mla.Decode(ctx, nil, mla.Query{Data: q, B: b, SQ: 1, HQ: 128},
 //		cache, pager.BlockTable, pager.CacheSeqlens, &mla.Options{Scale: mla.DeepSeekV3Scale})
 //
+// Goroutines: the Go backends run on the module's shared worker pool (the
+// one gemm/cpu uses), whose helper goroutines, started by the first
+// parallel call, stay parked for the life of the process. Tests that check
+// for leaks with go.uber.org/goleak ignore them with
+// goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop").
+//
 // Where it sits: a compute package (docs/architecture.md) with its two
 // backends, ref and cpu. It imports tensor and the basement only; its
 // conformance suite is mla/mlatest, its oracle mla/oracle.
