@@ -11,6 +11,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/internal/platform"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 func TestMain(m *testing.M) {
@@ -163,7 +164,8 @@ func TestConcurrentSets(t *testing.T) {
 
 // TestTwins compares every assembly level with the generic twin on the
 // attention kernels (within float32 rounding: the lanes sum in another
-// order) and on the codecs (bit for bit).
+// order) and on the codecs (bit for bit). The GEMM micro-kernels differ in
+// tile shape between levels; TestMicro holds each to a float64 reference.
 func TestTwins(t *testing.T) {
 	var gen Set
 	forEachSet(t, func(t *testing.T, ks Set) {
@@ -183,6 +185,58 @@ func TestTwins(t *testing.T) {
 				if math.Abs(float64(gx[i]-wx[i])) > 2e-7*float64(wx[i]) {
 					t.Fatalf("Exp2Sub n=%d [%d]: %v, generic %v", n, i, gx[i], wx[i])
 				}
+			}
+		}
+		// Codecs: bit for bit.
+		codes := make([]tensor.E4M3, 3*300)
+		for i := range codes {
+			codes[i] = tensor.E4M3(i * 13)
+		}
+		gd, wd := make([]float32, len(codes)), make([]float32, len(codes))
+		ks.DecodeE4M3Rows(gd, 300, codes, 300, 3, 300)
+		gen.DecodeE4M3Rows(wd, 300, codes, 300, 3, 300)
+		f := testutil.Normal(r, 1000, 0, 100)
+		gb, wb := make([]tensor.BF16, len(f)), make([]tensor.BF16, len(f))
+		ks.EncodeBF16(gb, f)
+		gen.EncodeBF16(wb, f)
+		gh, wh := make([]float32, len(f)), make([]float32, len(f))
+		hf := make([]tensor.F16, len(f))
+		tensor.EncodeF16(hf, f)
+		ks.CvtF16(gh, hf)
+		gen.CvtF16(wh, hf)
+		for i := range gd {
+			if math.Float32bits(gd[i]) != math.Float32bits(wd[i]) && !(gd[i] != gd[i] && wd[i] != wd[i]) {
+				t.Fatalf("DecodeE4M3Rows [%d]: %v, generic %v", i, gd[i], wd[i])
+			}
+		}
+		for i := range gb {
+			if gb[i] != wb[i] || gh[i] != wh[i] {
+				t.Fatalf("[%d]: EncodeBF16 %#x, generic %#x; CvtF16 %v, generic %v", i, gb[i], wb[i], gh[i], wh[i])
+			}
+		}
+		// Fused BF16 QK and PV over rows read in place.
+		const d, dv, rows = 576, 512, 9
+		base := make([]tensor.BF16, (rows+1)*d)
+		tensor.EncodeBF16(base, testutil.Normal(r, len(base), 0, 1))
+		offs := make([]int64, rows)
+		for i := range offs {
+			offs[i] = int64((rows - i) * d)
+		}
+		q := testutil.Normal(r, d, 0, 1)
+		gs, ws := make([]float32, rows), make([]float32, rows)
+		ks.QKBF16(q, base, offs, gs)
+		gen.QKBF16(q, base, offs, ws)
+		go1, wo := make([]float32, dv), make([]float32, dv)
+		ks.PVBF16(go1, gs, base, offs)
+		gen.PVBF16(wo, ws, base, offs)
+		for i := range gs {
+			if math.Abs(float64(gs[i]-ws[i])) > 1e-4 {
+				t.Fatalf("QKBF16 [%d]: %v, generic %v", i, gs[i], ws[i])
+			}
+		}
+		for i := range go1 {
+			if math.Abs(float64(go1[i]-wo[i])) > 1e-3 {
+				t.Fatalf("PVBF16 [%d]: %v, generic %v", i, go1[i], wo[i])
 			}
 		}
 		for _, sh := range [][3]int{{64, 128, 96}, {36, 192, 130}, {13, 64, 7}} {
