@@ -66,8 +66,8 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		GateUnquantized: oracle.GateUnquantized, GateDequantized: oracle.GateDequantized}
 	switch *backend {
 	case "cpu":
-		be = cpu.New()
-		res.Kernel = cpu.Kernel()
+		cb := cpu.New()
+		be, res.Kernel = cb, cb.Kernel()
 	case "ref":
 		be = ref.New()
 	default:
