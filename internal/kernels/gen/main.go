@@ -8,10 +8,11 @@
 //	asm_amd64.go        the Go declarations of every assembly function
 //	asm_stub.go         their stand-ins for builds without assembly
 //
-// The GEMM file and the streaming attention kernels (vec.go: one template
-// per kernel for both vector widths) are generated; the other attention
-// kernels and the BF16 combine kernels are kept as text (mla.go, bf16.go)
-// and emitted as they are.
+// The GEMM file, the 4-row attention GEMM micro-kernel (gemm4.go) and the
+// streaming attention kernels (vec.go) are generated from one template per
+// kernel for both vector widths; the other attention kernels and the BF16
+// combine kernels are kept as text (mla.go, bf16.go) and emitted as they
+// are.
 //
 // Run it through go generate in internal/kernels (go run ./gen), or with
 // -check to verify that the committed files equal its output (exit 1 and
@@ -450,8 +451,8 @@ func gemmFile() string {
 func files() map[string]string {
 	out := map[string]string{
 		"gemm_amd64.s":       gemmFile(),
-		"mla_avx512_amd64.s": header + expand(mlaAVX512, vecKernels(zmm, zmmLabels)),
-		"mla_avx2_amd64.s":   header + expand(mlaAVX2, vecKernels(ymm, ymmLabels)),
+		"mla_avx512_amd64.s": header + expand(mlaAVX512, with(vecKernels(zmm, zmmLabels), "kern4x64", kern4(zmm, 4, "kern4x64", "loop4", "store4", true, false))),
+		"mla_avx2_amd64.s":   header + expand(mlaAVX2, with(vecKernels(ymm, ymmLabels), "kern4x16avx2", kern4(ymm, 2, "kern4x16avx2", "a2loop", "a2store", false, true))),
 		"bf16_amd64.s":       header + bf16AVX2,
 	}
 	var sigs []string
@@ -460,6 +461,12 @@ func files() map[string]string {
 	}
 	out["asm_amd64.go"], out["asm_stub.go"] = goFiles(sigs)
 	return out
+}
+
+// with adds kernel k under name to m and returns m.
+func with(m map[string]string, name, k string) map[string]string {
+	m[name] = k
+	return m
 }
 
 // signatures returns the Go signatures ("name(params) results") of the

@@ -1,112 +1,12 @@
 package main
 
 // mlaAVX512 is the body of mla_avx512_amd64.s: the AVX-512 kernels of the
-// attention path. The register-blocked GEMM micro-kernels, the exp2 and the
-// fused BF16 QK/PV kernels are kept as the hand-written text they started
-// as; each line {{name}} is replaced by the streaming kernel of that name
-// that vec.go generates (BF16/F16 widening, dot, axpy, scal, max).
-const mlaAVX512 = `// func kern4x64(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
-// C[4][64] (+)= A(4×k) · B(k×64); strides in elements.
-TEXT ·kern4x64(SB), NOSPLIT, $0-65
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ ars+16(FP), R8
-	SHLQ $2, R8
-	MOVQ aks+24(FP), R9
-	SHLQ $2, R9
-	MOVQ b+32(FP), DI
-	MOVQ ldb+40(FP), R10
-	SHLQ $2, R10
-	MOVQ c+48(FP), DX
-	MOVQ ldc+56(FP), R11
-	SHLQ $2, R11
-	LEAQ (R8)(R8*1), R12
-	LEAQ (R12)(R8*1), R13
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	VXORPS Z4, Z4, Z4
-	VXORPS Z5, Z5, Z5
-	VXORPS Z6, Z6, Z6
-	VXORPS Z7, Z7, Z7
-	VXORPS Z8, Z8, Z8
-	VXORPS Z9, Z9, Z9
-	VXORPS Z10, Z10, Z10
-	VXORPS Z11, Z11, Z11
-	VXORPS Z12, Z12, Z12
-	VXORPS Z13, Z13, Z13
-	VXORPS Z14, Z14, Z14
-	VXORPS Z15, Z15, Z15
-loop4:
-	VMOVUPS (DI), Z16
-	VMOVUPS 64(DI), Z17
-	VMOVUPS 128(DI), Z18
-	VMOVUPS 192(DI), Z19
-	VBROADCASTSS (SI), Z20
-	VBROADCASTSS (SI)(R8*1), Z21
-	VBROADCASTSS (SI)(R12*1), Z22
-	VBROADCASTSS (SI)(R13*1), Z23
-	VFMADD231PS Z16, Z20, Z0
-	VFMADD231PS Z17, Z20, Z1
-	VFMADD231PS Z18, Z20, Z2
-	VFMADD231PS Z19, Z20, Z3
-	VFMADD231PS Z16, Z21, Z4
-	VFMADD231PS Z17, Z21, Z5
-	VFMADD231PS Z18, Z21, Z6
-	VFMADD231PS Z19, Z21, Z7
-	VFMADD231PS Z16, Z22, Z8
-	VFMADD231PS Z17, Z22, Z9
-	VFMADD231PS Z18, Z22, Z10
-	VFMADD231PS Z19, Z22, Z11
-	VFMADD231PS Z16, Z23, Z12
-	VFMADD231PS Z17, Z23, Z13
-	VFMADD231PS Z18, Z23, Z14
-	VFMADD231PS Z19, Z23, Z15
-	ADDQ R9, SI
-	ADDQ R10, DI
-	DECQ CX
-	JNZ  loop4
-	MOVBLZX acc+64(FP), AX
-	TESTQ AX, AX
-	JZ   store4
-	VADDPS (DX), Z0, Z0
-	VADDPS 64(DX), Z1, Z1
-	VADDPS 128(DX), Z2, Z2
-	VADDPS 192(DX), Z3, Z3
-	VADDPS (DX)(R11*1), Z4, Z4
-	VADDPS 64(DX)(R11*1), Z5, Z5
-	VADDPS 128(DX)(R11*1), Z6, Z6
-	VADDPS 192(DX)(R11*1), Z7, Z7
-	LEAQ (DX)(R11*2), BX
-	VADDPS (BX), Z8, Z8
-	VADDPS 64(BX), Z9, Z9
-	VADDPS 128(BX), Z10, Z10
-	VADDPS 192(BX), Z11, Z11
-	VADDPS (BX)(R11*1), Z12, Z12
-	VADDPS 64(BX)(R11*1), Z13, Z13
-	VADDPS 128(BX)(R11*1), Z14, Z14
-	VADDPS 192(BX)(R11*1), Z15, Z15
-store4:
-	VMOVUPS Z0, (DX)
-	VMOVUPS Z1, 64(DX)
-	VMOVUPS Z2, 128(DX)
-	VMOVUPS Z3, 192(DX)
-	VMOVUPS Z4, (DX)(R11*1)
-	VMOVUPS Z5, 64(DX)(R11*1)
-	VMOVUPS Z6, 128(DX)(R11*1)
-	VMOVUPS Z7, 192(DX)(R11*1)
-	LEAQ (DX)(R11*2), BX
-	VMOVUPS Z8, (BX)
-	VMOVUPS Z9, 64(BX)
-	VMOVUPS Z10, 128(BX)
-	VMOVUPS Z11, 192(BX)
-	VMOVUPS Z12, (BX)(R11*1)
-	VMOVUPS Z13, 64(BX)(R11*1)
-	VMOVUPS Z14, 128(BX)(R11*1)
-	VMOVUPS Z15, 192(BX)(R11*1)
-	VZEROUPPER
-	RET
+// attention path. The 8×16 GEMM micro-kernel, the exp2 and the fused BF16
+// QK/PV kernels are kept as the hand-written text they started as; each
+// line {{name}} is replaced by the generated kernel of that name: the
+// 4-row GEMM micro-kernel (gemm4.go) and the streaming kernels (vec.go:
+// BF16/F16 widening, dot, axpy, scal, max).
+const mlaAVX512 = `{{kern4x64}}
 
 // func kern8x16(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
 // C[8][16] (+)= A(8×k) · B(k×16); strides in elements.
@@ -622,72 +522,7 @@ pvwtok:
 // mlaAVX512, with the same {{name}} lines for vec.go's ymm kernels.
 const mlaAVX2 = `// AVX2+FMA twins of the AVX-512 kernels, for x86-64 CPUs without AVX-512.
 
-// func kern4x16avx2(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
-TEXT ·kern4x16avx2(SB), NOSPLIT, $0-65
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ ars+16(FP), R8
-	SHLQ $2, R8
-	MOVQ aks+24(FP), R9
-	SHLQ $2, R9
-	MOVQ b+32(FP), DI
-	MOVQ ldb+40(FP), R10
-	SHLQ $2, R10
-	MOVQ c+48(FP), DX
-	MOVQ ldc+56(FP), R11
-	SHLQ $2, R11
-	LEAQ (R8)(R8*1), R12
-	LEAQ (R12)(R8*1), R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-a2loop:
-	VMOVUPS (DI), Y8
-	VMOVUPS 32(DI), Y9
-	VBROADCASTSS (SI), Y10
-	VBROADCASTSS (SI)(R8*1), Y11
-	VBROADCASTSS (SI)(R12*1), Y12
-	VBROADCASTSS (SI)(R13*1), Y13
-	VFMADD231PS Y8, Y10, Y0
-	VFMADD231PS Y9, Y10, Y1
-	VFMADD231PS Y8, Y11, Y2
-	VFMADD231PS Y9, Y11, Y3
-	VFMADD231PS Y8, Y12, Y4
-	VFMADD231PS Y9, Y12, Y5
-	VFMADD231PS Y8, Y13, Y6
-	VFMADD231PS Y9, Y13, Y7
-	ADDQ R9, SI
-	ADDQ R10, DI
-	DECQ CX
-	JNZ  a2loop
-	LEAQ (DX)(R11*2), BX
-	MOVBLZX acc+64(FP), AX
-	TESTQ AX, AX
-	JZ   a2store
-	VADDPS (DX), Y0, Y0
-	VADDPS 32(DX), Y1, Y1
-	VADDPS (DX)(R11*1), Y2, Y2
-	VADDPS 32(DX)(R11*1), Y3, Y3
-	VADDPS (BX), Y4, Y4
-	VADDPS 32(BX), Y5, Y5
-	VADDPS (BX)(R11*1), Y6, Y6
-	VADDPS 32(BX)(R11*1), Y7, Y7
-a2store:
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	VMOVUPS Y2, (DX)(R11*1)
-	VMOVUPS Y3, 32(DX)(R11*1)
-	VMOVUPS Y4, (BX)
-	VMOVUPS Y5, 32(BX)
-	VMOVUPS Y6, (BX)(R11*1)
-	VMOVUPS Y7, 32(BX)(R11*1)
-	VZEROUPPER
-	RET
+{{kern4x16avx2}}
 
 {{cvtBF16x8avx2}}
 
