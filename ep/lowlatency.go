@@ -238,7 +238,7 @@ func (b *Buffer) llDispatchSend(ctx context.Context, x Tokens, topk TopK, o LowL
 			q = make([]tensor.E4M3, x.N*g.h)
 			sc = make([]float32, x.N*g.ns)
 			for t := 0; t < x.N; t++ {
-				quantizeFP8(q[t*g.h:(t+1)*g.h], sc[t*g.ns:(t+1)*g.ns], x.BF16[t*g.h:(t+1)*g.h], o.RoundScale)
+				tensor.QuantizeRowBF16(q[t*g.h:(t+1)*g.h], sc[t*g.ns:(t+1)*g.ns], x.BF16[t*g.h:(t+1)*g.h], o.RoundScale)
 			}
 		}
 		k := topk.K

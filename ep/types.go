@@ -6,12 +6,10 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-// ScaleBlock is the number of channels that share one FP8 scale: DeepEP's
-// per-token, per-128-channel quantization.
-const ScaleBlock = 128
-
-// NumScales returns ceil(hidden/128), the number of FP8 scales per token.
-func NumScales(hidden int) int { return (hidden + ScaleBlock - 1) / ScaleBlock }
+// NumScales returns ceil(hidden/tensor.ScaleBlock) = ceil(hidden/128), the
+// number of FP8 scales per token (DeepEP's per-token, per-128-channel
+// quantization).
+func NumScales(hidden int) int { return (hidden + tensor.ScaleBlock - 1) / tensor.ScaleBlock }
 
 // Tokens is a batch of N token rows of Hidden channels, in exactly one of
 // two encodings:

@@ -22,18 +22,29 @@
 // NaN in gives NaN out. Bad arguments give an *ArgError naming the argument
 // and wrapping ErrShape, ErrScales, ErrIndices or ErrUnsupported.
 //
-// Backends implement the small Backend interface: gemm/ref is the literal
-// definition, gemm/cpu the fast packed AVX-512/AVX2 one; gemm/gemmtest is
-// the conformance suite both pass. The shortest useful program:
+// The operands are tensor.FP8Matrix, the one blocked FP8 type of the module
+// (tensor's quantizers make them; ep's FP8 dispatch output and a checkpoint's
+// weight + weight_scale_inv pair already are one), and BF16Matrix; their
+// elements and Out's live in tensor.Storage: host slices (tensor.Host), or
+// device buffers for a backend that keeps data on a GPU.
 //
-//	a, _ := gemm.QuantizePerToken(x, m, k, gemm.QuantOptions{}) // activations [m,k]
-//	b, _ := gemm.QuantizePerBlock(w, n, k, gemm.QuantOptions{}) // weights [n,k]
-//	d := &gemm.Out{Rows: m, Cols: n, BF16: make([]tensor.BF16, m*n)}
-//	err := cpu.New().GemmNT(ctx, a, b, d) // d = a·bᵀ
+// The front functions FP8GemmNT, GroupedContiguousNT, GroupedMaskedNT and
+// BF16GemmNT validate the arguments once, check them against the backend's
+// Caps and call the small Backend interface. gemm/ref is the literal
+// definition, gemm/cpu the fast packed AVX-512/AVX2 one (both compute on the
+// host and refuse other storage with tensor.ErrNotHost); gemm/gemmtest is
+// the conformance suite both pass. Backends register by name: NewBackend
+// constructs one, Backends lists them. The shortest useful program:
+//
+//	a, _ := tensor.QuantizePerToken(x, m, k, tensor.QuantOptions{}) // activations [m,k]
+//	b, _ := tensor.QuantizePerBlock(w, n, k, tensor.QuantOptions{}) // weights [n,k]
+//	y := make([]tensor.BF16, m*n)
+//	d := &gemm.Out{Rows: m, Cols: n, BF16: tensor.HostOf(y)}
+//	err := gemm.FP8GemmNT(ctx, cpu.New(cpu.Options{}), a, b, d) // y = a·bᵀ
 //
 // Helpers for CUDA-style layouts (PackUE8M0, MNMajorTMAAligned,
 // TMAAlignedSize) produce what DeepGEMM's kernels read; the CPU backends take
-// the logical K-major scale layout described on FP8Matrix.
+// the logical K-major scale layout described on tensor.FP8Matrix.
 //
 // Where it sits: a compute package (docs/architecture.md). It imports tensor and
 // the basement only; its backends are gemm/ref (the spec) and gemm/cpu, its

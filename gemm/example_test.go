@@ -21,22 +21,24 @@ func Example() {
 	for i := range w {
 		w[i] = float32(i%3) * 0.5 // 0, 0.5, 1
 	}
-	a, err := gemm.QuantizePerToken(x, m, k, gemm.QuantOptions{})
+	a, err := tensor.QuantizePerToken(x, m, k, tensor.QuantOptions{})
 	if err != nil {
 		panic(err)
 	}
-	b, err := gemm.QuantizePerBlock(w, n, k, gemm.QuantOptions{})
+	b, err := tensor.QuantizePerBlock(w, n, k, tensor.QuantOptions{})
 	if err != nil {
 		panic(err)
 	}
-	d := &gemm.Out{Rows: m, Cols: n, BF16: make([]tensor.BF16, m*n)}
-	if err := ref.New().GemmNT(context.Background(), a, b, d); err != nil {
+	y := make([]tensor.BF16, m*n) // D [m, n], in host memory
+	d := &gemm.Out{Rows: m, Cols: n, BF16: tensor.HostOf(y)}
+	if err := gemm.FP8GemmNT(context.Background(), ref.New(), a, b, d); err != nil {
 		panic(err)
 	}
-	fmt.Println("A scales:", a.ScalesF32[:2], "B scales:", b.ScalesF32)
+	as, _ := tensor.HostSlice(a.ScalesF32)
+	fmt.Println("A scales:", as[:2], "B scales:", b.ScalesF32)
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
-			fmt.Printf("%6.1f", d.BF16[i*n+j].Float32())
+			fmt.Printf("%6.1f", y[i*n+j].Float32())
 		}
 		fmt.Println()
 	}

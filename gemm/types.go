@@ -2,117 +2,10 @@ package gemm
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
-
-// BlockK is the K width of one scale block and the promotion interval: every
-// 128 K-elements the FP8 partial dot product is scaled by A's and B's scales
-// and added into the float32 accumulator (DeepGEMM fp8_gemm.cuh, BLOCK_K).
-const BlockK = 128
-
-// ScaleFormat says how an operand's block scales are stored.
-type ScaleFormat uint8
-
-const (
-	// ScaleF32 stores each scale as a float32 (DeepGEMM SM90 recipe,
-	// DeepSeek-V3 weight_scale_inv).
-	ScaleF32 ScaleFormat = iota
-	// ScaleUE8M0 stores each scale as one tensor.UE8M0 byte, 2^(e−127)
-	// (DeepGEMM SM100 recipe), in the same logical shape as ScaleF32.
-	ScaleUE8M0
-)
-
-// String returns "f32" or "ue8m0".
-func (f ScaleFormat) String() string {
-	switch f {
-	case ScaleF32:
-		return "f32"
-	case ScaleUE8M0:
-		return "ue8m0"
-	}
-	return "ScaleFormat(?)"
-}
-
-// FP8Matrix is a K-major FP8 E4M3 operand with block scales: one matrix
-// [Rows, K] or, with Groups > 1, a batch [Groups, Rows, K] (B of the grouped
-// calls, A of the masked call). It mirrors the (data, scale) tuples that
-// DeepGEMM's fp8_gemm_nt and m_grouped_fp8_gemm_nt_* take.
-//
-// Row r of group g starts at Data[(g*Rows+r)*Stride]. Scales cover blocks of
-// ScaleRows rows × 128 K-elements: ScaleRows = 1 is the per-token 1×128
-// layout (A, activations), ScaleRows = 128 the per-block 128×128 layout (B,
-// weights). Their logical shape is [Groups, ceil(Rows/ScaleRows),
-// ceil(K/128)], row-major (K-major), in ScalesF32 or ScalesUE8M0 as Format
-// says. A K that is not a multiple of 128 leaves a shorter last block.
-type FP8Matrix struct {
-	// Groups is the number of matrices G in the batch; 0 means 1.
-	Groups int
-	// Rows and K are the dimensions of one group's matrix.
-	Rows, K int
-	// Stride is the element distance between consecutive rows (≥ K); 0
-	// means K (contiguous).
-	Stride int
-	// Data holds the E4M3 values; it needs at least
-	// (Groups*Rows−1)*Stride + K elements.
-	Data []tensor.E4M3
-	// ScaleRows is the number of rows one scale covers: 1 or 128.
-	ScaleRows int
-	// Format selects ScalesF32 or ScalesUE8M0.
-	Format ScaleFormat
-	// ScalesF32 holds [Groups, ceil(Rows/ScaleRows), ceil(K/128)] float32
-	// scales when Format is ScaleF32.
-	ScalesF32 []float32
-	// ScalesUE8M0 holds the same logical shape as UE8M0 bytes when Format is
-	// ScaleUE8M0.
-	ScalesUE8M0 []tensor.UE8M0
-}
-
-// NumGroups returns Groups, or 1 when Groups is 0.
-func (m *FP8Matrix) NumGroups() int {
-	if m.Groups <= 0 {
-		return 1
-	}
-	return m.Groups
-}
-
-// RowStride returns Stride, or K when Stride is 0.
-func (m *FP8Matrix) RowStride() int {
-	if m.Stride == 0 {
-		return m.K
-	}
-	return m.Stride
-}
-
-// KBlocks returns ceil(K/128), the number of scale blocks along K.
-func (m *FP8Matrix) KBlocks() int { return (m.K + BlockK - 1) / BlockK }
-
-// ScaleRowsPerGroup returns ceil(Rows/ScaleRows).
-func (m *FP8Matrix) ScaleRowsPerGroup() int {
-	if m.ScaleRows <= 0 {
-		return 0
-	}
-	return (m.Rows + m.ScaleRows - 1) / m.ScaleRows
-}
-
-// Scale returns the float32 scale that applies to row r of group g in K
-// block kb. It does not check bounds beyond Go's own.
-func (m *FP8Matrix) Scale(g, r, kb int) float32 {
-	i := (g*m.ScaleRowsPerGroup()+r/m.ScaleRows)*m.KBlocks() + kb
-	if m.Format == ScaleUE8M0 {
-		return m.ScalesUE8M0[i].Float32()
-	}
-	return m.ScalesF32[i]
-}
-
-// Row returns the K values of row r of group g (nil when K is 0).
-func (m *FP8Matrix) Row(g, r int) []tensor.E4M3 {
-	if m.K == 0 {
-		return nil
-	}
-	off := (g*m.Rows + r) * m.RowStride()
-	return m.Data[off : off+m.K]
-}
 
 // BF16Matrix is a K-major BF16 operand [Rows, K] of the plain BF16 GEMM
 // (DeepGEMM bf16_gemm_nt). Row r starts at Data[r*Stride].
@@ -121,8 +14,25 @@ type BF16Matrix struct {
 	Rows, K int
 	// Stride is the element distance between rows (≥ K); 0 means K.
 	Stride int
-	// Data needs at least (Rows−1)*Stride + K elements.
+	// Data needs at least (Rows−1)*Stride + K elements; host memory is
+	// tensor.Host[tensor.BF16](slice).
+	Data tensor.Storage[tensor.BF16]
+}
+
+// BF16Host is a BF16Matrix resolved to its host slice (BF16Matrix.Host).
+type BF16Host struct {
+	*BF16Matrix
 	Data []tensor.BF16
+}
+
+// Host resolves m's storage to a host slice once (no copy). Errors: one
+// wrapping tensor.ErrNotHost for storage the CPU cannot address.
+func (m *BF16Matrix) Host() (BF16Host, error) {
+	d, err := tensor.HostSlice(m.Data)
+	if err != nil {
+		return BF16Host{}, fmt.Errorf("field Data: %w", err)
+	}
+	return BF16Host{BF16Matrix: m, Data: d}, nil
 }
 
 // RowStride returns Stride, or K when Stride is 0.
@@ -144,12 +54,13 @@ type Out struct {
 	// means Cols.
 	Stride int
 	// BF16 receives D when non-nil; it needs (Rows−1)*Stride+Cols elements.
-	BF16 []tensor.BF16
+	// Host memory is tensor.Host[tensor.BF16](slice).
+	BF16 tensor.Storage[tensor.BF16]
 	// F32 receives D when non-nil; same length rule.
-	F32 []float32
+	F32 tensor.Storage[float32]
 	// C, when non-nil, is added: D = C + A·Bᵀ. It has D's shape and Stride
-	// and may be the same slice as F32 (in-place accumulation).
-	C []float32
+	// and may be the same storage as F32 (in-place accumulation).
+	C tensor.Storage[float32]
 	// ZeroUnused makes the grouped calls write zeros to the rows they do not
 	// compute (mIndices −1, rows ≥ maskedM), like DeepGEMM's
 	// ensure_zero_padding; by default those rows are left untouched.
@@ -162,6 +73,32 @@ func (o *Out) RowStride() int {
 		return o.Cols
 	}
 	return o.Stride
+}
+
+// OutHost is an Out resolved to host slices (Out.Host); the slices are
+// nil where the Out's storage is.
+type OutHost struct {
+	*Out
+	BF16 []tensor.BF16
+	F32  []float32
+	C    []float32
+}
+
+// Host resolves o's storage to host slices once (no copy). Errors: one
+// wrapping tensor.ErrNotHost for storage the CPU cannot address.
+func (o *Out) Host() (OutHost, error) {
+	h := OutHost{Out: o}
+	var err error
+	if h.BF16, err = tensor.HostSlice(o.BF16); err != nil {
+		return OutHost{}, fmt.Errorf("field BF16: %w", err)
+	}
+	if h.F32, err = tensor.HostSlice(o.F32); err != nil {
+		return OutHost{}, fmt.Errorf("field F32: %w", err)
+	}
+	if h.C, err = tensor.HostSlice(o.C); err != nil {
+		return OutHost{}, fmt.Errorf("field C: %w", err)
+	}
+	return h, nil
 }
 
 // Caps describes what a backend can do. The conformance suite
@@ -183,11 +120,15 @@ type Caps struct {
 	KAlign, NAlign int
 }
 
-// Backend computes the FP8 (and BF16) GEMMs. Every method validates its
-// arguments with the Validate* functions of this package and returns their
-// errors (wrapping ErrShape, ErrScales, ErrIndices) unchanged, and
-// ErrUnsupported for what Caps excludes. Implementations: gemm/ref (the
-// literal definition) and gemm/cpu (packed AVX-512/AVX2 kernels).
+// Backend computes the FP8 (and BF16) GEMMs. Callers do not call its
+// methods directly: the front functions of this package (FP8GemmNT,
+// GroupedContiguousNT, GroupedMaskedNT, BF16GemmNT) validate the arguments
+// once, check them against Caps, skip empty outputs (N = 0) and only then
+// call the backend, so a Backend receives well-formed arguments it declared
+// it supports and never re-validates them. A method returns ctx's error
+// when the context is cancelled. Implementations: gemm/ref (the literal
+// definition) and gemm/cpu (packed AVX-512/AVX2 kernels), constructed with
+// NewBackend or their packages' New.
 type Backend interface {
 	// Name identifies the backend ("ref", "cpu").
 	Name() string
@@ -195,17 +136,17 @@ type Backend interface {
 	Caps() Caps
 	// GemmNT computes D = C + A·Bᵀ for A [M,K] and B [N,K] (one group each),
 	// D [M,N]: DeepGEMM fp8_gemm_nt.
-	GemmNT(ctx context.Context, a, b *FP8Matrix, d *Out) error
+	GemmNT(ctx context.Context, a, b *tensor.FP8Matrix, d *Out) error
 	// GroupedContiguousNT computes, for every row m with g = mIndices[m] ≥ 0,
 	// D[m,:] = C[m,:] + A[m,:]·B[g]ᵀ, with A [M,K], B [G,N,K], D [M,N] and
 	// mIndices [M] constant within every 128-row block; rows with −1 are
 	// padding: DeepGEMM m_grouped_fp8_gemm_nt_contiguous.
-	GroupedContiguousNT(ctx context.Context, a, b *FP8Matrix, d *Out, mIndices []int32) error
+	GroupedContiguousNT(ctx context.Context, a, b *tensor.FP8Matrix, d *Out, mIndices []int32) error
 	// GroupedMaskedNT computes, for every group g and row m < maskedM[g],
 	// D[g,m,:] = C[g,m,:] + A[g,m,:]·B[g]ᵀ, with A [G,Mmax,K], B [G,N,K],
 	// D [G·Mmax,N]; expectedM is a hint only: DeepGEMM
 	// m_grouped_fp8_gemm_nt_masked.
-	GroupedMaskedNT(ctx context.Context, a, b *FP8Matrix, d *Out, maskedM []int32, expectedM int) error
+	GroupedMaskedNT(ctx context.Context, a, b *tensor.FP8Matrix, d *Out, maskedM []int32, expectedM int) error
 	// BF16GemmNT computes D = C + A·Bᵀ for BF16 A [M,K] and B [N,K] with
 	// float32 accumulation: DeepGEMM bf16_gemm_nt.
 	BF16GemmNT(ctx context.Context, a, b *BF16Matrix, d *Out) error

@@ -3,6 +3,8 @@ package gemm
 import (
 	"errors"
 	"fmt"
+
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // Sentinel errors. Every error the package and its backends return for bad
@@ -46,50 +48,26 @@ const maxElems = 1 << 48
 
 func mulOK(a, b int) bool { return a == 0 || b <= maxElems/a }
 
-// validateFP8 checks one FP8 operand; wantGroups < 0 accepts any count.
-func validateFP8(name string, m *FP8Matrix, wantGroups int) error {
-	if m == nil {
-		return argErr(name, ErrShape, "nil matrix")
+// validateFP8 checks one FP8 operand with tensor.FP8Matrix.Check and
+// reports its errors as gemm *ArgErrors naming the argument; wantGroups < 0
+// accepts any count.
+func validateFP8(name string, m *tensor.FP8Matrix, wantGroups int) error {
+	if m != nil && m.Groups >= 0 && wantGroups >= 0 && m.NumGroups() != wantGroups {
+		return argErr(name+".Groups", ErrShape, "got %d groups, want %d", m.NumGroups(), wantGroups)
 	}
-	if m.Groups < 0 {
-		return argErr(name+".Groups", ErrShape, "negative group count %d", m.Groups)
-	}
-	g := m.NumGroups()
-	if wantGroups >= 0 && g != wantGroups {
-		return argErr(name+".Groups", ErrShape, "got %d groups, want %d", g, wantGroups)
-	}
-	if m.Rows < 0 || m.K < 0 {
-		return argErr(name, ErrShape, "negative dimensions Rows=%d K=%d", m.Rows, m.K)
-	}
-	if m.Stride != 0 && m.Stride < m.K {
-		return argErr(name+".Stride", ErrShape, "stride %d < K %d", m.Stride, m.K)
-	}
-	st := m.RowStride()
-	if !mulOK(g, m.Rows) || !mulOK(g*m.Rows, st) || st > maxElems {
-		return argErr(name, ErrShape, "dimensions too large")
-	}
-	rows := g * m.Rows
-	if rows > 0 && m.K > 0 {
-		need := (rows-1)*st + m.K
-		if len(m.Data) < need {
-			return argErr(name+".Data", ErrShape, "len %d < %d needed for [%d,%d,%d] stride %d", len(m.Data), need, g, m.Rows, m.K, st)
+	if err := m.Check(); err != nil {
+		var fe *tensor.FieldError
+		if !errors.As(err, &fe) {
+			return argErr(name, ErrShape, "%v", err)
 		}
-	}
-	if m.ScaleRows != 1 && m.ScaleRows != BlockK {
-		return argErr(name+".ScaleRows", ErrScales, "got %d, want 1 (per-token) or 128 (per-block)", m.ScaleRows)
-	}
-	ns := g * m.ScaleRowsPerGroup() * m.KBlocks()
-	switch m.Format {
-	case ScaleF32:
-		if len(m.ScalesF32) != ns {
-			return argErr(name+".ScalesF32", ErrScales, "len %d, want %d ([%d,%d,%d])", len(m.ScalesF32), ns, g, m.ScaleRowsPerGroup(), m.KBlocks())
+		arg, sentinel := name, ErrShape
+		if fe.Field != "" {
+			arg += "." + fe.Field
 		}
-	case ScaleUE8M0:
-		if len(m.ScalesUE8M0) != ns {
-			return argErr(name+".ScalesUE8M0", ErrScales, "len %d, want %d ([%d,%d,%d])", len(m.ScalesUE8M0), ns, g, m.ScaleRowsPerGroup(), m.KBlocks())
+		if errors.Is(fe.Err, tensor.ErrScales) {
+			sentinel = ErrScales
 		}
-	default:
-		return argErr(name+".Format", ErrScales, "unknown scale format %d", m.Format)
+		return argErr(arg, sentinel, "%s", fe.Msg)
 	}
 	return nil
 }
@@ -115,21 +93,21 @@ func validateOut(d *Out, rows, cols int) error {
 	if rows > 0 && cols > 0 {
 		need = (rows-1)*st + cols
 	}
-	if d.BF16 != nil && len(d.BF16) < need {
-		return argErr("d.BF16", ErrShape, "len %d < %d needed", len(d.BF16), need)
+	if d.BF16 != nil && d.BF16.Len() < need {
+		return argErr("d.BF16", ErrShape, "len %d < %d needed", d.BF16.Len(), need)
 	}
-	if d.F32 != nil && len(d.F32) < need {
-		return argErr("d.F32", ErrShape, "len %d < %d needed", len(d.F32), need)
+	if d.F32 != nil && d.F32.Len() < need {
+		return argErr("d.F32", ErrShape, "len %d < %d needed", d.F32.Len(), need)
 	}
-	if d.C != nil && len(d.C) < need {
-		return argErr("d.C", ErrShape, "len %d < %d needed", len(d.C), need)
+	if d.C != nil && d.C.Len() < need {
+		return argErr("d.C", ErrShape, "len %d < %d needed", d.C.Len(), need)
 	}
 	return nil
 }
 
-// ValidateGemmNT checks the arguments of Backend.GemmNT: A [M,K] and B [N,K]
+// ValidateGemmNT checks the arguments of FP8GemmNT: A [M,K] and B [N,K]
 // with one group each, equal K, valid scales and D [M,N].
-func ValidateGemmNT(a, b *FP8Matrix, d *Out) error {
+func ValidateGemmNT(a, b *tensor.FP8Matrix, d *Out) error {
 	if err := validateFP8("a", a, 1); err != nil {
 		return err
 	}
@@ -142,13 +120,13 @@ func ValidateGemmNT(a, b *FP8Matrix, d *Out) error {
 	return validateOut(d, a.Rows, b.Rows)
 }
 
-// ValidateContiguous checks the arguments of Backend.GroupedContiguousNT:
+// ValidateContiguous checks the arguments of GroupedContiguousNT:
 // A [M,K] one group, B [G,N,K], D [M,N], mIndices [M] with values in
 // [−1, G). Within every 128-row block (the last may be partial) all
 // non-negative values are equal and padding (−1) comes last, as DeepGEMM's
 // scheduler reads one group per block: a group's segment starts on a
 // 128-row boundary and its tail is padded with −1.
-func ValidateContiguous(a, b *FP8Matrix, d *Out, mIndices []int32) error {
+func ValidateContiguous(a, b *tensor.FP8Matrix, d *Out, mIndices []int32) error {
 	if err := validateFP8("a", a, 1); err != nil {
 		return err
 	}
@@ -181,10 +159,10 @@ func ValidateContiguous(a, b *FP8Matrix, d *Out, mIndices []int32) error {
 	return validateOut(d, a.Rows, b.Rows)
 }
 
-// ValidateMasked checks the arguments of Backend.GroupedMaskedNT: A
+// ValidateMasked checks the arguments of GroupedMaskedNT: A
 // [G,Mmax,K], B [G,N,K], D [G·Mmax,N], maskedM [G] with 0 ≤ maskedM[g] ≤
 // Mmax, expectedM ≥ 0.
-func ValidateMasked(a, b *FP8Matrix, d *Out, maskedM []int32, expectedM int) error {
+func ValidateMasked(a, b *tensor.FP8Matrix, d *Out, maskedM []int32, expectedM int) error {
 	if err := validateFP8("a", a, -1); err != nil {
 		return err
 	}
@@ -208,7 +186,7 @@ func ValidateMasked(a, b *FP8Matrix, d *Out, maskedM []int32, expectedM int) err
 	return validateOut(d, a.NumGroups()*a.Rows, b.Rows)
 }
 
-// ValidateBF16 checks the arguments of Backend.BF16GemmNT: A [M,K], B
+// ValidateBF16 checks the arguments of BF16GemmNT: A [M,K], B
 // [N,K], D [M,N].
 func ValidateBF16(a, b *BF16Matrix, d *Out) error {
 	for _, x := range []struct {
@@ -230,8 +208,8 @@ func ValidateBF16(a, b *BF16Matrix, d *Out) error {
 		}
 		if m.Rows > 0 && m.K > 0 {
 			need := (m.Rows-1)*m.RowStride() + m.K
-			if len(m.Data) < need {
-				return argErr(x.name+".Data", ErrShape, "len %d < %d needed", len(m.Data), need)
+			if n := tensor.StorageLen(m.Data); n < need {
+				return argErr(x.name+".Data", ErrShape, "len %d < %d needed", n, need)
 			}
 		}
 	}
@@ -241,15 +219,16 @@ func ValidateBF16(a, b *BF16Matrix, d *Out) error {
 	return validateOut(d, a.Rows, b.Rows)
 }
 
-// CheckCaps returns an ErrUnsupported *ArgError when the operands or output
-// use something caps excludes (scale format, output dtype, C, strides,
-// K or N alignment). Backends call it after validation.
-func CheckCaps(caps Caps, d *Out, k, n int, ops ...*FP8Matrix) error {
+// checkCaps returns an ErrUnsupported *ArgError when the operands or
+// output use something caps excludes (scale format, output dtype, C,
+// strides, K or N alignment). The front functions call it after
+// validation.
+func checkCaps(caps Caps, d *Out, k, n int, ops ...*tensor.FP8Matrix) error {
 	for _, m := range ops {
 		if m == nil {
 			continue
 		}
-		if m.Format == ScaleF32 && !caps.ScalesF32 || m.Format == ScaleUE8M0 && !caps.ScalesUE8M0 {
+		if m.Format == tensor.ScaleF32 && !caps.ScalesF32 || m.Format == tensor.ScaleUE8M0 && !caps.ScalesUE8M0 {
 			return argErr("Format", ErrUnsupported, "scale format %v", m.Format)
 		}
 		if m.Stride != 0 && m.Stride != m.K && !caps.Strided {

@@ -42,7 +42,7 @@ func BenchmarkDecode(b *testing.B) {
 					b.Fatal(err)
 				}
 				for b.Loop() {
-					if _, _, err := mla.Decode(b.Context(), mla.CPU, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts); err != nil {
+					if _, _, err := mla.Decode(b.Context(), mla.Default(), in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -51,7 +51,7 @@ func BenchmarkDecode(b *testing.B) {
 				if hq*sq >= 128 {
 					rounds = 10
 				}
-				m, err := oracle.Measure(mla.CPU, c, 1, rounds)
+				m, err := oracle.Measure(mla.Default(), c, 1, rounds)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -33,16 +33,45 @@ var DeepSeekV3Scale = float32(func() float64 {
 // [HeadDim]), mirroring FlashMLA's k_cache [num_blocks, page_block_size, h_kv,
 // d]. V has no storage of its own: it is the first HeadDimV channels of the
 // same rows. Exactly one of F32, BF16, F16 holds the elements, selected by
-// DType (tensor.F32, tensor.BF16T or tensor.F16T).
+// DType (tensor.F32, tensor.BF16T or tensor.F16T), as tensor.Storage: host
+// memory (tensor.Host, what NewPagedCache allocates) or, for a device
+// backend, a device buffer that stays there between decode steps.
 type PagedCache struct {
 	DType      tensor.DType
 	NumBlocks  int
 	PageSize   int
 	NumKVHeads int
 	HeadDim    int
-	F32        []float32
-	BF16       []tensor.BF16
-	F16        []tensor.F16
+	F32        tensor.Storage[float32]
+	BF16       tensor.Storage[tensor.BF16]
+	F16        tensor.Storage[tensor.F16]
+}
+
+// CacheHost is a PagedCache resolved to host slices (PagedCache.Host): the
+// embedded cache's layout with F32, BF16 and F16 as slices (nil where the
+// cache has none).
+type CacheHost struct {
+	*PagedCache
+	F32  []float32
+	BF16 []tensor.BF16
+	F16  []tensor.F16
+}
+
+// Host resolves c's storage to host slices once (no copy). Errors: an
+// *ArgError wrapping ErrUnsupported and tensor.ErrNotHost for storage the
+// CPU cannot address.
+func (c *PagedCache) Host() (CacheHost, error) {
+	h := CacheHost{PagedCache: c}
+	var err error
+	if h.F32, err = tensor.HostSlice(c.F32); err == nil {
+		if h.BF16, err = tensor.HostSlice(c.BF16); err == nil {
+			h.F16, err = tensor.HostSlice(c.F16)
+		}
+	}
+	if err != nil {
+		return CacheHost{}, &ArgError{Arg: "k_cache", Err: ErrUnsupported, Msg: err.Error(), cause: err}
+	}
+	return h, nil
 }
 
 // NewPagedCache allocates a zeroed cache. It returns an *ArgError wrapping
@@ -56,11 +85,11 @@ func NewPagedCache(dt tensor.DType, numBlocks, pageSize, numKVHeads, headDim int
 	n := numBlocks * pageSize * numKVHeads * headDim
 	switch dt {
 	case tensor.F32:
-		c.F32 = make([]float32, n)
+		c.F32 = tensor.Host[float32](make([]float32, n))
 	case tensor.BF16T:
-		c.BF16 = make([]tensor.BF16, n)
+		c.BF16 = tensor.Host[tensor.BF16](make([]tensor.BF16, n))
 	case tensor.F16T:
-		c.F16 = make([]tensor.F16, n)
+		c.F16 = tensor.Host[tensor.F16](make([]tensor.F16, n))
 	}
 	return c, nil
 }
@@ -95,11 +124,11 @@ func (c *PagedCache) Check() error {
 	var got int
 	switch c.DType {
 	case tensor.F32:
-		got = len(c.F32)
+		got = tensor.StorageLen(c.F32)
 	case tensor.BF16T:
-		got = len(c.BF16)
+		got = tensor.StorageLen(c.BF16)
 	case tensor.F16T:
-		got = len(c.F16)
+		got = tensor.StorageLen(c.F16)
 	}
 	if got != want {
 		return argErr("k_cache", ErrShape, "%v storage holds %d elements, want %d", c.DType, got, want)
@@ -114,9 +143,9 @@ func (c *PagedCache) Offset(block, slot, kvHead int) int {
 }
 
 // SetRow encodes row (HeadDim float32 values, round-to-nearest-even for
-// BF16/F16; NaN stays NaN) into (block, slot, kvHead). It returns an
-// *ArgError wrapping ErrShape if an index is out of range or len(row) !=
-// HeadDim.
+// BF16/F16; NaN stays NaN) into (block, slot, kvHead) of host storage. It
+// returns an *ArgError wrapping ErrShape if an index is out of range or
+// len(row) != HeadDim, or the error of Host for device storage.
 func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
 	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
 		return argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
@@ -124,21 +153,26 @@ func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
 	if len(row) != c.HeadDim {
 		return argErr("row", ErrShape, "length %d, want head dim %d", len(row), c.HeadDim)
 	}
+	h, err := c.Host()
+	if err != nil {
+		return err
+	}
 	off := c.Offset(block, slot, kvHead)
 	switch c.DType {
 	case tensor.F32:
-		copy(c.F32[off:off+c.HeadDim], row)
+		copy(h.F32[off:off+c.HeadDim], row)
 	case tensor.BF16T:
-		tensor.EncodeBF16(c.BF16[off:off+c.HeadDim], row)
+		tensor.EncodeBF16(h.BF16[off:off+c.HeadDim], row)
 	case tensor.F16T:
-		tensor.EncodeF16(c.F16[off:off+c.HeadDim], row)
+		tensor.EncodeF16(h.F16[off:off+c.HeadDim], row)
 	}
 	return nil
 }
 
 // Row decodes row (block, slot, kvHead) into dst[:HeadDim] and returns
 // dst[:HeadDim]. It returns an *ArgError wrapping ErrShape if an index is out
-// of range or dst is shorter than HeadDim.
+// of range or dst is shorter than HeadDim, or the error of Host for device
+// storage.
 func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) ([]float32, error) {
 	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
 		return nil, argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
@@ -146,11 +180,15 @@ func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) ([]float32, err
 	if len(dst) < c.HeadDim {
 		return nil, argErr("dst", ErrShape, "length %d, want head dim %d", len(dst), c.HeadDim)
 	}
-	return c.row(block, slot, kvHead, dst), nil
+	h, err := c.Host()
+	if err != nil {
+		return nil, err
+	}
+	return h.row(block, slot, kvHead, dst), nil
 }
 
 // row is Row for indices the caller has validated.
-func (c *PagedCache) row(block, slot, kvHead int, dst []float32) []float32 {
+func (c *CacheHost) row(block, slot, kvHead int, dst []float32) []float32 {
 	off := c.Offset(block, slot, kvHead)
 	dst = dst[:c.HeadDim]
 	switch c.DType {
@@ -164,23 +202,29 @@ func (c *PagedCache) row(block, slot, kvHead int, dst []float32) []float32 {
 	return dst
 }
 
-// Fill sets every element of the cache to v (encoded in the storage dtype),
-// e.g. NaN to poison the padding before writing live rows.
-func (c *PagedCache) Fill(v float32) {
+// Fill sets every element of the cache's host storage to v (encoded in the
+// storage dtype), e.g. NaN to poison the padding before writing live rows.
+// Errors: the error of Host for device storage.
+func (c *PagedCache) Fill(v float32) error {
+	hc, err := c.Host()
+	if err != nil {
+		return err
+	}
 	switch c.DType {
 	case tensor.F32:
-		for i := range c.F32 {
-			c.F32[i] = v
+		for i := range hc.F32 {
+			hc.F32[i] = v
 		}
 	case tensor.BF16T:
 		b := tensor.BF16FromFloat32(v)
-		for i := range c.BF16 {
-			c.BF16[i] = b
+		for i := range hc.BF16 {
+			hc.BF16[i] = b
 		}
 	case tensor.F16T:
 		h := tensor.F16FromFloat32(v)
-		for i := range c.F16 {
-			c.F16[i] = h
+		for i := range hc.F16 {
+			hc.F16[i] = h
 		}
 	}
+	return nil
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-func TestConformanceRef(t *testing.T) { mlatest.Run(t, mla.Ref, mlatest.Options{}) }
-func TestConformanceCPU(t *testing.T) { mlatest.Run(t, mla.CPU, mlatest.Options{}) }
+func TestConformanceRef(t *testing.T) { mlatest.Run(t, mla.NewRef(), mlatest.Options{}) }
+func TestConformanceCPU(t *testing.T) { mlatest.Run(t, mla.Default(), mlatest.Options{}) }
 
 // TestConformanceCPULevels runs the sampled suite on the cpu backend with
 // its kernels forced down to AVX2 and to pure Go, so that every path this
@@ -43,7 +43,7 @@ func TestNewCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := be.(kerneled).Kernels(), mla.CPU.(kerneled).Kernels(); got != want {
+	if got, want := be.(kerneled).Kernels(), mla.Default().(kerneled).Kernels(); got != want {
 		t.Fatalf("default kernels %s, CPU has %s", got, want)
 	}
 	if _, err := mla.NewCPU(mla.CPUOptions{Kernels: "avx1024"}); !errors.Is(err, mla.ErrKernels) {
@@ -69,7 +69,7 @@ func TestConcurrentKernelSets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bes := []mla.Backend{mla.CPU, gen}
+	bes := []mla.Backend{mla.Default(), gen}
 	want := make([][]float32, len(bes))
 	for i, be := range bes {
 		if want[i], _, err = mla.Decode(t.Context(), be, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts); err != nil {
@@ -123,7 +123,7 @@ func (b page64Only) Supports(p *mla.Problem) error {
 func TestConformanceSkips(t *testing.T) {
 	var ran, skipped int
 	t.Run("suite", func(t *testing.T) {
-		mlatest.Run(t, page64Only{mla.CPU}, mlatest.Options{Short: true, Skip: []string{`_F16`}})
+		mlatest.Run(t, page64Only{mla.Default()}, mlatest.Options{Short: true, Skip: []string{`_F16`}})
 	})
 	// The sample must hold cases of both kinds for the run above to mean
 	// anything.
@@ -138,7 +138,7 @@ func TestConformanceSkips(t *testing.T) {
 	if ran == 0 || skipped == 0 {
 		t.Fatalf("grid sample has %d page-64 non-F16 cases and %d others; want both", ran, skipped)
 	}
-	_, _, err := mla.Decode(t.Context(), page64Only{mla.CPU}, mla.Query{Data: make([]float32, 8), B: 1, SQ: 1, HQ: 1},
+	_, _, err := mla.Decode(t.Context(), page64Only{mla.Default()}, mla.Query{Data: make([]float32, 8), B: 1, SQ: 1, HQ: 1},
 		mustCache(t, 16), [][]int32{{0}}, []int32{1}, nil)
 	if !errors.Is(err, mla.ErrUnsupported) {
 		t.Fatalf("page 16 on a page-64 backend: %v, want ErrUnsupported", err)

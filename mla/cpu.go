@@ -22,14 +22,15 @@ import (
 // than 4 rows per KV head (h_q = 1) the problem is bandwidth-bound, and for a
 // BF16 cache it reads the rows in place with fused decode+dot and
 // decode+axpy kernels, two query rows per pass. Kernels are AVX-512 or
-// AVX2+FMA assembly where the CPU has them, pure Go otherwise: CPU runs
+// AVX2+FMA assembly where the CPU has them, pure Go otherwise: Default runs
 // the best set this machine has, NewCPU the one its options name. Buffers
 // are pooled across calls. It supports every problem NewProblem accepts.
 //
-// Besides Backend's methods, the cpu backend's value (CPU's and NewCPU's)
-// has Kernels() string, the name of its kernel set ("avx512", "avx2" or
-// "go"), reached through an interface assertion (mla/oracle.Measure does).
-var CPU Backend = cpuBackend{ks: kernels.Best()}
+// Besides Backend's methods, the cpu backend's value (Default's and
+// NewCPU's) has Kernels() string, the name of its kernel set ("avx512",
+// "avx2" or "go"), reached through an interface assertion
+// (mla/oracle.Measure does).
+func Default() Backend { return cpuBackend{ks: kernels.Best()} }
 
 // CPUOptions configures NewCPU.
 type CPUOptions struct {
@@ -76,6 +77,10 @@ func (cpuBackend) DefaultNumParts(p *Problem) int { return goParts(p) }
 
 // Decode runs p with schedule s; see Backend.
 func (b cpuBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
+	p, err := p.onHost()
+	if err != nil {
+		return err
+	}
 	k := cpuKernel{ks: b.ks}
 	if p.Rows() >= 4 {
 		// Qᵀ of every (request, KV head), built once and shared by all the
@@ -177,7 +182,7 @@ func (cpuKernel) release(scratch any) {
 // gather decodes the cache rows of tokens [t0, t0+n) of request req, KV head
 // kvh, into dst [n][D].
 func gather(ks kernels.Set, p *Problem, req, kvh, t0, n int, dst []float32) {
-	c, d := p.Cache, p.Cache.HeadDim
+	c, d := &p.host, p.Cache.HeadDim
 	bt := p.BlockTable[req]
 	page, slot := t0/c.PageSize, t0%c.PageSize
 	for i := range n {
@@ -317,10 +322,10 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 		sr := s.st[m*TileN : m*TileN+n]
 		switch {
 		case bf16 != nil && m+1 < live:
-			s.ks.QKBF16x2(s.q[m*d:(m+2)*d], d, bf16.Cache.BF16, s.offs[:n], s.st[m*TileN:], TileN)
+			s.ks.QKBF16x2(s.q[m*d:(m+2)*d], d, bf16.host.BF16, s.offs[:n], s.st[m*TileN:], TileN)
 			m++
 		case bf16 != nil:
-			s.ks.QKBF16(s.q[m*d:(m+1)*d], bf16.Cache.BF16, s.offs[:n], sr)
+			s.ks.QKBF16(s.q[m*d:(m+1)*d], bf16.host.BF16, s.offs[:n], sr)
 		default:
 			for i := range n {
 				sr[i] = s.ks.Dot(s.q[m*d:(m+1)*d], s.k[i*d:(i+1)*d])
@@ -359,10 +364,10 @@ func (s *cpuScratch) smallTile(bf16 *Problem, rows, d, dv, t0, n int) {
 		sr, om := s.st[m*TileN:m*TileN+n], s.o[m*dv:(m+1)*dv]
 		switch {
 		case bf16 != nil && m+1 < live:
-			s.ks.PVBF16x2(s.o[m*dv:(m+2)*dv], dv, s.st[m*TileN:], TileN, bf16.Cache.BF16, s.offs[:n])
+			s.ks.PVBF16x2(s.o[m*dv:(m+2)*dv], dv, s.st[m*TileN:], TileN, bf16.host.BF16, s.offs[:n])
 			m++
 		case bf16 != nil:
-			s.ks.PVBF16(om, sr, bf16.Cache.BF16, s.offs[:n])
+			s.ks.PVBF16(om, sr, bf16.host.BF16, s.offs[:n])
 		default:
 			for i, pv := range sr {
 				if pv != 0 {

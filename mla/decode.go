@@ -2,10 +2,11 @@ package mla
 
 import (
 	"context"
+	"errors"
 	"math"
 	"runtime"
-	"sort"
-	"sync"
+
+	"github.com/fireflyer-go/fireflyer/internal/registry"
 )
 
 // Query is the query batch of one decode step: Data holds [B, SQ, HQ, D]
@@ -59,6 +60,21 @@ type Problem struct {
 	HeadDimV     int
 	Scale        float32
 	Causal       bool
+
+	host CacheHost // Cache resolved to host slices, for the Go backends
+}
+
+// onHost returns a copy of p with the cache's host slices resolved, once
+// per call, for the backends that compute on the CPU. Errors: those of
+// PagedCache.Host (ErrUnsupported and tensor.ErrNotHost for device storage).
+func (p *Problem) onHost() (*Problem, error) {
+	h, err := p.Cache.Host()
+	if err != nil {
+		return nil, err
+	}
+	q := *p
+	q.host = h
+	return &q, nil
 }
 
 // HKV returns the number of KV heads, Cache.NumKVHeads.
@@ -101,44 +117,45 @@ type Backend interface {
 	Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error
 }
 
-var (
-	regMu    sync.RWMutex
-	registry = map[string]Backend{}
-)
-
-// Register makes a backend available to Lookup under b.Name(); a later
-// registration under the same name replaces the earlier one.
-func Register(b Backend) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	registry[b.Name()] = b
+// BackendOptions configures a backend constructed by NewBackend. Each
+// backend reads the fields it understands.
+type BackendOptions struct {
+	// Kernels selects the cpu backend's kernel set (CPUOptions.Kernels);
+	// the ref backend ignores it.
+	Kernels string
 }
 
-// Lookup returns the backend registered under name, or ErrUnknownBackend.
-func Lookup(name string) (Backend, error) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	if b, ok := registry[name]; ok {
-		return b, nil
+var backends = registry.Registry[Backend, BackendOptions]{Kind: "mla"}
+
+// Register makes a backend constructible by NewBackend and listed by
+// Backends under name; backend packages call it from init (this package
+// registers "ref" and "cpu"). It panics on an empty or duplicate name.
+func Register(name, doc string, probe func() error, newBackend func(BackendOptions) (Backend, error)) {
+	backends.Register(registry.Entry[Backend, BackendOptions]{Name: name, Doc: doc, Probe: probe, New: newBackend})
+}
+
+// NewBackend constructs the backend registered under name ("cpu", "ref")
+// with opts. Errors: an *ArgError wrapping ErrUnknownBackend for a name
+// nobody registered (naming the ones that are), or the backend's reason for
+// being unavailable here.
+func NewBackend(name string, opts BackendOptions) (Backend, error) {
+	b, err := backends.New(name, opts)
+	if errors.Is(err, registry.ErrUnknown) {
+		return nil, argErr("backend", ErrUnknownBackend, "no backend %q (have %v)", name, backends.Names())
 	}
-	return nil, argErr("backend", ErrUnknownBackend, "no backend %q (have %v)", name, backendNames())
+	return b, err
 }
 
-// Backends returns the registered backend names, sorted.
-func Backends() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	return backendNames()
-}
+// BackendNames returns the registered backend names, sorted.
+func BackendNames() []string { return backends.Names() }
 
-func backendNames() []string {
-	var n []string
-	for k := range registry {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
-}
+// Backends lists the registered backends and whether each can be
+// constructed here, sorted by name (for `fireflyer info`).
+func Backends() []registry.Status { return backends.List() }
+
+// NewRef returns the "ref" backend: a scalar online softmax, slow by
+// design, the yardstick the conformance suite holds faster backends to.
+func NewRef() Backend { return refBackend{} }
 
 // PartsAdvisor is implemented by backends that choose the default part
 // count of the schedule themselves (a CUDA backend from its SM count, the Go
@@ -166,12 +183,11 @@ func DefaultNumParts(be Backend, p *Problem) int {
 // a Rows×HeadDimV partial output and a combine).
 func goParts(p *Problem) int { return NumSMParts(4*runtime.GOMAXPROCS(0), p.SQ, p.HQ, p.HKV()) }
 
-// Default returns the default backend, "cpu".
-func Default() Backend { return CPU }
-
 func init() {
-	Register(Ref)
-	Register(CPU)
+	Register("ref", "pure Go, the literal spec", nil,
+		func(BackendOptions) (Backend, error) { return NewRef(), nil })
+	Register("cpu", "blocked parallel MLA decode (AVX-512/AVX2 kernels, pure Go otherwise)", nil,
+		func(o BackendOptions) (Backend, error) { return NewCPU(CPUOptions{Kernels: o.Kernels}) })
 }
 
 // NewProblem validates the arguments of Decode and returns the problem a

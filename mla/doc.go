@@ -28,13 +28,20 @@
 //     attention and the weight absorption that turns it into this MQA
 //     problem (inference/model.py, class MLA).
 //
-// Backends: "cpu" (Default) and "ref". The cpu backend runs (request, KV
+// Backends live in a registry: NewBackend("cpu" or "ref", BackendOptions{})
+// constructs one (Default, NewCPU and NewRef directly; a nil backend in
+// Decode means Default), Backends lists them for `fireflyer info`, and a
+// backend package (CUDA) adds itself with Register. Decode validates once
+// (NewProblem) and hands the backend the validated Problem. The cache's
+// storage is tensor.Storage: the Go backends resolve it to host slices once
+// per call and refuse device storage with ErrUnsupported and
+// tensor.ErrNotHost. The cpu backend runs (request, KV
 // head, split) units on the module's shared worker pool; each tile of 64 keys is decoded to float32 once
 // and shared by all query rows of its KV head, and Q·Kᵀ and P·V are
 // register-blocked GEMMs; with fewer than 4 rows per KV head (h_q = 1) it
 // reads BF16 rows in place instead, as that case is bandwidth-bound. Its
 // kernels are Go assembly for AVX-512 (F, BW, DQ) or AVX2+FMA with pure-Go
-// twins (used elsewhere and under the noasm build tag): CPU runs the best
+// twins (used elsewhere and under the noasm build tag): Default runs the best
 // set this machine has, NewCPU the set its options name. The ref backend is a
 // scalar float32 online softmax. Package mla/mlatest is the conformance suite
 // any backend runs, with a float64 oracle and upstream's tolerances. Results

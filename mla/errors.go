@@ -35,6 +35,8 @@ type ArgError struct {
 	Arg string
 	Err error
 	Msg string
+
+	cause error // an underlying error errors.Is also matches (tensor.ErrNotHost)
 }
 
 // Error returns "<sentinel>: <arg>: <what is wrong>".
@@ -42,6 +44,10 @@ func (e *ArgError) Error() string { return fmt.Sprintf("%v: %s: %s", e.Err, e.Ar
 
 // Unwrap returns the sentinel, so errors.Is(err, ErrShape) works.
 func (e *ArgError) Unwrap() error { return e.Err }
+
+// Is reports whether the underlying cause, if any, matches target: storage
+// a host backend cannot address is ErrUnsupported and tensor.ErrNotHost.
+func (e *ArgError) Is(target error) bool { return e.cause != nil && errors.Is(e.cause, target) }
 
 func argErr(arg string, sentinel error, format string, a ...any) error {
 	return &ArgError{Arg: arg, Err: sentinel, Msg: fmt.Sprintf(format, a...)}

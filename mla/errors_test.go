@@ -44,7 +44,10 @@ func TestBadInput(t *testing.T) {
 		{"block table rows", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { *bt = (*bt)[:1] }, mla.ErrShape, "block_table"},
 		{"q length", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { q.Data = q.Data[1:] }, mla.ErrShape, "q"},
 		{"zero batch", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { q.B = 0 }, mla.ErrShape, "q"},
-		{"cache storage", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) { c.BF16 = c.BF16[1:] }, mla.ErrShape, "k_cache"},
+		{"cache storage", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) {
+			h, _ := tensor.HostSlice(c.BF16)
+			c.BF16 = tensor.HostOf(h[1:])
+		}, mla.ErrShape, "k_cache"},
 		{"cache dtype", func(q *mla.Query, c *mla.PagedCache, bt *[][]int32, sl *[]int32, o *mla.Options) {
 			c.DType = tensor.E4M3T
 		}, mla.ErrDType, "k_cache"},
@@ -98,18 +101,25 @@ func TestNewPagedCacheErrors(t *testing.T) {
 	}
 }
 
-func TestLookup(t *testing.T) {
+func TestNewBackend(t *testing.T) {
 	for _, n := range []string{"ref", "cpu"} {
-		b, err := mla.Lookup(n)
+		b, err := mla.NewBackend(n, mla.BackendOptions{})
 		if err != nil || b.Name() != n {
-			t.Errorf("Lookup(%q) = %v, %v", n, b, err)
+			t.Errorf("NewBackend(%q) = %v, %v", n, b, err)
 		}
 	}
-	if _, err := mla.Lookup("cuda-missing"); !errors.Is(err, mla.ErrUnknownBackend) {
+	if _, err := mla.NewBackend("cuda-missing", mla.BackendOptions{}); !errors.Is(err, mla.ErrUnknownBackend) {
 		t.Errorf("unknown backend: %v", err)
 	}
-	if mla.Default().Name() != "cpu" {
-		t.Errorf("default backend %q, want cpu", mla.Default().Name())
+	if n := mla.BackendNames(); len(n) < 2 || n[0] != "cpu" || n[1] != "ref" {
+		t.Errorf("BackendNames = %v", n)
+	}
+	l := mla.Backends()
+	if len(l) < 2 || l[0].Name != "cpu" || l[0].Err != nil || l[0].Doc == "" {
+		t.Errorf("Backends = %+v", l)
+	}
+	if mla.Default().Name() != "cpu" || mla.NewRef().Name() != "ref" {
+		t.Errorf("NewCPU/NewRef names %q, %q", mla.Default().Name(), mla.NewRef().Name())
 	}
 }
 
@@ -117,7 +127,7 @@ func TestCancelled(t *testing.T) {
 	q, c, bt, sl, o := validArgs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, be := range []mla.Backend{mla.Ref, mla.CPU} {
+	for _, be := range []mla.Backend{mla.NewRef(), mla.Default()} {
 		if _, _, err := mla.Decode(ctx, be, q, c, bt, sl, o); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s: err = %v, want context.Canceled", be.Name(), err)
 		}
@@ -138,10 +148,11 @@ func FuzzDecodeValidation(f *testing.F) {
 		b, sq, hq = b%5, sq%5, hq%9
 		cache := &mla.PagedCache{DType: tensor.BF16T, NumBlocks: int(blocks % 10), PageSize: int(page % 9), NumKVHeads: int(hkv % 4), HeadDim: int(d % 40)}
 		if n := cache.NumBlocks * cache.PageSize * cache.NumKVHeads * cache.HeadDim; n >= 0 {
-			cache.BF16 = make([]tensor.BF16, n)
-			for i := range cache.BF16 {
-				cache.BF16[i] = tensor.BF16NaNBits
+			v := make([]tensor.BF16, n)
+			for i := range v {
+				v[i] = tensor.BF16NaNBits
 			}
+			cache.BF16 = tensor.HostOf(v)
 		}
 		// table bytes: per request a length, then its block ids.
 		seqlens := make([]int32, b)
@@ -183,7 +194,7 @@ func FuzzDecodeValidation(f *testing.F) {
 		for i := range qd {
 			qd[i] = float32(i%5) * 0.2
 		}
-		for _, be := range []mla.Backend{mla.Ref, mla.CPU} {
+		for _, be := range []mla.Backend{mla.NewRef(), mla.Default()} {
 			out, lse, err := mla.Decode(context.Background(), be, mla.Query{Data: qd, B: int(b), SQ: int(sq), HQ: int(hq)}, cache, bt, seqlens,
 				&mla.Options{HeadDimV: int(dv % 40), Causal: causal, NumParts: 3})
 			if err != nil {

@@ -74,7 +74,7 @@ func TestNaiveVsAbsorbed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, be := range []mla.Backend{mla.Ref, mla.CPU} {
+	for _, be := range []mla.Backend{mla.NewRef(), mla.Default()} {
 		t.Run(be.Name(), func(t *testing.T) {
 			out, lse, err := mla.Decode(context.Background(), be, mla.Query{Data: q, B: b, SQ: sq, HQ: heads}, cache, bt, seqlens,
 				&mla.Options{Scale: mla.DeepSeekV3Scale, Causal: true})

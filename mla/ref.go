@@ -5,15 +5,13 @@ import (
 	"math"
 )
 
-// Ref is the "ref" backend: for every query row it walks the row's keys one
-// at a time with an online softmax in float32 (running max m, sum l and
+// refBackend is the "ref" backend (NewRef): for every query row it walks
+// the row's keys one at a time with an online softmax in float32 (running max m, sum l and
 // output o rescaled by exp(m_old − m_new)), decoding each cache row from its
 // storage dtype with the tensor package's scalar conversions. It follows the
 // same schedule and split-KV combine as the fast backend and supports every
 // problem NewProblem accepts. It is slow by design: the yardstick the
 // conformance suite holds faster backends to.
-var Ref Backend = refBackend{}
-
 type refBackend struct{}
 
 // Name returns "ref".
@@ -28,6 +26,10 @@ func (refBackend) DefaultNumParts(p *Problem) int { return goParts(p) }
 
 // Decode runs p with schedule s; see Backend.
 func (refBackend) Decode(ctx context.Context, p *Problem, s *Schedule, out, lse []float32) error {
+	p, err := p.onHost()
+	if err != nil {
+		return err
+	}
 	return runSchedule(ctx, p, s, out, lse, refKernel{})
 }
 
@@ -41,7 +43,7 @@ func (refKernel) release(any) {}
 
 func (refKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse []float32) {
 	scr := scratch.(*refScratch)
-	c, d, dv, hpk := p.Cache, p.Cache.HeadDim, p.HeadDimV, p.HeadsPerKV()
+	c, d, dv, hpk := &p.host, p.Cache.HeadDim, p.HeadDimV, p.HeadsPerKV()
 	for m := range p.Rows() {
 		j, h := m/hpk, kvh*hpk+m%hpk
 		q := p.Q[((req*p.SQ+j)*p.HQ+h)*d:][:d]

@@ -2,7 +2,18 @@
 // Fireflyer package shares: BF16, FP16, FP8 E4M3 and E5M2 (OCP "fn"/IEEE-like
 // variants as used by DeepGEMM, DeepEP and FlashMLA), the UE8M0 power-of-two
 // scale byte of DeepGEMM's SM100 path, and a Tensor carrying dtype, shape,
-// strides and host (or, later, device) storage.
+// strides and host bytes (the file and wire form).
+//
+// It also holds what the compute packages exchange: FP8Matrix, the one
+// blocked FP8 operand (E4M3 data with 1×128 or 128×128 block scales of
+// ScaleBlock = 128 channels, float32 or UE8M0), its quantizers
+// (QuantizePerToken, QuantizePerTokenBF16, QuantizePerBlock, with the UE8M0
+// rounding option), Stack, Regroup, Dequantize and FP8FromTensors for
+// checkpoint tensors; and Storage, the small interface through which every
+// operand's elements are reached: Host slices today, device buffers (a GPU
+// backend) later. Code that computes on the CPU resolves Storage to slices
+// once per call (HostSlice, FP8Matrix.Host) and gets ErrNotHost for storage
+// it cannot address.
 //
 // Conversions from float32 round to nearest, ties to even, with subnormals.
 // The plain XFromFloat32 functions saturate out-of-range finite values to

@@ -9,3 +9,12 @@ var (
 	// ErrShape reports a shape, stride or length that does not fit.
 	ErrShape = errors.New("tensor: bad shape")
 )
+
+// ErrScales reports FP8 block scales whose layout, length or format does not
+// match their operand.
+var ErrScales = errors.New("tensor: bad scales")
+
+// ErrNotHost reports storage the CPU cannot address (device memory) handed
+// to code that computes on the host: the ref and cpu backends, the
+// quantizers, Stack, Dequantize.
+var ErrNotHost = errors.New("tensor: storage is not host memory")

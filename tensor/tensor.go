@@ -11,21 +11,12 @@ import (
 // math.MaxInt on 32-bit ones.
 const maxBytes = min(uint64(math.MaxInt), 1<<48)
 
-// Device is device storage that a backend (the cuda package) attaches to a
-// Tensor. Host-only tensors leave it nil.
-type Device interface {
-	// Ptr returns the device address of the first byte.
-	Ptr() uintptr
-	// Bytes returns the size of the allocation in bytes.
-	Bytes() int
-	// Ordinal returns the device index (CUDA ordinal).
-	Ordinal() int
-}
-
 // Tensor is a strided n-dimensional array of one dtype. Shape and Strides
 // count elements (not bytes), outermost dimension first. Host storage is Data
-// (little-endian raw bytes, at least as long as the largest offset reached);
-// Dev, when non-nil, holds the same elements in device memory.
+// (little-endian raw bytes, at least as long as the largest offset reached).
+// Tensor is the file- and wire-level form (safetensors, work files); the
+// operands the compute packages take (FP8Matrix, gemm's and mla's) hold
+// their elements in Storage, which device memory can implement.
 //
 // Tensor is deliberately small: packages define their own argument structs
 // around it and use the typed views (F32, BF16s, E4M3s, ...) to reach the
@@ -35,7 +26,6 @@ type Tensor struct {
 	Shape   []int
 	Strides []int
 	Data    []byte
-	Dev     Device
 }
 
 // New returns a zeroed, contiguous (row-major) host tensor. It returns
@@ -124,7 +114,7 @@ func (t *Tensor) Check() error {
 	if err != nil {
 		return err
 	}
-	if n == 0 || t.Data == nil && t.Dev != nil {
+	if n == 0 {
 		return nil
 	}
 	// The furthest element's offset (in elements), checked before each

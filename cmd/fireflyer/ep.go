@@ -16,7 +16,6 @@ import (
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
-	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -432,13 +431,13 @@ func epBenchRank(ctx context.Context, t ep.Transport, cfg epBenchConfig, stderr 
 		xt := ep.Tokens{N: n, Hidden: h, BF16: x}
 		var y []tensor.BF16
 		if cfg.FP8 {
-			xf := make([]float32, n*h)
-			tensor.DecodeBF16(xf, x)
-			q, err := gemm.QuantizePerToken(xf, n, h, gemm.QuantOptions{})
+			q, err := tensor.QuantizePerTokenBF16(x, n, h, tensor.QuantOptions{})
+			if err == nil {
+				xt, err = ep.TokensFromFP8(q)
+			}
 			if err != nil {
 				return res, err
 			}
-			xt = ep.Tokens{N: n, Hidden: h, FP8: q.Data, Scales: q.ScalesF32}
 			y = make([]tensor.BF16, recv[me]*h)
 		}
 		out := make([]tensor.BF16, n*h)

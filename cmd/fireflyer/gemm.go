@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fireflyer-go/fireflyer/tensor"
 	"io"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/gemm/oracle"
-	"github.com/fireflyer-go/fireflyer/gemm/ref"
+	_ "github.com/fireflyer-go/fireflyer/gemm/ref" // registers "ref"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 )
 
@@ -61,29 +62,26 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer gemm: -repeats must be ≥ 1 (got %d)\n", *repeats)
 		return exitUsage
 	}
-	var be gemm.Backend
 	res := gemmResult{Backend: *backend, M: *m, N: *n, K: *k, Scales: "f32", RepeatsForTiming: *repeats,
 		GateUnquantized: oracle.GateUnquantized, GateDequantized: oracle.GateDequantized}
-	switch *backend {
-	case "cpu":
-		cb := cpu.New()
-		be, res.Kernel = cb, cb.Kernel()
-	case "ref":
-		be = ref.New()
-	default:
+	be, err := gemm.NewBackend(*backend, gemm.Options{})
+	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer gemm: -backend must be cpu or ref (got %q)\n", *backend)
 		return exitUsage
+	}
+	if cb, ok := be.(*cpu.Backend); ok {
+		res.Kernel = cb.Kernel()
 	}
 	if *ue8m0 {
 		res.Scales = "ue8m0"
 	}
 	s := oracle.Shape{M: *m, N: *n, K: *k}
-	p := oracle.NewProblem(*seed, s, gemm.QuantOptions{UE8M0: *ue8m0})
+	p := oracle.NewProblem(*seed, s, tensor.QuantOptions{UE8M0: *ue8m0})
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
 	ctx := context.Background()
 	for i := 0; i < *repeats; i++ {
 		t := time.Now()
-		if err := be.GemmNT(ctx, p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(ctx, be, p.A, p.B, d); err != nil {
 			fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
 			return exitFail
 		}

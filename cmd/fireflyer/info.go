@@ -12,8 +12,11 @@ import (
 	_ "github.com/fireflyer-go/fireflyer/ep/inproc" // registers the inproc transport
 	_ "github.com/fireflyer-go/fireflyer/ep/sock"   // registers tcp and unix
 	"github.com/fireflyer-go/fireflyer/fs"
+	"github.com/fireflyer-go/fireflyer/gemm"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
+	_ "github.com/fireflyer-go/fireflyer/gemm/ref" // registers "ref"
 	"github.com/fireflyer-go/fireflyer/internal/platform"
+	"github.com/fireflyer-go/fireflyer/internal/registry"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/rdma"
 )
@@ -118,13 +121,25 @@ func backendTable(r infoReport) []backendStatus {
 		}
 		return "pure-Go kernels (no AVX2/AVX-512 here, or built with -tags noasm)"
 	}
-	out := []backendStatus{
-		{"gemm", "ref", true, "pure Go, the literal spec"},
-		{"gemm", "cpu", true, kernel(gemmcpu.New().Kernel())},
-		{"gemm", "cuda", false, gpuWhy},
-		{"mla", "ref", true, "pure Go, the literal spec"},
-		{"mla", "cpu", true, kernel(mlaKernels())},
-		{"mla", "cuda", false, gpuWhy},
+	// gemm and mla list their registries (what gemm.NewBackend and
+	// mla.NewBackend construct).
+	var out []backendStatus
+	for _, reg := range []struct {
+		pkg   string
+		list  []registry.Status
+		level string
+	}{{"gemm", gemm.Backends(), gemmcpu.New(gemmcpu.Options{}).Kernel()}, {"mla", mla.Backends(), mlaKernels()}} {
+		for _, b := range reg.list {
+			st := backendStatus{Package: reg.pkg, Backend: b.Name, Usable: b.Err == nil, Detail: b.Doc}
+			switch {
+			case b.Err != nil:
+				st.Detail = b.Err.Error()
+			case b.Name == "cpu":
+				st.Detail = kernel(reg.level)
+			}
+			out = append(out, st)
+		}
+		out = append(out, backendStatus{reg.pkg, "cuda", false, gpuWhy})
 	}
 	// ep lists its transport registry (what ep.OpenTransport constructs).
 	for _, b := range ep.Transports() {
@@ -188,7 +203,7 @@ func printInfo(w io.Writer, r infoReport) {
 
 // mlaKernels names the kernel set of mla's default cpu backend.
 func mlaKernels() string {
-	if k, ok := mla.CPU.(interface{ Kernels() string }); ok {
+	if k, ok := mla.Default().(interface{ Kernels() string }); ok {
 		return k.Kernels()
 	}
 	return "go"

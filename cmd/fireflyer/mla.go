@@ -158,7 +158,7 @@ func caseFlags(fs *flag.FlagSet) (*oracle.Case, *string, *string) {
 	fs.IntVar(&c.NumParts, "parts", 0, "schedule parts (0: the backend's default, 4·GOMAXPROCS SM-equivalents for cpu and ref)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "data seed")
 	dtype := fs.String("dtype", "BF16", "cache dtype: BF16, F16 or F32")
-	backend := fs.String("backend", "cpu", "backend: "+strings.Join(mla.Backends(), ", "))
+	backend := fs.String("backend", "cpu", "backend: "+strings.Join(mla.BackendNames(), ", "))
 	return c, dtype, backend
 }
 
@@ -196,7 +196,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: want avx512, avx2 or go\n", verb, *kernels)
 		return exitUsage
 	}
-	be, err := mla.Lookup(*backend)
+	be, err := mla.NewBackend(*backend, mla.BackendOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
 		return exitUsage

@@ -14,8 +14,8 @@ const (
 	GemmBlockM = 64
 	GemmBlockN = 64
 	// ScaleBlock is the K (and N) extent of one scale: 1x128 per token for
-	// A, 128x128 for B, as DeepGEMM's fp8_gemm_nt.
-	ScaleBlock = 128
+	// A, 128x128 for B, as DeepGEMM's fp8_gemm_nt (tensor.ScaleBlock).
+	ScaleBlock = tensor.ScaleBlock
 )
 
 func gemmRequest(bf16 bool) jit.Request {

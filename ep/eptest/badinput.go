@@ -150,8 +150,7 @@ func badInputCases() []Case {
 		}),
 		badNormal("encoding-disagrees", 3, 1, ep.ErrShape, func(s *NormalSpec, in *normalInput, o *ep.DispatchOptions) bool {
 			if in.x != nil {
-				in.tokens.BF16 = nil
-				in.tokens.FP8, in.tokens.Scales, _ = PerTokenCastToFP8(in.x, in.n, s.Hidden, false)
+				in.tokens = fp8Tokens(in.x, in.n, s.Hidden, false)
 			}
 			return false
 		}),

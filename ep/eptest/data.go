@@ -1,7 +1,6 @@
 package eptest
 
 import (
-	"math"
 	"math/rand/v2"
 
 	"github.com/fireflyer-go/fireflyer/ep"
@@ -16,42 +15,19 @@ const (
 	encUE8M0
 )
 
-// PerTokenCastToFP8 quantizes x ([n][h] BF16) as DeepEP's
-// tests/utils.per_token_cast_to_fp8: per token and 128 channels,
-// amax = max(|x|, 1e-4), scale = amax/448, q = e4m3(x·448/amax). With ue8m0
-// the scale is rounded up to a power of two first and returned as exponent
-// bytes. It returns the FP8 values and either float32 or UE8M0 scales.
-func PerTokenCastToFP8(x []tensor.BF16, n, h int, ue8m0 bool) ([]tensor.E4M3, []float32, []tensor.UE8M0) {
-	ns := ep.NumScales(h)
-	q := make([]tensor.E4M3, n*h)
-	var sf []float32
-	var su []tensor.UE8M0
-	if ue8m0 {
-		su = make([]tensor.UE8M0, n*ns)
-	} else {
-		sf = make([]float32, n*ns)
+// fp8Tokens quantizes the first n rows of x ([≥n][h] BF16) per token and 128 channels with the
+// one quantizer (tensor.QuantizePerTokenBF16, DeepEP's
+// per_token_cast_to_fp8), with power-of-two UE8M0 scales when ue8m0.
+func fp8Tokens(x []tensor.BF16, n, h int, ue8m0 bool) ep.Tokens {
+	m, err := tensor.QuantizePerTokenBF16(x[:n*h], n, h, tensor.QuantOptions{UE8M0: ue8m0})
+	if err != nil {
+		panic(err) // the generators pass consistent shapes
 	}
-	row := make([]float32, h)
-	for t := 0; t < n; t++ {
-		tensor.DecodeBF16(row, x[t*h:(t+1)*h])
-		for s := 0; s < ns; s++ {
-			blk := row[s*128 : min((s+1)*128, h)]
-			amax := float32(1e-4)
-			for _, v := range blk {
-				amax = max(amax, float32(math.Abs(float64(v))))
-			}
-			scale := amax / 448
-			if ue8m0 {
-				u := tensor.UE8M0Ceil(scale)
-				su[t*ns+s] = u
-				scale = u.Float32()
-			} else {
-				sf[t*ns+s] = scale
-			}
-			tensor.EncodeE4M3Scaled(q[t*h+s*128:t*h+s*128+len(blk)], blk, 1/scale)
-		}
+	t, err := ep.TokensFromFP8(m)
+	if err != nil {
+		panic(err)
 	}
-	return q, sf, su
+	return t
 }
 
 // dequant returns row i of x as float32 (FP8 rows multiplied by their scales).

@@ -62,9 +62,9 @@ func (s *NormalSpec) input(rank int) *normalInput {
 	case encBF16:
 		in.tokens.BF16 = in.x
 	case encFP8:
-		in.tokens.FP8, in.tokens.Scales, _ = PerTokenCastToFP8(in.x, n, h, false)
+		in.tokens = fp8Tokens(in.x, n, h, false)
 	case encUE8M0:
-		in.tokens.FP8, _, in.tokens.ScalesUE8M0 = PerTokenCastToFP8(in.x, n, h, true)
+		in.tokens = fp8Tokens(in.x, n, h, true)
 	}
 	in.topk = ep.TopK{K: s.TopK, Idx: randomTopK(rng, n, s.TopK, s.Experts, s.MinusOne), Weights: testutil.Normal(rng, n*s.TopK, 0, 1)}
 	var err error

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/ep"
-	"github.com/fireflyer-go/fireflyer/ep/eptest"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -108,8 +107,13 @@ func benchNormal(b *testing.B, fp8 bool) {
 		}
 		ranks[r].x = ep.Tokens{N: N, Hidden: H, BF16: xb}
 		if fp8 {
-			q, s, _ := eptest.PerTokenCastToFP8(xb, N, H, false)
-			ranks[r].x = ep.Tokens{N: N, Hidden: H, FP8: q, Scales: s}
+			m, err := tensor.QuantizePerTokenBF16(xb, N, H, tensor.QuantOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ranks[r].x, err = ep.TokensFromFP8(m); err != nil {
+				b.Fatal(err)
+			}
 		}
 		l, err := ep.ComputeLayout(ranks[r].topk, N, R, E)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/fireflyer-go/fireflyer/tensor"
 	"io"
 	"os"
 	"os/exec"
@@ -192,10 +193,10 @@ func main() {
 			fmt.Fprintf(os.Stderr, "gemm-bench: numpy %s\n", ver)
 		}
 	}
-	be := cpu.New()
+	be := cpu.New(cpu.Options{})
 	nthreads := runtime.GOMAXPROCS(0)
 	if oneThread {
-		be = cpu.NewWithOptions(cpu.Options{Workers: 1})
+		be = cpu.New(cpu.Options{Workers: 1})
 		nthreads = 1
 	}
 	ctx := context.Background()
@@ -241,19 +242,19 @@ func main() {
 	}
 	rows := make([]*row, len(list))
 	for i, s := range list {
-		p := oracle.NewProblem(uint64(i+1), s, gemm.QuantOptions{})
+		p := oracle.NewProblem(uint64(i+1), s, tensor.QuantOptions{})
 		r := &row{s: s, problem: p, d: oracle.NewOut(s.M, s.N, 0, false, 0)}
 		r.ga = blas32.General{Rows: s.M, Cols: s.K, Stride: s.K, Data: p.DA}
 		r.gb = blas32.General{Rows: s.N, Cols: s.K, Stride: s.K, Data: p.DB}
 		r.gc = blas32.General{Rows: s.M, Cols: s.N, Stride: s.N, Data: make([]float32, s.M*s.N)}
-		_ = be.GemmNT(ctx, p.A, p.B, r.d) // warm up
+		_ = gemm.FP8GemmNT(ctx, be, p.A, p.B, r.d) // warm up
 		rows[i] = r
 	}
 	for round := 0; round < *rounds; round++ {
 		peakOnce()
 		for _, r := range rows {
 			t := clk.now()
-			if err := be.GemmNT(ctx, r.problem.A, r.problem.B, r.d); err != nil {
+			if err := gemm.FP8GemmNT(ctx, be, r.problem.A, r.problem.B, r.d); err != nil {
 				fmt.Fprintln(os.Stderr, "gemm-bench:", err)
 				os.Exit(1)
 			}
@@ -315,12 +316,12 @@ func groupedBench(be *cpu.Backend, rounds int, clk clock) {
 	fmt.Println("| call | shape | GFLOP/s | vs dense |")
 	fmt.Println("|---|---|---:|---:|")
 	for _, c := range []struct{ g, m, n, k int }{{4, 1024, 4096, 2048}, {8, 1024, 7168, 2048}, {2, 256, 2112, 7168}} {
-		dense := oracle.NewProblem(7, oracle.Shape{M: c.m, N: c.n, K: c.k}, gemm.QuantOptions{})
-		bs := make([]*gemm.FP8Matrix, c.g)
+		dense := oracle.NewProblem(7, oracle.Shape{M: c.m, N: c.n, K: c.k}, tensor.QuantOptions{})
+		bs := make([]*tensor.FP8Matrix, c.g)
 		for i := range bs {
 			bs[i] = dense.B
 		}
-		bg, _ := gemm.Stack(bs...)
+		bg, _ := tensor.Stack(bs...)
 		idx := make([]int32, c.m)
 		for i := range idx {
 			idx[i] = int32(i / (c.m / c.g))
@@ -333,9 +334,9 @@ func groupedBench(be *cpu.Backend, rounds int, clk clock) {
 		am.Groups, am.Rows = c.g, c.m/c.g
 		d := oracle.NewOut(c.m, c.n, 0, false, 0)
 		calls := []func() error{
-			func() error { return be.GemmNT(ctx, dense.A, dense.B, d) },
-			func() error { return be.GroupedContiguousNT(ctx, dense.A, bg, d, idx) },
-			func() error { return be.GroupedMaskedNT(ctx, &am, bg, d, masked, c.m/c.g) },
+			func() error { return gemm.FP8GemmNT(ctx, be, dense.A, dense.B, d) },
+			func() error { return gemm.GroupedContiguousNT(ctx, be, dense.A, bg, d, idx) },
+			func() error { return gemm.GroupedMaskedNT(ctx, be, &am, bg, d, masked, c.m/c.g) },
 		}
 		ts := make([][]float64, len(calls))
 		for r := 0; r < rounds; r++ {

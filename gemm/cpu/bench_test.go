@@ -3,6 +3,7 @@ package cpu_test
 import (
 	"context"
 	"fmt"
+	"github.com/fireflyer-go/fireflyer/tensor"
 	"os"
 	"strconv"
 	"strings"
@@ -47,16 +48,16 @@ func report(b *testing.B, flops float64) {
 func BenchmarkGemmNT(b *testing.B) {
 	for _, s := range benchShapes() {
 		b.Run(s.String(), func(b *testing.B) {
-			p := oracle.NewProblem(1, s, gemm.QuantOptions{})
+			p := oracle.NewProblem(1, s, tensor.QuantOptions{})
 			d := oracle.NewOut(s.M, s.N, 0, false, 0)
-			be := cpu.New()
+			be := cpu.New(cpu.Options{})
 			ctx := context.Background()
-			if err := be.GemmNT(ctx, p.A, p.B, d); err != nil {
+			if err := gemm.FP8GemmNT(ctx, be, p.A, p.B, d); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				_ = be.GemmNT(ctx, p.A, p.B, d)
+				_ = gemm.FP8GemmNT(ctx, be, p.A, p.B, d)
 			}
 			report(b, 2*float64(s.M)*float64(s.N)*float64(s.K))
 		})
@@ -68,7 +69,7 @@ func BenchmarkGemmNT(b *testing.B) {
 func BenchmarkGonumSgemm(b *testing.B) {
 	for _, s := range benchShapes() {
 		b.Run(s.String(), func(b *testing.B) {
-			p := oracle.NewProblem(1, s, gemm.QuantOptions{})
+			p := oracle.NewProblem(1, s, tensor.QuantOptions{})
 			a := blas32.General{Rows: s.M, Cols: s.K, Stride: s.K, Data: p.DA}
 			bb := blas32.General{Rows: s.N, Cols: s.K, Stride: s.K, Data: p.DB}
 			c := blas32.General{Rows: s.M, Cols: s.N, Stride: s.N, Data: make([]float32, s.M*s.N)}
@@ -86,13 +87,13 @@ func BenchmarkGonumSgemm(b *testing.B) {
 func BenchmarkGrouped(b *testing.B) {
 	const g, m, n, k = 4, 1024, 4096, 2048
 	ctx := context.Background()
-	be := cpu.New()
-	dense := oracle.NewProblem(2, oracle.Shape{M: m, N: n, K: k}, gemm.QuantOptions{})
-	var bs []*gemm.FP8Matrix
+	be := cpu.New(cpu.Options{})
+	dense := oracle.NewProblem(2, oracle.Shape{M: m, N: n, K: k}, tensor.QuantOptions{})
+	var bs []*tensor.FP8Matrix
 	for i := 0; i < g; i++ {
 		bs = append(bs, dense.B)
 	}
-	bg, _ := gemm.Stack(bs...)
+	bg, _ := tensor.Stack(bs...)
 	idx := make([]int32, m)
 	masked := make([]int32, g)
 	for i := range idx {
@@ -107,14 +108,14 @@ func BenchmarkGrouped(b *testing.B) {
 	b.Run(fmt.Sprintf("dense/M=%d/N=%d/K=%d", m, n, k), func(b *testing.B) {
 		d := oracle.NewOut(m, n, 0, false, 0)
 		for i := 0; i < b.N; i++ {
-			_ = be.GemmNT(ctx, dense.A, dense.B, d)
+			_ = gemm.FP8GemmNT(ctx, be, dense.A, dense.B, d)
 		}
 		report(b, flops)
 	})
 	b.Run(fmt.Sprintf("contiguous/G=%d/M=%d/N=%d/K=%d", g, m/g, n, k), func(b *testing.B) {
 		d := oracle.NewOut(m, n, 0, false, 0)
 		for i := 0; i < b.N; i++ {
-			if err := be.GroupedContiguousNT(ctx, dense.A, bg, d, idx); err != nil {
+			if err := gemm.GroupedContiguousNT(ctx, be, dense.A, bg, d, idx); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -123,7 +124,7 @@ func BenchmarkGrouped(b *testing.B) {
 	b.Run(fmt.Sprintf("masked/G=%d/M=%d/N=%d/K=%d", g, m/g, n, k), func(b *testing.B) {
 		d := oracle.NewOut(m, n, 0, false, 0)
 		for i := 0; i < b.N; i++ {
-			if err := be.GroupedMaskedNT(ctx, &am, bg, d, masked, m/g); err != nil {
+			if err := gemm.GroupedMaskedNT(ctx, be, &am, bg, d, masked, m/g); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -134,7 +135,7 @@ func BenchmarkGrouped(b *testing.B) {
 // BenchmarkPeak runs the register-only FMA loop on every core: the
 // float32 FMA peak that "fraction of peak" divides by.
 func BenchmarkPeak(b *testing.B) {
-	be := cpu.New()
+	be := cpu.New(cpu.Options{})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			be.PeakLoop(10000)
@@ -149,12 +150,12 @@ func TestNoAllocs(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	s := oracle.Shape{M: 64, N: 576, K: 1024}
-	p := oracle.NewProblem(3, s, gemm.QuantOptions{})
+	p := oracle.NewProblem(3, s, tensor.QuantOptions{})
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
-	be := cpu.New()
+	be := cpu.New(cpu.Options{})
 	ctx := context.Background()
-	_ = be.GemmNT(ctx, p.A, p.B, d)
-	if n := testing.AllocsPerRun(20, func() { _ = be.GemmNT(ctx, p.A, p.B, d) }); n > 0 {
+	_ = gemm.FP8GemmNT(ctx, be, p.A, p.B, d)
+	if n := testing.AllocsPerRun(20, func() { _ = gemm.FP8GemmNT(ctx, be, p.A, p.B, d) }); n > 0 {
 		t.Errorf("GemmNT allocates %.1f times per call in steady state", n)
 	}
 }

@@ -39,9 +39,16 @@ type Backend struct {
 	err error // a bad Options.Kernels, returned by every call
 }
 
-// New returns a Backend on the best kernel set of this CPU that uses
-// GOMAXPROCS goroutines per call.
-func New() *Backend { return &Backend{ks: kernels.Best()} }
+// New returns a Backend configured by o (the zero Options: the best kernel
+// set of this CPU, GOMAXPROCS goroutines per call). If o.Kernels is bad (see
+// NewBackend), every call of the Backend returns NewBackend's error.
+func New(o Options) *Backend {
+	b, err := NewBackend(o)
+	if err != nil {
+		return &Backend{opt: o, err: err}
+	}
+	return b
+}
 
 // NewBackend returns a Backend configured by o, or an error wrapping
 // ErrKernels if o.Kernels names an unknown set or one this CPU or build
@@ -54,14 +61,11 @@ func NewBackend(o Options) (*Backend, error) {
 	return &Backend{opt: o, ks: ks}, nil
 }
 
-// NewWithOptions returns a Backend configured by o. If o.Kernels is bad
-// (see NewBackend), every call of the Backend returns NewBackend's error.
-func NewWithOptions(o Options) *Backend {
-	b, err := NewBackend(o)
-	if err != nil {
-		return &Backend{opt: o, err: err}
-	}
-	return b
+func init() {
+	gemm.Register("cpu", "packed FP8/BF16 GEMM (AVX-512/AVX2 kernels, pure Go otherwise)", nil,
+		func(o gemm.Options) (gemm.Backend, error) {
+			return NewBackend(Options{Workers: o.Workers, Kernels: o.Kernels})
+		})
 }
 
 // Name returns "cpu".
@@ -94,21 +98,20 @@ func (b *Backend) workers() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). Errors: those of
-// gemm.ValidateGemmNT, or ctx's error if it is cancelled.
-func (b *Backend) GemmNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out) error {
+// GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). It receives
+// arguments gemm.FP8GemmNT validated. Errors: ctx's error if it is
+// cancelled.
+func (b *Backend) GemmNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out) error {
 	if b.err != nil {
 		return b.err
 	}
-	if err := gemm.ValidateGemmNT(a, bm, d); err != nil {
+	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.fa, c.fb = a, bm
+	c.fp8, c.fa, c.fb = true, a, bh
 	c.k, c.n = a.K, bm.Rows
 	c.segs = append(c.segs, segment{rows: a.Rows})
 	return c.run()
@@ -116,21 +119,19 @@ func (b *Backend) GemmNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out
 
 // GroupedContiguousNT computes D[m] = C[m] + A[m]·B[mIndices[m]]ᵀ for rows
 // with mIndices[m] ≥ 0 (DeepGEMM m_grouped_fp8_gemm_nt_contiguous); rows
-// with −1 are left untouched or, with d.ZeroUnused, zeroed. Errors: those
-// of gemm.ValidateContiguous, or ctx's error.
-func (b *Backend) GroupedContiguousNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out, mIndices []int32) error {
+// with −1 are left untouched or, with d.ZeroUnused, zeroed. It receives
+// arguments gemm.GroupedContiguousNT validated. Errors: ctx's error.
+func (b *Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, mIndices []int32) error {
 	if b.err != nil {
 		return b.err
 	}
-	if err := gemm.ValidateContiguous(a, bm, d, mIndices); err != nil {
+	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.fa, c.fb = a, bm
+	c.fp8, c.fa, c.fb = true, a, bh
 	c.k, c.n = a.K, bm.Rows
 	// Runs of equal non-negative indices become segments; −1 rows are
 	// skipped (and zeroed on request).
@@ -153,21 +154,19 @@ func (b *Backend) GroupedContiguousNT(ctx context.Context, a, bm *gemm.FP8Matrix
 // GroupedMaskedNT computes D[g,m] = C[g,m] + A[g,m]·B[g]ᵀ for m <
 // maskedM[g] (DeepGEMM m_grouped_fp8_gemm_nt_masked); other rows are left
 // untouched or, with d.ZeroUnused, zeroed. expectedM is not needed: tiles
-// are sized from maskedM itself. Errors: those of gemm.ValidateMasked, or
-// ctx's error.
-func (b *Backend) GroupedMaskedNT(ctx context.Context, a, bm *gemm.FP8Matrix, d *gemm.Out, maskedM []int32, expectedM int) error {
+// are sized from maskedM itself. It receives arguments
+// gemm.GroupedMaskedNT validated. Errors: ctx's error.
+func (b *Backend) GroupedMaskedNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, maskedM []int32, expectedM int) error {
 	if b.err != nil {
 		return b.err
 	}
-	if err := gemm.ValidateMasked(a, bm, d, maskedM, expectedM); err != nil {
+	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.fa, c.fb = a, bm
+	c.fp8, c.fa, c.fb = true, a, bh
 	c.k, c.n = a.K, bm.Rows
 	for g, mm := range maskedM {
 		if mm > 0 {
@@ -181,27 +180,25 @@ func (b *Backend) GroupedMaskedNT(ctx context.Context, a, bm *gemm.FP8Matrix, d 
 }
 
 // BF16GemmNT computes D = C + A·Bᵀ for BF16 operands with float32
-// accumulation (DeepGEMM bf16_gemm_nt). Errors: those of
-// gemm.ValidateBF16, or ctx's error.
-func (b *Backend) BF16GemmNT(ctx context.Context, a, bm *gemm.BF16Matrix, d *gemm.Out) error {
+// accumulation (DeepGEMM bf16_gemm_nt). It receives arguments
+// gemm.BF16GemmNT validated. Errors: ctx's error.
+func (b *Backend) BF16GemmNT(ctx context.Context, am, bm *gemm.BF16Matrix, dm *gemm.Out) error {
 	if b.err != nil {
 		return b.err
 	}
-	if err := gemm.ValidateBF16(a, bm, d); err != nil {
+	a, bh, d, err := gemm.HostBF16("cpu", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.ha, c.hb = a, bm
+	c.ha, c.hb = a, bh
 	c.k, c.n = a.K, bm.Rows
 	c.segs = append(c.segs, segment{rows: a.Rows})
 	return c.run()
 }
 
-func zeroRows(d *gemm.Out, r0, r1 int) {
+func zeroRows(d gemm.OutHost, r0, r1 int) {
 	for r := r0; r < r1; r++ {
 		off := r * d.RowStride()
 		if d.F32 != nil {
@@ -232,7 +229,7 @@ type window struct{ c0, c1, t0, t1 int }
 
 // Tile limits: rows of A per chunk, columns of B per tile, K per block.
 const (
-	bk         = gemm.BlockK
+	bk         = tensor.ScaleBlock
 	serialMACs = 1 << 21 // below this, one goroutine
 )
 
@@ -250,9 +247,10 @@ const (
 type call struct {
 	ctx     context.Context
 	ks      kernels.Set
-	d       *gemm.Out
-	fa, fb  *gemm.FP8Matrix
-	ha, hb  *gemm.BF16Matrix
+	d       gemm.OutHost   // the output, resolved to host slices
+	fp8     bool           // an FP8 call (fa, fb) rather than BF16 (ha, hb)
+	fa, fb  tensor.FP8Host // FP8 operands, resolved once per call
+	ha, hb  gemm.BF16Host  // BF16 operands, resolved once per call
 	k, n    int
 	workers int
 
@@ -272,14 +270,15 @@ type call struct {
 
 var callPool = sync.Pool{New: func() any { return new(call) }}
 
-func getCall(ctx context.Context, d *gemm.Out, ks kernels.Set, workers int) *call {
+func getCall(ctx context.Context, d gemm.OutHost, ks kernels.Set, workers int) *call {
 	c := callPool.Get().(*call)
 	c.ctx, c.d, c.ks, c.workers = ctx, d, ks, max(workers, 1)
 	return c
 }
 
 func putCall(c *call) {
-	c.ctx, c.d, c.fa, c.fb, c.ha, c.hb, c.err = nil, nil, nil, nil, nil, nil, nil
+	c.ctx, c.err, c.fp8 = nil, nil, false
+	c.d, c.fa, c.fb, c.ha, c.hb = gemm.OutHost{}, tensor.FP8Host{}, tensor.FP8Host{}, gemm.BF16Host{}, gemm.BF16Host{}
 	c.segs, c.chunks, c.tiles, c.windows = c.segs[:0], c.chunks[:0], c.tiles[:0], c.windows[:0]
 	callPool.Put(c)
 }
@@ -456,7 +455,7 @@ func (c *call) packA(w *work, dst []float32, ch *chunk, kb int) {
 	for i0 := 0; i0 < ch.mc; i0 += mr {
 		rows := min(mr, ch.mc-i0)
 		r := s.aRow + ch.m0 + i0
-		if c.fa != nil {
+		if c.fp8 {
 			src := c.fa.Data[(s.aG*c.fa.Rows+r)*c.fa.RowStride()+k0:]
 			c.ks.DecodeE4M3Rows(w.arow, bk, src, c.fa.RowStride(), rows, kc)
 		} else {
@@ -496,11 +495,11 @@ func (c *call) runTile(w *work, t *tile) {
 			ap = w.apack
 			c.packA(w, ap, ch, kb)
 		}
-		if c.fb != nil {
+		if c.fp8 {
 			src := c.fb.Data[(s.bG*c.fb.Rows+t.n0)*c.fb.RowStride()+k0:]
 			c.ks.DecodeE4M3Rows(w.bdec, bk, src, c.fb.RowStride(), t.nc, kc)
-			scaleRun(c.fb, s.bG, t.n0, t.nc, kb, w.sb)
-			scaleRun(c.fa, s.aG, s.aRow+ch.m0, ch.mc, kb, w.sa)
+			scaleRun(&c.fb, s.bG, t.n0, t.nc, kb, w.sb)
+			scaleRun(&c.fa, s.aG, s.aRow+ch.m0, ch.mc, kb, w.sa)
 		} else {
 			for j := 0; j < t.nc; j++ {
 				n := t.n0 + j
@@ -522,7 +521,7 @@ func (c *call) runTile(w *work, t *tile) {
 
 // scaleRun writes the float32 scales of rows [r0, r0+n) of group g of m in
 // K block kb to dst[:n], one run of equal scales at a time.
-func scaleRun(m *gemm.FP8Matrix, g, r0, n, kb int, dst []float32) {
+func scaleRun(m *tensor.FP8Host, g, r0, n, kb int, dst []float32) {
 	kbs, sr := m.KBlocks(), m.ScaleRows
 	base := g * m.ScaleRowsPerGroup()
 	for i := 0; i < n; {
@@ -530,7 +529,7 @@ func scaleRun(m *gemm.FP8Matrix, g, r0, n, kb int, dst []float32) {
 		end := min(n, (blk+1)*sr-r0)
 		idx := (base+blk)*kbs + kb
 		var v float32
-		if m.Format == gemm.ScaleUE8M0 {
+		if m.Format == tensor.ScaleUE8M0 {
 			v = m.ScalesUE8M0[idx].Float32()
 		} else {
 			v = m.ScalesF32[idx]
@@ -544,7 +543,7 @@ func scaleRun(m *gemm.FP8Matrix, g, r0, n, kb int, dst []float32) {
 // store writes the tile's accumulator (column-major [np][ldc] in w.acc)
 // plus C into D rows [r0, r0+mc), columns [n0, n0+nc).
 func (c *call) store(w *work, ldc, r0, mc, n0, nc int) {
-	d := c.d
+	d := &c.d
 	ds := d.RowStride()
 	w.rows = grow(w.rows, mc*nc)
 	c.ks.Transpose(w.rows, nc, w.acc, ldc, mc, nc)

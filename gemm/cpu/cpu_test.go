@@ -3,6 +3,7 @@ package cpu_test
 import (
 	"context"
 	"errors"
+	"github.com/fireflyer-go/fireflyer/tensor"
 	"sync"
 	"testing"
 
@@ -33,7 +34,7 @@ func kernelSets() []string {
 // TestConformance runs the full suite with the best kernel set of this
 // machine (AVX-512, AVX2 or, under the noasm tag, pure Go).
 func TestConformance(t *testing.T) {
-	be := cpu.New()
+	be := cpu.New(cpu.Options{})
 	t.Logf("kernel set %s", be.Kernel())
 	if be.Kernel() != cpu.Kernel() || be.Kernel() != kernelSets()[0] {
 		t.Fatalf("New selects %s, Kernel() says %s, best available %s", be.Kernel(), cpu.Kernel(), kernelSets()[0])
@@ -63,10 +64,10 @@ func TestBadKernels(t *testing.T) {
 		t.Fatalf("NewBackend(sse9): %v, want ErrKernels", err)
 	}
 	s := oracle.Shape{M: 4, N: 8, K: 128}
-	p := oracle.NewProblem(1, s, gemm.QuantOptions{})
+	p := oracle.NewProblem(1, s, tensor.QuantOptions{})
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
-	be := cpu.NewWithOptions(cpu.Options{Kernels: "sse9"})
-	if err := be.GemmNT(context.Background(), p.A, p.B, d); !errors.Is(err, cpu.ErrKernels) {
+	be := cpu.New(cpu.Options{Kernels: "sse9"})
+	if err := gemm.FP8GemmNT(context.Background(), be, p.A, p.B, d); !errors.Is(err, cpu.ErrKernels) {
 		t.Fatalf("GemmNT on a bad kernel set: %v, want ErrKernels", err)
 	}
 }
@@ -75,7 +76,7 @@ func TestBadKernels(t *testing.T) {
 // (under -race in CI): each gives the bits it gives when run alone.
 func TestConcurrentKernelSets(t *testing.T) {
 	s := oracle.Shape{M: 96, N: 256, K: 512}
-	p := oracle.NewProblem(7, s, gemm.QuantOptions{})
+	p := oracle.NewProblem(7, s, tensor.QuantOptions{})
 	sets := kernelSets()
 	want := make([][]float32, len(sets))
 	bes := make([]*cpu.Backend, len(sets))
@@ -86,10 +87,10 @@ func TestConcurrentKernelSets(t *testing.T) {
 		}
 		bes[i] = be
 		d := oracle.NewOut(s.M, s.N, 0, true, 0)
-		if err := be.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(context.Background(), be, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
-		want[i] = d.F32
+		want[i] = d.F32.(tensor.Host[float32])
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*len(sets))
@@ -97,11 +98,11 @@ func TestConcurrentKernelSets(t *testing.T) {
 		for i, be := range bes {
 			wg.Go(func() {
 				d := oracle.NewOut(s.M, s.N, 0, true, 0)
-				if err := be.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+				if err := gemm.FP8GemmNT(context.Background(), be, p.A, p.B, d); err != nil {
 					errs <- err
 					return
 				}
-				for j, v := range d.F32 {
+				for j, v := range d.F32.(tensor.Host[float32]) {
 					if v != want[i][j] {
 						errs <- errors.New(sets[i] + ": concurrent result differs from the same set run alone")
 						return
@@ -118,7 +119,7 @@ func TestConcurrentKernelSets(t *testing.T) {
 }
 
 func TestSingleWorker(t *testing.T) {
-	gemmtest.Run(t, cpu.NewWithOptions(cpu.Options{Workers: 1}), gemmtest.Options{Quick: true})
+	gemmtest.Run(t, cpu.New(cpu.Options{Workers: 1}), gemmtest.Options{Quick: true})
 }
 
-func FuzzCPU(f *testing.F) { gemmtest.Fuzz(f, cpu.New()) }
+func FuzzCPU(f *testing.F) { gemmtest.Fuzz(f, cpu.New(cpu.Options{})) }

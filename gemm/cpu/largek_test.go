@@ -3,6 +3,7 @@ package cpu_test
 import (
 	"context"
 	"fmt"
+	"github.com/fireflyer-go/fireflyer/tensor"
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
@@ -18,13 +19,13 @@ import (
 // result must match the float64 product of the dequantized operands.
 func TestLargeK(t *testing.T) {
 	sh := oracle.Shape{M: 300, N: 400, K: 2200}
-	p := oracle.NewProblem(77, sh, gemm.QuantOptions{})
+	p := oracle.NewProblem(77, sh, tensor.QuantOptions{})
 	want := oracle.MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
 	for _, workers := range []int{1, 2} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			d := oracle.NewOut(sh.M, sh.N, 0, true, 0)
-			b := cpu.NewWithOptions(cpu.Options{Workers: workers})
-			if err := b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+			b := cpu.New(cpu.Options{Workers: workers})
+			if err := gemm.FP8GemmNT(context.Background(), b, p.A, p.B, d); err != nil {
 				t.Fatal(err)
 			}
 			if diff := testutil.CalcDiff(oracle.OutF64(d), want); !(diff < 1e-6) {

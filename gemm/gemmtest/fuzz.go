@@ -29,14 +29,14 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 		}
 		m, n, k := get(0)%140, get(1)%70, get(2)%300
 		g := get(7)%4 + 1
-		fmtA, fmtB := gemm.ScaleFormat(get(3)%3), gemm.ScaleFormat(get(4)%3)
+		fmtA, fmtB := tensor.ScaleFormat(get(3)%3), tensor.ScaleFormat(get(4)%3)
 		sr := 1
 		if get(5)%2 == 1 {
 			sr = 128
 		}
 		lenDelta := get(6)%5 - 2
-		mk := func(rows, groups int, f gemm.ScaleFormat, scaleRows, strideExtra int) *gemm.FP8Matrix {
-			x := &gemm.FP8Matrix{Groups: groups, Rows: rows, K: k, ScaleRows: scaleRows, Format: f}
+		mk := func(rows, groups int, f tensor.ScaleFormat, scaleRows, strideExtra int) *tensor.FP8Matrix {
+			x := &tensor.FP8Matrix{Groups: groups, Rows: rows, K: k, ScaleRows: scaleRows, Format: f}
 			if strideExtra > 0 {
 				x.Stride = k + strideExtra
 			}
@@ -44,10 +44,11 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 			if nd+lenDelta >= 0 {
 				nd += lenDelta
 			}
-			x.Data = make([]tensor.E4M3, nd)
-			for i := range x.Data {
-				x.Data[i] = tensor.E4M3(0x38 + i%7)
+			data := make([]tensor.E4M3, nd)
+			for i := range data {
+				data[i] = tensor.E4M3(0x38 + i%7)
 			}
+			x.Data = tensor.Host[tensor.E4M3](data)
 			ns := 0
 			if scaleRows > 0 {
 				ns = groups * ((rows + scaleRows - 1) / scaleRows) * ((k + 127) / 128)
@@ -55,14 +56,16 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 			if get(8)%7 == 3 && ns > 0 {
 				ns--
 			}
-			x.ScalesF32 = make([]float32, ns)
-			for i := range x.ScalesF32 {
-				x.ScalesF32[i] = 0.5
+			sf := make([]float32, ns)
+			for i := range sf {
+				sf[i] = 0.5
 			}
-			x.ScalesUE8M0 = make([]tensor.UE8M0, ns)
-			for i := range x.ScalesUE8M0 {
-				x.ScalesUE8M0[i] = 126
+			x.ScalesF32 = tensor.Host[float32](sf)
+			su := make([]tensor.UE8M0, ns)
+			for i := range su {
+				su[i] = 126
 			}
+			x.ScalesUE8M0 = tensor.Host[tensor.UE8M0](su)
 			return x
 		}
 		a := mk(m, 1, fmtA, 1, get(9)%3)
@@ -71,7 +74,7 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 		ag := mk(m, g, fmtA, 1, 0)
 		d := oracle.NewOut(m, n, get(10)%3, get(11)%2 == 0, 0)
 		if get(10)%5 == 4 {
-			d.C = make([]float32, len(d.F32)+len(d.BF16))
+			d.C = tensor.Host[float32](make([]float32, tensor.StorageLen(d.F32)+tensor.StorageLen(d.BF16)))
 		}
 		ctx := context.Background()
 		check := func(what string, err error) {
@@ -86,20 +89,20 @@ func Fuzz(f *testing.F, b gemm.Backend) {
 				t.Fatalf("%s: error %v wraps no sentinel", what, err)
 			}
 		}
-		check("GemmNT", b.GemmNT(ctx, a, bm, d))
+		check("GemmNT", gemm.FP8GemmNT(ctx, b, a, bm, d))
 		idx := make([]int32, m)
 		for i := range idx {
 			idx[i] = int32(get(12+i/128)%(g+2)) - 1
 		}
-		check("GroupedContiguousNT", b.GroupedContiguousNT(ctx, a, bg, d, idx))
+		check("GroupedContiguousNT", gemm.GroupedContiguousNT(ctx, b, a, bg, d, idx))
 		mm := make([]int32, g)
 		for i := range mm {
 			mm[i] = int32(get(16+i) % (m + 2))
 		}
 		dm := oracle.NewOut(g*m, n, 0, true, 0)
-		check("GroupedMaskedNT", b.GroupedMaskedNT(ctx, ag, bg, dm, mm, get(20)))
-		ba := &gemm.BF16Matrix{Rows: m, K: k, Data: make([]tensor.BF16, max(0, m*k+lenDelta))}
-		bb := &gemm.BF16Matrix{Rows: n, K: k, Data: make([]tensor.BF16, n*k)}
-		check("BF16GemmNT", b.BF16GemmNT(ctx, ba, bb, d))
+		check("GroupedMaskedNT", gemm.GroupedMaskedNT(ctx, b, ag, bg, dm, mm, get(20)))
+		ba := &gemm.BF16Matrix{Rows: m, K: k, Data: tensor.HostOf(make([]tensor.BF16, max(0, m*k+lenDelta)))}
+		bb := &gemm.BF16Matrix{Rows: n, K: k, Data: tensor.HostOf(make([]tensor.BF16, n*k))}
+		check("BF16GemmNT", gemm.BF16GemmNT(ctx, b, ba, bb, d))
 	})
 }

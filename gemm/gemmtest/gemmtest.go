@@ -82,12 +82,12 @@ var problemCache sync.Map
 type problemKey struct {
 	seed uint64
 	s    oracle.Shape
-	opt  gemm.QuantOptions
+	opt  tensor.QuantOptions
 }
 
 // cachedProblem returns oracle.NewProblem(seed, s, opt), shared between runs that
 // do not modify it.
-func cachedProblem(seed uint64, s oracle.Shape, opt gemm.QuantOptions) *oracle.Problem {
+func cachedProblem(seed uint64, s oracle.Shape, opt tensor.QuantOptions) *oracle.Problem {
 	if s.M*s.N > cacheMaxElems || (s.M+s.N)*s.K > cacheMaxElems {
 		return oracle.NewProblem(seed, s, opt)
 	}
@@ -174,7 +174,7 @@ func (s *suite) gemmCase(t *testing.T, p *oracle.Problem, seedName string) {
 	s.shapeOK(t, sh.N, sh.K)
 	s.limit(t, sh.M*sh.N*sh.K)
 	d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
-	if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+	if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
 		t.Fatalf("%s: GemmNT: %v", seedName, err)
 	}
 	got := oracle.OutF64(d)
@@ -190,7 +190,7 @@ func (s *suite) dense(t *testing.T) {
 	}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
-			s.gemmCase(t, cachedProblem(uint64(100+i), sh, gemm.QuantOptions{}), "dense")
+			s.gemmCase(t, cachedProblem(uint64(100+i), sh, tensor.QuantOptions{}), "dense")
 		})
 	}
 }
@@ -200,7 +200,7 @@ func (s *suite) tails(t *testing.T) {
 	shapes := []oracle.Shape{{M: 7, N: 2112, K: 576}, {M: 64, N: 264, K: 130}, {M: 5, N: 129, K: 1}, {M: 33, N: 130, K: 257}}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
-			s.gemmCase(t, cachedProblem(uint64(200+i), sh, gemm.QuantOptions{}), "tail")
+			s.gemmCase(t, cachedProblem(uint64(200+i), sh, tensor.QuantOptions{}), "tail")
 		})
 	}
 }
@@ -213,8 +213,8 @@ func (s *suite) ue8m0(t *testing.T) {
 	}
 	for i, sh := range shapes {
 		t.Run(sh.String(), func(t *testing.T) {
-			p := cachedProblem(uint64(300+i), sh, gemm.QuantOptions{UE8M0: true})
-			if p.A.Format != gemm.ScaleUE8M0 || p.B.Format != gemm.ScaleUE8M0 {
+			p := cachedProblem(uint64(300+i), sh, tensor.QuantOptions{UE8M0: true})
+			if p.A.Format != tensor.ScaleUE8M0 || p.B.Format != tensor.ScaleUE8M0 {
 				t.Fatal("quantizer did not produce UE8M0 scales")
 			}
 			s.gemmCase(t, p, "ue8m0")
@@ -235,14 +235,14 @@ func addC(want []float64, c []float32, rows, cols, stride int) []float64 {
 
 func (s *suite) accumulate(t *testing.T) {
 	sh := oracle.Shape{M: 64, N: 576, K: 768}
-	p := cachedProblem(400, sh, gemm.QuantOptions{})
+	p := cachedProblem(400, sh, tensor.QuantOptions{})
 	want := cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K)
 	r := testutil.RNG(401)
 	c := testutil.Normal(r, sh.M*sh.N, 0, 32)
 	t.Run("F32", func(t *testing.T) {
 		s.need(t, s.caps.OutF32, "float32 output")
 		d := oracle.NewOut(sh.M, sh.N, 0, true, sentinel)
-		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		checkGate(t, "F32 out", oracle.OutF64(d), want, oracle.GateF32)
@@ -250,8 +250,8 @@ func (s *suite) accumulate(t *testing.T) {
 	t.Run("F32+C", func(t *testing.T) {
 		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
 		d := oracle.NewOut(sh.M, sh.N, 0, true, sentinel)
-		d.C = c
-		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		d.C = tensor.Host[float32](c)
+		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		checkGate(t, "F32 out + C", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateF32)
@@ -259,9 +259,9 @@ func (s *suite) accumulate(t *testing.T) {
 	t.Run("InPlace", func(t *testing.T) {
 		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "in-place float32 accumulation")
 		d := oracle.NewOut(sh.M, sh.N, 0, true, 0)
-		copy(d.F32, c)
+		copy(hostOf(d.F32), c)
 		d.C = d.F32
-		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		checkGate(t, "D += A·Bᵀ", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateF32)
@@ -269,8 +269,8 @@ func (s *suite) accumulate(t *testing.T) {
 	t.Run("BF16+C", func(t *testing.T) {
 		s.need(t, s.caps.OutBF16 && s.caps.Accumulate, "BF16 output with C")
 		d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
-		d.C = c
-		if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+		d.C = tensor.Host[float32](c)
+		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		checkGate(t, "BF16 out + C", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateDequantized)
@@ -279,17 +279,18 @@ func (s *suite) accumulate(t *testing.T) {
 
 // restride copies m's rows into a buffer with the given row stride, filling
 // the gaps with NaN codes that would poison any result that read them.
-func restride(m *gemm.FP8Matrix, stride int) *gemm.FP8Matrix {
+func restride(m *tensor.FP8Matrix, stride int) *tensor.FP8Matrix {
 	out := *m
 	rows := m.NumGroups() * m.Rows
 	out.Stride = stride
-	out.Data = make([]tensor.E4M3, rows*stride)
-	for i := range out.Data {
-		out.Data[i] = tensor.E4M3NaNBits
+	data, src := make([]tensor.E4M3, rows*stride), hostOf(m.Data)
+	for i := range data {
+		data[i] = tensor.E4M3NaNBits
 	}
 	for r := 0; r < rows; r++ {
-		copy(out.Data[r*stride:], m.Data[r*m.RowStride():r*m.RowStride()+m.K])
+		copy(data[r*stride:], src[r*m.RowStride():r*m.RowStride()+m.K])
 	}
+	out.Data = tensor.Host[tensor.E4M3](data)
 	return &out
 }
 
@@ -297,16 +298,16 @@ func (s *suite) strided(t *testing.T) {
 	s.need(t, s.caps.Strided, "row strides")
 	sh := oracle.Shape{M: 37, N: 200, K: 300}
 	s.shapeOK(t, sh.N, sh.K)
-	p := oracle.NewProblem(500, sh, gemm.QuantOptions{})
+	p := oracle.NewProblem(500, sh, tensor.QuantOptions{})
 	a, b := restride(p.A, sh.K+16), restride(p.B, sh.K+5)
 	d := oracle.NewOut(sh.M, sh.N, sh.N+8, true, sentinel)
-	if err := s.b.GemmNT(context.Background(), a, b, d); err != nil {
+	if err := gemm.FP8GemmNT(context.Background(), s.b, a, b, d); err != nil {
 		t.Fatal(err)
 	}
 	checkGate(t, "strided", oracle.OutF64(d), oracle.MatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), oracle.GateF32)
 	for r := 0; r < sh.M-1; r++ {
 		for c := sh.N; c < sh.N+8; c++ {
-			if v := d.F32[r*(sh.N+8)+c]; v != sentinel {
+			if v := hostOf(d.F32)[r*(sh.N+8)+c]; v != sentinel {
 				t.Fatalf("D stride gap [%d,%d] overwritten with %v", r, c, v)
 			}
 		}
@@ -321,9 +322,9 @@ func untouched(t *testing.T, d *gemm.Out, rows []int, fill float32) {
 			i := r*d.RowStride() + c
 			var v float32
 			if d.F32 != nil {
-				v = d.F32[i]
+				v = hostOf(d.F32)[i]
 			} else {
-				v = d.BF16[i].Float32()
+				v = hostOf(d.BF16)[i].Float32()
 			}
 			if v != fill {
 				t.Fatalf("row %d col %d = %v, want untouched %v", r, c, v, fill)
@@ -363,23 +364,23 @@ func (s *suite) contiguous(t *testing.T) {
 			}
 			mTot := len(idx)
 			x := oracle.Randn(r, mTot*c.k)
-			a, _ := gemm.QuantizePerToken(x, mTot, c.k, gemm.QuantOptions{})
-			da, _ := gemm.Dequantize(a)
-			var bs []*gemm.FP8Matrix
+			a, _ := tensor.QuantizePerToken(x, mTot, c.k, tensor.QuantOptions{})
+			da, _ := tensor.Dequantize(a)
+			var bs []*tensor.FP8Matrix
 			var ys [][]float32
 			for g := 0; g < c.g; g++ {
 				y := oracle.Randn(r, c.n*c.k)
-				bq, _ := gemm.QuantizePerBlock(y, c.n, c.k, gemm.QuantOptions{})
+				bq, _ := tensor.QuantizePerBlock(y, c.n, c.k, tensor.QuantOptions{})
 				bs, ys = append(bs, bq), append(ys, y)
 			}
-			b, err := gemm.Stack(bs...)
+			b, err := tensor.Stack(bs...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, zero := range []bool{false, true} {
 				d := oracle.NewOut(mTot, c.n, 0, false, sentinel)
 				d.ZeroUnused = zero
-				if err := s.b.GroupedContiguousNT(context.Background(), a, b, d, idx); err != nil {
+				if err := gemm.GroupedContiguousNT(context.Background(), s.b, a, b, d, idx); err != nil {
 					t.Fatal(err)
 				}
 				got := oracle.OutF64(d)
@@ -409,8 +410,8 @@ func (s *suite) contiguous(t *testing.T) {
 	}
 }
 
-func mustDeq(m *gemm.FP8Matrix) []float32 {
-	d, err := gemm.Dequantize(m)
+func mustDeq(m *tensor.FP8Matrix) []float32 {
+	d, err := tensor.Dequantize(m)
 	if err != nil {
 		panic(err)
 	}
@@ -434,20 +435,20 @@ func (s *suite) masked(t *testing.T) {
 			for g := range masked {
 				masked[g] = choices[g%len(choices)]
 			}
-			var as, bs []*gemm.FP8Matrix
+			var as, bs []*tensor.FP8Matrix
 			var xs, ys [][]float32
 			for g := 0; g < c.g; g++ {
 				x, y := oracle.Randn(r, c.mmax*c.k), oracle.Randn(r, c.n*c.k)
-				aq, _ := gemm.QuantizePerToken(x, c.mmax, c.k, gemm.QuantOptions{})
-				bq, _ := gemm.QuantizePerBlock(y, c.n, c.k, gemm.QuantOptions{})
+				aq, _ := tensor.QuantizePerToken(x, c.mmax, c.k, tensor.QuantOptions{})
+				bq, _ := tensor.QuantizePerBlock(y, c.n, c.k, tensor.QuantOptions{})
 				as, bs, xs, ys = append(as, aq), append(bs, bq), append(xs, x), append(ys, y)
 			}
-			a, _ := gemm.Stack(as...)
-			b, _ := gemm.Stack(bs...)
+			a, _ := tensor.Stack(as...)
+			b, _ := tensor.Stack(bs...)
 			for _, zero := range []bool{false, true} {
 				d := oracle.NewOut(c.g*c.mmax, c.n, 0, false, sentinel)
 				d.ZeroUnused = zero
-				if err := s.b.GroupedMaskedNT(context.Background(), a, b, d, masked, c.mmax/2); err != nil {
+				if err := gemm.GroupedMaskedNT(context.Background(), s.b, a, b, d, masked, c.mmax/2); err != nil {
 					t.Fatal(err)
 				}
 				got := oracle.OutF64(d)
@@ -478,8 +479,9 @@ func (s *suite) masked(t *testing.T) {
 
 func bf16Matrix(r *rand.Rand, rows, k int) (*gemm.BF16Matrix, []float32) {
 	x := oracle.Randn(r, rows*k)
-	m := &gemm.BF16Matrix{Rows: rows, K: k, Data: make([]tensor.BF16, rows*k)}
-	tensor.EncodeBF16(m.Data, x)
+	data := make([]tensor.BF16, rows*k)
+	tensor.EncodeBF16(data, x)
+	m := &gemm.BF16Matrix{Rows: rows, K: k, Data: tensor.Host[tensor.BF16](data)}
 	return m, x
 }
 
@@ -502,7 +504,7 @@ func (s *suite) bf16(t *testing.T) {
 					continue
 				}
 				d := oracle.NewOut(sh.M, sh.N, 0, f32, sentinel)
-				if err := s.b.BF16GemmNT(context.Background(), a, b, d); err != nil {
+				if err := gemm.BF16GemmNT(context.Background(), s.b, a, b, d); err != nil {
 					t.Fatal(err)
 				}
 				checkGate(t, fmt.Sprintf("BF16 GEMM (f32 out %v)", f32), oracle.OutF64(d), want, oracle.GateBF16GEMM)
@@ -515,33 +517,34 @@ func (s *suite) edges(t *testing.T) {
 	s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
 	ctx := context.Background()
 	t.Run("M=0", func(t *testing.T) {
-		p := oracle.NewProblem(900, oracle.Shape{M: 0, N: 64, K: 256}, gemm.QuantOptions{})
+		p := oracle.NewProblem(900, oracle.Shape{M: 0, N: 64, K: 256}, tensor.QuantOptions{})
 		d := oracle.NewOut(0, 64, 0, true, sentinel)
-		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(ctx, s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("N=0", func(t *testing.T) {
-		p := oracle.NewProblem(901, oracle.Shape{M: 8, N: 0, K: 256}, gemm.QuantOptions{})
+		p := oracle.NewProblem(901, oracle.Shape{M: 8, N: 0, K: 256}, tensor.QuantOptions{})
 		d := oracle.NewOut(8, 0, 0, true, sentinel)
-		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(ctx, s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("K=0", func(t *testing.T) {
 		s.shapeOK(t, 8, 0)
-		p := oracle.NewProblem(902, oracle.Shape{M: 4, N: 8, K: 0}, gemm.QuantOptions{})
+		p := oracle.NewProblem(902, oracle.Shape{M: 4, N: 8, K: 0}, tensor.QuantOptions{})
 		d := oracle.NewOut(4, 8, 0, true, sentinel)
-		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+		if err := gemm.FP8GemmNT(ctx, s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		untouched(t, d, []int{0, 1, 2, 3}, 0)
 		d = oracle.NewOut(4, 8, 0, true, sentinel)
-		d.C = make([]float32, 32)
-		for i := range d.C {
-			d.C[i] = 7
+		c := make([]float32, 32)
+		for i := range c {
+			c[i] = 7
 		}
-		if err := s.b.GemmNT(ctx, p.A, p.B, d); err != nil {
+		d.C = tensor.Host[float32](c)
+		if err := gemm.FP8GemmNT(ctx, s.b, p.A, p.B, d); err != nil {
 			t.Fatal(err)
 		}
 		untouched(t, d, []int{0, 1, 2, 3}, 7)
@@ -554,14 +557,14 @@ func (s *suite) edges(t *testing.T) {
 		defer cancel()
 		done := make(chan error, 4)
 		go func() {
-			a := &gemm.FP8Matrix{Rows: huge, ScaleRows: 1}
-			b := &gemm.FP8Matrix{ScaleRows: gemm.BlockK}
-			done <- s.b.GemmNT(ctx, a, b, &gemm.Out{Rows: huge, F32: []float32{}})
-			ga := &gemm.FP8Matrix{Groups: 1, Rows: huge, ScaleRows: 1}
-			gb := &gemm.FP8Matrix{Groups: 1, ScaleRows: gemm.BlockK}
-			done <- s.b.GroupedMaskedNT(ctx, ga, gb, &gemm.Out{Rows: huge, F32: []float32{}, ZeroUnused: true}, []int32{0}, 0)
-			done <- s.b.GroupedMaskedNT(ctx, ga, gb, &gemm.Out{Rows: huge, F32: []float32{}}, []int32{1 << 30}, 0)
-			done <- s.b.BF16GemmNT(ctx, &gemm.BF16Matrix{Rows: huge}, &gemm.BF16Matrix{}, &gemm.Out{Rows: huge, F32: []float32{}})
+			a := &tensor.FP8Matrix{Rows: huge, ScaleRows: 1}
+			b := &tensor.FP8Matrix{ScaleRows: tensor.ScaleBlock}
+			done <- gemm.FP8GemmNT(ctx, s.b, a, b, &gemm.Out{Rows: huge, F32: tensor.Host[float32]{}})
+			ga := &tensor.FP8Matrix{Groups: 1, Rows: huge, ScaleRows: 1}
+			gb := &tensor.FP8Matrix{Groups: 1, ScaleRows: tensor.ScaleBlock}
+			done <- gemm.GroupedMaskedNT(ctx, s.b, ga, gb, &gemm.Out{Rows: huge, F32: tensor.Host[float32]{}, ZeroUnused: true}, []int32{0}, 0)
+			done <- gemm.GroupedMaskedNT(ctx, s.b, ga, gb, &gemm.Out{Rows: huge, F32: tensor.Host[float32]{}}, []int32{1 << 30}, 0)
+			done <- gemm.BF16GemmNT(ctx, s.b, &gemm.BF16Matrix{Rows: huge}, &gemm.BF16Matrix{}, &gemm.Out{Rows: huge, F32: tensor.Host[float32]{}})
 		}()
 		for i := 0; i < 4; i++ {
 			select {
@@ -579,16 +582,16 @@ func (s *suite) edges(t *testing.T) {
 func (s *suite) nan(t *testing.T) {
 	sh := oracle.Shape{M: 16, N: 200, K: 384}
 	s.shapeOK(t, sh.N, sh.K)
-	p := oracle.NewProblem(950, sh, gemm.QuantOptions{})
-	p.A.Data[3*sh.K+5] = tensor.E4M3NaNBits
-	p.B.Data[150*sh.K+300] = tensor.E4M3NaNBits | 0x80
+	p := oracle.NewProblem(950, sh, tensor.QuantOptions{})
+	hostOf(p.A.Data)[3*sh.K+5] = tensor.E4M3NaNBits
+	hostOf(p.B.Data)[150*sh.K+300] = tensor.E4M3NaNBits | 0x80
 	d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
-	if err := s.b.GemmNT(context.Background(), p.A, p.B, d); err != nil {
+	if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
 		t.Fatal(err)
 	}
 	for m := 0; m < sh.M; m++ {
 		for n := 0; n < sh.N; n++ {
-			v := d.BF16[m*sh.N+n]
+			v := hostOf(d.BF16)[m*sh.N+n]
 			if want := m == 3 || n == 150; v.IsNaN() != want {
 				t.Fatalf("D[%d,%d] = %v, NaN expected: %v", m, n, v.Float32(), want)
 			}
@@ -599,15 +602,15 @@ func (s *suite) nan(t *testing.T) {
 func (s *suite) cancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	p := oracle.NewProblem(960, oracle.Shape{M: 64, N: 256, K: 256}, gemm.QuantOptions{})
+	p := oracle.NewProblem(960, oracle.Shape{M: 64, N: 256, K: 256}, tensor.QuantOptions{})
 	d := oracle.NewOut(64, 256, 0, false, 0)
-	if err := s.b.GemmNT(ctx, p.A, p.B, d); !errors.Is(err, context.Canceled) {
+	if err := gemm.FP8GemmNT(ctx, s.b, p.A, p.B, d); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled GemmNT returned %v, want context.Canceled", err)
 	}
 }
 
 func (s *suite) agreesWithRef(t *testing.T) {
-	for i, opt := range []gemm.QuantOptions{{}, {UE8M0: true}} {
+	for i, opt := range []tensor.QuantOptions{{}, {UE8M0: true}} {
 		sh := oracle.Shape{M: 67, N: 330, K: 640}
 		p := oracle.NewProblem(uint64(970+i), sh, opt)
 		for _, f32 := range []bool{false, true} {
@@ -615,10 +618,10 @@ func (s *suite) agreesWithRef(t *testing.T) {
 				continue
 			}
 			d1, d2 := oracle.NewOut(sh.M, sh.N, 0, f32, 0), oracle.NewOut(sh.M, sh.N, 0, f32, 0)
-			if err := s.b.GemmNT(context.Background(), p.A, p.B, d1); err != nil {
+			if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d1); err != nil {
 				t.Fatal(err)
 			}
-			if err := ref.New().GemmNT(context.Background(), p.A, p.B, d2); err != nil {
+			if err := gemm.FP8GemmNT(context.Background(), ref.New(), p.A, p.B, d2); err != nil {
 				t.Fatal(err)
 			}
 			checkGate(t, fmt.Sprintf("vs ref (ue8m0=%v f32=%v)", opt.UE8M0, f32), oracle.OutF64(d1), oracle.OutF64(d2), oracle.GateDequantized)

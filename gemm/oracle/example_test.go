@@ -3,6 +3,7 @@ package oracle_test
 import (
 	"context"
 	"fmt"
+	"github.com/fireflyer-go/fireflyer/tensor"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/oracle"
@@ -16,9 +17,9 @@ import (
 // gemmtest.Options{}), which checks every case this way.)
 func Example() {
 	s := oracle.Shape{M: 7, N: 576, K: 130}
-	p := oracle.NewProblem(1, s, gemm.QuantOptions{})
+	p := oracle.NewProblem(1, s, tensor.QuantOptions{})
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
-	if err := ref.New().GemmNT(context.Background(), p.A, p.B, d); err != nil {
+	if err := gemm.FP8GemmNT(context.Background(), ref.New(), p.A, p.B, d); err != nil {
 		panic(err)
 	}
 	got := oracle.OutF64(d)

@@ -34,11 +34,11 @@ func (s Shape) String() string { return fmt.Sprintf("M=%d/N=%d/K=%d", s.M, s.N, 
 
 // Problem is a quantized test problem with its inputs.
 type Problem struct {
-	X, Y   []float32         // unquantized A [M,K] and B [N,K]
-	A, B   *gemm.FP8Matrix   // quantized: A per-token, B per-block
-	DA, DB []float32         // dequantized A and B
-	Shape  Shape             // dimensions
-	Opt    gemm.QuantOptions // quantizer options
+	X, Y   []float32           // unquantized A [M,K] and B [N,K]
+	A, B   *tensor.FP8Matrix   // quantized: A per-token, B per-block
+	DA, DB []float32           // dequantized A and B
+	Shape  Shape               // dimensions
+	Opt    tensor.QuantOptions // quantizer options
 }
 
 // Randn returns n values drawn from N(0,1) and rounded to BF16, as
@@ -55,18 +55,18 @@ func Randn(r *rand.Rand, n int) []float32 {
 // quantizes X per token and Y per block with opt, and dequantizes them. It
 // panics only if gemm's quantizers reject a shape with a negative
 // dimension (a caller bug).
-func NewProblem(seed uint64, s Shape, opt gemm.QuantOptions) *Problem {
+func NewProblem(seed uint64, s Shape, opt tensor.QuantOptions) *Problem {
 	r := testutil.RNG(seed)
 	p := &Problem{X: Randn(r, s.M*s.K), Y: Randn(r, s.N*s.K), Shape: s, Opt: opt}
 	var err error
-	if p.A, err = gemm.QuantizePerToken(p.X, s.M, s.K, opt); err != nil {
+	if p.A, err = tensor.QuantizePerToken(p.X, s.M, s.K, opt); err != nil {
 		panic(err)
 	}
-	if p.B, err = gemm.QuantizePerBlock(p.Y, s.N, s.K, opt); err != nil {
+	if p.B, err = tensor.QuantizePerBlock(p.Y, s.N, s.K, opt); err != nil {
 		panic(err)
 	}
-	p.DA, _ = gemm.Dequantize(p.A)
-	p.DB, _ = gemm.Dequantize(p.B)
+	p.DA, _ = tensor.Dequantize(p.A)
+	p.DB, _ = tensor.Dequantize(p.B)
 	return p
 }
 
@@ -105,16 +105,21 @@ func MatMulNT64(x, y []float32, m, n, k int) []float64 {
 	return out
 }
 
-// OutF64 reads D [Rows, Cols] (honouring Stride) as float64.
+// OutF64 reads D [Rows, Cols] (honouring Stride) as float64. D must be in
+// host memory (as NewOut makes it); it panics otherwise.
 func OutF64(d *gemm.Out) []float64 {
+	h, err := d.Host()
+	if err != nil {
+		panic(err)
+	}
 	out := make([]float64, 0, d.Rows*d.Cols)
 	for r := 0; r < d.Rows; r++ {
 		for c := 0; c < d.Cols; c++ {
 			i := r*d.RowStride() + c
-			if d.F32 != nil {
-				out = append(out, float64(d.F32[i]))
+			if h.F32 != nil {
+				out = append(out, float64(h.F32[i]))
 			} else {
-				out = append(out, float64(d.BF16[i].Float32()))
+				out = append(out, float64(h.BF16[i].Float32()))
 			}
 		}
 	}
@@ -122,7 +127,7 @@ func OutF64(d *gemm.Out) []float64 {
 }
 
 // NewOut returns an output [rows, cols] with the given stride (0:
-// contiguous), BF16 or float32, every element set to fill.
+// contiguous), BF16 or float32 in host memory, every element set to fill.
 func NewOut(rows, cols, stride int, f32 bool, fill float32) *gemm.Out {
 	d := &gemm.Out{Rows: rows, Cols: cols, Stride: stride}
 	n := 0
@@ -130,15 +135,17 @@ func NewOut(rows, cols, stride int, f32 bool, fill float32) *gemm.Out {
 		n = (rows-1)*d.RowStride() + cols
 	}
 	if f32 {
-		d.F32 = make([]float32, n)
-		for i := range d.F32 {
-			d.F32[i] = fill
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = fill
 		}
+		d.F32 = tensor.Host[float32](v)
 	} else {
-		d.BF16 = make([]tensor.BF16, n)
-		for i := range d.BF16 {
-			d.BF16[i] = tensor.BF16FromFloat32(fill)
+		v := make([]tensor.BF16, n)
+		for i := range v {
+			v[i] = tensor.BF16FromFloat32(fill)
 		}
+		d.BF16 = tensor.Host[tensor.BF16](v)
 	}
 	return d
 }

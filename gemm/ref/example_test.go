@@ -3,6 +3,7 @@ package ref_test
 import (
 	"context"
 	"fmt"
+	"github.com/fireflyer-go/fireflyer/tensor"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/ref"
@@ -21,13 +22,14 @@ func Example() {
 	for i := range w {
 		w[i] = float32(1 + i/k)
 	}
-	a, _ := gemm.QuantizePerToken(x, m, k, gemm.QuantOptions{})
-	b, _ := gemm.QuantizePerBlock(w, n, k, gemm.QuantOptions{})
-	d := &gemm.Out{Rows: m, Cols: n, F32: make([]float32, m*n), C: []float32{10, 20}}
-	if err := ref.New().GemmNT(context.Background(), a, b, d); err != nil {
+	a, _ := tensor.QuantizePerToken(x, m, k, tensor.QuantOptions{})
+	b, _ := tensor.QuantizePerBlock(w, n, k, tensor.QuantOptions{})
+	y := make([]float32, m*n)
+	d := &gemm.Out{Rows: m, Cols: n, F32: tensor.HostOf(y), C: tensor.HostOf([]float32{10, 20})}
+	if err := gemm.FP8GemmNT(context.Background(), ref.New(), a, b, d); err != nil {
 		panic(err)
 	}
-	fmt.Printf("%.3f\n", d.F32) // the float32 scales 2/448 are not exact
+	fmt.Printf("%.3f\n", y) // the float32 scales 2/448 are not exact
 	// Output:
 	// [266.000 532.000]
 }

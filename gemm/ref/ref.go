@@ -14,6 +14,11 @@ type Backend struct{}
 // New returns the reference backend.
 func New() *Backend { return &Backend{} }
 
+func init() {
+	gemm.Register("ref", "pure Go, the literal spec", nil,
+		func(gemm.Options) (gemm.Backend, error) { return New(), nil })
+}
+
 // Name returns "ref".
 func (*Backend) Name() string { return "ref" }
 
@@ -25,14 +30,14 @@ func (*Backend) Caps() gemm.Caps {
 }
 
 // row computes D[dRow, :] from row aRow of group ag of a and group bg of b.
-func row(a, b *gemm.FP8Matrix, d *gemm.Out, ag, aRow, bg, dRow int) {
+func row(a, b tensor.FP8Host, d gemm.OutHost, ag, aRow, bg, dRow int) {
 	ar := a.Row(ag, aRow)
 	kbs := a.KBlocks()
 	for n := 0; n < b.Rows; n++ {
 		br := b.Row(bg, n)
 		var acc float32
 		for kb := 0; kb < kbs; kb++ {
-			lo, hi := kb*gemm.BlockK, min((kb+1)*gemm.BlockK, a.K)
+			lo, hi := kb*tensor.ScaleBlock, min((kb+1)*tensor.ScaleBlock, a.K)
 			var part float32
 			for k := lo; k < hi; k++ {
 				p := float32(ar[k].Float32() * br[k].Float32())
@@ -45,7 +50,7 @@ func row(a, b *gemm.FP8Matrix, d *gemm.Out, ag, aRow, bg, dRow int) {
 	}
 }
 
-func store(d *gemm.Out, r, c int, acc float32) {
+func store(d gemm.OutHost, r, c int, acc float32) {
 	i := r*d.RowStride() + c
 	if d.C != nil {
 		acc = float32(d.C[i] + acc)
@@ -57,7 +62,7 @@ func store(d *gemm.Out, r, c int, acc float32) {
 	}
 }
 
-func zeroRow(d *gemm.Out, r int) {
+func zeroRow(d gemm.OutHost, r int) {
 	off := r * d.RowStride()
 	for c := 0; c < d.Cols; c++ {
 		if d.F32 != nil {
@@ -68,14 +73,13 @@ func zeroRow(d *gemm.Out, r int) {
 	}
 }
 
-// GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). Errors: those of
-// gemm.ValidateGemmNT, or ctx's error if it is cancelled between rows.
-func (*Backend) GemmNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out) error {
-	if err := gemm.ValidateGemmNT(a, b, d); err != nil {
+// GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). It receives
+// arguments gemm.FP8GemmNT validated. Errors: ctx's error if it is
+// cancelled between rows.
+func (*Backend) GemmNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out) error {
+	a, b, d, err := gemm.HostFP8("ref", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	for m := 0; m < a.Rows; m++ {
 		if err := ctx.Err(); err != nil {
@@ -88,14 +92,12 @@ func (*Backend) GemmNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out) e
 
 // GroupedContiguousNT computes D[m] = C[m] + A[m]·B[mIndices[m]]ᵀ for rows
 // with mIndices[m] ≥ 0 (DeepGEMM m_grouped_fp8_gemm_nt_contiguous). Rows
-// with −1 are left untouched, or zeroed when d.ZeroUnused. Errors: those of
-// gemm.ValidateContiguous, or ctx's error.
-func (*Backend) GroupedContiguousNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out, mIndices []int32) error {
-	if err := gemm.ValidateContiguous(a, b, d, mIndices); err != nil {
+// with −1 are left untouched, or zeroed when d.ZeroUnused. It receives
+// arguments gemm.GroupedContiguousNT validated. Errors: ctx's error.
+func (*Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, mIndices []int32) error {
+	a, b, d, err := gemm.HostFP8("ref", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	for m := 0; m < a.Rows; m++ {
 		if err := ctx.Err(); err != nil {
@@ -113,14 +115,12 @@ func (*Backend) GroupedContiguousNT(ctx context.Context, a, b *gemm.FP8Matrix, d
 
 // GroupedMaskedNT computes D[g,m] = C[g,m] + A[g,m]·B[g]ᵀ for m <
 // maskedM[g] (DeepGEMM m_grouped_fp8_gemm_nt_masked); other rows are left
-// untouched, or zeroed when d.ZeroUnused. expectedM is ignored. Errors:
-// those of gemm.ValidateMasked, or ctx's error.
-func (*Backend) GroupedMaskedNT(ctx context.Context, a, b *gemm.FP8Matrix, d *gemm.Out, maskedM []int32, expectedM int) error {
-	if err := gemm.ValidateMasked(a, b, d, maskedM, expectedM); err != nil {
+// untouched, or zeroed when d.ZeroUnused. expectedM is ignored. It receives
+// arguments gemm.GroupedMaskedNT validated. Errors: ctx's error.
+func (*Backend) GroupedMaskedNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, maskedM []int32, expectedM int) error {
+	a, b, d, err := gemm.HostFP8("ref", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	for g := 0; g < a.NumGroups(); g++ {
 		for m := 0; m < a.Rows; m++ {
@@ -139,14 +139,12 @@ func (*Backend) GroupedMaskedNT(ctx context.Context, a, b *gemm.FP8Matrix, d *ge
 }
 
 // BF16GemmNT computes D = C + A·Bᵀ for BF16 operands with a float32
-// accumulator over all of K (DeepGEMM bf16_gemm_nt). Errors: those of
-// gemm.ValidateBF16, or ctx's error.
-func (*Backend) BF16GemmNT(ctx context.Context, a, b *gemm.BF16Matrix, d *gemm.Out) error {
-	if err := gemm.ValidateBF16(a, b, d); err != nil {
+// accumulator over all of K (DeepGEMM bf16_gemm_nt). It receives arguments
+// gemm.BF16GemmNT validated. Errors: ctx's error.
+func (*Backend) BF16GemmNT(ctx context.Context, am, bm *gemm.BF16Matrix, dm *gemm.Out) error {
+	a, b, d, err := gemm.HostBF16("ref", am, bm, dm)
+	if err != nil {
 		return err
-	}
-	if d.Cols == 0 {
-		return nil // N = 0: nothing to write, however many rows
 	}
 	for m := 0; m < a.Rows; m++ {
 		if err := ctx.Err(); err != nil {

@@ -107,13 +107,13 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 }
 
 // kernelsOf names be's kernel set (the cpu backend's Kernels method), or
-// that of mla.CPU for a backend that names none.
+// that of mla.Default() for a backend that names none.
 func kernelsOf(be mla.Backend) string {
 	type kerneled interface{ Kernels() string }
 	if k, ok := be.(kerneled); ok {
 		return k.Kernels()
 	}
-	if k, ok := mla.CPU.(kerneled); ok {
+	if k, ok := mla.Default().(kerneled); ok {
 		return k.Kernels()
 	}
 	return "go"

@@ -117,7 +117,9 @@ func (c Case) Build() (*Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	cache.Fill(float32(math.NaN()))
+	if err := cache.Fill(float32(math.NaN())); err != nil {
+		return nil, err
+	}
 	perm := r.Perm(numBlocks)
 	bt := make([][]int32, c.B)
 	row := make([]float32, c.HeadDim)

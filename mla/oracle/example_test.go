@@ -18,7 +18,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	out, lse, err := mla.Decode(context.Background(), mla.CPU, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
+	out, lse, err := mla.Decode(context.Background(), mla.Default(), in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
 	if err != nil {
 		panic(err)
 	}

@@ -113,12 +113,14 @@ func GenerateCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, laye
 		for i := range w {
 			w[i] = float32(r.NormFloat64() * std)
 		}
-		q, err := gemm.QuantizePerBlock(w, s.Out, s.In, gemm.QuantOptions{})
+		q, err := tensor.QuantizePerBlock(w, s.Out, s.In, tensor.QuantOptions{})
 		if err != nil {
 			return nil, err
 		}
-		wt, _ := tensor.FromSlice(q.Data, s.Out, s.In)
-		st, _ := tensor.FromSlice(q.ScalesF32, (s.Out+127)/128, (s.In+127)/128)
+		wt, st, err := q.Tensors() // [Out, In] E4M3 and [ceil(Out/128), ceil(In/128)] F32
+		if err != nil {
+			return nil, err
+		}
 		add(s.Name+".weight", wt)
 		add(s.Name+".weight_scale_inv", st)
 	}
@@ -275,7 +277,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		stats.Bytes += int64(len(t.Data))
 		return t, nil
 	}
-	linear := func(s linearSpec) (*gemm.FP8Matrix, error) {
+	linear := func(s linearSpec) (*tensor.FP8Matrix, error) {
 		w, err := get(s.Name+".weight", tensor.E4M3T, s.Out, s.In)
 		if err != nil {
 			return nil, err
@@ -284,7 +286,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		if err != nil {
 			return nil, err
 		}
-		return &gemm.FP8Matrix{Rows: s.Out, K: s.In, Data: w.E4M3s(), ScaleRows: 128, ScalesF32: sc.F32()}, nil
+		return &tensor.FP8Matrix{Rows: s.Out, K: s.In, Data: tensor.HostOf(w.E4M3s()), ScaleRows: 128, ScalesF32: tensor.HostOf(sc.F32())}, nil
 	}
 	norm := func(name string, n int) ([]float32, error) {
 		t, err := get(name, tensor.BF16T, n)
@@ -297,7 +299,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 	}
 	w := &dsv3.Weights{}
 	specs := layerSpecs(cfg, layer)
-	mats := make([]*gemm.FP8Matrix, len(specs))
+	mats := make([]*tensor.FP8Matrix, len(specs))
 	for i, s := range specs {
 		if mats[i], err = linear(s); err != nil {
 			return nil, nil, err
@@ -338,7 +340,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		tensor.EncodeBF16(b, g32.F32())
 		gt, _ = tensor.FromSlice(b, cfg.NRoutedExperts, cfg.HiddenSize)
 	}
-	w.Gate = &gemm.BF16Matrix{Rows: cfg.NRoutedExperts, K: cfg.HiddenSize, Data: gt.BF16s()}
+	w.Gate = &gemm.BF16Matrix{Rows: cfg.NRoutedExperts, K: cfg.HiddenSize, Data: tensor.HostOf(gt.BF16s())}
 	bt, err := get(p+"mlp.gate.e_score_correction_bias", tensor.F32, cfg.NRoutedExperts)
 	if err != nil {
 		return nil, nil, err

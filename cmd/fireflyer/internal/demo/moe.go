@@ -40,24 +40,24 @@ func (p *Placement) Replica(e, t, rank int) int {
 // rankExperts are one rank's expert weights, stacked for the masked grouped
 // GEMMs: GateUp [local, 2·inter, hidden] and Down [local, hidden, inter].
 type rankExperts struct {
-	GateUp, Down *gemm.FP8Matrix
+	GateUp, Down *tensor.FP8Matrix
 }
 
 // stackExperts builds every rank's stacked expert weights from the logical
 // experts' fused gate/up and down operands.
-func stackExperts(pl *Placement, gu, down []*gemm.FP8Matrix) ([]rankExperts, error) {
+func stackExperts(pl *Placement, gu, down []*tensor.FP8Matrix) ([]rankExperts, error) {
 	out := make([]rankExperts, pl.R)
 	for r := range out {
-		var g, d []*gemm.FP8Matrix
+		var g, d []*tensor.FP8Matrix
 		for s := r * pl.Local(); s < (r+1)*pl.Local(); s++ {
 			g = append(g, gu[pl.Phy2Log[s]])
 			d = append(d, down[pl.Phy2Log[s]])
 		}
 		var err error
-		if out[r].GateUp, err = gemm.Stack(g...); err != nil {
+		if out[r].GateUp, err = tensor.Stack(g...); err != nil {
 			return nil, err
 		}
-		if out[r].Down, err = gemm.Stack(d...); err != nil {
+		if out[r].Down, err = tensor.Stack(d...); err != nil {
 			return nil, err
 		}
 	}
@@ -99,11 +99,14 @@ func rankMoE(ctx context.Context, b *ep.Buffer, be gemm.Backend, ex rankExperts,
 
 	t1 := time.Now()
 	st.ExpertsStart = t1.UnixNano()
-	a := &gemm.FP8Matrix{Groups: local, Rows: rowsPer, K: hidden, Data: res.X.FP8, ScaleRows: 1, ScalesF32: res.X.Scales}
+	a, err := res.FP8() // [local experts, R·M rows, hidden], 1×128 scales
+	if err != nil {
+		return nil, st, fmt.Errorf("dispatch: %w", err)
+	}
 	inter := ex.GateUp.Rows / 2
 	gu := make([]float32, local*rowsPer*2*inter)
 	expected := int(recv) / max(1, local)
-	if err := be.GroupedMaskedNT(ctx, a, ex.GateUp, &gemm.Out{Rows: local * rowsPer, Cols: 2 * inter, F32: gu}, res.Count, expected); err != nil {
+	if err := gemm.GroupedMaskedNT(ctx, be, a, ex.GateUp, &gemm.Out{Rows: local * rowsPer, Cols: 2 * inter, F32: tensor.HostOf(gu)}, res.Count, expected); err != nil {
 		return nil, st, fmt.Errorf("expert gate/up GEMM: %w", err)
 	}
 	act := make([]float32, local*rowsPer*inter)
@@ -111,13 +114,15 @@ func rankMoE(ctx context.Context, b *ep.Buffer, be gemm.Backend, ex rankExperts,
 		c := int(res.Count[g])
 		dsv3.SwiGLU(gu[g*rowsPer*2*inter:], c, inter, act[g*rowsPer*inter:])
 	}
-	a2, err := gemm.QuantizePerToken(act, local*rowsPer, inter, gemm.QuantOptions{})
+	a2, err := tensor.QuantizePerToken(act, local*rowsPer, inter, tensor.QuantOptions{})
 	if err != nil {
 		return nil, st, err
 	}
-	a2.Groups, a2.Rows = local, rowsPer
+	if a2, err = a2.Regroup(local); err != nil {
+		return nil, st, err
+	}
 	y := make([]tensor.BF16, local*rowsPer*hidden)
-	if err := be.GroupedMaskedNT(ctx, a2, ex.Down, &gemm.Out{Rows: local * rowsPer, Cols: hidden, BF16: y}, res.Count, expected); err != nil {
+	if err := gemm.GroupedMaskedNT(ctx, be, a2, ex.Down, &gemm.Out{Rows: local * rowsPer, Cols: hidden, BF16: tensor.HostOf(y)}, res.Count, expected); err != nil {
 		return nil, st, fmt.Errorf("expert down GEMM: %w", err)
 	}
 	st.ExpertFLOPs = 2 * recv * int64(3*inter*hidden)

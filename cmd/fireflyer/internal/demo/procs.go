@@ -10,7 +10,6 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
-	"github.com/fireflyer-go/fireflyer/gemm"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -34,19 +33,17 @@ type rankWork struct {
 	GateUp, Down             fp8Operand
 }
 
-// fp8Operand is a stacked FP8 operand as it travels to a rank process.
-type fp8Operand struct {
-	Groups, Rows, K, Stride, ScaleRows int
-	Data                               []tensor.E4M3
-	Scales                             []float32
+// fp8Operand is a stacked FP8 operand as it travels to a rank process: its
+// data and scale tensors (tensor.FP8Matrix.Tensors).
+type fp8Operand struct{ Data, Scales *tensor.Tensor }
+
+func operandOf(m *tensor.FP8Matrix) (fp8Operand, error) {
+	d, s, err := m.Tensors()
+	return fp8Operand{Data: d, Scales: s}, err
 }
 
-func operandOf(m *gemm.FP8Matrix) fp8Operand {
-	return fp8Operand{Groups: m.Groups, Rows: m.Rows, K: m.K, Stride: m.Stride, ScaleRows: m.ScaleRows, Data: m.Data, Scales: m.ScalesF32}
-}
-
-func (o fp8Operand) matrix() *gemm.FP8Matrix {
-	return &gemm.FP8Matrix{Groups: o.Groups, Rows: o.Rows, K: o.K, Stride: o.Stride, ScaleRows: o.ScaleRows, Data: o.Data, ScalesF32: o.Scales}
+func (o fp8Operand) matrix() (*tensor.FP8Matrix, error) {
+	return tensor.FP8FromTensors(o.Data, o.Scales)
 }
 
 // rankOutput is what a rank process writes on standard output: its
@@ -68,8 +65,14 @@ func runMoEProcesses(ctx context.Context, opts Options, in moeInput, epOpts ep.O
 	for r := 1; r < R; r++ {
 		lo, hi := in.Lo(r), in.Lo(r+1)
 		w := rankWork{Hidden: in.Hidden, K: in.K, M: in.M, Experts: in.NumExperts, N: hi - lo,
-			X: in.X[lo*in.Hidden : hi*in.Hidden], TopK: in.TopK[lo*in.K : hi*in.K], Weights: in.Weights[lo*in.K : hi*in.K],
-			GateUp: operandOf(in.stacks[r].GateUp), Down: operandOf(in.stacks[r].Down)}
+			X: in.X[lo*in.Hidden : hi*in.Hidden], TopK: in.TopK[lo*in.K : hi*in.K], Weights: in.Weights[lo*in.K : hi*in.K]}
+		var err error
+		if w.GateUp, err = operandOf(in.stacks[r].GateUp); err == nil {
+			w.Down, err = operandOf(in.stacks[r].Down)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("demo: rank %d experts: %w", r, err)
+		}
 		var b bytes.Buffer
 		if err := gob.NewEncoder(&b).Encode(&w); err != nil {
 			return nil, nil, fmt.Errorf("demo: rank %d work: %w", r, err)
@@ -143,8 +146,14 @@ func RankMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer b.Close()
-	ex := rankExperts{GateUp: w.GateUp.matrix(), Down: w.Down.matrix()}
-	y, s, err := rankMoE(ctx, b, gemmcpu.New(), ex, w.Hidden, w.X, w.N, w.TopK, w.Weights, w.K)
+	var ex rankExperts
+	if ex.GateUp, err = w.GateUp.matrix(); err == nil {
+		ex.Down, err = w.Down.matrix()
+	}
+	if err != nil {
+		return fmt.Errorf("demo: rank work: %w", err)
+	}
+	y, s, err := rankMoE(ctx, b, gemmcpu.New(gemmcpu.Options{}), ex, w.Hidden, w.X, w.N, w.TopK, w.Weights, w.K)
 	if err != nil {
 		return err
 	}

@@ -307,7 +307,7 @@ func loadStage(ctx context.Context, s *state) (int64, int64, error) {
 // do), prefix lengths, and a paged cache with a shuffled block table and room
 // for one more token per sequence.
 func inputs(_ context.Context, s *state) (int64, int64, error) {
-	s.be = gemm.Backend(gemmcpu.New())
+	s.be = gemm.Backend(gemmcpu.New(gemmcpu.Options{}))
 	kvb, err := dsv3.AbsorbKVB(s.cfg, s.w.KVB)
 	if err != nil {
 		return 0, 0, err
@@ -452,7 +452,7 @@ func placeExperts(ctx context.Context, s *state) (int64, int64, error) {
 // stackStage fuses every expert's gate and up projections and stacks the
 // experts each rank holds under the placement.
 func stackStage(_ context.Context, s *state) (int64, int64, error) {
-	fused := make([]*gemm.FP8Matrix, s.cfg.NRoutedExperts)
+	fused := make([]*tensor.FP8Matrix, s.cfg.NRoutedExperts)
 	for e := range fused {
 		var err error
 		if fused[e], err = dsv3.FuseGateUp(s.w.ExpGate[e], s.w.ExpUp[e]); err != nil {

@@ -51,8 +51,8 @@ func Rope32(x []float32, invFreq []float64, pos int) {
 // LinearFP8 computes x [rows, K] · Wᵀ in FP8: x is quantized per token (1×128
 // float32 scales) and multiplied by the block-scaled weight; the result is
 // float32 [rows, W.Rows]. flops accumulates 2·rows·N·K.
-func LinearFP8(ctx context.Context, be gemm.Backend, x []float32, rows int, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
-	a, err := gemm.QuantizePerToken(x, rows, w.K, gemm.QuantOptions{})
+func LinearFP8(ctx context.Context, be gemm.Backend, x []float32, rows int, w *tensor.FP8Matrix, flops *int64) ([]float32, error) {
+	a, err := tensor.QuantizePerToken(x, rows, w.K, tensor.QuantOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +61,10 @@ func LinearFP8(ctx context.Context, be gemm.Backend, x []float32, rows int, w *g
 
 // LinearQ is LinearFP8 for an input already quantized per token, so that one
 // quantization can feed several projections of the same activations.
-func LinearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP8Matrix, flops *int64) ([]float32, error) {
+func LinearQ(ctx context.Context, be gemm.Backend, a *tensor.FP8Matrix, w *tensor.FP8Matrix, flops *int64) ([]float32, error) {
 	rows := a.Rows
 	out := make([]float32, rows*w.Rows)
-	if err := be.GemmNT(ctx, a, w, &gemm.Out{Rows: rows, Cols: w.Rows, F32: out}); err != nil {
+	if err := gemm.FP8GemmNT(ctx, be, a, w, &gemm.Out{Rows: rows, Cols: w.Rows, F32: tensor.HostOf(out)}); err != nil {
 		return nil, err
 	}
 	*flops += 2 * int64(rows) * int64(w.Rows) * int64(w.K)
@@ -74,8 +74,8 @@ func LinearQ(ctx context.Context, be gemm.Backend, a *gemm.FP8Matrix, w *gemm.FP
 // AbsorbKVB returns kv_b_proj [heads·(nope+v), 512] (dequantized) as mla's
 // up-projections W_UK and W_UV per head, for the weight absorption of the
 // decode query (mla.AbsorbQ) and of its output (mla.UnabsorbOut).
-func AbsorbKVB(cfg Config, kvb *gemm.FP8Matrix) (*mla.KVB, error) {
-	w, err := gemm.Dequantize(kvb)
+func AbsorbKVB(cfg Config, kvb *tensor.FP8Matrix) (*mla.KVB, error) {
+	w, err := tensor.Dequantize(kvb)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +93,10 @@ func AbsorbKVB(cfg Config, kvb *gemm.FP8Matrix) (*mla.KVB, error) {
 // NormQuant applies input_layernorm to hidden states x [n, hidden] (a copy)
 // and quantizes the result per token: the operand of kv_a_proj_with_mqa and
 // q_a_proj alike.
-func NormQuant(cfg Config, w *Weights, x []float32, n int) (*gemm.FP8Matrix, error) {
+func NormQuant(cfg Config, w *Weights, x []float32, n int) (*tensor.FP8Matrix, error) {
 	h := append([]float32(nil), x...)
 	RMSNormRows(h, cfg.HiddenSize, w.InputNorm, cfg.RMSNormEps)
-	return gemm.QuantizePerToken(h, n, cfg.HiddenSize, gemm.QuantOptions{})
+	return tensor.QuantizePerToken(h, n, cfg.HiddenSize, tensor.QuantOptions{})
 }
 
 // KVRows turns normalised, quantized hidden states hq [n, hidden] (from
@@ -104,7 +104,7 @@ func NormQuant(cfg Config, w *Weights, x []float32, n int) (*gemm.FP8Matrix, err
 // the cache: kv_a_proj_with_mqa (FP8), kv_a_layernorm on the 512 latent
 // channels, RoPE on the 64 rope channels. slot(i) gives the (block, offset)
 // of row i.
-func KVRows(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, hq *gemm.FP8Matrix, pos func(i int) int,
+func KVRows(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, hq *tensor.FP8Matrix, pos func(i int) int,
 	cache *mla.PagedCache, slot func(i int) (int, int), flops *int64) error {
 	n := hq.Rows
 	kva, err := LinearQ(ctx, be, hq, w.KVA, flops)
@@ -245,7 +245,7 @@ func RouteBatch(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, h2
 	tensor.EncodeBF16(hb, h2)
 	E, K := cfg.NRoutedExperts, cfg.NumExpertsPerTok
 	logits := make([]float32, B*E)
-	if err := be.BF16GemmNT(ctx, &gemm.BF16Matrix{Rows: B, K: cfg.HiddenSize, Data: hb}, w.Gate, &gemm.Out{Rows: B, Cols: E, F32: logits}); err != nil {
+	if err := gemm.BF16GemmNT(ctx, be, &gemm.BF16Matrix{Rows: B, K: cfg.HiddenSize, Data: tensor.HostOf(hb)}, w.Gate, &gemm.Out{Rows: B, Cols: E, F32: tensor.HostOf(logits)}); err != nil {
 		return nil, nil, nil, 0, err
 	}
 	idx := make([]int32, B*K)
@@ -278,17 +278,20 @@ func SwiGLU(gu []float32, rows, inter int, out []float32) {
 // FuseGateUp stacks gate [inter, K] over up [inter, K] into one [2·inter, K]
 // FP8 operand (their 128-row scale blocks stay intact when inter % 128 ==
 // 0, which Config.Scaled guarantees).
-func FuseGateUp(g, u *gemm.FP8Matrix) (*gemm.FP8Matrix, error) {
+func FuseGateUp(g, u *tensor.FP8Matrix) (*tensor.FP8Matrix, error) {
 	if g.Rows%128 != 0 {
 		return nil, fmt.Errorf("dsv3: moe_intermediate_size %d is not a multiple of 128", g.Rows)
 	}
-	return &gemm.FP8Matrix{Rows: 2 * g.Rows, K: g.K, Data: append(append([]tensor.E4M3(nil), g.Data...), u.Data...),
-		ScaleRows: 128, ScalesF32: append(append([]float32(nil), g.ScalesF32...), u.ScalesF32...)}, nil
+	gu, err := tensor.Stack(g, u)
+	if err != nil {
+		return nil, err
+	}
+	return gu.Regroup(1)
 }
 
 // MLP runs one dense SwiGLU MLP (the shared expert) on x [rows, hidden] in
 // FP8: fused gate/up GEMM, SiLU⊙up, per-token quantization, down GEMM.
-func MLP(ctx context.Context, be gemm.Backend, gu, down *gemm.FP8Matrix, x []float32, rows int, flops *int64) ([]float32, error) {
+func MLP(ctx context.Context, be gemm.Backend, gu, down *tensor.FP8Matrix, x []float32, rows int, flops *int64) ([]float32, error) {
 	g, err := LinearFP8(ctx, be, x, rows, gu, flops)
 	if err != nil {
 		return nil, err

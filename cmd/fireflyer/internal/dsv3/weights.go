@@ -10,32 +10,36 @@ import (
 // norms, the BF16 router and its bias.
 type Weights struct {
 	InputNorm, QANorm, KVANorm, PostNorm []float32
-	QA, QB, KVA, KVB, O                  *gemm.FP8Matrix
+	QA, QB, KVA, KVB, O                  *tensor.FP8Matrix
 	Gate                                 *gemm.BF16Matrix // [n_routed_experts, hidden]
 	Bias                                 []float32        // [n_routed_experts]
-	ExpGate, ExpUp, ExpDown              []*gemm.FP8Matrix
-	ShGate, ShUp, ShDown                 *gemm.FP8Matrix
+	ExpGate, ExpUp, ExpDown              []*tensor.FP8Matrix
+	ShGate, ShUp, ShDown                 *tensor.FP8Matrix
 }
 
 // Dequantized returns the layer's weights dequantized to float32, in the
 // float64 reference's layout.
 func (w *Weights) Dequantized(cfg Config) (*LayerWeights, error) {
-	lin := func(m *gemm.FP8Matrix) (Linear, error) {
-		v, err := gemm.Dequantize(m)
+	lin := func(m *tensor.FP8Matrix) (Linear, error) {
+		v, err := tensor.Dequantize(m)
 		return Linear{Out: m.Rows, In: m.K, W: v}, err
 	}
 	var err error
 	d := &LayerWeights{InputNorm: w.InputNorm, QANorm: w.QANorm, KVANorm: w.KVANorm, PostNorm: w.PostNorm, Bias: w.Bias}
 	for _, p := range []struct {
 		dst *Linear
-		src *gemm.FP8Matrix
+		src *tensor.FP8Matrix
 	}{{&d.QA, w.QA}, {&d.QB, w.QB}, {&d.KVA, w.KVA}, {&d.KVB, w.KVB}, {&d.O, w.O}, {&d.Shared.Gate, w.ShGate}, {&d.Shared.Up, w.ShUp}, {&d.Shared.Down, w.ShDown}} {
 		if *p.dst, err = lin(p.src); err != nil {
 			return nil, err
 		}
 	}
-	g := make([]float32, len(w.Gate.Data))
-	tensor.DecodeBF16(g, w.Gate.Data)
+	gb, err := tensor.HostSlice(w.Gate.Data)
+	if err != nil {
+		return nil, err
+	}
+	g := make([]float32, len(gb))
+	tensor.DecodeBF16(g, gb)
 	d.Gate = Linear{Out: w.Gate.Rows, In: w.Gate.K, W: g}
 	d.Experts = make([]Expert, len(w.ExpGate))
 	for j := range d.Experts {

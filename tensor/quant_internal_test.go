@@ -1,40 +1,38 @@
-package ep
+package tensor
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-func BenchmarkQuantizeFP8(b *testing.B) {
+func BenchmarkQuantizeRowBF16(b *testing.B) {
 	const h = 7168
 	r := rand.New(rand.NewPCG(1, 2))
-	row := make([]tensor.BF16, h)
+	row := make([]BF16, h)
 	for i := range row {
-		row[i] = tensor.BF16FromFloat32(float32(r.NormFloat64()))
+		row[i] = BF16FromFloat32(float32(r.NormFloat64()))
 	}
-	q := make([]tensor.E4M3, h)
-	sc := make([]float32, NumScales(h))
+	q := make([]E4M3, h)
+	sc := make([]float32, (h+ScaleBlock-1)/ScaleBlock)
 	b.SetBytes(2 * h)
 	for b.Loop() {
-		quantizeFP8(q, sc, row, false)
+		QuantizeRowBF16(q, sc, row, false)
 	}
 }
 
-// TestEncodeE4M3Row checks the unrolled conversion against
-// tensor.E4M3FromFloat32 on every BF16 input and several multipliers.
-func TestEncodeE4M3Row(t *testing.T) {
-	src := make([]tensor.BF16, 1<<16)
+// TestEncodeE4M3RowBF16 checks the unrolled conversion against
+// E4M3FromFloat32 on every BF16 input and several multipliers.
+func TestEncodeE4M3RowBF16(t *testing.T) {
+	src := make([]BF16, 1<<16)
 	for i := range src {
-		src[i] = tensor.BF16(i)
+		src[i] = BF16(i)
 	}
-	dst := make([]tensor.E4M3, len(src))
+	dst := make([]E4M3, len(src))
 	for _, mul := range []float32{1, 448, 1.0 / 3, 3.5e-3, 1 << 20, 7.77} {
-		encodeE4M3Row(dst, src, mul)
+		encodeE4M3RowBF16(dst, src, mul)
 		for i, b := range src {
-			want := tensor.E4M3FromFloat32(b.Float32() * mul)
+			want := E4M3FromFloat32(b.Float32() * mul)
 			if dst[i] != want && !(dst[i].IsNaN() && want.IsNaN()) {
 				t.Fatalf("mul %v, bf16 %#04x: got %#02x, want %#02x", mul, i, dst[i], want)
 			}
@@ -42,20 +40,20 @@ func TestEncodeE4M3Row(t *testing.T) {
 	}
 }
 
-// TestQuantizeFP8 checks scales and values against the definition
+// TestQuantizeRowBF16 checks scales and values against the definition
 // (amax over 128 channels, 1e-4 floor, power-of-two rounding).
-func TestQuantizeFP8(t *testing.T) {
+func TestQuantizeRowBF16(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	const h = 300
-	row := make([]tensor.BF16, h)
+	row := make([]BF16, h)
 	for i := range row {
-		row[i] = tensor.BF16FromFloat32(float32(r.NormFloat64() * float64(1+i/128)))
+		row[i] = BF16FromFloat32(float32(r.NormFloat64() * float64(1+i/128)))
 	}
 	row[5] = 0
 	for _, round := range []bool{false, true} {
-		q := make([]tensor.E4M3, h)
-		sc := make([]float32, NumScales(h))
-		quantizeFP8(q, sc, row, round)
+		q := make([]E4M3, h)
+		sc := make([]float32, (h+ScaleBlock-1)/ScaleBlock)
+		QuantizeRowBF16(q, sc, row, round)
 		for s := range sc {
 			var amax float32 = 1e-4
 			for _, v := range row[s*128 : min(s*128+128, h)] {
@@ -63,13 +61,13 @@ func TestQuantizeFP8(t *testing.T) {
 			}
 			want := amax / 448
 			if round {
-				want = tensor.UE8M0Ceil(want).Float32()
+				want = UE8M0Ceil(want).Float32()
 			}
 			if sc[s] != want {
 				t.Fatalf("round=%v block %d: scale %v, want %v", round, s, sc[s], want)
 			}
 			for c := s * 128; c < min(s*128+128, h); c++ {
-				if w := tensor.E4M3FromFloat32(row[c].Float32() * (1 / want)); q[c] != w {
+				if w := E4M3FromFloat32(row[c].Float32() * (1 / want)); q[c] != w {
 					t.Fatalf("round=%v ch %d: %#02x, want %#02x", round, c, q[c], w)
 				}
 			}
