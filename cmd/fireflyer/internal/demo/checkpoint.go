@@ -286,7 +286,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		if err != nil {
 			return nil, err
 		}
-		return &tensor.FP8Matrix{Rows: s.Out, K: s.In, Data: tensor.HostOf(w.E4M3s()), ScaleRows: 128, ScalesF32: tensor.HostOf(sc.F32())}, nil
+		return tensor.FP8FromTensors(w, sc) // aliases the registered buffers
 	}
 	norm := func(name string, n int) ([]float32, error) {
 		t, err := get(name, tensor.BF16T, n)
