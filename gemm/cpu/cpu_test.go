@@ -58,7 +58,7 @@ func TestConformanceOtherKernels(t *testing.T) {
 }
 
 // TestBadKernels checks that an unknown kernel set is an error, from
-// NewBackend and from every call of a NewWithOptions backend.
+// NewBackend and from every call of a New backend.
 func TestBadKernels(t *testing.T) {
 	if _, err := cpu.NewBackend(cpu.Options{Kernels: "sse9"}); !errors.Is(err, cpu.ErrKernels) {
 		t.Fatalf("NewBackend(sse9): %v, want ErrKernels", err)
