@@ -187,7 +187,7 @@ func init() {
 	Register("ref", "pure Go, the literal spec", nil,
 		func(BackendOptions) (Backend, error) { return NewRef(), nil })
 	Register("cpu", "blocked parallel MLA decode (AVX-512/AVX2 kernels, pure Go otherwise)", nil,
-		func(o BackendOptions) (Backend, error) { return NewCPU(CPUOptions{Kernels: o.Kernels}) })
+		func(o BackendOptions) (Backend, error) { return NewCPU(CPUOptions(o)) })
 }
 
 // NewProblem validates the arguments of Decode and returns the problem a
