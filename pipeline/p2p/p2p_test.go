@@ -1,0 +1,296 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fireflyer-go/fireflyer/ep"
+	"github.com/fireflyer-go/fireflyer/ep/inproc"
+	"github.com/fireflyer-go/fireflyer/pipeline"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+func TestMain(m *testing.M) {
+	if runChild() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// group returns n p2p transports over one in-process ep group.
+func group(t *testing.T, n int, opts Options) []*Transport {
+	t.Helper()
+	eps, err := inproc.New(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*Transport, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Go(func() { out[r], errs[r] = New(context.Background(), eps[r], opts) })
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, tr := range out {
+			tr.Close()
+		}
+	})
+	return out
+}
+
+func f32(shape []int, seed float32) *tensor.Tensor {
+	n, _ := tensor.NumElements(shape)
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = seed + float32(i)*0.5
+	}
+	m, _ := tensor.FromSlice(v, shape...)
+	return m
+}
+
+func sameTensor(t *testing.T, what string, got, want *tensor.Tensor) {
+	t.Helper()
+	if got.DType != want.DType || fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) || !bytes.Equal(got.Data, want.Data[:payloadLen(want)]) {
+		t.Fatalf("%s: got %v %v (%d bytes), want %v %v (%d bytes)", what, got.DType, got.Shape, len(got.Data), want.DType, want.Shape, payloadLen(want))
+	}
+	if fmt.Sprint(got.Strides) != fmt.Sprint(tensor.ContiguousStrides(got.Shape)) {
+		t.Fatalf("%s: strides %v", what, got.Strides)
+	}
+}
+
+// Every rank sends every other rank tensors of several dtypes and shapes
+// (a scalar, an empty one, one larger than the ring) before receiving any,
+// then receives them in the reverse order of sending.
+func TestAllPairsOutOfOrder(t *testing.T) {
+	const n = 3
+	trs := group(t, n, Options{Ring: 1024})
+	msgs := func(from, to int) []*tensor.Tensor {
+		i64, _ := tensor.FromSlice([]int64{int64(from), int64(to), -7}, 3)
+		u8, _ := tensor.FromSlice([]uint8{}, 0, 5)
+		return []*tensor.Tensor{
+			f32([]int{3, 4}, float32(10*from+to)),
+			f32(nil, 1.25),                            // scalar
+			f32([]int{2, 700}, float32(from)),         // 5600 bytes > ring
+			i64, u8,
+		}
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for r := range n {
+		wg.Go(func() {
+			errs[r] = func() error {
+				for to := range n {
+					if to == r {
+						continue
+					}
+					for i, m := range msgs(r, to) {
+						if err := trs[r].Send(ctx, to, pipeline.Tag{Phase: i, Kind: pipeline.Activation, Micro: r}, m); err != nil {
+							return err
+						}
+					}
+				}
+				for from := range n {
+					if from == r {
+						continue
+					}
+					want := msgs(from, r)
+					for i := len(want) - 1; i >= 0; i-- {
+						got, err := trs[r].Recv(ctx, from, pipeline.Tag{Phase: i, Kind: pipeline.Activation, Micro: from})
+						if err != nil {
+							return err
+						}
+						if got.DType != want[i].DType || fmt.Sprint(got.Shape) != fmt.Sprint(want[i].Shape) || !bytes.Equal(got.Data, want[i].Data) {
+							return fmt.Errorf("r%d from r%d message %d: got %v %v %v", r, from, i, got.DType, got.Shape, got.Data)
+						}
+					}
+				}
+				return nil
+			}()
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	for r, tr := range trs {
+		if p := tr.Pending(); p != 0 {
+			t.Errorf("rank %d: %d messages pending", r, p)
+		}
+	}
+}
+
+// A tag sent again (the next step's message) queues behind the first.
+func TestSameTagIsFIFO(t *testing.T) {
+	trs := group(t, 2, Options{Ring: 256})
+	ctx := context.Background()
+	tag := pipeline.Tag{Phase: 1, Kind: pipeline.Gradient, Micro: 3}
+	for i := range 4 {
+		if err := trs[0].Send(ctx, 1, tag, f32([]int{5}, float32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		got, err := trs[1].Recv(ctx, 0, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameTensor(t, fmt.Sprint("step ", i), got, f32([]int{5}, float32(i)))
+	}
+}
+
+// Sending to oneself copies: the caller may reuse its tensor.
+func TestSendToSelf(t *testing.T) {
+	trs := group(t, 1, Options{})
+	m := f32([]int{2, 2}, 3)
+	want := f32([]int{2, 2}, 3)
+	tag := pipeline.Tag{Kind: pipeline.Activation}
+	if err := trs[0].Send(context.Background(), 0, tag, m); err != nil {
+		t.Fatal(err)
+	}
+	m.F32()[0] = 99
+	got, err := trs[0].Recv(context.Background(), 0, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTensor(t, "self", got, want)
+}
+
+func TestRecvDeadline(t *testing.T) {
+	trs := group(t, 2, Options{Timeout: 50 * time.Millisecond})
+	start := time.Now()
+	_, err := trs[1].Recv(context.Background(), 0, pipeline.Tag{})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("Recv returned after %v, want about 50ms", d)
+	}
+	// The context's earlier deadline wins over Options.Timeout.
+	trs2 := group(t, 2, Options{Timeout: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := trs2[0].Recv(ctx, 1, pipeline.Tag{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestRecvAfterClose(t *testing.T) {
+	trs := group(t, 2, Options{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := trs[0].Recv(context.Background(), 1, pipeline.Tag{})
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	trs[0].Close()
+	if err := <-done; !errors.Is(err, ep.ErrClosed) {
+		t.Fatalf("got %v, want ep.ErrClosed", err)
+	}
+	if _, err := trs[0].Recv(context.Background(), 1, pipeline.Tag{}); !errors.Is(err, ep.ErrClosed) {
+		t.Fatalf("after Close: got %v, want ep.ErrClosed", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	trs := group(t, 2, Options{})
+	ctx := context.Background()
+	tag := pipeline.Tag{}
+	strided := f32([]int{2, 3}, 0)
+	strided.Strides = []int{1, 2}
+	short := f32([]int{4}, 0)
+	short.Data = short.Data[:8]
+	cases := map[string]*tensor.Tensor{
+		"nil":            nil,
+		"not contiguous": strided,
+		"short data":     short,
+		"invalid dtype":  {Shape: []int{1}, Data: make([]byte, 4)},
+		"too many dims":  f32([]int{1, 1, 1, 1, 1, 1, 1, 1, 1}, 0),
+	}
+	for name, m := range cases {
+		if err := trs[0].Send(ctx, 1, tag, m); !errors.Is(err, ErrParam) || !errors.Is(err, pipeline.ErrParam) {
+			t.Errorf("%s: got %v, want ErrParam", name, err)
+		}
+	}
+	if err := trs[0].Send(ctx, 2, tag, f32([]int{1}, 0)); !errors.Is(err, ErrParam) {
+		t.Errorf("peer 2: got %v", err)
+	}
+	if _, err := trs[0].Recv(ctx, -1, tag); !errors.Is(err, ErrParam) {
+		t.Errorf("peer -1: got %v", err)
+	}
+	if err := trs[0].Send(ctx, 1, pipeline.Tag{Micro: -1}, f32([]int{1}, 0)); !errors.Is(err, ErrParam) {
+		t.Errorf("negative micro-batch: got %v", err)
+	}
+	eps, _ := inproc.New(1)
+	defer eps[0].Close()
+	for _, o := range []Options{{Ring: 100}, {Ring: 2 << 30}, {Timeout: -time.Second}} {
+		if _, err := New(ctx, eps[0], o); !errors.Is(err, ErrParam) {
+			t.Errorf("%+v: got %v, want ErrParam", o, err)
+		}
+	}
+	if _, err := New(ctx, nil, Options{}); !errors.Is(err, ErrParam) {
+		t.Errorf("nil transport: got %v", err)
+	}
+}
+
+// A peer that writes garbage into the ring breaks only its own stream,
+// with ErrProtocol.
+func TestGarbageStream(t *testing.T) {
+	for name, corrupt := range map[string]func(h []byte){
+		"magic": func(h []byte) { h[0] ^= 1 },
+		"dims":  func(h []byte) { binary.LittleEndian.PutUint64(h[40:], 99) },
+		"dtype": func(h []byte) { binary.LittleEndian.PutUint64(h[32:], 200) },
+		"size":  func(h []byte) { binary.LittleEndian.PutUint64(h[48:], 12345) },
+		"shape": func(h []byte) { binary.LittleEndian.PutUint64(h[fixedHdr:], 1<<62) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			eps, err := inproc.New(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			const ring = 1024
+			hdr := 64
+			var tr *Transport
+			var wg sync.WaitGroup
+			wg.Go(func() { tr, err = New(ctx, eps[0], Options{Ring: ring}) })
+			if _, err := eps[1].Register(ctx, hdr+2*ring); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer eps[1].Close()
+			defer tr.Close()
+			h, _ := encodeHeader(pipeline.Tag{}, f32([]int{2}, 0))
+			corrupt(h)
+			h = append(h, make([]byte, 8)...)
+			if err := eps[1].Put(ctx, 0, hdr+ring, h); err != nil {
+				t.Fatal(err)
+			}
+			if err := eps[1].Signal(ctx, 0, 8, int64(len(h))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Recv(ctx, 1, pipeline.Tag{}); !errors.Is(err, ErrProtocol) || !errors.Is(err, ep.ErrTransport) {
+				t.Fatalf("got %v, want ErrProtocol", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,3 @@
+package p2p
+
+func runChild() bool { return false }
