@@ -83,8 +83,8 @@ func TestAllPairsOutOfOrder(t *testing.T) {
 		u8, _ := tensor.FromSlice([]uint8{}, 0, 5)
 		return []*tensor.Tensor{
 			f32([]int{3, 4}, float32(10*from+to)),
-			f32(nil, 1.25),                            // scalar
-			f32([]int{2, 700}, float32(from)),         // 5600 bytes > ring
+			f32(nil, 1.25),                    // scalar
+			f32([]int{2, 700}, float32(from)), // 5600 bytes > ring
 			i64, u8,
 		}
 	}
