@@ -65,21 +65,138 @@ type bufKey struct {
 	tag  Tag
 }
 
+// StepOptions are the options of one step, upstream's DualPipe.step
+// arguments and constructor options that are not the data.
+type StepOptions struct {
+	// ForwardOnly runs an inference step, as upstream does when autograd is
+	// off: every backward and weight-gradient op is skipped, an overlapped
+	// F&B pair runs its forward only, no gradient is sent or received and
+	// the weight-gradient store stays empty. Criterion may then be nil (no
+	// losses); when set, its gradient is ignored. Stages can tell with
+	// IsForwardOnly(ctx) that they need not keep anything for a backward.
+	ForwardOnly bool
+	// ReturnOutputs keeps the last stage's output of every micro-batch
+	// (upstream's return_outputs): StepResult.Outputs on the ranks that
+	// hold a pipe's last stage, in micro-batch order (join them with
+	// GatherBatch).
+	ReturnOutputs bool
+	// RankMapping maps a transport rank to its pipeline rank (upstream's
+	// rank_mapping: process-group rank → pipeline rank); nil is the
+	// identity. It must be a permutation of 0…Ranks−1. Step's rank argument
+	// is then the transport rank, and messages to pipeline rank q go to
+	// transport rank r with RankMapping[r] = q.
+	RankMapping []int
+}
+
+// Output is the last stage's output of one micro-batch (StepOptions.ReturnOutputs).
+type Output[T any] struct {
+	Pipe  int // the pipe (DualPipe direction) the micro-batch went down
+	Micro int // micro-batch index within its pipe
+	Value T   // the output the last stage's Forward returned
+}
+
+// StepResult is what one rank's step returns.
+type StepResult[T any] struct {
+	// Losses are the losses computed on this rank (the ranks that hold a
+	// pipe's last stage), sorted by pipe, then micro-batch: upstream's
+	// stacked loss.
+	Losses []Loss
+	// Outputs are the last-stage outputs computed on this rank, sorted the
+	// same way, when StepOptions.ReturnOutputs is set.
+	Outputs []Output[T]
+}
+
+type forwardOnlyKey struct{}
+
+// IsForwardOnly reports whether ctx is that of a forward-only step
+// (StepOptions.ForwardOnly): a Stage's Forward may then skip saving what its
+// backward would need, as torch does under no_grad.
+func IsForwardOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(forwardOnlyKey{}).(bool)
+	return v
+}
+
+// CheckRankMapping reports whether m is a valid StepOptions.RankMapping for
+// ranks ranks (nil is) and returns its inverse (pipeline rank → transport
+// rank). Errors wrap ErrParam.
+func CheckRankMapping(m []int, ranks int) ([]int, error) {
+	inv := make([]int, ranks)
+	if m == nil {
+		for i := range inv {
+			inv[i] = i
+		}
+		return inv, nil
+	}
+	if len(m) != ranks {
+		return nil, fmt.Errorf("%w: rank mapping has %d entries for %d ranks", ErrParam, len(m), ranks)
+	}
+	for i := range inv {
+		inv[i] = -1
+	}
+	for r, q := range m {
+		if q < 0 || q >= ranks || inv[q] >= 0 {
+			return nil, fmt.Errorf("%w: rank mapping %v is not a permutation of 0…%d", ErrParam, m, ranks-1)
+		}
+		inv[q] = r
+	}
+	return inv, nil
+}
+
+// mappedTransport addresses pipeline ranks through a rank mapping.
+type mappedTransport[T any] struct {
+	tr  Transport[T]
+	inv []int
+}
+
+func (m mappedTransport[T]) Send(ctx context.Context, to int, tag Tag, msg T) error {
+	return m.tr.Send(ctx, m.inv[to], tag, msg)
+}
+
+func (m mappedTransport[T]) Recv(ctx context.Context, from int, tag Tag) (T, error) {
+	return m.tr.Recv(ctx, m.inv[from], tag)
+}
+
 // RunRank runs rank's instructions with stages[phase] as the rank's stages
-// over tr. It returns the losses computed on this rank (in the order
-// computed). It fails with an error wrapping ErrWeightStore if the FIFO
+// over tr: a training step with the default StepOptions (see Step). It
+// returns the losses computed on this rank, sorted by pipe, then micro-batch.
+func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], tr Transport[T]) ([]Loss, error) {
+	res, err := e.Step(ctx, rank, stages, tr, StepOptions{})
+	if res == nil {
+		return nil, err
+	}
+	return res.Losses, err
+}
+
+// Step runs one step of one rank, upstream's DualPipe.step on that rank:
+// rank's instructions with stages[phase] as the rank's stages over tr, with
+// opts. rank is the transport rank; its pipeline rank is
+// opts.RankMapping[rank] (rank itself without a mapping), whose stages
+// stages must be. It fails with an error wrapping ErrWeightStore if the FIFO
 // weight-gradient store pops an unexpected entry or is not empty at the end,
 // with ErrParam if the arguments do not fit the program (including a nil
-// stage or transport), with ErrSchedule if one of the rank's compute
-// instructions names a kind, phase or micro-batch outside the schedule, and
-// with any error of a stage, the criterion, the input function or the
-// transport.
-func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], tr Transport[T]) ([]Loss, error) {
+// stage or transport, or a bad rank mapping), with ErrSchedule if one of the
+// rank's compute instructions names a kind, phase or micro-batch outside the
+// schedule, and with any error of a stage, the criterion, the input function
+// or the transport. The result holds what was computed before an error.
+func (e *Executor[T]) Step(ctx context.Context, rank int, stages []Stage[T], tr Transport[T], opts StepOptions) (*StepResult[T], error) {
 	p := e.Program
 	if p == nil || p.Schedule == nil {
 		return nil, fmt.Errorf("%w: executor has no program", ErrParam)
 	}
 	s := p.Schedule
+	inv, err := CheckRankMapping(opts.RankMapping, s.Ranks)
+	if err != nil {
+		return nil, err
+	}
+	if opts.RankMapping != nil {
+		if rank < 0 || rank >= s.Ranks {
+			return nil, fmt.Errorf("%w: rank=%d outside %d ranks", ErrParam, rank, s.Ranks)
+		}
+		rank = opts.RankMapping[rank]
+		if tr != nil {
+			tr = mappedTransport[T]{tr, inv}
+		}
+	}
 	if rank < 0 || rank >= s.Ranks || rank >= len(s.Place) || rank >= len(p.Ranks) {
 		return nil, fmt.Errorf("%w: rank=%d outside %d ranks (%d placements, %d programs)", ErrParam, rank, s.Ranks, len(s.Place), len(p.Ranks))
 	}
@@ -91,8 +208,8 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 			return nil, fmt.Errorf("%w: rank %d stage for phase %d is nil", ErrParam, rank, ph)
 		}
 	}
-	if e.Input == nil || e.Criterion == nil {
-		return nil, fmt.Errorf("%w: executor needs Input and Criterion", ErrParam)
+	if e.Input == nil || (e.Criterion == nil && !opts.ForwardOnly) {
+		return nil, fmt.Errorf("%w: executor needs Input and (unless forward-only) Criterion", ErrParam)
 	}
 	if tr == nil {
 		return nil, fmt.Errorf("%w: rank %d has no transport", ErrParam, rank)
@@ -108,23 +225,46 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 			}
 		}
 	}
+	fwdOnly := opts.ForwardOnly
+	if fwdOnly {
+		ctx = context.WithValue(ctx, forwardOnlyKey{}, true)
+	}
 	pl := newPlacement(s)
 	inbox := map[Tag]T{}     // received messages and local hand-offs
 	outbox := map[bufKey]T{} // outputs awaiting their Send
 	var wq []Action          // FIFO weight-gradient store
-	var losses []Loss
+	res := &StepResult[T]{}
+	result := func() *StepResult[T] {
+		sort.SliceStable(res.Losses, func(i, j int) bool {
+			a, b := res.Losses[i], res.Losses[j]
+			return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
+		})
+		sort.SliceStable(res.Outputs, func(i, j int) bool {
+			a, b := res.Outputs[i], res.Outputs[j]
+			return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
+		})
+		return res
+	}
 
 	// route delivers the output of action a: locally, to the outbox, or to
 	// the criterion on the last stage.
 	route := func(a Action, out T) error {
 		ref := s.Place[rank][a.Phase]
 		if a.Kind == Forward && ref.Stage == s.Stages-1 {
+			if opts.ReturnOutputs {
+				res.Outputs = append(res.Outputs, Output[T]{ref.Pipe, a.Micro, out})
+			}
+			if e.Criterion == nil {
+				return nil
+			}
 			l, g, err := e.Criterion(ref.Pipe, a.Micro, out)
 			if err != nil {
 				return fmt.Errorf("pipeline: criterion of pipe %d micro-batch %d: %w", ref.Pipe, a.Micro, err)
 			}
-			losses = append(losses, Loss{ref.Pipe, a.Micro, l})
-			inbox[Tag{a.Phase, Gradient, a.Micro}] = g
+			res.Losses = append(res.Losses, Loss{ref.Pipe, a.Micro, l})
+			if !fwdOnly {
+				inbox[Tag{a.Phase, Gradient, a.Micro}] = g
+			}
 			return nil
 		}
 		c, kind := pl.consumer(rank, a)
@@ -231,25 +371,28 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 	}
 	for _, in := range p.Ranks[rank] {
 		if err := ctx.Err(); err != nil {
-			return losses, err
+			return result(), err
+		}
+		if fwdOnly && ((in.Kind == Send || in.Kind == Recv) && in.Tag.Kind == Gradient) {
+			continue // an inference step moves no gradients
 		}
 		switch in.Kind {
 		case Recv:
 			if p.Batched {
 				queue = append(queue, in)
 			} else if err := recv(in); err != nil {
-				return losses, err
+				return result(), err
 			}
 		case Send:
 			if p.Batched {
 				// Take the payload now: upstream queues the tensors themselves.
 				k := bufKey{in.Peer, in.Tag}
 				if _, ok := outbox[k]; !ok {
-					return losses, fmt.Errorf("%w: rank %d sends %v to r%d before computing it", ErrSchedule, rank, in.Tag, in.Peer)
+					return result(), fmt.Errorf("%w: rank %d sends %v to r%d before computing it", ErrSchedule, rank, in.Tag, in.Peer)
 				}
 				queue = append(queue, in)
 			} else if err := send(in); err != nil {
-				return losses, err
+				return result(), err
 			}
 		case Commit:
 			// Sends never block, so posting them first and then waiting
@@ -257,14 +400,14 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 			for _, q := range queue {
 				if q.Kind == Send {
 					if err := send(q); err != nil {
-						return losses, err
+						return result(), err
 					}
 				}
 			}
 			for _, q := range queue {
 				if q.Kind == Recv {
 					if err := recv(q); err != nil {
-						return losses, err
+						return result(), err
 					}
 				}
 			}
@@ -273,11 +416,17 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 			o := in.Op
 			var err error
 			switch {
+			case fwdOnly:
+				// inference: no backward, no weight gradient; an F&B
+				// pair runs its forward half
+				if o.Kind == Forward {
+					err = run(o.Action)
+				}
 			case o.Overlapped():
 				err = overlapped(o)
 			case o.Kind == BackwardWeight:
 				if len(wq) == 0 || wq[0] != o.Action {
-					return losses, fmt.Errorf("%w: rank %d runs %v but the oldest queued weight gradient is %v", ErrWeightStore, rank, o.Action, wq)
+					return result(), fmt.Errorf("%w: rank %d runs %v but the oldest queued weight gradient is %v", ErrWeightStore, rank, o.Action, wq)
 				}
 				wq = wq[1:]
 				if err = stages[o.Phase].BackwardWeight(ctx, o.Micro); err != nil {
@@ -287,27 +436,42 @@ func (e *Executor[T]) RunRank(ctx context.Context, rank int, stages []Stage[T], 
 				err = run(o.Action)
 			}
 			if err != nil {
-				return losses, err
+				return result(), err
 			}
 		}
 	}
 	if len(queue) != 0 {
-		return losses, fmt.Errorf("%w: rank %d ends with %d uncommitted sends/receives", ErrSchedule, rank, len(queue))
+		return result(), fmt.Errorf("%w: rank %d ends with %d uncommitted sends/receives", ErrSchedule, rank, len(queue))
 	}
 	if len(wq) != 0 {
-		return losses, fmt.Errorf("%w: rank %d ends the step with %d queued weight gradients", ErrWeightStore, rank, len(wq))
+		return result(), fmt.Errorf("%w: rank %d ends the step with %d queued weight gradients", ErrWeightStore, rank, len(wq))
 	}
 	if len(inbox) != 0 || len(outbox) != 0 {
-		return losses, fmt.Errorf("%w: rank %d ends with %d unconsumed inputs and %d unsent outputs", ErrSchedule, rank, len(inbox), len(outbox))
+		return result(), fmt.Errorf("%w: rank %d ends with %d unconsumed inputs and %d unsent outputs", ErrSchedule, rank, len(inbox), len(outbox))
 	}
-	return losses, nil
+	return result(), nil
 }
 
 // RunLocal runs every rank in its own goroutine over an in-process
 // ChanNetwork; stages[rank][phase] are the ranks' stages. On the first error
 // it cancels the other ranks and returns that error. The losses come back
-// sorted by pipe, then micro-batch.
+// sorted by pipe, then micro-batch. It is StepLocal with the default
+// StepOptions.
 func (e *Executor[T]) RunLocal(ctx context.Context, stages [][]Stage[T]) ([]Loss, error) {
+	res, err := e.StepLocal(ctx, stages, StepOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.Losses, nil
+}
+
+// StepLocal runs one step of every rank, each in its own goroutine over an
+// in-process ChanNetwork, with opts; stages[q][phase] are the stages of
+// pipeline rank q (with a RankMapping, the goroutine of transport rank r
+// runs pipeline rank RankMapping[r]). On the first error it cancels the
+// other ranks and returns that error. The result merges every rank's
+// losses and outputs, sorted by pipe, then micro-batch.
+func (e *Executor[T]) StepLocal(ctx context.Context, stages [][]Stage[T], opts StepOptions) (*StepResult[T], error) {
 	if e.Program == nil || e.Program.Schedule == nil {
 		return nil, fmt.Errorf("%w: executor has no program", ErrParam)
 	}
@@ -315,13 +479,16 @@ func (e *Executor[T]) RunLocal(ctx context.Context, stages [][]Stage[T]) ([]Loss
 	if len(stages) != n {
 		return nil, fmt.Errorf("%w: got stages for %d ranks, schedule has %d", ErrParam, len(stages), n)
 	}
+	if _, err := CheckRankMapping(opts.RankMapping, n); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	net := NewChanNetwork[T](n)
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
-		all    []Loss
+		all    StepResult[T]
 		errs   = make([]error, n)
 		first  error
 		failed bool
@@ -330,10 +497,17 @@ func (e *Executor[T]) RunLocal(ctx context.Context, stages [][]Stage[T]) ([]Loss
 		wg.Add(1)
 		go func(r int) {
 			defer wg.Done()
-			l, err := e.RunRank(ctx, r, stages[r], net.Endpoint(r))
+			q := r
+			if opts.RankMapping != nil {
+				q = opts.RankMapping[r]
+			}
+			res, err := e.Step(ctx, r, stages[q], net.Endpoint(r), opts)
 			mu.Lock()
 			defer mu.Unlock()
-			all = append(all, l...)
+			if res != nil {
+				all.Losses = append(all.Losses, res.Losses...)
+				all.Outputs = append(all.Outputs, res.Outputs...)
+			}
 			errs[r] = err
 			if err != nil && !failed {
 				failed, first = true, err
@@ -354,11 +528,13 @@ func (e *Executor[T]) RunLocal(ctx context.Context, stages [][]Stage[T]) ([]Loss
 		}
 		return nil, first
 	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].Pipe != all[j].Pipe {
-			return all[i].Pipe < all[j].Pipe
-		}
-		return all[i].Micro < all[j].Micro
+	sort.Slice(all.Losses, func(i, j int) bool {
+		a, b := all.Losses[i], all.Losses[j]
+		return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
 	})
-	return all, nil
+	sort.Slice(all.Outputs, func(i, j int) bool {
+		a, b := all.Outputs[i], all.Outputs[j]
+		return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
+	})
+	return &all, nil
 }
