@@ -17,6 +17,13 @@ type Options struct {
 	Report *pipeline.Report
 	// Title is drawn above the rows; empty means "<method> ranks=N chunks=C".
 	Title string
+	// Compare, when set with Report, is a second timing of the same
+	// schedule (say the simulator's prediction next to a measured run, both
+	// in one time unit): every rank gets two rows on one time axis, Report's
+	// above Compare's, named by Labels (default "run" and "sim").
+	Compare *pipeline.Report
+	// Labels name the rows of Report and Compare.
+	Labels [2]string
 }
 
 // Colours after the upstream DualPipe README figures: forward orange,
@@ -49,15 +56,38 @@ func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 	if rep != nil && len(rep.Spans) != s.Ranks {
 		return fmt.Errorf("%w: report has %d ranks, schedule %d", pipeline.ErrParam, len(rep.Spans), s.Ranks)
 	}
-	if rep != nil {
-		for r := range rep.Spans {
-			if len(rep.Spans[r]) != len(s.Ops[r]) {
-				return fmt.Errorf("%w: report rank %d has %d spans for %d ops", pipeline.ErrParam, r, len(rep.Spans[r]), len(s.Ops[r]))
+	reps := []*pipeline.Report{rep}
+	if opt.Compare != nil {
+		if rep == nil {
+			return fmt.Errorf("%w: Options.Compare without Options.Report", pipeline.ErrParam)
+		}
+		reps = append(reps, opt.Compare)
+	}
+	for _, rp := range reps {
+		if rp == nil {
+			continue
+		}
+		if len(rp.Spans) != s.Ranks {
+			return fmt.Errorf("%w: report has %d ranks, schedule %d", pipeline.ErrParam, len(rp.Spans), s.Ranks)
+		}
+		for r := range rp.Spans {
+			if len(rp.Spans[r]) != len(s.Ops[r]) {
+				return fmt.Errorf("%w: report rank %d has %d spans for %d ops", pipeline.ErrParam, r, len(rp.Spans[r]), len(s.Ops[r]))
 			}
 		}
 	}
+	labels := opt.Labels
+	if labels[0] == "" {
+		labels[0] = "run"
+	}
+	if labels[1] == "" {
+		labels[1] = "sim"
+	}
+	left := 44.0
+	if len(reps) > 1 {
+		left = 70
+	}
 	const (
-		left   = 44.0
 		top    = 34.0
 		rowH   = 26.0
 		rowGap = 4.0
@@ -69,6 +99,9 @@ func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 	var span float64 // length of the x axis in time units or slots
 	if rep != nil {
 		span = float64(rep.Makespan)
+		if opt.Compare != nil {
+			span = max(span, float64(opt.Compare.Makespan))
+		}
 	} else {
 		span = float64(slots)
 	}
@@ -77,7 +110,12 @@ func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 		span = 1
 	}
 	scale := plotW / span
-	height := top + float64(s.Ranks)*(rowH+rowGap) + 48
+	rows := s.Ranks * len(reps)
+	extra := 0.0 // a gap between ranks when each has two rows
+	if len(reps) > 1 {
+		extra = float64(s.Ranks) * rowGap
+	}
+	height := top + float64(rows)*(rowH+rowGap) + extra + 48
 	width := left + plotW + 16
 
 	bw := bufio.NewWriter(w)
@@ -94,9 +132,16 @@ func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 	p(`<defs><pattern id="idle" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#ffffff"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c8c8c8" stroke-width="2"/></pattern></defs>` + "\n")
 	p(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
 	p(`<text x="%s" y="20" font-size="14">%s</text>`+"\n", f(left), html.EscapeString(title))
-	for r, ops := range s.Ops {
-		y := top + float64(r)*(rowH+rowGap)
-		p(`<text x="6" y="%s" font-size="12">r%d</text>`+"\n", f(y+rowH/2+4), r)
+	for row := range rows {
+		r, k := row/len(reps), row%len(reps)
+		ops, rep := s.Ops[r], reps[k]
+		y := top + float64(row)*(rowH+rowGap)
+		if len(reps) > 1 {
+			y += float64(r) * rowGap
+			p(`<text x="6" y="%s" font-size="11">r%d %s</text>`+"\n", f(y+rowH/2+4), r, html.EscapeString(labels[k]))
+		} else {
+			p(`<text x="6" y="%s" font-size="12">r%d</text>`+"\n", f(y+rowH/2+4), r)
+		}
 		p(`<rect x="%s" y="%s" width="%s" height="%s" fill="url(#idle)" stroke="#999999" stroke-width="0.5"/>`+"\n", f(left), f(y), f(plotW), f(rowH))
 		for i, o := range ops {
 			var x0, x1 float64
@@ -135,7 +180,7 @@ func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 		}
 	}
 	// Legend.
-	ly := top + float64(s.Ranks)*(rowH+rowGap) + 14
+	ly := top + float64(rows)*(rowH+rowGap) + extra + 14
 	lx := left
 	legend := []struct {
 		name string
