@@ -350,10 +350,10 @@ func (t *Transport) drain(ctx context.Context, p int) {
 			if err := r.read(ctx, m.Data); err != nil {
 				return err
 			}
+			t.deliver(p, tag, m) // before the credit: the receiver need not wait for it
 			if err := r.credit(ctx); err != nil {
 				return err
 			}
-			t.deliver(p, tag, m)
 		}
 	}()
 	t.mu.Lock()
