@@ -177,3 +177,36 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStepVsSimulator trains compute-heavy stages (h=256, f=1024, 8
+// rows: one F takes several ms) across real processes and reports the last
+// step's measured time, the simulator's prediction from the measured F, B
+// and W costs, and predicted/measured (the issue asks ≥ 0.9). Ranks beyond
+// the number of idle cores share them, which the simulator does not model.
+func BenchmarkStepVsSimulator(b *testing.B) {
+	for _, ranks := range []int{2, 4} {
+		b.Run(fmt.Sprintf("dualpipev/%d", ranks), func(b *testing.B) {
+			var meas, pred, f float64
+			for range b.N {
+				c := testConfig(pipeline.MethodDualPipeV, ranks, 2)
+				c.Hidden, c.FFN, c.Rows, c.Trace = 256, 1024, 8, true
+				rep, err := train(context.Background(), c, self)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tl, err := timelines(rep)
+				if err != nil {
+					b.Fatal(err)
+				}
+				meas += float64(tl.measured.Makespan)
+				pred += float64(tl.predicted.Makespan)
+				f += float64(tl.costs.F)
+			}
+			n := float64(b.N)
+			b.ReportMetric(meas/n/1e3, "measured-ms")
+			b.ReportMetric(pred/n/1e3, "simulated-ms")
+			b.ReportMetric(f/n/1e3, "F-ms")
+			b.ReportMetric(pred/meas, "simulated/measured")
+		})
+	}
+}
