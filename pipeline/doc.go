@@ -25,7 +25,18 @@
 //     program instead, blocking commits included.
 //   - Executor runs Stage implementations over a Transport (ChanNetwork in
 //     process), matching messages by Tag, with the FIFO weight-gradient
-//     store asserted empty at the end of a step.
+//     store asserted empty at the end of a step. Executor.Step is one
+//     rank's step, upstream's DualPipe.step, with its StepOptions:
+//     ForwardOnly (inference: no backward, no gradient messages, no weight
+//     store), ReturnOutputs (the last stage's outputs) and RankMapping
+//     (transport rank → pipeline rank). ScatterBatch and GatherBatch split
+//     a batch into micro-batches along a dimension and join outputs back,
+//     as upstream's scatter (torch.tensor_split) and gather (torch.cat).
+//   - Across processes, the sub-package pipeline/p2p is a
+//     Transport[*tensor.Tensor] over any ep.Transport (ep/sock's TCP or
+//     Unix sockets, started by sock.Launch): each rank process calls
+//     Executor.Step with its own stages and the same program runs
+//     unchanged. examples/pipeline-train trains an MLP that way.
 //   - Drawing lives in the sub-package pipeline/svg (svg.Write draws a
 //     schedule like the upstream README figures), so that this package does
 //     no I/O.
@@ -43,6 +54,6 @@
 //	fmt.Println(rep.Makespan, rep.Idle) // 26 [2 2 2 2]
 //
 // Where it sits: a compute package (docs/architecture.md), pure: it imports
-// the standard library only and does no I/O; pipeline/svg draws its
-// schedules.
+// the standard library and tensor only and does no I/O; pipeline/svg draws
+// its schedules and pipeline/p2p carries its messages between processes.
 package pipeline
