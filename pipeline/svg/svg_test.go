@@ -118,3 +118,53 @@ func TestWriteNil(t *testing.T) {
 		t.Fatalf("Write(nil) = %v, want ErrSchedule", err)
 	}
 }
+
+// TestSVGCompare draws two timings of one schedule: two rows per rank, every
+// op twice, at each report's own times on one axis, with the row labels.
+func TestSVGCompare(t *testing.T) {
+	s, err := pipeline.DualPipeV(2, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := pipeline.Simulate(s, pipeline.SimOptions{Costs: pipeline.OpCosts{F: 1, B: 2, W: 1, FB: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := pipeline.Simulate(s, pipeline.SimOptions{Costs: pipeline.OpCosts{F: 2, B: 4, W: 2, FB: 6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, s, Options{Report: slow, Compare: fast, Labels: [2]string{"measured", "predicted"}}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	ops := 0
+	for _, o := range s.Ops {
+		ops += len(o)
+	}
+	if n := bytes.Count(buf.Bytes(), []byte("<g><title>")); n != 2*ops {
+		t.Fatalf("%d op cells, want %d (every op twice)", n, 2*ops)
+	}
+	for _, want := range []string{">r0 measured<", ">r0 predicted<", ">r1 measured<", ">r1 predicted<"} {
+		if !bytes.Contains(buf.Bytes(), []byte(want)) {
+			t.Errorf("no row label %q", want)
+		}
+	}
+	if err := xml.Unmarshal([]byte(out), new(struct{})); err != nil {
+		t.Fatalf("not well-formed: %v", err)
+	}
+	// The slower report spans the whole axis; the faster ends half-way.
+	if slow.Makespan != 2*fast.Makespan {
+		t.Fatalf("makespans %d and %d", slow.Makespan, fast.Makespan)
+	}
+	// Compare needs Report, and must fit the schedule.
+	if err := Write(io.Discard, s, Options{Compare: fast}); !errors.Is(err, pipeline.ErrParam) {
+		t.Errorf("Compare without Report: %v", err)
+	}
+	other, _ := pipeline.DualPipeV(2, 6)
+	wrong, _ := pipeline.Simulate(other, pipeline.SimOptions{Costs: pipeline.OpCosts{F: 1, B: 2, W: 1, FB: 3}})
+	if err := Write(io.Discard, s, Options{Report: slow, Compare: wrong}); !errors.Is(err, pipeline.ErrParam) {
+		t.Errorf("Compare of another schedule: %v", err)
+	}
+}
