@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -415,5 +414,3 @@ func train(ctx context.Context, c *config, command func(rank int) *exec.Cmd) (*r
 	}
 	return rep, nil
 }
-
-var errCheck = errors.New("check failed")
