@@ -22,8 +22,9 @@ import (
 func TestMain(m *testing.M) {
 	if sock.Launched() {
 		err := rankMain()
-		if err == nil {
-			err = goleak.Find() // no goroutine may outlive the transport
+		// No goroutine may outlive the transport, on success or failure.
+		if lerr := goleak.Find(); lerr != nil {
+			err = errors.Join(err, lerr)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pipeline-train:", err)
@@ -124,6 +125,8 @@ func TestRankDies(t *testing.T) {
 			t.Errorf("rank %d: exit %d stalled=%v, want a failure of its own: %s", e.Rank, e.ExitCode, e.Stalled, e.Stderr)
 		case !strings.Contains(e.Stderr, "transport failure") && !strings.Contains(e.Stderr, "closed"):
 			t.Errorf("rank %d: error does not name the transport: %s", e.Rank, e.Stderr)
+		case strings.Contains(e.Stderr, "goroutine"):
+			t.Errorf("rank %d leaked goroutines: %s", e.Rank, e.Stderr)
 		}
 	}
 }

@@ -39,6 +39,9 @@ const (
 	// MaxMessage is the largest payload of one message, 1 GiB; larger
 	// tensors are refused by Send and by the receiver.
 	MaxMessage = 1 << 30
+	// MaxRegion bounds the region New registers (one ring per rank of the
+	// group, 64 GiB of address space; pages never written cost no memory).
+	MaxRegion = 1 << 36
 )
 
 // Options configures New.
@@ -47,7 +50,7 @@ type Options struct {
 	// ring buffer): a message larger than the ring streams through it in
 	// pieces. Zero means DefaultRing; it is rounded up to a multiple of 64
 	// and must be at least 256. Every rank of a group must use the same
-	// value.
+	// value, and group size × Ring must not exceed MaxRegion.
 	Ring int
 	// Timeout bounds every Recv (zero: DefaultTimeout; negative is an
 	// error): the receive fails with context.DeadlineExceeded when the
@@ -90,6 +93,8 @@ const (
 	magic     = 0x3150_5046_4650_4646 // "FFPFPP1" tagged
 	fixedHdr  = 7 * 8
 	maxHeader = fixedHdr + MaxDims*8
+	maxPhase  = 1 << 20 // bounds of a tag's fields on the wire
+	maxMicro  = 1 << 40
 )
 
 // New builds a pipeline transport on tr, which it owns from now on (Close
@@ -120,6 +125,9 @@ func New(ctx context.Context, tr ep.Transport, opts Options) (*Transport, error)
 	world, rank := tr.Size(), tr.Rank()
 	if world < 1 || rank < 0 || rank >= world {
 		return nil, fmt.Errorf("%w: ep transport reports rank %d of %d", ErrParam, rank, world)
+	}
+	if int64(world)*int64(ring) > MaxRegion {
+		return nil, fmt.Errorf("%w: %d ranks × Options.Ring %d bytes exceed %d bytes of region; lower Options.Ring", ErrParam, world, ring, int64(MaxRegion))
 	}
 	hdr := (16*world + 63) / 64 * 64
 	reg, err := tr.Register(ctx, hdr+world*ring)
@@ -463,8 +471,8 @@ func encodeHeader(tag pipeline.Tag, m *tensor.Tensor) ([]byte, error) {
 	if len(m.Data) < n*m.DType.Size() {
 		return nil, fmt.Errorf("%w: %v %v needs %d bytes of host data, has %d", ErrParam, m.DType, m.Shape, n*m.DType.Size(), len(m.Data))
 	}
-	if tag.Phase < 0 || tag.Micro < 0 {
-		return nil, fmt.Errorf("%w: tag %v", ErrParam, tag)
+	if tag.Phase < 0 || tag.Phase > maxPhase || tag.Micro < 0 || tag.Micro > maxMicro || tag.Kind > 255 {
+		return nil, fmt.Errorf("%w: tag %v (phase 0…%d, micro-batch 0…%d)", ErrParam, tag, maxPhase, int64(maxMicro))
 	}
 	h := make([]byte, fixedHdr+8*len(m.Shape))
 	le := binary.LittleEndian
@@ -489,7 +497,7 @@ func decodeHeader(h []byte) (pipeline.Tag, *tensor.Tensor, error) {
 		return pipeline.Tag{}, nil, fmt.Errorf("%w: magic %#x", errHeader, le.Uint64(h[0:]))
 	}
 	phase, kind, micro := le.Uint64(h[8:]), le.Uint64(h[16:]), le.Uint64(h[24:])
-	if phase > 1<<20 || kind > 255 || micro > 1<<40 {
+	if phase > maxPhase || kind > 255 || micro > maxMicro {
 		return pipeline.Tag{}, nil, fmt.Errorf("%w: tag phase %d kind %d micro %d", errHeader, phase, kind, micro)
 	}
 	dt := tensor.DType(le.Uint64(h[32:]))

@@ -244,6 +244,13 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%+v: got %v, want ErrParam", o, err)
 		}
 	}
+	big, _ := inproc.New(20000)
+	if _, err := New(ctx, big[0], Options{Ring: 4 << 20}); !errors.Is(err, ErrParam) {
+		t.Errorf("20000 ranks × 4 MiB: got %v, want ErrParam", err)
+	}
+	for _, b := range big {
+		b.Close()
+	}
 	if _, err := New(ctx, nil, Options{}); !errors.Is(err, ErrParam) {
 		t.Errorf("nil transport: got %v", err)
 	}
