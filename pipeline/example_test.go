@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fireflyer-go/fireflyer/pipeline"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // DualPipe on 4 ranks with 8 micro-batches, as in the upstream README
@@ -108,4 +109,55 @@ func ExampleExecutor() {
 	// micro-batch 2 loss 7.2
 	// micro-batch 3 loss 9.6
 	// stage 0 weight gradient 24.0
+}
+
+// An inference step (upstream's step under torch.no_grad()) returning the
+// last stage's outputs: DualPipeV on 2 ranks, no backward at all.
+func ExampleExecutor_StepLocal() {
+	s, _ := pipeline.DualPipeV(2, 4)
+	prog, _ := pipeline.LowerReference(s)
+	stages := make([][]pipeline.Stage[float64], s.Ranks)
+	for r, ps := range s.Place {
+		for _, p := range ps {
+			stages[r] = append(stages[r], newScale(float64(p.Stage+1)))
+		}
+	}
+	ex := &pipeline.Executor[float64]{
+		Program: prog,
+		Input:   func(pipe, micro int) (float64, error) { return float64(micro + 1), nil },
+		// No Criterion: a forward-only step needs none.
+	}
+	res, err := ex.StepLocal(context.Background(), stages, pipeline.StepOptions{ForwardOnly: true, ReturnOutputs: true})
+	if err != nil {
+		panic(err)
+	}
+	for _, o := range res.Outputs {
+		fmt.Printf("micro-batch %d output %.0f\n", o.Micro, o.Value)
+	}
+	fmt.Println("losses:", len(res.Losses), "stage 0 weight gradient:", stages[0][0].(*scale).grad)
+	// Output:
+	// micro-batch 0 output 24
+	// micro-batch 1 output 48
+	// micro-batch 2 output 72
+	// micro-batch 3 output 96
+	// losses: 0 stage 0 weight gradient: 0
+}
+
+// Splitting a batch of 5 rows into 2 micro-batches along dimension 0, as
+// torch.tensor_split does (3 rows, then 2), and joining them back.
+func ExampleScatterBatch() {
+	batch, _ := tensor.FromSlice([]float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 5, 2)
+	parts, err := pipeline.ScatterBatch(batch, 2, 0)
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range parts {
+		fmt.Println(p.Shape, p.F32())
+	}
+	back, _ := pipeline.GatherBatch(parts, 0)
+	fmt.Println(back.Shape, back.F32())
+	// Output:
+	// [3 2] [1 2 3 4 5 6]
+	// [2 2] [7 8 9 10]
+	// [5 2] [1 2 3 4 5 6 7 8 9 10]
 }
