@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
-	"time"
 
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -22,7 +20,6 @@ type mlp struct {
 	w1, w2 []float32 // [f, h], [h, f]
 	g1, g2 []float32 // accumulated weight gradients
 	saved  map[int]*saved
-	clock  *clock // optional: records every call's span
 }
 
 type saved struct {
@@ -73,7 +70,6 @@ func f32Tensor(v []float32, rows, cols int) *tensor.Tensor {
 }
 
 func (m *mlp) Forward(_ context.Context, micro int, in *tensor.Tensor) (*tensor.Tensor, error) {
-	defer m.clock.span(kindF)()
 	rows, err := rowsOf(in, m.h)
 	if err != nil {
 		return nil, err
@@ -106,7 +102,6 @@ func (m *mlp) Forward(_ context.Context, micro int, in *tensor.Tensor) (*tensor.
 }
 
 func (m *mlp) BackwardInput(_ context.Context, micro int, gradOut *tensor.Tensor) (*tensor.Tensor, error) {
-	defer m.clock.span(kindB)()
 	s, ok := m.saved[micro]
 	if !ok || s.backward {
 		return nil, fmt.Errorf("micro-batch %d: backward without forward", micro)
@@ -138,7 +133,6 @@ func (m *mlp) BackwardInput(_ context.Context, micro int, gradOut *tensor.Tensor
 }
 
 func (m *mlp) BackwardWeight(_ context.Context, micro int) error {
-	defer m.clock.span(kindW)()
 	s, ok := m.saved[micro]
 	if !ok || !s.backward {
 		return fmt.Errorf("micro-batch %d: weight gradient before input gradient", micro)
@@ -205,37 +199,4 @@ func batch(seed uint64, step, rows, h int) (x, y *tensor.Tensor) {
 		ys[i] = float32(r.NormFloat64())
 	}
 	return f32Tensor(xs, rows, h), f32Tensor(ys, rows, h)
-}
-
-// Kinds of the stage calls a clock records.
-const (
-	kindF = iota
-	kindB // input backward
-	kindW // weight backward
-)
-
-// call is one recorded stage call, in nanoseconds since the Unix epoch (the
-// ranks are processes on one host, so their wall clocks agree).
-type call struct {
-	Kind       int
-	Start, End int64
-}
-
-// clock records the stage calls of one rank, in call order.
-type clock struct {
-	mu    sync.Mutex
-	calls []call
-}
-
-func (c *clock) span(kind int) func() {
-	if c == nil {
-		return func() {}
-	}
-	start := time.Now().UnixNano()
-	return func() {
-		end := time.Now().UnixNano()
-		c.mu.Lock()
-		c.calls = append(c.calls, call{kind, start, end})
-		c.mu.Unlock()
-	}
 }

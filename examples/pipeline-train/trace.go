@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"slices"
 
@@ -17,20 +16,6 @@ type timeline struct {
 	costs               pipeline.OpCosts
 }
 
-// calls of an op: F is one Forward, B a BackwardInput and a BackwardWeight,
-// b and W one call each, an F&B pair a forward and a full backward.
-func callsOf(o pipeline.Op) int {
-	n := 0
-	for _, a := range o.Actions() {
-		if a.Kind == pipeline.Backward {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n
-}
-
 func median(v []int64) int64 {
 	if len(v) == 0 {
 		return 0
@@ -39,51 +24,31 @@ func median(v []int64) int64 {
 	return v[len(v)/2]
 }
 
-// timelines turns the ranks' recorded calls into a measured Report (times
+// timelines turns the ranks' recorded calls into a measured Report (µs
 // from the first call of any rank) and simulates the schedule with the
 // median F, b and W durations.
 func timelines(rep *report) (*timeline, error) {
 	s := rep.Sched
-	t0 := int64(math.MaxInt64)
-	for _, r := range rep.Results {
-		for _, c := range r.Calls {
-			t0 = min(t0, c.Start)
-		}
-	}
-	var durs [3][]int64
-	m := &pipeline.Report{Spans: make([][]pipeline.Span, s.Ranks), Busy: make([]int64, s.Ranks), Idle: make([]int64, s.Ranks)}
+	durs := map[pipeline.Kind][]int64{}
+	spans := make([][]pipeline.Span, s.Ranks)
 	for _, r := range rep.Results {
 		if r.Rank < 0 || r.Rank >= s.Ranks {
 			return nil, fmt.Errorf("result of rank %d", r.Rank)
 		}
-		calls := r.Calls
-		for _, c := range calls {
+		for _, c := range r.Calls {
 			durs[c.Kind] = append(durs[c.Kind], (c.End-c.Start+500)/1000)
 		}
-		for _, o := range s.Ops[r.Rank] {
-			n := callsOf(o)
-			if len(calls) < n {
-				return nil, fmt.Errorf("rank %d recorded too few stage calls for its ops", r.Rank)
-			}
-			sp := pipeline.Span{Op: o, Start: (calls[0].Start - t0) / 1000, End: (calls[n-1].End - t0) / 1000}
-			m.Spans[r.Rank] = append(m.Spans[r.Rank], sp)
-			m.Busy[r.Rank] += sp.End - sp.Start
-			m.Makespan = max(m.Makespan, sp.End)
-			calls = calls[n:]
+		sp, err := pipeline.OpSpans(s.Ops[r.Rank], r.Calls)
+		if err != nil {
+			return nil, fmt.Errorf("rank %d: %w", r.Rank, err)
 		}
-		if len(calls) != 0 {
-			return nil, fmt.Errorf("rank %d recorded %d stage calls more than its ops make", r.Rank, len(calls))
-		}
+		spans[r.Rank] = sp
 	}
-	var idle int64
-	for r := range m.Idle {
-		m.Idle[r] = m.Makespan - m.Busy[r]
-		idle += m.Idle[r]
+	m, err := pipeline.Measured(s, spans, 1000)
+	if err != nil {
+		return nil, err
 	}
-	if m.Makespan > 0 {
-		m.BubbleRatio = float64(idle) / float64(int64(s.Ranks)*m.Makespan)
-	}
-	f, b, w := median(durs[kindF]), median(durs[kindB]), median(durs[kindW])
+	f, b, w := median(durs[pipeline.Forward]), median(durs[pipeline.BackwardInput]), median(durs[pipeline.BackwardWeight])
 	costs := pipeline.OpCosts{F: f, B: b + w, W: w, FB: f + b + w}
 	pred, err := pipeline.Simulate(s, pipeline.SimOptions{Costs: costs})
 	if err != nil {

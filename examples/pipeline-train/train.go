@@ -65,7 +65,7 @@ type rankResult struct {
 	// summed weight gradients [W1 grad, W2 grad] of the last step.
 	Grads map[int][]float32
 	// Calls are the last step's stage calls when tracing.
-	Calls []call
+	Calls []pipeline.Call
 }
 
 // microBatches splits step's batch into per-pipe micro-batches, inputs and
@@ -197,18 +197,17 @@ func runRank(ctx context.Context, c *config, rank int, net *p2p.Transport) (*ran
 	if err != nil {
 		return nil, err
 	}
-	var clk *clock
-	if c.Trace {
-		clk = &clock{}
-	}
+	trace := &pipeline.Trace{}
 	mine := make([]*mlp, len(s.Place[rank]))
 	stages := make([]pipeline.Stage[*tensor.Tensor], len(mine))
 	for ph, ref := range s.Place[rank] {
 		mine[ph] = newMLP(c.Hidden, c.FFN, c.Seed, ref.Stage)
-		mine[ph].clock = clk
 		stages[ph] = mine[ph]
 		if c.DieRank == rank && ph == 0 {
 			stages[ph] = dieStage{mine[ph], 1}
+		}
+		if c.Trace {
+			stages[ph] = pipeline.Wrap(trace, stages[ph])
 		}
 	}
 	res := &rankResult{Rank: rank, Grads: map[int][]float32{}}
@@ -227,9 +226,7 @@ func runRank(ctx context.Context, c *config, rank int, net *p2p.Transport) (*ran
 		if err := net.Barrier(ctx); err != nil {
 			return nil, err
 		}
-		if clk != nil {
-			clk.calls = clk.calls[:0]
-		}
+		trace.Reset()
 		out, err := ex.Step(ctx, rank, stages, net, pipeline.StepOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("step %d: %w", step, err)
@@ -278,8 +275,8 @@ func runRank(ctx context.Context, c *config, rank int, net *p2p.Transport) (*ran
 			mine[ph].sgd(c.LR, g1, g2)
 		}
 	}
-	if clk != nil {
-		res.Calls = clk.calls
+	if c.Trace {
+		res.Calls = trace.Calls()
 	}
 	// Do not close while a peer still waits for this rank's gradients.
 	if err := net.Barrier(ctx); err != nil {

@@ -471,7 +471,7 @@ func encodeHeader(tag pipeline.Tag, m *tensor.Tensor) ([]byte, error) {
 	if len(m.Data) < n*m.DType.Size() {
 		return nil, fmt.Errorf("%w: %v %v needs %d bytes of host data, has %d", ErrParam, m.DType, m.Shape, n*m.DType.Size(), len(m.Data))
 	}
-	if tag.Phase < 0 || tag.Phase > maxPhase || tag.Micro < 0 || tag.Micro > maxMicro || tag.Kind > 255 {
+	if tag.Phase < 0 || tag.Phase > maxPhase || tag.Micro < 0 || tag.Micro > maxMicro {
 		return nil, fmt.Errorf("%w: tag %v (phase 0…%d, micro-batch 0…%d)", ErrParam, tag, maxPhase, int64(maxMicro))
 	}
 	h := make([]byte, fixedHdr+8*len(m.Shape))
