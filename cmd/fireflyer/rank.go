@@ -11,7 +11,7 @@ import (
 
 func init() {
 	register(command{name: "rank", hidden: true, run: runRank,
-		summary: "internal: one rank process of `ep bench` or `demo` with --transport tcp|unix"})
+		summary: "internal: one rank process of `ep bench` or `demo` with --transport tcp|unix, or of `schedule --run`"})
 }
 
 // runRank is the role of a rank process that `ep bench` and `demo` start
@@ -27,6 +27,8 @@ func runRank(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "ep-bench":
 		return epRankMain(args[1:], stdout, stderr)
+	case "schedule":
+		return scheduleRankMain(args[1:], stdout, stderr)
 	case "demo":
 		if err := demo.RankMain(context.Background(), stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, "fireflyer demo rank:", err)
@@ -34,6 +36,6 @@ func runRank(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "fireflyer rank: unknown role %q (want ep-bench or demo)\n", args[0])
+	fmt.Fprintf(stderr, "fireflyer rank: unknown role %q (want ep-bench, schedule or demo)\n", args[0])
 	return exitUsage
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fireflyer-go/fireflyer/pipeline"
 	pipesvg "github.com/fireflyer-go/fireflyer/pipeline/svg"
@@ -20,7 +22,7 @@ func init() {
 	register(command{name: "schedule", summary: "print, simulate and draw pipeline schedules (1F1B, ZB1P, DualPipe, DualPipeV)", run: runSchedule})
 }
 
-const scheduleSynopsis = "schedule --method 1f1b|zb1p|dualpipe|dualpipev --ranks N --chunks C [--text|--json] [--svg out.svg] [--simulate --cost F=1,B=2,W=1,FB=3]"
+const scheduleSynopsis = "schedule --method 1f1b|zb1p|dualpipe|dualpipev --ranks N --chunks C [--text|--json] [--svg out.svg] [--simulate --cost F=1,B=2,W=1,FB=3] [--run [--transport unix|tcp]]"
 
 func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("schedule", scheduleSynopsis, stderr)
@@ -35,6 +37,9 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	p2p := fs.String("p2p", "0", "point-to-point latency for --simulate, in the cost unit")
 	lower := fs.String("lower", "", "print the lowered program with its sends and receives instead of the ops: dataflow or reference (upstream's posting order with batched commits); with --simulate, replay that program instead of the schedule's data flow")
 	freeAtW := fs.Bool("free-at-w", false, "for peak activations, free a micro-batch's activations at W instead of at b")
+	run := fs.Bool("run", false, "run one step across --ranks processes over pipeline/p2p, with stages that sleep for the --cost times in milliseconds (an F&B pair runs as its F then its B, so FB is taken as F+B), and print per rank the measured busy and idle time next to the simulated, then both makespans; with --svg, draw both timelines in one picture")
+	transport := fs.String("transport", "unix", "with --run: the sockets between the rank processes, unix or tcp")
+	timeout := fs.Duration("timeout", 2*time.Minute, "with --run: deadline of the whole run")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -49,6 +54,22 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if *svg == "-" && (*text || *asJSON) {
 		fmt.Fprintln(stderr, "fireflyer schedule: --svg - writes the picture to standard output; drop --text/--json")
 		return exitUsage
+	}
+	if *run {
+		switch {
+		case *text || *asJSON:
+			fmt.Fprintln(stderr, "fireflyer schedule: --run prints its own lines; drop --text/--json")
+			return exitUsage
+		case *transport != "unix" && *transport != "tcp":
+			fmt.Fprintf(stderr, "fireflyer schedule: --transport %q is not unix or tcp\n", *transport)
+			return exitUsage
+		case *timeout <= 0:
+			fmt.Fprintf(stderr, "fireflyer schedule: --timeout %v must be positive\n", *timeout)
+			return exitUsage
+		case *ranks < 1 || *ranks > 64:
+			fmt.Fprintf(stderr, "fireflyer schedule: --run --ranks %d: want 1…64 processes\n", *ranks)
+			return exitUsage
+		}
 	}
 	if *chunks == 0 {
 		*chunks = 2 * *ranks
@@ -74,6 +95,38 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
 		return exitFail
+	}
+
+	if *run {
+		opt, scale, err := parseCosts(*costs, *p2p)
+		if err == nil && scale > 1000 {
+			err = fmt.Errorf("--cost/--p2p: with --run, times are milliseconds with at most 3 decimals (µs)")
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
+			return exitUsage
+		}
+		us := func(v int64) int64 { return v * (1000 / scale) }
+		c := opt.Costs
+		opt.Costs = pipeline.OpCosts{F: us(c.F), B: us(c.B), W: us(c.W), FB: us(c.F) + us(c.B)}
+		opt.P2P, opt.FreeAtW = us(opt.P2P), *freeAtW
+		var sim *pipeline.Report
+		if *lower != "" {
+			sim, err = pipeline.SimulateProgram(prog, opt)
+		} else {
+			sim, err = pipeline.Simulate(s, opt)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
+			return exitUsage
+		}
+		cfg := scheduleRunConfig{Method: s.Method, Ranks: s.Ranks, Chunks: s.Chunks, Reference: *lower == "reference", Costs: opt.Costs, Timeout: *timeout}
+		measured, err := scheduleRun(context.Background(), cfg, *transport)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer schedule --run: %v\n", err)
+			return exitFail
+		}
+		return printScheduleRun(stdout, stderr, s, measured, sim, *svg)
 	}
 
 	var rep *pipeline.Report
