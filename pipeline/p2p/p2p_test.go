@@ -18,12 +18,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-func TestMain(m *testing.M) {
-	if runChild() {
-		return
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // group returns n p2p transports over one in-process ep group.
 func group(t *testing.T, n int, opts Options) []*Transport {

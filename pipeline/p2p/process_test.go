@@ -1,3 +1,0 @@
-package p2p
-
-func runChild() bool { return false }
