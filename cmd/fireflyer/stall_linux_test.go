@@ -12,10 +12,33 @@ import (
 )
 
 // stopRankProcess waits for the child process of this test that runs as
-// rank `rank` of a sock.Launch group and stops it with SIGSTOP, as a user
-// would with kill -STOP. It reports the pid (0 when none appeared).
-func stopRankProcess(t *testing.T, rank int, within time.Duration) int {
+// rank `rank` of a sock.Launch group and stops it with SIGSTOP mid-run, as
+// a user would with kill -STOP (for commands whose ranks live long). Call
+// it before starting the command; wait reports the pid (0 when none
+// appeared).
+func stopRankProcess(t *testing.T, rank int, within time.Duration) (wait func() int) {
 	t.Helper()
+	pid := make(chan int, 1)
+	go func() { pid <- findRankProcess(t, rank, within, true) }()
+	return func() int { return <-pid }
+}
+
+// stopRankAtStart makes rank `rank` of the next sock.Launch group of this
+// test stop itself with SIGSTOP before doing any work (see TestMain), for
+// commands whose ranks may finish before a poller could catch them; wait
+// reports the stopped process's pid.
+func stopRankAtStart(t *testing.T, rank int, within time.Duration) (wait func() int) {
+	t.Helper()
+	t.Setenv(stopRankEnv, strconv.Itoa(rank))
+	pid := make(chan int, 1)
+	go func() { pid <- findRankProcess(t, rank, within, false) }()
+	return func() int { return <-pid }
+}
+
+// findRankProcess polls /proc for the child of this test that runs as rank
+// `rank`; with stop it sends SIGSTOP, else it waits until the process has
+// stopped itself.
+func findRankProcess(t *testing.T, rank int, within time.Duration, stop bool) int {
 	me := strconv.Itoa(os.Getpid())
 	want := []byte("RANK=" + strconv.Itoa(rank))
 	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
@@ -37,10 +60,16 @@ func stopRankProcess(t *testing.T, rank int, within time.Duration) int {
 			for _, kv := range bytes.Split(env, []byte{0}) {
 				if bytes.Equal(kv, want) {
 					pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
-					if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-						t.Fatal(err)
+					if stop {
+						if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+							t.Error(err)
+						}
+						return pid
 					}
-					return pid
+					if f[0] == "T" || f[0] == "t" {
+						return pid
+					}
+					break // not stopped yet
 				}
 			}
 		}
@@ -65,13 +94,12 @@ func checkReaped(t *testing.T, pid int) {
 // print nothing after "rank 0: exit status 1:").
 func TestEPBenchStoppedRank(t *testing.T) {
 	const timeout = 6 * time.Second
-	pid := make(chan int, 1)
-	go func() { pid <- stopRankProcess(t, 1, 10*time.Second) }()
+	waitPid := stopRankProcess(t, 1, 10*time.Second)
 	start := time.Now()
 	code, stdout, stderr := runCLI(t, "", "ep", "bench", "--transport", "tcp", "--ranks", "3", "--tokens", "16", "--hidden", "128",
 		"--topk", "2", "--experts", "6", "--iters", "100000", "--timeout", timeout.String())
 	took := time.Since(start)
-	p := <-pid
+	p := waitPid()
 	if code != exitFail || stdout != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
@@ -93,13 +121,12 @@ func TestEPBenchStoppedRank(t *testing.T) {
 // it exits 1 within T, naming the stopped rank.
 func TestDemoStoppedRank(t *testing.T) {
 	const timeout = 8 * time.Second
-	pid := make(chan int, 1)
-	go func() { pid <- stopRankProcess(t, 2, 10*time.Second) }()
+	waitPid := stopRankAtStart(t, 2, 10*time.Second)
 	start := time.Now()
 	code, _, stderr := runCLI(t, "", "demo", "--transport", "tcp", "--ranks", "4", "--scale", "64", "--batch", "8", "--prefix", "24",
 		"--timeout", timeout.String())
 	took := time.Since(start)
-	p := <-pid
+	p := waitPid()
 	if code != exitFail {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
