@@ -55,6 +55,10 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fireflyer eplb: --svg - writes the picture to standard output; drop --json")
 		return exitUsage
 	}
+	if err := checkOutFile("svg", *svgPath); err != nil {
+		fmt.Fprintf(stderr, "fireflyer eplb: %v\n", err)
+		return exitUsage
+	}
 	if len(files) > 1 {
 		fmt.Fprintf(stderr, "fireflyer eplb: at most one input FILE, got %d (%s)\n", len(files), strings.Join(files, ", "))
 		return exitUsage

@@ -50,6 +50,10 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fireflyer schedule: --svg - writes the picture to standard output; drop --text/--json")
 		return exitUsage
 	}
+	if err := checkOutFile("svg", *svg); err != nil {
+		fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
+		return exitUsage
+	}
 	if *chunks == 0 {
 		*chunks = 2 * *ranks
 	}
