@@ -40,6 +40,9 @@ func TestBadInputExit2(t *testing.T) {
 		{"", []string{"demo", "--layer", "61"}, "num_hidden_layers"},
 		{readmeJSON, append(slices.Clone(readmeFlags), "--svg", dir), "--svg"},
 		{"", []string{"schedule", "--method", "1f1b", "--svg", dir}, "--svg"},
+		{readmeJSON, []string{"eplb", "--replicas", "16", "--gpus", "8", "--nodes", "0"}, "--nodes"},
+		{readmeJSON, []string{"eplb", "--replicas", "16", "--gpus", "8", "--groups", "0"}, "--groups"},
+		{readmeJSON, []string{"eplb", "--replicas", "16", "--gpus", "8", "--nodes", "-2"}, "--nodes"},
 	} {
 		t0 := time.Now()
 		code, stdout, stderr := runCLI(t, c.stdin, c.args...)

@@ -77,6 +77,15 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"groups", *groups}, {"nodes", *nodes}} {
+		if f.v < 1 { // the library reads 0 as 1; on the command line it is a mistake
+			fmt.Fprintf(stderr, "fireflyer eplb: --%s %d must be ≥ 1\n", f.name, f.v)
+			return exitUsage
+		}
+	}
 
 	in, name := stdin, "standard input"
 	if len(files) == 1 && files[0] != "-" {
