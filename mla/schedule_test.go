@@ -208,12 +208,12 @@ func TestDefaultNumParts(t *testing.T) {
 	p := &mla.Problem{B: 1, SQ: 1, HQ: 16, Cache: cache}
 	prev := runtime.GOMAXPROCS(2)
 	defer runtime.GOMAXPROCS(prev)
-	for _, be := range []mla.Backend{mla.CPU, mla.Ref} {
+	for _, be := range []mla.Backend{mla.Default(), mla.NewRef()} {
 		if got, want := mla.DefaultNumParts(be, p), mla.NumSMParts(8, 1, 16, 1); got != want {
 			t.Errorf("%s: DefaultNumParts = %d, want NumSMParts(4·GOMAXPROCS) = %d", be.Name(), got, want)
 		}
 	}
-	if got, want := mla.DefaultNumParts(page64Only{mla.CPU}, p), mla.NumSMParts(mla.H800SMs, 1, 16, 1); got != want || got != 132 {
+	if got, want := mla.DefaultNumParts(page64Only{mla.Default()}, p), mla.NumSMParts(mla.H800SMs, 1, 16, 1); got != want || got != 132 {
 		t.Errorf("backend without PartsAdvisor: DefaultNumParts = %d, want NumSMParts(H800SMs) = %d", got, want)
 	}
 }
