@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build nvml && cgo
 
 package cuda
 
@@ -17,7 +17,9 @@ var (
 )
 
 // Devices lists the GPUs of this machine through NVML (libnvidia-ml.so.1,
-// loaded at run time). NVML is initialised once per process; if that fails,
+// loaded at run time) bound by github.com/NVIDIA/go-nvml: the build with
+// -tags nvml and cgo (without them Devices loads NVML with purego, with
+// the same results). NVML is initialised once per process; if that fails,
 // every call returns the same error wrapping ErrUnavailable and NVML is never
 // touched again (go-nvml would kill the process). Every error wraps
 // ErrUnavailable, including a device NVML cannot open (e.g. "GPU is lost").

@@ -5,8 +5,10 @@
 //
 // # Layers
 //
-//   - Devices lists GPUs through NVML (github.com/NVIDIA/go-nvml; needs cgo,
-//     with a !cgo twin that reports ErrUnavailable).
+//   - Devices lists GPUs through NVML: libnvidia-ml.so.1 opened with the
+//     same dlopen (no cgo, no NVML header, so a plain build compiles no C);
+//     built with -tags nvml and cgo it binds NVML through
+//     github.com/NVIDIA/go-nvml instead.
 //   - LoadDriver / SystemDriver open libcuda.so.1 through an Opener
 //     (SystemOpener uses github.com/ebitengine/purego's dlopen) and resolve
 //     the exported, versioned entry points (cuMemAlloc_v2, cuMemcpyHtoD_v2,
@@ -33,7 +35,7 @@
 //
 // Upstream: the CUDA driver API (cuda.h) and NVRTC (nvrtc.h) as
 // deepseek-ai/DeepGEMM uses them in its run-time JIT (csrc/jit);
-// NVIDIA/go-nvml for discovery.
+// NVML (nvml.h, as NVIDIA/go-nvml binds it) for discovery.
 //
 // The shortest useful program:
 //

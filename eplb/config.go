@@ -72,10 +72,12 @@ type Config struct {
 	Replicas int
 	// Groups is the number of expert groups (G, upstream num_groups); the
 	// hierarchical policy keeps every group on one node. Ignored by Global.
+	// 0 means 1 (one group: no grouping constraint); negative is ErrConfig.
 	Groups int
 	// Nodes is the number of server nodes (N, upstream num_nodes). Ignored
 	// by Global except by the metrics, which report per-node loads when
-	// GPUs % Nodes == 0.
+	// GPUs % Nodes == 0. 0 means 1 (a single node); negative is ErrConfig
+	// for Rebalance.
 	Nodes int
 	// GPUs is the total number of GPUs (R, upstream num_gpus).
 	GPUs int
@@ -118,11 +120,21 @@ func (r *resolved) slotsPerNode() int { return r.replicas / r.nodes }
 func (r *resolved) gpusPerNode() int  { return r.gpus / r.nodes }
 func (r *resolved) slotsPerGPU() int  { return r.replicas / r.gpus }
 
+// orOne returns v, or 1 for 0: the zero value of Config.Groups and
+// Config.Nodes.
+func orOne(v int) int {
+	if v == 0 {
+		return 1
+	}
+	return v
+}
+
 // resolve checks cfg against a weight shape of layers × experts and returns
 // the parameters of the policy that will run. It checks only what that
 // policy uses.
 func (cfg *Config) resolve(layers, experts int) (resolved, error) {
 	r := resolved{layers: layers, experts: experts, replicas: cfg.Replicas, gpus: cfg.GPUs, noDup: cfg.NoDuplicates}
+	groups, nodes := orOne(cfg.Groups), orOne(cfg.Nodes)
 	if cfg.Replicas <= 0 {
 		return r, fmt.Errorf("%w: replicas (%d) must be positive", ErrConfig, cfg.Replicas)
 	}
@@ -137,13 +149,13 @@ func (cfg *Config) resolve(layers, experts int) (resolved, error) {
 	}
 	switch cfg.Policy {
 	case Auto:
-		if cfg.Groups <= 0 {
-			return r, fmt.Errorf("%w: groups (%d) must be positive for the auto policy", ErrConfig, cfg.Groups)
+		if groups < 0 {
+			return r, fmt.Errorf("%w: groups (%d) must be positive for the auto policy", ErrConfig, groups)
 		}
-		if cfg.Nodes <= 0 {
-			return r, fmt.Errorf("%w: nodes (%d) must be positive for the auto policy", ErrConfig, cfg.Nodes)
+		if nodes < 0 {
+			return r, fmt.Errorf("%w: nodes (%d) must be positive for the auto policy", ErrConfig, nodes)
 		}
-		if cfg.Groups%cfg.Nodes == 0 {
+		if groups%nodes == 0 {
 			r.policy = Hierarchical
 		} else {
 			r.policy = Global
@@ -154,7 +166,7 @@ func (cfg *Config) resolve(layers, experts int) (resolved, error) {
 		return r, fmt.Errorf("%w: unknown policy %d", ErrConfig, int(cfg.Policy))
 	}
 	if r.policy == Hierarchical {
-		r.groups, r.nodes = cfg.Groups, cfg.Nodes
+		r.groups, r.nodes = groups, nodes
 		if r.groups <= 0 {
 			return r, fmt.Errorf("%w: groups (%d) must be positive", ErrConfig, r.groups)
 		}

@@ -3,6 +3,7 @@ package eplb
 import (
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -34,8 +35,9 @@ func TestRebalanceBadInput(t *testing.T) {
 		{"global replicas < experts", w4, Config{Replicas: 2, GPUs: 1, Policy: Global}, ErrConfig, "replicas (2) < experts (4)"},
 		{"zero replicas", w4, Config{GPUs: 1, Groups: 1, Nodes: 1}, ErrConfig, "replicas (0) must be positive"},
 		{"zero gpus", w4, Config{Replicas: 4, Groups: 1, Nodes: 1}, ErrConfig, "gpus (0) must be positive"},
-		{"auto with zero nodes", w4, Config{Replicas: 4, Groups: 1, GPUs: 1}, ErrConfig, "nodes (0) must be positive"},
-		{"auto with zero groups", w4, Config{Replicas: 4, Nodes: 1, GPUs: 1}, ErrConfig, "groups (0) must be positive"},
+		{"auto with negative nodes", w4, Config{Replicas: 4, Groups: 1, Nodes: -1, GPUs: 1}, ErrConfig, "nodes (-1) must be positive"},
+		{"auto with negative groups", w4, Config{Replicas: 4, Groups: -2, Nodes: 1, GPUs: 1}, ErrConfig, "groups (-2) must be positive"},
+		{"hierarchical with negative nodes", w4, Config{Replicas: 4, Groups: 2, Nodes: -2, GPUs: 2, Policy: Hierarchical}, ErrConfig, "nodes (-2) must be positive"},
 		{"unknown policy", w4, Config{Replicas: 4, GPUs: 1, Policy: 7}, ErrConfig, "unknown policy 7"},
 		{"replicas over limit", w4, Config{Replicas: MaxReplicas * 2, GPUs: 1, Policy: Global}, ErrConfig, "exceeds MaxReplicas"},
 		{"no duplicates with more slots per GPU than experts per node", w4, Config{Replicas: 12, Groups: 2, Nodes: 2, GPUs: 2, NoDuplicates: true}, ErrInfeasible, "experts/nodes (2) >= replicas/gpus (6)"},
@@ -172,6 +174,41 @@ func TestWeightsFromFloat64(t *testing.T) {
 		_, err := WeightsFromFloat64(tc.in)
 		if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("WeightsFromFloat64(%v) = %v, want %v naming %q", tc.in, err, tc.err, tc.want)
+		}
+	}
+}
+
+// TestZeroGroupsNodesMeanOne: the zero value of Config.Groups and
+// Config.Nodes is one group and one node, as the command line defaults them,
+// for Rebalance and for Evaluate.
+func TestZeroGroupsNodesMeanOne(t *testing.T) {
+	for _, c := range []struct{ zero, explicit Config }{
+		{Config{Replicas: 16, GPUs: 8}, Config{Replicas: 16, GPUs: 8, Groups: 1, Nodes: 1}},
+		{Config{Replicas: 16, GPUs: 8, Groups: 4}, Config{Replicas: 16, GPUs: 8, Groups: 4, Nodes: 1}},
+		{Config{Replicas: 16, GPUs: 8, Nodes: 2}, Config{Replicas: 16, GPUs: 8, Groups: 1, Nodes: 2}}, // auto → global
+		{Config{Replicas: 16, GPUs: 8, Policy: Hierarchical}, Config{Replicas: 16, GPUs: 8, Groups: 1, Nodes: 1, Policy: Hierarchical}},
+	} {
+		got, err := Rebalance(readmeWeight, c.zero)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.zero, err)
+		}
+		want, err := Rebalance(readmeWeight, c.explicit)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.explicit, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: plan %v, want %v as with %+v", c.zero, got.Phy2Log, want.Phy2Log, c.explicit)
+		}
+		mg, err := Evaluate(readmeWeight, got, c.zero)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mw, err := Evaluate(readmeWeight, want, c.explicit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(mg, mw) || len(mg.NodeLoad) != len(readmeWeight) {
+			t.Errorf("%+v: metrics %+v, want %+v", c.zero, mg, mw)
 		}
 	}
 }

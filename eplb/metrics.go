@@ -37,8 +37,8 @@ type Metrics struct {
 }
 
 // Evaluate computes the Metrics of plan for the loads weight [layers][experts]
-// on cfg.GPUs GPUs in cfg.Nodes nodes (node loads are skipped when Nodes ≤ 0
-// or GPUs % Nodes != 0),
+// on cfg.GPUs GPUs in cfg.Nodes nodes (0 means 1; node loads are skipped
+// when Nodes < 0 or GPUs % Nodes != 0),
 // and SlotsChanged against cfg.Previous when it is non-nil. Other cfg fields
 // are ignored. Errors: ErrShape/ErrLoad for bad weights, ErrPlan for a
 // malformed plan or shapes that do not match, ErrConfig when GPUs ≤ 0 or
@@ -54,7 +54,7 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 	if plan.Layers() != L || plan.Experts() != E {
 		return nil, fmt.Errorf("%w: plan is %d layers × %d experts, weight is %d × %d", ErrPlan, plan.Layers(), plan.Experts(), L, E)
 	}
-	R, N := cfg.GPUs, cfg.Nodes
+	R, N := cfg.GPUs, orOne(cfg.Nodes)
 	if R <= 0 || P%R != 0 {
 		return nil, fmt.Errorf("%w: replicas (%d) %% gpus (%d) != 0", ErrConfig, P, R)
 	}

@@ -18,13 +18,17 @@ type Pager struct {
 }
 
 // NewPager returns a pager over cache for batch sequences, all empty. It
-// returns an *ArgError wrapping ErrShape for an invalid cache or batch < 1.
+// returns an *ArgError wrapping ErrShape for an invalid cache, batch < 1 or
+// batch above cache.NumBlocks (every non-empty sequence holds at least one
+// block, so a larger batch could never hold a token in each sequence; the
+// bound also keeps a mistyped batch from allocating the block tables of
+// billions of sequences).
 func NewPager(cache *PagedCache, batch int) (*Pager, error) {
 	if err := cache.Check(); err != nil {
 		return nil, err
 	}
-	if batch < 1 {
-		return nil, argErr("batch", ErrShape, "batch %d, want ≥ 1", batch)
+	if batch < 1 || batch > cache.NumBlocks {
+		return nil, argErr("batch", ErrShape, "batch %d, want 1 … %d (the cache's block count)", batch, cache.NumBlocks)
 	}
 	p := &Pager{Cache: cache, BlockTable: make([][]int32, batch), CacheSeqlens: make([]int32, batch)}
 	p.free = make([]int32, cache.NumBlocks)

@@ -80,6 +80,10 @@ func TestPager(t *testing.T) {
 		func() error { return pg.Append(0, row[1:]) },
 		func() error { return pg.Reset(-1) },
 		func() error { _, err := mla.NewPager(cache, 0); return err },
+		func() error { _, err := mla.NewPager(cache, 10); return err }, // 9 blocks
+		// 2^40 sequences used to die allocating their block tables (a
+		// fatal out-of-memory, not an error).
+		func() error { _, err := mla.NewPager(cache, 1<<40); return err },
 	} {
 		if err := bad(); !errors.Is(err, mla.ErrShape) {
 			t.Errorf("bad argument: %v, want ErrShape", err)

@@ -16,8 +16,11 @@ const (
 	// thread block handles.
 	BlockM = 64
 	// H800SMs is the SM count of the H800 SXM5 that FlashMLA is tuned on.
-	// The Go backends plan with it by default, so their default schedule is
-	// the one the upstream kernel would use there.
+	// DefaultNumParts plans with NumSMParts(H800SMs, ...) only for a backend
+	// that does not choose its own part count (PartsAdvisor); the Go
+	// backends ref and cpu do, from GOMAXPROCS (NumSMParts(4·GOMAXPROCS,
+	// ...)). Pass Options.NumParts = NumSMParts(H800SMs, s_q, h_q, h_kv) to
+	// get the schedule the upstream kernel would use on an H800.
 	H800SMs = 132
 )
 

@@ -2,10 +2,12 @@ package mla_test
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 func TestNumSMParts(t *testing.T) {
@@ -193,4 +195,25 @@ func FuzzPlan(f *testing.F) {
 		}
 		checkSchedule(t, seqlens, int(parts), s)
 	})
+}
+
+// TestDefaultNumParts pins what H800SMs's comment says: the Go backends
+// choose their own part count from GOMAXPROCS, and only a backend that does
+// not (no PartsAdvisor) gets upstream's H800 count.
+func TestDefaultNumParts(t *testing.T) {
+	cache, err := mla.NewPagedCache(tensor.BF16T, 1, 64, 1, mla.HeadDim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &mla.Problem{B: 1, SQ: 1, HQ: 16, Cache: cache}
+	prev := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	for _, be := range []mla.Backend{mla.Default(), mla.NewRef()} {
+		if got, want := mla.DefaultNumParts(be, p), mla.NumSMParts(8, 1, 16, 1); got != want {
+			t.Errorf("%s: DefaultNumParts = %d, want NumSMParts(4·GOMAXPROCS) = %d", be.Name(), got, want)
+		}
+	}
+	if got, want := mla.DefaultNumParts(page64Only{mla.Default()}, p), mla.NumSMParts(mla.H800SMs, 1, 16, 1); got != want || got != 132 {
+		t.Errorf("backend without PartsAdvisor: DefaultNumParts = %d, want NumSMParts(H800SMs) = %d", got, want)
+	}
 }

@@ -4,13 +4,15 @@
 #
 #   ./scripts/test.sh          # everything: format, vet, staticcheck, builds, tests
 #   SKIP_INSTALL=1 ./scripts/test.sh   # do not apt-get / go install
+#   FIREFLYER_LONG=1 ./scripts/test.sh # the scheduled job: also mla's full decode grid
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STATICCHECK_VERSION=v0.8.2  # honnef.co/go/tools, pinned
 export PATH="$(go env GOPATH)/bin:$PATH"
-# go-nvml's cgo prologue triggers deprecation warnings from nvml.h; they are
-# not ours and drown the log.
+# With -tags nvml (the go-nvml step below), go-nvml's cgo prologue triggers
+# deprecation warnings from nvml.h; they are not ours and drown the log. The
+# default build compiles no C header (cuda loads NVML with purego).
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -Wno-deprecated-declarations"
 
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -66,10 +68,18 @@ go test -race -short -timeout 20m ./...
 step "go test -tags noasm -short (pure-Go kernels)"
 go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/... ./ep/... ./internal/...
 
-# Packages with long cases (large shapes, full grids) run once more without
-# -short (and without -race, which would multiply their time).
+step "go test -tags nvml ./cuda/ (GPU discovery through go-nvml, DGX H200 mock)"
+go test -race -tags nvml ./cuda/
+
+# Packages with long cases (large shapes, the exhaustive grids behind
+# FIREFLYER_LONG=1) run once more without -short (and without -race, which
+# would multiply their time). mla's full decode grid joins them when the
+# caller sets FIREFLYER_LONG=1 (the scheduled job).
 LONG_PKGS=(./tensor/... ./ep/... ./gemm/...)
-step "go test (long cases): ${LONG_PKGS[*]}"
-go test -timeout 15m "${LONG_PKGS[@]}"
+if [ "${FIREFLYER_LONG:-0}" = 1 ]; then
+	LONG_PKGS+=(./mla/...)
+fi
+step "go test (long cases, FIREFLYER_LONG=1): ${LONG_PKGS[*]}"
+FIREFLYER_LONG=1 go test -timeout 30m "${LONG_PKGS[@]}"
 
 echo "all tests passed" >&2

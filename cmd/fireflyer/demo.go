@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/demo"
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
@@ -73,6 +72,18 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	// Output and input paths are checked before the run, which takes
+	// seconds to minutes.
+	if err := checkOutFile("svg", *svg); err != nil {
+		fmt.Fprintf(stderr, "fireflyer demo: %v\n", err)
+		return exitUsage
+	}
+	if o.Checkpoint != "" {
+		if fi, err := os.Stat(o.Checkpoint); err == nil && !fi.IsDir() {
+			fmt.Fprintf(stderr, "fireflyer demo: --checkpoint %s: is a file, want a checkpoint directory (config.json and safetensors shards)\n", o.Checkpoint)
+			return exitUsage
+		}
+	}
 	o.Seed = *seed
 	if *cfgPath != "" {
 		c, err := dsv3.LoadConfig(*cfgPath)
@@ -125,8 +136,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 // demoProgress returns a checkpoint-I/O progress callback drawing a bar on
 // stderr when it is a terminal, else nil.
 func demoProgress(stderr io.Writer) func(stage string, done, total int64) {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(stderr) {
 		return nil
 	}
 	var mu sync.Mutex

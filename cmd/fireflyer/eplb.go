@@ -55,6 +55,10 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fireflyer eplb: --svg - writes the picture to standard output; drop --json")
 		return exitUsage
 	}
+	if err := checkOutFile("svg", *svgPath); err != nil {
+		fmt.Fprintf(stderr, "fireflyer eplb: %v\n", err)
+		return exitUsage
+	}
 	if len(files) > 1 {
 		fmt.Fprintf(stderr, "fireflyer eplb: at most one input FILE, got %d (%s)\n", len(files), strings.Join(files, ", "))
 		return exitUsage
@@ -70,6 +74,15 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}{{"replicas", *replicas}, {"gpus", *gpus}} {
 		if req.v <= 0 {
 			fmt.Fprintf(stderr, "fireflyer eplb: --%s is required and must be positive (got %d)\n", req.name, req.v)
+			return exitUsage
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"groups", *groups}, {"nodes", *nodes}} {
+		if f.v < 1 { // the library reads 0 as 1; on the command line it is a mistake
+			fmt.Fprintf(stderr, "fireflyer eplb: --%s %d must be ≥ 1\n", f.name, f.v)
 			return exitUsage
 		}
 	}

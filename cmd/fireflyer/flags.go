@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"golang.org/x/term"
 )
 
 // newFlagSet returns a flag set that reports errors instead of exiting, and
@@ -29,4 +32,26 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// checkOutFile reports, before any work, an output FILE argument that names
+// an existing directory (bad input, exit 2), as "--flag PATH: is a
+// directory". "" and "-" (standard output) pass; a path that cannot be
+// created for another reason is found when it is written (exit 1).
+func checkOutFile(flag, path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("--%s %s: is a directory, want a file name", flag, path)
+	}
+	return nil
+}
+
+// isTerminal reports whether s (a subcommand's stdin, stdout or stderr) is
+// a terminal: progress bars are drawn only then, and data is never awaited
+// from one.
+func isTerminal(s any) bool {
+	f, ok := s.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

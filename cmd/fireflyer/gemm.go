@@ -37,6 +37,10 @@ type gemmResult struct {
 	RepeatsForTiming int     `json:"repeats"`
 }
 
+// maxGemmRepeats bounds --repeats so that a mistyped count cannot run for
+// days (the default is 3; one run of the largest shape takes seconds).
+const maxGemmRepeats = 1000
+
 func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("gemm", "gemm [flags]", stderr)
 	m := fs.Int("m", 128, "rows of A and D (tokens)")
@@ -44,7 +48,7 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	k := fs.Int("k", 7168, "shared dimension (input features)")
 	backend := fs.String("backend", "cpu", "backend: cpu or ref")
 	ue8m0 := fs.Bool("ue8m0", false, "round scales to powers of two (UE8M0)")
-	repeats := fs.Int("repeats", 3, "timed runs (best kept)")
+	repeats := fs.Int("repeats", 3, "timed runs, 1 … 1000 (best kept)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -58,8 +62,8 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer gemm: -m, -n, -k must be ≥ 1 and at most 2^26 outputs, 2^28 inputs (got %d, %d, %d)\n", *m, *n, *k)
 		return exitUsage
 	}
-	if *repeats < 1 {
-		fmt.Fprintf(stderr, "fireflyer gemm: -repeats must be ≥ 1 (got %d)\n", *repeats)
+	if *repeats < 1 || *repeats > maxGemmRepeats {
+		fmt.Fprintf(stderr, "fireflyer gemm: --repeats %d: want 1 … %d\n", *repeats, maxGemmRepeats)
 		return exitUsage
 	}
 	res := gemmResult{Backend: *backend, M: *m, N: *n, K: *k, Scales: "f32", RepeatsForTiming: *repeats,

@@ -85,6 +85,10 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	if *parts < 0 || *parts > maxMLAParts {
+		fmt.Fprintf(stderr, "fireflyer mla plan: --parts %d: want 0 (the default) … %d\n", *parts, maxMLAParts)
+		return exitUsage
+	}
 	if *sq < 1 || *hq < 1 || *hkv < 1 || *sms < 1 || *hq%*hkv != 0 {
 		fmt.Fprintf(stderr, "fireflyer mla plan: need --sq, --hq, --hkv, --sms ≥ 1 and --hq a multiple of --hkv (got %d, %d, %d, %d)\n", *sq, *hq, *hkv, *sms)
 		return exitUsage
@@ -135,6 +139,13 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// Bounds of the mla flags: --parts as mla.Plan takes it, --rounds so that a
+// mistyped count cannot run for days (the default is 8).
+const (
+	maxMLAParts  = 1 << 20
+	maxMLARounds = 1000
+)
+
 func writeJSON(stdout, stderr io.Writer, v any) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -169,7 +180,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	}
 	fs := newFlagSet("mla "+verb, "mla "+verb+" [flags]", stderr)
 	c, dtype, backend := caseFlags(fs)
-	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept)")
+	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept), 1 … 1000")
 	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -207,6 +218,14 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels: %v\n", verb, err)
 			return exitUsage
 		}
+	}
+	if c.NumParts < 0 || c.NumParts > maxMLAParts {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --parts %d: want 0 (the backend's default) … %d\n", verb, c.NumParts, maxMLAParts)
+		return exitUsage
+	}
+	if bench && (*reps < 1 || *reps > maxMLARounds) {
+		fmt.Fprintf(stderr, "fireflyer mla bench: --rounds %d: want 1 … %d\n", *reps, maxMLARounds)
+		return exitUsage
 	}
 	if c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.HKV <= 0 || c.SK < 0 || c.PageSize <= 0 || c.HQ%c.HKV != 0 {
 		fmt.Fprintf(stderr, "fireflyer mla %s: need --b, --sq, --hq, --hkv, --page > 0, --sk ≥ 0 and --hq a multiple of --hkv\n", verb)

@@ -43,6 +43,11 @@ func runSafetensors(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	path := "-"
 	if fl.NArg() == 1 {
 		path = fl.Arg(0)
+	} else if isTerminal(stdin) {
+		// Nothing is piped in: waiting on the terminal for a binary file
+		// would look like a hang.
+		fmt.Fprintln(stderr, "fireflyer safetensors ls: no FILE given and standard input is a terminal\nusage: fireflyer safetensors ls [--json] FILE|-  (or pipe a file in: ... | fireflyer safetensors ls)")
+		return exitUsage
 	}
 	var h *safetensors.Header
 	var size int64

@@ -71,6 +71,10 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	if err := checkOutFile("svg", *svg); err != nil {
+		fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
+		return exitUsage
+	}
 	if *chunks == 0 {
 		*chunks = 2 * *ranks
 	}

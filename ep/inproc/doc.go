@@ -5,10 +5,16 @@
 //
 // It mirrors the role of DeepEP's intranode NVLink path (deep_ep.Buffer with
 // num_nvl_bytes) and serves the tests, the benchmarks and the project demo.
-// Run starts R ranks and runs a function on each:
+// Run starts R ranks and runs a function on each; RunBuffers gives each an
+// ep.Buffer (ExampleRunBuffers is a complete program):
 //
-//	err := inproc.RunBuffers(ctx, 8, ep.Options{NormalBytes: 1 << 26}, func(ctx context.Context, b *ep.Buffer) error {
-//		res, err := b.Dispatch(ctx, x, topk, ep.DispatchOptions{})
+//	opts := ep.Options{NormalBytes: ep.NormalSizeHint(8*n, hidden, k)}
+//	err := inproc.RunBuffers(ctx, 8, opts, func(ctx context.Context, b *ep.Buffer) error {
+//		res, err := b.Dispatch(ctx, x, topk, ep.DispatchOptions{NumExperts: 64})
+//		if err != nil {
+//			return err
+//		}
+//		out, err := b.Combine(ctx, res.X.BF16, res.Handle, ep.CombineOptions{})
 //		...
 //	})
 //

@@ -11,7 +11,10 @@
 // gemm/oracle): calc_diff(D, float64 product of the
 // unquantized inputs) < 1e−3 and calc_diff(D, float64 product of the
 // dequantized inputs) < 1e−5; float32 output paths < 1e−6; BF16 GEMM
-// < 1e−5. Large shapes run only without -short.
+// < 1e−5. The full dense grid and the large grouped shapes run only in the
+// long mode, FIREFLYER_LONG=1 in the environment and no -short (minutes per
+// backend under -race); otherwise Run checks a scaled-down grid that keeps
+// the odd tails.
 //
 // Where it sits: a check (docs/architecture.md). It imports testing, so only
 // tests import it; the generators, float64 oracles and gates it applies live

@@ -118,9 +118,13 @@ type suite struct {
 	opt  Options
 }
 
-// large reports whether the large shapes run: without -short, and not in
-// Quick mode.
-func (s *suite) large() bool { return !testing.Short() && !s.opt.Quick }
+// long reports whether the exhaustive grid runs: asked for with
+// FIREFLYER_LONG=1 (testutil.Long) and not overridden by -short.
+func long() bool { return !testing.Short() && testutil.Long() }
+
+// large reports whether the large shapes run: in the long mode (see long),
+// and not in Quick mode.
+func (s *suite) large() bool { return long() && !s.opt.Quick }
 
 func (s *suite) limit(t *testing.T, macs int) {
 	t.Helper()
@@ -184,7 +188,7 @@ func (s *suite) gemmCase(t *testing.T, p *oracle.Problem, seedName string) {
 
 func (s *suite) dense(t *testing.T) {
 	s.need(t, s.caps.ScalesF32, "float32 scales")
-	shapes := DenseShapes(testing.Short())
+	shapes := DenseShapes(!long())
 	if s.opt.Quick {
 		shapes = []oracle.Shape{{M: 7, N: 2112, K: 576}, {M: 128, N: 576, K: 768}}
 	}

@@ -7,8 +7,8 @@ import (
 	"github.com/fireflyer-go/fireflyer/gemm/ref"
 )
 
-// refMaxMACs keeps the scalar reference within CI time without -short: it
-// skips the M=1024 shapes of the full grid.
+// refMaxMACs keeps the scalar reference within the long mode's time
+// (FIREFLYER_LONG=1): it skips the M=1024 shapes of the full grid.
 const refMaxMACs = 1 << 31
 
 func TestConformance(t *testing.T) {

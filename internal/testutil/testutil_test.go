@@ -54,3 +54,15 @@ func TestGenerators(t *testing.T) {
 		t.Errorf("MaxAbsDiff = %v", d)
 	}
 }
+
+func TestLong(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		want bool
+	}{{"", false}, {"0", false}, {"false", false}, {"yes", false}, {"1", true}, {"true", true}, {"T", true}} {
+		t.Setenv(EnvLong, c.v)
+		if got := Long(); got != c.want {
+			t.Errorf("%s=%q: Long() = %v, want %v", EnvLong, c.v, got, c.want)
+		}
+	}
+}

@@ -99,7 +99,9 @@ type Options struct {
 	// is skipped (e.g. `_p(1|16|100|256)_` for a backend with page size 64
 	// only, when its Supports does not already say so).
 	Skip []string
-	// Short selects the sampled grid; Run also uses it when testing.Short().
+	// Short selects the sampled grid. Run samples anyway unless the
+	// exhaustive grid is asked for with FIREFLYER_LONG=1 in the environment
+	// (and the test binary runs without -short).
 	Short bool
 	// Every, when > 1, runs only every Every-th grid case (for extra runs of
 	// the same backend, e.g. with its kernels forced to another level).
@@ -112,7 +114,7 @@ type Options struct {
 // counts 1, 3 and 132 agreeing with it within float32 rounding,
 // calc_diff < 1e-10).
 func Run(t *testing.T, be mla.Backend, o Options) {
-	short := o.Short || testing.Short()
+	short := o.Short || testing.Short() || !testutil.Long()
 	var skips []*regexp.Regexp
 	for _, s := range o.Skip {
 		skips = append(skips, regexp.MustCompile(s))

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
@@ -198,7 +199,7 @@ func configure(ctx context.Context, s *state) (int64, int64, error) {
 		cfg = *opts.Config
 	case dir != "":
 		c, err := dsv3.LoadConfig(dir + "/config.json")
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) { // absent, or a file
 			err = fmt.Errorf("%w: --checkpoint %s: %w", ErrCheckpoint, dir, err)
 		}
 		if err != nil {
@@ -219,6 +220,9 @@ func configure(ctx context.Context, s *state) (int64, int64, error) {
 	}
 	if opts.Layer < cfg.FirstKDenseReplace {
 		return 0, 0, fmt.Errorf("%w: --layer %d is a dense layer (first_k_dense_replace = %d); MoE layers start there", ErrOptions, opts.Layer, cfg.FirstKDenseReplace)
+	}
+	if cfg.NumHiddenLayers > 0 && opts.Layer >= cfg.NumHiddenLayers {
+		return 0, 0, fmt.Errorf("%w: --layer %d is beyond the model's num_hidden_layers = %d (layers %d … %d are MoE layers)", ErrOptions, opts.Layer, cfg.NumHiddenLayers, cfg.FirstKDenseReplace, cfg.NumHiddenLayers-1)
 	}
 	scale := opts.Scale
 	if opts.Checkpoint != "" {
