@@ -1,19 +1,295 @@
 package mla
 
-import "context"
+import (
+	"context"
+	"math"
 
-// sparseCPU is the "cpu" sparse backend.
+	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+)
+
+// sparseCPU is the "cpu" sparse backend. For each query row (decode: one
+// (request, query token); prefill: one (query token, KV head)) every head
+// that shares the row's index list is one row of a tile problem: the valid
+// keys are gathered TileN at a time (FP8 records dequantized to float32,
+// prefill rows copied), Sᵀ = K·(scale·log2e·Q)ᵀ and O += P·V run as the
+// register-blocked GEMMs of the dense cpu backend, with an online softmax in
+// base 2. When the problem has fewer than sparseSplitRows rows, each row's
+// index list is cut into chunks of sparseChunk entries that run in parallel
+// and are merged with Combine in chunk order. The cut depends only on the
+// problem's shape, so results are bit-identical whatever GOMAXPROCS is.
+// Unselected and invalid slots are never read.
 type sparseCPU struct{}
+
+const (
+	sparseChunk     = 512 // index entries per parallel chunk
+	sparseSplitRows = 64  // below this many query rows, chunks run in parallel
+)
 
 // Name returns "cpu".
 func (sparseCPU) Name() string { return "cpu" }
 
+// attnState is one goroutine's tile attention over rows query rows sharing
+// their keys.
+type attnState struct {
+	rows, mp, d, dv int
+	qt              []float32 // [d][mp] Qᵀ prescaled by scale·log2e
+	k               []float32 // [TileN][d] gathered keys, n valid
+	n               int
+	st              []float32 // [TileN][mp]
+	o               []float32 // [mp][dv]
+	mx, l, nm, sh   []float32 // [mp]
+}
+
+func newAttnState(rows, d, dv int) *attnState {
+	mp := (rows + 15) &^ 15
+	return &attnState{
+		rows: rows, mp: mp, d: d, dv: dv,
+		qt: make([]float32, d*mp), k: make([]float32, TileN*d), st: make([]float32, TileN*mp),
+		o: make([]float32, mp*dv), mx: make([]float32, mp), l: make([]float32, mp),
+		nm: make([]float32, mp), sh: make([]float32, mp),
+	}
+}
+
+// setQ writes Qᵀ of the rows (row m's d values from q(m)) prescaled by c.
+func (s *attnState) setQ(q func(m int) []float32, c float32) {
+	clear(s.qt)
+	for m := range s.rows {
+		for i, v := range q(m)[:s.d] {
+			s.qt[i*s.mp+m] = v * c
+		}
+	}
+}
+
+func (s *attnState) reset() {
+	for m := range s.mp {
+		s.mx[m], s.l[m] = negInf, 0
+	}
+	clear(s.o)
+	s.n = 0
+}
+
+// slot returns the next key row of the tile to fill, flushing a full tile.
+func (s *attnState) slot() []float32 {
+	if s.n == TileN {
+		s.flush()
+	}
+	s.n++
+	return s.k[(s.n-1)*s.d : s.n*s.d]
+}
+
+// flush runs the online softmax over the s.n gathered keys.
+func (s *attnState) flush() {
+	n, mp, d, dv := s.n, s.mp, s.d, s.dv
+	if n == 0 {
+		return
+	}
+	s.n = 0
+	n8 := (n + 7) &^ 7
+	clear(s.k[n*d : n8*d])
+	kern.Gemm(n8, mp, d, s.k, d, 1, s.qt, mp, s.st, mp, false)
+	copy(s.nm, s.mx)
+	for i := range n {
+		kern.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
+	}
+	for m := range mp {
+		nm := s.nm[m]
+		if math.IsInf(float64(nm), -1) {
+			s.sh[m] = 0
+			continue
+		}
+		s.sh[m] = nm
+		if alpha := kern.Exp2(s.mx[m] - nm); alpha != 1 {
+			s.l[m] *= alpha
+			kern.Scal(alpha, s.o[m*dv:(m+1)*dv])
+		}
+		s.mx[m] = nm
+	}
+	for i := range n {
+		kern.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
+	}
+	kern.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
+}
+
+// finish flushes and writes o [rows][dv] normalised, lse [rows] (natural,
+// −Inf with o = 0 for a row that saw no key) and mx [rows] (max logit in
+// natural units, −Inf likewise).
+func (s *attnState) finish(o, lse, mx []float32) {
+	s.flush()
+	dv := s.dv
+	for m := range s.rows {
+		dst := o[m*dv : (m+1)*dv]
+		if s.l[m] == 0 {
+			clear(dst)
+			lse[m], mx[m] = negInf, negInf
+			continue
+		}
+		inv := 1 / s.l[m]
+		for i, v := range s.o[m*dv : (m+1)*dv] {
+			dst[i] = v * inv
+		}
+		lse[m] = float32((float64(s.mx[m]) + math.Log2(float64(s.l[m]))) * Ln2)
+		mx[m] = float32(float64(s.mx[m]) * Ln2)
+	}
+}
+
+// sparseJob describes a sparse problem to runSparse: items query rows of
+// rows heads each (d-wide queries, dv-wide output), chunks index chunks per
+// item; feed gathers the keys of (item, chunk) into s (after s.setQ and
+// s.reset by feed itself); emit receives an item's merged result.
+type sparseJob struct {
+	items, rows, d, dv, chunks int
+	feed                       func(s *attnState, item, chunk int)
+	emit                       func(item int, o, lse, mx []float32)
+}
+
+func runSparse(ctx context.Context, j sparseJob) error {
+	rows, dv := j.rows, j.dv
+	if j.chunks <= 1 {
+		return parallelFor(ctx, j.items, func() (func(int), func()) {
+			s := newAttnState(rows, j.d, dv)
+			o, lse, mx := make([]float32, rows*dv), make([]float32, rows), make([]float32, rows)
+			return func(item int) {
+				j.feed(s, item, 0)
+				s.finish(o, lse, mx)
+				j.emit(item, o, lse, mx)
+			}, func() {}
+		})
+	}
+	per := rows * (dv + 2)
+	acc := getFloats(j.items * j.chunks * per)
+	defer putFloats(acc)
+	err := parallelFor(ctx, j.items*j.chunks, func() (func(int), func()) {
+		s := newAttnState(rows, j.d, dv)
+		return func(w int) {
+			a := acc[w*per : (w+1)*per]
+			j.feed(s, w/j.chunks, w%j.chunks)
+			s.finish(a[:rows*dv], a[rows*dv:rows*(dv+1)], a[rows*(dv+1):])
+		}, func() {}
+	})
+	if err != nil {
+		return err
+	}
+	return parallelFor(ctx, j.items, func() (func(int), func()) {
+		o, lse, mx := make([]float32, rows*dv), make([]float32, rows), make([]float32, rows)
+		outs, lses := make([][]float32, j.chunks), make([]float32, j.chunks)
+		return func(item int) {
+			for m := range rows {
+				mx[m] = negInf
+				for c := range j.chunks {
+					a := acc[(item*j.chunks+c)*per:][:per]
+					outs[c], lses[c] = a[m*dv:(m+1)*dv], a[rows*dv+m]
+					mx[m] = max(mx[m], a[rows*(dv+1)+m])
+				}
+				lse[m] = combine(o[m*dv:(m+1)*dv], outs, lses)
+			}
+			j.emit(item, o, lse, mx)
+		}, func() {}
+	})
+}
+
+// chunksFor returns how many chunks each of items rows of width entries is
+// cut into.
+func chunksFor(items, width int) int {
+	if items >= sparseSplitRows || width <= sparseChunk {
+		return 1
+	}
+	return (width + sparseChunk - 1) / sparseChunk
+}
+
+// finishRow applies the sink and the empty-row conventions to one head's
+// merged result in place: lse ±Inf or NaN (no key) gives out = 0 and lse
+// +Inf; otherwise out is scaled by 1/(1+exp(sink−lse)).
+func finishRow(o []float32, lse *float32, sink []float32, h int) {
+	l := *lse
+	if math.IsInf(float64(l), 0) || l != l {
+		clear(o)
+		*lse = float32(math.Inf(1))
+		return
+	}
+	if sink == nil {
+		return
+	}
+	f := float32(sinkFactor(float64(l), sink[h]))
+	if f != 1 {
+		kern.Scal(f, o)
+	}
+}
+
 // SparseDecode runs p; see SparseBackend.
 func (sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, lse []float32) error {
-	return sparseRef{}.SparseDecode(ctx, p, out, lse)
+	width := p.TopK + p.ExtraTopK
+	items := p.B * p.SQ
+	c := p.Scale * float32(Log2E)
+	j := sparseJob{items: items, rows: p.HQ, d: HeadDim, dv: p.HeadDimV, chunks: chunksFor(items, width)}
+	chunk := width
+	if j.chunks > 1 {
+		chunk = sparseChunk
+	}
+	j.feed = func(s *attnState, item, ch int) {
+		b := item / p.SQ
+		s.setQ(func(m int) []float32 { return p.Q[(item*p.HQ+m)*HeadDim:] }, c)
+		s.reset()
+		lo, hi := ch*chunk, min((ch+1)*chunk, width)
+		if n := int(p.TopkLength[b]); lo < n {
+			for _, t := range p.Indices[item*p.TopK+lo : item*p.TopK+min(hi, n)] {
+				if t != -1 {
+					dequantizeFP8Row(s.slot(), p.Cache.record(int(t)))
+				}
+			}
+		}
+		if p.ExtraCache != nil && hi > p.TopK {
+			elo, ehi := max(lo-p.TopK, 0), min(hi-p.TopK, int(p.ExtraTopkLength[b]))
+			for k := elo; k < ehi; k++ {
+				if t := p.ExtraIndices[item*p.ExtraTopK+k]; t != -1 {
+					dequantizeFP8Row(s.slot(), p.ExtraCache.record(int(t)))
+				}
+			}
+		}
+	}
+	dv := p.HeadDimV
+	j.emit = func(item int, o, l, _ []float32) {
+		b, sq := item/p.SQ, item%p.SQ
+		for h := range p.HQ {
+			finishRow(o[h*dv:(h+1)*dv], &l[h], p.AttnSink, h)
+			copy(out[(item*p.HQ+h)*dv:][:dv], o[h*dv:(h+1)*dv])
+			lse[(b*p.HQ+h)*p.SQ+sq] = l[h]
+		}
+	}
+	return runSparse(ctx, j)
 }
 
 // SparsePrefill runs p; see SparseBackend.
 func (sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out, maxLogits, lse []float32) error {
-	return sparseRef{}.SparsePrefill(ctx, p, out, maxLogits, lse)
+	d, dv, hpk := p.DQK, p.HeadDimV, p.HQ/p.HKV
+	items := p.SQ * p.HKV
+	c := p.Scale * float32(Log2E)
+	j := sparseJob{items: items, rows: hpk, d: d, dv: dv, chunks: chunksFor(items, p.TopK)}
+	chunk := p.TopK
+	if j.chunks > 1 {
+		chunk = sparseChunk
+	}
+	j.feed = func(s *attnState, item, ch int) {
+		i, g := item/p.HKV, item%p.HKV
+		s.setQ(func(m int) []float32 { return p.Q[(i*p.HQ+g*hpk+m)*d:] }, c)
+		s.reset()
+		lo, hi := ch*chunk, min((ch+1)*chunk, int(p.TopkLength[i]))
+		if lo >= hi {
+			return
+		}
+		for _, t := range p.Indices[item*p.TopK+lo : item*p.TopK+hi] {
+			if t >= 0 && int(t) < p.SKV {
+				copy(s.slot(), p.KV[(int(t)*p.HKV+g)*d:][:d])
+			}
+		}
+	}
+	j.emit = func(item int, o, l, mx []float32) {
+		i, g := item/p.HKV, item%p.HKV
+		for hh := range hpk {
+			h := g*hpk + hh
+			finishRow(o[hh*dv:(hh+1)*dv], &l[hh], p.AttnSink, h)
+			copy(out[(i*p.HQ+h)*dv:][:dv], o[hh*dv:(hh+1)*dv])
+			lse[i*p.HQ+h], maxLogits[i*p.HQ+h] = l[hh], mx[hh]
+		}
+	}
+	return runSparse(ctx, j)
 }
