@@ -2,15 +2,18 @@ package mla
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 
+	gkern "github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // sparseCPU is the "cpu" sparse backend. For each query row (decode: one
 // (request, query token); prefill: one (query token, KV head)) every head
 // that shares the row's index list is one row of a tile problem: the valid
-// keys are gathered TileN at a time (FP8 records dequantized to float32,
+// keys are gathered sparseTile at a time (FP8 records dequantized to float32,
 // prefill rows copied), Sᵀ = K·(scale·log2e·Q)ᵀ and O += P·V run as the
 // register-blocked GEMMs of the dense cpu backend, with an online softmax in
 // base 2. When the problem has fewer than sparseSplitRows rows, each row's
@@ -21,6 +24,7 @@ import (
 type sparseCPU struct{}
 
 const (
+	sparseTile      = 128 // keys gathered and multiplied at a time
 	sparseChunk     = 512 // index entries per parallel chunk
 	sparseSplitRows = 64  // below this many query rows, chunks run in parallel
 )
@@ -33,9 +37,9 @@ func (sparseCPU) Name() string { return "cpu" }
 type attnState struct {
 	rows, mp, d, dv int
 	qt              []float32 // [d][mp] Qᵀ prescaled by scale·log2e
-	k               []float32 // [TileN][d] gathered keys, n valid
+	k               []float32 // [sparseTile][d] gathered keys, n valid
 	n               int
-	st              []float32 // [TileN][mp]
+	st              []float32 // [sparseTile][mp]
 	o               []float32 // [mp][dv]
 	mx, l, nm, sh   []float32 // [mp]
 }
@@ -44,7 +48,7 @@ func newAttnState(rows, d, dv int) *attnState {
 	mp := (rows + 15) &^ 15
 	return &attnState{
 		rows: rows, mp: mp, d: d, dv: dv,
-		qt: make([]float32, d*mp), k: make([]float32, TileN*d), st: make([]float32, TileN*mp),
+		qt: make([]float32, d*mp), k: make([]float32, sparseTile*d), st: make([]float32, sparseTile*mp),
 		o: make([]float32, mp*dv), mx: make([]float32, mp), l: make([]float32, mp),
 		nm: make([]float32, mp), sh: make([]float32, mp),
 	}
@@ -70,7 +74,7 @@ func (s *attnState) reset() {
 
 // slot returns the next key row of the tile to fill, flushing a full tile.
 func (s *attnState) slot() []float32 {
-	if s.n == TileN {
+	if s.n == sparseTile {
 		s.flush()
 	}
 	s.n++
@@ -233,7 +237,7 @@ func (sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, 
 		if n := int(p.TopkLength[b]); lo < n {
 			for _, t := range p.Indices[item*p.TopK+lo : item*p.TopK+min(hi, n)] {
 				if t != -1 {
-					dequantizeFP8Row(s.slot(), p.Cache.record(int(t)))
+					dequantFast(s.slot(), p.Cache.record(int(t)))
 				}
 			}
 		}
@@ -241,7 +245,7 @@ func (sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, 
 			elo, ehi := max(lo-p.TopK, 0), min(hi-p.TopK, int(p.ExtraTopkLength[b]))
 			for k := elo; k < ehi; k++ {
 				if t := p.ExtraIndices[item*p.ExtraTopK+k]; t != -1 {
-					dequantizeFP8Row(s.slot(), p.ExtraCache.record(int(t)))
+					dequantFast(s.slot(), p.ExtraCache.record(int(t)))
 				}
 			}
 		}
@@ -292,4 +296,18 @@ func (sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out
 		}
 	}
 	return runSparse(ctx, j)
+}
+
+// dequantFast is dequantizeFP8Row with the SIMD E4M3 decoder and scaling
+// kernels; the bits are the same (one rounding of code·scale per channel).
+func dequantFast(dst []float32, rec []byte) {
+	dst, rec = dst[:HeadDim], rec[:FP8BytesPerToken]
+	gkern.DecodeE4M3(dst[:FP8NoPEDim], rec[:FP8NoPEDim])
+	for g := range FP8NumScales {
+		s := math.Float32frombits(binary.LittleEndian.Uint32(rec[fp8ScaleOff+4*g:]))
+		kern.Scal(s, dst[g*FP8ScaleGroup:(g+1)*FP8ScaleGroup])
+	}
+	for i := range FP8RopeDim {
+		dst[FP8NoPEDim+i] = tensor.BF16(binary.LittleEndian.Uint16(rec[fp8RopeOff+2*i:])).Float32()
+	}
 }

@@ -30,6 +30,10 @@ verbs:
   check  run one decode case against the float64 oracle with FlashMLA's tolerances
   bench  time one decode case against a same-FLOP GEMM and a same-bytes memcpy
 
+check and bench take --sparse for DeepSeek-V3.2 sparse attention (with
+--fp8-cache: sparse decode over the 656-byte FP8 cache; without: sparse
+prefill); check takes --fp8-cache alone for dense decode over the FP8 cache.
+
 Run 'fireflyer mla <verb> -h' for the flags of one verb.
 `
 
@@ -41,10 +45,11 @@ func runMLA(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "plan":
 		return runMLAPlan(args[1:], stdin, stdout, stderr)
-	case "check":
-		return runMLACase(args[1:], stdout, stderr, false)
-	case "bench":
-		return runMLACase(args[1:], stdout, stderr, true)
+	case "check", "bench":
+		if wantsSparse(args[1:]) {
+			return runMLASparse(args[1:], stdout, stderr, args[0] == "bench")
+		}
+		return runMLACase(args[1:], stdout, stderr, args[0] == "bench")
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, mlaUsage)
 		return exitOK

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/mla/oracle"
+)
+
+// wantsSparse reports whether check/bench args ask for a sparse or FP8-cache
+// case (--sparse or --fp8-cache before any "--").
+func wantsSparse(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "sparse" || name == "fp8-cache") {
+			return true
+		}
+	}
+	return false
+}
+
+// runMLASparse is `mla check|bench --sparse [--fp8-cache]` (sparse decode
+// over the V3.2 FP8 cache with --fp8-cache, sparse prefill over float KV
+// rows without it) and `mla check --fp8-cache` (dense decode over the FP8
+// cache).
+func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
+	verb := "check"
+	if bench {
+		verb = "bench"
+	}
+	fs := newFlagSet("mla "+verb, "mla "+verb+" --sparse [--fp8-cache] [flags]  |  mla check --fp8-cache [dense flags]", stderr)
+	sparse := fs.Bool("sparse", false, "DeepSeek-V3.2 sparse attention: decode over the FP8 cache with --fp8-cache (flash_mla_with_kvcache with indices), else prefill (flash_mla_sparse_fwd)")
+	fp8 := fs.Bool("fp8-cache", false, "the V3.2 656-byte FP8 KV cache (is_fp8_kvcache); without --sparse: dense decode over it")
+	var dense *oracle.Case
+	var dtype, denseBackend *string
+	var topk, extra, dqk *int
+	var sink, varlen *bool
+	var sc oracle.SparseDecodeCase
+	var backend *string
+	if *sparse || wantsSparseFlag(args, "sparse") {
+		fs.IntVar(&sc.B, "b", 4, "decode: batch size")
+		fs.IntVar(&sc.SQ, "sq", 1, "query tokens (decode: per request; prefill: s_q)")
+		fs.IntVar(&sc.HQ, "hq", 128, "query heads (h_q)")
+		fs.IntVar(&sc.SK, "sk", 4096, "decode: cached tokens per request; prefill: s_kv")
+		fs.IntVar(&sc.PageSize, "page", 64, "decode: page size in tokens")
+		fs.Uint64Var(&sc.Seed, "seed", 1, "data seed")
+		topk = fs.Int("topk", 2048, "index row width (topk)")
+		extra = fs.Int("extra-topk", 0, "decode: entries per row into an extra FP8 cache (0: none)")
+		dqk = fs.Int("dqk", mla.HeadDim, "prefill: query/key width d_qk (decode is always 576)")
+		sink = fs.Bool("sink", true, "attn_sink per head (~31% +Inf, ~31% −Inf, the rest N(0,1))")
+		varlen = fs.Bool("varlen", false, "topk_length drawn from [0, topk]")
+		backend = fs.String("backend", "cpu", "sparse backend: "+strings.Join(mla.SparseBackendNames(), ", "))
+	} else {
+		dense, dtype, denseBackend = caseFlags(fs)
+	}
+	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the kernel, the GEMM anchor and the memcpy anchor")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer mla %s: unexpected argument %q\n", verb, fs.Arg(0))
+		return exitUsage
+	}
+	if !*sparse {
+		if bench {
+			fmt.Fprintf(stderr, "fireflyer mla bench: --fp8-cache without --sparse: the dense FP8 form is check only\n")
+			return exitUsage
+		}
+		return runMLAFP8Check(fs, dense, *dtype, *denseBackend, stdout, stderr, *asJSON)
+	}
+	be, err := mla.NewSparseBackend(*backend)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
+		return exitUsage
+	}
+	if sc.SQ <= 0 || sc.HQ <= 0 || sc.SK < 0 || *topk < 0 || *extra < 0 {
+		fmt.Fprintf(stderr, "fireflyer mla %s: need --sq, --hq > 0 and --sk, --topk, --extra-topk ≥ 0\n", verb)
+		return exitUsage
+	}
+	var res map[string]any
+	var checkErr error
+	if *fp8 {
+		if sc.B <= 0 || sc.PageSize <= 0 {
+			fmt.Fprintf(stderr, "fireflyer mla %s: need --b and --page > 0\n", verb)
+			return exitUsage
+		}
+		if tokens := float64(sc.B) * float64(sc.SK+sc.PageSize); tokens > 1<<21 || float64(sc.B*sc.SQ)*float64(sc.HQ)*mla.HeadDim > 1<<26 || float64(sc.B*sc.SQ)*float64(*topk+*extra) > 1<<24 {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --b %d --sk %d --sq %d --hq %d --topk %d: at most 2^21 cached tokens, 2^26 query elements and 2^24 index entries\n", verb, sc.B, sc.SK, sc.SQ, sc.HQ, *topk)
+			return exitUsage
+		}
+		sc.TopK, sc.ExtraTopK, sc.Sink, sc.Varlen = *topk, *extra, *sink, *varlen
+		if bench {
+			m, err := oracle.MeasureSparseDecode(be, sc, 1, *reps)
+			return printSparseBench(stdout, stderr, m, err, *asJSON)
+		}
+		in, err := sc.Build()
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+			return exitUsage
+		}
+		out, lse, err := mla.SparseDecode(context.Background(), be, in.Q, in.Cache, in.Indices, in.TopK, &in.Opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+			return exitFail
+		}
+		refOut, refLSE, err := oracle.SparseDecode(in)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+			return exitFail
+		}
+		checkErr = oracle.CheckSparseDecode(out, lse, refOut, refLSE)
+		res = checkResult("sparse_decode_"+sc.Name(), be.Name(), out, lse, refOut, refLSE)
+	} else {
+		if *extra != 0 {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --extra-topk needs --fp8-cache (the extra cache is a decode argument)\n", verb)
+			return exitUsage
+		}
+		if *dqk <= 0 || float64(sc.SQ)*float64(sc.HQ)*float64(*dqk) > 1<<26 || float64(sc.SK)*float64(*dqk) > 1<<28 || float64(sc.SQ)*float64(*topk) > 1<<24 {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --sq %d --hq %d --sk %d --dqk %d --topk %d: need --dqk > 0, at most 2^26 query and 2^28 KV elements and 2^24 index entries\n", verb, sc.SQ, sc.HQ, sc.SK, *dqk, *topk)
+			return exitUsage
+		}
+		pc := oracle.SparsePrefillCase{SQ: sc.SQ, HQ: sc.HQ, SKV: sc.SK, TopK: *topk, DQK: *dqk, Sink: *sink, TopkLength: *varlen, Seed: sc.Seed}
+		if bench {
+			m, err := oracle.MeasureSparsePrefill(be, pc, 1, *reps)
+			return printSparseBench(stdout, stderr, m, err, *asJSON)
+		}
+		in, err := pc.Build()
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+			return exitUsage
+		}
+		out, mx, lse, err := mla.SparsePrefill(context.Background(), be, in.In, &in.Opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+			return exitFail
+		}
+		refOut, refMax, refLSE, err := oracle.SparsePrefill(in)
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+			return exitFail
+		}
+		checkErr = oracle.CheckSparsePrefill(out, mx, lse, refOut, refMax, refLSE)
+		res = checkResult("sparse_prefill_"+pc.Name(), be.Name(), out, lse, refOut, refLSE)
+		res["max_logits_max_abs_diff"] = finiteMaxDiff(mx, refMax)
+	}
+	return printCheck(stdout, stderr, res, checkErr, *asJSON)
+}
+
+// wantsSparseFlag reports whether args set the boolean flag name (before
+// "--"), so that the flag set can be built for it before parsing.
+func wantsSparseFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		n, v, hasV := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && n == name {
+			return !hasV || (v != "false" && v != "0" && v != "f" && v != "F" && v != "FALSE" && v != "False")
+		}
+	}
+	return false
+}
+
+func checkResult(name, backend string, out, lse []float32, refOut, refLSE []float64) map[string]any {
+	return map[string]any{
+		"case": name, "backend": backend,
+		"out_max_abs_diff": finiteMaxDiff(out, refOut), "out_calc_diff": testutil.CalcDiff(testutil.F64(out), refOut),
+		"lse_max_abs_diff": finiteMaxDiff(lse, refLSE),
+	}
+}
+
+func printCheck(stdout, stderr io.Writer, res map[string]any, checkErr error, asJSON bool) int {
+	res["pass"] = checkErr == nil
+	code := exitOK
+	if checkErr != nil {
+		res["error"] = checkErr.Error()
+		code = exitFail
+	}
+	if asJSON {
+		if c := writeJSON(stdout, stderr, res); c != exitOK {
+			return c
+		}
+		return code
+	}
+	fmt.Fprintf(stdout, "case %s backend %s\n", res["case"], res["backend"])
+	fmt.Fprintf(stdout, "out max_abs_diff %.3g calc_diff %.3g lse max_abs_diff %.3g\n", res["out_max_abs_diff"], res["out_calc_diff"], res["lse_max_abs_diff"])
+	if checkErr != nil {
+		fmt.Fprintln(stdout, "FAIL: "+checkErr.Error())
+	} else {
+		fmt.Fprintln(stdout, "pass")
+	}
+	return code
+}
+
+func printSparseBench(stdout, stderr io.Writer, m oracle.Measurement, err error, asJSON bool) int {
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla bench: %v\n", err)
+		return exitFail
+	}
+	if asJSON {
+		return writeJSON(stdout, stderr, m)
+	}
+	fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
+	fmt.Fprintf(stdout, "sparse %.3f ms %.1f GFLOP/s %.2f GB/s (gathered rows)\n", m.Seconds*1e3, m.GFLOPs, m.GBs)
+	fmt.Fprintf(stdout, "anchors gemm %.1f GFLOP/s memcpy %.2f GB/s\n", m.GEMMGFLOPs, m.MemcpyGBs)
+	fmt.Fprintf(stdout, "ratios x_gemm %.3f x_memcpy %.3f\n", m.RatioGEMM, m.RatioMemcpy)
+	return exitOK
+}
+
+// runMLAFP8Check is `mla check --fp8-cache`: the dense case's cache is
+// quantized into the V3.2 FP8 layout (V3.2 recipe), the oracle runs on its
+// dequantized values and the backend on the FP8 cache through DecodeFP8.
+func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, stdout, stderr io.Writer, asJSON bool) int {
+	if c.HKV != 1 || c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.SK < 0 || c.PageSize <= 0 {
+		fmt.Fprintf(stderr, "fireflyer mla check: --fp8-cache needs --hkv 1 and --b, --sq, --hq, --page > 0, --sk ≥ 0\n")
+		return exitUsage
+	}
+	if float64(c.B)*3*float64(c.SK+c.PageSize) > 1<<21 || float64(c.B*c.SQ)*float64(c.HQ)*mla.HeadDim > 1<<26 {
+		fmt.Fprintf(stderr, "fireflyer mla check: --b %d --sk %d --sq %d --hq %d: at most 2^21 cached tokens and 2^26 query elements\n", c.B, c.SK, c.SQ, c.HQ)
+		return exitUsage
+	}
+	_ = dtype // the FP8 cache has one storage kind; --dtype is not used
+	be, err := mla.Lookup(backend)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: --backend: %v\n", err)
+		return exitUsage
+	}
+	in, err := c.Build()
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitUsage
+	}
+	fc, err := mla.NewFP8Cache(in.Cache.NumBlocks, in.Cache.PageSize)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitUsage
+	}
+	row := make([]float32, mla.HeadDim)
+	for b := range in.Cache.NumBlocks {
+		for s := range in.Cache.PageSize {
+			if _, err := in.Cache.Row(b, s, 0, row); err != nil {
+				fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+				return exitFail
+			}
+			if err := fc.SetRow(b, s, row, mla.FP8RecipeV32); err != nil {
+				fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+				return exitFail
+			}
+		}
+	}
+	if in.Cache, err = fc.Dequantize(); err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitFail
+	}
+	out, lse, err := mla.DecodeFP8(context.Background(), be, in.Q, fc, in.BlockTable, in.Seqlens, &in.Opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitFail
+	}
+	refOut, refLSE, err := oracle.Decode(in)
+	if err != nil {
+		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
+		return exitFail
+	}
+	return printCheck(stdout, stderr, checkResult("fp8_"+in.Case.Name(), be.Name(), out, lse, refOut, refLSE), oracle.Check(out, lse, refOut, refLSE), asJSON)
+}
