@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestMLASparseCheck(t *testing.T) {
+	for _, be := range []string{"cpu", "ref"} {
+		for _, args := range [][]string{
+			{"mla", "check", "--sparse", "--fp8-cache", "--b", "2", "--sq", "2", "--hq", "64", "--sk", "300", "--topk", "256", "--page", "61", "--varlen", "--extra-topk", "64"},
+			{"mla", "check", "--sparse", "--sq", "3", "--hq", "64", "--sk", "200", "--topk", "256", "--dqk", "512", "--varlen"},
+			{"mla", "check", "--fp8-cache", "--b", "2", "--sq", "2", "--sk", "130", "--hq", "16", "--varlen"},
+		} {
+			args := append(args, "--backend", be)
+			var out, errb bytes.Buffer
+			if code := run(args, nil, &out, &errb); code != exitOK || !strings.HasSuffix(out.String(), "pass\n") {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"mla", "check", "--sparse", "--fp8-cache", "--b", "1", "--hq", "64", "--sk", "100", "--topk", "128", "--json"}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("json: exit %d, stderr %s", code, errb.String())
+	}
+	var v struct {
+		Case string `json:"case"`
+		Pass bool   `json:"pass"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil || !v.Pass || !strings.HasPrefix(v.Case, "sparse_decode_b1_sq1_hq64_sk100_topk128") {
+		t.Errorf("json %s: %+v %v", out.String(), v, err)
+	}
+}
+
+func TestMLASparseBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench runs the anchors")
+	}
+	for _, args := range [][]string{
+		{"mla", "bench", "--sparse", "--fp8-cache", "--b", "1", "--hq", "64", "--sk", "256", "--topk", "128", "--rounds", "1"},
+		{"mla", "bench", "--sparse", "--sq", "2", "--hq", "64", "--sk", "256", "--topk", "128", "--rounds", "1"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, nil, &out, &errb); code != exitOK || !strings.Contains(out.String(), "ratios x_gemm") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}
+
+func TestMLASparseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"mla", "check", "--sparse", "--topk", "-1"}, "--topk"},
+		{[]string{"mla", "check", "--sparse", "--hq", "0"}, "--hq"},
+		{[]string{"mla", "check", "--sparse", "--extra-topk", "64"}, "--extra-topk"},
+		{[]string{"mla", "check", "--sparse", "--fp8-cache", "--b", "0"}, "--b"},
+		{[]string{"mla", "check", "--sparse", "--fp8-cache", "--b", "64", "--sk", "1000000"}, "--sk"},
+		{[]string{"mla", "check", "--sparse", "--dqk", "0"}, "--dqk"},
+		{[]string{"mla", "check", "--sparse", "--backend", "gpu"}, "--backend"},
+		{[]string{"mla", "bench", "--fp8-cache"}, "--fp8-cache"},
+		{[]string{"mla", "check", "--fp8-cache", "--hkv", "2", "--hq", "4"}, "--hkv"},
+		{[]string{"mla", "check", "--sparse", "--bogus"}, "bogus"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(tc.args, nil, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), tc.flag) || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d naming %s", tc.args, code, out.String(), errb.String(), exitUsage, tc.flag)
+		}
+	}
+}
