@@ -68,6 +68,27 @@
 // for leaks with go.uber.org/goleak ignore them with
 // goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop").
 //
+// DeepSeek-V3.2 sparse attention (DSA's MLA half) mirrors FlashMLA's
+// sparse API:
+//
+//   - FP8Cache is the V3.2 FP8 KV cache (is_fp8_kvcache): 656 bytes per
+//     token, the 512 NoPE channels as E4M3 with four float32 scales (one per
+//     128 channels) and the 64 RoPE channels as BF16. QuantizeFP8Row writes a
+//     record with V3.2's act_quant recipe (UE8M0 power-of-two scales) or the
+//     recipes of FlashMLA's tests; DequantizeFP8Row reads one. DecodeFP8 is
+//     the dense Decode over such a cache. The newer per-block layout of
+//     upstream's d_qk = 512 model (448 NoPE + 64 RoPE with UE8M0 scales per
+//     64 channels) is not implemented: it needs a 512-wide query and its
+//     model is not documented upstream.
+//   - SparseDecode is flash_mla_with_kvcache with indices [b, s_q, topk]
+//     (−1 = none; index = block·page + slot), topk_length, attn_sink and the
+//     extra cache; SparsePrefill is flash_mla_sparse_fwd over float32 KV rows
+//     with out, max_logits and lse. The sink enters only the softmax
+//     denominator; a row with no valid index gets out = 0 and lse = +Inf.
+//     Their backends ("ref", "cpu"; NewSparseBackend) validate nothing:
+//     the front functions do, once, and reject a decode index other than
+//     −1 outside the cache with ErrIndex.
+//
 // Where it sits: a compute package (docs/architecture.md) with its two
 // backends, ref and cpu. It imports tensor and the basement only; its
 // conformance suite is mla/mlatest, its oracle mla/oracle.
