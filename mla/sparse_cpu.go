@@ -27,6 +27,7 @@ const (
 	sparseTile      = 128 // keys gathered and multiplied at a time
 	sparseChunk     = 512 // index entries per parallel chunk
 	sparseSplitRows = 64  // below this many query rows, chunks run in parallel
+	sparseMaxSplits = 256 // at most this many (row, chunk) partial results
 )
 
 // Name returns "cpu".
@@ -192,12 +193,15 @@ func runSparse(ctx context.Context, j sparseJob) error {
 }
 
 // chunksFor returns how many chunks each of items rows of width entries is
-// cut into.
-func chunksFor(items, width int) int {
+// cut into, and the chunk length: one chunk when there are enough rows to
+// keep every core busy, else chunks of about sparseChunk entries, at most
+// sparseMaxSplits in all (bounding the partial results' memory).
+func chunksFor(items, width int) (chunks, length int) {
 	if items >= sparseSplitRows || width <= sparseChunk {
-		return 1
+		return 1, width
 	}
-	return (width + sparseChunk - 1) / sparseChunk
+	chunks = min((width+sparseChunk-1)/sparseChunk, max(sparseMaxSplits/items, 1))
+	return chunks, (width + chunks - 1) / chunks
 }
 
 // finishRow applies the sink and the empty-row conventions to one head's
@@ -224,11 +228,9 @@ func (sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, 
 	width := p.TopK + p.ExtraTopK
 	items := p.B * p.SQ
 	c := p.Scale * float32(Log2E)
-	j := sparseJob{items: items, rows: p.HQ, d: HeadDim, dv: p.HeadDimV, chunks: chunksFor(items, width)}
-	chunk := width
-	if j.chunks > 1 {
-		chunk = sparseChunk
-	}
+	j := sparseJob{items: items, rows: p.HQ, d: HeadDim, dv: p.HeadDimV}
+	var chunk int
+	j.chunks, chunk = chunksFor(items, width)
 	j.feed = func(s *attnState, item, ch int) {
 		b := item / p.SQ
 		s.setQ(func(m int) []float32 { return p.Q[(item*p.HQ+m)*HeadDim:] }, c)
@@ -267,11 +269,9 @@ func (sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out
 	d, dv, hpk := p.DQK, p.HeadDimV, p.HQ/p.HKV
 	items := p.SQ * p.HKV
 	c := p.Scale * float32(Log2E)
-	j := sparseJob{items: items, rows: hpk, d: d, dv: dv, chunks: chunksFor(items, p.TopK)}
-	chunk := p.TopK
-	if j.chunks > 1 {
-		chunk = sparseChunk
-	}
+	j := sparseJob{items: items, rows: hpk, d: d, dv: dv}
+	var chunk int
+	j.chunks, chunk = chunksFor(items, p.TopK)
 	j.feed = func(s *attnState, item, ch int) {
 		i, g := item/p.HKV, item%p.HKV
 		s.setQ(func(m int) []float32 { return p.Q[(i*p.HQ+g*hpk+m)*d:] }, c)
