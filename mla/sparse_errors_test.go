@@ -186,3 +186,24 @@ func FuzzSparseArgs(f *testing.F) {
 		}
 	})
 }
+
+// TestSparseCancelled checks that a cancelled context stops both front
+// functions on both backends with ctx.Err().
+func TestSparseCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	q, c, idx, topk, o := sparseDecodeArgs(t)
+	in, po := sparsePrefillArgs()
+	for _, name := range mla.SparseBackendNames() {
+		be := sparseBackend(t, name)
+		if _, _, err := mla.SparseDecode(ctx, be, q, c, idx, topk, o); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s decode: %v, want context.Canceled", name, err)
+		}
+		if _, _, _, err := mla.SparsePrefill(ctx, be, in, po); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s prefill: %v, want context.Canceled", name, err)
+		}
+	}
+	if _, err := mla.NewSparseBackend("gpu"); !errors.Is(err, mla.ErrUnknownBackend) {
+		t.Errorf("unknown backend: %v", err)
+	}
+}
