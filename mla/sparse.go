@@ -3,7 +3,11 @@ package mla
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
+
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 
 	backendreg "github.com/fireflyer-go/fireflyer/internal/registry"
 )
@@ -120,8 +124,13 @@ type SparseBackend interface {
 	SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out, maxLogits, lse []float32) error
 }
 
-// SparseBackendOptions configure a sparse backend; none exist yet.
-type SparseBackendOptions struct{}
+// SparseBackendOptions configure a sparse backend.
+type SparseBackendOptions struct {
+	// Kernels selects the cpu backend's kernel set as CPUOptions.Kernels
+	// does ("avx512", "avx2", "go", or "" for the best this machine runs);
+	// the ref backend ignores it.
+	Kernels string
+}
 
 // sparseBackends is the registry of sparse attention backends.
 var sparseBackends = backendreg.Registry[SparseBackend, SparseBackendOptions]{Kind: "mla-sparse"}
@@ -133,22 +142,33 @@ func init() {
 	})
 	sparseBackends.Register(backendreg.Entry[SparseBackend, SparseBackendOptions]{
 		Name: "cpu", Doc: "sparse MLA decode/prefill, tiled SIMD GEMMs on all cores (default)",
-		New: func(SparseBackendOptions) (SparseBackend, error) { return sparseCPU{}, nil },
+		New: func(o SparseBackendOptions) (SparseBackend, error) {
+			ks, err := kernels.ForName(o.Kernels)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrKernels, err)
+			}
+			return sparseCPU{ks: ks}, nil
+		},
 	})
 }
 
 // NewSparseBackend constructs the sparse backend registered under name
-// ("ref" or "cpu"; "" means "cpu"). An unknown name gives an *ArgError
-// naming "backend" and wrapping ErrUnknownBackend.
+// ("ref" or "cpu"; "" means "cpu") with its best kernels. An unknown name
+// gives an *ArgError naming "backend" and wrapping ErrUnknownBackend.
 func NewSparseBackend(name string) (SparseBackend, error) {
+	return NewSparseBackendWith(name, SparseBackendOptions{})
+}
+
+// NewSparseBackendWith is NewSparseBackend with options; a kernel set this
+// machine cannot run gives an error wrapping ErrKernels.
+func NewSparseBackendWith(name string, o SparseBackendOptions) (SparseBackend, error) {
 	if name == "" {
 		name = "cpu"
 	}
-	b, err := sparseBackends.New(name, SparseBackendOptions{})
-	if err != nil {
-		return nil, argErr("backend", ErrUnknownBackend, "%v", err)
+	if !slices.Contains(sparseBackends.Names(), name) {
+		return nil, argErr("backend", ErrUnknownBackend, "no sparse backend %q (have %v)", name, sparseBackends.Names())
 	}
-	return b, nil
+	return sparseBackends.New(name, o)
 }
 
 // SparseBackendNames returns the registered sparse backend names, sorted.
@@ -328,7 +348,7 @@ func SparseDecode(ctx context.Context, be SparseBackend, q Query, cache *FP8Cach
 		return nil, nil, err
 	}
 	if be == nil {
-		be = sparseCPU{}
+		be = sparseCPU{ks: kernels.Best()}
 	}
 	out = make([]float32, p.B*p.SQ*p.HQ*p.HeadDimV)
 	lse = make([]float32, p.B*p.HQ*p.SQ)
@@ -416,7 +436,7 @@ func SparsePrefill(ctx context.Context, be SparseBackend, in SparsePrefillInput,
 		return nil, nil, nil, err
 	}
 	if be == nil {
-		be = sparseCPU{}
+		be = sparseCPU{ks: kernels.Best()}
 	}
 	out = make([]float32, p.SQ*p.HQ*p.HeadDimV)
 	maxLogits = make([]float32, p.SQ*p.HQ)

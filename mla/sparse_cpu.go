@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"unsafe"
 
-	gkern "github.com/fireflyer-go/fireflyer/internal/gemm/kernels"
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -21,7 +21,7 @@ import (
 // and are merged with Combine in chunk order. The cut depends only on the
 // problem's shape, so results are bit-identical whatever GOMAXPROCS is.
 // Unselected and invalid slots are never read.
-type sparseCPU struct{}
+type sparseCPU struct{ ks kernels.Set }
 
 const (
 	sparseTile      = 128 // keys gathered and multiplied at a time
@@ -33,9 +33,14 @@ const (
 // Name returns "cpu".
 func (sparseCPU) Name() string { return "cpu" }
 
+// Kernels returns the name of the backend's kernel set ("avx512", "avx2"
+// or "go").
+func (b sparseCPU) Kernels() string { return b.ks.String() }
+
 // attnState is one goroutine's tile attention over rows query rows sharing
 // their keys.
 type attnState struct {
+	ks              kernels.Set
 	rows, mp, d, dv int
 	qt              []float32 // [d][mp] Qᵀ prescaled by scale·log2e
 	k               []float32 // [sparseTile][d] gathered keys, n valid
@@ -45,10 +50,10 @@ type attnState struct {
 	mx, l, nm, sh   []float32 // [mp]
 }
 
-func newAttnState(rows, d, dv int) *attnState {
+func newAttnState(ks kernels.Set, rows, d, dv int) *attnState {
 	mp := (rows + 15) &^ 15
 	return &attnState{
-		rows: rows, mp: mp, d: d, dv: dv,
+		ks: ks, rows: rows, mp: mp, d: d, dv: dv,
 		qt: make([]float32, d*mp), k: make([]float32, sparseTile*d), st: make([]float32, sparseTile*mp),
 		o: make([]float32, mp*dv), mx: make([]float32, mp), l: make([]float32, mp),
 		nm: make([]float32, mp), sh: make([]float32, mp),
@@ -91,10 +96,10 @@ func (s *attnState) flush() {
 	s.n = 0
 	n8 := (n + 7) &^ 7
 	clear(s.k[n*d : n8*d])
-	kern.Gemm(n8, mp, d, s.k, d, 1, s.qt, mp, s.st, mp, false)
+	s.ks.Gemm(n8, mp, d, s.k, d, 1, s.qt, mp, s.st, mp, false)
 	copy(s.nm, s.mx)
 	for i := range n {
-		kern.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
+		s.ks.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
 	}
 	for m := range mp {
 		nm := s.nm[m]
@@ -103,16 +108,16 @@ func (s *attnState) flush() {
 			continue
 		}
 		s.sh[m] = nm
-		if alpha := kern.Exp2(s.mx[m] - nm); alpha != 1 {
+		if alpha := kernels.Exp2(s.mx[m] - nm); alpha != 1 {
 			s.l[m] *= alpha
-			kern.Scal(alpha, s.o[m*dv:(m+1)*dv])
+			s.ks.Scal(alpha, s.o[m*dv:(m+1)*dv])
 		}
 		s.mx[m] = nm
 	}
 	for i := range n {
-		kern.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
+		s.ks.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
 	}
-	kern.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
+	s.ks.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
 }
 
 // finish flushes and writes o [rows][dv] normalised, lse [rows] (natural,
@@ -142,6 +147,7 @@ func (s *attnState) finish(o, lse, mx []float32) {
 // item; feed gathers the keys of (item, chunk) into s (after s.setQ and
 // s.reset by feed itself); emit receives an item's merged result.
 type sparseJob struct {
+	ks                         kernels.Set
 	items, rows, d, dv, chunks int
 	feed                       func(s *attnState, item, chunk int)
 	emit                       func(item int, o, lse, mx []float32)
@@ -151,7 +157,7 @@ func runSparse(ctx context.Context, j sparseJob) error {
 	rows, dv := j.rows, j.dv
 	if j.chunks <= 1 {
 		return parallelFor(ctx, j.items, func() (func(int), func()) {
-			s := newAttnState(rows, j.d, dv)
+			s := newAttnState(j.ks, rows, j.d, dv)
 			o, lse, mx := make([]float32, rows*dv), make([]float32, rows), make([]float32, rows)
 			return func(item int) {
 				j.feed(s, item, 0)
@@ -164,7 +170,7 @@ func runSparse(ctx context.Context, j sparseJob) error {
 	acc := getFloats(j.items * j.chunks * per)
 	defer putFloats(acc)
 	err := parallelFor(ctx, j.items*j.chunks, func() (func(int), func()) {
-		s := newAttnState(rows, j.d, dv)
+		s := newAttnState(j.ks, rows, j.d, dv)
 		return func(w int) {
 			a := acc[w*per : (w+1)*per]
 			j.feed(s, w/j.chunks, w%j.chunks)
@@ -207,7 +213,7 @@ func chunksFor(items, width int) (chunks, length int) {
 // finishRow applies the sink and the empty-row conventions to one head's
 // merged result in place: lse ±Inf or NaN (no key) gives out = 0 and lse
 // +Inf; otherwise out is scaled by 1/(1+exp(sink−lse)).
-func finishRow(o []float32, lse *float32, sink []float32, h int) {
+func finishRow(ks kernels.Set, o []float32, lse *float32, sink []float32, h int) {
 	l := *lse
 	if math.IsInf(float64(l), 0) || l != l {
 		clear(o)
@@ -219,57 +225,57 @@ func finishRow(o []float32, lse *float32, sink []float32, h int) {
 	}
 	f := float32(sinkFactor(float64(l), sink[h]))
 	if f != 1 {
-		kern.Scal(f, o)
+		ks.Scal(f, o)
 	}
 }
 
 // SparseDecode runs p; see SparseBackend.
-func (sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, lse []float32) error {
+func (b sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, lse []float32) error {
 	width := p.TopK + p.ExtraTopK
 	items := p.B * p.SQ
 	c := p.Scale * float32(Log2E)
-	j := sparseJob{items: items, rows: p.HQ, d: HeadDim, dv: p.HeadDimV}
+	j := sparseJob{ks: b.ks, items: items, rows: p.HQ, d: HeadDim, dv: p.HeadDimV}
 	var chunk int
 	j.chunks, chunk = chunksFor(items, width)
 	j.feed = func(s *attnState, item, ch int) {
-		b := item / p.SQ
+		req := item / p.SQ
 		s.setQ(func(m int) []float32 { return p.Q[(item*p.HQ+m)*HeadDim:] }, c)
 		s.reset()
 		lo, hi := ch*chunk, min((ch+1)*chunk, width)
-		if n := int(p.TopkLength[b]); lo < n {
+		if n := int(p.TopkLength[req]); lo < n {
 			for _, t := range p.Indices[item*p.TopK+lo : item*p.TopK+min(hi, n)] {
 				if t != -1 {
-					dequantFast(s.slot(), p.Cache.record(int(t)))
+					dequantFast(s.ks, s.slot(), p.Cache.record(int(t)))
 				}
 			}
 		}
 		if p.ExtraCache != nil && hi > p.TopK {
-			elo, ehi := max(lo-p.TopK, 0), min(hi-p.TopK, int(p.ExtraTopkLength[b]))
+			elo, ehi := max(lo-p.TopK, 0), min(hi-p.TopK, int(p.ExtraTopkLength[req]))
 			for k := elo; k < ehi; k++ {
 				if t := p.ExtraIndices[item*p.ExtraTopK+k]; t != -1 {
-					dequantFast(s.slot(), p.ExtraCache.record(int(t)))
+					dequantFast(s.ks, s.slot(), p.ExtraCache.record(int(t)))
 				}
 			}
 		}
 	}
 	dv := p.HeadDimV
 	j.emit = func(item int, o, l, _ []float32) {
-		b, sq := item/p.SQ, item%p.SQ
+		req, sq := item/p.SQ, item%p.SQ
 		for h := range p.HQ {
-			finishRow(o[h*dv:(h+1)*dv], &l[h], p.AttnSink, h)
+			finishRow(b.ks, o[h*dv:(h+1)*dv], &l[h], p.AttnSink, h)
 			copy(out[(item*p.HQ+h)*dv:][:dv], o[h*dv:(h+1)*dv])
-			lse[(b*p.HQ+h)*p.SQ+sq] = l[h]
+			lse[(req*p.HQ+h)*p.SQ+sq] = l[h]
 		}
 	}
 	return runSparse(ctx, j)
 }
 
 // SparsePrefill runs p; see SparseBackend.
-func (sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out, maxLogits, lse []float32) error {
+func (b sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out, maxLogits, lse []float32) error {
 	d, dv, hpk := p.DQK, p.HeadDimV, p.HQ/p.HKV
 	items := p.SQ * p.HKV
 	c := p.Scale * float32(Log2E)
-	j := sparseJob{items: items, rows: hpk, d: d, dv: dv}
+	j := sparseJob{ks: b.ks, items: items, rows: hpk, d: d, dv: dv}
 	var chunk int
 	j.chunks, chunk = chunksFor(items, p.TopK)
 	j.feed = func(s *attnState, item, ch int) {
@@ -290,7 +296,7 @@ func (sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out
 		i, g := item/p.HKV, item%p.HKV
 		for hh := range hpk {
 			h := g*hpk + hh
-			finishRow(o[hh*dv:(hh+1)*dv], &l[hh], p.AttnSink, h)
+			finishRow(b.ks, o[hh*dv:(hh+1)*dv], &l[hh], p.AttnSink, h)
 			copy(out[(i*p.HQ+h)*dv:][:dv], o[hh*dv:(hh+1)*dv])
 			lse[i*p.HQ+h], maxLogits[i*p.HQ+h] = l[hh], mx[hh]
 		}
@@ -300,12 +306,13 @@ func (sparseCPU) SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out
 
 // dequantFast is dequantizeFP8Row with the SIMD E4M3 decoder and scaling
 // kernels; the bits are the same (one rounding of code·scale per channel).
-func dequantFast(dst []float32, rec []byte) {
+func dequantFast(ks kernels.Set, dst []float32, rec []byte) {
 	dst, rec = dst[:HeadDim], rec[:FP8BytesPerToken]
-	gkern.DecodeE4M3(dst[:FP8NoPEDim], rec[:FP8NoPEDim])
+	codes := unsafe.Slice((*tensor.E4M3)(unsafe.Pointer(unsafe.SliceData(rec))), FP8NoPEDim) // E4M3 is a byte
+	ks.DecodeE4M3Rows(dst, FP8NoPEDim, codes, FP8NoPEDim, 1, FP8NoPEDim)
 	for g := range FP8NumScales {
 		s := math.Float32frombits(binary.LittleEndian.Uint32(rec[fp8ScaleOff+4*g:]))
-		kern.Scal(s, dst[g*FP8ScaleGroup:(g+1)*FP8ScaleGroup])
+		ks.Scal(s, dst[g*FP8ScaleGroup:(g+1)*FP8ScaleGroup])
 	}
 	for i := range FP8RopeDim {
 		dst[FP8NoPEDim+i] = tensor.BF16(binary.LittleEndian.Uint16(rec[fp8RopeOff+2*i:])).Float32()

@@ -2,6 +2,8 @@ package mla
 
 import (
 	"testing"
+
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 )
 
 // TestDequantFast checks that the cpu backend's SIMD dequantizer gives the
@@ -19,10 +21,16 @@ func TestDequantFast(t *testing.T) {
 	}
 	want, got := make([]float32, HeadDim), make([]float32, HeadDim)
 	dequantizeFP8Row(want, rec)
-	dequantFast(got, rec)
-	for i := range want {
-		if want[i] != got[i] && !(want[i] != want[i] && got[i] != got[i]) {
-			t.Fatalf("channel %d: %v, want %v", i, got[i], want[i])
+	for _, l := range []string{"", "avx2", "go"} {
+		ks, err := kernels.ForName(l)
+		if err != nil {
+			continue
+		}
+		dequantFast(ks, got, rec)
+		for i := range want {
+			if want[i] != got[i] && !(want[i] != want[i] && got[i] != got[i]) {
+				t.Fatalf("%v channel %d: %v, want %v", ks, i, got[i], want[i])
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package mla_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"runtime"
 	"slices"
@@ -27,6 +28,26 @@ func TestSparseConformanceRef(t *testing.T) {
 
 func TestSparseConformanceCPU(t *testing.T) {
 	mlatest.RunSparse(t, sparseBackend(t, "cpu"), mlatest.Options{})
+}
+
+// TestSparseConformanceCPULevels runs every other short-grid case on the cpu
+// sparse backend with its kernels forced down to AVX2 and to pure Go.
+func TestSparseConformanceCPULevels(t *testing.T) {
+	for _, l := range []string{"avx2", "go"} {
+		t.Run(l, func(t *testing.T) {
+			be, err := mla.NewSparseBackendWith("cpu", mla.SparseBackendOptions{Kernels: l})
+			if errors.Is(err, mla.ErrKernels) {
+				t.Skipf("CPU or build lacks %s: %v", l, err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mlatest.RunSparse(t, be, mlatest.Options{Short: true, Every: 2})
+		})
+	}
+	if _, err := mla.NewSparseBackendWith("cpu", mla.SparseBackendOptions{Kernels: "sse"}); !errors.Is(err, mla.ErrKernels) {
+		t.Errorf("unknown kernel set: %v, want ErrKernels", err)
+	}
 }
 
 // TestSparseSemantics pins upstream's conventions with exact small cases on

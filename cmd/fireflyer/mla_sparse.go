@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
@@ -44,7 +45,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 	var topk, extra, dqk *int
 	var sink, varlen *bool
 	var sc oracle.SparseDecodeCase
-	var backend *string
+	var backend, kernels *string
 	if *sparse || wantsSparseFlag(args, "sparse") {
 		fs.IntVar(&sc.B, "b", 4, "decode: batch size")
 		fs.IntVar(&sc.SQ, "sq", 1, "query tokens (decode: per request; prefill: s_q)")
@@ -58,6 +59,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		sink = fs.Bool("sink", true, "attn_sink per head (~31% +Inf, ~31% −Inf, the rest N(0,1))")
 		varlen = fs.Bool("varlen", false, "topk_length drawn from [0, topk]")
 		backend = fs.String("backend", "cpu", "sparse backend: "+strings.Join(mla.SparseBackendNames(), ", "))
+		kernels = fs.String("kernels", "", "force the cpu sparse backend's kernels down to avx2 or go (default: the best this CPU has)")
 	} else {
 		dense, dtype, denseBackend = caseFlags(fs)
 	}
@@ -77,9 +79,13 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		}
 		return runMLAFP8Check(fs, dense, *dtype, *denseBackend, stdout, stderr, *asJSON)
 	}
-	be, err := mla.NewSparseBackend(*backend)
+	if !slices.Contains(mla.SparseBackendNames(), *backend) {
+		fmt.Fprintf(stderr, "fireflyer mla %s: --backend %q: want one of %v\n", verb, *backend, mla.SparseBackendNames())
+		return exitUsage
+	}
+	be, err := mla.NewSparseBackendWith(*backend, mla.SparseBackendOptions{Kernels: *kernels})
 	if err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
+		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: %v\n", verb, *kernels, err)
 		return exitUsage
 	}
 	if sc.SQ <= 0 || sc.HQ <= 0 || sc.SK < 0 || *topk < 0 || *extra < 0 {

@@ -13,6 +13,7 @@ func TestMLASparseCheck(t *testing.T) {
 			{"mla", "check", "--sparse", "--fp8-cache", "--b", "2", "--sq", "2", "--hq", "64", "--sk", "300", "--topk", "256", "--page", "61", "--varlen", "--extra-topk", "64"},
 			{"mla", "check", "--sparse", "--sq", "3", "--hq", "64", "--sk", "200", "--topk", "256", "--dqk", "512", "--varlen"},
 			{"mla", "check", "--fp8-cache", "--b", "2", "--sq", "2", "--sk", "130", "--hq", "16", "--varlen"},
+			{"mla", "check", "--sparse", "--fp8-cache", "--b", "1", "--hq", "64", "--sk", "100", "--topk", "128", "--kernels", "go"},
 		} {
 			args := append(args, "--backend", be)
 			var out, errb bytes.Buffer
@@ -62,6 +63,7 @@ func TestMLASparseErrors(t *testing.T) {
 		{[]string{"mla", "check", "--sparse", "--dqk", "0"}, "--dqk"},
 		{[]string{"mla", "check", "--sparse", "--backend", "gpu"}, "--backend"},
 		{[]string{"mla", "bench", "--fp8-cache"}, "--fp8-cache"},
+		{[]string{"mla", "check", "--sparse", "--kernels", "sse"}, "--kernels"},
 		{[]string{"mla", "check", "--fp8-cache", "--hkv", "2", "--hq", "4"}, "--hkv"},
 		{[]string{"mla", "check", "--sparse", "--bogus"}, "bogus"},
 	} {

@@ -5,7 +5,6 @@ import (
 	"runtime"
 
 	"github.com/fireflyer-go/fireflyer/internal/anchor"
-	"github.com/fireflyer-go/fireflyer/internal/mla/kern"
 	"github.com/fireflyer-go/fireflyer/mla"
 )
 
@@ -55,13 +54,13 @@ func measure(run func() error, flops, bytes float64, m, n, k, reps, rounds int) 
 	return t, tg, tm, runErr
 }
 
-func measurement(name, backend string, t, tg, tm, flops, bytes float64, reps, rounds int) Measurement {
+func measurement(name, backend, ks string, t, tg, tm, flops, bytes float64, reps, rounds int) Measurement {
 	return Measurement{
 		Case: name, Backend: backend, Seconds: t,
 		GFLOPs: flops / t / 1e9, GBs: bytes / t / 1e9,
 		GEMMGFLOPs: flops / tg / 1e9, MemcpyGBs: bytes / tm / 1e9,
 		RatioGEMM: tg / t, RatioMemcpy: tm / t,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: kern.Level(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: ks,
 		Repetitions: max(reps, 1), AnchorRounds: max(rounds, 1),
 	}
 }
@@ -90,7 +89,7 @@ func MeasureSparseDecode(be mla.SparseBackend, c SparseDecodeCase, reps, rounds 
 	if err != nil {
 		return Measurement{}, err
 	}
-	return measurement(in.Case.Name(), be.Name(), t, tg, tm, flops, bytes, reps, rounds), nil
+	return measurement(in.Case.Name(), be.Name(), sparseKernels(be), t, tg, tm, flops, bytes, reps, rounds), nil
 }
 
 // MeasureSparsePrefill times be's SparsePrefill on the case against an
@@ -114,5 +113,14 @@ func MeasureSparsePrefill(be mla.SparseBackend, c SparsePrefillCase, reps, round
 	if err != nil {
 		return Measurement{}, err
 	}
-	return measurement(c.Name(), be.Name(), t, tg, tm, flops, bytes, reps, rounds), nil
+	return measurement(c.Name(), be.Name(), sparseKernels(be), t, tg, tm, flops, bytes, reps, rounds), nil
+}
+
+// sparseKernels names be's kernel set (the cpu sparse backend's Kernels
+// method), or "go" for a backend that names none.
+func sparseKernels(be mla.SparseBackend) string {
+	if k, ok := be.(interface{ Kernels() string }); ok {
+		return k.Kernels()
+	}
+	return "go"
 }
