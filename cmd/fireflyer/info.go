@@ -141,6 +141,14 @@ func backendTable(r infoReport) []backendStatus {
 		}
 		out = append(out, backendStatus{reg.pkg, "cuda", false, gpuWhy})
 	}
+	// mla's sparse attention registry (what mla.NewSparseBackend constructs).
+	for _, s := range mla.SparseBackendList() {
+		b := backendStatus{Package: "mla-sparse", Backend: s.Name, Usable: s.Err == nil, Detail: s.Doc}
+		if s.Err != nil {
+			b.Detail = s.Err.Error()
+		}
+		out = append(out, b)
+	}
 	// ep lists its transport registry (what ep.OpenTransport constructs).
 	for _, b := range ep.Transports() {
 		st := backendStatus{Package: "ep", Backend: b.Name, Usable: b.Err == nil, Detail: b.Doc}
