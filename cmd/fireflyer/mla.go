@@ -49,7 +49,7 @@ func runMLA(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if wantsSparse(args[1:]) {
 			return runMLASparse(args[1:], stdout, stderr, args[0] == "bench")
 		}
-		return runMLACase(args[1:], stdout, stderr, args[0] == "bench")
+		return runMLACase(withoutSparseFlags(args[1:]), stdout, stderr, args[0] == "bench")
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, mlaUsage)
 		return exitOK

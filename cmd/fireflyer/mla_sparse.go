@@ -14,18 +14,26 @@ import (
 )
 
 // wantsSparse reports whether check/bench args ask for a sparse or FP8-cache
-// case (--sparse or --fp8-cache before any "--").
+// case (--sparse or --fp8-cache set before any "--").
 func wantsSparse(args []string) bool {
-	for _, a := range args {
+	return wantsSparseFlag(args, "sparse") || wantsSparseFlag(args, "fp8-cache")
+}
+
+// withoutSparseFlags returns args without --sparse/--fp8-cache flags (all
+// false when wantsSparse is false), for the dense flag set.
+func withoutSparseFlags(args []string) []string {
+	var out []string
+	for i, a := range args {
 		if a == "--" {
-			return false
+			return append(out, args[i:]...)
 		}
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && (name == "sparse" || name == "fp8-cache") {
-			return true
+		n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (n == "sparse" || n == "fp8-cache") {
+			continue
 		}
+		out = append(out, a)
 	}
-	return false
+	return out
 }
 
 // runMLASparse is `mla check|bench --sparse [--fp8-cache]` (sparse decode
@@ -46,7 +54,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 	var sink, varlen *bool
 	var sc oracle.SparseDecodeCase
 	var backend, kernels *string
-	if *sparse || wantsSparseFlag(args, "sparse") {
+	if wantsSparseFlag(args, "sparse") {
 		fs.IntVar(&sc.B, "b", 4, "decode: batch size")
 		fs.IntVar(&sc.SQ, "sq", 1, "query tokens (decode: per request; prefill: s_q)")
 		fs.IntVar(&sc.HQ, "hq", 128, "query heads (h_q)")

@@ -23,6 +23,11 @@ func TestMLASparseCheck(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
+	// --sparse=false --fp8-cache=false is the dense check.
+	if code := run([]string{"mla", "check", "--sparse=false", "--fp8-cache=0", "--b", "1", "--hq", "16", "--sk", "70"}, nil, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "case b1_") {
+		t.Errorf("dense via =false: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
 	if code := run([]string{"mla", "check", "--sparse", "--fp8-cache", "--b", "1", "--hq", "64", "--sk", "100", "--topk", "128", "--json"}, nil, &out, &errb); code != exitOK {
 		t.Fatalf("json: exit %d, stderr %s", code, errb.String())
 	}
