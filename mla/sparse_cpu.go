@@ -48,17 +48,31 @@ type attnState struct {
 	st              []float32 // [sparseTile][mp]
 	o               []float32 // [mp][dv]
 	mx, l, nm, sh   []float32 // [mp]
+	all             []float32 // the pooled buffer the fields are carved from
 }
 
 func newAttnState(ks kernels.Set, rows, d, dv int) *attnState {
 	mp := (rows + 15) &^ 15
+	sizes := []int{d * mp, sparseTile * d, sparseTile * mp, mp * dv, mp, mp, mp, mp}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	all := getFloats(total)
+	buf := all
+	part := make([][]float32, len(sizes))
+	for i, n := range sizes {
+		part[i], buf = buf[:n:n], buf[n:]
+	}
 	return &attnState{
 		ks: ks, rows: rows, mp: mp, d: d, dv: dv,
-		qt: make([]float32, d*mp), k: make([]float32, sparseTile*d), st: make([]float32, sparseTile*mp),
-		o: make([]float32, mp*dv), mx: make([]float32, mp), l: make([]float32, mp),
-		nm: make([]float32, mp), sh: make([]float32, mp),
+		qt: part[0], k: part[1], st: part[2], o: part[3], mx: part[4], l: part[5], nm: part[6], sh: part[7],
+		all: all,
 	}
 }
+
+// release hands the state's buffer back to the pool.
+func (s *attnState) release() { putFloats(s.all) }
 
 // setQ writes Qᵀ of the rows (row m's d values from q(m)) prescaled by c.
 func (s *attnState) setQ(q func(m int) []float32, c float32) {
@@ -163,7 +177,7 @@ func runSparse(ctx context.Context, j sparseJob) error {
 				j.feed(s, item, 0)
 				s.finish(o, lse, mx)
 				j.emit(item, o, lse, mx)
-			}, func() {}
+			}, s.release
 		})
 	}
 	per := rows * (dv + 2)
@@ -175,7 +189,7 @@ func runSparse(ctx context.Context, j sparseJob) error {
 			a := acc[w*per : (w+1)*per]
 			j.feed(s, w/j.chunks, w%j.chunks)
 			s.finish(a[:rows*dv], a[rows*dv:rows*(dv+1)], a[rows*(dv+1):])
-		}, func() {}
+		}, s.release
 	})
 	if err != nil {
 		return err
