@@ -162,8 +162,9 @@ func dequantizeFP8Row(dst []float32, src []byte) {
 
 // FP8Cache is a paged KV cache in the V3.2 FP8 format (see FP8BytesPerToken
 // for the 656-byte record), mirroring FlashMLA's k_cache [num_blocks,
-// page_block_size, 1, 656] uint8 with is_fp8_kvcache=True: Data holds
-// NumBlocks blocks of BlockStride bytes, block b's token slot s starting at
+// page_block_size, 1, 656] uint8 with is_fp8_kvcache=True: Data (host
+// memory, tensor.Host, or another tensor.Storage such as a device buffer)
+// holds NumBlocks blocks of BlockStride bytes, block b's token slot s starting at
 // b·BlockStride + s·656. BlockStride may exceed PageSize·656 (upstream's
 // tests pad it; stride(0) is free, stride(1) must be 656); 0 means
 // PageSize·656. The cache has one KV head and HeadDim 576: the first 512
@@ -176,7 +177,7 @@ type FP8Cache struct {
 	NumBlocks   int
 	PageSize    int
 	BlockStride int
-	Data        []byte
+	Data        tensor.Storage[byte]
 }
 
 // NewFP8Cache allocates a zeroed FP8 cache of numBlocks blocks of pageSize
@@ -188,7 +189,7 @@ func NewFP8Cache(numBlocks, pageSize int) (*FP8Cache, error) {
 	if err := c.checkDims(); err != nil {
 		return nil, err
 	}
-	c.Data = make([]byte, numBlocks*c.stride())
+	c.Data = tensor.Host[byte](make([]byte, numBlocks*c.stride()))
 	return c, nil
 }
 
@@ -233,8 +234,8 @@ func (c *FP8Cache) Check() error {
 	if c.NumBlocks > 0 {
 		need = (c.NumBlocks-1)*c.stride() + c.PageSize*FP8BytesPerToken
 	}
-	if len(c.Data) < need {
-		return argErr("k_cache", ErrShape, "%d bytes, want %d blocks of stride %d (at least %d bytes)", len(c.Data), c.NumBlocks, c.stride(), need)
+	if n := tensor.StorageLen(c.Data); n < need {
+		return argErr("k_cache", ErrShape, "%d bytes, want %d blocks of stride %d (at least %d bytes)", n, c.NumBlocks, c.stride(), need)
 	}
 	return nil
 }
@@ -246,31 +247,53 @@ func (c *FP8Cache) Tokens() int { return c.NumBlocks * c.PageSize }
 // Offset returns the byte offset of token slot (block, slot).
 func (c *FP8Cache) Offset(block, slot int) int { return block*c.stride() + slot*FP8BytesPerToken }
 
+// fp8Host is an FP8Cache resolved to its host bytes.
+type fp8Host struct {
+	*FP8Cache
+	b []byte
+}
+
+// host resolves c.Data to host bytes once (no copy). Errors: an *ArgError
+// naming arg and wrapping ErrUnsupported and tensor.ErrNotHost for storage
+// the CPU cannot address.
+func (c *FP8Cache) host(arg string) (fp8Host, error) {
+	b, err := tensor.HostSlice(c.Data)
+	if err != nil {
+		return fp8Host{}, &ArgError{Arg: arg, Err: ErrUnsupported, Msg: err.Error(), cause: err}
+	}
+	return fp8Host{c, b}, nil
+}
+
 // record returns the 656 bytes of token index t (validated by the caller).
-func (c *FP8Cache) record(t int) []byte {
-	off := c.Offset(t/c.PageSize, t%c.PageSize)
-	return c.Data[off : off+FP8BytesPerToken : off+FP8BytesPerToken]
+func (h fp8Host) record(t int) []byte {
+	off := h.Offset(t/h.PageSize, t%h.PageSize)
+	return h.b[off : off+FP8BytesPerToken : off+FP8BytesPerToken]
 }
 
 func (c *FP8Cache) checkSlot(block, slot int) error {
 	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize {
 		return argErr("k_cache", ErrShape, "slot (%d, %d) outside [%d, %d]", block, slot, c.NumBlocks, c.PageSize)
 	}
-	if c.Offset(block, slot)+FP8BytesPerToken > len(c.Data) {
-		return argErr("k_cache", ErrShape, "slot (%d, %d) past the %d bytes of Data", block, slot, len(c.Data))
+	if n := tensor.StorageLen(c.Data); c.Offset(block, slot)+FP8BytesPerToken > n {
+		return argErr("k_cache", ErrShape, "slot (%d, %d) past the %d bytes of Data", block, slot, n)
 	}
 	return nil
 }
 
 // SetRow quantizes row (576 float32: NoPE 512 then RoPE 64) with recipe r
 // into slot (block, slot). Errors: an *ArgError wrapping ErrShape for a slot
-// out of range or a row of the wrong length.
+// out of range or a row of the wrong length, or ErrUnsupported (and
+// tensor.ErrNotHost) for Data the CPU cannot address.
 func (c *FP8Cache) SetRow(block, slot int, row []float32, r FP8Recipe) error {
 	if err := c.checkSlot(block, slot); err != nil {
 		return err
 	}
+	h, err := c.host("k_cache")
+	if err != nil {
+		return err
+	}
 	off := c.Offset(block, slot)
-	return QuantizeFP8Row(c.Data[off:off+FP8BytesPerToken], row, r)
+	return QuantizeFP8Row(h.b[off:off+FP8BytesPerToken], row, r)
 }
 
 // SetRowBF16 is SetRow for a BF16 row (the model's activations): the row is
@@ -287,22 +310,34 @@ func (c *FP8Cache) SetRowBF16(block, slot int, row []tensor.BF16, r FP8Recipe) e
 
 // Row dequantizes slot (block, slot) into dst[:576] (see DequantizeFP8Row)
 // and returns dst[:576]. Errors: an *ArgError wrapping ErrShape for a slot
-// out of range or a dst shorter than 576.
+// out of range or a dst shorter than 576, or ErrUnsupported (and
+// tensor.ErrNotHost) for Data the CPU cannot address.
 func (c *FP8Cache) Row(block, slot int, dst []float32) ([]float32, error) {
 	if err := c.checkSlot(block, slot); err != nil {
 		return nil, err
 	}
+	h, err := c.host("k_cache")
+	if err != nil {
+		return nil, err
+	}
 	off := c.Offset(block, slot)
-	return DequantizeFP8Row(dst, c.Data[off:off+FP8BytesPerToken])
+	return DequantizeFP8Row(dst, h.b[off:off+FP8BytesPerToken])
 }
 
 // Poison sets every byte of Data to 0xFF: NaN codes, NaN scales and NaN
 // BF16 values, so that a test sees any read of a slot that should not be
-// read (upstream's tests fill unused slots with NaN the same way).
-func (c *FP8Cache) Poison() {
-	for i := range c.Data {
-		c.Data[i] = 0xFF
+// read (upstream's tests fill unused slots with NaN the same way). It
+// returns ErrUnsupported (and tensor.ErrNotHost) for Data the CPU cannot
+// address.
+func (c *FP8Cache) Poison() error {
+	h, err := c.host("k_cache")
+	if err != nil {
+		return err
 	}
+	for i := range h.b {
+		h.b[i] = 0xFF
+	}
+	return nil
 }
 
 // Dequantize returns an F32 PagedCache (one KV head, HeadDim 576) holding
@@ -312,13 +347,17 @@ func (c *FP8Cache) Dequantize() (*PagedCache, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
+	h, err := c.host("k_cache")
+	if err != nil {
+		return nil, err
+	}
 	pc, err := NewPagedCache(tensor.F32, c.NumBlocks, c.PageSize, 1, HeadDim)
 	if err != nil {
 		return nil, err
 	}
 	row := make([]float32, HeadDim)
 	for t := range c.Tokens() {
-		dequantizeFP8Row(row, c.record(t))
+		dequantizeFP8Row(row, h.record(t))
 		if err := pc.SetRow(t/c.PageSize, t%c.PageSize, 0, row); err != nil {
 			return nil, err
 		}

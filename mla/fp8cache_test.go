@@ -122,11 +122,13 @@ func TestFP8RoundTrip(t *testing.T) {
 // stride, Poison and Dequantize.
 func TestFP8CacheRows(t *testing.T) {
 	c := &mla.FP8Cache{NumBlocks: 3, PageSize: 5, BlockStride: 5*mla.FP8BytesPerToken + 16}
-	c.Data = make([]byte, 3*c.BlockStride)
+	c.Data = tensor.Host[byte](make([]byte, 3*c.BlockStride))
 	if err := c.Check(); err != nil {
 		t.Fatal(err)
 	}
-	c.Poison()
+	if err := c.Poison(); err != nil {
+		t.Fatal(err)
+	}
 	r := newRand(3)
 	row := testutil.Normal(r, mla.HeadDim, 0, 0.3)
 	if err := c.SetRow(2, 4, row, mla.FP8RecipeV32); err != nil {
@@ -147,7 +149,7 @@ func TestFP8CacheRows(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatal("Row differs from DequantizeFP8Row of the same record")
 	}
-	if off := c.Offset(2, 4); !slices.Equal(c.Data[off:off+mla.FP8BytesPerToken], rec) {
+	if off := c.Offset(2, 4); !slices.Equal(c.Data.(tensor.Host[byte])[off:off+mla.FP8BytesPerToken], rec) {
 		t.Fatal("record not at b·stride + s·656")
 	}
 	poisoned, _ := c.Row(0, 0, make([]float32, mla.HeadDim))
@@ -176,7 +178,7 @@ func TestFP8CacheRows(t *testing.T) {
 		nil,
 		{NumBlocks: 1, PageSize: 0},
 		{NumBlocks: 1, PageSize: 2, BlockStride: 10},
-		{NumBlocks: 2, PageSize: 2, Data: make([]byte, 3*mla.FP8BytesPerToken)},
+		{NumBlocks: 2, PageSize: 2, Data: tensor.Host[byte](make([]byte, 3*mla.FP8BytesPerToken))},
 	} {
 		if err := bad.Check(); !errors.Is(err, mla.ErrShape) {
 			t.Errorf("Check(%+v) = %v, want ErrShape", bad, err)
@@ -195,7 +197,9 @@ func TestDecodeFP8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Poison()
+	if err := c.Poison(); err != nil {
+		t.Fatal(err)
+	}
 	table := [][]int32{{6, 1, 3}, {4, 7}} // row 1 past its first page is never read
 	for i, l := range lens {
 		for tok := range int(l) {
@@ -209,7 +213,11 @@ func TestDecodeFP8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, be := range []mla.Backend{mla.Ref, mla.CPU} {
+	cpu, err := mla.NewCPU(mla.CPUOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range []mla.Backend{mla.NewRef(), cpu} {
 		opts := &mla.Options{NumParts: 3, Scale: mla.DeepSeekV3Scale, Causal: true}
 		out, lse, err := mla.DecodeFP8(context.Background(), be, q, c, table, lens, opts)
 		if err != nil {

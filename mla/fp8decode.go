@@ -22,6 +22,10 @@ func DecodeFP8(ctx context.Context, be Backend, q Query, cache *FP8Cache, blockT
 	if err := cache.Check(); err != nil {
 		return nil, nil, err
 	}
+	host, err := cache.host("k_cache")
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(cacheSeqlens) != len(blockTable) {
 		return nil, nil, argErr("block_table", ErrShape, "%d rows, want batch %d", len(blockTable), len(cacheSeqlens))
 	}
@@ -65,7 +69,7 @@ func DecodeFP8(ctx context.Context, be Backend, q Query, cache *FP8Cache, blockT
 	row := make([]float32, HeadDim)
 	for nb, id := range order {
 		for s := range cache.PageSize {
-			dequantizeFP8Row(row, cache.record(int(id)*cache.PageSize+s))
+			dequantizeFP8Row(row, host.record(int(id)*cache.PageSize+s))
 			if err := dense.SetRow(nb, s, 0, row); err != nil {
 				return nil, nil, err
 			}

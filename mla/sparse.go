@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/fireflyer-go/fireflyer/internal/kernels"
-
-	backendreg "github.com/fireflyer-go/fireflyer/internal/registry"
+	"github.com/fireflyer-go/fireflyer/internal/registry"
 )
 
 // ErrIndex reports a SparseDecode index other than −1 outside [0, tokens of
@@ -112,7 +110,8 @@ type SparsePrefillProblem struct {
 
 // SparseBackend computes DeepSeek-V3.2 sparse attention (DSA's MLA half).
 // Implementations: "ref" (literal, float64 accumulation) and "cpu" (tiled,
-// SIMD, parallel, the default); see NewSparseBackend.
+// SIMD, parallel, the default); see NewSparseBackend. Only the front
+// functions (SparseDecode, SparsePrefill) validate arguments.
 type SparseBackend interface {
 	// Name is the name the backend is registered under.
 	Name() string
@@ -124,25 +123,17 @@ type SparseBackend interface {
 	SparsePrefill(ctx context.Context, p *SparsePrefillProblem, out, maxLogits, lse []float32) error
 }
 
-// SparseBackendOptions configure a sparse backend.
-type SparseBackendOptions struct {
-	// Kernels selects the cpu backend's kernel set as CPUOptions.Kernels
-	// does ("avx512", "avx2", "go", or "" for the best this machine runs);
-	// the ref backend ignores it.
-	Kernels string
-}
-
 // sparseBackends is the registry of sparse attention backends.
-var sparseBackends = backendreg.Registry[SparseBackend, SparseBackendOptions]{Kind: "mla-sparse"}
+var sparseBackends = registry.Registry[SparseBackend, BackendOptions]{Kind: "mla-sparse"}
 
 func init() {
-	sparseBackends.Register(backendreg.Entry[SparseBackend, SparseBackendOptions]{
+	sparseBackends.Register(registry.Entry[SparseBackend, BackendOptions]{
 		Name: "ref", Doc: "sparse MLA decode/prefill, literal float64-accumulated reference",
-		New: func(SparseBackendOptions) (SparseBackend, error) { return sparseRef{}, nil },
+		New: func(BackendOptions) (SparseBackend, error) { return sparseRef{}, nil },
 	})
-	sparseBackends.Register(backendreg.Entry[SparseBackend, SparseBackendOptions]{
+	sparseBackends.Register(registry.Entry[SparseBackend, BackendOptions]{
 		Name: "cpu", Doc: "sparse MLA decode/prefill, tiled SIMD GEMMs on all cores (default)",
-		New: func(o SparseBackendOptions) (SparseBackend, error) {
+		New: func(o BackendOptions) (SparseBackend, error) {
 			ks, err := kernels.ForName(o.Kernels)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrKernels, err)
@@ -153,30 +144,24 @@ func init() {
 }
 
 // NewSparseBackend constructs the sparse backend registered under name
-// ("ref" or "cpu"; "" means "cpu") with its best kernels. An unknown name
-// gives an *ArgError naming "backend" and wrapping ErrUnknownBackend.
-func NewSparseBackend(name string) (SparseBackend, error) {
-	return NewSparseBackendWith(name, SparseBackendOptions{})
-}
-
-// NewSparseBackendWith is NewSparseBackend with options; a kernel set this
-// machine cannot run gives an error wrapping ErrKernels.
-func NewSparseBackendWith(name string, o SparseBackendOptions) (SparseBackend, error) {
-	if name == "" {
-		name = "cpu"
-	}
-	if !slices.Contains(sparseBackends.Names(), name) {
+// ("cpu", "ref") with opts (the cpu backend reads Kernels, as NewBackend's
+// does). Errors: an *ArgError wrapping ErrUnknownBackend for a name nobody
+// registered (naming the ones that are), or one wrapping ErrKernels for a
+// kernel set this machine cannot run.
+func NewSparseBackend(name string, opts BackendOptions) (SparseBackend, error) {
+	b, err := sparseBackends.New(name, opts)
+	if errors.Is(err, registry.ErrUnknown) {
 		return nil, argErr("backend", ErrUnknownBackend, "no sparse backend %q (have %v)", name, sparseBackends.Names())
 	}
-	return sparseBackends.New(name, o)
+	return b, err
 }
 
 // SparseBackendNames returns the registered sparse backend names, sorted.
 func SparseBackendNames() []string { return sparseBackends.Names() }
 
-// SparseBackendList returns the sparse registry's entries for listings
-// such as `fireflyer info`.
-func SparseBackendList() []backendreg.Status { return sparseBackends.List() }
+// SparseBackends lists the registered sparse backends and whether each can
+// be constructed here, sorted by name (for `fireflyer info`).
+func SparseBackends() []registry.Status { return sparseBackends.List() }
 
 const maxSparseElems = 1 << 40
 
@@ -320,6 +305,18 @@ func NewSparseDecodeProblem(q Query, cache *FP8Cache, indices []int32, topk int,
 	return p, nil
 }
 
+// hostCaches resolves the problem's caches to host bytes (the Go backends
+// call it once per call); the extra one is zero when absent.
+func (p *SparseDecodeProblem) hostCaches() (main, extra fp8Host, err error) {
+	if main, err = p.Cache.host("k_cache"); err != nil {
+		return
+	}
+	if p.ExtraCache != nil {
+		extra, err = p.ExtraCache.host("extra_k_cache")
+	}
+	return
+}
+
 // SparseDecode computes DeepSeek-V3.2 sparse MLA decode over an FP8 cache,
 // mirroring FlashMLA's flash_mla_with_kvcache(q, k_cache, None, None,
 // head_dim_v, ..., softmax_scale, is_fp8_kvcache=True, indices, attn_sink,
@@ -340,7 +337,7 @@ func NewSparseDecodeProblem(q Query, cache *FP8Cache, indices []int32, topk int,
 // (natural log), float32. Only the records the valid entries name are
 // read.
 //
-// be nil means NewSparseBackend("cpu"). Errors: those of
+// be nil means the cpu sparse backend on its best kernels. Errors: those of
 // NewSparseDecodeProblem; ctx.Err() if ctx is cancelled.
 func SparseDecode(ctx context.Context, be SparseBackend, q Query, cache *FP8Cache, indices []int32, topk int, opts *SparseDecodeOptions) (out, lse []float32, err error) {
 	p, err := NewSparseDecodeProblem(q, cache, indices, topk, opts)
@@ -428,7 +425,7 @@ func NewSparsePrefillProblem(in SparsePrefillInput, opts *SparsePrefillOptions) 
 // (natural log, sink excluded), float32. A row with no valid entry gets
 // out = 0, maxLogits = −Inf and lse = +Inf. Only valid rows of kv are read.
 //
-// be nil means NewSparseBackend("cpu"). Errors: those of
+// be nil means the cpu sparse backend on its best kernels. Errors: those of
 // NewSparsePrefillProblem; ctx.Err() if ctx is cancelled.
 func SparsePrefill(ctx context.Context, be SparseBackend, in SparsePrefillInput, opts *SparsePrefillOptions) (out, maxLogits, lse []float32, err error) {
 	p, err := NewSparsePrefillProblem(in, opts)

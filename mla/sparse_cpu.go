@@ -245,6 +245,10 @@ func finishRow(ks kernels.Set, o []float32, lse *float32, sink []float32, h int)
 
 // SparseDecode runs p; see SparseBackend.
 func (b sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, lse []float32) error {
+	hc, hx, err := p.hostCaches()
+	if err != nil {
+		return err
+	}
 	width := p.TopK + p.ExtraTopK
 	items := p.B * p.SQ
 	c := p.Scale * float32(Log2E)
@@ -259,7 +263,7 @@ func (b sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out
 		if n := int(p.TopkLength[req]); lo < n {
 			for _, t := range p.Indices[item*p.TopK+lo : item*p.TopK+min(hi, n)] {
 				if t != -1 {
-					dequantFast(s.ks, s.slot(), p.Cache.record(int(t)))
+					dequantFast(s.ks, s.slot(), hc.record(int(t)))
 				}
 			}
 		}
@@ -267,7 +271,7 @@ func (b sparseCPU) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out
 			elo, ehi := max(lo-p.TopK, 0), min(hi-p.TopK, int(p.ExtraTopkLength[req]))
 			for k := elo; k < ehi; k++ {
 				if t := p.ExtraIndices[item*p.ExtraTopK+k]; t != -1 {
-					dequantFast(s.ks, s.slot(), p.ExtraCache.record(int(t)))
+					dequantFast(s.ks, s.slot(), hx.record(int(t)))
 				}
 			}
 		}

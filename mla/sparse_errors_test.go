@@ -6,7 +6,9 @@ import (
 	"math"
 	"testing"
 
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // sparseDecodeArgs returns a small valid sparse decode: b=2, s_q=2, h_q=2,
@@ -62,7 +64,7 @@ func TestSparseDecodeBadInput(t *testing.T) {
 		{"head_dim_v", func(a args) { a.o.HeadDimV = 576 }, mla.ErrShape, "head_dim_v"},
 		{"Inf scale", func(a args) { a.o.Scale = float32(math.Inf(1)) }, mla.ErrShape, "softmax_scale"},
 		{"nil cache", func(a args) { *a.c = nil }, mla.ErrShape, "k_cache"},
-		{"short cache", func(a args) { (*a.c).Data = (*a.c).Data[:100] }, mla.ErrShape, "k_cache"},
+		{"short cache", func(a args) { (*a.c).Data = (*a.c).Data.(tensor.Host[byte])[:100] }, mla.ErrShape, "k_cache"},
 		{"bad extra cache", func(a args) { a.o.ExtraCache.PageSize = 0 }, mla.ErrShape, "extra_k_cache"},
 		{"extra indices without a cache", func(a args) { a.o.ExtraCache = nil }, mla.ErrShape, "extra_k_cache"},
 		{"extra indices length", func(a args) { a.o.ExtraIndices = a.o.ExtraIndices[:3] }, mla.ErrShape, "extra_indices_in_kvcache"},
@@ -147,7 +149,7 @@ func FuzzSparseArgs(f *testing.F) {
 		ctx := context.Background()
 		c := &mla.FP8Cache{NumBlocks: int(blocks % 4), PageSize: int(page % 6)}
 		if c.PageSize > 0 {
-			c.Data = make([]byte, c.NumBlocks*c.PageSize*mla.FP8BytesPerToken)
+			c.Data = tensor.Host[byte](make([]byte, c.NumBlocks*c.PageSize*mla.FP8BytesPerToken))
 		}
 		idx := make([]int32, B*SQ*K)
 		for i := range idx {
@@ -203,7 +205,31 @@ func TestSparseCancelled(t *testing.T) {
 			t.Errorf("%s prefill: %v, want context.Canceled", name, err)
 		}
 	}
-	if _, err := mla.NewSparseBackend("gpu"); !errors.Is(err, mla.ErrUnknownBackend) {
+	if _, err := mla.NewSparseBackend("gpu", mla.BackendOptions{}); !errors.Is(err, mla.ErrUnknownBackend) {
 		t.Errorf("unknown backend: %v", err)
+	}
+}
+
+// TestSparseDeviceStorage checks that a cache whose bytes live off the host
+// validates (only its length is needed) and that the Go backends refuse it
+// with ErrUnsupported and tensor.ErrNotHost, naming the cache.
+func TestSparseDeviceStorage(t *testing.T) {
+	q, c, idx, topk, o := sparseDecodeArgs(t)
+	c.Data = testutil.NewDeviceBuffer[byte](tensor.StorageLen(c.Data))
+	if _, err := mla.NewSparseDecodeProblem(q, c, idx, topk, o); err != nil {
+		t.Fatalf("device cache does not validate: %v", err)
+	}
+	for _, name := range mla.SparseBackendNames() {
+		_, _, err := mla.SparseDecode(context.Background(), sparseBackend(t, name), q, c, idx, topk, o)
+		var ae *mla.ArgError
+		if !errors.Is(err, mla.ErrUnsupported) || !errors.Is(err, tensor.ErrNotHost) || !errors.As(err, &ae) || ae.Arg != "k_cache" {
+			t.Errorf("%s: %v, want ErrUnsupported and ErrNotHost naming k_cache", name, err)
+		}
+	}
+	if err := c.Poison(); !errors.Is(err, tensor.ErrNotHost) {
+		t.Errorf("Poison: %v, want ErrNotHost", err)
+	}
+	if _, _, err := mla.DecodeFP8(context.Background(), nil, mla.Query{Data: make([]float32, mla.HeadDim), B: 1, SQ: 1, HQ: 1}, c, [][]int32{{0}}, []int32{1}, nil); !errors.Is(err, tensor.ErrNotHost) {
+		t.Errorf("DecodeFP8: %v, want ErrNotHost", err)
 	}
 }

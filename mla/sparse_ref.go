@@ -16,7 +16,7 @@ func (sparseRef) Name() string { return "ref" }
 
 // decodeKeys appends to keys the dequantized records of the valid entries of
 // one index row (first n entries of idx) of cache c, using buf as storage.
-func decodeKeys(keys [][]float32, buf []float32, c *FP8Cache, idx []int32) ([][]float32, []float32) {
+func decodeKeys(keys [][]float32, buf []float32, c fp8Host, idx []int32) ([][]float32, []float32) {
 	for _, t := range idx {
 		if t == -1 {
 			continue
@@ -77,6 +77,10 @@ func refAttend(q []float32, keys [][]float32, scale float32, sink []float32, h i
 
 // SparseDecode runs p; see SparseBackend.
 func (sparseRef) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, lse []float32) error {
+	hc, hx, err := p.hostCaches()
+	if err != nil {
+		return err
+	}
 	var keys [][]float32
 	var buf []float32
 	z := make([]float64, p.TopK+p.ExtraTopK)
@@ -86,9 +90,9 @@ func (sparseRef) SparseDecode(ctx context.Context, p *SparseDecodeProblem, out, 
 				return err
 			}
 			keys, buf = keys[:0], nil
-			keys, buf = decodeKeys(keys, buf, p.Cache, p.Indices[(b*p.SQ+j)*p.TopK:][:p.TopkLength[b]])
+			keys, buf = decodeKeys(keys, buf, hc, p.Indices[(b*p.SQ+j)*p.TopK:][:p.TopkLength[b]])
 			if p.ExtraCache != nil {
-				keys, _ = decodeKeys(keys, buf, p.ExtraCache, p.ExtraIndices[(b*p.SQ+j)*p.ExtraTopK:][:p.ExtraTopkLength[b]])
+				keys, _ = decodeKeys(keys, buf, hx, p.ExtraIndices[(b*p.SQ+j)*p.ExtraTopK:][:p.ExtraTopkLength[b]])
 			}
 			for h := range p.HQ {
 				q := p.Q[((b*p.SQ+j)*p.HQ+h)*HeadDim:][:HeadDim]

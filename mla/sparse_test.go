@@ -15,7 +15,7 @@ import (
 
 func sparseBackend(t testing.TB, name string) mla.SparseBackend {
 	t.Helper()
-	be, err := mla.NewSparseBackend(name)
+	be, err := mla.NewSparseBackend(name, mla.BackendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestSparseConformanceCPU(t *testing.T) {
 func TestSparseConformanceCPULevels(t *testing.T) {
 	for _, l := range []string{"avx2", "go"} {
 		t.Run(l, func(t *testing.T) {
-			be, err := mla.NewSparseBackendWith("cpu", mla.SparseBackendOptions{Kernels: l})
+			be, err := mla.NewSparseBackend("cpu", mla.BackendOptions{Kernels: l})
 			if errors.Is(err, mla.ErrKernels) {
 				t.Skipf("CPU or build lacks %s: %v", l, err)
 			}
@@ -45,7 +45,7 @@ func TestSparseConformanceCPULevels(t *testing.T) {
 			mlatest.RunSparse(t, be, mlatest.Options{Short: true, Every: 2})
 		})
 	}
-	if _, err := mla.NewSparseBackendWith("cpu", mla.SparseBackendOptions{Kernels: "sse"}); !errors.Is(err, mla.ErrKernels) {
+	if _, err := mla.NewSparseBackend("cpu", mla.BackendOptions{Kernels: "sse"}); !errors.Is(err, mla.ErrKernels) {
 		t.Errorf("unknown kernel set: %v, want ErrKernels", err)
 	}
 }
@@ -62,7 +62,9 @@ func TestSparseSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Poison()
+	if err := c.Poison(); err != nil {
+		t.Fatal(err)
+	}
 	key := make([]float32, mla.HeadDim)
 	key[0], key[1] = 1, 0.5
 	if err := c.SetRow(1, 2, key, mla.FP8RecipeV32); err != nil { // token index 6

@@ -142,7 +142,7 @@ func backendTable(r infoReport) []backendStatus {
 		out = append(out, backendStatus{reg.pkg, "cuda", false, gpuWhy})
 	}
 	// mla's sparse attention registry (what mla.NewSparseBackend constructs).
-	for _, s := range mla.SparseBackendList() {
+	for _, s := range mla.SparseBackends() {
 		b := backendStatus{Package: "mla-sparse", Backend: s.Name, Usable: s.Err == nil, Detail: s.Doc}
 		if s.Err != nil {
 			b.Detail = s.Err.Error()

@@ -91,7 +91,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --backend %q: want one of %v\n", verb, *backend, mla.SparseBackendNames())
 		return exitUsage
 	}
-	be, err := mla.NewSparseBackendWith(*backend, mla.SparseBackendOptions{Kernels: *kernels})
+	be, err := mla.NewSparseBackend(*backend, mla.BackendOptions{Kernels: *kernels})
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: %v\n", verb, *kernels, err)
 		return exitUsage
@@ -243,7 +243,7 @@ func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, std
 		return exitUsage
 	}
 	_ = dtype // the FP8 cache has one storage kind; --dtype is not used
-	be, err := mla.Lookup(backend)
+	be, err := mla.NewBackend(backend, mla.BackendOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: --backend: %v\n", err)
 		return exitUsage

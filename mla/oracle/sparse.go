@@ -8,6 +8,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // Upstream's tolerances for sparse attention (FlashMLA
@@ -110,7 +111,9 @@ func fp8Cache(r *rand.Rand, b, sk, page int) (*mla.FP8Cache, [][]int32, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Poison()
+	if err := c.Poison(); err != nil {
+		return nil, nil, err
+	}
 	perm := r.Perm(nb)
 	pos := make([][]int32, b)
 	for i := range b {
@@ -232,9 +235,9 @@ func e4m3(b byte) float64 {
 
 // record decodes token index t of an FP8 cache into float64, from the
 // bytes, per the V3.2 layout.
-func record(c *mla.FP8Cache, t int) []float64 {
+func record(c *mla.FP8Cache, data []byte, t int) []float64 {
 	off := c.Offset(t/c.PageSize, t%c.PageSize)
-	b := c.Data[off : off+mla.FP8BytesPerToken]
+	b := data[off : off+mla.FP8BytesPerToken]
 	k := make([]float64, mla.HeadDim)
 	for i := range 512 {
 		k[i] = e4m3(b[i]) * float64(math.Float32frombits(binary.LittleEndian.Uint32(b[512+4*(i/128):])))
@@ -299,18 +302,28 @@ func SparseDecode(in *SparseDecodeInput) (out, lse []float64, err error) {
 	dv := p.HeadDimV
 	out = make([]float64, p.B*p.SQ*p.HQ*dv)
 	lse = make([]float64, p.B*p.HQ*p.SQ)
+	data, err := tensor.HostSlice(p.Cache.Data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var extra []byte
+	if p.ExtraCache != nil {
+		if extra, err = tensor.HostSlice(p.ExtraCache.Data); err != nil {
+			return nil, nil, err
+		}
+	}
 	for b := range p.B {
 		for j := range p.SQ {
 			var keys [][]float64
 			for k := range int(p.TopkLength[b]) {
 				if t := p.Indices[(b*p.SQ+j)*p.TopK+k]; t != -1 {
-					keys = append(keys, record(p.Cache, int(t)))
+					keys = append(keys, record(p.Cache, data, int(t)))
 				}
 			}
 			if p.ExtraCache != nil {
 				for k := range int(p.ExtraTopkLength[b]) {
 					if t := p.ExtraIndices[(b*p.SQ+j)*p.ExtraTopK+k]; t != -1 {
-						keys = append(keys, record(p.ExtraCache, int(t)))
+						keys = append(keys, record(p.ExtraCache, extra, int(t)))
 					}
 				}
 			}
