@@ -18,6 +18,11 @@ var (
 	ErrBlockTable = errors.New("mla: bad block table")
 	// ErrSeqlen reports a negative cache sequence length.
 	ErrSeqlen = errors.New("mla: bad cache sequence length")
+	// ErrIndex reports a SparseDecode index other than −1 outside
+	// [0, tokens of the cache) (upstream reads out of bounds there).
+	// SparsePrefill has no such error: as upstream, it treats entries
+	// outside [0, SKV) as invalid keys.
+	ErrIndex = errors.New("mla: bad sparse index")
 	// ErrDType reports a cache storage dtype other than F32, BF16 or F16.
 	ErrDType = errors.New("mla: unsupported dtype")
 	// ErrUnsupported reports a problem a backend declares it cannot run

@@ -10,11 +10,6 @@ import (
 	"github.com/fireflyer-go/fireflyer/internal/registry"
 )
 
-// ErrIndex reports a SparseDecode index other than −1 outside [0, tokens of
-// the cache) (upstream reads out of bounds there). SparsePrefill has no such
-// error: as upstream, it treats entries outside [0, SKV) as invalid keys.
-var ErrIndex = errors.New("mla: bad sparse index")
-
 // SparseDecodeOptions are the optional arguments of SparseDecode, mirroring
 // the keyword arguments of FlashMLA's flash_mla_with_kvcache in sparse mode.
 // The zero value is upstream's defaults.

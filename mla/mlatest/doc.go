@@ -10,6 +10,14 @@
 // for with FIREFLYER_LONG=1 in the environment (and no -short): then every
 // case of the grid runs.
 //
+// RunSparse does the same for an mla.SparseBackend (DeepSeek-V3.2 sparse
+// attention) on the grids ported from FlashMLA's sparse decoding and sparse
+// prefill tests (SparseDecodeGrid, SparsePrefillGrid): topk 2048 at h_q 64
+// and 128, page 64 and odd page sizes, −1 padding, duplicated and invalid
+// indices, all-invalid rows, s_q > 1, with and without the sink and the
+// extra cache. The default grids are small; FIREFLYER_LONG=1 selects the
+// long ones.
+//
 // It imports testing; what checks a decode without it (cases, the oracle,
 // the tolerances, Measure) lives in mla/oracle.
 package mlatest
