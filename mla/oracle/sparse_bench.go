@@ -89,7 +89,7 @@ func MeasureSparseDecode(be mla.SparseBackend, c SparseDecodeCase, reps, rounds 
 	if err != nil {
 		return Measurement{}, err
 	}
-	return measurement(in.Case.Name(), be.Name(), sparseKernels(be), t, tg, tm, flops, bytes, reps, rounds), nil
+	return measurement("sparse_decode_"+in.Case.Name(), be.Name(), sparseKernels(be), t, tg, tm, flops, bytes, reps, rounds), nil
 }
 
 // MeasureSparsePrefill times be's SparsePrefill on the case against an
@@ -113,7 +113,7 @@ func MeasureSparsePrefill(be mla.SparseBackend, c SparsePrefillCase, reps, round
 	if err != nil {
 		return Measurement{}, err
 	}
-	return measurement(c.Name(), be.Name(), sparseKernels(be), t, tg, tm, flops, bytes, reps, rounds), nil
+	return measurement("sparse_prefill_"+c.Name(), be.Name(), sparseKernels(be), t, tg, tm, flops, bytes, reps, rounds), nil
 }
 
 // sparseKernels names be's kernel set (the cpu sparse backend's Kernels
