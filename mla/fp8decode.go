@@ -3,6 +3,7 @@ package mla
 import (
 	"context"
 
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -15,8 +16,10 @@ import (
 // HeadDimV] and lse [B, HQ, SQ] with Decode's conventions.
 //
 // The pages a request reads (the first ceil(L_i/PageSize) entries of its
-// block-table row) are dequantized once per call into a float32 cache and
-// handed to be (nil: the default backend); slots past L_i are never read.
+// block-table row) are dequantized once per call, in parallel, into a
+// pooled float32 cache handed to be (nil: the default backend); slots past
+// L_i are never attended (they are dequantized with their page, NaN stays
+// NaN, and never read by the attention).
 // Errors: those of Decode, with cache errors naming "k_cache".
 func DecodeFP8(ctx context.Context, be Backend, q Query, cache *FP8Cache, blockTable [][]int32, cacheSeqlens []int32, opts *Options) (out, lse []float32, err error) {
 	if err := cache.Check(); err != nil {
@@ -62,18 +65,25 @@ func DecodeFP8(ctx context.Context, be Backend, q Query, cache *FP8Cache, blockT
 			table[i][k] = nid
 		}
 	}
-	dense, err := NewPagedCache(tensor.F32, len(order), cache.PageSize, 1, HeadDim)
+	// The dequantized pages live in a pooled buffer for the call; each row
+	// is decoded with the SIMD E4M3 kernels (the bits of DequantizeFP8Row).
+	rows := len(order) * cache.PageSize
+	buf := getFloats(rows * HeadDim)
+	defer putFloats(buf)
+	dense := &PagedCache{DType: tensor.F32, NumBlocks: len(order), PageSize: cache.PageSize, NumKVHeads: 1, HeadDim: HeadDim,
+		F32: tensor.Host[float32](buf)}
+	ks := kernels.Best()
+	err = parallelFor(ctx, len(order), func() (func(int), func()) {
+		return func(nb int) {
+			id := int(order[nb])
+			for s := range cache.PageSize {
+				r := nb*cache.PageSize + s
+				dequantFast(ks, buf[r*HeadDim:(r+1)*HeadDim], host.record(id*cache.PageSize+s))
+			}
+		}, func() {}
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	row := make([]float32, HeadDim)
-	for nb, id := range order {
-		for s := range cache.PageSize {
-			dequantizeFP8Row(row, host.record(int(id)*cache.PageSize+s))
-			if err := dense.SetRow(nb, s, 0, row); err != nil {
-				return nil, nil, err
-			}
-		}
 	}
 	return Decode(ctx, be, q, dense, table, cacheSeqlens, opts)
 }
