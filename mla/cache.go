@@ -36,6 +36,13 @@ var DeepSeekV3Scale = float32(func() float64 {
 // DType (tensor.F32, tensor.BF16T or tensor.F16T), as tensor.Storage: host
 // memory (tensor.Host, what NewPagedCache allocates) or, for a device
 // backend, a device buffer that stays there between decode steps.
+//
+// DType tensor.E4M3T is the DeepSeek-V3.2 FP8 storage kind
+// (is_fp8_kvcache): FP8 holds the tokens as 656-byte records (see
+// FP8Cache; NewFP8PagedCache makes one), with one KV head and HeadDim 576.
+// Decode dequantizes the pages it reads (DecodeFP8), SetRow quantizes with
+// FP8RecipeV32, Row dequantizes; NewProblem refuses the kind (backends
+// receive float caches), and SparseDecode takes the FP8 field.
 type PagedCache struct {
 	DType      tensor.DType
 	NumBlocks  int
@@ -45,6 +52,18 @@ type PagedCache struct {
 	F32        tensor.Storage[float32]
 	BF16       tensor.Storage[tensor.BF16]
 	F16        tensor.Storage[tensor.F16]
+	FP8        *FP8Cache
+}
+
+// NewFP8PagedCache allocates a zeroed PagedCache of the V3.2 FP8 storage
+// kind: numBlocks pages of pageSize tokens, one KV head, HeadDim 576, the
+// records in a fresh FP8Cache. Errors: those of NewFP8Cache.
+func NewFP8PagedCache(numBlocks, pageSize int) (*PagedCache, error) {
+	fc, err := NewFP8Cache(numBlocks, pageSize)
+	if err != nil {
+		return nil, err
+	}
+	return &PagedCache{DType: tensor.E4M3T, NumBlocks: numBlocks, PageSize: pageSize, NumKVHeads: 1, HeadDim: HeadDim, FP8: fc}, nil
 }
 
 // CacheHost is a PagedCache resolved to host slices (PagedCache.Host): the
@@ -97,8 +116,16 @@ func NewPagedCache(dt tensor.DType, numBlocks, pageSize, numKVHeads, headDim int
 func (c *PagedCache) checkDims() error {
 	switch c.DType {
 	case tensor.F32, tensor.BF16T, tensor.F16T:
+	case tensor.E4M3T:
+		if c.FP8 == nil {
+			return argErr("k_cache", ErrDType, "dtype E4M3 without FP8 records (make it with NewFP8PagedCache)")
+		}
+		if c.NumKVHeads != 1 || c.HeadDim != HeadDim || c.FP8.NumBlocks != c.NumBlocks || c.FP8.PageSize != c.PageSize {
+			return argErr("k_cache", ErrShape, "FP8 cache [%d, %d, %d, %d] over records of %d blocks × %d: want [blocks, page, 1, %d] matching its FP8Cache",
+				c.NumBlocks, c.PageSize, c.NumKVHeads, c.HeadDim, c.FP8.NumBlocks, c.FP8.PageSize, HeadDim)
+		}
 	default:
-		return argErr("k_cache", ErrDType, "dtype %v, want F32, BF16 or F16", c.DType)
+		return argErr("k_cache", ErrDType, "dtype %v, want F32, BF16, F16 or E4M3 (the V3.2 FP8 layout)", c.DType)
 	}
 	if c.NumBlocks < 0 || c.PageSize <= 0 || c.NumKVHeads <= 0 || c.HeadDim <= 0 {
 		return argErr("k_cache", ErrShape, "blocks %d, page size %d, kv heads %d, head dim %d: need blocks ≥ 0 and the rest > 0",
@@ -119,6 +146,9 @@ func (c *PagedCache) Check() error {
 	}
 	if err := c.checkDims(); err != nil {
 		return err
+	}
+	if c.DType == tensor.E4M3T {
+		return c.FP8.Check()
 	}
 	want := c.NumBlocks * c.PageSize * c.NumKVHeads * c.HeadDim
 	var got int
@@ -153,6 +183,9 @@ func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
 	if len(row) != c.HeadDim {
 		return argErr("row", ErrShape, "length %d, want head dim %d", len(row), c.HeadDim)
 	}
+	if c.DType == tensor.E4M3T && c.FP8 != nil {
+		return c.FP8.SetRow(block, slot, row, FP8RecipeV32)
+	}
 	h, err := c.Host()
 	if err != nil {
 		return err
@@ -180,6 +213,9 @@ func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) ([]float32, err
 	if len(dst) < c.HeadDim {
 		return nil, argErr("dst", ErrShape, "length %d, want head dim %d", len(dst), c.HeadDim)
 	}
+	if c.DType == tensor.E4M3T && c.FP8 != nil {
+		return c.FP8.Row(block, slot, dst)
+	}
 	h, err := c.Host()
 	if err != nil {
 		return nil, err
@@ -206,6 +242,9 @@ func (c *CacheHost) row(block, slot, kvHead int, dst []float32) []float32 {
 // storage dtype), e.g. NaN to poison the padding before writing live rows.
 // Errors: the error of Host for device storage.
 func (c *PagedCache) Fill(v float32) error {
+	if c.DType == tensor.E4M3T && c.FP8 != nil {
+		return c.FP8.fill(v)
+	}
 	hc, err := c.Host()
 	if err != nil {
 		return err

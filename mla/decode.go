@@ -3,6 +3,7 @@ package mla
 import (
 	"context"
 	"errors"
+	"github.com/fireflyer-go/fireflyer/tensor"
 	"math"
 	"runtime"
 
@@ -205,6 +206,9 @@ func NewProblem(q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens [
 	if err := cache.Check(); err != nil {
 		return nil, err
 	}
+	if cache.DType == tensor.E4M3T {
+		return nil, argErr("k_cache", ErrDType, "the FP8 storage kind runs through Decode (DecodeFP8), which dequantizes the pages it reads; backends receive float caches")
+	}
 	if q.B <= 0 || q.SQ <= 0 || q.HQ <= 0 {
 		return nil, argErr("q", ErrShape, "shape [%d, %d, %d, %d]: batch, s_q and h_q must be > 0", q.B, q.SQ, q.HQ, cache.HeadDim)
 	}
@@ -276,12 +280,22 @@ func NewProblem(q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens [
 // lse = +Inf. Cache slots past L_i and block-table entries past its last
 // page are never read, so they may hold NaN and garbage.
 //
+// A cache of the FP8 storage kind (DType tensor.E4M3T, FlashMLA's
+// is_fp8_kvcache) runs through DecodeFP8: the pages read are dequantized
+// and the backend runs on the float values.
+//
 // be nil means Default(). Errors: those of NewProblem; ErrShape for an
 // opts.Schedule planned for other lengths; ErrUnsupported from the backend;
 // ctx.Err() if ctx is cancelled.
 func Decode(ctx context.Context, be Backend, q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens []int32, opts *Options) (out, lse []float32, err error) {
 	if be == nil {
 		be = Default()
+	}
+	if cache != nil && cache.DType == tensor.E4M3T {
+		if err := cache.Check(); err != nil {
+			return nil, nil, err
+		}
+		return DecodeFP8(ctx, be, q, cache.FP8, blockTable, cacheSeqlens, opts)
 	}
 	p, err := NewProblem(q, cache, blockTable, cacheSeqlens, opts)
 	if err != nil {

@@ -340,6 +340,28 @@ func (c *FP8Cache) Poison() error {
 	return nil
 }
 
+// fill is PagedCache.Fill for the FP8 kind: NaN poisons every byte (see
+// Poison), any other v quantizes a row of v into every slot.
+func (c *FP8Cache) fill(v float32) error {
+	if v != v {
+		return c.Poison()
+	}
+	h, err := c.host("k_cache")
+	if err != nil {
+		return err
+	}
+	row := make([]float32, HeadDim)
+	for i := range row {
+		row[i] = v
+	}
+	rec := make([]byte, FP8BytesPerToken)
+	quantizeFP8Row(rec, row, FP8RecipeV32)
+	for t := range c.Tokens() {
+		copy(h.record(t), rec)
+	}
+	return nil
+}
+
 // Dequantize returns an F32 PagedCache (one KV head, HeadDim 576) holding
 // every slot of c dequantized, block for block: the cache the dense float
 // backends and the tests compare against.

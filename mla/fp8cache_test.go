@@ -241,3 +241,60 @@ func TestDecodeFP8(t *testing.T) {
 		t.Errorf("block id out of range: %v, want ErrBlockTable", err)
 	}
 }
+
+// TestFP8PagedCache checks the FP8 storage kind of PagedCache: Decode over
+// it equals DecodeFP8 over its records bit for bit, a Pager appends into it
+// (quantizing with the V3.2 recipe), Row dequantizes, Fill(NaN) poisons,
+// NewProblem refuses it (backends get float caches) and an E4M3 cache
+// without records is ErrDType.
+func TestFP8PagedCache(t *testing.T) {
+	r := newRand(5)
+	pc, err := mla.NewFP8PagedCache(6, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Fill(float32(math.NaN())); err != nil {
+		t.Fatal(err)
+	}
+	pager, err := mla.NewPager(pc, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []int{13, 4} {
+		for range n {
+			if err := pager.Append(i, testutil.Normal(r, mla.HeadDim, 0, 0.5)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	q := mla.Query{Data: testutil.Normal(r, 2*mla.HeadDim*4, 0, 1), B: 2, SQ: 1, HQ: 4}
+	opts := &mla.Options{NumParts: 2}
+	out, lse, err := mla.Decode(context.Background(), nil, q, pc, pager.BlockTable, pager.CacheSeqlens, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo, wl, err := mla.DecodeFP8(context.Background(), nil, q, pc.FP8, pager.BlockTable, pager.CacheSeqlens, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out, wo) || !slices.Equal(lse, wl) {
+		t.Error("Decode over the FP8 kind differs from DecodeFP8")
+	}
+	row, err := pc.Row(int(pager.BlockTable[0][0]), 0, 0, make([]float32, mla.HeadDim))
+	if err != nil || row[0] != row[0] {
+		t.Errorf("Row of a written slot: %v, %v", row[0], err)
+	}
+	if _, err := mla.NewProblem(q, pc, pager.BlockTable, pager.CacheSeqlens, nil); !errors.Is(err, mla.ErrDType) {
+		t.Errorf("NewProblem over the FP8 kind: %v, want ErrDType", err)
+	}
+	bad := *pc
+	bad.FP8 = nil
+	if _, _, err := mla.Decode(context.Background(), nil, q, &bad, pager.BlockTable, pager.CacheSeqlens, nil); !errors.Is(err, mla.ErrDType) {
+		t.Errorf("E4M3 without records: %v, want ErrDType", err)
+	}
+	bad = *pc
+	bad.NumKVHeads = 2
+	if err := bad.Check(); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("two KV heads: %v, want ErrShape", err)
+	}
+}
