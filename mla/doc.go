@@ -71,12 +71,14 @@
 // DeepSeek-V3.2 sparse attention (DSA's MLA half) mirrors FlashMLA's
 // sparse API:
 //
-//   - FP8Cache is the V3.2 FP8 KV cache (is_fp8_kvcache): 656 bytes per
-//     token, the 512 NoPE channels as E4M3 with four float32 scales (one per
-//     128 channels) and the 64 RoPE channels as BF16. QuantizeFP8Row writes a
-//     record with V3.2's act_quant recipe (UE8M0 power-of-two scales) or the
-//     recipes of FlashMLA's tests; DequantizeFP8Row reads one. DecodeFP8 is
-//     the dense Decode over such a cache. The newer per-block layout of
+//   - The FP8 storage kind of PagedCache (DType tensor.E4M3T,
+//     NewFP8PagedCache) is the V3.2 FP8 KV cache (is_fp8_kvcache): its
+//     FP8Cache holds 656 bytes per token, the 512 NoPE channels as E4M3 with
+//     four float32 scales (one per 128 channels) and the 64 RoPE channels as
+//     BF16. QuantizeFP8Row writes a record with V3.2's act_quant recipe
+//     (UE8M0 power-of-two scales, what SetRow and Pager use) or the recipes
+//     of FlashMLA's tests; DequantizeFP8Row reads one. Decode accepts the
+//     kind (through DecodeFP8, which dequantizes the pages it reads). The newer per-block layout of
 //     upstream's d_qk = 512 model (448 NoPE + 64 RoPE with UE8M0 scales per
 //     64 channels) is not implemented: it needs a 512-wide query and its
 //     model is not documented upstream.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/registry"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // SparseDecodeOptions are the optional arguments of SparseDecode, mirroring
@@ -27,12 +28,12 @@ type SparseDecodeOptions struct {
 	// enters the softmax denominator only (no value vector, and not the
 	// returned lse). −Inf means no sink; +Inf gives out = 0. nil means none.
 	AttnSink []float32
-	// ExtraCache is extra_k_cache, a second FP8 cache (own page size) whose
-	// keys join the same softmax after the main ones; ExtraIndices
+	// ExtraCache is extra_k_cache, a second cache of the FP8 storage kind
+	// (own page size) whose keys join the same softmax after the main ones; ExtraIndices
 	// [B, SQ, ExtraTopK] (extra_indices_in_kvcache) index it and
 	// ExtraTopkLength [B] (extra_topk_length, nil means all) cuts them. All
 	// three nil/zero means no extra cache.
-	ExtraCache      *FP8Cache
+	ExtraCache      *PagedCache
 	ExtraIndices    []int32
 	ExtraTopK       int
 	ExtraTopkLength []int32
@@ -229,14 +230,16 @@ func checkDecodeIndices(arg string, idx []int32, b, sq, topk int, tl []int32, to
 // (q not [B, SQ, HQ, 576], indices not [B, SQ, topk], topk_length not [B]
 // or an entry outside [0, topk], attn_sink not [HQ] or NaN, head_dim_v other
 // than 512, a non-finite scale, extra indices without an extra cache),
-// ErrIndex for a used index other than −1 outside the cache, and the
-// cache's own ErrShape errors ("k_cache", "extra_k_cache").
-func NewSparseDecodeProblem(q Query, cache *FP8Cache, indices []int32, topk int, opts *SparseDecodeOptions) (*SparseDecodeProblem, error) {
+// ErrIndex for a used index other than −1 outside the cache, ErrDType for
+// a cache that is not of the FP8 storage kind (upstream requires
+// is_fp8_kvcache), and the caches' own errors ("k_cache", "extra_k_cache").
+func NewSparseDecodeProblem(q Query, kcache *PagedCache, indices []int32, topk int, opts *SparseDecodeOptions) (*SparseDecodeProblem, error) {
 	var o SparseDecodeOptions
 	if opts != nil {
 		o = *opts
 	}
-	if err := cache.Check(); err != nil {
+	cache, err := fp8Of("k_cache", kcache)
+	if err != nil {
 		return nil, err
 	}
 	if q.B <= 0 || q.SQ <= 0 || q.HQ <= 0 {
@@ -282,8 +285,8 @@ func NewSparseDecodeProblem(q Query, cache *FP8Cache, indices []int32, topk int,
 		}
 		return p, nil
 	}
-	if err := o.ExtraCache.Check(); err != nil {
-		err.(*ArgError).Arg = "extra_k_cache"
+	extra, err := fp8Of("extra_k_cache", o.ExtraCache)
+	if err != nil {
 		return nil, err
 	}
 	if o.ExtraTopK < 0 {
@@ -293,11 +296,30 @@ func NewSparseDecodeProblem(q Query, cache *FP8Cache, indices []int32, topk int,
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDecodeIndices("extra_indices_in_kvcache", o.ExtraIndices, q.B, q.SQ, o.ExtraTopK, etl, o.ExtraCache.Tokens()); err != nil {
+	if err := checkDecodeIndices("extra_indices_in_kvcache", o.ExtraIndices, q.B, q.SQ, o.ExtraTopK, etl, extra.Tokens()); err != nil {
 		return nil, err
 	}
-	p.ExtraCache, p.ExtraIndices, p.ExtraTopK, p.ExtraTopkLength = o.ExtraCache, o.ExtraIndices, o.ExtraTopK, etl
+	p.ExtraCache, p.ExtraIndices, p.ExtraTopK, p.ExtraTopkLength = extra, o.ExtraIndices, o.ExtraTopK, etl
 	return p, nil
+}
+
+// fp8Of returns the FP8 records of c, a cache of the FP8 storage kind,
+// after checking it; errors name arg.
+func fp8Of(arg string, c *PagedCache) (*FP8Cache, error) {
+	if c == nil {
+		return nil, argErr(arg, ErrShape, "nil cache")
+	}
+	if c.DType != tensor.E4M3T {
+		return nil, argErr(arg, ErrDType, "dtype %v: sparse decode reads the V3.2 FP8 storage kind (E4M3, NewFP8PagedCache), as upstream requires is_fp8_kvcache", c.DType)
+	}
+	if err := c.Check(); err != nil {
+		var ae *ArgError
+		if errors.As(err, &ae) {
+			ae.Arg = arg
+		}
+		return nil, err
+	}
+	return c.FP8, nil
 }
 
 // hostCaches resolves the problem's caches to host bytes (the Go backends
@@ -317,7 +339,8 @@ func (p *SparseDecodeProblem) hostCaches() (main, extra fp8Host, err error) {
 // head_dim_v, ..., softmax_scale, is_fp8_kvcache=True, indices, attn_sink,
 // extra_k_cache, extra_indices_in_kvcache, topk_length, extra_topk_length).
 //
-// q is [B, SQ, HQ, 576] (absorbed q_nope·W_UK, then q_pe); indices is
+// q is [B, SQ, HQ, 576] (absorbed q_nope·W_UK, then q_pe); cache is of the
+// FP8 storage kind (NewFP8PagedCache); indices is
 // [B, SQ, topk] int32 token indices into cache (physical block·page + slot;
 // −1 = no token). For each query row (b, j) and head h, over the valid
 // entries S (≠ −1 and before topk_length[b]; duplicates count once per
@@ -334,7 +357,7 @@ func (p *SparseDecodeProblem) hostCaches() (main, extra fp8Host, err error) {
 //
 // be nil means the cpu sparse backend on its best kernels. Errors: those of
 // NewSparseDecodeProblem; ctx.Err() if ctx is cancelled.
-func SparseDecode(ctx context.Context, be SparseBackend, q Query, cache *FP8Cache, indices []int32, topk int, opts *SparseDecodeOptions) (out, lse []float32, err error) {
+func SparseDecode(ctx context.Context, be SparseBackend, q Query, cache *PagedCache, indices []int32, topk int, opts *SparseDecodeOptions) (out, lse []float32, err error) {
 	p, err := NewSparseDecodeProblem(q, cache, indices, topk, opts)
 	if err != nil {
 		return nil, nil, err

@@ -14,12 +14,12 @@ import (
 // sparseDecodeArgs returns a small valid sparse decode: b=2, s_q=2, h_q=2,
 // topk 3 over a 2-block cache of page 4 (8 token indices), an extra cache of
 // one block.
-func sparseDecodeArgs(t testing.TB) (mla.Query, *mla.FP8Cache, []int32, int, *mla.SparseDecodeOptions) {
-	c, err := mla.NewFP8Cache(2, 4)
+func sparseDecodeArgs(t testing.TB) (mla.Query, *mla.PagedCache, []int32, int, *mla.SparseDecodeOptions) {
+	c, err := mla.NewFP8PagedCache(2, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, err := mla.NewFP8Cache(1, 3)
+	ec, err := mla.NewFP8PagedCache(1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func sparseDecodeArgs(t testing.TB) (mla.Query, *mla.FP8Cache, []int32, int, *ml
 func TestSparseDecodeBadInput(t *testing.T) {
 	type args struct {
 		q    *mla.Query
-		c    **mla.FP8Cache
+		c    **mla.PagedCache
 		idx  *[]int32
 		topk *int
 		o    *mla.SparseDecodeOptions
@@ -64,8 +64,15 @@ func TestSparseDecodeBadInput(t *testing.T) {
 		{"head_dim_v", func(a args) { a.o.HeadDimV = 576 }, mla.ErrShape, "head_dim_v"},
 		{"Inf scale", func(a args) { a.o.Scale = float32(math.Inf(1)) }, mla.ErrShape, "softmax_scale"},
 		{"nil cache", func(a args) { *a.c = nil }, mla.ErrShape, "k_cache"},
-		{"short cache", func(a args) { (*a.c).Data = (*a.c).Data.(tensor.Host[byte])[:100] }, mla.ErrShape, "k_cache"},
-		{"bad extra cache", func(a args) { a.o.ExtraCache.PageSize = 0 }, mla.ErrShape, "extra_k_cache"},
+		{"short cache", func(a args) { (*a.c).FP8.Data = (*a.c).FP8.Data.(tensor.Host[byte])[:100] }, mla.ErrShape, "k_cache"},
+		{"bad extra cache", func(a args) { a.o.ExtraCache.FP8.PageSize = 0 }, mla.ErrShape, "extra_k_cache"},
+		{"BF16 cache", func(a args) {
+			*a.c, _ = mla.NewPagedCache(tensor.BF16T, 2, 4, 1, mla.HeadDim)
+		}, mla.ErrDType, "k_cache"},
+		{"F32 extra cache", func(a args) {
+			a.o.ExtraCache, _ = mla.NewPagedCache(tensor.F32, 1, 3, 1, mla.HeadDim)
+		}, mla.ErrDType, "extra_k_cache"},
+		{"E4M3 without records", func(a args) { (*a.c).FP8 = nil }, mla.ErrDType, "k_cache"},
 		{"extra indices without a cache", func(a args) { a.o.ExtraCache = nil }, mla.ErrShape, "extra_k_cache"},
 		{"extra indices length", func(a args) { a.o.ExtraIndices = a.o.ExtraIndices[:3] }, mla.ErrShape, "extra_indices_in_kvcache"},
 	} {
@@ -147,10 +154,11 @@ func FuzzSparseArgs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b, sq, hq, topk, page, blocks uint8, i0, i1, i2 int32, tl uint8) {
 		B, SQ, HQ, K := int(b%4), int(sq%4), int(hq%5), int(topk%10)
 		ctx := context.Background()
-		c := &mla.FP8Cache{NumBlocks: int(blocks % 4), PageSize: int(page % 6)}
-		if c.PageSize > 0 {
-			c.Data = tensor.Host[byte](make([]byte, c.NumBlocks*c.PageSize*mla.FP8BytesPerToken))
+		fc := &mla.FP8Cache{NumBlocks: int(blocks % 4), PageSize: int(page % 6)}
+		if fc.PageSize > 0 {
+			fc.Data = tensor.Host[byte](make([]byte, fc.NumBlocks*fc.PageSize*mla.FP8BytesPerToken))
 		}
+		c := &mla.PagedCache{DType: tensor.E4M3T, NumBlocks: fc.NumBlocks, PageSize: fc.PageSize, NumKVHeads: 1, HeadDim: mla.HeadDim, FP8: fc}
 		idx := make([]int32, B*SQ*K)
 		for i := range idx {
 			idx[i] = []int32{i0, i1, i2}[i%3] + int32(i/3)
@@ -215,7 +223,7 @@ func TestSparseCancelled(t *testing.T) {
 // with ErrUnsupported and tensor.ErrNotHost, naming the cache.
 func TestSparseDeviceStorage(t *testing.T) {
 	q, c, idx, topk, o := sparseDecodeArgs(t)
-	c.Data = testutil.NewDeviceBuffer[byte](tensor.StorageLen(c.Data))
+	c.FP8.Data = testutil.NewDeviceBuffer[byte](tensor.StorageLen(c.FP8.Data))
 	if _, err := mla.NewSparseDecodeProblem(q, c, idx, topk, o); err != nil {
 		t.Fatalf("device cache does not validate: %v", err)
 	}
@@ -226,10 +234,10 @@ func TestSparseDeviceStorage(t *testing.T) {
 			t.Errorf("%s: %v, want ErrUnsupported and ErrNotHost naming k_cache", name, err)
 		}
 	}
-	if err := c.Poison(); !errors.Is(err, tensor.ErrNotHost) {
+	if err := c.Fill(float32(math.NaN())); !errors.Is(err, tensor.ErrNotHost) {
 		t.Errorf("Poison: %v, want ErrNotHost", err)
 	}
-	if _, _, err := mla.DecodeFP8(context.Background(), nil, mla.Query{Data: make([]float32, mla.HeadDim), B: 1, SQ: 1, HQ: 1}, c, [][]int32{{0}}, []int32{1}, nil); !errors.Is(err, tensor.ErrNotHost) {
+	if _, _, err := mla.DecodeFP8(context.Background(), nil, mla.Query{Data: make([]float32, mla.HeadDim), B: 1, SQ: 1, HQ: 1}, c.FP8, [][]int32{{0}}, []int32{1}, nil); !errors.Is(err, tensor.ErrNotHost) {
 		t.Errorf("DecodeFP8: %v, want ErrNotHost", err)
 	}
 }

@@ -10,12 +10,12 @@ import (
 // ExampleSparseDecode attends one query over two of a cache's tokens picked
 // by index, −1 padding the rest of the row, with an attention sink.
 func ExampleSparseDecode() {
-	cache, _ := mla.NewFP8Cache(4, 64) // 256 token slots, 656 bytes each
+	cache, _ := mla.NewFP8PagedCache(4, 64) // 256 token slots, 656 bytes each
 	k := make([]float32, mla.HeadDim)
-	k[0] = 1 // token 70: V[0] = 1
-	_ = cache.SetRow(1, 6, k, mla.FP8RecipeV32)
-	k[0] = -1 // token 3: V[0] = −1
-	_ = cache.SetRow(0, 3, k, mla.FP8RecipeV32)
+	k[0] = 1                     // token 70: V[0] = 1
+	_ = cache.SetRow(1, 6, 0, k) // quantized with FP8RecipeV32
+	k[0] = -1                    // token 3: V[0] = −1
+	_ = cache.SetRow(0, 3, 0, k)
 
 	q := make([]float32, mla.HeadDim)
 	q[0] = 4 // scores: scale·4·(±1) = ±1

@@ -58,16 +58,16 @@ func TestSparseConformanceCPULevels(t *testing.T) {
 // read.
 func TestSparseSemantics(t *testing.T) {
 	ctx := context.Background()
-	c, err := mla.NewFP8Cache(2, 4)
+	c, err := mla.NewFP8PagedCache(2, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Poison(); err != nil {
+	if err := c.Fill(float32(math.NaN())); err != nil {
 		t.Fatal(err)
 	}
 	key := make([]float32, mla.HeadDim)
 	key[0], key[1] = 1, 0.5
-	if err := c.SetRow(1, 2, key, mla.FP8RecipeV32); err != nil { // token index 6
+	if err := c.SetRow(1, 2, 0, key); err != nil { // token index 6
 		t.Fatal(err)
 	}
 	const scale = 0.25

@@ -231,8 +231,8 @@ func printSparseBench(stdout, stderr io.Writer, m oracle.Measurement, err error,
 }
 
 // runMLAFP8Check is `mla check --fp8-cache`: the dense case's cache is
-// quantized into the V3.2 FP8 layout (V3.2 recipe), the oracle runs on its
-// dequantized values and the backend on the FP8 cache through DecodeFP8.
+// quantized into the FP8 storage kind (V3.2 recipe), the oracle runs on its
+// dequantized values and the backend on the FP8 cache through mla.Decode.
 func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, stdout, stderr io.Writer, asJSON bool) int {
 	if c.HKV != 1 || c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.SK < 0 || c.PageSize <= 0 {
 		fmt.Fprintf(stderr, "fireflyer mla check: --fp8-cache needs --hkv 1 and --b, --sq, --hq, --page > 0, --sk ≥ 0\n")
@@ -253,7 +253,7 @@ func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, std
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitUsage
 	}
-	fc, err := mla.NewFP8Cache(in.Cache.NumBlocks, in.Cache.PageSize)
+	fc, err := mla.NewFP8PagedCache(in.Cache.NumBlocks, in.Cache.PageSize)
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitUsage
@@ -265,17 +265,17 @@ func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, std
 				fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 				return exitFail
 			}
-			if err := fc.SetRow(b, s, row, mla.FP8RecipeV32); err != nil {
+			if err := fc.SetRow(b, s, 0, row); err != nil {
 				fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 				return exitFail
 			}
 		}
 	}
-	if in.Cache, err = fc.Dequantize(); err != nil {
+	if in.Cache, err = fc.FP8.Dequantize(); err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail
 	}
-	out, lse, err := mla.DecodeFP8(context.Background(), be, in.Q, fc, in.BlockTable, in.Seqlens, &in.Opts)
+	out, lse, err := mla.Decode(context.Background(), be, in.Q, fc, in.BlockTable, in.Seqlens, &in.Opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail

@@ -86,7 +86,7 @@ func (c SparseDecodeCase) withDefaults() SparseDecodeCase {
 type SparseDecodeInput struct {
 	Case    SparseDecodeCase
 	Q       mla.Query
-	Cache   *mla.FP8Cache
+	Cache   *mla.PagedCache // of the FP8 storage kind
 	Indices []int32
 	TopK    int
 	Opts    mla.SparseDecodeOptions
@@ -104,13 +104,14 @@ func clamp1(x []float32) []float32 {
 // randomly permuted blocks (plus a spare), every other slot poisoned with
 // NaN, rows ~ randn/10 clamped to ±1 quantized with FlashMLA's test recipe.
 // It returns the cache and, per request, the token index of each position.
-func fp8Cache(r *rand.Rand, b, sk, page int) (*mla.FP8Cache, [][]int32, error) {
+func fp8Cache(r *rand.Rand, b, sk, page int) (*mla.PagedCache, [][]int32, error) {
 	per := (sk + page - 1) / page
 	nb := b*per + 1
-	c, err := mla.NewFP8Cache(nb, page)
+	pc, err := mla.NewFP8PagedCache(nb, page)
 	if err != nil {
 		return nil, nil, err
 	}
+	c := pc.FP8
 	if err := c.Poison(); err != nil {
 		return nil, nil, err
 	}
@@ -126,7 +127,7 @@ func fp8Cache(r *rand.Rand, b, sk, page int) (*mla.FP8Cache, [][]int32, error) {
 			}
 		}
 	}
-	return c, pos, nil
+	return pc, pos, nil
 }
 
 // sparseRows fills idx [b, sq, topk] with per-row unique positions of
