@@ -56,7 +56,7 @@ func SparseDecodeGrid(short bool) []oracle.SparseDecodeCase {
 // SparsePrefillGrid returns the sparse prefill cases ported from FlashMLA's
 // tests/test_flash_mla_sparse_prefill.py. The short grid covers d_qk 512
 // and 576, h_q 64 and 128, s_kv < topk (invalid fillers), topk 2048, the
-// sink, topk_length and an all-invalid case; the long grid adds upstream's
+// sink, topk_length, an all-invalid case and h_kv = 2 (beyond upstream); the long grid adds upstream's
 // d_qk ∈ {512, 576} × h_q ∈ {128, 64} × s_q ∈ {1, 62} × its ten (s_kv, topk)
 // pairs, its feature runs and corner cases.
 func SparsePrefillGrid(short bool) []oracle.SparsePrefillCase {
@@ -67,6 +67,7 @@ func SparsePrefillGrid(short bool) []oracle.SparsePrefillCase {
 		{SQ: 2, HQ: 64, SKV: 300, TopK: 512, Sink: true, TopkLength: true, AllInvalid: true},
 		{SQ: 1, HQ: 64, SKV: 4096, TopK: 2048},
 		{SQ: 2, HQ: 64, SKV: 64, TopK: 2048, Sink: true},
+		{SQ: 3, HQ: 8, HKV: 2, SKV: 200, TopK: 128, DQK: 64, Sink: true, TopkLength: true},
 	}
 	if short {
 		return s

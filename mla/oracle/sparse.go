@@ -347,6 +347,7 @@ func SparseDecode(in *SparseDecodeInput) (out, lse []float64, err error) {
 // test scale 0.5 (a smaller one keeps wide rows from being one-hot).
 type SparsePrefillCase struct {
 	SQ, HQ, SKV, TopK int
+	HKV               int // KV heads (0 means 1, upstream's only value)
 	DQK               int
 	Sink              bool // attn_sink as in SparseDecodeCase
 	TopkLength        bool // topk_length[i] drawn from [0, topk]
@@ -359,6 +360,9 @@ type SparsePrefillCase struct {
 func (c SparsePrefillCase) Name() string {
 	c = c.withDefaults()
 	n := fmt.Sprintf("sq%d_hq%d_skv%d_topk%d_d%d", c.SQ, c.HQ, c.SKV, c.TopK, c.DQK)
+	if c.HKV != 1 {
+		n += fmt.Sprintf("_hkv%d", c.HKV)
+	}
 	for _, f := range []struct {
 		on bool
 		s  string
@@ -377,6 +381,9 @@ func (c SparsePrefillCase) withDefaults() SparsePrefillCase {
 	if c.Scale == 0 {
 		c.Scale = 0.5
 	}
+	if c.HKV == 0 {
+		c.HKV = 1
+	}
 	return c
 }
 
@@ -393,7 +400,7 @@ type SparsePrefillInput struct {
 // upstream's invalid fillers.
 func (c SparsePrefillCase) Build() (*SparsePrefillInput, error) {
 	c = c.withDefaults()
-	if c.SQ <= 0 || c.HQ <= 0 || c.SKV < 0 || c.TopK < 0 {
+	if c.SQ <= 0 || c.HQ <= 0 || c.SKV < 0 || c.TopK < 0 || c.HKV <= 0 {
 		return nil, fmt.Errorf("sparse prefill case %s: bad dims", c.Name())
 	}
 	r := testutil.RNG(c.Seed ^ uint64(c.SQ*10_007+c.HQ*101+c.SKV*7+c.TopK))
@@ -406,11 +413,11 @@ func (c SparsePrefillCase) Build() (*SparsePrefillInput, error) {
 	}
 	in := &SparsePrefillInput{Case: c, In: mla.SparsePrefillInput{
 		Q: gen(c.SQ * c.HQ * c.DQK), SQ: c.SQ, HQ: c.HQ,
-		KV: gen(c.SKV * c.DQK), SKV: c.SKV, HKV: 1, DQK: c.DQK,
-		Indices: make([]int32, c.SQ*c.TopK), TopK: c.TopK,
+		KV: gen(c.SKV * c.HKV * c.DQK), SKV: c.SKV, HKV: c.HKV, DQK: c.DQK,
+		Indices: make([]int32, c.SQ*c.HKV*c.TopK), TopK: c.TopK,
 	}, Opts: mla.SparsePrefillOptions{Scale: c.Scale}}
 	fillers := append([]int32{int32(c.SKV)}, InvalidPrefillIndices...)
-	for i := range c.SQ {
+	for i := range c.SQ * c.HKV {
 		row := in.In.Indices[i*c.TopK:][:c.TopK]
 		perm := r.Perm(c.SKV)
 		for k := range row {
