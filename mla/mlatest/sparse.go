@@ -56,9 +56,10 @@ func SparseDecodeGrid(short bool) []oracle.SparseDecodeCase {
 // SparsePrefillGrid returns the sparse prefill cases ported from FlashMLA's
 // tests/test_flash_mla_sparse_prefill.py. The short grid covers d_qk 512
 // and 576, h_q 64 and 128, s_kv < topk (invalid fillers), topk 2048, the
-// sink, topk_length, an all-invalid case and h_kv = 2 (beyond upstream); the long grid adds upstream's
-// d_qk ∈ {512, 576} × h_q ∈ {128, 64} × s_q ∈ {1, 62} × its ten (s_kv, topk)
-// pairs, its feature runs and corner cases.
+// sink, topk_length, an all-invalid case and h_kv = 2 (beyond upstream);
+// the long grid adds upstream's d_qk ∈ {512, 576} × h_q ∈ {128, 64} ×
+// s_q ∈ {1, 62} × its ten (s_kv, topk) pairs, its feature runs and corner
+// cases.
 func SparsePrefillGrid(short bool) []oracle.SparsePrefillCase {
 	s := []oracle.SparsePrefillCase{
 		{SQ: 4, HQ: 64, SKV: 128, TopK: 128},
