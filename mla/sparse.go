@@ -29,10 +29,10 @@ type SparseDecodeOptions struct {
 	// returned lse). −Inf means no sink; +Inf gives out = 0. nil means none.
 	AttnSink []float32
 	// ExtraCache is extra_k_cache, a second cache of the FP8 storage kind
-	// (own page size) whose keys join the same softmax after the main ones; ExtraIndices
-	// [B, SQ, ExtraTopK] (extra_indices_in_kvcache) index it and
-	// ExtraTopkLength [B] (extra_topk_length, nil means all) cuts them. All
-	// three nil/zero means no extra cache.
+	// (own page size) whose keys join the same softmax after the main
+	// ones; ExtraIndices [B, SQ, ExtraTopK] (extra_indices_in_kvcache) index
+	// it and ExtraTopkLength [B] (extra_topk_length, nil means all) cuts
+	// them. All nil/zero means no extra cache.
 	ExtraCache      *PagedCache
 	ExtraIndices    []int32
 	ExtraTopK       int
@@ -40,7 +40,8 @@ type SparseDecodeOptions struct {
 }
 
 // SparseDecodeProblem is a validated sparse decode as backends receive it:
-// Q [B, SQ, HQ, 576]; Indices [B, SQ, TopK] into Cache (−1 = none, every
+// Q [B, SQ, HQ, 576]; Cache (and ExtraCache) the FP8 records of the caches
+// passed; Indices [B, SQ, TopK] into Cache (−1 = none, every
 // other used entry in range); TopkLength [B] (never nil: defaulted to TopK);
 // AttnSink [HQ] or nil; the extra cache fields likewise (ExtraCache nil when
 // absent, ExtraTopkLength defaulted). Outputs: out [B, SQ, HQ, HeadDimV],
