@@ -40,9 +40,9 @@ var DeepSeekV3Scale = float32(func() float64 {
 // DType tensor.E4M3T is the DeepSeek-V3.2 FP8 storage kind
 // (is_fp8_kvcache): FP8 holds the tokens as 656-byte records (see
 // FP8Cache; NewFP8PagedCache makes one), with one KV head and HeadDim 576.
-// Decode dequantizes the pages it reads (DecodeFP8), SetRow quantizes with
-// FP8RecipeV32, Row dequantizes; NewProblem refuses the kind (backends
-// receive float caches), and SparseDecode takes the FP8 field.
+// Decode reads it in place (the Go backends dequantize each key row as they
+// gather it), SetRow quantizes with FP8RecipeV32, Row dequantizes, and
+// SparseDecode requires this kind.
 type PagedCache struct {
 	DType      tensor.DType
 	NumBlocks  int
@@ -74,6 +74,7 @@ type CacheHost struct {
 	F32  []float32
 	BF16 []tensor.BF16
 	F16  []tensor.F16
+	fp8  fp8Host // the FP8 storage kind's records
 }
 
 // Host resolves c's storage to host slices once (no copy). Errors: an
@@ -81,6 +82,13 @@ type CacheHost struct {
 // CPU cannot address.
 func (c *PagedCache) Host() (CacheHost, error) {
 	h := CacheHost{PagedCache: c}
+	if c.DType == tensor.E4M3T && c.FP8 != nil {
+		var err error
+		if h.fp8, err = c.FP8.host("k_cache"); err != nil {
+			return CacheHost{}, err
+		}
+		return h, nil
+	}
 	var err error
 	if h.F32, err = tensor.HostSlice(c.F32); err == nil {
 		if h.BF16, err = tensor.HostSlice(c.BF16); err == nil {
@@ -234,6 +242,8 @@ func (c *CacheHost) row(block, slot, kvHead int, dst []float32) []float32 {
 		tensor.DecodeBF16(dst, c.BF16[off:off+c.HeadDim])
 	case tensor.F16T:
 		tensor.DecodeF16(dst, c.F16[off:off+c.HeadDim])
+	case tensor.E4M3T:
+		dequantizeFP8Row(dst, c.fp8.record(block*c.PageSize+slot))
 	}
 	return dst
 }

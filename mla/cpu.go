@@ -186,12 +186,15 @@ func gather(ks kernels.Set, p *Problem, req, kvh, t0, n int, dst []float32) {
 	bt := p.BlockTable[req]
 	page, slot := t0/c.PageSize, t0%c.PageSize
 	for i := range n {
-		off := c.Offset(int(bt[page]), slot, kvh)
+		blk, sl := int(bt[page]), slot
+		off := c.Offset(blk, sl, kvh)
 		if slot++; slot == c.PageSize {
 			page, slot = page+1, 0
 		}
 		row := dst[i*d : (i+1)*d]
 		switch c.DType {
+		case tensor.E4M3T:
+			dequantFast(ks, row, c.fp8.record(blk*c.PageSize+sl))
 		case tensor.F32:
 			copy(row, c.F32[off:off+d])
 		case tensor.BF16T:

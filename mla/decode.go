@@ -3,7 +3,6 @@ package mla
 import (
 	"context"
 	"errors"
-	"github.com/fireflyer-go/fireflyer/tensor"
 	"math"
 	"runtime"
 
@@ -206,9 +205,6 @@ func NewProblem(q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens [
 	if err := cache.Check(); err != nil {
 		return nil, err
 	}
-	if cache.DType == tensor.E4M3T {
-		return nil, argErr("k_cache", ErrDType, "the FP8 storage kind runs through Decode (DecodeFP8), which dequantizes the pages it reads; backends receive float caches")
-	}
 	if q.B <= 0 || q.SQ <= 0 || q.HQ <= 0 {
 		return nil, argErr("q", ErrShape, "shape [%d, %d, %d, %d]: batch, s_q and h_q must be > 0", q.B, q.SQ, q.HQ, cache.HeadDim)
 	}
@@ -281,8 +277,8 @@ func NewProblem(q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens [
 // page are never read, so they may hold NaN and garbage.
 //
 // A cache of the FP8 storage kind (DType tensor.E4M3T, FlashMLA's
-// is_fp8_kvcache) runs through DecodeFP8: the pages read are dequantized
-// and the backend runs on the float values.
+// is_fp8_kvcache) is read in place: the Go backends dequantize each key row
+// as they gather it (DequantizeFP8Row's values).
 //
 // be nil means Default(). Errors: those of NewProblem; ErrShape for an
 // opts.Schedule planned for other lengths; ErrUnsupported from the backend;
@@ -290,12 +286,6 @@ func NewProblem(q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens [
 func Decode(ctx context.Context, be Backend, q Query, cache *PagedCache, blockTable [][]int32, cacheSeqlens []int32, opts *Options) (out, lse []float32, err error) {
 	if be == nil {
 		be = Default()
-	}
-	if cache != nil && cache.DType == tensor.E4M3T {
-		if err := cache.Check(); err != nil {
-			return nil, nil, err
-		}
-		return DecodeFP8(ctx, be, q, cache.FP8, blockTable, cacheSeqlens, opts)
 	}
 	p, err := NewProblem(q, cache, blockTable, cacheSeqlens, opts)
 	if err != nil {

@@ -76,8 +76,9 @@ func Grid(short bool) []oracle.Case {
 // Corners returns the corner cases every run includes: half the batch at
 // length 0 (upstream's have_zero_seqlen_k case, scaled down), lengths
 // shorter than s_q under the causal mask, page sizes 1 and 64 with the
-// DeepSeek-V3 decode shape, long sequences split over many parts, F32 and
-// F16 caches, peaked scores (std 1), and small non-DeepSeek head dims.
+// DeepSeek-V3 decode shape, long sequences split over many parts, F32, F16
+// and V3.2 FP8 (E4M3 storage kind) caches, peaked scores (std 1), and small
+// non-DeepSeek head dims.
 func Corners() []oracle.Case {
 	return []oracle.Case{
 		{B: 8, SQ: 2, SK: 130, HQ: 16, HKV: 1, Causal: true, ZeroHalf: true, Seed: 1},
@@ -90,6 +91,8 @@ func Corners() []oracle.Case {
 		{B: 2, SQ: 2, SK: 150, HQ: 32, HKV: 1, Std: 1, Seed: 8},
 		{B: 2, SQ: 3, SK: 90, HQ: 6, HKV: 3, HeadDim: 40, HeadDimV: 24, PageSize: 5, Causal: true, Seed: 9},
 		{B: 1, SQ: 1, SK: 70, HQ: 1, HKV: 1, HeadDim: 576, HeadDimV: 576, Seed: 10},
+		{B: 2, SQ: 2, SK: 300, HQ: 16, HKV: 1, DType: tensor.E4M3T, Causal: true, Varlen: true, Seed: 11},
+		{B: 2, SQ: 1, SK: 200, HQ: 1, HKV: 1, DType: tensor.E4M3T, PageSize: 61, Seed: 12},
 	}
 }
 

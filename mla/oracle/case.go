@@ -15,7 +15,8 @@ import (
 const UnusedBlockID = 2147480000
 
 // Case is one decode problem of the grid. Zero HeadDim/HeadDimV mean 576/512,
-// zero PageSize means 64, an invalid DType means BF16, zero Scale means
+// zero PageSize means 64, an invalid DType means BF16 (tensor.E4M3T is the
+// V3.2 FP8 storage kind, h_kv 1 and head dim 576 only), zero Scale means
 // DeepSeek-V3's scale, zero NumParts means the default schedule.
 type Case struct {
 	B, SQ, HQ, HKV int
@@ -113,7 +114,18 @@ func (c Case) Build() (*Input, error) {
 		total += nb
 	}
 	numBlocks := total + 3
-	cache, err := mla.NewPagedCache(c.DType, numBlocks, c.PageSize, c.HKV, c.HeadDim)
+	var cache *mla.PagedCache
+	var err error
+	if c.DType == tensor.E4M3T {
+		// The V3.2 FP8 storage kind: rows are quantized by SetRow, and the
+		// oracle reads them back dequantized through Row.
+		if c.HKV != 1 || c.HeadDim != mla.HeadDim {
+			return nil, fmt.Errorf("case %s: the FP8 cache needs h_kv 1 and head dim %d", c.Name(), mla.HeadDim)
+		}
+		cache, err = mla.NewFP8PagedCache(numBlocks, c.PageSize)
+	} else {
+		cache, err = mla.NewPagedCache(c.DType, numBlocks, c.PageSize, c.HKV, c.HeadDim)
+	}
 	if err != nil {
 		return nil, err
 	}
