@@ -32,7 +32,7 @@ verbs:
 
 check and bench take --sparse for DeepSeek-V3.2 sparse attention (with
 --fp8-cache: sparse decode over the 656-byte FP8 cache; without: sparse
-prefill); check takes --fp8-cache alone for dense decode over the FP8 cache.
+prefill); --fp8-cache alone is dense decode over the FP8 cache.
 
 Run 'fireflyer mla <verb> -h' for the flags of one verb.
 `

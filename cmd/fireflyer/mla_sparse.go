@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/mla/oracle"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // wantsSparse reports whether check/bench args ask for a sparse or FP8-cache
@@ -45,7 +45,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 	if bench {
 		verb = "bench"
 	}
-	fs := newFlagSet("mla "+verb, "mla "+verb+" --sparse [--fp8-cache] [flags]  |  mla check --fp8-cache [dense flags]", stderr)
+	fs := newFlagSet("mla "+verb, "mla "+verb+" --sparse [--fp8-cache] [flags]  |  mla "+verb+" --fp8-cache [dense flags]", stderr)
 	sparse := fs.Bool("sparse", false, "DeepSeek-V3.2 sparse attention: decode over the FP8 cache with --fp8-cache (flash_mla_with_kvcache with indices), else prefill (flash_mla_sparse_fwd)")
 	fp8 := fs.Bool("fp8-cache", false, "the V3.2 656-byte FP8 KV cache (is_fp8_kvcache); without --sparse: dense decode over it")
 	var dense *oracle.Case
@@ -81,11 +81,11 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		return exitUsage
 	}
 	if !*sparse {
-		if bench {
-			fmt.Fprintf(stderr, "fireflyer mla bench: --fp8-cache without --sparse: the dense FP8 form is check only\n")
+		if *dtype != "BF16" {
+			fmt.Fprintf(stderr, "fireflyer mla %s: --dtype %s with --fp8-cache: the FP8 cache is its own storage kind\n", verb, *dtype)
 			return exitUsage
 		}
-		return runMLAFP8Check(fs, dense, *dtype, *denseBackend, stdout, stderr, *asJSON)
+		return runMLAFP8Check(dense, *denseBackend, bench, *reps, stdout, stderr, *asJSON)
 	}
 	if !slices.Contains(mla.SparseBackendNames(), *backend) {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --backend %q: want one of %v\n", verb, *backend, mla.SparseBackendNames())
@@ -114,7 +114,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		sc.TopK, sc.ExtraTopK, sc.Sink, sc.Varlen = *topk, *extra, *sink, *varlen
 		if bench {
 			m, err := oracle.MeasureSparseDecode(be, sc, 1, *reps)
-			return printSparseBench(stdout, stderr, m, err, *asJSON)
+			return printSparseBench(stdout, stderr, m, err, *asJSON, "sparse")
 		}
 		in, err := sc.Build()
 		if err != nil {
@@ -145,7 +145,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		pc := oracle.SparsePrefillCase{SQ: sc.SQ, HQ: sc.HQ, SKV: sc.SK, TopK: *topk, DQK: *dqk, Sink: *sink, TopkLength: *varlen, Seed: sc.Seed}
 		if bench {
 			m, err := oracle.MeasureSparsePrefill(be, pc, 1, *reps)
-			return printSparseBench(stdout, stderr, m, err, *asJSON)
+			return printSparseBench(stdout, stderr, m, err, *asJSON, "sparse")
 		}
 		in, err := pc.Build()
 		if err != nil {
@@ -215,7 +215,9 @@ func printCheck(stdout, stderr io.Writer, res map[string]any, checkErr error, as
 	return code
 }
 
-func printSparseBench(stdout, stderr io.Writer, m oracle.Measurement, err error, asJSON bool) int {
+// printSparseBench prints a measurement as the dense bench does; label
+// names the kernel ("sparse": GB/s count the gathered rows).
+func printSparseBench(stdout, stderr io.Writer, m oracle.Measurement, err error, asJSON bool, label string) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla bench: %v\n", err)
 		return exitFail
@@ -224,58 +226,48 @@ func printSparseBench(stdout, stderr io.Writer, m oracle.Measurement, err error,
 		return writeJSON(stdout, stderr, m)
 	}
 	fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
-	fmt.Fprintf(stdout, "sparse %.3f ms %.1f GFLOP/s %.2f GB/s (gathered rows)\n", m.Seconds*1e3, m.GFLOPs, m.GBs)
+	note := ""
+	if label == "sparse" {
+		note = " (gathered rows)"
+	}
+	fmt.Fprintf(stdout, "%s %.3f ms %.1f GFLOP/s %.2f GB/s%s\n", label, m.Seconds*1e3, m.GFLOPs, m.GBs, note)
 	fmt.Fprintf(stdout, "anchors gemm %.1f GFLOP/s memcpy %.2f GB/s\n", m.GEMMGFLOPs, m.MemcpyGBs)
 	fmt.Fprintf(stdout, "ratios x_gemm %.3f x_memcpy %.3f\n", m.RatioGEMM, m.RatioMemcpy)
 	return exitOK
 }
 
-// runMLAFP8Check is `mla check --fp8-cache`: the dense case's cache is
-// quantized into the FP8 storage kind (V3.2 recipe), the oracle runs on its
-// dequantized values and the backend on the FP8 cache through mla.Decode.
-func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, stdout, stderr io.Writer, asJSON bool) int {
+// runMLAFP8Check is `mla check|bench --fp8-cache`: the dense case with its
+// cache in the FP8 storage kind (rows quantized with the V3.2 recipe), the
+// oracle on the dequantized rows, the backend through mla.Decode.
+func runMLAFP8Check(c *oracle.Case, backend string, bench bool, rounds int, stdout, stderr io.Writer, asJSON bool) int {
+	verb := "check"
+	if bench {
+		verb = "bench"
+	}
 	if c.HKV != 1 || c.B <= 0 || c.SQ <= 0 || c.HQ <= 0 || c.SK < 0 || c.PageSize <= 0 {
-		fmt.Fprintf(stderr, "fireflyer mla check: --fp8-cache needs --hkv 1 and --b, --sq, --hq, --page > 0, --sk ≥ 0\n")
+		fmt.Fprintf(stderr, "fireflyer mla %s: --fp8-cache needs --hkv 1 and --b, --sq, --hq, --page > 0, --sk ≥ 0\n", verb)
 		return exitUsage
 	}
 	if float64(c.B)*3*float64(c.SK+c.PageSize) > 1<<21 || float64(c.B*c.SQ)*float64(c.HQ)*mla.HeadDim > 1<<26 {
-		fmt.Fprintf(stderr, "fireflyer mla check: --b %d --sk %d --sq %d --hq %d: at most 2^21 cached tokens and 2^26 query elements\n", c.B, c.SK, c.SQ, c.HQ)
+		fmt.Fprintf(stderr, "fireflyer mla %s: --b %d --sk %d --sq %d --hq %d: at most 2^21 cached tokens and 2^26 query elements\n", verb, c.B, c.SK, c.SQ, c.HQ)
 		return exitUsage
 	}
-	_ = dtype // the FP8 cache has one storage kind; --dtype is not used
 	be, err := mla.NewBackend(backend, mla.BackendOptions{})
 	if err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla check: --backend: %v\n", err)
+		fmt.Fprintf(stderr, "fireflyer mla %s: --backend: %v\n", verb, err)
 		return exitUsage
+	}
+	c.DType = tensor.E4M3T
+	if bench {
+		m, err := oracle.Measure(be, *c, 1, rounds)
+		return printSparseBench(stdout, stderr, m, err, asJSON, "decode")
 	}
 	in, err := c.Build()
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitUsage
 	}
-	fc, err := mla.NewFP8PagedCache(in.Cache.NumBlocks, in.Cache.PageSize)
-	if err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-		return exitUsage
-	}
-	row := make([]float32, mla.HeadDim)
-	for b := range in.Cache.NumBlocks {
-		for s := range in.Cache.PageSize {
-			if _, err := in.Cache.Row(b, s, 0, row); err != nil {
-				fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-				return exitFail
-			}
-			if err := fc.SetRow(b, s, 0, row); err != nil {
-				fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-				return exitFail
-			}
-		}
-	}
-	if in.Cache, err = fc.FP8.Dequantize(); err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-		return exitFail
-	}
-	out, lse, err := mla.Decode(context.Background(), be, in.Q, fc, in.BlockTable, in.Seqlens, &in.Opts)
+	out, lse, err := mla.Decode(context.Background(), be, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail
@@ -285,5 +277,5 @@ func runMLAFP8Check(fs *flag.FlagSet, c *oracle.Case, dtype, backend string, std
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
 		return exitFail
 	}
-	return printCheck(stdout, stderr, checkResult("fp8_"+in.Case.Name(), be.Name(), out, lse, refOut, refLSE), oracle.Check(out, lse, refOut, refLSE), asJSON)
+	return printCheck(stdout, stderr, checkResult(in.Case.Name(), be.Name(), out, lse, refOut, refLSE), oracle.Check(out, lse, refOut, refLSE), asJSON)
 }

@@ -47,6 +47,7 @@ func TestMLASparseBench(t *testing.T) {
 	for _, args := range [][]string{
 		{"mla", "bench", "--sparse", "--fp8-cache", "--b", "1", "--hq", "64", "--sk", "256", "--topk", "128", "--rounds", "1"},
 		{"mla", "bench", "--sparse", "--sq", "2", "--hq", "64", "--sk", "256", "--topk", "128", "--rounds", "1"},
+		{"mla", "bench", "--fp8-cache", "--b", "1", "--hq", "16", "--sk", "256", "--rounds", "1"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, nil, &out, &errb); code != exitOK || !strings.Contains(out.String(), "ratios x_gemm") {
@@ -67,7 +68,7 @@ func TestMLASparseErrors(t *testing.T) {
 		{[]string{"mla", "check", "--sparse", "--fp8-cache", "--b", "64", "--sk", "1000000"}, "--sk"},
 		{[]string{"mla", "check", "--sparse", "--dqk", "0"}, "--dqk"},
 		{[]string{"mla", "check", "--sparse", "--backend", "gpu"}, "--backend"},
-		{[]string{"mla", "bench", "--fp8-cache"}, "--fp8-cache"},
+		{[]string{"mla", "check", "--fp8-cache", "--dtype", "F32"}, "--dtype"},
 		{[]string{"mla", "check", "--sparse", "--kernels", "sse"}, "--kernels"},
 		{[]string{"mla", "check", "--fp8-cache", "--hkv", "2", "--hq", "4"}, "--hkv"},
 		{[]string{"mla", "check", "--sparse", "--bogus"}, "bogus"},

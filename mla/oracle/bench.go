@@ -6,17 +6,22 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/internal/anchor"
 	"github.com/fireflyer-go/fireflyer/mla"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // Bytes returns the case's memory traffic as FlashMLA's test counts it:
 // (Σ L_i·h_kv·HeadDim + b·s_q·h_q·(HeadDim+HeadDimV)) × element size (the
 // cache's; queries and outputs are counted at the same size, as upstream
-// does with bf16 q and out).
+// does with bf16 q and out). For the FP8 storage kind each token is its
+// 656-byte record and q and out count as bf16.
 func (in *Input) Bytes() float64 {
 	c := in.Case
 	var s float64
 	for _, l := range in.Seqlens {
 		s += float64(l)
+	}
+	if c.DType == tensor.E4M3T {
+		return s*mla.FP8BytesPerToken + float64(c.B*c.SQ*c.HQ*(c.HeadDim+c.HeadDimV))*2
 	}
 	return (s*float64(c.HKV*c.HeadDim) + float64(c.B*c.SQ*c.HQ*(c.HeadDim+c.HeadDimV))) * float64(c.DType.Size())
 }
