@@ -78,7 +78,7 @@
 //     BF16. QuantizeFP8Row writes a record with V3.2's act_quant recipe
 //     (UE8M0 power-of-two scales, what SetRow and Pager use) or the recipes
 //     of FlashMLA's tests; DequantizeFP8Row reads one. Decode accepts the
-//     kind (through DecodeFP8, which dequantizes the pages it reads). The newer per-block layout of
+//     kind: the Go backends dequantize each key row as they gather it. The newer per-block layout of
 //     upstream's d_qk = 512 model (448 NoPE + 64 RoPE with UE8M0 scales per
 //     64 channels) is not implemented: it needs a 512-wide query and its
 //     model is not documented upstream.
