@@ -2,11 +2,10 @@ package mlatest
 
 import (
 	"context"
-	"os"
 	"regexp"
-	"strconv"
 	"testing"
 
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/mla/oracle"
 )
@@ -94,11 +93,12 @@ func SparsePrefillGrid(short bool) []oracle.SparsePrefillCase {
 }
 
 // RunSparse holds be to the float64 oracle on the sparse grids with
-// upstream's tolerances: subtests decode/<case> and prefill/<case>. Short
-// (o.Short or testing.Short()) picks the short grids; Skip and Every work as
-// in Run.
+// upstream's tolerances: subtests decode/<case> and prefill/<case>. The
+// short grids run unless FIREFLYER_LONG=1 (testutil.Long) asks for the long
+// ones and neither o.Short nor -short is set; Skip and Every work as in
+// Run.
 func RunSparse(t *testing.T, be mla.SparseBackend, o Options) {
-	short := o.Short || testing.Short() || !longGrids()
+	short := o.Short || testing.Short() || !testutil.Long()
 	var skips []*regexp.Regexp
 	for _, s := range o.Skip {
 		skips = append(skips, regexp.MustCompile(s))
@@ -161,10 +161,4 @@ func RunSparse(t *testing.T, be mla.SparseBackend, o Options) {
 			})
 		}
 	})
-}
-
-// longGrids reports whether FIREFLYER_LONG opts in to the long grids.
-func longGrids() bool {
-	v, err := strconv.ParseBool(os.Getenv("FIREFLYER_LONG"))
-	return err == nil && v
 }
