@@ -200,12 +200,16 @@ func printInfo(w io.Writer, r infoReport) {
 		fmt.Fprintf(w, "io_uring:  unavailable (%s)\n", r.IOURingWhy)
 	}
 	fmt.Fprintln(w, "backends:")
+	pw, bw := 5, 7 // column widths: at least those of "gemm " and "inproc "
+	for _, b := range r.Backends {
+		pw, bw = max(pw, len(b.Package)), max(bw, len(b.Backend))
+	}
 	for _, b := range r.Backends {
 		state := "usable"
 		if !b.Usable {
 			state = "unusable"
 		}
-		fmt.Fprintf(w, "  %-5s %-7s %-9s %s\n", b.Package, b.Backend, state, b.Detail)
+		fmt.Fprintf(w, "  %-*s %-*s %-9s %s\n", pw, b.Package, bw, b.Backend, state, b.Detail)
 	}
 }
 

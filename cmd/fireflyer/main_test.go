@@ -53,7 +53,7 @@ func TestInfo(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("code %d", code)
 	}
-	for _, want := range []string{"go:", "cpu:", "gpus:", "rdma:", "io_uring:", "backends:", "gemm  ref     usable"} {
+	for _, want := range []string{"go:", "cpu:", "gpus:", "rdma:", "io_uring:", "backends:", "\n  gemm       ref     usable    "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("info output lacks %q:\n%s", want, stdout)
 		}
