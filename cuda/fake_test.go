@@ -10,17 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/cuda"
 	"github.com/fireflyer-go/fireflyer/cuda/cudatest"
 )
-
-func TestMain(m *testing.M) {
-	// A GPU test's shared context (cudatest.RequireGPU) lives for the
-	// process on purpose.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/fireflyer-go/fireflyer/cuda.(*Context).loop"))
-}
 
 func openFake(t *testing.T, f *cudatest.Fake) (*cuda.Driver, *cuda.Context) {
 	t.Helper()

@@ -7,14 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestComputeLayout compares the layout with a brute-force count.
 func TestComputeLayout(t *testing.T) {

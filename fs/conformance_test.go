@@ -5,14 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/fstest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func opener(backend string, opts ...fs.Option) fstest.Opener {
 	return func(t *testing.T) *fs.Client {

@@ -5,13 +5,10 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
-	"go.uber.org/goleak"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 )
 
-// TestMain checks for leaked goroutines; the shared worker pool's parked
-// helpers live for the process.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
-}
+// TestMain fails the test binary when a test leaves a goroutine running.
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func newRand(seed uint64) *rand.Rand { return testutil.RNG(seed) }

@@ -14,18 +14,17 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/cuda"
 	"github.com/fireflyer-go/fireflyer/cuda/cudatest"
 	"github.com/fireflyer-go/fireflyer/cuda/jit"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 )
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("JIT_RACE_HELPER_DIR"); dir != "" {
 		os.Exit(raceHelper(dir))
 	}
-	goleak.VerifyTestMain(m)
+	leaktest.Main(m)
 }
 
 // fakeBackend "compiles" by echoing its input, slowly enough that

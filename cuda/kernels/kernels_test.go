@@ -9,17 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/cuda"
 	"github.com/fireflyer-go/fireflyer/cuda/cudatest"
 	"github.com/fireflyer-go/fireflyer/cuda/jit"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/fireflyer-go/fireflyer/cuda.(*Context).loop"))
-}
 
 // kernelSignature finds `template <...> __global__ void ... name(params)`
 // in src and returns the template parameter count and each parameter's

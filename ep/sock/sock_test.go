@@ -9,17 +9,16 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/eptest"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 )
 
 func TestMain(m *testing.M) {
 	if runChild() {
 		return
 	}
-	goleak.VerifyTestMain(m)
+	leaktest.Main(m)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

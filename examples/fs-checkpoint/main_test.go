@@ -12,15 +12,9 @@ import (
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 )
-
-// TestMain checks that no test leaves a goroutine running (worker pools,
-// ring waiters, parallel writers).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	for _, be := range []string{"auto", "posix"} {

@@ -11,13 +11,7 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/fs"
-
-	"go.uber.org/goleak"
 )
-
-// TestMain checks that no test leaves a goroutine running (worker pools,
-// ring waiters, parallel writers).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestLoaderVisitsEverySampleOncePerEpoch(t *testing.T) {
 	dir := t.TempDir()

@@ -12,13 +12,7 @@ import (
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/fs"
-
-	"go.uber.org/goleak"
 )
-
-// TestMain checks that no test leaves a goroutine running (worker pools,
-// ring waiters, parallel writers).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func open(t *testing.T, dir, backend string, capacity int64) (*fs.Client, *Store) {
 	t.Helper()

@@ -9,14 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/fstest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func open(t *testing.T, be string, o errorfs.Options) (*fs.Client, *errorfs.Backend) {
 	t.Helper()

@@ -12,15 +12,11 @@ import (
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/safetensors"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // sample returns one tensor of every dtype the format must carry, with
 // known values.

@@ -7,18 +7,11 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/gemm/gemmtest"
 	"github.com/fireflyer-go/fireflyer/gemm/oracle"
 )
-
-func TestMain(m *testing.M) {
-	// The shared pool's parked helper goroutines live for the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
-}
 
 // kernelSets returns the kernel sets this machine runs, best first.
 func kernelSets() []string {

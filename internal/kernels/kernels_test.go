@@ -7,18 +7,10 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/internal/platform"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
-
-func TestMain(m *testing.M) {
-	// GemmPacked's participants are internal/par's parked helpers, which
-	// live for the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
-}
 
 // sets returns the Set of every level this machine and build run, best
 // first.

@@ -7,14 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) {
-	// The parked helpers live for the process by design.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
-}
 
 // TestForAll checks that every item runs exactly once, for any worker
 // count, and that each participant's done runs once.

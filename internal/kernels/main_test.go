@@ -1,0 +1,10 @@
+package kernels
+
+import (
+	"testing"
+
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
+)
+
+// TestMain fails the test binary when a test leaves a goroutine running.
+func TestMain(m *testing.M) { leaktest.Main(m) }
