@@ -1,135 +1,131 @@
 package main
 
-// bf16AVX2 is the body of bf16_amd64.s: the AVX2 BF16 combine kernels of
-// package ep (axpy into float32, float32 to BF16, fused row sums), kept as
-// text like mlaAVX512.
-const bf16AVX2 = `// func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int)  (n a multiple of 16)
-TEXT ·axpyBF16AVX2(SB), NOSPLIT, $0-32
-	MOVQ acc+0(FP), DI
-	VBROADCASTSS w+8(FP), Y2
-	MOVQ src+16(FP), SI
-	MOVQ n+24(FP), CX
-axpy_loop:
-	VPMOVZXWD (SI), Y0
-	VPMOVZXWD 16(SI), Y1
-	VPSLLD $16, Y0, Y0
-	VPSLLD $16, Y1, Y1
-	VMULPS Y2, Y0, Y0
-	VMULPS Y2, Y1, Y1
-	VADDPS (DI), Y0, Y0
-	VADDPS 32(DI), Y1, Y1
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	ADDQ $32, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JNZ axpy_loop
-	VZEROUPPER
-	RET
+import (
+	"fmt"
+	"strings"
+)
 
-// func toBF16AVX2(dst *tensor.BF16, src *float32, n int)  (n a multiple of 16)
-// Round to nearest even as torch: u + 0x7FFF + ((u>>16)&1), then >> 16;
-// NaN becomes 0x7FC0.
-TEXT ·toBF16AVX2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	MOVL $1, AX
-	MOVQ AX, X8
-	VPBROADCASTD X8, Y8   // ones
-	MOVL $0x7FFF, AX
-	MOVQ AX, X9
-	VPBROADCASTD X9, Y9   // 0x7FFF
-	MOVL $0x7FC0, AX
-	MOVQ AX, X10
-	VPBROADCASTD X10, Y10 // NaN
-to_loop:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VPSRLD $16, Y0, Y2
-	VPSRLD $16, Y1, Y3
-	VPAND Y8, Y2, Y2
-	VPAND Y8, Y3, Y3
-	VPADDD Y9, Y2, Y2
-	VPADDD Y9, Y3, Y3
-	VPADDD Y0, Y2, Y2
-	VPADDD Y1, Y3, Y3
-	VPSRLD $16, Y2, Y2
-	VPSRLD $16, Y3, Y3
-	VCMPPS $3, Y0, Y0, Y4
-	VCMPPS $3, Y1, Y1, Y5
-	VBLENDVPS Y4, Y10, Y2, Y2
-	VBLENDVPS Y5, Y10, Y3, Y3
-	VPACKUSDW Y3, Y2, Y6
-	VPERMQ $0xD8, Y6, Y6
-	VMOVDQU Y6, (DI)
-	ADDQ $64, SI
-	ADDQ $32, DI
-	SUBQ $16, CX
-	JNZ to_loop
-	VZEROUPPER
-	RET
+// bf16Kernels returns the body of bf16_amd64.s: the AVX2 BF16 combine
+// kernels of package ep (axpy into float32, float32 to BF16, fused row
+// sums). Each handles 16 elements a step as two ymm halves u = 0, 1, so
+// every step below is written once and emitted for both halves.
+func bf16Kernels() string {
+	var b strings.Builder
+	q := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	y := func(i int) string { return fmt.Sprintf("Y%d", i) }
+	// both emits format for the two halves; %[1]s is the register base+u
+	// of each base in regs, and %[k]s with k > len(regs) the extra args.
+	both := func(format string, regs ...int) {
+		for u := 0; u < 2; u++ {
+			args := make([]any, len(regs))
+			for i, r := range regs {
+				args[i] = y(r + u)
+			}
+			q("\t"+format, args...)
+		}
+	}
+	// widen loads 16 BF16 from mem into dst, dst+1 as float32.
+	widen := func(mem string, dst int) {
+		for u := 0; u < 2; u++ {
+			q("\tVPMOVZXWD %s%s, %s", off(16*u), mem, y(dst+u))
+		}
+		both("VPSLLD $16, %[1]s, %[1]s", dst)
+	}
+	// roundConsts broadcasts the rounding constants: Y8 ones, Y9 0x7FFF,
+	// Y10 the NaN pattern.
+	roundConsts := func() {
+		for i, c := range []struct{ v, note string }{{"1", "  // ones"}, {"0x7FFF", "  // 0x7FFF"}, {"0x7FC0", "// NaN"}} {
+			q("\tMOVL $%s, AX", c.v)
+			q("\tMOVQ AX, X%d", 8+i)
+			q("\tVPBROADCASTD X%d, Y%d %s", 8+i, 8+i, c.note)
+		}
+	}
+	// round stores Y0, Y1 rounded to BF16 at mem (torch's round to nearest
+	// even, NaN to 0x7FC0), using Y2–Y6.
+	round := func(mem string) {
+		both("VPSRLD $16, %s, %s", 0, 2)
+		both("VPAND Y8, %[1]s, %[1]s", 2)
+		both("VPADDD Y9, %[1]s, %[1]s", 2)
+		both("VPADDD %s, %s, %[2]s", 0, 2)
+		both("VPSRLD $16, %[1]s, %[1]s", 2)
+		both("VCMPPS $3, %[1]s, %[1]s, %[2]s", 0, 4)
+		both("VBLENDVPS %s, Y10, %s, %[2]s", 4, 2)
+		q("\tVPACKUSDW Y3, Y2, Y6")
+		q("\tVPERMQ $0xD8, Y6, Y6")
+		q("\tVMOVDQU Y6, %s", mem)
+	}
+	tail := func(loop string) {
+		q("\tSUBQ $16, CX")
+		q("\tJNZ %s", loop)
+		q("\tVZEROUPPER")
+		q("\tRET")
+	}
 
-// func sumBF16AVX2(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int)
-// dst[i] = bf16(Σ_r float32(rows[r][i])), summed in row order; nrows ≥ 1,
-// n a multiple of 16.
-TEXT ·sumBF16AVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ rows+8(FP), SI
-	MOVQ nrows+16(FP), R9
-	MOVQ n+24(FP), CX
-	MOVL $1, AX
-	MOVQ AX, X8
-	VPBROADCASTD X8, Y8   // ones
-	MOVL $0x7FFF, AX
-	MOVQ AX, X9
-	VPBROADCASTD X9, Y9   // 0x7FFF
-	MOVL $0x7FC0, AX
-	MOVQ AX, X10
-	VPBROADCASTD X10, Y10 // NaN
-	XORQ DX, DX           // byte offset into the rows
-sum_loop:
-	MOVQ (SI), AX
-	VPMOVZXWD (AX)(DX*1), Y0
-	VPMOVZXWD 16(AX)(DX*1), Y1
-	VPSLLD $16, Y0, Y0
-	VPSLLD $16, Y1, Y1
-	MOVQ SI, R10
-	MOVQ R9, R11
-	DECQ R11
-	JZ sum_convert
-sum_inner:
-	ADDQ $24, R10
-	MOVQ (R10), AX
-	VPMOVZXWD (AX)(DX*1), Y2
-	VPMOVZXWD 16(AX)(DX*1), Y3
-	VPSLLD $16, Y2, Y2
-	VPSLLD $16, Y3, Y3
-	VADDPS Y2, Y0, Y0
-	VADDPS Y3, Y1, Y1
-	DECQ R11
-	JNZ sum_inner
-sum_convert:
-	VPSRLD $16, Y0, Y2
-	VPSRLD $16, Y1, Y3
-	VPAND Y8, Y2, Y2
-	VPAND Y8, Y3, Y3
-	VPADDD Y9, Y2, Y2
-	VPADDD Y9, Y3, Y3
-	VPADDD Y0, Y2, Y2
-	VPADDD Y1, Y3, Y3
-	VPSRLD $16, Y2, Y2
-	VPSRLD $16, Y3, Y3
-	VCMPPS $3, Y0, Y0, Y4
-	VCMPPS $3, Y1, Y1, Y5
-	VBLENDVPS Y4, Y10, Y2, Y2
-	VBLENDVPS Y5, Y10, Y3, Y3
-	VPACKUSDW Y3, Y2, Y6
-	VPERMQ $0xD8, Y6, Y6
-	VMOVDQU Y6, (DI)(DX*1)
-	ADDQ $32, DX
-	SUBQ $16, CX
-	JNZ sum_loop
-	VZEROUPPER
-	RET
-`
+	q("// func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int)  (n a multiple of 16)")
+	q("TEXT ·axpyBF16AVX2(SB), NOSPLIT, $0-32")
+	q("\tMOVQ acc+0(FP), DI")
+	q("\tVBROADCASTSS w+8(FP), Y2")
+	q("\tMOVQ src+16(FP), SI")
+	q("\tMOVQ n+24(FP), CX")
+	q("axpy_loop:")
+	widen("(SI)", 0)
+	both("VMULPS Y2, %[1]s, %[1]s", 0)
+	for u := 0; u < 2; u++ {
+		q("\tVADDPS %s(DI), %s, %[2]s", off(32*u), y(u))
+	}
+	for u := 0; u < 2; u++ {
+		q("\tVMOVUPS %s, %s(DI)", y(u), off(32*u))
+	}
+	q("\tADDQ $32, SI")
+	q("\tADDQ $64, DI")
+	tail("axpy_loop")
+
+	q("")
+	q("// func toBF16AVX2(dst *tensor.BF16, src *float32, n int)  (n a multiple of 16)")
+	q("// Round to nearest even as torch: u + 0x7FFF + ((u>>16)&1), then >> 16;")
+	q("// NaN becomes 0x7FC0.")
+	q("TEXT ·toBF16AVX2(SB), NOSPLIT, $0-24")
+	q("\tMOVQ dst+0(FP), DI")
+	q("\tMOVQ src+8(FP), SI")
+	q("\tMOVQ n+16(FP), CX")
+	roundConsts()
+	q("to_loop:")
+	for u := 0; u < 2; u++ {
+		q("\tVMOVUPS %s(SI), %s", off(32*u), y(u))
+	}
+	round("(DI)")
+	q("\tADDQ $64, SI")
+	q("\tADDQ $32, DI")
+	tail("to_loop")
+
+	q("")
+	q("// func sumBF16AVX2(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int)")
+	q("// dst[i] = bf16(Σ_r float32(rows[r][i])), summed in row order; nrows ≥ 1,")
+	q("// n a multiple of 16.")
+	q("TEXT ·sumBF16AVX2(SB), NOSPLIT, $0-32")
+	q("\tMOVQ dst+0(FP), DI")
+	q("\tMOVQ rows+8(FP), SI")
+	q("\tMOVQ nrows+16(FP), R9")
+	q("\tMOVQ n+24(FP), CX")
+	roundConsts()
+	q("\tXORQ DX, DX           // byte offset into the rows")
+	q("sum_loop:")
+	q("\tMOVQ (SI), AX")
+	widen("(AX)(DX*1)", 0)
+	q("\tMOVQ SI, R10")
+	q("\tMOVQ R9, R11")
+	q("\tDECQ R11")
+	q("\tJZ sum_convert")
+	q("sum_inner:")
+	q("\tADDQ $24, R10")
+	q("\tMOVQ (R10), AX")
+	widen("(AX)(DX*1)", 2)
+	both("VADDPS %s, %s, %[2]s", 2, 0)
+	q("\tDECQ R11")
+	q("\tJNZ sum_inner")
+	q("sum_convert:")
+	round("(DI)(DX*1)")
+	q("\tADDQ $32, DX")
+	tail("sum_loop")
+	return b.String()
+}

@@ -453,7 +453,7 @@ func files() map[string]string {
 		"gemm_amd64.s":       gemmFile(),
 		"mla_avx512_amd64.s": header + expand(mlaAVX512, with(vecKernels(zmm, zmmLabels), "kern4x64", kern4(zmm, 4, "kern4x64", "loop4", "store4", true, false))),
 		"mla_avx2_amd64.s":   header + expand(mlaAVX2, with(vecKernels(ymm, ymmLabels), "kern4x16avx2", kern4(ymm, 2, "kern4x16avx2", "a2loop", "a2store", false, true))),
-		"bf16_amd64.s":       header + bf16AVX2,
+		"bf16_amd64.s":       header + bf16Kernels(),
 	}
 	var sigs []string
 	for _, name := range []string{"gemm_amd64.s", "mla_avx512_amd64.s", "mla_avx2_amd64.s", "bf16_amd64.s"} {
