@@ -22,12 +22,7 @@ func kern4(v width, nv int, name, loop, store string, comment, leaEarly bool) st
 		q("// C[4][%d] (+)= A(4×k) · B(k×%d); strides in elements.", nv*v.lanes, nv*v.lanes)
 	}
 	q("TEXT ·%s(SB), NOSPLIT, $0-65", name)
-	for _, l := range []string{
-		"MOVQ k+0(FP), CX", "MOVQ a+8(FP), SI", "MOVQ ars+16(FP), R8", "SHLQ $2, R8",
-		"MOVQ aks+24(FP), R9", "SHLQ $2, R9", "MOVQ b+32(FP), DI", "MOVQ ldb+40(FP), R10", "SHLQ $2, R10",
-		"MOVQ c+48(FP), DX", "MOVQ ldc+56(FP), R11", "SHLQ $2, R11",
-		"LEAQ (R8)(R8*1), R12", "LEAQ (R12)(R8*1), R13",
-	} {
+	for _, l := range gemmPrologue {
 		q("\t%s", l)
 	}
 	for i := 0; i < 4*nv; i++ {

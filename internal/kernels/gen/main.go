@@ -451,9 +451,10 @@ func gemmFile() string {
 func files() map[string]string {
 	out := map[string]string{
 		"gemm_amd64.s":       gemmFile(),
-		"mla_avx512_amd64.s": header + expand(mlaAVX512, with(vecKernels(zmm, zmmLabels), "kern4x64", kern4(zmm, 4, "kern4x64", "loop4", "store4", true, false))),
-		"mla_avx2_amd64.s":   header + expand(mlaAVX2, with(vecKernels(ymm, ymmLabels), "kern4x16avx2", kern4(ymm, 2, "kern4x16avx2", "a2loop", "a2store", false, true))),
-		"bf16_amd64.s":       header + bf16Kernels(),
+		"mla_avx512_amd64.s": header + mlaFile(zmm, mlaAVX512, kern4(zmm, 4, "kern4x64", "loop4", "store4", true, false), zmmLabels),
+		"mla_avx2_amd64.s": header + "// AVX2+FMA twins of the AVX-512 kernels, for x86-64 CPUs without AVX-512.\n\n" +
+			mlaFile(ymm, mlaAVX2, kern4(ymm, 2, "kern4x16avx2", "a2loop", "a2store", false, true), ymmLabels),
+		"bf16_amd64.s": header + bf16Kernels(),
 	}
 	var sigs []string
 	for _, name := range []string{"gemm_amd64.s", "mla_avx512_amd64.s", "mla_avx2_amd64.s", "bf16_amd64.s"} {
@@ -461,12 +462,6 @@ func files() map[string]string {
 	}
 	out["asm_amd64.go"], out["asm_stub.go"] = goFiles(sigs)
 	return out
-}
-
-// with adds kernel k under name to m and returns m.
-func with(m map[string]string, name, k string) map[string]string {
-	m[name] = k
-	return m
 }
 
 // signatures returns the Go signatures ("name(params) results") of the

@@ -192,20 +192,3 @@ var (
 	zmmLabels = map[string]string{"cvtBF16": "cvtb", "cvtF16": "cvth", "dot": "dot", "axpy": "axpy", "scal": "scal", "maxInto": "mx"}
 	ymmLabels = map[string]string{"cvtBF16": "cb2", "cvtF16": "ch2", "dot": "d2", "axpy": "ax2", "scal": "sc2", "maxInto": "mx2"}
 )
-
-// expand replaces each line "{{name}}" of a hand-written body with the
-// generated kernel of that name; it panics on an unknown name (a generator
-// bug).
-func expand(body string, kernels map[string]string) string {
-	lines := strings.Split(body, "\n")
-	for i, line := range lines {
-		if name, ok := strings.CutPrefix(line, "{{"); ok {
-			k, found := kernels[strings.TrimSuffix(name, "}}")]
-			if !found {
-				panic("gen: no kernel " + line)
-			}
-			lines[i] = k
-		}
-	}
-	return strings.Join(lines, "\n")
-}
