@@ -131,19 +131,35 @@ func (b *Buffer) llGeom() llGeometry { return newLLGeometry(b.opts.LowLatency, b
 // Upstream: deep_ep.Buffer.low_latency_dispatch (internode_ll.cu dispatch).
 func (b *Buffer) LowLatencyDispatch(ctx context.Context, x Tokens, topk TopK, opts LowLatencyOptions) (*LowLatencyResult, error) {
 	var res *LowLatencyResult
-	var recv func(context.Context) error
-	err := b.runOp(ctx, func(ctx context.Context) (err error) {
+	hook, err := b.sendRecv(ctx, "low-latency dispatch", opts.ReturnRecvHook, func(ctx context.Context) (recv func(context.Context) error, err error) {
 		res, recv, err = b.llDispatchSend(ctx, x, topk, opts)
-		return err
+		return recv, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if opts.ReturnRecvHook {
+	res.Hook = hook
+	return res, nil
+}
+
+// sendRecv runs the send half of a low-latency collective as the stream's
+// next operation; send returns the receive half. With hook set it returns
+// the receive half as a Hook that may run once (a second call is ErrHandle,
+// naming what), under the Buffer's deadline; otherwise it runs the receive
+// now under the deadline and returns a nil Hook.
+func (b *Buffer) sendRecv(ctx context.Context, what string, hook bool, send func(context.Context) (func(context.Context) error, error)) (func(context.Context) error, error) {
+	var recv func(context.Context) error
+	if err := b.runOp(ctx, func(ctx context.Context) (err error) {
+		recv, err = send(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if hook {
 		once := false
-		res.Hook = func(hctx context.Context) error {
+		return func(hctx context.Context) error {
 			if once {
-				return errorf(ErrHandle, "low-latency dispatch hook called twice")
+				return errorf(ErrHandle, "%s hook called twice", what)
 			}
 			once = true
 			if err := b.enter(); err != nil {
@@ -153,15 +169,11 @@ func (b *Buffer) LowLatencyDispatch(ctx context.Context, x Tokens, topk TopK, op
 			hctx, cancel := b.ctxTimeout(hctx)
 			defer cancel()
 			return recv(hctx)
-		}
-		return res, nil
+		}, nil
 	}
 	ctx, cancel := b.ctxTimeout(ctx)
 	defer cancel()
-	if err := recv(ctx); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return nil, recv(ctx)
 }
 
 func (b *Buffer) validateLL(x *Tokens, topk *TopK, o *LowLatencyOptions) error {
@@ -501,36 +513,14 @@ func (b *Buffer) NextCombineBuffer() []tensor.BF16 {
 // Upstream: deep_ep.Buffer.low_latency_combine (internode_ll.cu combine).
 func (b *Buffer) LowLatencyCombine(ctx context.Context, x []tensor.BF16, topk TopK, h *LowLatencyHandle, opts LowLatencyCombineOptions) (*LowLatencyCombineResult, error) {
 	var res *LowLatencyCombineResult
-	var recv func(context.Context) error
-	err := b.runOp(ctx, func(ctx context.Context) (err error) {
+	hook, err := b.sendRecv(ctx, "low-latency combine", opts.ReturnRecvHook, func(ctx context.Context) (recv func(context.Context) error, err error) {
 		res, recv, err = b.llCombineSend(ctx, x, topk, h, opts)
-		return err
+		return recv, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if opts.ReturnRecvHook {
-		once := false
-		res.Hook = func(hctx context.Context) error {
-			if once {
-				return errorf(ErrHandle, "low-latency combine hook called twice")
-			}
-			once = true
-			if err := b.enter(); err != nil {
-				return err
-			}
-			defer b.inflight.Done()
-			hctx, cancel := b.ctxTimeout(hctx)
-			defer cancel()
-			return recv(hctx)
-		}
-		return res, nil
-	}
-	ctx, cancel := b.ctxTimeout(ctx)
-	defer cancel()
-	if err := recv(ctx); err != nil {
-		return nil, err
-	}
+	res.Hook = hook
 	return res, nil
 }
 
