@@ -331,31 +331,44 @@ func (b *Buffer) llRelease(ctx context.Context, kind int) error {
 	return nil
 }
 
+// llAgree waits until every rank has raised its counter of kind to n+1,
+// decodes the ranks' headers (rank s's at base+s·stride of the region) and
+// checks them, returning them: a rank's rejected input (verr on this rank) or disagreeing
+// shapes release the free counter and return the error every rank reports.
+func (b *Buffer) llAgree(ctx context.Context, kind int, n int64, verr error, base, stride, free int) ([]header, error) {
+	for s := 0; s < b.r; s++ {
+		if _, err := b.reg.Wait(ctx, b.counterOff(kind, s), n+1); err != nil {
+			return nil, b.fail(err)
+		}
+	}
+	mem := b.reg.Bytes()
+	hs := make([]header, b.r)
+	for s := range hs {
+		hs[s] = decodeHeader(mem[base+s*stride:])
+	}
+	err := peerErr(b.rank, verr, hs)
+	if err == nil {
+		err = agreeLL(hs, b.rank)
+	}
+	if err != nil {
+		if rerr := b.llRelease(ctx, free); rerr != nil {
+			return nil, rerr
+		}
+		return nil, err
+	}
+	return hs, nil
+}
+
 func (b *Buffer) llDispatchRecv(ctx context.Context, n int64, verr error, mine header, res *LowLatencyResult, o *LowLatencyOptions) error {
 	r, me := b.r, b.rank
 	g := b.llGeom()
 	p := int(n % 2)
 	half := b.lay.ll[p]
-	for s := 0; s < r; s++ {
-		if _, err := b.reg.Wait(ctx, b.counterOff(cLLD, s), n+1); err != nil {
-			return b.fail(err)
-		}
-	}
-	mem := b.reg.Bytes()
-	hs := make([]header, r)
-	for s := range hs {
-		hs[s] = decodeHeader(mem[half.dCounts+s*g.slot:])
-	}
-	err := peerErr(me, verr, hs)
-	if err == nil {
-		err = agreeLL(hs, me)
-	}
+	hs, err := b.llAgree(ctx, cLLD, n, verr, half.dCounts, g.slot, cLLDFree0+p)
 	if err != nil {
-		if rerr := b.llRelease(ctx, cLLDFree0+p); rerr != nil {
-			return rerr
-		}
 		return err
 	}
+	mem := b.reg.Bytes()
 	fp8 := mine.flags&flagFP8 != 0
 	ue8m0 := mine.flags&flagUE8M0 != 0
 	rm := r * g.m
@@ -619,30 +632,13 @@ func (b *Buffer) llCombineSend(ctx context.Context, x []tensor.BF16, topk TopK, 
 }
 
 func (b *Buffer) llCombineRecv(ctx context.Context, n int64, verr error, mine header, topk TopK, hd *LowLatencyHandle, out []tensor.BF16, res *LowLatencyCombineResult) error {
-	r, me := b.r, b.rank
 	g := b.llGeom()
 	q := int(n % 2)
 	half := b.lay.ll[q]
-	for s := 0; s < r; s++ {
-		if _, err := b.reg.Wait(ctx, b.counterOff(cLLC, s), n+1); err != nil {
-			return b.fail(err)
-		}
-	}
-	mem := b.reg.Bytes()
-	hs := make([]header, r)
-	for s := range hs {
-		hs[s] = decodeHeader(mem[half.cStatus+s*hdrBytes:])
-	}
-	err := peerErr(me, verr, hs)
-	if err == nil {
-		err = agreeLL(hs, me)
-	}
-	if err != nil {
-		if rerr := b.llRelease(ctx, cLLCFree0+q); rerr != nil {
-			return rerr
-		}
+	if _, err := b.llAgree(ctx, cLLC, n, verr, half.cStatus, hdrBytes, cLLCFree0+q); err != nil {
 		return err
 	}
+	mem := b.reg.Bytes()
 	N, K, H := hd.n, hd.k, g.h
 	if out == nil {
 		out = make([]tensor.BF16, N*H)
