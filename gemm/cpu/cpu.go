@@ -98,22 +98,33 @@ func (b *Backend) workers() int {
 	return runtime.GOMAXPROCS(0)
 }
 
+// fp8Call returns a pooled call (give it back with putCall) set up for the
+// FP8 operands am, bm and the output dm, or the Backend's construction
+// error, or gemm.HostFP8's error for storage the host cannot address.
+func (b *Backend) fp8Call(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out) (*call, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	if err != nil {
+		return nil, err
+	}
+	c := getCall(ctx, d, b.ks, b.workers())
+	c.fp8, c.fa, c.fb = true, a, bh
+	c.k, c.n = a.K, bm.Rows
+	return c, nil
+}
+
 // GemmNT computes D = C + A·Bᵀ (DeepGEMM fp8_gemm_nt). It receives
 // arguments gemm.FP8GemmNT validated. Errors: ctx's error if it is
 // cancelled.
 func (b *Backend) GemmNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out) error {
-	if b.err != nil {
-		return b.err
-	}
-	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	c, err := b.fp8Call(ctx, am, bm, dm)
 	if err != nil {
 		return err
 	}
-	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.fp8, c.fa, c.fb = true, a, bh
-	c.k, c.n = a.K, bm.Rows
-	c.segs = append(c.segs, segment{rows: a.Rows})
+	c.segs = append(c.segs, segment{rows: c.fa.Rows})
 	return c.run()
 }
 
@@ -122,17 +133,12 @@ func (b *Backend) GemmNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm
 // with −1 are left untouched or, with d.ZeroUnused, zeroed. It receives
 // arguments gemm.GroupedContiguousNT validated. Errors: ctx's error.
 func (b *Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, mIndices []int32) error {
-	if b.err != nil {
-		return b.err
-	}
-	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	c, err := b.fp8Call(ctx, am, bm, dm)
 	if err != nil {
 		return err
 	}
-	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.fp8, c.fa, c.fb = true, a, bh
-	c.k, c.n = a.K, bm.Rows
+	d := c.d
 	// Runs of equal non-negative indices become segments; −1 rows are
 	// skipped (and zeroed on request).
 	for m := 0; m < len(mIndices); {
@@ -157,17 +163,12 @@ func (b *Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Mat
 // are sized from maskedM itself. It receives arguments
 // gemm.GroupedMaskedNT validated. Errors: ctx's error.
 func (b *Backend) GroupedMaskedNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, maskedM []int32, expectedM int) error {
-	if b.err != nil {
-		return b.err
-	}
-	a, bh, d, err := gemm.HostFP8("cpu", am, bm, dm)
+	c, err := b.fp8Call(ctx, am, bm, dm)
 	if err != nil {
 		return err
 	}
-	c := getCall(ctx, d, b.ks, b.workers())
 	defer putCall(c)
-	c.fp8, c.fa, c.fb = true, a, bh
-	c.k, c.n = a.K, bm.Rows
+	a, d := c.fa, c.d
 	for g, mm := range maskedM {
 		if mm > 0 {
 			c.segs = append(c.segs, segment{aG: g, rows: int(mm), bG: g, dRow: g * a.Rows})

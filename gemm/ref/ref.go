@@ -77,17 +77,7 @@ func zeroRow(d gemm.OutHost, r int) {
 // arguments gemm.FP8GemmNT validated. Errors: ctx's error if it is
 // cancelled between rows.
 func (*Backend) GemmNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out) error {
-	a, b, d, err := gemm.HostFP8("ref", am, bm, dm)
-	if err != nil {
-		return err
-	}
-	for m := 0; m < a.Rows; m++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		row(a, b, d, 0, m, 0, m)
-	}
-	return nil
+	return fp8Rows(ctx, am, bm, dm, 1, func(_, _ int) int { return 0 })
 }
 
 // GroupedContiguousNT computes D[m] = C[m] + A[m]·B[mIndices[m]]ᵀ for rows
@@ -95,22 +85,7 @@ func (*Backend) GemmNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.O
 // with −1 are left untouched, or zeroed when d.ZeroUnused. It receives
 // arguments gemm.GroupedContiguousNT validated. Errors: ctx's error.
 func (*Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, mIndices []int32) error {
-	a, b, d, err := gemm.HostFP8("ref", am, bm, dm)
-	if err != nil {
-		return err
-	}
-	for m := 0; m < a.Rows; m++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		switch g := int(mIndices[m]); {
-		case g >= 0:
-			row(a, b, d, 0, m, g, m)
-		case d.ZeroUnused:
-			zeroRow(d, m)
-		}
-	}
-	return nil
+	return fp8Rows(ctx, am, bm, dm, 1, func(_, m int) int { return int(mIndices[m]) })
 }
 
 // GroupedMaskedNT computes D[g,m] = C[g,m] + A[g,m]·B[g]ᵀ for m <
@@ -118,20 +93,33 @@ func (*Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Matri
 // untouched, or zeroed when d.ZeroUnused. expectedM is ignored. It receives
 // arguments gemm.GroupedMaskedNT validated. Errors: ctx's error.
 func (*Backend) GroupedMaskedNT(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, maskedM []int32, expectedM int) error {
+	return fp8Rows(ctx, am, bm, dm, am.NumGroups(), func(g, m int) int {
+		if m < int(maskedM[g]) {
+			return g
+		}
+		return -1
+	})
+}
+
+// fp8Rows computes the rows m of A's groups g < groups in order, each into
+// D row g·rows+m against B group bGroup(g, m); a row whose bGroup is
+// negative is left untouched, or zeroed when d.ZeroUnused. It checks ctx
+// before every row.
+func fp8Rows(ctx context.Context, am, bm *tensor.FP8Matrix, dm *gemm.Out, groups int, bGroup func(g, m int) int) error {
 	a, b, d, err := gemm.HostFP8("ref", am, bm, dm)
 	if err != nil {
 		return err
 	}
-	for g := 0; g < a.NumGroups(); g++ {
+	for g := 0; g < groups; g++ {
 		for m := 0; m < a.Rows; m++ {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			switch {
-			case m < int(maskedM[g]):
-				row(a, b, d, g, m, g, g*a.Rows+m)
+			switch bg, dRow := bGroup(g, m), g*a.Rows+m; {
+			case bg >= 0:
+				row(a, b, d, g, m, bg, dRow)
 			case d.ZeroUnused:
-				zeroRow(d, g*a.Rows+m)
+				zeroRow(d, dRow)
 			}
 		}
 	}
