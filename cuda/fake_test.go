@@ -14,24 +14,6 @@ import (
 	"github.com/fireflyer-go/fireflyer/cuda/cudatest"
 )
 
-func openFake(t *testing.T, f *cudatest.Fake) (*cuda.Driver, *cuda.Context) {
-	t.Helper()
-	d, err := cuda.LoadDriver(f.Opener())
-	if err != nil {
-		t.Fatalf("LoadDriver(fake): %v", err)
-	}
-	c, err := d.Open(0)
-	if err != nil {
-		t.Fatalf("Open(0): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return d, c
-}
-
 // TestFakeExportsEverySymbol keeps the fake in step with the loader: every
 // entry point the loader resolves must be one the fake exports.
 func TestFakeExportsEverySymbol(t *testing.T) {
@@ -51,7 +33,7 @@ func TestFakeExportsEverySymbol(t *testing.T) {
 
 func TestLoadDriverAndDeviceInfo(t *testing.T) {
 	f := cudatest.New()
-	d, c := openFake(t, f)
+	d, c := f.Open(t)
 	if d.Version() != 13000 || d.Path() != "libcuda.so.1" {
 		t.Errorf("version %d path %q", d.Version(), d.Path())
 	}
@@ -96,7 +78,7 @@ func TestLoadFailures(t *testing.T) {
 		f.Missing["cuLaunchKernelEx"] = true
 		f.Missing["cuTensorMapEncodeTiled"] = true
 		f.Kernels["k"] = cudatest.Kernel{}
-		d, c := openFake(t, f)
+		d, c := f.Open(t)
 		if d.Has("cuLaunchKernelEx") || !d.Has("cuLaunchKernel") {
 			t.Fatal("Has is wrong")
 		}
@@ -140,7 +122,7 @@ func (failOpener) Open(name string) (cuda.Library, error) {
 func TestErrorTranslation(t *testing.T) {
 	f := cudatest.New()
 	f.MemLimit = 1 << 20
-	_, c := openFake(t, f)
+	_, c := f.Open(t)
 	_, err := c.Alloc(2 << 20)
 	var ce *cuda.Error
 	if !errors.As(err, &ce) || ce.Func != "cuMemAlloc_v2" || ce.Code != 2 || ce.Name != "CUDA_ERROR_OUT_OF_MEMORY" || ce.Message != "out of memory" {
@@ -167,7 +149,7 @@ func TestErrorTranslation(t *testing.T) {
 
 func TestMemoryRoundTrip(t *testing.T) {
 	f := cudatest.New()
-	_, c := openFake(t, f)
+	_, c := f.Open(t)
 	src := make([]byte, 1000)
 	for i := range src {
 		src[i] = byte(i * 7)
@@ -215,7 +197,7 @@ func TestMemoryRoundTrip(t *testing.T) {
 // checks that every context-bound driver call ran on one OS thread.
 func TestContextIsThreadBound(t *testing.T) {
 	f := cudatest.New()
-	_, c := openFake(t, f)
+	_, c := f.Open(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for g := range 16 {
@@ -316,7 +298,7 @@ func TestLaunchPacksArguments(t *testing.T) {
 			return nil
 		},
 	}
-	_, c := openFake(t, f)
+	_, c := f.Open(t)
 	fn := loadKernel(t, c, "axpy")
 	const n = 37
 	xs, ys := make([]byte, 4*n), make([]byte, 4*n)
@@ -415,7 +397,7 @@ func TestArgsLayout(t *testing.T) {
 
 func TestStreamsAndEvents(t *testing.T) {
 	f := cudatest.New()
-	_, c := openFake(t, f)
+	_, c := f.Open(t)
 	s, err := c.NewStream()
 	if err != nil {
 		t.Fatal(err)
@@ -448,7 +430,7 @@ func TestStreamsAndEvents(t *testing.T) {
 
 func TestEncodeTiled(t *testing.T) {
 	f := cudatest.New()
-	d, _ := openFake(t, f)
+	d, _ := f.Open(t)
 	m := cuda.TiledTensorMap{
 		DataType: cuda.TMAUint8, Base: 0x7f0000001000,
 		Dims: []uint64{7168, 4096}, Strides: []uint64{7168}, Box: []uint32{128, 64},
@@ -487,10 +469,7 @@ func TestEncodeTiled(t *testing.T) {
 
 func TestNVRTCFake(t *testing.T) {
 	f := cudatest.New()
-	n, err := cuda.LoadNVRTC(f.Opener())
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := f.NVRTC(t)
 	if maj, min := n.Version(); maj != 13 || min != 0 || n.Path() != "libnvrtc.so.13" {
 		t.Errorf("version %d.%d path %s", maj, min, n.Path())
 	}

@@ -3,6 +3,8 @@ package gemm
 import (
 	"testing"
 	"time"
+
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 )
 
 // TestZeroWidthHugeDims: a zero dimension makes every helper's result
@@ -21,18 +23,5 @@ func TestZeroWidthHugeDims(t *testing.T) {
 			return err
 		},
 	}
-	for name, call := range calls {
-		t.Run(name, func(t *testing.T) {
-			done := make(chan error, 1)
-			go func() { done <- call() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("did not return")
-			}
-		})
-	}
+	leaktest.Returns(t, 5*time.Second, calls)
 }

@@ -357,19 +357,8 @@ func TestWriteAtomic(t *testing.T) {
 func TestLoadThroughFakeDriver(t *testing.T) {
 	f := cudatest.New()
 	f.Kernels[cudatest.LoweredName("k<4>")] = cudatest.Kernel{}
-	n, err := cuda.LoadNVRTC(f.Opener())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := cuda.LoadDriver(f.Opener())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, err := d.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Close()
+	n := f.NVRTC(t)
+	_, ctx := f.Open(t)
 	c, _ := jit.New(n, jit.Config{CacheDir: t.TempDir()})
 	r := req
 	r.Arch = "" // from the device: sm_90a

@@ -228,19 +228,8 @@ func TestLaunchThroughFake(t *testing.T) {
 	for _, r := range Instances() {
 		f.Kernels[cudatest.LoweredName(r.Instance.String())] = cudatest.Kernel{ArgSizes: []int{8, 8}}
 	}
-	n, err := cuda.LoadNVRTC(f.Opener())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := cuda.LoadDriver(f.Opener())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, err := d.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Close()
+	n := f.NVRTC(t)
+	_, ctx := f.Open(t)
 	comp, _ := jit.New(n, jit.Config{CacheDir: t.TempDir()})
 	s, err := New(ctx, comp)
 	if err != nil {

@@ -1,10 +1,12 @@
-// Package leaktest is the one goroutine-leak check that Fireflyer's test
-// binaries run from TestMain. It is a separate package from testutil because
+// Package leaktest holds the goroutine checks Fireflyer's tests share: the
+// leak check every test binary runs from TestMain (Main) and the check that
+// calls return at all (Returns). It is a separate package from testutil because
 // it imports testing, which the fireflyer binary must not link.
 package leaktest
 
 import (
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -23,3 +25,25 @@ var processLifetime = []goleak.Option{
 // running; it does not return (goleak.VerifyTestMain calls os.Exit). Call it
 // as the whole body of TestMain, or as its last statement.
 func Main(m *testing.M) { goleak.VerifyTestMain(m, processLifetime...) }
+
+// Returns runs each named call in its own subtest and fails that subtest
+// when the call returns an error or has not returned within limit (it hangs
+// or walks a huge empty range). A call that never returns is left running;
+// Main then reports its goroutine as well.
+func Returns(t *testing.T, limit time.Duration, calls map[string]func() error) {
+	t.Helper()
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { done <- call() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(limit):
+				t.Fatal("did not return")
+			}
+		})
+	}
+}
