@@ -82,16 +82,11 @@ extern "C" __global__ void cluster_rank(unsigned* out) {
 }
 `
 
-func TestGPUCompileAndLaunch(t *testing.T) {
-	c := cudatest.RequireGPU(t)
-	n := cudatest.RequireNVRTC(t)
-	maj, min := n.Version()
-	t.Logf("NVRTC %d.%d from %s; driver %d from %s", maj, min, n.Path(), c.Driver().Version(), c.Driver().Path())
-	out, err := n.Compile(cuda.Program{
-		Name: "test.cu", Source: testKernels,
-		Options:         []string{"--gpu-architecture=" + c.Info().Arch(), "-default-device"},
-		NameExpressions: []string{"scale<3>"},
-	})
+// compileLoad compiles p with n and loads the image on c; the module is
+// unloaded when the test ends. Any error fails t.
+func compileLoad(t *testing.T, c *cuda.Context, n *cuda.NVRTC, p cuda.Program) (*cuda.Module, *cuda.Compiled) {
+	t.Helper()
+	out, err := n.Compile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +94,20 @@ func TestGPUCompileAndLaunch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Unload()
+	t.Cleanup(func() { m.Unload() })
+	return m, out
+}
+
+func TestGPUCompileAndLaunch(t *testing.T) {
+	c := cudatest.RequireGPU(t)
+	n := cudatest.RequireNVRTC(t)
+	maj, min := n.Version()
+	t.Logf("NVRTC %d.%d from %s; driver %d from %s", maj, min, n.Path(), c.Driver().Version(), c.Driver().Path())
+	m, out := compileLoad(t, c, n, cuda.Program{
+		Name: "test.cu", Source: testKernels,
+		Options:         []string{"--gpu-architecture=" + c.Info().Arch(), "-default-device"},
+		NameExpressions: []string{"scale<3>"},
+	})
 	addOne, err := m.Function("add_one")
 	if err != nil {
 		t.Fatal(err)
@@ -258,15 +266,7 @@ func TestGPUTensorMap(t *testing.T) {
 		t.Skip("TMA copies need sm_90")
 	}
 	n := cudatest.RequireNVRTC(t)
-	out, err := n.Compile(cuda.Program{Name: "tma.cu", Source: tmaKernel, Options: []string{"--gpu-architecture=" + c.Info().Arch(), "-std=c++17"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := c.LoadModule(out.Image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Unload()
+	m, _ := compileLoad(t, c, n, cuda.Program{Name: "tma.cu", Source: tmaKernel, Options: []string{"--gpu-architecture=" + c.Info().Arch(), "-std=c++17"}})
 	fn, err := m.Function("tma_copy")
 	if err != nil {
 		t.Fatal(err)

@@ -18,20 +18,17 @@ func notHost(backend, arg string, err error) error {
 // tensor.ErrNotHost and ErrUnsupported, naming the argument, when some
 // storage is not host memory.
 func HostFP8(backend string, a, b *tensor.FP8Matrix, d *Out) (ah, bh tensor.FP8Host, dh OutHost, err error) {
-	if ah, err = a.Host(); err != nil {
-		return ah, bh, dh, notHost(backend, "a", err)
-	}
-	if bh, err = b.Host(); err != nil {
-		return ah, bh, dh, notHost(backend, "b", err)
-	}
-	if dh, err = d.Host(); err != nil {
-		return ah, bh, dh, notHost(backend, "d", err)
-	}
-	return ah, bh, dh, nil
+	return hostOperands(backend, a, b, d)
 }
 
 // HostBF16 is HostFP8 for the BF16 GEMM's operands.
 func HostBF16(backend string, a, b *BF16Matrix, d *Out) (ah, bh BF16Host, dh OutHost, err error) {
+	return hostOperands(backend, a, b, d)
+}
+
+// hostOperands resolves operands a and b of either dtype and output d to
+// host slices, naming the first argument whose storage is not host memory.
+func hostOperands[H any, M interface{ Host() (H, error) }](backend string, a, b M, d *Out) (ah, bh H, dh OutHost, err error) {
 	if ah, err = a.Host(); err != nil {
 		return ah, bh, dh, notHost(backend, "a", err)
 	}

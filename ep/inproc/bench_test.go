@@ -10,6 +10,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -87,15 +88,7 @@ func benchNormal(b *testing.B, fp8 bool) {
 	recv := make([]int, R)
 	maxRows := 0
 	for r := range ranks {
-		idx := make([]int32, N*K)
-		perm := rng.Perm(E)
-		for t := 0; t < N; t++ {
-			for j := 0; j < K; j++ {
-				p := j + rng.IntN(E-j)
-				perm[j], perm[p] = perm[p], perm[j]
-				idx[t*K+j] = int32(perm[j])
-			}
-		}
+		idx := testutil.RandomTopK(rng, N, K, E)
 		w := make([]float32, N*K)
 		for i := range w {
 			w[i] = rng.Float32()
@@ -226,15 +219,7 @@ func benchLowLatency(b *testing.B, fp8 bool) {
 	ranks := make([]benchRank, R)
 	sel := 0
 	for r := range ranks {
-		idx := make([]int32, M*K)
-		perm := rng.Perm(E)
-		for t := 0; t < M; t++ {
-			for j := 0; j < K; j++ {
-				p := j + rng.IntN(E-j)
-				perm[j], perm[p] = perm[p], perm[j]
-				idx[t*K+j] = int32(perm[j])
-			}
-		}
+		idx := testutil.RandomTopK(rng, M, K, E)
 		w := make([]float32, M*K)
 		for i := range w {
 			w[i] = rng.Float32()

@@ -94,3 +94,23 @@ func MaxAbsDiff(x, y []float64) float64 {
 	}
 	return m
 }
+
+// RandomTopK draws n rows of k distinct experts out of e, row-major
+// [n][k], for routing benchmarks: one running permutation of the experts
+// (starting as r.Perm(e)) of which each row takes the first k after a
+// partial Fisher–Yates shuffle. It panics if k > e (a test bug).
+func RandomTopK(r *rand.Rand, n, k, e int) []int32 {
+	if k > e {
+		panic("testutil: RandomTopK with k > e")
+	}
+	idx := make([]int32, n*k)
+	perm := r.Perm(e)
+	for t := 0; t < n; t++ {
+		for j := 0; j < k; j++ {
+			p := j + r.IntN(e-j)
+			perm[j], perm[p] = perm[p], perm[j]
+			idx[t*k+j] = int32(perm[j])
+		}
+	}
+	return idx
+}

@@ -66,3 +66,28 @@ func TestLong(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomTopK checks that every row holds k distinct experts below e and
+// that the draw is deterministic for a seed.
+func TestRandomTopK(t *testing.T) {
+	const n, k, e = 50, 8, 20
+	a := RandomTopK(RNG(3), n, k, e)
+	b := RandomTopK(RNG(3), n, k, e)
+	if len(a) != n*k {
+		t.Fatalf("len %d, want %d", len(a), n*k)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("entry %d: %d then %d for one seed", i, a[i], b[i])
+		}
+	}
+	for r := 0; r < n; r++ {
+		seen := map[int32]bool{}
+		for _, x := range a[r*k : (r+1)*k] {
+			if x < 0 || x >= e || seen[x] {
+				t.Fatalf("row %d: %v", r, a[r*k:(r+1)*k])
+			}
+			seen[x] = true
+		}
+	}
+}
