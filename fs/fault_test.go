@@ -242,12 +242,16 @@ func TestWaitDeadlineThenClose(t *testing.T) {
 	}
 }
 
-func TestForbidReadHoles(t *testing.T) {
-	c, _, _ := memClient(t, errorfs.Options{})
+// checkReadHole reads a hole (byte 20000 written, 0–8191 not) through a
+// ring with ForbidReadHoles at priority prio and wants ENODATA.
+func checkReadHole(t *testing.T, c *fs.Client, prio fs.Priority) {
+	t.Helper()
 	f, _ := c.OpenFile("h", os.O_RDWR|os.O_CREATE, 0o644)
-	f.WriteAt([]byte{1}, 20000)
+	if _, err := f.WriteAt([]byte{1}, 20000); err != nil {
+		t.Fatal(err)
+	}
 	buf, _ := c.NewBuffer(8192, fs.BufferOpts{})
-	r, err := c.NewRing(fs.RingOpts{Entries: 2, Op: fs.Read, Priority: fs.High, Flags: fs.ForbidReadHoles | fs.AllowReadUncommitted})
+	r, err := c.NewRing(fs.RingOpts{Entries: 2, Op: fs.Read, Priority: prio, Flags: fs.ForbidReadHoles | fs.AllowReadUncommitted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +262,11 @@ func TestForbidReadHoles(t *testing.T) {
 	if n, err := r.Wait(context.Background(), out, 1); n != 1 || err != nil || !errors.Is(out[0].Err, syscall.ENODATA) {
 		t.Fatalf("read of a hole with ForbidReadHoles: %d %v %+v", n, err, out[0])
 	}
+}
+
+func TestForbidReadHoles(t *testing.T) {
+	c, _, _ := memClient(t, errorfs.Options{})
+	checkReadHole(t, c, fs.High)
 	p, _ := fs.Open(context.Background(), t.TempDir(), fs.WithBackend("posix"))
 	defer p.Close()
 	if _, err := p.NewRing(fs.RingOpts{Entries: 2, Flags: fs.ForbidReadHoles}); !errors.Is(err, fs.ErrUnsupported) {

@@ -292,22 +292,7 @@ func TestHF3FSFaultsSurface(t *testing.T) {
 func TestHF3FSForbidReadHoles(t *testing.T) {
 	_, c := newHF3FS(t, nil)
 	defer c.Close()
-	f, _ := c.OpenFile("h", os.O_RDWR|os.O_CREATE, 0o644)
-	if _, err := f.WriteAt([]byte{1}, 20000); err != nil {
-		t.Fatal(err)
-	}
-	buf, _ := c.NewBuffer(8192, fs.BufferOpts{})
-	r, err := c.NewRing(fs.RingOpts{Entries: 2, Op: fs.Read, Priority: fs.Low, Flags: fs.ForbidReadHoles | fs.AllowReadUncommitted})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, _ := buf.Region(0, 8192)
-	r.Prep(fs.Req{File: f, Buf: reg})
-	r.Submit()
-	out := make([]fs.Completion, 1)
-	if n, err := r.Wait(context.Background(), out, 1); n != 1 || err != nil || !errors.Is(out[0].Err, syscall.ENODATA) {
-		t.Fatalf("read of a hole with ForbidReadHoles: %d %v %+v", n, err, out[0])
-	}
+	checkReadHole(t, c, fs.Low)
 }
 
 func TestHF3FSRegisterOSFile(t *testing.T) {
