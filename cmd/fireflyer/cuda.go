@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -93,22 +92,12 @@ func gatherCUDA() cudaReport {
 func runCUDAInfo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cuda info", "cuda info [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer cuda info: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	r := gatherCUDA()
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			fmt.Fprintln(stderr, "fireflyer cuda info:", err)
-			return exitFail
-		}
-		return exitOK
+		return writeJSON(stdout, stderr, "cuda info", r)
 	}
 	if r.DriverError != "" {
 		fmt.Fprintf(stdout, "driver:    %s\n", r.DriverError)
@@ -132,12 +121,8 @@ func runCUDAInfo(args []string, stdout, stderr io.Writer) int {
 func runCUDAWarmup(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cuda warmup", "cuda warmup [--arch sm_XX]", stderr)
 	arch := fs.String("arch", "", "target architecture, e.g. sm_90a (default: device 0's)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer cuda warmup: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	if *arch == "" {
 		c, err := cuda.Open(0)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,12 +38,8 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (with --transport tcp|unix also every rank process: ranks still running then are killed)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer demo: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(stderr, "fireflyer demo: --timeout %v must be positive\n", *timeout)
@@ -119,10 +114,8 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return exitFail
+		if c := writeJSON(stdout, stderr, "demo", res); c != exitOK {
+			return c
 		}
 	} else {
 		demo.PrintTable(stdout, res)

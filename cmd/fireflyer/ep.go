@@ -16,6 +16,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -83,12 +84,8 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.LowLatency, "low-latency", false, "run LowLatencyDispatch/LowLatencyCombine instead of the normal kernels")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Minute, "give up after this long (every wait of every rank; rank processes still running then are killed)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the report")
-	if code, ok := parseFlags(fs, args[1:]); !ok {
+	if code, ok := parseNoArgs(fs, args[1:], stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer ep bench: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "fireflyer ep bench: %v\n", err)
@@ -109,10 +106,7 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-		return exitOK
+		return writeJSON(stdout, stderr, "ep bench", rep)
 	}
 	rep.print(stdout)
 	return exitOK
@@ -351,15 +345,7 @@ func epBenchRank(ctx context.Context, t ep.Transport, cfg epBenchConfig, stderr 
 	for i := range x {
 		x[i] = tensor.BF16FromFloat32(float32(rng.Float64()*2-1) * 0.5)
 	}
-	idx := make([]int32, n*k)
-	perm := rng.Perm(e)
-	for tok := 0; tok < n; tok++ {
-		for j := 0; j < k; j++ {
-			p := j + rng.IntN(e-j)
-			perm[j], perm[p] = perm[p], perm[j]
-			idx[tok*k+j] = int32(perm[j])
-		}
-	}
+	idx := testutil.RandomTopK(rng, n, k, e)
 	w := make([]float32, n*k)
 	for i := range w {
 		w[i] = rng.Float32()

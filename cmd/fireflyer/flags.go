@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +33,34 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// parseNoArgs is parseFlags for a command that takes no positional
+// arguments: the first one left after the flags is bad usage, reported on
+// stderr as "fireflyer NAME: unexpected argument "ARG"" (NAME the flag
+// set's name).
+func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fireflyer %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// writeJSON writes v to stdout as indented JSON, the --json output of every
+// command; it returns exitOK, or exitFail after "fireflyer NAME: error" on
+// stderr when stdout cannot be written.
+func writeJSON(stdout, stderr io.Writer, name string, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "fireflyer %s: %v\n", name, err)
+		return exitFail
+	}
+	return exitOK
 }
 
 // checkOutFile reports, before any work, an output FILE argument that names

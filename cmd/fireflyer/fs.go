@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -178,9 +177,9 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(res)
+		if c := writeJSON(stdout, stderr, "fs bench", res); c != exitOK {
+			return c
+		}
 	} else {
 		printBench(stdout, res)
 	}

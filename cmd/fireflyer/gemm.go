@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/fireflyer-go/fireflyer/tensor"
 	"io"
@@ -51,12 +50,8 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	repeats := fs.Int("repeats", 3, "timed runs, 1 … 1000 (best kept)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer gemm: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	if *m < 1 || *n < 1 || *k < 1 || *m**n > 1<<26 || *n**k > 1<<28 || *m**k > 1<<28 {
 		fmt.Fprintf(stderr, "fireflyer gemm: -m, -n, -k must be ≥ 1 and at most 2^26 outputs, 2^28 inputs (got %d, %d, %d)\n", *m, *n, *k)
@@ -99,9 +94,9 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	res.CalcDiffDequant = testutil.CalcDiff(got, oracle.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
 	res.Pass = res.CalcDiffUnquant < res.GateUnquantized && res.CalcDiffDequant < res.GateDequantized
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(res)
+		if c := writeJSON(stdout, stderr, "gemm", res); c != exitOK {
+			return c
+		}
 	} else {
 		kern := ""
 		if res.Kernel != "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -51,22 +50,12 @@ type backendStatus struct {
 func runInfo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("info", "info [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer info: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	r := gatherInfo()
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			fmt.Fprintln(stderr, "fireflyer info:", err)
-			return exitFail
-		}
-		return exitOK
+		return writeJSON(stdout, stderr, "info", r)
 	}
 	printInfo(stdout, r)
 	return exitOK

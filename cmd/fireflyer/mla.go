@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -127,7 +126,7 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *asJSON {
-		return writeJSON(stdout, stderr, map[string]any{
+		return writeJSON(stdout, stderr, "mla", map[string]any{
 			"num_parts": s.NumParts, "parts": s.Parts, "num_splits": s.NumSplits, "pieces": s.Pieces(),
 		})
 	}
@@ -150,16 +149,6 @@ const (
 	maxMLAParts  = 1 << 20
 	maxMLARounds = 1000
 )
-
-func writeJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla: %v\n", err)
-		return exitFail
-	}
-	return exitOK
-}
 
 func caseFlags(fs *flag.FlagSet) (*oracle.Case, *string, *string) {
 	c := &oracle.Case{}
@@ -188,12 +177,8 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept), 1 … 1000")
 	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer mla %s: unexpected argument %q\n", verb, fs.Arg(0))
-		return exitUsage
 	}
 	dt, err := tensor.ParseDType(*dtype)
 	if err != nil || (dt != tensor.BF16T && dt != tensor.F16T && dt != tensor.F32) {
@@ -257,7 +242,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 			return exitFail
 		}
 		if *asJSON {
-			return writeJSON(stdout, stderr, m)
+			return writeJSON(stdout, stderr, "mla", m)
 		}
 		fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
 		fmt.Fprintf(stdout, "decode %.3f ms %.1f GFLOP/s %.2f GB/s\n", m.Seconds*1e3, m.GFLOPs, m.GBs)
@@ -294,7 +279,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 		code = exitFail
 	}
 	if *asJSON {
-		if c := writeJSON(stdout, stderr, res); c != exitOK {
+		if c := writeJSON(stdout, stderr, "mla", res); c != exitOK {
 			return c
 		}
 		return code

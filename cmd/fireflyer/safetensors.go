@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,10 +96,7 @@ func runSafetensors(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		for _, t := range h.Tensors {
 			out.Tensors = append(out.Tensors, jt{t.Name, dtypeLabel(t), t.Shape, [2]int64{t.Begin, t.End}})
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
-		return exitOK
+		return writeJSON(stdout, stderr, "safetensors ls", out)
 	}
 	keys := make([]string, 0, len(h.Metadata))
 	for k := range h.Metadata {

@@ -40,12 +40,8 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	run := fs.Bool("run", false, "run one step across --ranks processes over pipeline/p2p, with stages that sleep for the --cost times in milliseconds (an F&B pair runs as its F then its B, so FB is taken as F+B), and print per rank the measured busy and idle time next to the simulated, then both makespans; with --svg, draw both timelines in one picture")
 	transport := fs.String("transport", "unix", "with --run: the sockets between the rank processes, unix or tcp")
 	timeout := fs.Duration("timeout", 2*time.Minute, "with --run: deadline of the whole run")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer schedule: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
 	}
 	if *text && *asJSON {
 		fmt.Fprintln(stderr, "fireflyer schedule: --text and --json are exclusive")

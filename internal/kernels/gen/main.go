@@ -120,20 +120,22 @@ func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast int, zero, vzero st
 	p("")
 }
 
+// e4m3Consts are the E4M3 decoding constants: the magnitude mask, the sign
+// bit, 2^120 (the exponent re-bias as a factor) and the NaN pattern.
+var e4m3Consts = []string{"0x7F", "0x80000000", "0x7B800000", "0x7FC00000"}
+
+// decodeConsts broadcasts e4m3Consts into Z20–Z23.
 func decodeConsts() {
-	p("\tMOVL $0x7F, R8")
-	p("\tVPBROADCASTD R8, Z20")
-	p("\tMOVL $0x80000000, R8")
-	p("\tVPBROADCASTD R8, Z21")
-	p("\tMOVL $0x7B800000, R8")
-	p("\tVPBROADCASTD R8, Z22")
-	p("\tMOVL $0x7FC00000, R8")
-	p("\tVPBROADCASTD R8, Z23")
+	for i, c := range e4m3Consts {
+		p("\tMOVL $%s, R8", c)
+		p("\tVPBROADCASTD R8, Z%d", 20+i)
+	}
 }
 
-// decode16 decodes the 16 E4M3 bytes at off(SI) into Z2 (uses Z0-Z3, K1).
-func decode16(off int) {
-	p("\tVPMOVZXBD %d(SI), Z0", off)
+// decode16 decodes the 16 E4M3 bytes at mem into Z2 (uses Z0-Z3, K1 and
+// the constants of decodeConsts).
+func decode16(mem string) {
+	p("\tVPMOVZXBD %s, Z0", mem)
 	p("\tVPANDD Z20, Z0, Z1")
 	p("\tVPSLLD $20, Z1, Z2")
 	p("\tVMULPS Z22, Z2, Z2")
@@ -202,7 +204,7 @@ func decodeRows() {
 	p("rows_slow:")
 	p("\tMOVQ R11, CX")
 	p("rows_loop:")
-	decode16(0)
+	decode16("0(SI)")
 	p("\tVMOVUPS Z2, (DX)")
 	p("\tADDQ $16, SI")
 	p("\tADDQ $64, DX")
@@ -370,24 +372,9 @@ func gemmFile() string {
 	p("\tMOVQ n+16(FP), CX")
 	p("\tSHRQ $4, CX")
 	p("\tJZ dec512_done")
-	p("\tMOVL $0x7F, R8")
-	p("\tVPBROADCASTD R8, Z20")
-	p("\tMOVL $0x80000000, R8")
-	p("\tVPBROADCASTD R8, Z21")
-	p("\tMOVL $0x7B800000, R8") // 2^120
-	p("\tVPBROADCASTD R8, Z22")
-	p("\tMOVL $0x7FC00000, R8")
-	p("\tVPBROADCASTD R8, Z23")
+	decodeConsts()
 	p("dec512_loop:")
-	p("\tVPMOVZXBD (SI), Z0")
-	p("\tVPANDD Z20, Z0, Z1")
-	p("\tVPSLLD $20, Z1, Z2")
-	p("\tVMULPS Z22, Z2, Z2")
-	p("\tVPSLLD $24, Z0, Z3")
-	p("\tVPANDD Z21, Z3, Z3")
-	p("\tVPORD Z3, Z2, Z2")
-	p("\tVPCMPEQD Z20, Z1, K1")
-	p("\tVMOVDQA32 Z23, K1, Z2")
+	decode16("(SI)")
 	p("\tVMOVUPS Z2, (DI)")
 	p("\tADDQ $16, SI")
 	p("\tADDQ $64, DI")
@@ -405,18 +392,11 @@ func gemmFile() string {
 	p("\tMOVQ n+16(FP), CX")
 	p("\tSHRQ $3, CX")
 	p("\tJZ dec2_done")
-	p("\tMOVL $0x7F, R8")
-	p("\tMOVQ R8, X8")
-	p("\tVPBROADCASTD X8, Y8")
-	p("\tMOVL $0x80000000, R8")
-	p("\tMOVQ R8, X9")
-	p("\tVPBROADCASTD X9, Y9")
-	p("\tMOVL $0x7B800000, R8")
-	p("\tMOVQ R8, X10")
-	p("\tVPBROADCASTD X10, Y10")
-	p("\tMOVL $0x7FC00000, R8")
-	p("\tMOVQ R8, X11")
-	p("\tVPBROADCASTD X11, Y11")
+	for i, c := range e4m3Consts {
+		p("\tMOVL $%s, R8", c)
+		p("\tMOVQ R8, X%d", 8+i)
+		p("\tVPBROADCASTD X%d, Y%d", 8+i, 8+i)
+	}
 	p("dec2_loop:")
 	p("\tVPMOVZXBD (SI), Y0")
 	p("\tVPAND Y8, Y0, Y1")

@@ -11,9 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 )
 
 // testRankEnv marks the test binary started as a demo rank process (see
@@ -40,8 +39,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	// gemm/cpu keeps parked helper goroutines for the life of the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/fireflyer-go/fireflyer/internal/par.helperLoop"))
+	leaktest.Main(m)
 }
 
 func small(t *testing.T) Options {
