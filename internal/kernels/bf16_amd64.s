@@ -4,6 +4,40 @@
 
 #include "textflag.h"
 
+// BF16_CONSTS broadcasts the rounding constants: Y8 ones, Y9 0x7FFF,
+// Y10 the NaN pattern.
+#define BF16_CONSTS \
+	MOVL $1, AX; \
+	MOVQ AX, X8; \
+	VPBROADCASTD X8, Y8; \
+	MOVL $0x7FFF, AX; \
+	MOVQ AX, X9; \
+	VPBROADCASTD X9, Y9; \
+	MOVL $0x7FC0, AX; \
+	MOVQ AX, X10; \
+	VPBROADCASTD X10, Y10
+
+// ROUND_BF16(dst) stores Y0, Y1 rounded to BF16 at dst (torch's round to
+// nearest even, NaN to 0x7FC0), using Y2-Y6.
+#define ROUND_BF16(dst) \
+	VPSRLD $16, Y0, Y2; \
+	VPSRLD $16, Y1, Y3; \
+	VPAND Y8, Y2, Y2; \
+	VPAND Y8, Y3, Y3; \
+	VPADDD Y9, Y2, Y2; \
+	VPADDD Y9, Y3, Y3; \
+	VPADDD Y0, Y2, Y2; \
+	VPADDD Y1, Y3, Y3; \
+	VPSRLD $16, Y2, Y2; \
+	VPSRLD $16, Y3, Y3; \
+	VCMPPS $3, Y0, Y0, Y4; \
+	VCMPPS $3, Y1, Y1, Y5; \
+	VBLENDVPS Y4, Y10, Y2, Y2; \
+	VBLENDVPS Y5, Y10, Y3, Y3; \
+	VPACKUSDW Y3, Y2, Y6; \
+	VPERMQ $0xD8, Y6, Y6; \
+	VMOVDQU Y6, dst
+
 // func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int)  (n a multiple of 16)
 TEXT ·axpyBF16AVX2(SB), NOSPLIT, $0-32
 	MOVQ acc+0(FP), DI
@@ -35,35 +69,11 @@ TEXT ·toBF16AVX2(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
-	MOVL $1, AX
-	MOVQ AX, X8
-	VPBROADCASTD X8, Y8   // ones
-	MOVL $0x7FFF, AX
-	MOVQ AX, X9
-	VPBROADCASTD X9, Y9   // 0x7FFF
-	MOVL $0x7FC0, AX
-	MOVQ AX, X10
-	VPBROADCASTD X10, Y10 // NaN
+	BF16_CONSTS
 to_loop:
 	VMOVUPS (SI), Y0
 	VMOVUPS 32(SI), Y1
-	VPSRLD $16, Y0, Y2
-	VPSRLD $16, Y1, Y3
-	VPAND Y8, Y2, Y2
-	VPAND Y8, Y3, Y3
-	VPADDD Y9, Y2, Y2
-	VPADDD Y9, Y3, Y3
-	VPADDD Y0, Y2, Y2
-	VPADDD Y1, Y3, Y3
-	VPSRLD $16, Y2, Y2
-	VPSRLD $16, Y3, Y3
-	VCMPPS $3, Y0, Y0, Y4
-	VCMPPS $3, Y1, Y1, Y5
-	VBLENDVPS Y4, Y10, Y2, Y2
-	VBLENDVPS Y5, Y10, Y3, Y3
-	VPACKUSDW Y3, Y2, Y6
-	VPERMQ $0xD8, Y6, Y6
-	VMOVDQU Y6, (DI)
+	ROUND_BF16((DI))
 	ADDQ $64, SI
 	ADDQ $32, DI
 	SUBQ $16, CX
@@ -79,15 +89,7 @@ TEXT ·sumBF16AVX2(SB), NOSPLIT, $0-32
 	MOVQ rows+8(FP), SI
 	MOVQ nrows+16(FP), R9
 	MOVQ n+24(FP), CX
-	MOVL $1, AX
-	MOVQ AX, X8
-	VPBROADCASTD X8, Y8   // ones
-	MOVL $0x7FFF, AX
-	MOVQ AX, X9
-	VPBROADCASTD X9, Y9   // 0x7FFF
-	MOVL $0x7FC0, AX
-	MOVQ AX, X10
-	VPBROADCASTD X10, Y10 // NaN
+	BF16_CONSTS
 	XORQ DX, DX           // byte offset into the rows
 sum_loop:
 	MOVQ (SI), AX
@@ -111,23 +113,7 @@ sum_inner:
 	DECQ R11
 	JNZ sum_inner
 sum_convert:
-	VPSRLD $16, Y0, Y2
-	VPSRLD $16, Y1, Y3
-	VPAND Y8, Y2, Y2
-	VPAND Y8, Y3, Y3
-	VPADDD Y9, Y2, Y2
-	VPADDD Y9, Y3, Y3
-	VPADDD Y0, Y2, Y2
-	VPADDD Y1, Y3, Y3
-	VPSRLD $16, Y2, Y2
-	VPSRLD $16, Y3, Y3
-	VCMPPS $3, Y0, Y0, Y4
-	VCMPPS $3, Y1, Y1, Y5
-	VBLENDVPS Y4, Y10, Y2, Y2
-	VBLENDVPS Y5, Y10, Y3, Y3
-	VPACKUSDW Y3, Y2, Y6
-	VPERMQ $0xD8, Y6, Y6
-	VMOVDQU Y6, (DI)(DX*1)
+	ROUND_BF16((DI)(DX*1))
 	ADDQ $32, DX
 	SUBQ $16, CX
 	JNZ sum_loop

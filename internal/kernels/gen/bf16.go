@@ -8,7 +8,8 @@ import (
 // bf16Kernels returns the body of bf16_amd64.s: the AVX2 BF16 combine
 // kernels of package ep (axpy into float32, float32 to BF16, fused row
 // sums). Each handles 16 elements a step as two ymm halves u = 0, 1, so
-// every step below is written once and emitted for both halves.
+// every step below is written once and emitted for both halves; the
+// rounding to BF16 that two of them share is an assembler macro.
 func bf16Kernels() string {
 	var b strings.Builder
 	q := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -31,18 +32,39 @@ func bf16Kernels() string {
 		}
 		both("VPSLLD $16, %[1]s, %[1]s", dst)
 	}
-	// roundConsts broadcasts the rounding constants: Y8 ones, Y9 0x7FFF,
-	// Y10 the NaN pattern.
-	roundConsts := func() {
-		for i, c := range []struct{ v, note string }{{"1", "  // ones"}, {"0x7FFF", "  // 0x7FFF"}, {"0x7FC0", "// NaN"}} {
-			q("\tMOVL $%s, AX", c.v)
-			q("\tMOVQ AX, X%d", 8+i)
-			q("\tVPBROADCASTD X%d, Y%d %s", 8+i, 8+i, c.note)
+	// The rounding constants and the rounding itself are the same in
+	// toBF16AVX2 and sumBF16AVX2: two assembler macros, defined once at the
+	// top of the file. macro writes the lines body emits as the definition
+	// of head, one instruction a line, joined by "; \".
+	macro := func(head string, body func()) {
+		saved := b.String()
+		b.Reset()
+		body()
+		lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+		b.Reset()
+		b.WriteString(saved)
+		q("#define %s \\", head)
+		for i, l := range lines {
+			end := "; \\"
+			if i == len(lines)-1 {
+				end = ""
+			}
+			q("%s%s", l, end)
 		}
 	}
-	// round stores Y0, Y1 rounded to BF16 at mem (torch's round to nearest
-	// even, NaN to 0x7FC0), using Y2–Y6.
-	round := func(mem string) {
+	q("// BF16_CONSTS broadcasts the rounding constants: Y8 ones, Y9 0x7FFF,")
+	q("// Y10 the NaN pattern.")
+	macro("BF16_CONSTS", func() {
+		for i, c := range []string{"1", "0x7FFF", "0x7FC0"} {
+			q("\tMOVL $%s, AX", c)
+			q("\tMOVQ AX, X%d", 8+i)
+			q("\tVPBROADCASTD X%d, Y%d", 8+i, 8+i)
+		}
+	})
+	q("")
+	q("// ROUND_BF16(dst) stores Y0, Y1 rounded to BF16 at dst (torch's round to")
+	q("// nearest even, NaN to 0x7FC0), using Y2-Y6.")
+	macro("ROUND_BF16(dst)", func() {
 		both("VPSRLD $16, %s, %s", 0, 2)
 		both("VPAND Y8, %[1]s, %[1]s", 2)
 		both("VPADDD Y9, %[1]s, %[1]s", 2)
@@ -52,8 +74,11 @@ func bf16Kernels() string {
 		both("VBLENDVPS %s, Y10, %s, %[2]s", 4, 2)
 		q("\tVPACKUSDW Y3, Y2, Y6")
 		q("\tVPERMQ $0xD8, Y6, Y6")
-		q("\tVMOVDQU Y6, %s", mem)
-	}
+		q("\tVMOVDQU Y6, dst")
+	})
+	q("")
+	roundConsts := func() { q("\tBF16_CONSTS") }
+	round := func(mem string) { q("\tROUND_BF16(%s)", mem) }
 	tail := func(loop string) {
 		q("\tSUBQ $16, CX")
 		q("\tJNZ %s", loop)
