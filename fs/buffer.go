@@ -78,18 +78,7 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 		b.free()
 		return nil, ErrClosed
 	}
-	b.idx = -1
-	for i, x := range c.buffers {
-		if x == nil {
-			b.idx = i
-			break
-		}
-	}
-	if b.idx < 0 {
-		b.idx = len(c.buffers)
-		c.buffers = append(c.buffers, nil)
-	}
-	c.buffers[b.idx] = b
+	b.idx, _ = takeSlot(&c.buffers, b, 0)
 	c.mu.Unlock()
 	return b, nil
 }
@@ -146,25 +135,13 @@ func (b *Buffer) Region(off, n int) (Region, error) {
 // Close unregisters and unmaps the buffer. Errors: ErrBusy while I/O on it
 // is in flight (the memory must outlive the I/O).
 func (b *Buffer) Close() error {
-	if b.inflight.Load() != 0 {
-		return ErrBusy
-	}
-	if !b.closed.CompareAndSwap(false, true) {
-		return nil
-	}
-	if b.inflight.Load() != 0 {
-		b.closed.Store(false)
-		return ErrBusy
+	if ok, err := retire(&b.inflight, &b.closed); !ok {
+		return err
 	}
 	for _, r := range b.c.liveRings() {
 		r.forgetBuffer(b.idx)
 	}
-	c := b.c
-	c.mu.Lock()
-	if b.idx < len(c.buffers) && c.buffers[b.idx] == b {
-		c.buffers[b.idx] = nil
-	}
-	c.mu.Unlock()
+	unslot(&b.c.mu, &b.c.buffers, b.idx, b)
 	return b.free()
 }
 

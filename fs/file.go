@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -80,21 +81,10 @@ func (c *Client) addFile(f *File) error {
 	if c.closed {
 		return ErrClosed
 	}
-	f.idx = -1
-	for i, x := range c.files {
-		if x == nil {
-			f.idx = i
-			break
-		}
+	var ok bool
+	if f.idx, ok = takeSlot(&c.files, f, maxFiles); !ok {
+		return fmt.Errorf("%w: more than %d registered files", ErrInvalid, maxFiles)
 	}
-	if f.idx < 0 {
-		if len(c.files) >= maxFiles {
-			return fmt.Errorf("%w: more than %d registered files", ErrInvalid, maxFiles)
-		}
-		f.idx = len(c.files)
-		c.files = append(c.files, nil)
-	}
-	c.files[f.idx] = f
 	return nil
 }
 
@@ -134,26 +124,66 @@ func (f *File) Sync() error {
 // Close deregisters and closes the file (hf3fs_dereg_fd + close). Errors:
 // ErrBusy while I/O on it is in flight.
 func (f *File) Close() error {
-	if f.inflight.Load() != 0 {
-		return ErrBusy
-	}
-	if !f.closed.CompareAndSwap(false, true) {
-		return nil
-	}
-	if f.inflight.Load() != 0 {
-		f.closed.Store(false)
-		return ErrBusy
+	if ok, err := retire(&f.inflight, &f.closed); !ok {
+		return err
 	}
 	for _, r := range f.c.liveRings() {
 		r.forgetFile(f.idx)
 	}
-	c := f.c
-	c.mu.Lock()
-	if f.idx < len(c.files) && c.files[f.idx] == f {
-		c.files[f.idx] = nil
-	}
-	c.mu.Unlock()
+	unslot(&f.c.mu, &f.c.files, f.idx, f)
 	return f.impl.Close()
+}
+
+// retire marks a registered File or Buffer closed for its Close: false
+// with ErrBusy while I/O on it is in flight (checked again after the mark,
+// which is then undone), false with nil when it was closed before.
+func retire(inflight *atomic.Int64, closed *atomic.Bool) (bool, error) {
+	if inflight.Load() != 0 {
+		return false, ErrBusy
+	}
+	if !closed.CompareAndSwap(false, true) {
+		return false, nil
+	}
+	if inflight.Load() != 0 {
+		closed.Store(false)
+		return false, ErrBusy
+	}
+	return true, nil
+}
+
+// takeSlot puts x in the first free slot of a Client's registry table
+// (files or buffers; the caller holds the Client's mu), growing the table
+// unless it already has limit slots (limit 0: no limit), and returns the
+// slot's index; false when the table is full.
+func takeSlot[T comparable](table *[]T, x T, limit int) (int, bool) {
+	var free T
+	idx := -1
+	for i, y := range *table {
+		if y == free {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		if limit > 0 && len(*table) >= limit {
+			return -1, false
+		}
+		idx = len(*table)
+		*table = append(*table, free)
+	}
+	(*table)[idx] = x
+	return idx, true
+}
+
+// unslot frees slot idx of a Client's registry table (files or buffers),
+// under mu, if it still holds x.
+func unslot[T comparable](mu *sync.Mutex, table *[]T, idx int, x T) {
+	mu.Lock()
+	defer mu.Unlock()
+	if idx < len(*table) && (*table)[idx] == x {
+		var free T
+		(*table)[idx] = free
+	}
 }
 
 // accMode masks the access mode of open flags (O_ACCMODE).
