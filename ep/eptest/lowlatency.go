@@ -58,9 +58,7 @@ func (s *LowLatencySpec) input(rank int) *llInput {
 func lowLatencyCases() []Case {
 	var cs []Case
 	add := func(name string, short bool, s LowLatencySpec) {
-		cs = append(cs, Case{Name: "low-latency/" + name, Ranks: s.Ranks, Short: short, Rank: func(ctx context.Context, t ep.Transport) error {
-			return s.RunRank(ctx, t)
-		}})
+		cs = append(cs, Case{Name: "low-latency/" + name, Ranks: s.Ranks, Short: short, Rank: s.RunRank})
 	}
 	for _, r := range []int{1, 2, 3, 4, 8} {
 		add(fmt.Sprintf("R%d/bf16", r), true, LowLatencySpec{Ranks: r, MaxTokens: 16, Hidden: 256, TopK: 4, Experts: 4 * r, ZeroRank: -1, Seed: 1})

@@ -81,9 +81,7 @@ func (s *NormalSpec) input(rank int) *normalInput {
 func normalCases() []Case {
 	var cs []Case
 	add := func(name string, short bool, s NormalSpec) {
-		cs = append(cs, Case{Name: "normal/" + name, Ranks: s.Ranks, Short: short, Rank: func(ctx context.Context, t ep.Transport) error {
-			return s.RunRank(ctx, t)
-		}})
+		cs = append(cs, Case{Name: "normal/" + name, Ranks: s.Ranks, Short: short, Rank: s.RunRank})
 	}
 	for _, r := range []int{1, 2, 3, 4, 8} {
 		add(fmt.Sprintf("R%d/bf16-const", r), true, NormalSpec{Ranks: r, Tokens: 24, Hidden: 256, TopK: 4, Experts: 8 * r, ZeroRank: -1, Seed: 1})
