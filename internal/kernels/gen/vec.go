@@ -34,8 +34,12 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 	q := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	r := func(i int) string { return fmt.Sprintf("%s%d", v.reg, i) }
 	vb := 4 * v.lanes // vector bytes
-	emit := func(stem string, body func(l string)) {
+	// emit writes kernel stem: its "// func" line (the name, then sig), its
+	// TEXT line with an argument frame of frame bytes, then body.
+	emit := func(stem, sig string, frame int, body func(l string)) {
 		b.Reset()
+		q("// func %s%s", v.name(stem), sig)
+		q("TEXT ·%s(SB), NOSPLIT, $0-%d", v.name(stem), frame)
 		body(labels[stem])
 		out[v.name(stem)] = strings.TrimSuffix(b.String(), "\n")
 	}
@@ -53,9 +57,7 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 		q("\tVZEROUPPER")
 		q("\tRET")
 	}
-	emit("cvtBF16", func(l string) {
-		q("// func %s(dst *float32, src *uint16, n int)   %s", v.name("cvtBF16"), note)
-		q("TEXT ·%s(SB), NOSPLIT, $0-24", v.name("cvtBF16"))
+	emit("cvtBF16", fmt.Sprintf("(dst *float32, src *uint16, n int)   %s", note), 24, func(l string) {
 		q("\tMOVQ dst+0(FP), DI")
 		q("\tMOVQ src+8(FP), SI")
 		count(16, l)
@@ -70,13 +72,11 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 		q("\tADDQ $%d, DI", vb)
 		tail(l)
 	})
-	emit("cvtF16", func(l string) {
-		f16c := ""
-		if v.reg == "Y" {
-			f16c = " (F16C)"
-		}
-		q("// func %s(dst *float32, src *uint16, n int)   %s%s", v.name("cvtF16"), note, f16c)
-		q("TEXT ·%s(SB), NOSPLIT, $0-24", v.name("cvtF16"))
+	f16c := ""
+	if v.reg == "Y" {
+		f16c = " (F16C)"
+	}
+	emit("cvtF16", fmt.Sprintf("(dst *float32, src *uint16, n int)   %s%s", note, f16c), 24, func(l string) {
 		q("\tMOVQ dst+0(FP), DI")
 		q("\tMOVQ src+8(FP), SI")
 		count(16, l)
@@ -87,9 +87,7 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 		q("\tADDQ $%d, DI", vb)
 		tail(l)
 	})
-	emit("dot", func(l string) {
-		q("// func %s(a, b *float32, n int) float32   %s", v.name("dot"), note)
-		q("TEXT ·%s(SB), NOSPLIT, $0-28", v.name("dot"))
+	emit("dot", fmt.Sprintf("(a, b *float32, n int) float32   %s", note), 28, func(l string) {
 		q("\tMOVQ a+0(FP), SI")
 		q("\tMOVQ b+8(FP), DI")
 		q("\tMOVQ n+16(FP), CX")
@@ -135,9 +133,7 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 		q("\tVZEROUPPER")
 		q("\tRET")
 	})
-	emit("axpy", func(l string) {
-		q("// func %s(alpha float32, x, y *float32, n int)   %s", v.name("axpy"), note)
-		q("TEXT ·%s(SB), NOSPLIT, $0-32", v.name("axpy"))
+	emit("axpy", fmt.Sprintf("(alpha float32, x, y *float32, n int)   %s", note), 32, func(l string) {
 		q("\tVBROADCASTSS alpha+0(FP), %s", v.bcast)
 		q("\tMOVQ x+8(FP), SI")
 		q("\tMOVQ y+16(FP), DI")
@@ -150,9 +146,7 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 		q("\tADDQ $%d, DI", vb)
 		tail(l)
 	})
-	emit("scal", func(l string) {
-		q("// func %s(alpha float32, x *float32, n int)   %s", v.name("scal"), note)
-		q("TEXT ·%s(SB), NOSPLIT, $0-24", v.name("scal"))
+	emit("scal", fmt.Sprintf("(alpha float32, x *float32, n int)   %s", note), 24, func(l string) {
 		q("\tVBROADCASTSS alpha+0(FP), %s", v.bcast)
 		q("\tMOVQ x+8(FP), SI")
 		count(16, l)
@@ -162,9 +156,7 @@ func vecKernels(v width, labels map[string]string) map[string]string {
 		q("\tADDQ $%d, SI", vb)
 		tail(l)
 	})
-	emit("maxInto", func(l string) {
-		q("// func %s(dst, src *float32, n int)   dst = max(dst, src); %s", v.name("maxInto"), note)
-		q("TEXT ·%s(SB), NOSPLIT, $0-24", v.name("maxInto"))
+	emit("maxInto", fmt.Sprintf("(dst, src *float32, n int)   dst = max(dst, src); %s", note), 24, func(l string) {
 		q("\tMOVQ dst+0(FP), DI")
 		q("\tMOVQ src+8(FP), SI")
 		count(16, l)
