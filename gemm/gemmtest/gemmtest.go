@@ -186,44 +186,53 @@ func (s *suite) gemmCase(t *testing.T, p *oracle.Problem, seedName string) {
 	checkGate(t, "vs dequantized", got, cachedMatMulNT64(p.DA, p.DB, sh.M, sh.N, sh.K), oracle.GateDequantized)
 }
 
+// eachShape runs f on every shape as a subtest named by the shape; i, the
+// shape's index, offsets the problem's seed.
+func eachShape(t *testing.T, shapes []oracle.Shape, f func(t *testing.T, i int, sh oracle.Shape)) {
+	for i, sh := range shapes {
+		t.Run(sh.String(), func(t *testing.T) { f(t, i, sh) })
+	}
+}
+
+// withLarge returns cases with the large ones appended when suite s runs
+// large cases.
+func withLarge[C any](s *suite, cases []C, large ...C) []C {
+	if s.large() {
+		cases = append(cases, large...)
+	}
+	return cases
+}
+
 func (s *suite) dense(t *testing.T) {
 	s.need(t, s.caps.ScalesF32, "float32 scales")
 	shapes := DenseShapes(!long())
 	if s.opt.Quick {
 		shapes = []oracle.Shape{{M: 7, N: 2112, K: 576}, {M: 128, N: 576, K: 768}}
 	}
-	for i, sh := range shapes {
-		t.Run(sh.String(), func(t *testing.T) {
-			s.gemmCase(t, cachedProblem(uint64(100+i), sh, tensor.QuantOptions{}), "dense")
-		})
-	}
+	eachShape(t, shapes, func(t *testing.T, i int, sh oracle.Shape) {
+		s.gemmCase(t, cachedProblem(uint64(100+i), sh, tensor.QuantOptions{}), "dense")
+	})
 }
 
 func (s *suite) tails(t *testing.T) {
 	s.need(t, s.caps.ScalesF32, "float32 scales")
 	shapes := []oracle.Shape{{M: 7, N: 2112, K: 576}, {M: 64, N: 264, K: 130}, {M: 5, N: 129, K: 1}, {M: 33, N: 130, K: 257}}
-	for i, sh := range shapes {
-		t.Run(sh.String(), func(t *testing.T) {
-			s.gemmCase(t, cachedProblem(uint64(200+i), sh, tensor.QuantOptions{}), "tail")
-		})
-	}
+	eachShape(t, shapes, func(t *testing.T, i int, sh oracle.Shape) {
+		s.gemmCase(t, cachedProblem(uint64(200+i), sh, tensor.QuantOptions{}), "tail")
+	})
 }
 
 func (s *suite) ue8m0(t *testing.T) {
 	s.need(t, s.caps.ScalesUE8M0, "UE8M0 scales")
 	shapes := []oracle.Shape{{M: 64, N: 576, K: 768}, {M: 7, N: 2112, K: 576}}
-	if s.large() {
-		shapes = append(shapes, oracle.Shape{M: 128, N: 2112, K: 7168})
-	}
-	for i, sh := range shapes {
-		t.Run(sh.String(), func(t *testing.T) {
-			p := cachedProblem(uint64(300+i), sh, tensor.QuantOptions{UE8M0: true})
-			if p.A.Format != tensor.ScaleUE8M0 || p.B.Format != tensor.ScaleUE8M0 {
-				t.Fatal("quantizer did not produce UE8M0 scales")
-			}
-			s.gemmCase(t, p, "ue8m0")
-		})
-	}
+	shapes = withLarge(s, shapes, oracle.Shape{M: 128, N: 2112, K: 7168})
+	eachShape(t, shapes, func(t *testing.T, i int, sh oracle.Shape) {
+		p := cachedProblem(uint64(300+i), sh, tensor.QuantOptions{UE8M0: true})
+		if p.A.Format != tensor.ScaleUE8M0 || p.B.Format != tensor.ScaleUE8M0 {
+			t.Fatal("quantizer did not produce UE8M0 scales")
+		}
+		s.gemmCase(t, p, "ue8m0")
+	})
 }
 
 // addC returns c + want elementwise.
@@ -341,9 +350,7 @@ func (s *suite) contiguous(t *testing.T) {
 	s.need(t, s.caps.Contiguous, "the contiguous grouped layout")
 	type cfg struct{ g, m, n, k int }
 	cfgs := []cfg{{4, 80, 320, 640}, {3, 40, 264, 130}}
-	if s.large() {
-		cfgs = append(cfgs, cfg{4, 384, 4096, 2048}, cfg{8, 192, 2112, 7168})
-	}
+	cfgs = withLarge(s, cfgs, cfg{4, 384, 4096, 2048}, cfg{8, 192, 2112, 7168})
 	for i, c := range cfgs {
 		t.Run(fmt.Sprintf("G=%d/M=%d/N=%d/K=%d", c.g, c.m, c.n, c.k), func(t *testing.T) {
 			s.shapeOK(t, c.n, c.k)
@@ -426,9 +433,7 @@ func (s *suite) masked(t *testing.T) {
 	s.need(t, s.caps.Masked, "the masked grouped layout")
 	type cfg struct{ g, mmax, n, k int }
 	cfgs := []cfg{{4, 48, 320, 576}}
-	if s.large() {
-		cfgs = append(cfgs, cfg{4, 256, 4096, 2048}, cfg{2, 512, 7168, 2048})
-	}
+	cfgs = withLarge(s, cfgs, cfg{4, 256, 4096, 2048}, cfg{2, 512, 7168, 2048})
 	for i, c := range cfgs {
 		t.Run(fmt.Sprintf("G=%d/Mmax=%d/N=%d/K=%d", c.g, c.mmax, c.n, c.k), func(t *testing.T) {
 			s.shapeOK(t, c.n, c.k)
@@ -492,29 +497,25 @@ func bf16Matrix(r *rand.Rand, rows, k int) (*gemm.BF16Matrix, []float32) {
 func (s *suite) bf16(t *testing.T) {
 	s.need(t, s.caps.BF16, "the BF16 GEMM")
 	shapes := []oracle.Shape{{M: 64, N: 576, K: 1000}, {M: 7, N: 130, K: 129}}
-	if s.large() {
-		shapes = append(shapes, oracle.Shape{M: 128, N: 2112, K: 7168})
-	}
-	for i, sh := range shapes {
-		t.Run(sh.String(), func(t *testing.T) {
-			s.shapeOK(t, sh.N, sh.K)
-			s.limit(t, sh.M*sh.N*sh.K)
-			r := testutil.RNG(uint64(800 + i))
-			a, x := bf16Matrix(r, sh.M, sh.K)
-			b, y := bf16Matrix(r, sh.N, sh.K)
-			want := oracle.MatMulNT64(x, y, sh.M, sh.N, sh.K)
-			for _, f32 := range []bool{false, true} {
-				if f32 && !s.caps.OutF32 || !f32 && !s.caps.OutBF16 {
-					continue
-				}
-				d := oracle.NewOut(sh.M, sh.N, 0, f32, sentinel)
-				if err := gemm.BF16GemmNT(context.Background(), s.b, a, b, d); err != nil {
-					t.Fatal(err)
-				}
-				checkGate(t, fmt.Sprintf("BF16 GEMM (f32 out %v)", f32), oracle.OutF64(d), want, oracle.GateBF16GEMM)
+	shapes = withLarge(s, shapes, oracle.Shape{M: 128, N: 2112, K: 7168})
+	eachShape(t, shapes, func(t *testing.T, i int, sh oracle.Shape) {
+		s.shapeOK(t, sh.N, sh.K)
+		s.limit(t, sh.M*sh.N*sh.K)
+		r := testutil.RNG(uint64(800 + i))
+		a, x := bf16Matrix(r, sh.M, sh.K)
+		b, y := bf16Matrix(r, sh.N, sh.K)
+		want := oracle.MatMulNT64(x, y, sh.M, sh.N, sh.K)
+		for _, f32 := range []bool{false, true} {
+			if f32 && !s.caps.OutF32 || !f32 && !s.caps.OutBF16 {
+				continue
 			}
-		})
-	}
+			d := oracle.NewOut(sh.M, sh.N, 0, f32, sentinel)
+			if err := gemm.BF16GemmNT(context.Background(), s.b, a, b, d); err != nil {
+				t.Fatal(err)
+			}
+			checkGate(t, fmt.Sprintf("BF16 GEMM (f32 out %v)", f32), oracle.OutF64(d), want, oracle.GateBF16GEMM)
+		}
+	})
 }
 
 func (s *suite) edges(t *testing.T) {
