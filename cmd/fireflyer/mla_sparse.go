@@ -73,12 +73,8 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 	}
 	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the kernel, the GEMM anchor and the memcpy anchor")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fireflyer mla %s: unexpected argument %q\n", verb, fs.Arg(0))
-		return exitUsage
 	}
 	if !*sparse {
 		if *dtype != "BF16" {
@@ -200,7 +196,7 @@ func printCheck(stdout, stderr io.Writer, res map[string]any, checkErr error, as
 		code = exitFail
 	}
 	if asJSON {
-		if c := writeJSON(stdout, stderr, res); c != exitOK {
+		if c := writeJSON(stdout, stderr, "mla", res); c != exitOK {
 			return c
 		}
 		return code
@@ -223,7 +219,7 @@ func printSparseBench(stdout, stderr io.Writer, m oracle.Measurement, err error,
 		return exitFail
 	}
 	if asJSON {
-		return writeJSON(stdout, stderr, m)
+		return writeJSON(stdout, stderr, "mla", m)
 	}
 	fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
 	note := ""
