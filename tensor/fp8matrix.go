@@ -80,8 +80,12 @@ type FP8Host struct {
 }
 
 // Host resolves m's storage to host slices once (no copy). Errors: an error
-// wrapping ErrNotHost when a field's storage is not host memory.
+// wrapping ErrNotHost when a field's storage is not host memory; a nil m is
+// ErrShape.
 func (m *FP8Matrix) Host() (FP8Host, error) {
+	if m == nil {
+		return FP8Host{}, fieldErr("", ErrShape, "nil matrix")
+	}
 	h := FP8Host{FP8Matrix: m}
 	var err error
 	if h.Data, err = HostSlice(m.Data); err != nil {
@@ -225,7 +229,8 @@ func (m *FP8Matrix) Check() error {
 // Clone returns a deep copy of m in host memory: same layout, its own Data
 // and scales (for keeping an operand that aliases memory about to go away,
 // such as a closed file's or a reused dispatch buffer's). Errors: one
-// wrapping ErrNotHost for storage that is not host memory.
+// wrapping ErrNotHost for storage that is not host memory; a nil m is
+// ErrShape.
 func (m *FP8Matrix) Clone() (*FP8Matrix, error) {
 	h, err := m.Host()
 	if err != nil {

@@ -181,3 +181,15 @@ func TestRegroup(t *testing.T) {
 		t.Fatal("Clone shares or changes data")
 	}
 }
+
+// TestFP8MatrixNilMethods: the methods that return an error report a nil
+// matrix as ErrShape, as Check does, instead of dereferencing it.
+func TestFP8MatrixNilMethods(t *testing.T) {
+	var m *tensor.FP8Matrix
+	if _, err := m.Host(); !errors.Is(err, tensor.ErrShape) {
+		t.Errorf("nil.Host(): err %v; want ErrShape", err)
+	}
+	if c, err := m.Clone(); c != nil || !errors.Is(err, tensor.ErrShape) {
+		t.Errorf("nil.Clone() = %v, %v; want nil, ErrShape", c, err)
+	}
+}
