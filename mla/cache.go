@@ -79,8 +79,11 @@ type CacheHost struct {
 
 // Host resolves c's storage to host slices once (no copy). Errors: an
 // *ArgError wrapping ErrUnsupported and tensor.ErrNotHost for storage the
-// CPU cannot address.
+// CPU cannot address; ErrShape for a nil c.
 func (c *PagedCache) Host() (CacheHost, error) {
+	if c == nil {
+		return CacheHost{}, argErr("k_cache", ErrShape, "nil cache")
+	}
 	h := CacheHost{PagedCache: c}
 	if c.DType == tensor.E4M3T && c.FP8 != nil {
 		var err error
@@ -183,8 +186,11 @@ func (c *PagedCache) Offset(block, slot, kvHead int) int {
 // SetRow encodes row (HeadDim float32 values, round-to-nearest-even for
 // BF16/F16; NaN stays NaN) into (block, slot, kvHead) of host storage. It
 // returns an *ArgError wrapping ErrShape if an index is out of range or
-// len(row) != HeadDim, or the error of Host for device storage.
+// len(row) != HeadDim or c is nil, or the error of Host for device storage.
 func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
+	if c == nil {
+		return argErr("k_cache", ErrShape, "nil cache")
+	}
 	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
 		return argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
 	}
@@ -212,9 +218,12 @@ func (c *PagedCache) SetRow(block, slot, kvHead int, row []float32) error {
 
 // Row decodes row (block, slot, kvHead) into dst[:HeadDim] and returns
 // dst[:HeadDim]. It returns an *ArgError wrapping ErrShape if an index is out
-// of range or dst is shorter than HeadDim, or the error of Host for device
-// storage.
+// of range, dst is shorter than HeadDim or c is nil, or the error of Host for
+// device storage.
 func (c *PagedCache) Row(block, slot, kvHead int, dst []float32) ([]float32, error) {
+	if c == nil {
+		return nil, argErr("k_cache", ErrShape, "nil cache")
+	}
 	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize || kvHead < 0 || kvHead >= c.NumKVHeads {
 		return nil, argErr("k_cache", ErrShape, "row (%d, %d, %d) outside [%d, %d, %d]", block, slot, kvHead, c.NumBlocks, c.PageSize, c.NumKVHeads)
 	}
@@ -250,8 +259,11 @@ func (c *CacheHost) row(block, slot, kvHead int, dst []float32) []float32 {
 
 // Fill sets every element of the cache's host storage to v (encoded in the
 // storage dtype), e.g. NaN to poison the padding before writing live rows.
-// Errors: the error of Host for device storage.
+// Errors: the error of Host for device storage (ErrShape for a nil c).
 func (c *PagedCache) Fill(v float32) error {
+	if c == nil {
+		return argErr("k_cache", ErrShape, "nil cache")
+	}
 	if c.DType == tensor.E4M3T && c.FP8 != nil {
 		return c.FP8.fill(v)
 	}

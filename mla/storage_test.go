@@ -44,3 +44,21 @@ func TestDeviceCache(t *testing.T) {
 		t.Fatalf("short device cache: %v, want ErrShape", err)
 	}
 }
+
+// TestNilCacheMethods: every PagedCache method that returns an error reports
+// a nil cache as ErrShape, as Check does, instead of dereferencing it.
+func TestNilCacheMethods(t *testing.T) {
+	var c *mla.PagedCache
+	if _, err := c.Host(); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("Host: err %v; want ErrShape", err)
+	}
+	if err := c.Fill(1); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("Fill: err %v; want ErrShape", err)
+	}
+	if err := c.SetRow(0, 0, 0, make([]float32, 576)); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("SetRow: err %v; want ErrShape", err)
+	}
+	if _, err := c.Row(0, 0, 0, make([]float32, 576)); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("Row: err %v; want ErrShape", err)
+	}
+}
