@@ -26,6 +26,9 @@ type KVB struct {
 
 // Check verifies the dimensions and len(W).
 func (w *KVB) Check() error {
+	if w == nil {
+		return argErr("kv_b_proj", ErrShape, "nil weights")
+	}
 	if w.Heads <= 0 || w.NopeDim <= 0 || w.VDim <= 0 || w.Rank <= 0 {
 		return argErr("kv_b_proj", ErrShape, "heads %d, nope %d, v %d, rank %d must be > 0", w.Heads, w.NopeDim, w.VDim, w.Rank)
 	}

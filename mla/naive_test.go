@@ -2,6 +2,7 @@ package mla_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 
@@ -151,4 +152,22 @@ func FuzzNaiveShapes(f *testing.F) {
 			t.Fatalf("UnabsorbOut size %d", len(o))
 		}
 	})
+}
+
+// TestNaiveNilWeights: the float64 references report nil kv_b_proj weights
+// as ErrShape instead of dereferencing them.
+func TestNaiveNilWeights(t *testing.T) {
+	if _, _, err := mla.NaiveMLA(nil, nil, nil, nil, nil, 1, 0, 64, 1, false); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("NaiveMLA: err %v; want ErrShape", err)
+	}
+	if _, err := mla.AbsorbQ(nil, nil, nil, 64); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("AbsorbQ: err %v; want ErrShape", err)
+	}
+	if _, err := mla.UnabsorbOut(nil, nil); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("UnabsorbOut: err %v; want ErrShape", err)
+	}
+	var w *mla.KVB
+	if err := w.Check(); !errors.Is(err, mla.ErrShape) {
+		t.Errorf("Check: err %v; want ErrShape", err)
+	}
 }
