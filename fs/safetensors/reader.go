@@ -24,12 +24,17 @@ type Reader struct {
 	chunk, depth int
 	ring         *fs.Ring
 	out          []fs.Completion
+	closed       bool
 }
 
 // OpenReader opens name through c and reads its header (Options.Chunk and
 // Depth tune the later reads; opts may be nil). Errors: ErrFormat or
-// ErrTruncated for a malformed or short header, the fs error of the open.
+// ErrTruncated for a malformed or short header, the fs error of the open;
+// fs.ErrInvalid for a nil c.
 func OpenReader(ctx context.Context, c *fs.Client, name string, opts *Options) (*Reader, error) {
+	if err := checkClient(c); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -78,8 +83,12 @@ func (r *Reader) Info(name string) (TensorInfo, error) {
 // reads of up to Chunk bytes in flight, short reads retried). Errors:
 // ErrNotFound; fs.ErrRange when the range lies outside the tensor or dst
 // belongs to another Client; ErrTruncated when the file ends early; the
-// I/O's errno; ctx.Err().
+// I/O's errno; ctx.Err() (also when ctx is already done before any I/O, on
+// every backend); fs.ErrClosed after Close.
 func (r *Reader) ReadInto(ctx context.Context, name string, off int64, dst fs.Region) error {
+	if err := r.usable(ctx); err != nil {
+		return err
+	}
 	ti, err := r.Info(name)
 	if err != nil {
 		return err
@@ -130,6 +139,9 @@ func (r *Reader) drain(s *streamer, err error) error {
 // and the Buffer: the tensor stays valid until the Buffer (or the Client)
 // is closed. Errors: those of ReadInto, and of fs.Client.NewBuffer.
 func (r *Reader) ReadTensor(ctx context.Context, name string) (*tensor.Tensor, *fs.Buffer, error) {
+	if err := r.usable(ctx); err != nil {
+		return nil, nil, err
+	}
 	ti, err := r.Info(name)
 	if err != nil {
 		return nil, nil, err
@@ -154,9 +166,22 @@ func (r *Reader) ReadTensor(ctx context.Context, name string) (*tensor.Tensor, *
 	return t, buf, nil
 }
 
+// usable reports a closed Reader (fs.ErrClosed) or a done ctx before any
+// I/O starts, whichever backend the Client runs.
+func (r *Reader) usable(ctx context.Context) error {
+	if r.closed {
+		return fmt.Errorf("safetensors: %s: reader closed: %w", r.name, fs.ErrClosed)
+	}
+	return ctx.Err()
+}
+
 // Close closes the file and the Reader's ring. Buffers read into stay the
-// caller's.
+// caller's. Closing a closed Reader does nothing.
 func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
 	var err error
 	if r.ring != nil {
 		err = r.ring.Close()

@@ -12,6 +12,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/errorfs"
 	"github.com/fireflyer-go/fireflyer/fs/safetensors"
+	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
 // TestReaderIntoRegisteredBuffers reads every tensor, and byte ranges of
@@ -165,5 +166,72 @@ func TestAtomicWriteENOSPCLeavesNoTmp(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(filepath.Join(dir, "ckpt")); !bytes.Equal(now, old) {
 		t.Fatal("the previous checkpoint changed")
+	}
+}
+
+// TestReaderMisuse: a nil Client, an already-cancelled context and a closed
+// Reader give errors.Is-able errors on every backend (the mem and io_uring
+// backends complete I/O inline or at once, so a done context must be checked
+// before the I/O, not left to the reaping loop); nothing panics.
+func TestReaderMisuse(t *testing.T) {
+	ctx := context.Background()
+	if _, err := safetensors.OpenReader(ctx, nil, "x.safetensors", nil); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("OpenReader(nil client): err %v; want fs.ErrInvalid", err)
+	}
+	if _, err := safetensors.Open(ctx, nil, "x.safetensors", nil); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("Open(nil client): err %v; want fs.ErrInvalid", err)
+	}
+	x, _ := tensor.FromSlice([]float32{1, 2, 3, 4}, 2, 2)
+	entries := []safetensors.Entry{{Name: "x", Tensor: x}}
+	if err := safetensors.Write(ctx, nil, "x.safetensors", entries, &safetensors.Options{Atomic: true}); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("Write(nil client): err %v; want fs.ErrInvalid", err)
+	}
+	for _, backend := range []string{"mem", "posix", "uring"} {
+		t.Run(backend, func(t *testing.T) {
+			c, err := fs.Open(ctx, t.TempDir(), fs.WithBackend(backend))
+			if err != nil {
+				t.Skip(err)
+			}
+			defer c.Close()
+			if err := safetensors.Write(ctx, c, "x.safetensors", entries, nil); err != nil {
+				t.Fatal(err)
+			}
+			r, err := safetensors.OpenReader(ctx, c, "x.safetensors", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf, err := c.NewBuffer(4096, fs.BufferOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer buf.Close()
+			reg, _ := buf.Region(0, 16)
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := r.ReadInto(done, "x", 0, reg); !errors.Is(err, context.Canceled) {
+				t.Errorf("ReadInto(cancelled): err %v; want context.Canceled", err)
+			}
+			if _, _, err := r.ReadTensor(done, "x"); !errors.Is(err, context.Canceled) {
+				t.Errorf("ReadTensor(cancelled): err %v; want context.Canceled", err)
+			}
+			if err := r.ReadInto(ctx, "x", 0, reg); err != nil {
+				t.Fatalf("ReadInto after a cancelled call: %v", err)
+			}
+			if got := reg.Bytes()[4:8]; !bytes.Equal(got, x.Data[4:8]) {
+				t.Errorf("ReadInto read % x, want % x", got, x.Data[4:8])
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			if err := r.ReadInto(ctx, "x", 0, reg); !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("ReadInto(closed reader): err %v; want fs.ErrClosed", err)
+			}
+			if _, _, err := r.ReadTensor(ctx, "x"); !errors.Is(err, fs.ErrClosed) {
+				t.Errorf("ReadTensor(closed reader): err %v; want fs.ErrClosed", err)
+			}
+		})
 	}
 }

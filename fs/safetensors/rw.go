@@ -90,8 +90,11 @@ func (w *Writer) Close(ctx context.Context) error {
 // written by a write ring, Depth chunks in flight, then the file is
 // fsynced (and renamed into place with Options.Atomic). Errors: those of
 // EncodeHeader, the fs errors of open/prep/submit, a completion's errno
-// (EIO, ENOSPC, ...), or ctx.Err().
+// (EIO, ENOSPC, ...), or ctx.Err(); fs.ErrInvalid for a nil c.
 func Write(ctx context.Context, c *fs.Client, name string, entries []Entry, opts *Options) (err error) {
+	if err := checkClient(c); err != nil {
+		return err
+	}
 	var meta map[string]string
 	if opts != nil {
 		meta = opts.Metadata
@@ -208,6 +211,15 @@ func Write(ctx context.Context, c *fs.Client, name string, entries []Entry, opts
 	return nil
 }
 
+// checkClient reports a nil Client as fs.ErrInvalid, so that the entry
+// points fail with an error instead of dereferencing it.
+func checkClient(c *fs.Client) error {
+	if c == nil {
+		return fmt.Errorf("safetensors: nil fs.Client: %w", fs.ErrInvalid)
+	}
+	return nil
+}
+
 // rootPath resolves name under c's root, as c.OpenFile does.
 func rootPath(c *fs.Client, name string) string {
 	if filepath.IsAbs(name) {
@@ -296,8 +308,11 @@ type File struct {
 // data section by a read ring straight into one registered Buffer (Depth
 // chunk reads in flight). Errors: ErrFormat/ErrTruncated for a malformed
 // or short file, tensor.ErrDType for an unsupported dtype, fs and errno
-// errors from the I/O, ctx.Err().
+// errors from the I/O, ctx.Err(); fs.ErrInvalid for a nil c.
 func Open(ctx context.Context, c *fs.Client, name string, opts *Options) (*File, error) {
+	if err := checkClient(c); err != nil {
+		return nil, err
+	}
 	f, err := c.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
