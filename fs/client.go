@@ -59,7 +59,9 @@ func WithBackend(name string) Option {
 
 // WithBackendValue opens the Client on b, any Backend: one from NewBackend,
 // a wrapper such as errorfs.Wrap, or a third party's. The Client owns b
-// from then on and closes it in Client.Close (also when Open fails).
+// from then on and closes it in Client.Close (also when Open fails). A nil
+// b, or a wrapper whose Unwrap() Backend method returns nil (errorfs.Wrap(nil,
+// …)), makes Open fail with ErrInvalid.
 func WithBackendValue(b Backend) Option {
 	return func(o *options) { o.value, o.useValue, o.backend = b, true, "" }
 }
@@ -132,6 +134,9 @@ func openBackend(ctx context.Context, root string, o options) (Backend, error) {
 	}
 	if o.numa < -1 {
 		return nil, errInvalidf("NUMA node %d < -1", o.numa)
+	}
+	if w, ok := o.value.(interface{ Unwrap() Backend }); ok && w.Unwrap() == nil {
+		return nil, errInvalidf("WithBackendValue: %T wraps a nil Backend", o.value)
 	}
 	flat := o.backend == "mem" || o.value != nil && o.value.Features().FlatNames
 	if !flat {

@@ -102,7 +102,8 @@ type Backend struct {
 }
 
 // Wrap returns a Backend that passes every call to inner and injects the
-// faults o describes into its I/O.
+// faults o describes into its I/O. inner must not be nil: fs.Open refuses a
+// wrapper around nil with fs.ErrInvalid.
 func Wrap(inner fs.Backend, o Options) *Backend {
 	b := &Backend{inner: inner, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), reorder: o.Reorder}
 	b.SetRules(o.Rules...)
@@ -152,7 +153,12 @@ func (b *Backend) MapBuffer(s fs.BufferSpec) ([]byte, func() error, error) {
 }
 
 // Close implements fs.Backend: it closes the wrapped backend.
-func (b *Backend) Close() error { return b.inner.Close() }
+func (b *Backend) Close() error {
+	if b.inner == nil {
+		return nil
+	}
+	return b.inner.Close()
+}
 
 // NewEngine implements fs.Backend: the wrapped backend's engine, with
 // faults injected on the way in and latency on the way out.

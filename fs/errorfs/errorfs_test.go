@@ -140,3 +140,18 @@ func TestConformanceUnderLatency(t *testing.T) {
 		}})
 	})
 }
+
+// TestWrapNil: a wrapper around a nil backend is refused by fs.Open with
+// fs.ErrInvalid (it used to panic in Open), and closing it does nothing.
+func TestWrapNil(t *testing.T) {
+	w := errorfs.Wrap(nil, errorfs.Options{})
+	if c, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackendValue(w)); !errors.Is(err, fs.ErrInvalid) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("Open(Wrap(nil)): err %v; want fs.ErrInvalid", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
