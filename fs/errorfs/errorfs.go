@@ -1,6 +1,7 @@
 package errorfs
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -51,7 +52,9 @@ type Rule struct {
 	// Op is the direction the rule applies to (Any, Reads, Writes).
 	Op Op
 	// Path, when not empty, is a filepath.Match pattern the File's name or
-	// its base name must match ("*.tmp", "/data/shard-0").
+	// its base name must match ("*.tmp", "/data/shard-0"). A malformed
+	// pattern makes the wrapper's OpenFile, RegisterFile and NewEngine fail
+	// with an error wrapping fs.ErrInvalid and filepath.ErrBadPattern.
 	Path string
 	// Off and Len, when Len > 0, limit the rule to I/O overlapping the
 	// byte range [Off, Off+Len) of the file.
@@ -99,6 +102,7 @@ type Backend struct {
 	reorder bool
 	rng     *rand.Rand
 	counts  Counts
+	ruleErr error // a malformed rule of the last SetRules
 }
 
 // Wrap returns a Backend that passes every call to inner and injects the
@@ -117,6 +121,21 @@ func (b *Backend) SetRules(rules ...Rule) {
 	defer b.mu.Unlock()
 	b.rules = append([]Rule(nil), rules...)
 	b.matches = make([]int, len(rules))
+	b.ruleErr = nil
+	for i, r := range rules {
+		if _, err := filepath.Match(r.Path, ""); err != nil {
+			b.ruleErr = fmt.Errorf("errorfs: rule %d: Path %q: %w (%w)", i, r.Path, err, fs.ErrInvalid)
+			break
+		}
+	}
+}
+
+// checkRules returns the error of a malformed rule, so that a rule that
+// could never match fails loudly instead of injecting nothing.
+func (b *Backend) checkRules() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ruleErr
 }
 
 // Counts returns how many faults were injected so far.
@@ -137,13 +156,20 @@ func (b *Backend) Features() fs.Features {
 	return f
 }
 
-// OpenFile implements fs.Backend by passing the call through.
+// OpenFile implements fs.Backend by passing the call through (see
+// Rule.Path for the error of a malformed rule).
 func (b *Backend) OpenFile(name string, flag int, perm os.FileMode) (fs.BackendFile, error) {
+	if err := b.checkRules(); err != nil {
+		return nil, err
+	}
 	return b.inner.OpenFile(name, flag, perm)
 }
 
 // RegisterFile implements fs.Backend by passing the call through.
 func (b *Backend) RegisterFile(f *os.File) (fs.BackendFile, error) {
+	if err := b.checkRules(); err != nil {
+		return nil, err
+	}
 	return b.inner.RegisterFile(f)
 }
 
@@ -163,6 +189,9 @@ func (b *Backend) Close() error {
 // NewEngine implements fs.Backend: the wrapped backend's engine, with
 // faults injected on the way in and latency on the way out.
 func (b *Backend) NewEngine(o fs.RingOpts) (fs.Engine, error) {
+	if err := b.checkRules(); err != nil {
+		return nil, err
+	}
 	in, err := b.inner.NewEngine(o)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -153,5 +154,36 @@ func TestWrapNil(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestBadPattern: a rule whose Path is not a valid filepath.Match pattern
+// would never match, so the test using it would pass without any fault
+// injected; the wrapper refuses to open files instead, with an error
+// wrapping fs.ErrInvalid and filepath.ErrBadPattern, until SetRules fixes it.
+func TestBadPattern(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be, err := fs.NewBackend("posix", fs.BackendOpts{Root: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := errorfs.Wrap(be, errorfs.Options{Rules: []errorfs.Rule{{Path: "[", Inject: errorfs.Injection{Err: syscall.EIO}}}})
+	c, err := fs.Open(ctx, dir, fs.WithBackendValue(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.OpenFile("x.bin", os.O_RDWR|os.O_CREATE, 0o644); !errors.Is(err, fs.ErrInvalid) || !errors.Is(err, filepath.ErrBadPattern) {
+		t.Fatalf("OpenFile with a malformed rule: err %v; want fs.ErrInvalid and filepath.ErrBadPattern", err)
+	}
+	w.SetRules(errorfs.Rule{Path: "*.bin", Inject: errorfs.Injection{Err: syscall.EIO}})
+	f, err := c.OpenFile("x.bin", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatalf("OpenFile after SetRules: %v", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("abcd"), 0); !errors.Is(err, syscall.EIO) {
+		t.Errorf("WriteAt under the fixed rule: err %v; want EIO", err)
 	}
 }
