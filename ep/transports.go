@@ -2,6 +2,7 @@ package ep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,11 +56,16 @@ var ErrUnknownTransport = registry.ErrUnknown
 // joins the group (a collective for process transports); see Opener for
 // what it returns. Errors wrap ErrUnknownTransport (with ErrConfig) for an
 // unregistered name, ErrConfig for a bad configuration and ErrTransport
-// when joining fails.
+// when joining fails. Only linked packages register: a program that opens
+// "inproc" imports ep/inproc, one that opens "tcp" or "unix" imports ep/sock
+// (a blank import is enough).
 func OpenTransport(ctx context.Context, name string, cfg TransportConfig) ([]Transport, error) {
 	open, err := transports.New(name, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		if !errors.Is(err, ErrConfig) {
+			err = fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		return nil, err
 	}
 	return open(ctx)
 }

@@ -64,8 +64,11 @@ func TestTransportRegistry(t *testing.T) {
 		{"tcp", ep.TransportConfig{WorldSize: 2, Rank: 2}},
 		{"unix", ep.TransportConfig{WorldSize: 2}}, // no socket path
 	} {
-		if _, err := ep.OpenTransport(ctx, c.name, c.cfg); !errors.Is(err, ep.ErrConfig) {
+		_, err := ep.OpenTransport(ctx, c.name, c.cfg)
+		if !errors.Is(err, ep.ErrConfig) {
 			t.Errorf("%s %+v: err %v, want ErrConfig", c.name, c.cfg, err)
+		} else if n := strings.Count(err.Error(), ep.ErrConfig.Error()); n != 1 {
+			t.Errorf("%s %+v: %q says %q %d times, want once", c.name, c.cfg, err, ep.ErrConfig.Error(), n)
 		}
 	}
 	if _, err := ep.OpenTransport(ctx, "carrier-pigeon", ep.TransportConfig{}); !errors.Is(err, ep.ErrUnknownTransport) {
