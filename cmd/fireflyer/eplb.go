@@ -87,6 +87,12 @@ func runEPLB(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if len(files) == 0 && isTerminal(stdin) {
+		// Nothing is piped in: waiting on the terminal would look like a
+		// hang.
+		fmt.Fprintln(stderr, "fireflyer eplb: no FILE given and standard input is a terminal\nusage: fireflyer eplb [flags] FILE|-  (or pipe the weights JSON in: ... | fireflyer eplb [flags])")
+		return exitUsage
+	}
 	in, name := stdin, "standard input"
 	if len(files) == 1 && files[0] != "-" {
 		f, err := os.Open(files[0])

@@ -102,6 +102,12 @@ func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fireflyer mla plan: at most one SEQLENS_FILE")
 		return exitUsage
 	}
+	if fs.NArg() == 0 && isTerminal(stdin) {
+		// Nothing is piped in: waiting on the terminal would look like a
+		// hang.
+		fmt.Fprintln(stderr, "fireflyer mla plan: no SEQLENS_FILE given and standard input is a terminal\nusage: fireflyer mla plan [flags] SEQLENS_FILE|-  (or pipe the lengths in: echo \"100 0 700\" | fireflyer mla plan)")
+		return exitUsage
+	}
 	if name := fs.Arg(0); name != "" && name != "-" {
 		f, err := os.Open(name)
 		if err != nil {

@@ -55,6 +55,36 @@ func TestSafetensorsLsTerminalStdin(t *testing.T) {
 	}
 }
 
+// TestStdinTerminal: the other subcommands that read their data from
+// standard input when no file is named (mla plan, eplb) also exit 2 with a
+// usage message instead of waiting for input typed on a terminal.
+func TestStdinTerminal(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		usage string
+	}{
+		{[]string{"mla", "plan", "--parts", "3"}, "usage: fireflyer mla plan"},
+		{[]string{"eplb", "--replicas", "4", "--groups", "1", "--nodes", "1", "--gpus", "2"}, "usage: fireflyer eplb"},
+	} {
+		t.Run(c.args[0], func(t *testing.T) {
+			master, tty := openPTY(t)
+			done := make(chan int, 1)
+			var out, errb bytes.Buffer
+			go func() { done <- run(c.args, tty, &out, &errb) }()
+			select {
+			case code := <-done:
+				if code != exitUsage || out.Len() != 0 || !strings.Contains(errb.String(), c.usage) || !strings.Contains(errb.String(), "terminal") {
+					t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 with a usage message", c.args, code, out.String(), errb.String())
+				}
+			case <-time.After(10 * time.Second):
+				master.Close()
+				<-done
+				t.Fatalf("%v waited on the terminal for 10 s", c.args)
+			}
+		})
+	}
+}
+
 // TestSafetensorsLsPipedStdin: a pipe on standard input (an *os.File that
 // is not a terminal) is still read.
 func TestSafetensorsLsPipedStdin(t *testing.T) {
