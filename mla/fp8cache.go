@@ -91,8 +91,12 @@ func (r FP8Recipe) scale(amax float32) float32 {
 // kv_norm'ed latent c_kv, 512, then the rotated k_pe, 64). The first 512
 // are quantized per 128-channel tile with recipe r, the last 64 are rounded
 // to BF16 (nearest even). NaN inputs give NaN codes. It returns an *ArgError
-// wrapping ErrShape if len(row) != 576 or len(dst) < 656.
+// wrapping ErrShape if len(row) != 576 or len(dst) < 656, or ErrUnsupported
+// for a recipe that is none of the FP8Recipe constants.
 func QuantizeFP8Row(dst []byte, row []float32, r FP8Recipe) error {
+	if r < FP8RecipeV32 || r > FP8RecipeAmax {
+		return argErr("recipe", ErrUnsupported, "unknown FP8Recipe %d (want FP8RecipeV32, FP8RecipeFlashMLATest or FP8RecipeAmax)", int(r))
+	}
 	if len(row) != HeadDim {
 		return argErr("row", ErrShape, "length %d, want %d (512 NoPE + 64 RoPE)", len(row), HeadDim)
 	}
@@ -282,8 +286,8 @@ func (c *FP8Cache) checkSlot(block, slot int) error {
 
 // SetRow quantizes row (576 float32: NoPE 512 then RoPE 64) with recipe r
 // into slot (block, slot). Errors: an *ArgError wrapping ErrShape for a slot
-// out of range or a row of the wrong length, or ErrUnsupported (and
-// tensor.ErrNotHost) for Data the CPU cannot address.
+// out of range or a row of the wrong length, or ErrUnsupported for an
+// unknown recipe or (with tensor.ErrNotHost) for Data the CPU cannot address.
 func (c *FP8Cache) SetRow(block, slot int, row []float32, r FP8Recipe) error {
 	if err := c.checkSlot(block, slot); err != nil {
 		return err

@@ -301,3 +301,34 @@ func TestFP8PagedCache(t *testing.T) {
 		t.Errorf("two KV heads: %v, want ErrShape", err)
 	}
 }
+
+// TestFP8RecipeUnknown: a recipe that is none of the constants is refused
+// with ErrUnsupported (it used to quantize silently as FP8RecipeV32), and
+// nothing is written.
+func TestFP8RecipeUnknown(t *testing.T) {
+	row := make([]float32, mla.HeadDim)
+	for i := range row {
+		row[i] = float32(i%17) - 8
+	}
+	for _, r := range []mla.FP8Recipe{-1, mla.FP8RecipeAmax + 1, 99} {
+		dst := make([]byte, mla.FP8BytesPerToken)
+		if err := mla.QuantizeFP8Row(dst, row, r); !errors.Is(err, mla.ErrUnsupported) {
+			t.Errorf("recipe %d: err %v; want ErrUnsupported", int(r), err)
+		}
+		if slices.ContainsFunc(dst, func(b byte) bool { return b != 0 }) {
+			t.Errorf("recipe %d: wrote into dst", int(r))
+		}
+		c, err := mla.NewFP8Cache(1, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetRow(0, 0, row, r); !errors.Is(err, mla.ErrUnsupported) {
+			t.Errorf("SetRow recipe %d: err %v; want ErrUnsupported", int(r), err)
+		}
+	}
+	for _, r := range []mla.FP8Recipe{mla.FP8RecipeV32, mla.FP8RecipeFlashMLATest, mla.FP8RecipeAmax} {
+		if err := mla.QuantizeFP8Row(make([]byte, mla.FP8BytesPerToken), row, r); err != nil {
+			t.Errorf("recipe %v: %v", r, err)
+		}
+	}
+}
