@@ -91,7 +91,7 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer ep bench: %v\n", err)
 		return exitUsage
 	}
-	cfg.Progress = epIsTerminal(stderr)
+	cfg.Progress = isTerminal(stderr)
 	var rep *epReport
 	var err error
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
@@ -469,12 +469,3 @@ func bytesToI32(p []byte) []int32 {
 	return out
 }
 
-// epIsTerminal reports whether w is a terminal (progress bars only then).
-func epIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
