@@ -63,6 +63,9 @@ type config struct {
 }
 
 func run(ctx context.Context, w io.Writer, cfg config) error {
+	if cfg.layers < 1 || cfg.writers < 0 {
+		return fmt.Errorf("-layers %d must be ≥ 1 and -writers %d ≥ 0 (0 means 1)", cfg.layers, cfg.writers)
+	}
 	c, err := fs.Open(ctx, cfg.dir, append([]fs.Option{fs.WithBackend(cfg.backend)}, cfg.fsOpts...)...)
 	if err != nil {
 		return err

@@ -153,3 +153,18 @@ func TestDiskFullCleansUp(t *testing.T) {
 		t.Fatalf("previous checkpoint: step %q, %d tensors, %v", step, n, err)
 	}
 }
+
+// TestBadFlags: a layer count below 1 or a negative writer count is an
+// error, not a silently empty checkpoint written over the previous one.
+func TestBadFlags(t *testing.T) {
+	for _, cfg := range []config{{layers: 0, writers: 1}, {layers: -1, writers: 1}, {layers: 1, writers: -2}} {
+		cfg.dir, cfg.backend, cfg.step = t.TempDir(), "posix", 1
+		var out bytes.Buffer
+		if err := run(context.Background(), &out, cfg); err == nil {
+			t.Errorf("layers %d writers %d: no error (output %q)", cfg.layers, cfg.writers, out.String())
+		}
+		if _, err := os.Stat(filepath.Join(cfg.dir, "checkpoint.safetensors")); !os.IsNotExist(err) {
+			t.Errorf("layers %d writers %d: a checkpoint was written", cfg.layers, cfg.writers)
+		}
+	}
+}
