@@ -132,8 +132,11 @@ type RankExit struct {
 // process has been reaped and Local has returned.
 //
 // The result is indexed by rank and is returned even when err is not nil;
-// err is nil only when every rank succeeded. Bad configuration gives an
-// error wrapping ep.ErrConfig and starts nothing.
+// err is nil only when every rank succeeded (a rank that could not start
+// has that error in its RankExit.Err). Bad configuration gives an error
+// wrapping ep.ErrConfig and starts nothing, and so does a ctx that is already
+// done (an error wrapping ErrStalled and ctx.Err()); when ctx is cancelled
+// during the launch, the killed ranks' errors wrap ErrStalled and ctx.Err().
 func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 	switch {
 	case cfg.Network != "tcp" && cfg.Network != "unix":
@@ -166,6 +169,9 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 	}
 	if !deadline.After(start) {
 		return nil, fmt.Errorf("%w: launch of %d ranks: %w", ErrStalled, cfg.WorldSize, context.DeadlineExceeded)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: launch of %d ranks: %w", ErrStalled, cfg.WorldSize, err)
 	}
 	// The ranks' own deadline comes a little earlier, so that a rank that
 	// waits on a stalled peer reports that itself.
@@ -221,7 +227,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 	if cfg.Local != nil {
 		first = 1
 	}
-	startErr := error(nil)
+	startErr, startRank := error(nil), -1
 	for r := first; r < cfg.WorldSize; r++ {
 		var cmd *exec.Cmd
 		if cfg.Command != nil {
@@ -230,7 +236,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 			cmd = exec.Command(exe, cfg.Args...)
 		}
 		if cmd == nil {
-			startErr = fmt.Errorf("%w: rank %d: LaunchConfig.Command returned nil", ErrRankFailed, r)
+			startErr, startRank = fmt.Errorf("%w: rank %d: LaunchConfig.Command returned nil", ErrRankFailed, r), r
 			break
 		}
 		env := cmd.Env
@@ -258,7 +264,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 		// A rank that leaves a child holding its pipes must not hold up Wait.
 		cmd.WaitDelay = time.Second
 		if err := cmd.Start(); err != nil {
-			startErr = fmt.Errorf("%w: rank %d: start %s: %w", ErrRankFailed, r, cmd.Path, err)
+			startErr, startRank = fmt.Errorf("%w: rank %d: start %s: %w", ErrRankFailed, r, cmd.Path, err), r
 			break
 		}
 		cmds[r], running[r] = cmd, true
@@ -281,6 +287,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 	// kill ends every rank still running; why says when it happened.
 	var killWhy string
 	atDeadline := false
+	var cancelled error // ctx's error when the caller cancelled the launch
 	kill := func(why string) {
 		killWhy = why
 		cancelLocal()
@@ -320,7 +327,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 			hardDone = nil
 			if killWhy == "" {
 				why := fmt.Sprintf("at the deadline (%v after the start)", deadline.Sub(start).Round(time.Millisecond))
-				if ctx.Err() != nil {
+				if cancelled = ctx.Err(); cancelled != nil {
 					why = "when the launch was cancelled"
 				} else {
 					atDeadline = true
@@ -343,6 +350,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 			e.ExitCode = 0
 		}
 		switch {
+		case r == startRank:
+			e.Err = startErr // also first in Launch's error
 		case e.Stalled:
 			state := "was still running"
 			if e.Stopped {
@@ -351,6 +360,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 			var cause error = ErrStalled
 			if atDeadline {
 				cause = fmt.Errorf("%w: %w", ErrStalled, context.DeadlineExceeded)
+			} else if cancelled != nil {
+				cause = fmt.Errorf("%w: %w", ErrStalled, cancelled)
 			}
 			e.Err = fmt.Errorf("%w: rank %d %s %s; killed%s", cause, r, state, killWhy, lastLines(e.Stderr))
 			stalled = append(stalled, e.Err)

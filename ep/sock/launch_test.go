@@ -174,8 +174,13 @@ func TestLaunchBadConfig(t *testing.T) {
 	}
 	// A command that cannot start fails at once, naming the rank.
 	cfg := LaunchConfig{Network: "unix", WorldSize: 2, Command: func(int) *exec.Cmd { return exec.Command("/nonexistent/fireflyer-rank") }}
-	if _, err := Launch(context.Background(), cfg); !errors.Is(err, ErrRankFailed) || !strings.Contains(err.Error(), "rank 0") {
+	exits, err := Launch(context.Background(), cfg)
+	if !errors.Is(err, ErrRankFailed) || !strings.Contains(err.Error(), "rank 0") {
 		t.Errorf("missing program: err %v", err)
+	}
+	// The rank that could not start says so in its own result too.
+	if len(exits) != 2 || !errors.Is(exits[0].Err, ErrRankFailed) || !strings.Contains(fmt.Sprint(exits[0].Err), "start") {
+		t.Errorf("missing program: exits %+v; want rank 0's start error in exits[0].Err", exits)
 	}
 	// Outside a launched process LaunchedOptions says what is missing.
 	if os.Getenv(EnvNetwork) == "" {
@@ -183,6 +188,34 @@ func TestLaunchBadConfig(t *testing.T) {
 			t.Errorf("LaunchedOptions: %v", err)
 		} else {
 			cancel()
+		}
+	}
+}
+
+// TestLaunchCancelled: a context that is done before Launch starts nothing;
+// one cancelled during the launch kills the ranks with errors that wrap
+// ErrStalled and context.Canceled.
+func TestLaunchCancelled(t *testing.T) {
+	sleeper := func(int) *exec.Cmd { return exec.Command("sleep", "30") }
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	started := false
+	cfg := LaunchConfig{Network: "unix", WorldSize: 2, Command: func(r int) *exec.Cmd { started = true; return sleeper(r) }}
+	if _, err := Launch(done, cfg); !errors.Is(err, ErrStalled) || !errors.Is(err, context.Canceled) || started {
+		t.Errorf("done context: err %v, started %v; want ErrStalled and context.Canceled, nothing started", err, started)
+	}
+	if _, err := exec.LookPath("sleep"); err != nil {
+		t.Skip("no sleep command")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	exits, err := Launch(ctx, LaunchConfig{Network: "unix", WorldSize: 2, Timeout: time.Minute, Command: sleeper})
+	if !errors.Is(err, ErrStalled) || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled during the launch: err %v; want ErrStalled and context.Canceled", err)
+	}
+	for _, e := range exits {
+		if !e.Stalled || !errors.Is(e.Err, context.Canceled) {
+			t.Errorf("rank %d: %+v; want stalled with context.Canceled", e.Rank, e)
 		}
 	}
 }
