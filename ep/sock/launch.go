@@ -327,8 +327,9 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 			hardDone = nil
 			if killWhy == "" {
 				why := fmt.Sprintf("at the deadline (%v after the start)", deadline.Sub(start).Round(time.Millisecond))
-				if cancelled = ctx.Err(); cancelled != nil {
-					why = "when the launch was cancelled"
+				// ctx's own deadline is the launch's deadline too.
+				if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					why, cancelled = "when the launch was cancelled", err
 				} else {
 					atDeadline = true
 				}

@@ -218,6 +218,14 @@ func TestLaunchCancelled(t *testing.T) {
 			t.Errorf("rank %d: %+v; want stalled with context.Canceled", e.Rank, e)
 		}
 	}
+	// A deadline of ctx's own is reported as the deadline, not as a
+	// cancellation.
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = Launch(ctx, LaunchConfig{Network: "unix", WorldSize: 2, Timeout: time.Minute, Command: sleeper})
+	if !errors.Is(err, ErrStalled) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "at the deadline") {
+		t.Errorf("ctx deadline: err %v; want ErrStalled and context.DeadlineExceeded, at the deadline", err)
+	}
 }
 
 // TestLaunchStdoutCap: a rank that writes more than MaxStdout fails.
