@@ -2,8 +2,9 @@ package tensor
 
 import "fmt"
 
-// Storage is where an operand's elements live: host memory today (Host), a
-// device buffer tomorrow (the cuda package). Every operand field that holds
+// Storage is where an operand's elements live: host memory (Host), or a
+// device buffer of a GPU backend (no package of this module provides one
+// yet: package cuda does not implement Storage). Every operand field that holds
 // elements (FP8Matrix data and scales, gemm's BF16 operands and output,
 // mla's paged cache) is a Storage, so a backend that keeps data on a device
 // can receive its own buffers between calls without copies. Validation needs
