@@ -183,6 +183,10 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept), 1 … 1000")
 	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	// Set, these two switch to runMLASparse before this flag set parses
+	// anything; they are here so that -h lists them.
+	fs.Bool("sparse", false, "DeepSeek-V3.2 sparse attention (its own flags: fireflyer mla "+verb+" --sparse -h)")
+	fs.Bool("fp8-cache", false, "the V3.2 656-byte FP8 KV cache (its flags: fireflyer mla "+verb+" --fp8-cache -h)")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}

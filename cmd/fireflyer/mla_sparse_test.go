@@ -79,3 +79,26 @@ func TestMLASparseErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMLAHelpListsSparse: `mla check -h` and `mla bench -h` list --sparse
+// and --fp8-cache (every flag, as the CLI contract asks), and the sparse
+// form's own -h lists its flags.
+func TestMLAHelpListsSparse(t *testing.T) {
+	for _, verb := range []string{"check", "bench"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"mla", verb, "-h"}, nil, &out, &errb); code != exitOK {
+			t.Fatalf("mla %s -h: exit %d", verb, code)
+		}
+		help := out.String() + errb.String()
+		for _, f := range []string{"-sparse", "-fp8-cache"} {
+			if !strings.Contains(help, f) {
+				t.Errorf("mla %s -h does not list %s:\n%s", verb, f, help)
+			}
+		}
+		out.Reset()
+		errb.Reset()
+		if code := run([]string{"mla", verb, "--sparse", "-h"}, nil, &out, &errb); code != exitOK || !strings.Contains(out.String()+errb.String(), "-topk") {
+			t.Errorf("mla %s --sparse -h: exit %d, no -topk in %q", verb, code, out.String()+errb.String())
+		}
+	}
+}
