@@ -468,4 +468,3 @@ func bytesToI32(p []byte) []int32 {
 	}
 	return out
 }
-
