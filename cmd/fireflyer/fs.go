@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/fireflyer-go/fireflyer/fs"
 )
@@ -156,7 +155,7 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var progress benchProgress
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		progress = newBenchBars(stderr, cfg.RW)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
