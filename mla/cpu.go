@@ -181,6 +181,37 @@ func (cpuKernel) release(scratch any) {
 
 // gather decodes the cache rows of tokens [t0, t0+n) of request req, KV head
 // kvh, into dst [n][D].
+// softmaxTile runs one online-softmax step (base 2) over a tile of n keys:
+// st is the tile's Sᵀ [n][mp] (log2-scaled scores, masked keys -Inf), k its
+// keys [n][d] whose first dv columns are the values, o the running output
+// [mp][dv], mx and l the running max and sum [mp], nm and sh [mp] scratch. It
+// raises mx to the tile's max, rescales l and o by the change, turns st into
+// exp2(st − max) adding each row's sum to l, and adds Pᵀ·V to o. A row with
+// every key masked so far keeps its max -Inf and gets shift 0.
+func softmaxTile(ks kernels.Set, n, mp, d, dv int, st, k, o, mx, l, nm, sh []float32) {
+	copy(nm, mx)
+	for i := range n {
+		ks.MaxInto(nm, st[i*mp:(i+1)*mp])
+	}
+	for m := range mp {
+		nmm := nm[m]
+		if math.IsInf(float64(nmm), -1) {
+			sh[m] = 0
+			continue
+		}
+		sh[m] = nmm
+		if alpha := kernels.Exp2(mx[m] - nmm); alpha != 1 {
+			l[m] *= alpha
+			ks.Scal(alpha, o[m*dv:(m+1)*dv])
+		}
+		mx[m] = nmm
+	}
+	for i := range n {
+		ks.Exp2Sub(st[i*mp:(i+1)*mp], sh, l)
+	}
+	ks.Gemm(mp, dv, n, st, 1, mp, k, d, o, dv, true)
+}
+
 func gather(ks kernels.Set, p *Problem, req, kvh, t0, n int, dst []float32) {
 	c, d := &p.host, p.Cache.HeadDim
 	bt := p.BlockTable[req]
@@ -269,27 +300,7 @@ func (k cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse
 				}
 			}
 		}
-		copy(s.nm, s.mx)
-		for i := range n {
-			s.ks.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
-		}
-		for m := range mp {
-			nm := s.nm[m]
-			if math.IsInf(float64(nm), -1) {
-				s.sh[m] = 0
-				continue
-			}
-			s.sh[m] = nm
-			if alpha := kernels.Exp2(s.mx[m] - nm); alpha != 1 {
-				s.l[m] *= alpha
-				s.ks.Scal(alpha, s.o[m*dv:(m+1)*dv])
-			}
-			s.mx[m] = nm
-		}
-		for i := range n {
-			s.ks.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
-		}
-		s.ks.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
+		softmaxTile(s.ks, n, mp, d, dv, s.st, s.k, s.o, s.mx, s.l, s.nm, s.sh)
 	}
 	for m := range rows {
 		om, dst := s.o[m*dv:(m+1)*dv], o[m*dv:(m+1)*dv]

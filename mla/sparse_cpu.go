@@ -111,27 +111,7 @@ func (s *attnState) flush() {
 	n8 := (n + 7) &^ 7
 	clear(s.k[n*d : n8*d])
 	s.ks.Gemm(n8, mp, d, s.k, d, 1, s.qt, mp, s.st, mp, false)
-	copy(s.nm, s.mx)
-	for i := range n {
-		s.ks.MaxInto(s.nm, s.st[i*mp:(i+1)*mp])
-	}
-	for m := range mp {
-		nm := s.nm[m]
-		if math.IsInf(float64(nm), -1) {
-			s.sh[m] = 0
-			continue
-		}
-		s.sh[m] = nm
-		if alpha := kernels.Exp2(s.mx[m] - nm); alpha != 1 {
-			s.l[m] *= alpha
-			s.ks.Scal(alpha, s.o[m*dv:(m+1)*dv])
-		}
-		s.mx[m] = nm
-	}
-	for i := range n {
-		s.ks.Exp2Sub(s.st[i*mp:(i+1)*mp], s.sh, s.l)
-	}
-	s.ks.Gemm(mp, dv, n, s.st, 1, mp, s.k, d, s.o, dv, true)
+	softmaxTile(s.ks, n, mp, d, dv, s.st, s.k, s.o, s.mx, s.l, s.nm, s.sh)
 }
 
 // finish flushes and writes o [rows][dv] normalised, lse [rows] (natural,

@@ -78,17 +78,24 @@ func (s *scale) BackwardWeight(_ context.Context, mb int) error {
 	return nil
 }
 
-// Running stages in DualPipeV order on 2 ranks (4 stages) in one process.
-func ExampleExecutor() {
-	s, _ := pipeline.DualPipeV(2, 4)
-	prog, _ := pipeline.Lower(s)
-	// Rank r holds stages r and 3−r; stage k multiplies by k+1.
+// scaleStages places one scale per stage of s on the rank that holds it,
+// stage k multiplying by k+1.
+func scaleStages(s *pipeline.Schedule) [][]pipeline.Stage[float64] {
 	stages := make([][]pipeline.Stage[float64], s.Ranks)
 	for r, ps := range s.Place {
 		for _, p := range ps {
 			stages[r] = append(stages[r], newScale(float64(p.Stage+1)))
 		}
 	}
+	return stages
+}
+
+// Running stages in DualPipeV order on 2 ranks (4 stages) in one process.
+func ExampleExecutor() {
+	s, _ := pipeline.DualPipeV(2, 4)
+	prog, _ := pipeline.Lower(s)
+	// Rank r holds stages r and 3−r; stage k multiplies by k+1.
+	stages := scaleStages(s)
 	ex := &pipeline.Executor[float64]{
 		Program: prog,
 		Input:   func(pipe, micro int) (float64, error) { return float64(micro + 1), nil },
@@ -116,12 +123,7 @@ func ExampleExecutor() {
 func ExampleExecutor_StepLocal() {
 	s, _ := pipeline.DualPipeV(2, 4)
 	prog, _ := pipeline.LowerReference(s)
-	stages := make([][]pipeline.Stage[float64], s.Ranks)
-	for r, ps := range s.Place {
-		for _, p := range ps {
-			stages[r] = append(stages[r], newScale(float64(p.Stage+1)))
-		}
-	}
+	stages := scaleStages(s)
 	ex := &pipeline.Executor[float64]{
 		Program: prog,
 		Input:   func(pipe, micro int) (float64, error) { return float64(micro + 1), nil },

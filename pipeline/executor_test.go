@@ -50,17 +50,6 @@ func (m *mlp) clone() *mlp {
 	return c
 }
 
-const geluK = 0.7978845608028654 // sqrt(2/π)
-
-func gelu(a float64) float64 {
-	return 0.5 * a * (1 + math.Tanh(geluK*(a+0.044715*a*a*a)))
-}
-
-func geluGrad(a float64) float64 {
-	t := math.Tanh(geluK * (a + 0.044715*a*a*a))
-	return 0.5*(1+t) + 0.5*a*(1-t*t)*geluK*(1+3*0.044715*a*a)
-}
-
 func (m *mlp) Forward(_ context.Context, micro int, x []float64) ([]float64, error) {
 	if len(x)%m.h != 0 {
 		return nil, fmt.Errorf("input of %d values is not [rows, %d]", len(x), m.h)
@@ -71,23 +60,7 @@ func (m *mlp) Forward(_ context.Context, micro int, x []float64) ([]float64, err
 	rows := len(x) / m.h
 	s := &mlpSaved{rows: rows, x: x, a: make([]float64, rows*m.f), g: make([]float64, rows*m.f), forward: true}
 	y := make([]float64, rows*m.h)
-	for i := 0; i < rows; i++ {
-		for j := 0; j < m.f; j++ {
-			var acc float64
-			for k := 0; k < m.h; k++ {
-				acc += x[i*m.h+k] * m.w1[j*m.h+k]
-			}
-			s.a[i*m.f+j] = acc
-			s.g[i*m.f+j] = gelu(acc)
-		}
-		for l := 0; l < m.h; l++ {
-			var acc float64
-			for j := 0; j < m.f; j++ {
-				acc += s.g[i*m.f+j] * m.w2[l*m.f+j]
-			}
-			y[i*m.h+l] = acc
-		}
-	}
+	testutil.MLPForward(m.h, m.f, rows, x, m.w1, m.w2, s.a, s.g, y)
 	m.saved[micro] = s
 	return y, nil
 }
@@ -100,22 +73,7 @@ func (m *mlp) BackwardInput(_ context.Context, micro int, dy []float64) ([]float
 	s.backward, s.dy = true, dy
 	s.da = make([]float64, s.rows*m.f)
 	dx := make([]float64, s.rows*m.h)
-	for i := 0; i < s.rows; i++ {
-		for j := 0; j < m.f; j++ {
-			var acc float64
-			for l := 0; l < m.h; l++ {
-				acc += dy[i*m.h+l] * m.w2[l*m.f+j]
-			}
-			s.da[i*m.f+j] = acc * geluGrad(s.a[i*m.f+j])
-		}
-		for k := 0; k < m.h; k++ {
-			var acc float64
-			for j := 0; j < m.f; j++ {
-				acc += s.da[i*m.f+j] * m.w1[j*m.h+k]
-			}
-			dx[i*m.h+k] = acc
-		}
-	}
+	testutil.MLPBackwardInput(m.h, m.f, s.rows, dy, m.w1, m.w2, s.a, s.da, dx)
 	return dx, nil
 }
 
@@ -124,24 +82,7 @@ func (m *mlp) BackwardWeight(_ context.Context, micro int) error {
 	if !ok || !s.backward {
 		return fmt.Errorf("micro-batch %d: weight gradient before input gradient", micro)
 	}
-	for l := 0; l < m.h; l++ {
-		for j := 0; j < m.f; j++ {
-			var acc float64
-			for i := 0; i < s.rows; i++ {
-				acc += s.dy[i*m.h+l] * s.g[i*m.f+j]
-			}
-			m.g2[l*m.f+j] += acc
-		}
-	}
-	for j := 0; j < m.f; j++ {
-		for k := 0; k < m.h; k++ {
-			var acc float64
-			for i := 0; i < s.rows; i++ {
-				acc += s.da[i*m.f+j] * s.x[i*m.h+k]
-			}
-			m.g1[j*m.h+k] += acc
-		}
-	}
+	testutil.MLPBackwardWeight(m.h, m.f, s.rows, s.x, s.g, s.dy, s.da, m.g1, m.g2)
 	delete(m.saved, micro)
 	return nil
 }
@@ -185,20 +126,29 @@ type mlpCase struct {
 	reference     bool // LowerReference's batched program
 }
 
-func runMLPCase(t *testing.T, tc mlpCase) {
-	const h, f, rows = 4, 16, 3
-	s, err := Generate(tc.method, tc.ranks, tc.chunks)
+// generateLowered generates method's schedule on ranks ranks with chunks
+// micro-batches and lowers it, with LowerReference where reference is set and
+// Lower otherwise; it fails t on any error.
+func generateLowered(t *testing.T, method Method, ranks, chunks int, reference bool) (*Schedule, *Program) {
+	t.Helper()
+	s, err := Generate(method, ranks, chunks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lower := Lower
-	if tc.reference {
+	if reference {
 		lower = LowerReference
 	}
 	prog, err := lower(s)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, prog
+}
+
+func runMLPCase(t *testing.T, tc mlpCase) {
+	const h, f, rows = 4, 16, 3
+	s, prog := generateLowered(t, tc.method, tc.ranks, tc.chunks, tc.reference)
 	if err := prog.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +170,7 @@ func runMLPCase(t *testing.T, tc mlpCase) {
 	for i := range ref {
 		ref[i] = model[i].clone()
 	}
+	var err error
 	refLoss := make([]float64, total)
 	ctx := context.Background()
 	for mb := 0; mb < total; mb++ {

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }

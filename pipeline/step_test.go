@@ -82,18 +82,7 @@ type stepFixture struct {
 
 func newStepFixture(t *testing.T, tc stepCase) *stepFixture {
 	t.Helper()
-	s, err := Generate(tc.method, tc.ranks, tc.chunks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lower := Lower
-	if tc.reference {
-		lower = LowerReference
-	}
-	prog, err := lower(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, prog := generateLowered(t, tc.method, tc.ranks, tc.chunks, tc.reference)
 	fx := &stepFixture{s: s, prog: prog}
 	r := testutil.RNG(7)
 	total := s.Pipes * s.Micro
@@ -101,6 +90,7 @@ func newStepFixture(t *testing.T, tc stepCase) *stepFixture {
 		fx.inputs = append(fx.inputs, testutil.F64(testutil.Normal(r, 2*4, 0, 1)))
 		fx.labels = append(fx.labels, testutil.F64(testutil.Normal(r, 2*4, 0, 1)))
 	}
+	var err error
 	ctx := context.Background()
 	for mb := range total {
 		x := fx.inputs[mb]

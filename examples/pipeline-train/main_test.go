@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 	"github.com/fireflyer-go/fireflyer/pipeline"
 )
 
@@ -23,7 +22,7 @@ func TestMain(m *testing.M) {
 	if sock.Launched() {
 		err := rankMain()
 		// No goroutine may outlive the transport, on success or failure.
-		if lerr := goleak.Find(); lerr != nil {
+		if lerr := leaktest.Find(); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
 		if err != nil {
@@ -32,7 +31,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	leaktest.Main(m)
 }
 
 func self(int) *exec.Cmd { return exec.Command(os.Args[0], "-test.run=^$") }

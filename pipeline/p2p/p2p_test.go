@@ -10,15 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 	"github.com/fireflyer-go/fireflyer/pipeline"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 // group returns n p2p transports over one in-process ep group.
 func group(t *testing.T, n int, opts Options) []*Transport {

@@ -26,6 +26,12 @@ var processLifetime = []goleak.Option{
 // as the whole body of TestMain, or as its last statement.
 func Main(m *testing.M) { goleak.VerifyTestMain(m, processLifetime...) }
 
+// Find returns an error naming every goroutine still running other than the
+// calling one and the process-lifetime ones above, or nil when there is none.
+// It is for a test binary that re-executes itself as a child process (a rank)
+// and must check for leaks before its own os.Exit, where Main does not run.
+func Find() error { return goleak.Find(processLifetime...) }
+
 // Returns runs each named call in its own subtest and fails that subtest
 // when the call returns an error or has not returned within limit (it hangs
 // or walks a huge empty range). A call that never returns is left running;
