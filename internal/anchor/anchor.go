@@ -68,6 +68,26 @@ func BestOf(n int, f func()) float64 {
 	return MinTime(n, f)
 }
 
+// Alternate runs each of fs once to warm up, then in max(rounds, 1) rounds
+// times each in turn as MinTime(reps, f) and returns each one's shortest
+// time over the rounds, in seconds, in the order of fs. Alternating the run
+// with its anchors keeps a shared machine's load changes from favouring one
+// of them.
+func Alternate(rounds, reps int, fs ...func()) []float64 {
+	for _, f := range fs {
+		f()
+	}
+	best := make([]float64, len(fs))
+	for r := range max(rounds, 1) {
+		for i, f := range fs {
+			if t := MinTime(reps, f); r == 0 || t < best[i] {
+				best[i] = t
+			}
+		}
+	}
+	return best
+}
+
 // MinTime returns the shortest of max(n, 1) timed runs of f, in seconds.
 func MinTime(n int, f func()) float64 {
 	n = max(n, 1)

@@ -37,3 +37,19 @@ func TestAnchorsRun(t *testing.T) {
 		t.Fatalf("Memcpy anchor took %v", d)
 	}
 }
+
+// TestAlternate: each function warms up once and then runs reps times in
+// each of the rounds; the results come back in the order given.
+func TestAlternate(t *testing.T) {
+	var a, b int
+	best := Alternate(2, 3, func() { a++ }, func() { b++; time.Sleep(time.Millisecond) })
+	if a != 7 || b != 7 {
+		t.Fatalf("calls %d and %d, want 7 each (1 warm-up + 2 rounds × 3)", a, b)
+	}
+	if len(best) != 2 || best[1] < 0.001 || best[0] >= best[1] {
+		t.Fatalf("Alternate = %v, want [fast, ≥1ms]", best)
+	}
+	if n := 0; len(Alternate(0, 0, func() { n++ })) != 1 || n != 2 {
+		t.Fatalf("Alternate(0, 0) ran f %d times, want 2 (warm-up + one round of one)", n)
+	}
+}

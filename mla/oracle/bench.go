@@ -82,22 +82,8 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 	flops, bytes := in.FLOPs(), in.Bytes()
 	gemm := anchor.GEMMOn(kernelsOf(be), c.B*c.SQ*c.HQ, max(c.SK, 1), c.HeadDim+c.HeadDimV)
 	mem := anchor.Memcpy(int(bytes))
-	run()
-	gemm()
-	mem()
-	var t, tg, tm float64
-	for r := range max(rounds, 1) {
-		a, g, m := anchor.MinTime(reps, run), anchor.MinTime(reps, gemm), anchor.MinTime(reps, mem)
-		if r == 0 || a < t {
-			t = a
-		}
-		if r == 0 || g < tg {
-			tg = g
-		}
-		if r == 0 || m < tm {
-			tm = m
-		}
-	}
+	best := anchor.Alternate(rounds, reps, run, gemm, mem)
+	t, tg, tm := best[0], best[1], best[2]
 	if runErr != nil {
 		return Measurement{}, runErr
 	}

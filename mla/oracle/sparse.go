@@ -190,15 +190,7 @@ func (c SparseDecodeCase) Build() (*SparseDecodeInput, error) {
 		}
 	}
 	if c.Sink {
-		in.Opts.AttnSink = testutil.Normal(r, c.HQ, 0, 1)
-		for h := range in.Opts.AttnSink {
-			switch u := r.Float64(); {
-			case u < 0.31:
-				in.Opts.AttnSink[h] = float32(math.Inf(1))
-			case u < 0.62:
-				in.Opts.AttnSink[h] = float32(math.Inf(-1))
-			}
-		}
+		in.Opts.AttnSink = attnSinks(r, c.HQ)
 	}
 	if c.ExtraTopK > 0 {
 		ec, epos, err := fp8Cache(r, c.B, max(c.SK/2, 1), 61)
@@ -436,15 +428,7 @@ func (c SparsePrefillCase) Build() (*SparsePrefillInput, error) {
 		}
 	}
 	if c.Sink {
-		in.Opts.AttnSink = testutil.Normal(r, c.HQ, 0, 1)
-		for h := range in.Opts.AttnSink {
-			switch u := r.Float64(); {
-			case u < 0.31:
-				in.Opts.AttnSink[h] = float32(math.Inf(1))
-			case u < 0.62:
-				in.Opts.AttnSink[h] = float32(math.Inf(-1))
-			}
-		}
+		in.Opts.AttnSink = attnSinks(r, c.HQ)
 	}
 	return in, nil
 }
@@ -539,4 +523,20 @@ func CheckSparsePrefill(out, maxLogits, lse []float32, refOut, refMax, refLSE []
 		return err
 	}
 	return closeOr("lse", lse, refLSE, SparsePrefillLSEAbs, SparsePrefillLSERel)
+}
+
+// attnSinks draws hq attention sinks from r: standard normal, with each head
+// then set to +Inf (probability 0.31) or -Inf (0.31) to cover upstream's
+// infinite-sink cases.
+func attnSinks(r *rand.Rand, hq int) []float32 {
+	sinks := testutil.Normal(r, hq, 0, 1)
+	for h := range sinks {
+		switch u := r.Float64(); {
+		case u < 0.31:
+			sinks[h] = float32(math.Inf(1))
+		case u < 0.62:
+			sinks[h] = float32(math.Inf(-1))
+		}
+	}
+	return sinks
 }

@@ -36,21 +36,8 @@ func measure(run func() error, flops, bytes float64, m, n, k, reps, rounds int) 
 		}
 	}
 	gemm, mem := anchor.GEMM(m, max(n, 1), k), anchor.Memcpy(max(int(bytes), 1))
-	f()
-	gemm()
-	mem()
-	for r := range max(rounds, 1) {
-		a, g, c := anchor.MinTime(reps, f), anchor.MinTime(reps, gemm), anchor.MinTime(reps, mem)
-		if r == 0 || a < t {
-			t = a
-		}
-		if r == 0 || g < tg {
-			tg = g
-		}
-		if r == 0 || c < tm {
-			tm = c
-		}
-	}
+	best := anchor.Alternate(rounds, reps, f, gemm, mem)
+	t, tg, tm = best[0], best[1], best[2]
 	return t, tg, tm, runErr
 }
 
