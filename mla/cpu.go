@@ -156,16 +156,7 @@ func (k cpuKernel) newScratch(p *Problem) any {
 	rows, d, dv := p.Rows(), p.Cache.HeadDim, p.HeadDimV
 	mp := (rows + 15) &^ 15
 	sizes := []int{min(rows, 3) * d, TileN * d, TileN * mp, mp * dv, mp, mp, mp, mp, TileN, TileN}
-	total := 0
-	for _, n := range sizes {
-		total += n
-	}
-	all := getFloats(total)
-	buf := all
-	part := make([][]float32, len(sizes))
-	for i, n := range sizes {
-		part[i], buf = buf[:n:n], buf[n:]
-	}
+	all, part := getFloatParts(sizes)
 	return &cpuScratch{
 		ks: k.ks, mp: mp, q: part[0], k: part[1], st: part[2], o: part[3],
 		mx: part[4], l: part[5], nm: part[6], sh: part[7], shN: part[8], accN: part[9],

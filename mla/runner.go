@@ -131,6 +131,23 @@ func getFloats(n int) []float32 {
 	return make([]float32, n)
 }
 
+// getFloatParts returns one pooled buffer from getFloats holding the sizes
+// in turn, and its consecutive parts of those lengths (each capped at its own
+// length); hand all back with putFloats.
+func getFloatParts(sizes []int) (all []float32, part [][]float32) {
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	all = getFloats(total)
+	buf := all
+	part = make([][]float32, len(sizes))
+	for i, n := range sizes {
+		part[i], buf = buf[:n:n], buf[n:]
+	}
+	return all, part
+}
+
 // putFloats hands a slice from getFloats back.
 func putFloats(s []float32) {
 	s = s[:cap(s)]

@@ -54,16 +54,7 @@ type attnState struct {
 func newAttnState(ks kernels.Set, rows, d, dv int) *attnState {
 	mp := (rows + 15) &^ 15
 	sizes := []int{d * mp, sparseTile * d, sparseTile * mp, mp * dv, mp, mp, mp, mp}
-	total := 0
-	for _, n := range sizes {
-		total += n
-	}
-	all := getFloats(total)
-	buf := all
-	part := make([][]float32, len(sizes))
-	for i, n := range sizes {
-		part[i], buf = buf[:n:n], buf[n:]
-	}
+	all, part := getFloatParts(sizes)
 	return &attnState{
 		ks: ks, rows: rows, mp: mp, d: d, dv: dv,
 		qt: part[0], k: part[1], st: part[2], o: part[3], mx: part[4], l: part[5], nm: part[6], sh: part[7],

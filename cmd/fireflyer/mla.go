@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	kernelset "github.com/fireflyer-go/fireflyer/internal/kernels"
-	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/mla/oracle"
 	"github.com/fireflyer-go/fireflyer/tensor"
@@ -247,61 +245,9 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	}
 	if bench {
 		m, err := oracle.Measure(be, *c, 1, *reps)
-		if err != nil {
-			fmt.Fprintf(stderr, "fireflyer mla bench: %v\n", err)
-			return exitFail
-		}
-		if *asJSON {
-			return writeJSON(stdout, stderr, "mla", m)
-		}
-		fmt.Fprintf(stdout, "case %s backend %s kernels %s gomaxprocs %d\n", m.Case, m.Backend, m.Kernels, m.GOMAXPROCS)
-		fmt.Fprintf(stdout, "decode %.3f ms %.1f GFLOP/s %.2f GB/s\n", m.Seconds*1e3, m.GFLOPs, m.GBs)
-		fmt.Fprintf(stdout, "anchors gemm %.1f GFLOP/s memcpy %.2f GB/s\n", m.GEMMGFLOPs, m.MemcpyGBs)
-		fmt.Fprintf(stdout, "ratios x_gemm %.3f x_memcpy %.3f\n", m.RatioGEMM, m.RatioMemcpy)
-		return exitOK
+		return printSparseBench(stdout, stderr, m, err, *asJSON, "decode")
 	}
-	in, err := c.Build()
-	if err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-		return exitUsage
-	}
-	out, lse, err := mla.Decode(context.Background(), be, in.Q, in.Cache, in.BlockTable, in.Seqlens, &in.Opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-		return exitFail
-	}
-	refOut, refLSE, err := oracle.Decode(in)
-	if err != nil {
-		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
-		return exitFail
-	}
-	checkErr := oracle.Check(out, lse, refOut, refLSE)
-	res := map[string]any{
-		"case": in.Case.Name(), "backend": be.Name(), "pass": checkErr == nil,
-		"out_max_abs_diff": finiteMaxDiff(out, refOut), "out_calc_diff": testutil.CalcDiff(testutil.F64(out), refOut),
-		"lse_max_abs_diff": finiteMaxDiff(lse, refLSE),
-	}
-	if checkErr != nil {
-		res["error"] = checkErr.Error()
-	}
-	code := exitOK
-	if checkErr != nil {
-		code = exitFail
-	}
-	if *asJSON {
-		if c := writeJSON(stdout, stderr, "mla", res); c != exitOK {
-			return c
-		}
-		return code
-	}
-	verdict := "pass"
-	if checkErr != nil {
-		verdict = "FAIL: " + checkErr.Error()
-	}
-	fmt.Fprintf(stdout, "case %s backend %s\n", res["case"], res["backend"])
-	fmt.Fprintf(stdout, "out max_abs_diff %.3g calc_diff %.3g lse max_abs_diff %.3g\n", res["out_max_abs_diff"], res["out_calc_diff"], res["lse_max_abs_diff"])
-	fmt.Fprintln(stdout, verdict)
-	return code
+	return checkDecode(c, be, stdout, stderr, *asJSON)
 }
 
 // finiteMaxDiff is max |got−want| over the positions where want is finite.

@@ -258,6 +258,14 @@ func runMLAFP8Check(c *oracle.Case, backend string, bench bool, rounds int, stdo
 		m, err := oracle.Measure(be, *c, 1, rounds)
 		return printSparseBench(stdout, stderr, m, err, asJSON, "decode")
 	}
+	return checkDecode(c, be, stdout, stderr, asJSON)
+}
+
+// checkDecode is `mla check` of a dense case: it builds c (a failure is bad
+// input, exit 2), runs be through mla.Decode and the float64 oracle on it (a
+// failure is exit 1), and prints the comparison with printCheck (exit 1 when
+// it fails upstream's tolerances).
+func checkDecode(c *oracle.Case, be mla.Backend, stdout, stderr io.Writer, asJSON bool) int {
 	in, err := c.Build()
 	if err != nil {
 		fmt.Fprintf(stderr, "fireflyer mla check: %v\n", err)
