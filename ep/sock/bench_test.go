@@ -2,14 +2,13 @@ package sock
 
 import (
 	"context"
-	"io"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/ep"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/nettest"
 )
 
 // BenchmarkTransport moves one rank's share of a DeepEP-size dispatch
@@ -64,38 +63,7 @@ func benchTransport(b *testing.B, network string) {
 	defer ts[1].Close()
 
 	// The raw stream between the same two endpoints (same process pair).
-	laddr := "127.0.0.1:0"
-	if network == "unix" {
-		laddr = filepath.Join(b.TempDir(), "raw.sock")
-	}
-	ln, err := net.Listen(network, laddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	wc, err := net.Dial(network, ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer wc.Close()
-	rc := <-acc
-	defer rc.Close()
-	sink := make([]byte, total)
-	done := make(chan error)
-	go func() {
-		for {
-			if _, err := io.ReadFull(rc, sink); err != nil {
-				close(done)
-				return
-			}
-			done <- nil
-		}
-	}()
+	wc, done := nettest.RawStream(b, network, total)
 
 	var tRaw, tPut time.Duration
 	b.ResetTimer()

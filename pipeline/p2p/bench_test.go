@@ -3,7 +3,6 @@ package p2p
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/nettest"
 	"github.com/fireflyer-go/fireflyer/pipeline"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -80,38 +80,7 @@ func benchThroughput(b *testing.B, network string, rows int) {
 	msg := f32([]int{rows, 4096}, 1)
 	total := len(msg.Data)
 
-	laddr := "127.0.0.1:0"
-	if network == "unix" {
-		laddr = filepath.Join(b.TempDir(), "raw.sock")
-	}
-	ln, err := net.Listen(network, laddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	wc, err := net.Dial(network, ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer wc.Close()
-	rc := <-acc
-	defer rc.Close()
-	sink := make([]byte, total)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if _, err := io.ReadFull(rc, sink); err != nil {
-				return
-			}
-			done <- struct{}{}
-		}
-	}()
+	wc, done := nettest.RawStream(b, network, total)
 	ctx := context.Background()
 	var tRaw, tP2P time.Duration
 	b.SetBytes(int64(total))
