@@ -2,7 +2,6 @@ package mlatest
 
 import (
 	"context"
-	"regexp"
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
@@ -99,66 +98,44 @@ func SparsePrefillGrid(short bool) []oracle.SparsePrefillCase {
 // Run.
 func RunSparse(t *testing.T, be mla.SparseBackend, o Options) {
 	short := o.Short || testing.Short() || !testutil.Long()
-	var skips []*regexp.Regexp
-	for _, s := range o.Skip {
-		skips = append(skips, regexp.MustCompile(s))
-	}
-	skip := func(t *testing.T) {
-		for _, re := range skips {
-			if re.MatchString(t.Name()) {
-				t.Skipf("skipped by pattern %q", re)
-			}
-		}
-	}
+	skip := o.skipper()
 	ctx := context.Background()
 	t.Run("decode", func(t *testing.T) {
-		for i, c := range SparseDecodeGrid(short) {
-			if o.Every > 1 && i%o.Every != 0 {
-				continue
+		eachCase(t, o, skip, SparseDecodeGrid(short), func(t *testing.T, c oracle.SparseDecodeCase) {
+			in, err := c.Build()
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Run(c.Name(), func(t *testing.T) {
-				skip(t)
-				in, err := c.Build()
-				if err != nil {
-					t.Fatal(err)
-				}
-				refOut, refLSE, err := oracle.SparseDecode(in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out, lse, err := mla.SparseDecode(ctx, be, in.Q, in.Cache, in.Indices, in.TopK, &in.Opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := oracle.CheckSparseDecode(out, lse, refOut, refLSE); err != nil {
-					t.Fatalf("%s: %v", be.Name(), err)
-				}
-			})
-		}
+			refOut, refLSE, err := oracle.SparseDecode(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, lse, err := mla.SparseDecode(ctx, be, in.Q, in.Cache, in.Indices, in.TopK, &in.Opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := oracle.CheckSparseDecode(out, lse, refOut, refLSE); err != nil {
+				t.Fatalf("%s: %v", be.Name(), err)
+			}
+		})
 	})
 	t.Run("prefill", func(t *testing.T) {
-		for i, c := range SparsePrefillGrid(short) {
-			if o.Every > 1 && i%o.Every != 0 {
-				continue
+		eachCase(t, o, skip, SparsePrefillGrid(short), func(t *testing.T, c oracle.SparsePrefillCase) {
+			in, err := c.Build()
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Run(c.Name(), func(t *testing.T) {
-				skip(t)
-				in, err := c.Build()
-				if err != nil {
-					t.Fatal(err)
-				}
-				refOut, refMax, refLSE, err := oracle.SparsePrefill(in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out, mx, lse, err := mla.SparsePrefill(ctx, be, in.In, &in.Opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := oracle.CheckSparsePrefill(out, mx, lse, refOut, refMax, refLSE); err != nil {
-					t.Fatalf("%s: %v", be.Name(), err)
-				}
-			})
-		}
+			refOut, refMax, refLSE, err := oracle.SparsePrefill(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, mx, lse, err := mla.SparsePrefill(ctx, be, in.In, &in.Opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := oracle.CheckSparsePrefill(out, mx, lse, refOut, refMax, refLSE); err != nil {
+				t.Fatalf("%s: %v", be.Name(), err)
+			}
+		})
 	})
 }

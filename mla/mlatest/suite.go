@@ -111,6 +111,36 @@ type Options struct {
 	Every int
 }
 
+// skipper compiles o.Skip and returns the check each subtest runs first: it
+// skips the subtest (t.Skipf) when its full name matches one of them.
+func (o Options) skipper() func(t *testing.T) {
+	var skips []*regexp.Regexp
+	for _, s := range o.Skip {
+		skips = append(skips, regexp.MustCompile(s))
+	}
+	return func(t *testing.T) {
+		for _, re := range skips {
+			if re.MatchString(t.Name()) {
+				t.Skipf("skipped by pattern %q", re)
+			}
+		}
+	}
+}
+
+// eachCase runs body on every case (every o.Every-th one when o.Every > 1)
+// as a subtest named by the case, after skip.
+func eachCase[C interface{ Name() string }](t *testing.T, o Options, skip func(*testing.T), cases []C, body func(*testing.T, C)) {
+	for i, c := range cases {
+		if o.Every > 1 && i%o.Every != 0 {
+			continue
+		}
+		t.Run(c.Name(), func(t *testing.T) {
+			skip(t)
+			body(t, c)
+		})
+	}
+}
+
 // Run runs the conformance suite against be: the grid against the float64
 // oracle with upstream's tolerances, then determinism (bits independent of
 // GOMAXPROCS and of repeated runs for a fixed schedule of 5 parts; part
@@ -118,49 +148,27 @@ type Options struct {
 // calc_diff < 1e-10).
 func Run(t *testing.T, be mla.Backend, o Options) {
 	short := o.Short || testing.Short() || !testutil.Long()
-	var skips []*regexp.Regexp
-	for _, s := range o.Skip {
-		skips = append(skips, regexp.MustCompile(s))
-	}
-	skipped := func(t *testing.T) bool {
-		for _, re := range skips {
-			if re.MatchString(t.Name()) {
-				t.Skipf("skipped by pattern %q", re)
-				return true
-			}
-		}
-		return false
-	}
+	skip := o.skipper()
 	t.Run("Grid", func(t *testing.T) {
-		for i, c := range Grid(short) {
-			if o.Every > 1 && i%o.Every != 0 {
-				continue
+		eachCase(t, o, skip, Grid(short), func(t *testing.T, c oracle.Case) {
+			in := mustBuild(t, c)
+			out, lse, ok := decode(t, be, in, nil)
+			if !ok {
+				return
 			}
-			t.Run(c.Name(), func(t *testing.T) {
-				if skipped(t) {
-					return
-				}
-				in := mustBuild(t, c)
-				out, lse, ok := decode(t, be, in, nil)
-				if !ok {
-					return
-				}
-				refOut, refLSE, err := oracle.Decode(in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := oracle.Check(out, lse, refOut, refLSE); err != nil {
-					t.Fatal(err)
-				}
-			})
-		}
+			refOut, refLSE, err := oracle.Decode(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := oracle.Check(out, lse, refOut, refLSE); err != nil {
+				t.Fatal(err)
+			}
+		})
 	})
 	t.Run("Determinism", func(t *testing.T) {
 		for _, c := range determinismCases(short) {
 			t.Run(c.Name(), func(t *testing.T) {
-				if skipped(t) {
-					return
-				}
+				skip(t)
 				in := mustBuild(t, c)
 				// A fixed schedule: the default one follows GOMAXPROCS.
 				fixed, err := mla.Plan(in.Seqlens, 5)
