@@ -110,7 +110,21 @@ func Check(out, lse []float32, refOut, refLSE []float64) error {
 	return closeAll("lse", lse, refLSE, LSEAbs, LSERel)
 }
 
+// closeAll compares got with want elementwise: each finite element within
+// abs + rel·|want|; ±Inf and NaN must match exactly.
 func closeAll(name string, got []float32, want []float64, abs, rel float64) error {
+	return eachClose(name, got, want,
+		func(d, w float64) bool { return d <= abs+rel*math.Abs(w) },
+		func(d, w float64) string { return fmt.Sprintf("|diff| %.3g > %.3g", d, abs+rel*math.Abs(w)) })
+}
+
+// eachClose walks got and want together: ±Inf and NaN in want must stand in
+// got at the same position with the same sign, and neither may appear in got
+// elsewhere; every finite pair must pass within(|got−want|, want), and
+// why(|got−want|, want) says what a failing one missed. It returns nil or an
+// error naming the first position that fails. got is at least as long as
+// want.
+func eachClose(name string, got []float32, want []float64, within func(d, w float64) bool, why func(d, w float64) string) error {
 	for i, w := range want {
 		g := float64(got[i])
 		if math.IsNaN(w) || math.IsInf(w, 0) || math.IsNaN(g) || math.IsInf(g, 0) {
@@ -119,8 +133,8 @@ func closeAll(name string, got []float32, want []float64, abs, rel float64) erro
 			}
 			return fmt.Errorf("%s[%d] = %v, want %v", name, i, g, w)
 		}
-		if math.Abs(g-w) > abs+rel*math.Abs(w) {
-			return fmt.Errorf("%s[%d] = %.9g, want %.9g (|diff| %.3g > %.3g)", name, i, g, w, math.Abs(g-w), abs+rel*math.Abs(w))
+		if d := math.Abs(g - w); !within(d, w) {
+			return fmt.Errorf("%s[%d] = %.9g, want %.9g (%s)", name, i, g, w, why(d, w))
 		}
 	}
 	return nil

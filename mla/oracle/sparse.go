@@ -475,19 +475,11 @@ func closeOr(name string, got []float32, want []float64, abs, rel float64) error
 	if len(got) != len(want) {
 		return fmt.Errorf("%s: length %d, want %d", name, len(got), len(want))
 	}
-	for i, w := range want {
-		g := float64(got[i])
-		if math.IsNaN(w) || math.IsInf(w, 0) || math.IsNaN(g) || math.IsInf(g, 0) {
-			if math.IsNaN(w) && math.IsNaN(g) || w == g {
-				continue
-			}
-			return fmt.Errorf("%s[%d] = %v, want %v", name, i, g, w)
-		}
-		if d := math.Abs(g - w); !(d < abs || d < rel*math.Abs(w)) {
-			return fmt.Errorf("%s[%d] = %.9g, want %.9g (|diff| %.3g: not below %g nor %g relative)", name, i, g, w, d, abs, rel)
-		}
-	}
-	return nil
+	return eachClose(name, got, want,
+		func(d, w float64) bool { return d < abs || d < rel*math.Abs(w) },
+		func(d, _ float64) string {
+			return fmt.Sprintf("|diff| %.3g: not below %g nor %g relative", d, abs, rel)
+		})
 }
 
 func calcDiff(name string, got []float32, want []float64, tol float64) error {
