@@ -7,9 +7,13 @@ import (
 	"testing"
 )
 
-func TestLowerCheckAllMethods(t *testing.T) {
+// checkAllMethods lowers every method on each rank count of ns with 2n,
+// 2n+2 and 4n micro-batches (DualPipe on even counts only) and checks each
+// program; more, when not nil, checks each further.
+func checkAllMethods(t *testing.T, lower func(*Schedule) (*Program, error), ns []int, more func(m Method, n, c int, s *Schedule, p *Program)) {
+	t.Helper()
 	for _, m := range []Method{Method1F1B, MethodZB1P, MethodDualPipe, MethodDualPipeV} {
-		for _, n := range []int{1, 2, 4, 8, 16} {
+		for _, n := range ns {
 			for _, c := range []int{2 * n, 2*n + 2, 4 * n} {
 				if m == MethodDualPipe && n%2 == 1 {
 					continue
@@ -18,33 +22,41 @@ func TestLowerCheckAllMethods(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p, err := Lower(s)
+				p, err := lower(s)
 				if err != nil {
 					t.Fatalf("%s N=%d C=%d: %v", m, n, c, err)
 				}
 				if err := p.Check(); err != nil {
 					t.Errorf("%s N=%d C=%d: %v", m, n, c, err)
 				}
-				// Messages: every stage boundary crossed between ranks
-				// carries one activation and one gradient per micro-batch.
-				sends := 0
-				for _, prog := range p.Ranks {
-					for _, in := range prog {
-						if in.Kind == Send {
-							sends++
-						}
-					}
-				}
-				cross := s.Pipes * (s.Stages - 1)
-				if m == MethodDualPipeV {
-					cross-- // the turn of the V stays on the last rank
-				}
-				if want := 2 * cross * s.Micro; sends != want {
-					t.Errorf("%s N=%d C=%d: %d sends, want %d", m, n, c, sends, want)
+				if more != nil {
+					more(m, n, c, s, p)
 				}
 			}
 		}
 	}
+}
+
+func TestLowerCheckAllMethods(t *testing.T) {
+	checkAllMethods(t, Lower, []int{1, 2, 4, 8, 16}, func(m Method, n, c int, s *Schedule, p *Program) {
+		// Messages: every stage boundary crossed between ranks carries one
+		// activation and one gradient per micro-batch.
+		sends := 0
+		for _, prog := range p.Ranks {
+			for _, in := range prog {
+				if in.Kind == Send {
+					sends++
+				}
+			}
+		}
+		cross := s.Pipes * (s.Stages - 1)
+		if m == MethodDualPipeV {
+			cross-- // the turn of the V stays on the last rank
+		}
+		if want := 2 * cross * s.Micro; sends != want {
+			t.Errorf("%s N=%d C=%d: %d sends, want %d", m, n, c, sends, want)
+		}
+	})
 }
 
 // DualPipeV with 2 ranks: the turn of the V (stage 1 → stage 2 and back)
@@ -176,26 +188,7 @@ func TestLowerReferenceGolden(t *testing.T) {
 }
 
 func TestLowerReferenceCheckAllMethods(t *testing.T) {
-	for _, m := range []Method{Method1F1B, MethodZB1P, MethodDualPipe, MethodDualPipeV} {
-		for _, n := range []int{1, 2, 3, 4, 8, 16} {
-			for _, c := range []int{2 * n, 2*n + 2, 4 * n} {
-				if m == MethodDualPipe && n%2 == 1 {
-					continue
-				}
-				s, err := Generate(m, n, c)
-				if err != nil {
-					t.Fatal(err)
-				}
-				p, err := LowerReference(s)
-				if err != nil {
-					t.Fatalf("%s N=%d C=%d: %v", m, n, c, err)
-				}
-				if err := p.Check(); err != nil {
-					t.Errorf("%s N=%d C=%d: %v", m, n, c, err)
-				}
-			}
-		}
-	}
+	checkAllMethods(t, LowerReference, []int{1, 2, 3, 4, 8, 16}, nil)
 }
 
 // Under batched commits a rank whose commit waits on a peer that waits on
