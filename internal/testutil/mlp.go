@@ -30,21 +30,12 @@ func GELUGrad[T Float](a T) T {
 // index order. The slices must have those lengths.
 func MLPForward[T Float](h, f, rows int, x, w1, w2, a, g, y []T) {
 	for i := 0; i < rows; i++ {
-		for j := 0; j < f; j++ {
-			var acc T
-			for k := 0; k < h; k++ {
-				acc += x[i*h+k] * w1[j*h+k]
-			}
-			a[i*f+j] = acc
-			g[i*f+j] = GELU(acc)
+		ai, gi := a[i*f:(i+1)*f], g[i*f:(i+1)*f]
+		matVec(ai, w1, x[i*h:(i+1)*h])
+		for j, v := range ai {
+			gi[j] = GELU(v)
 		}
-		for l := 0; l < h; l++ {
-			var acc T
-			for j := 0; j < f; j++ {
-				acc += g[i*f+j] * w2[l*f+j]
-			}
-			y[i*h+l] = acc
-		}
+		matVec(y[i*h:(i+1)*h], w2, gi)
 	}
 }
 
@@ -54,20 +45,38 @@ func MLPForward[T Float](h, f, rows int, x, w1, w2, a, g, y []T) {
 // the input gradient into dx [rows, h].
 func MLPBackwardInput[T Float](h, f, rows int, dy, w1, w2, a, da, dx []T) {
 	for i := 0; i < rows; i++ {
-		for j := 0; j < f; j++ {
-			var acc T
-			for l := 0; l < h; l++ {
-				acc += dy[i*h+l] * w2[l*f+j]
-			}
-			da[i*f+j] = acc * GELUGrad(a[i*f+j])
+		dai := da[i*f : (i+1)*f]
+		matTVec(dai, w2, dy[i*h:(i+1)*h])
+		for j := range dai {
+			dai[j] *= GELUGrad(a[i*f+j])
 		}
-		for k := 0; k < h; k++ {
-			var acc T
-			for j := 0; j < f; j++ {
-				acc += da[i*f+j] * w1[j*h+k]
-			}
-			dx[i*h+k] = acc
+		matTVec(dx[i*h:(i+1)*h], w1, dai)
+	}
+}
+
+// matVec sets dst = w·x for w [len(dst), len(x)] row-major, each dot product
+// accumulated in T in index order.
+func matVec[T Float](dst, w, x []T) {
+	k := len(x)
+	for j := range dst {
+		var acc T
+		for i, v := range x {
+			acc += v * w[j*k+i]
 		}
+		dst[j] = acc
+	}
+}
+
+// matTVec sets dst = wᵀ·x for w [len(x), len(dst)] row-major, each dot
+// product accumulated in T in index order.
+func matTVec[T Float](dst, w, x []T) {
+	n := len(dst)
+	for j := range dst {
+		var acc T
+		for l, v := range x {
+			acc += v * w[l*n+j]
+		}
+		dst[j] = acc
 	}
 }
 
