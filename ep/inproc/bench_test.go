@@ -55,6 +55,23 @@ func (c *copier) run(total int) time.Duration {
 	return time.Since(start)
 }
 
+// runRanks runs body on len(ranks) in-process ranks, each with an ep.Buffer
+// made with opts (closed after) and its own entry of ranks; a rank's error
+// fails b.
+func runRanks(b *testing.B, ranks []benchRank, opts ep.Options, body func(ctx context.Context, t ep.Transport, buf *ep.Buffer, in *benchRank) error) {
+	err := inproc.Run(context.Background(), len(ranks), func(ctx context.Context, t ep.Transport) error {
+		buf, err := ep.New(ctx, t, opts)
+		if err != nil {
+			return err
+		}
+		defer buf.Close()
+		return body(ctx, t, buf, &ranks[t.Rank()])
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
 type benchRank struct {
 	x    ep.Tokens
 	topk ep.TopK
@@ -138,16 +155,9 @@ func benchNormal(b *testing.B, fp8 bool) {
 
 	opts := ep.Options{NormalBytes: ep.NormalSizeHint(maxRows, H, K), MaxExperts: E}
 	var tDisp, tComb, tCopy time.Duration
-	ctx := context.Background()
 	b.ResetTimer()
-	err := inproc.Run(ctx, R, func(ctx context.Context, t ep.Transport) error {
-		buf, err := ep.New(ctx, t, opts)
-		if err != nil {
-			return err
-		}
-		defer buf.Close()
+	runRanks(b, ranks, opts, func(ctx context.Context, t ep.Transport, buf *ep.Buffer, in *benchRank) error {
 		me := t.Rank()
-		in := &ranks[me]
 		out := make([]tensor.BF16, N*H) // reused combine output
 		for i := -1; i < b.N; i++ {     // iteration −1 warms up
 			// The anchor: the same bytes through copy, interleaved with the
@@ -181,9 +191,6 @@ func benchNormal(b *testing.B, fp8 bool) {
 		}
 		return nil
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	n := float64(b.N)
 	copyBW := bytesComb * n / tCopy.Seconds()
 	dispBW := bytesDisp * n / tDisp.Seconds()
@@ -237,16 +244,9 @@ func benchLowLatency(b *testing.B, fp8 bool) {
 	}
 	opts := ep.Options{LowLatency: &ep.LowLatencyConfig{MaxTokensPerRank: M, Hidden: H, NumExperts: E, MaxTopK: K}}
 	var tDisp, tComb time.Duration
-	ctx := context.Background()
 	b.ResetTimer()
-	err := inproc.Run(ctx, R, func(ctx context.Context, t ep.Transport) error {
-		buf, err := ep.New(ctx, t, opts)
-		if err != nil {
-			return err
-		}
-		defer buf.Close()
+	runRanks(b, ranks, opts, func(ctx context.Context, t ep.Transport, buf *ep.Buffer, in *benchRank) error {
 		me := t.Rank()
-		in := &ranks[me]
 		out := make([]tensor.BF16, M*H)
 		for i := -2; i < b.N; i++ {
 			if err := t.Barrier(ctx); err != nil {
@@ -276,9 +276,6 @@ func benchLowLatency(b *testing.B, fp8 bool) {
 		}
 		return nil
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	n := float64(b.N)
 	b.ReportMetric(tDisp.Seconds()/n*1e6, "dispatch-µs")
 	b.ReportMetric(tComb.Seconds()/n*1e6, "combine-µs")
