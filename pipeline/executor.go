@@ -235,14 +235,7 @@ func (e *Executor[T]) Step(ctx context.Context, rank int, stages []Stage[T], tr 
 	var wq []Action          // FIFO weight-gradient store
 	res := &StepResult[T]{}
 	result := func() *StepResult[T] {
-		sort.SliceStable(res.Losses, func(i, j int) bool {
-			a, b := res.Losses[i], res.Losses[j]
-			return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
-		})
-		sort.SliceStable(res.Outputs, func(i, j int) bool {
-			a, b := res.Outputs[i], res.Outputs[j]
-			return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
-		})
+		res.sort()
 		return res
 	}
 
@@ -528,13 +521,21 @@ func (e *Executor[T]) StepLocal(ctx context.Context, stages [][]Stage[T], opts S
 		}
 		return nil, first
 	}
-	sort.Slice(all.Losses, func(i, j int) bool {
-		a, b := all.Losses[i], all.Losses[j]
-		return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
-	})
-	sort.Slice(all.Outputs, func(i, j int) bool {
-		a, b := all.Outputs[i], all.Outputs[j]
-		return a.Pipe < b.Pipe || (a.Pipe == b.Pipe && a.Micro < b.Micro)
-	})
+	all.sort()
 	return &all, nil
+}
+
+// sort orders the result's losses and outputs by pipe, then micro-batch
+// (stable: entries with equal keys keep their order).
+func (r *StepResult[T]) sort() {
+	sortByPipeMicro(r.Losses, func(l Loss) (int, int) { return l.Pipe, l.Micro })
+	sortByPipeMicro(r.Outputs, func(o Output[T]) (int, int) { return o.Pipe, o.Micro })
+}
+
+func sortByPipeMicro[E any](xs []E, key func(E) (pipe, micro int)) {
+	sort.SliceStable(xs, func(i, j int) bool {
+		ap, am := key(xs[i])
+		bp, bm := key(xs[j])
+		return ap < bp || (ap == bp && am < bm)
+	})
 }
