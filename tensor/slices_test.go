@@ -62,62 +62,34 @@ func TestSliceConversionsMatchScalar(t *testing.T) {
 
 const benchN = 1 << 16
 
-func BenchmarkDecodeE4M3(b *testing.B) {
-	src := make([]E4M3, benchN)
-	EncodeE4M3(src, randFloats(benchN))
+// benchDecode times dec over benchN elements encoded by enc; size is the
+// bytes of one element.
+func benchDecode[T any](b *testing.B, size int, enc func([]T, []float32) int, dec func([]float32, []T) int) {
+	src := make([]T, benchN)
+	enc(src, randFloats(benchN))
 	dst := make([]float32, benchN)
-	b.SetBytes(benchN)
+	b.SetBytes(int64(benchN * size))
 	for b.Loop() {
-		DecodeE4M3(dst, src)
+		dec(dst, src)
 	}
 }
 
-func BenchmarkEncodeE4M3(b *testing.B) {
+// benchEncode times enc over benchN float32 values.
+func benchEncode[T any](b *testing.B, enc func([]T, []float32) int) {
 	src := randFloats(benchN)
-	dst := make([]E4M3, benchN)
+	dst := make([]T, benchN)
 	b.SetBytes(benchN * 4)
 	for b.Loop() {
-		EncodeE4M3(dst, src)
+		enc(dst, src)
 	}
 }
 
-func BenchmarkDecodeBF16(b *testing.B) {
-	src := make([]BF16, benchN)
-	EncodeBF16(src, randFloats(benchN))
-	dst := make([]float32, benchN)
-	b.SetBytes(benchN * 2)
-	for b.Loop() {
-		DecodeBF16(dst, src)
-	}
-}
-
-func BenchmarkEncodeBF16(b *testing.B) {
-	src := randFloats(benchN)
-	dst := make([]BF16, benchN)
-	b.SetBytes(benchN * 4)
-	for b.Loop() {
-		EncodeBF16(dst, src)
-	}
-}
-
-func BenchmarkDecodeF16(b *testing.B) {
-	src := make([]F16, benchN)
-	EncodeF16(src, randFloats(benchN))
-	dst := make([]float32, benchN)
-	b.SetBytes(benchN * 2)
-	for b.Loop() {
-		DecodeF16(dst, src)
-	}
-}
-
-func BenchmarkEncodeF16(b *testing.B) {
-	src := randFloats(benchN)
-	dst := make([]F16, benchN)
-	b.SetBytes(benchN * 4)
-	for b.Loop() {
-		EncodeF16(dst, src)
-	}
-}
+func BenchmarkDecodeE4M3(b *testing.B) { benchDecode(b, 1, EncodeE4M3, DecodeE4M3) }
+func BenchmarkEncodeE4M3(b *testing.B) { benchEncode(b, EncodeE4M3) }
+func BenchmarkDecodeBF16(b *testing.B) { benchDecode(b, 2, EncodeBF16, DecodeBF16) }
+func BenchmarkEncodeBF16(b *testing.B) { benchEncode(b, EncodeBF16) }
+func BenchmarkDecodeF16(b *testing.B)  { benchDecode(b, 2, EncodeF16, DecodeF16) }
+func BenchmarkEncodeF16(b *testing.B)  { benchEncode(b, EncodeF16) }
 
 // BenchmarkCopyF32 is the anchor: a plain copy of the same float32 data.
 func BenchmarkCopyF32(b *testing.B) {
