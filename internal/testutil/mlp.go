@@ -56,25 +56,19 @@ func MLPBackwardInput[T Float](h, f, rows int, dy, w1, w2, a, da, dx []T) {
 
 // matVec sets dst = w·x for w [len(dst), len(x)] row-major, each dot product
 // accumulated in T in index order.
-func matVec[T Float](dst, w, x []T) {
-	k := len(x)
-	for j := range dst {
-		var acc T
-		for i, v := range x {
-			acc += v * w[j*k+i]
-		}
-		dst[j] = acc
-	}
-}
+func matVec[T Float](dst, w, x []T) { strided(dst, w, x, len(x), 1) }
 
 // matTVec sets dst = wᵀ·x for w [len(x), len(dst)] row-major, each dot
 // product accumulated in T in index order.
-func matTVec[T Float](dst, w, x []T) {
-	n := len(dst)
+func matTVec[T Float](dst, w, x []T) { strided(dst, w, x, 1, len(dst)) }
+
+// strided sets dst[j] = Σᵢ x[i]·w[j·rs + i·cs], accumulated in T in order
+// of i.
+func strided[T Float](dst, w, x []T, rs, cs int) {
 	for j := range dst {
 		var acc T
-		for l, v := range x {
-			acc += v * w[l*n+j]
+		for i, v := range x {
+			acc += v * w[j*rs+i*cs]
 		}
 		dst[j] = acc
 	}
