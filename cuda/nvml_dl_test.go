@@ -105,6 +105,18 @@ func with(name string, fn func(f *fakeNVML) int32) int32 {
 	return fn(fakeActive)
 }
 
+// withGPU is with for a call on the device handle h: an unknown handle is
+// NVML_ERROR_INVALID_ARGUMENT, a known one runs fn on its GPU.
+func withGPU(name string, h uintptr, fn func(g *fakeGPU) int32) int32 {
+	return with(name, func(f *fakeNVML) int32 {
+		g, ok := f.gpu(h)
+		if !ok {
+			return fakeInvalidArgument
+		}
+		return fn(g)
+	})
+}
+
 func (f *fakeNVML) gpu(h uintptr) (*fakeGPU, bool) {
 	if h < 1 || int(h) > len(f.gpus) {
 		return nil, false
@@ -153,49 +165,29 @@ func fakeCallbacks() map[string]uintptr {
 				})
 			},
 			"nvmlDeviceGetName": func(h uintptr, p unsafe.Pointer, n uint32) int32 {
-				return with("GetName", func(f *fakeNVML) int32 {
-					g, ok := f.gpu(h)
-					if !ok {
-						return fakeInvalidArgument
-					}
+				return withGPU("GetName", h, func(g *fakeGPU) int32 {
 					return putCString(p, n, g.name)
 				})
 			},
 			"nvmlDeviceGetUUID": func(h uintptr, p unsafe.Pointer, n uint32) int32 {
-				return with("GetUUID", func(f *fakeNVML) int32 {
-					g, ok := f.gpu(h)
-					if !ok {
-						return fakeInvalidArgument
-					}
+				return withGPU("GetUUID", h, func(g *fakeGPU) int32 {
 					return putCString(p, n, g.uuid)
 				})
 			},
 			"nvmlDeviceGetMemoryInfo": func(h uintptr, p unsafe.Pointer) int32 {
-				return with("GetMemoryInfo", func(f *fakeNVML) int32 {
-					g, ok := f.gpu(h)
-					if !ok {
-						return fakeInvalidArgument
-					}
+				return withGPU("GetMemoryInfo", h, func(g *fakeGPU) int32 {
 					*(*nvmlMemory)(p) = nvmlMemory{Total: g.total, Free: g.free, Used: g.total - g.free}
 					return nvmlSuccess
 				})
 			},
 			"nvmlDeviceGetCudaComputeCapability": func(h uintptr, major, minor unsafe.Pointer) int32 {
-				return with("GetCudaComputeCapability", func(f *fakeNVML) int32 {
-					g, ok := f.gpu(h)
-					if !ok {
-						return fakeInvalidArgument
-					}
+				return withGPU("GetCudaComputeCapability", h, func(g *fakeGPU) int32 {
 					*(*int32)(major), *(*int32)(minor) = g.major, g.minor
 					return nvmlSuccess
 				})
 			},
 			"nvmlDeviceGetPciInfo_v3": func(h uintptr, p unsafe.Pointer) int32 {
-				return with("GetPciInfo", func(f *fakeNVML) int32 {
-					g, ok := f.gpu(h)
-					if !ok {
-						return fakeInvalidArgument
-					}
+				return withGPU("GetPciInfo", h, func(g *fakeGPU) int32 {
 					var pci nvmlPciInfo
 					copy(pci.BusID[:], g.busID)
 					copy(pci.BusIDLegacy[:], g.busID[4:])
