@@ -235,6 +235,15 @@ func (s *suite) ue8m0(t *testing.T) {
 	})
 }
 
+// gemmNT runs gemm.FP8GemmNT on p's operands into d and fails t on an
+// error.
+func (s *suite) gemmNT(t *testing.T, p *oracle.Problem, d *gemm.Out) {
+	t.Helper()
+	if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // addC returns c + want elementwise.
 func addC(want []float64, c []float32, rows, cols, stride int) []float64 {
 	out := make([]float64, len(want))
@@ -255,18 +264,14 @@ func (s *suite) accumulate(t *testing.T) {
 	t.Run("F32", func(t *testing.T) {
 		s.need(t, s.caps.OutF32, "float32 output")
 		d := oracle.NewOut(sh.M, sh.N, 0, true, sentinel)
-		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
-			t.Fatal(err)
-		}
+		s.gemmNT(t, p, d)
 		checkGate(t, "F32 out", oracle.OutF64(d), want, oracle.GateF32)
 	})
 	t.Run("F32+C", func(t *testing.T) {
 		s.need(t, s.caps.OutF32 && s.caps.Accumulate, "float32 output with C")
 		d := oracle.NewOut(sh.M, sh.N, 0, true, sentinel)
 		d.C = tensor.Host[float32](c)
-		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
-			t.Fatal(err)
-		}
+		s.gemmNT(t, p, d)
 		checkGate(t, "F32 out + C", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateF32)
 	})
 	t.Run("InPlace", func(t *testing.T) {
@@ -274,18 +279,14 @@ func (s *suite) accumulate(t *testing.T) {
 		d := oracle.NewOut(sh.M, sh.N, 0, true, 0)
 		copy(hostOf(d.F32), c)
 		d.C = d.F32
-		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
-			t.Fatal(err)
-		}
+		s.gemmNT(t, p, d)
 		checkGate(t, "D += A·Bᵀ", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateF32)
 	})
 	t.Run("BF16+C", func(t *testing.T) {
 		s.need(t, s.caps.OutBF16 && s.caps.Accumulate, "BF16 output with C")
 		d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
 		d.C = tensor.Host[float32](c)
-		if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
-			t.Fatal(err)
-		}
+		s.gemmNT(t, p, d)
 		checkGate(t, "BF16 out + C", oracle.OutF64(d), addC(want, c, sh.M, sh.N, sh.N), oracle.GateDequantized)
 	})
 }
@@ -591,9 +592,7 @@ func (s *suite) nan(t *testing.T) {
 	hostOf(p.A.Data)[3*sh.K+5] = tensor.E4M3NaNBits
 	hostOf(p.B.Data)[150*sh.K+300] = tensor.E4M3NaNBits | 0x80
 	d := oracle.NewOut(sh.M, sh.N, 0, false, sentinel)
-	if err := gemm.FP8GemmNT(context.Background(), s.b, p.A, p.B, d); err != nil {
-		t.Fatal(err)
-	}
+	s.gemmNT(t, p, d)
 	for m := 0; m < sh.M; m++ {
 		for n := 0; n < sh.N; n++ {
 			v := hostOf(d.BF16)[m*sh.N+n]
