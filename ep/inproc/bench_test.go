@@ -72,6 +72,22 @@ func runRanks(b *testing.B, ranks []benchRank, opts ep.Options, body func(ctx co
 	}
 }
 
+// randomRank draws one rank's input from rng: n BF16 tokens of hidden h
+// ~ N(0, std²) and a top-k routing of them over e experts with weights
+// uniform in [0, 1) (the routing first, then the weights, then the tokens).
+func randomRank(rng *rand.Rand, n, h, k, e int, std float64) benchRank {
+	idx := testutil.RandomTopK(rng, n, k, e)
+	w := make([]float32, n*k)
+	for i := range w {
+		w[i] = rng.Float32()
+	}
+	xb := make([]tensor.BF16, n*h)
+	for i := range xb {
+		xb[i] = tensor.BF16FromFloat32(float32(rng.NormFloat64() * std))
+	}
+	return benchRank{x: ep.Tokens{N: n, Hidden: h, BF16: xb}, topk: ep.TopK{K: k, Idx: idx, Weights: w}}
+}
+
 type benchRank struct {
 	x    ep.Tokens
 	topk ep.TopK
@@ -105,19 +121,9 @@ func benchNormal(b *testing.B, fp8 bool) {
 	recv := make([]int, R)
 	maxRows := 0
 	for r := range ranks {
-		idx := testutil.RandomTopK(rng, N, K, E)
-		w := make([]float32, N*K)
-		for i := range w {
-			w[i] = rng.Float32()
-		}
-		ranks[r].topk = ep.TopK{K: K, Idx: idx, Weights: w}
-		xb := make([]tensor.BF16, N*H)
-		for i := range xb {
-			xb[i] = tensor.BF16FromFloat32(float32(rng.NormFloat64()))
-		}
-		ranks[r].x = ep.Tokens{N: N, Hidden: H, BF16: xb}
+		ranks[r] = randomRank(rng, N, H, K, E, 1)
 		if fp8 {
-			m, err := tensor.QuantizePerTokenBF16(xb, N, H, tensor.QuantOptions{})
+			m, err := tensor.QuantizePerTokenBF16(ranks[r].x.BF16, N, H, tensor.QuantOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -226,16 +232,7 @@ func benchLowLatency(b *testing.B, fp8 bool) {
 	ranks := make([]benchRank, R)
 	sel := 0
 	for r := range ranks {
-		idx := testutil.RandomTopK(rng, M, K, E)
-		w := make([]float32, M*K)
-		for i := range w {
-			w[i] = rng.Float32()
-		}
-		xb := make([]tensor.BF16, M*H)
-		for i := range xb {
-			xb[i] = tensor.BF16FromFloat32(float32(rng.NormFloat64() * 0.1))
-		}
-		ranks[r] = benchRank{x: ep.Tokens{N: M, Hidden: H, BF16: xb}, topk: ep.TopK{K: K, Idx: idx, Weights: w}}
+		ranks[r] = randomRank(rng, M, H, K, E, 0.1)
 		sel += M * K
 	}
 	dispMsg := 2 * H
