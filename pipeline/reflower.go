@@ -87,60 +87,50 @@ func (e *refEmitter) commit() {
 	}
 }
 
+// neighbour returns where the stage step (+1 or −1) along phase a's pipe
+// from this rank's stage of that phase is placed, or false when there is no
+// such stage or it is on this rank (the turn of DualPipeV's V is handed over
+// locally and needs no message).
+func (e *refEmitter) neighbour(a, step int) (endpoint, bool) {
+	ref := e.ref(a)
+	if next := ref.Stage + step; next >= 0 && next < e.s.Stages {
+		if ep := e.pl.at(StageRef{ref.Pipe, next}); ep.rank != e.rank {
+			return ep, true
+		}
+	}
+	return endpoint{}, false
+}
+
 func (e *refEmitter) recvForward(p int) {
 	a := p ^ e.x
-	ref := e.ref(a)
-	if ref.Stage == 0 {
-		return
+	if src, ok := e.neighbour(a, -1); ok {
+		e.comm(Recv, src.rank, Tag{a, Activation, e.recvF[a]})
+		e.recvF[a]++
 	}
-	src := e.pl.at(StageRef{ref.Pipe, ref.Stage - 1})
-	if src.rank == e.rank {
-		return // the turn of DualPipeV's V: handed over locally
-	}
-	e.comm(Recv, src.rank, Tag{a, Activation, e.recvF[a]})
-	e.recvF[a]++
 }
 
 func (e *refEmitter) sendForward(p int) {
 	a := p ^ e.x
-	ref := e.ref(a)
-	if ref.Stage == e.s.Stages-1 {
-		return
+	if dst, ok := e.neighbour(a, +1); ok {
+		e.comm(Send, dst.rank, Tag{dst.phase, Activation, e.sendF[a]})
+		e.sendF[a]++
 	}
-	dst := e.pl.at(StageRef{ref.Pipe, ref.Stage + 1})
-	if dst.rank == e.rank {
-		return
-	}
-	e.comm(Send, dst.rank, Tag{dst.phase, Activation, e.sendF[a]})
-	e.sendF[a]++
 }
 
 func (e *refEmitter) recvBackward(p int) {
 	a := p ^ e.x
-	ref := e.ref(a)
-	if ref.Stage == e.s.Stages-1 {
-		return
+	if src, ok := e.neighbour(a, +1); ok {
+		e.comm(Recv, src.rank, Tag{a, Gradient, e.recvB[a]})
+		e.recvB[a]++
 	}
-	src := e.pl.at(StageRef{ref.Pipe, ref.Stage + 1})
-	if src.rank == e.rank {
-		return
-	}
-	e.comm(Recv, src.rank, Tag{a, Gradient, e.recvB[a]})
-	e.recvB[a]++
 }
 
 func (e *refEmitter) sendBackward(p int) {
 	a := p ^ e.x
-	ref := e.ref(a)
-	if ref.Stage == 0 {
-		return
+	if dst, ok := e.neighbour(a, -1); ok {
+		e.comm(Send, dst.rank, Tag{dst.phase, Gradient, e.sendB[a]})
+		e.sendB[a]++
 	}
-	dst := e.pl.at(StageRef{ref.Pipe, ref.Stage - 1})
-	if dst.rank == e.rank {
-		return
-	}
-	e.comm(Send, dst.rank, Tag{dst.phase, Gradient, e.sendB[a]})
-	e.sendB[a]++
 }
 
 func (e *refEmitter) fwdAction(p int) Action {
