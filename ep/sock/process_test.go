@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/eptest"
+	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -40,7 +39,7 @@ func runChild() bool {
 	}
 	if err == nil {
 		// No goroutine may outlive the transport.
-		err = goleak.Find()
+		err = leaktest.Find()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
