@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -45,6 +44,19 @@ func newMLP(h, f int, seed uint64, stage int) *mlp {
 	return m
 }
 
+const geluK = 0.7978845608028654 // sqrt(2/π)
+
+func gelu(a float32) float32 {
+	x := float64(a)
+	return float32(0.5 * x * (1 + math.Tanh(geluK*(x+0.044715*x*x*x))))
+}
+
+func geluGrad(a float32) float32 {
+	x := float64(a)
+	t := math.Tanh(geluK * (x + 0.044715*x*x*x))
+	return float32(0.5*(1+t) + 0.5*x*(1-t*t)*geluK*(1+3*0.044715*x*x))
+}
+
 func rowsOf(t *tensor.Tensor, h int) (int, error) {
 	if t == nil || t.DType != tensor.F32 || len(t.Shape) != 2 || t.Shape[1] != h {
 		return 0, fmt.Errorf("payload is not a float32 [rows, %d] tensor", h)
@@ -68,7 +80,23 @@ func (m *mlp) Forward(_ context.Context, micro int, in *tensor.Tensor) (*tensor.
 	x := in.F32()
 	s := &saved{rows: rows, x: x, a: make([]float32, rows*m.f), g: make([]float32, rows*m.f)}
 	y := make([]float32, rows*m.h)
-	testutil.MLPForward(m.h, m.f, rows, x, m.w1, m.w2, s.a, s.g, y)
+	for i := 0; i < rows; i++ {
+		for j := 0; j < m.f; j++ {
+			var acc float32
+			for k := 0; k < m.h; k++ {
+				acc += x[i*m.h+k] * m.w1[j*m.h+k]
+			}
+			s.a[i*m.f+j] = acc
+			s.g[i*m.f+j] = gelu(acc)
+		}
+		for l := 0; l < m.h; l++ {
+			var acc float32
+			for j := 0; j < m.f; j++ {
+				acc += s.g[i*m.f+j] * m.w2[l*m.f+j]
+			}
+			y[i*m.h+l] = acc
+		}
+	}
 	m.saved[micro] = s
 	return f32Tensor(y, rows, m.h), nil
 }
@@ -85,7 +113,22 @@ func (m *mlp) BackwardInput(_ context.Context, micro int, gradOut *tensor.Tensor
 	s.backward, s.dy = true, dy
 	s.da = make([]float32, s.rows*m.f)
 	dx := make([]float32, s.rows*m.h)
-	testutil.MLPBackwardInput(m.h, m.f, s.rows, dy, m.w1, m.w2, s.a, s.da, dx)
+	for i := 0; i < s.rows; i++ {
+		for j := 0; j < m.f; j++ {
+			var acc float32
+			for l := 0; l < m.h; l++ {
+				acc += dy[i*m.h+l] * m.w2[l*m.f+j]
+			}
+			s.da[i*m.f+j] = acc * geluGrad(s.a[i*m.f+j])
+		}
+		for k := 0; k < m.h; k++ {
+			var acc float32
+			for j := 0; j < m.f; j++ {
+				acc += s.da[i*m.f+j] * m.w1[j*m.h+k]
+			}
+			dx[i*m.h+k] = acc
+		}
+	}
 	return f32Tensor(dx, s.rows, m.h), nil
 }
 
@@ -94,7 +137,24 @@ func (m *mlp) BackwardWeight(_ context.Context, micro int) error {
 	if !ok || !s.backward {
 		return fmt.Errorf("micro-batch %d: weight gradient before input gradient", micro)
 	}
-	testutil.MLPBackwardWeight(m.h, m.f, s.rows, s.x, s.g, s.dy, s.da, m.g1, m.g2)
+	for l := 0; l < m.h; l++ {
+		for j := 0; j < m.f; j++ {
+			var acc float32
+			for i := 0; i < s.rows; i++ {
+				acc += s.dy[i*m.h+l] * s.g[i*m.f+j]
+			}
+			m.g2[l*m.f+j] += acc
+		}
+	}
+	for j := 0; j < m.f; j++ {
+		for k := 0; k < m.h; k++ {
+			var acc float32
+			for i := 0; i < s.rows; i++ {
+				acc += s.da[i*m.f+j] * s.x[i*m.h+k]
+			}
+			m.g1[j*m.h+k] += acc
+		}
+	}
 	delete(m.saved, micro)
 	return nil
 }
