@@ -92,8 +92,8 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: %v\n", verb, *kernels, err)
 		return exitUsage
 	}
-	if sc.SQ <= 0 || sc.HQ <= 0 || sc.SK < 0 || *topk < 0 || *extra < 0 {
-		fmt.Fprintf(stderr, "fireflyer mla %s: need --sq, --hq > 0 and --sk, --topk, --extra-topk ≥ 0\n", verb)
+	if sc.SQ <= 0 || sc.HQ <= 0 || sc.SK < 0 || *topk <= 0 || *extra < 0 {
+		fmt.Fprintf(stderr, "fireflyer mla %s: need --sq, --hq, --topk > 0 and --sk, --extra-topk ≥ 0\n", verb)
 		return exitUsage
 	}
 	var res map[string]any

@@ -62,6 +62,7 @@ func TestMLASparseErrors(t *testing.T) {
 		flag string
 	}{
 		{[]string{"mla", "check", "--sparse", "--topk", "-1"}, "--topk"},
+		{[]string{"mla", "check", "--sparse", "--fp8-cache", "--topk", "0"}, "--topk"},
 		{[]string{"mla", "check", "--sparse", "--hq", "0"}, "--hq"},
 		{[]string{"mla", "check", "--sparse", "--extra-topk", "64"}, "--extra-topk"},
 		{[]string{"mla", "check", "--sparse", "--fp8-cache", "--b", "0"}, "--b"},
