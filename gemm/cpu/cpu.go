@@ -17,7 +17,8 @@ import (
 // Options configures a Backend.
 type Options struct {
 	// Workers caps the goroutines one call uses (like DeepGEMM's
-	// set_num_sms caps the SMs); 0 means GOMAXPROCS.
+	// set_num_sms caps the SMs); 0 means GOMAXPROCS, a negative value is
+	// refused (ErrOptions).
 	Workers int
 	// Kernels selects the micro-kernel set: "avx512" (needs AVX-512 F, BW
 	// and DQ), "avx2" (AVX2+FMA), "go" (alias "generic": pure Go), or ""
@@ -30,6 +31,10 @@ type Options struct {
 // names an unknown kernel set or one this CPU or build cannot run.
 var ErrKernels = errors.New("cpu: kernel set unknown or not supported by this CPU or build")
 
+// ErrOptions is wrapped by the error of a Backend whose Options hold a value
+// outside their range (a negative Workers).
+var ErrOptions = errors.New("cpu: bad options")
+
 // Backend is the packed SIMD implementation of gemm.Backend. It is safe
 // for concurrent use; each Backend holds its own kernel selection, so
 // backends on different kernel sets may run at the same time.
@@ -40,7 +45,7 @@ type Backend struct {
 }
 
 // New returns a Backend configured by o (the zero Options: the best kernel
-// set of this CPU, GOMAXPROCS goroutines per call). If o.Kernels is bad (see
+// set of this CPU, GOMAXPROCS goroutines per call). If o is bad (see
 // NewBackend), every call of the Backend returns NewBackend's error.
 func New(o Options) *Backend {
 	b, err := NewBackend(o)
@@ -52,8 +57,11 @@ func New(o Options) *Backend {
 
 // NewBackend returns a Backend configured by o, or an error wrapping
 // ErrKernels if o.Kernels names an unknown set or one this CPU or build
-// cannot run.
+// cannot run, or ErrOptions if o.Workers is negative.
 func NewBackend(o Options) (*Backend, error) {
+	if o.Workers < 0 {
+		return nil, fmt.Errorf("%w: Workers %d is negative (0 means GOMAXPROCS)", ErrOptions, o.Workers)
+	}
 	ks, err := kernels.ForName(o.Kernels)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKernels, err)

@@ -65,6 +65,23 @@ func TestBadKernels(t *testing.T) {
 	}
 }
 
+// TestBadWorkers: a negative Workers is refused, by the constructor, by
+// every call of a Backend New made from it, and through gemm's registry.
+func TestBadWorkers(t *testing.T) {
+	if _, err := cpu.NewBackend(cpu.Options{Workers: -1}); !errors.Is(err, cpu.ErrOptions) {
+		t.Fatalf("NewBackend(Workers -1): %v, want ErrOptions", err)
+	}
+	if _, err := gemm.NewBackend("cpu", gemm.Options{Workers: -1}); !errors.Is(err, cpu.ErrOptions) {
+		t.Fatalf("gemm.NewBackend(cpu, Workers -1): %v, want ErrOptions", err)
+	}
+	s := oracle.Shape{M: 4, N: 8, K: 128}
+	p := oracle.NewProblem(1, s, tensor.QuantOptions{})
+	d := oracle.NewOut(s.M, s.N, 0, false, 0)
+	if err := gemm.FP8GemmNT(context.Background(), cpu.New(cpu.Options{Workers: -3}), p.A, p.B, d); !errors.Is(err, cpu.ErrOptions) {
+		t.Fatalf("GemmNT with Workers -3: %v, want ErrOptions", err)
+	}
+}
+
 // TestConcurrentKernelSets runs a backend per kernel set at the same time
 // (under -race in CI): each gives the bits it gives when run alone.
 func TestConcurrentKernelSets(t *testing.T) {
