@@ -58,6 +58,9 @@ func (c Case) Name() string {
 	return n
 }
 
+// WithDefaults returns c with its zero fields set to FlashMLA's test
+// defaults: head dims 576/512 (d_v capped at d_qk), page size 64, a BF16
+// cache, DeepSeek-V3's softmax scale and inputs of standard deviation 0.1.
 func (c Case) WithDefaults() Case {
 	if c.HeadDim == 0 {
 		c.HeadDim = mla.HeadDim
