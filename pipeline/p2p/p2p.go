@@ -199,18 +199,19 @@ func (t *Transport) Send(ctx context.Context, to int, tag pipeline.Tag, msg *ten
 	defer cancel()
 	t.sendMu[to].Lock()
 	defer t.sendMu[to].Unlock()
-	if err := t.write(ctx, to, h); err != nil {
-		return fmt.Errorf("pipeline/p2p: rank %d send %v to r%d: %w", t.rank, tag, to, err)
-	}
-	if err := t.write(ctx, to, msg.Data[:payloadLen(msg)]); err != nil {
+	if err := t.write(ctx, to, h, msg.Data[:payloadLen(msg)]); err != nil {
 		return fmt.Errorf("pipeline/p2p: rank %d send %v to r%d: %w", t.rank, tag, to, err)
 	}
 	return nil
 }
 
-// write streams b into rank to's ring, waiting for credit when it is full.
-func (t *Transport) write(ctx context.Context, to int, b []byte) error {
-	for len(b) > 0 {
+// write streams h and then b into rank to's ring as one byte stream,
+// waiting for credit when the ring is full. Each piece, the header
+// together with as much of the payload as fits, is put and then signalled
+// once (one writev on the socket transports).
+func (t *Transport) write(ctx context.Context, to int, h, b []byte) error {
+	var piece [4][]byte
+	for len(h)+len(b) > 0 {
 		used := t.sent[to] - t.reg.Load(t.creditOff(to))
 		if used >= int64(t.ring) {
 			// Wait until the receiver has consumed something.
@@ -219,15 +220,36 @@ func (t *Transport) write(ctx context.Context, to int, b []byte) error {
 			}
 			continue
 		}
-		n := min(len(b), t.ring-int(used))
+		free := t.ring - int(used)
+		nh := min(len(h), free)
+		nb := min(len(b), free-nh)
+		n := nh + nb
 		pos := int(t.sent[to] % int64(t.ring))
-		first := min(n, t.ring-pos)
-		base := t.ringOff(t.rank)
-		if err := t.tr.Put(ctx, to, base+pos, b[:first]); err != nil {
-			return err
+		first := t.ring - pos // room before the ring wraps
+		// Split the piece at the wrap: bufs before it go to pos, the rest to
+		// the ring's start.
+		a, w := piece[:0], piece[2:2]
+		for _, s := range [][]byte{h[:nh], b[:nb]} {
+			if len(s) == 0 {
+				continue
+			}
+			k := min(len(s), max(first, 0))
+			if k > 0 {
+				a = append(a, s[:k])
+			}
+			if k < len(s) {
+				w = append(w, s[k:])
+			}
+			first -= len(s)
 		}
-		if first < n {
-			if err := t.tr.Put(ctx, to, base, b[first:n]); err != nil {
+		base := t.ringOff(t.rank)
+		if len(a) > 0 {
+			if err := t.tr.Put(ctx, to, base+pos, a...); err != nil {
+				return err
+			}
+		}
+		if len(w) > 0 {
+			if err := t.tr.Put(ctx, to, base, w...); err != nil {
 				return err
 			}
 		}
@@ -235,7 +257,7 @@ func (t *Transport) write(ctx context.Context, to int, b []byte) error {
 			return err
 		}
 		t.sent[to] += int64(n)
-		b = b[n:]
+		h, b = h[nh:], b[nb:]
 	}
 	return nil
 }
@@ -351,11 +373,11 @@ func (t *Transport) drain(ctx context.Context, p int) {
 			if err := r.read(ctx, h[fixedHdr:fixedHdr+8*ndim]); err != nil {
 				return err
 			}
-			tag, m, err := decodeHeader(h[:fixedHdr+8*ndim])
+			tag, m, size, err := decodeMeta(h[:fixedHdr+8*ndim])
 			if err != nil {
 				return fmt.Errorf("%w: from r%d: %w", ErrProtocol, p, err)
 			}
-			if err := r.read(ctx, m.Data); err != nil {
+			if m.Data, err = r.take(ctx, size); err != nil {
 				return err
 			}
 			t.deliver(p, tag, m) // before the credit: the receiver need not wait for it
@@ -414,6 +436,50 @@ func (r *ringReader) read(ctx context.Context, dst []byte) error {
 		}
 	}
 	return nil
+}
+
+// take returns the next n bytes of the stream in a new buffer. When the
+// sender can put all of them into the ring at once (n plus the bytes not
+// yet credited fit in it), it waits for them and copies them out of the
+// ring in one pass into a buffer that is never zeroed first: the bytes
+// cross memory once after the transport's put. A larger message streams
+// through the ring in pieces into a zeroed buffer.
+func (r *ringReader) take(ctx context.Context, n int) ([]byte, error) {
+	t := r.t
+	if n == 0 {
+		return []byte{}, nil
+	}
+	if int64(n)+r.owed > int64(t.ring) {
+		dst := make([]byte, n)
+		return dst, r.read(ctx, dst)
+	}
+	end := r.consumed + int64(n)
+	w := t.reg.Load(t.writtenOff(r.p))
+	if w < end {
+		var err error
+		if w, err = t.reg.Wait(ctx, t.writtenOff(r.p), end); err != nil {
+			return nil, err
+		}
+	}
+	if w-r.consumed > int64(t.ring) {
+		return nil, fmt.Errorf("%w: from r%d: %d bytes in a ring of %d", ErrProtocol, r.p, w-r.consumed, t.ring)
+	}
+	buf := t.reg.Bytes()
+	base := t.ringOff(r.p)
+	pos := int(r.consumed % int64(t.ring))
+	first := min(n, t.ring-pos)
+	// Appending to a full slice allocates a new buffer without zeroing the
+	// part it copies into; a message that wraps around the ring's end is
+	// appended to its first part, so every byte is copied once.
+	var dst []byte
+	if first == n {
+		dst = append([]byte(nil), buf[base+pos:base+pos+n]...)
+	} else {
+		dst = append(buf[base+pos:base+pos+first:base+pos+first], buf[base:base+n-first]...)
+	}
+	r.consumed = end
+	r.owed += int64(n)
+	return dst[:n:n], nil
 }
 
 func (r *ringReader) credit(ctx context.Context) error {
@@ -491,18 +557,31 @@ func encodeHeader(tag pipeline.Tag, m *tensor.Tensor) ([]byte, error) {
 
 var errHeader = errors.New("bad message header")
 
+// decodeHeader parses a header into its tag and a tensor whose Data is a
+// zeroed buffer of the payload's size.
 func decodeHeader(h []byte) (pipeline.Tag, *tensor.Tensor, error) {
+	tag, m, size, err := decodeMeta(h)
+	if err != nil {
+		return tag, nil, err
+	}
+	m.Data = make([]byte, size)
+	return tag, m, nil
+}
+
+// decodeMeta parses a header into its tag, a tensor without Data, and the
+// payload's size in bytes.
+func decodeMeta(h []byte) (pipeline.Tag, *tensor.Tensor, int, error) {
 	le := binary.LittleEndian
 	if le.Uint64(h[0:]) != magic {
-		return pipeline.Tag{}, nil, fmt.Errorf("%w: magic %#x", errHeader, le.Uint64(h[0:]))
+		return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: magic %#x", errHeader, le.Uint64(h[0:]))
 	}
 	phase, kind, micro := le.Uint64(h[8:]), le.Uint64(h[16:]), le.Uint64(h[24:])
 	if phase > maxPhase || kind > 255 || micro > maxMicro {
-		return pipeline.Tag{}, nil, fmt.Errorf("%w: tag phase %d kind %d micro %d", errHeader, phase, kind, micro)
+		return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: tag phase %d kind %d micro %d", errHeader, phase, kind, micro)
 	}
 	dt := tensor.DType(le.Uint64(h[32:]))
 	if le.Uint64(h[32:]) > 255 || dt.Size() == 0 {
-		return pipeline.Tag{}, nil, fmt.Errorf("%w: dtype %d", errHeader, le.Uint64(h[32:]))
+		return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: dtype %d", errHeader, le.Uint64(h[32:]))
 	}
 	ndim := int(le.Uint64(h[40:]))
 	shape := make([]int, ndim)
@@ -510,17 +589,17 @@ func decodeHeader(h []byte) (pipeline.Tag, *tensor.Tensor, error) {
 	for i := range shape {
 		d := le.Uint64(h[fixedHdr+8*i:])
 		if d > MaxMessage || (d != 0 && uint64(n) > MaxMessage/d) {
-			return pipeline.Tag{}, nil, fmt.Errorf("%w: shape dimension %d is %d", errHeader, i, d)
+			return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: shape dimension %d is %d", errHeader, i, d)
 		}
 		shape[i] = int(d)
 		n *= int(d)
 	}
 	size := le.Uint64(h[48:])
 	if size != uint64(n)*uint64(dt.Size()) || size > MaxMessage {
-		return pipeline.Tag{}, nil, fmt.Errorf("%w: %d payload bytes for %v %v", errHeader, size, dt, shape)
+		return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: %d payload bytes for %v %v", errHeader, size, dt, shape)
 	}
 	tag := pipeline.Tag{Phase: int(phase), Kind: pipeline.MsgKind(kind), Micro: int(micro)}
-	return tag, &tensor.Tensor{DType: dt, Shape: shape, Strides: tensor.ContiguousStrides(shape), Data: make([]byte, size)}, nil
+	return tag, &tensor.Tensor{DType: dt, Shape: shape, Strides: tensor.ContiguousStrides(shape)}, int(size), nil
 }
 
 var _ pipeline.Transport[*tensor.Tensor] = (*Transport)(nil)
