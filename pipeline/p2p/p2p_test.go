@@ -295,3 +295,44 @@ func TestGarbageStream(t *testing.T) {
 		})
 	}
 }
+
+// Messages of sizes that put their start, and the ring's wrap point, at
+// many different offsets: those that fit the ring are copied out of it in
+// one pass (split at the wrap), the larger ones stream through it. Every
+// received tensor keeps its bytes after the ring has been reused, so it
+// does not alias the region.
+func TestRingWrapPositions(t *testing.T) {
+	trs := group(t, 2, Options{Ring: 512})
+	ctx := context.Background()
+	var sizes [][]int
+	for n := 1; n <= 200; n += 7 {
+		sizes = append(sizes, []int{n}) // 4…800 bytes: below, near and above the ring
+	}
+	var got []*tensor.Tensor
+	errc := make(chan error, 1)
+	go func() {
+		for i, s := range sizes {
+			if err := trs[0].Send(ctx, 1, pipeline.Tag{Kind: pipeline.Gradient, Micro: i}, f32(s, float32(i))); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range sizes {
+		m, err := trs[1].Recv(ctx, 0, pipeline.Tag{Kind: pipeline.Gradient, Micro: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range sizes {
+		sameTensor(t, fmt.Sprintf("message %d of %v", i, s), got[i], f32(s, float32(i)))
+		if cap(got[i].Data) != len(got[i].Data) {
+			t.Fatalf("message %d: capacity %d beyond its %d bytes", i, cap(got[i].Data), len(got[i].Data))
+		}
+	}
+}
