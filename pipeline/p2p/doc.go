@@ -10,7 +10,10 @@
 // Each rank's registered region holds one ring buffer per sender. A message
 // is a small header (tag, dtype, shape, byte count) followed by the tensor's
 // bytes, streamed into the receiver's ring with ep puts and a signal per
-// piece; the receiver hands the space back with a credit signal. A reader
+// piece (the header travels in the same piece as the payload's start); the
+// receiver hands the space back with a credit signal. A message that fits
+// in the ring is copied out of it once, into a new buffer that is not
+// zeroed first; a larger one streams through the ring in pieces. A reader
 // goroutine per peer drains its ring into per-tag queues as messages
 // arrive, so Send never waits for the matching Recv (only, briefly, for
 // ring space) and messages from one peer are matched by tag in any order.
