@@ -66,16 +66,20 @@ func sockPair(tb testing.TB, network string, opts Options) []*Transport {
 // from rank 0 to rank 1 through the p2p transport over ep/sock, interleaved
 // in one run with the same bytes over a raw socket between the same
 // process pair (one write, io.ReadFull into a reused buffer). It reports
-// both bandwidths and p2p/raw.
+// both bandwidths and p2p/raw. The -recycled variants hand each received
+// tensor back with Transport.Recycle, as the raw stream reuses its buffer.
 func BenchmarkThroughput(b *testing.B) {
 	for _, network := range []string{"unix", "tcp"} {
 		for _, rows := range []int{64, 512} {
-			b.Run(fmt.Sprintf("%s/%dx4096xF32", network, rows), func(b *testing.B) { benchThroughput(b, network, rows) })
+			b.Run(fmt.Sprintf("%s/%dx4096xF32", network, rows), func(b *testing.B) { benchThroughput(b, network, rows, false) })
+		}
+		for _, rows := range []int{64, 512} {
+			b.Run(fmt.Sprintf("%s/%dx4096xF32-recycled", network, rows), func(b *testing.B) { benchThroughput(b, network, rows, true) })
 		}
 	}
 }
 
-func benchThroughput(b *testing.B, network string, rows int) {
+func benchThroughput(b *testing.B, network string, rows int, recycle bool) {
 	trs := sockPair(b, network, Options{})
 	msg := f32([]int{rows, 4096}, 1)
 	total := len(msg.Data)
@@ -108,6 +112,9 @@ func benchThroughput(b *testing.B, network string, rows int) {
 		}
 		if len(got.Data) != total {
 			b.Fatal("short message")
+		}
+		if recycle {
+			trs[1].Recycle(got)
 		}
 	}
 	b.StopTimer()

@@ -42,6 +42,8 @@ const (
 	// MaxRegion bounds the region New registers (one ring per rank of the
 	// group, 64 GiB of address space; pages never written cost no memory).
 	MaxRegion = 1 << 36
+	// MaxRecycled bounds the bytes of buffers Recycle keeps for reuse.
+	MaxRecycled = 64 << 20
 )
 
 // Options configures New.
@@ -82,6 +84,10 @@ type Transport struct {
 	stash   []map[pipeline.Tag][]*tensor.Tensor
 	errs    []error // per sender: why its stream stopped
 	closed  bool
+
+	poolMu    sync.Mutex
+	pool      map[int][][]byte // recycled receive buffers by length
+	poolBytes int
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -140,6 +146,7 @@ func New(ctx context.Context, tr ep.Transport, opts Options) (*Transport, error)
 		changed: make(chan struct{}),
 		stash:   make([]map[pipeline.Tag][]*tensor.Tensor, world),
 		errs:    make([]error, world),
+		pool:    map[int][][]byte{},
 	}
 	for p := range t.stash {
 		t.stash[p] = map[pipeline.Tag][]*tensor.Tensor{}
@@ -304,6 +311,49 @@ func (t *Transport) Recv(ctx context.Context, from int, tag pipeline.Tag) (*tens
 	}
 }
 
+// Recycle hands back the buffer of m, a tensor that Recv returned, so that
+// a later message of the same byte size is received into it instead of
+// into a new allocation (as upstream DualPipe reuses receive buffers of
+// preset shapes, set_p2p_tensor_shapes): in a loop that is done with each
+// received tensor before the next one, the receive then allocates nothing.
+// The caller must not use m, nor anything sharing its Data, afterwards.
+// Recycle keeps at most MaxRecycled bytes and ignores nil tensors, empty
+// ones and buffers it would not itself have allocated (Data whose capacity
+// differs from its length).
+func (t *Transport) Recycle(m *tensor.Tensor) {
+	if m == nil || len(m.Data) == 0 || cap(m.Data) != len(m.Data) {
+		return
+	}
+	b := m.Data
+	m.Data = nil
+	t.poolMu.Lock()
+	defer t.poolMu.Unlock()
+	if t.poolBytes+len(b) > MaxRecycled {
+		return
+	}
+	t.pool[len(b)] = append(t.pool[len(b)], b)
+	t.poolBytes += len(b)
+}
+
+// recycled returns a buffer of n bytes from Recycle's pool, or nil.
+func (t *Transport) recycled(n int) []byte {
+	t.poolMu.Lock()
+	defer t.poolMu.Unlock()
+	q := t.pool[n]
+	if len(q) == 0 {
+		return nil
+	}
+	b := q[len(q)-1]
+	q[len(q)-1] = nil
+	if len(q) == 1 {
+		delete(t.pool, n)
+	} else {
+		t.pool[n] = q[:len(q)-1]
+	}
+	t.poolBytes -= n
+	return b
+}
+
 // Pending returns the number of messages received but not yet taken by
 // Recv (what a step should leave at zero).
 func (t *Transport) Pending() int {
@@ -438,19 +488,24 @@ func (r *ringReader) read(ctx context.Context, dst []byte) error {
 	return nil
 }
 
-// take returns the next n bytes of the stream in a new buffer. When the
+// take returns the next n bytes of the stream in a recycled buffer (see
+// Recycle) or a new one. When the
 // sender can put all of them into the ring at once (n plus the bytes not
 // yet credited fit in it), it waits for them and copies them out of the
 // ring in one pass into a buffer that is never zeroed first: the bytes
 // cross memory once after the transport's put. A larger message streams
-// through the ring in pieces into a zeroed buffer.
+// through the ring in pieces into the recycled buffer or a zeroed one.
 func (r *ringReader) take(ctx context.Context, n int) ([]byte, error) {
 	t := r.t
 	if n == 0 {
 		return []byte{}, nil
 	}
+	reuse := t.recycled(n)
 	if int64(n)+r.owed > int64(t.ring) {
-		dst := make([]byte, n)
+		dst := reuse
+		if dst == nil {
+			dst = make([]byte, n)
+		}
 		return dst, r.read(ctx, dst)
 	}
 	end := r.consumed + int64(n)
@@ -471,10 +526,14 @@ func (r *ringReader) take(ctx context.Context, n int) ([]byte, error) {
 	// Appending to a full slice allocates a new buffer without zeroing the
 	// part it copies into; a message that wraps around the ring's end is
 	// appended to its first part, so every byte is copied once.
-	var dst []byte
-	if first == n {
+	dst := reuse
+	switch {
+	case dst != nil:
+		copy(dst, buf[base+pos:base+pos+first])
+		copy(dst[first:], buf[base:base+n-first])
+	case first == n:
 		dst = append([]byte(nil), buf[base+pos:base+pos+n]...)
-	} else {
+	default:
 		dst = append(buf[base+pos:base+pos+first:base+pos+first], buf[base:base+n-first]...)
 	}
 	r.consumed = end

@@ -336,3 +336,50 @@ func TestRingWrapPositions(t *testing.T) {
 		}
 	}
 }
+
+// Recycle: a message of the recycled size lands in the recycled buffer,
+// both one that fits the ring and one that streams through it, with the
+// right bytes; other sizes, foreign buffers and nil are ignored.
+func TestRecycle(t *testing.T) {
+	trs := group(t, 2, Options{Ring: 1024})
+	ctx := context.Background()
+	for _, shape := range [][]int{{3, 10}, {2, 700}} { // 120 bytes, 5600 > ring
+		send := func(i int) *tensor.Tensor {
+			t.Helper()
+			tag := pipeline.Tag{Kind: pipeline.Activation, Micro: i}
+			errc := make(chan error, 1)
+			go func() { errc <- trs[0].Send(ctx, 1, tag, f32(shape, float32(i))) }()
+			m, err := trs[1].Recv(ctx, 0, tag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			sameTensor(t, fmt.Sprintf("%v message %d", shape, i), m, f32(shape, float32(i)))
+			return m
+		}
+		first := send(0)
+		p := &first.Data[0]
+		trs[1].Recycle(first)
+		if first.Data != nil {
+			t.Fatalf("%v: Recycle left the tensor's Data", shape)
+		}
+		trs[1].Recycle(nil)
+		trs[1].Recycle(&tensor.Tensor{Data: make([]byte, len(f32(shape, 0).Data), 2*len(f32(shape, 0).Data))})
+		if second := send(1); &second.Data[0] != p {
+			t.Fatalf("%v: the message after Recycle did not reuse the buffer", shape)
+		}
+		if third := send(2); &third.Data[0] == p {
+			t.Fatalf("%v: a buffer was reused twice", shape)
+		}
+	}
+	if trs[1].poolBytes != 0 {
+		t.Fatalf("pool holds %d bytes, want 0", trs[1].poolBytes)
+	}
+	big := &tensor.Tensor{Data: make([]byte, MaxRecycled+1)}
+	trs[1].Recycle(big)
+	if trs[1].poolBytes != 0 {
+		t.Fatalf("Recycle kept %d bytes, more than MaxRecycled", trs[1].poolBytes)
+	}
+}
