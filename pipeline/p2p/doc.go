@@ -13,7 +13,9 @@
 // piece (the header travels in the same piece as the payload's start); the
 // receiver hands the space back with a credit signal. A message that fits
 // in the ring is copied out of it once, into a new buffer that is not
-// zeroed first; a larger one streams through the ring in pieces. A reader
+// zeroed first; a larger one streams through the ring in pieces. A caller
+// done with a received tensor can hand it back with Transport.Recycle, and
+// a later message of the same size lands in its buffer. A reader
 // goroutine per peer drains its ring into per-tag queues as messages
 // arrive, so Send never waits for the matching Recv (only, briefly, for
 // ring space) and messages from one peer are matched by tag in any order.
