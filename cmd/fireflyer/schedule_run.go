@@ -49,14 +49,17 @@ func (c *scheduleRunConfig) program() (*pipeline.Schedule, *pipeline.Program, er
 // as an accelerator's kernels would take, leaving the CPU free.
 type sleepStage struct{ f, b, w time.Duration }
 
+// Forward sleeps for the F cost and passes its input on.
 func (s sleepStage) Forward(ctx context.Context, _ int, in *tensor.Tensor) (*tensor.Tensor, error) {
 	return in, sleepCtx(ctx, s.f)
 }
 
+// BackwardInput sleeps for the B cost and passes the gradient on.
 func (s sleepStage) BackwardInput(ctx context.Context, _ int, g *tensor.Tensor) (*tensor.Tensor, error) {
 	return g, sleepCtx(ctx, s.b)
 }
 
+// BackwardWeight sleeps for the W cost.
 func (s sleepStage) BackwardWeight(ctx context.Context, _ int) error { return sleepCtx(ctx, s.w) }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

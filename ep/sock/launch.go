@@ -446,6 +446,7 @@ type cappedBuffer struct {
 	over bool
 }
 
+// Write appends p, failing once the buffer would exceed max bytes.
 func (c *cappedBuffer) Write(p []byte) (int, error) {
 	if int64(c.buf.Len())+int64(len(p)) > c.max {
 		c.over = true
@@ -461,6 +462,8 @@ type tailBuffer struct {
 	tee io.Writer
 }
 
+// Write copies p to tee, appends it to the kept bytes and trims them to the
+// last StderrTail; it never fails.
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	if t.tee != nil {
 		if _, err := t.tee.Write(p); err != nil {
@@ -474,6 +477,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String returns the kept tail.
 func (t *tailBuffer) String() string { return string(t.b) }
 
 // Launched reports whether this process is a rank started by Launch.

@@ -69,6 +69,8 @@ func f32Tensor(v []float32, rows, cols int) *tensor.Tensor {
 	return t
 }
 
+// Forward computes y = W2·GELU(W1·x) for a [rows, h] micro-batch and
+// keeps what the backward needs.
 func (m *mlp) Forward(_ context.Context, micro int, in *tensor.Tensor) (*tensor.Tensor, error) {
 	rows, err := rowsOf(in, m.h)
 	if err != nil {
@@ -101,6 +103,7 @@ func (m *mlp) Forward(_ context.Context, micro int, in *tensor.Tensor) (*tensor.
 	return f32Tensor(y, rows, m.h), nil
 }
 
+// BackwardInput returns dL/dx for the micro-batch from dL/dy.
 func (m *mlp) BackwardInput(_ context.Context, micro int, gradOut *tensor.Tensor) (*tensor.Tensor, error) {
 	s, ok := m.saved[micro]
 	if !ok || s.backward {
@@ -132,6 +135,7 @@ func (m *mlp) BackwardInput(_ context.Context, micro int, gradOut *tensor.Tensor
 	return f32Tensor(dx, s.rows, m.h), nil
 }
 
+// BackwardWeight accumulates the micro-batch's weight gradients.
 func (m *mlp) BackwardWeight(_ context.Context, micro int) error {
 	s, ok := m.saved[micro]
 	if !ok || !s.backward {

@@ -182,6 +182,7 @@ type dieStage struct {
 	micro int
 }
 
+// Forward exits the process at the chosen micro-batch, else delegates.
 func (d dieStage) Forward(ctx context.Context, micro int, in *tensor.Tensor) (*tensor.Tensor, error) {
 	if micro == d.micro {
 		fmt.Fprintln(os.Stderr, "pipeline-train: dying on purpose")
