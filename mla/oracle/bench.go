@@ -2,7 +2,6 @@ package oracle
 
 import (
 	"context"
-	"runtime"
 
 	"github.com/fireflyer-go/fireflyer/internal/anchor"
 	"github.com/fireflyer-go/fireflyer/mla"
@@ -87,14 +86,9 @@ func Measure(be mla.Backend, c Case, reps, rounds int) (Measurement, error) {
 	if runErr != nil {
 		return Measurement{}, runErr
 	}
-	return Measurement{
-		Case: c.Name(), Backend: be.Name(), Seconds: t,
-		GFLOPs: flops / t / 1e9, GBs: bytes / t / 1e9,
-		GEMMGFLOPs: flops / tg / 1e9, MemcpyGBs: bytes / tm / 1e9,
-		RatioGEMM: tg / t, RatioMemcpy: tm / t,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: kernelsOf(be),
-		Repetitions: max(reps, 1), AnchorRounds: max(rounds, 1), ScheduleParts: parts,
-	}, nil
+	m := measurement(c.Name(), be.Name(), kernelsOf(be), t, tg, tm, flops, bytes, reps, rounds)
+	m.ScheduleParts = parts
+	return m, nil
 }
 
 // kernelsOf names be's kernel set (the cpu backend's Kernels method), or
