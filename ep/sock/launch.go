@@ -497,11 +497,22 @@ func LaunchedOptions(ctx context.Context) (Options, context.Context, context.Can
 	if err != nil {
 		return opts, ctx, func() {}, err
 	}
-	left, err := time.ParseDuration(os.Getenv(EnvTimeout))
-	if err != nil || left <= 0 {
-		return opts, ctx, func() {}, fmt.Errorf("%w: %s=%q is not a positive duration", ep.ErrConfig, EnvTimeout, os.Getenv(EnvTimeout))
+	left, err := envTimeout()
+	if err != nil {
+		return opts, ctx, func() {}, err
 	}
 	opts.Timeout = left
 	rctx, cancel := context.WithTimeout(ctx, left)
 	return opts, rctx, cancel, nil
+}
+
+// envTimeout parses EnvTimeout, the time a launched rank has left. Errors
+// name the variable and wrap ep.ErrConfig.
+func envTimeout() (time.Duration, error) {
+	v := os.Getenv(EnvTimeout)
+	left, err := time.ParseDuration(v)
+	if err != nil || left <= 0 {
+		return 0, fmt.Errorf("%w: %s=%q is not a positive duration", ep.ErrConfig, EnvTimeout, v)
+	}
+	return left, nil
 }

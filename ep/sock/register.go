@@ -2,9 +2,7 @@ package sock
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"time"
 
 	"github.com/fireflyer-go/fireflyer/ep"
 )
@@ -40,10 +38,10 @@ func optionsFor(network string, cfg ep.TransportConfig) (Options, error) {
 			return opts, err
 		}
 		opts.AllowRemote = cfg.AllowRemote
-		if v := os.Getenv(EnvTimeout); v != "" {
-			left, err := time.ParseDuration(v)
-			if err != nil || left <= 0 {
-				return opts, fmt.Errorf("%w: %s=%q is not a positive duration", ep.ErrConfig, EnvTimeout, v)
+		if os.Getenv(EnvTimeout) != "" {
+			left, err := envTimeout()
+			if err != nil {
+				return opts, err
 			}
 			opts.Timeout = left
 		}

@@ -53,9 +53,6 @@ func Write(w io.Writer, s *pipeline.Schedule, opt Options) error {
 		return err
 	}
 	rep := opt.Report
-	if rep != nil && len(rep.Spans) != s.Ranks {
-		return fmt.Errorf("%w: report has %d ranks, schedule %d", pipeline.ErrParam, len(rep.Spans), s.Ranks)
-	}
 	reps := []*pipeline.Report{rep}
 	if opt.Compare != nil {
 		if rep == nil {
