@@ -87,10 +87,11 @@ func GroupedContiguousNT(ctx context.Context, be Backend, a, b *tensor.FP8Matrix
 	if err := ValidateContiguous(a, b, d, mIndices); err != nil {
 		return err
 	}
-	if !be.Caps().Contiguous {
+	caps := be.Caps()
+	if !caps.Contiguous {
 		return argErr("be", ErrUnsupported, "%s has no contiguous grouped GEMM", be.Name())
 	}
-	if err := checkCaps(be.Caps(), d, a.K, b.Rows, a, b); err != nil {
+	if err := checkCaps(caps, d, a.K, b.Rows, a, b); err != nil {
 		return err
 	}
 	if d.Cols == 0 {
@@ -113,10 +114,11 @@ func GroupedMaskedNT(ctx context.Context, be Backend, a, b *tensor.FP8Matrix, d 
 	if err := ValidateMasked(a, b, d, maskedM, expectedM); err != nil {
 		return err
 	}
-	if !be.Caps().Masked {
+	caps := be.Caps()
+	if !caps.Masked {
 		return argErr("be", ErrUnsupported, "%s has no masked grouped GEMM", be.Name())
 	}
-	if err := checkCaps(be.Caps(), d, a.K, b.Rows, a, b); err != nil {
+	if err := checkCaps(caps, d, a.K, b.Rows, a, b); err != nil {
 		return err
 	}
 	if d.Cols == 0 {
@@ -135,13 +137,14 @@ func BF16GemmNT(ctx context.Context, be Backend, a, b *BF16Matrix, d *Out) error
 	if err := ValidateBF16(a, b, d); err != nil {
 		return err
 	}
-	if !be.Caps().BF16 {
+	caps := be.Caps()
+	if !caps.BF16 {
 		return argErr("be", ErrUnsupported, "%s has no BF16 GEMM", be.Name())
 	}
-	if err := checkCaps(be.Caps(), d, a.K, b.Rows); err != nil {
+	if err := checkCaps(caps, d, a.K, b.Rows); err != nil {
 		return err
 	}
-	if (a.Stride != 0 && a.Stride != a.K || b.Stride != 0 && b.Stride != b.K) && !be.Caps().Strided {
+	if (a.Stride != 0 && a.Stride != a.K || b.Stride != 0 && b.Stride != b.K) && !caps.Strided {
 		return argErr("Stride", ErrUnsupported, "strided operand")
 	}
 	if d.Cols == 0 {

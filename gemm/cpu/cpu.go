@@ -469,7 +469,7 @@ func (c *call) packA(w *work, dst []float32, ch *chunk, kb int) {
 			c.ks.DecodeE4M3Rows(w.arow, bk, src, c.fa.RowStride(), rows, kc)
 		} else {
 			for i := 0; i < rows; i++ {
-				tensor.DecodeBF16(w.arow[i*bk:i*bk+kc], c.ha.Data[(r+i)*c.ha.RowStride()+k0:][:kc])
+				c.ks.CvtBF16(w.arow[i*bk:i*bk+kc], c.ha.Data[(r+i)*c.ha.RowStride()+k0:][:kc])
 			}
 		}
 		for i := rows; i < mr; i++ {
@@ -512,7 +512,7 @@ func (c *call) runTile(w *work, t *tile) {
 		} else {
 			for j := 0; j < t.nc; j++ {
 				n := t.n0 + j
-				tensor.DecodeBF16(w.bdec[j*bk:j*bk+kc], c.hb.Data[n*c.hb.RowStride()+k0:][:kc])
+				c.ks.CvtBF16(w.bdec[j*bk:j*bk+kc], c.hb.Data[n*c.hb.RowStride()+k0:][:kc])
 				w.sb[j] = 1
 			}
 			for i := 0; i < ch.mc; i++ {

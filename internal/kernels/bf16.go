@@ -56,22 +56,18 @@ func (ks Set) SumBF16(dst []tensor.BF16, rows [][]tensor.BF16) {
 	if len(dst) == 0 {
 		return
 	}
-	if m := len(dst) &^ 15; ks.level >= AVX2 && m > 0 {
+	m := 0 // elements the vector kernel summed
+	if ks.level >= AVX2 && len(dst) >= 16 {
+		m = len(dst) &^ 15
 		sumBF16AVX2(&dst[0], &rows[0], len(rows), m)
-		if m == len(dst) {
-			return
-		}
-		tails := make([][]tensor.BF16, len(rows))
-		for i, r := range rows {
-			tails[i] = r[m:]
-		}
-		dst, rows = dst[m:], tails
 	}
-	sumBF16Go(dst, rows)
+	sumBF16Go(dst, rows, m)
 }
 
-func sumBF16Go(dst []tensor.BF16, rows [][]tensor.BF16) {
-	for i := range dst {
+// sumBF16Go is SumBF16 in Go for dst[from:] (the tail the vector kernel
+// left, or all of dst).
+func sumBF16Go(dst []tensor.BF16, rows [][]tensor.BF16, from int) {
+	for i := from; i < len(dst); i++ {
 		s := rows[0][i].Float32()
 		for _, r := range rows[1:] {
 			s += r[i].Float32()
