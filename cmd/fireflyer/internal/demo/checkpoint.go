@@ -187,11 +187,7 @@ func GenerateCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, laye
 	if err := writeJSON(filepath.Join(c.Root(), "model.safetensors.index.json"), index); err != nil {
 		return nil, err
 	}
-	cj, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.Root(), "config.json"), cj, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(c.Root(), "config.json"), cfg); err != nil {
 		return nil, err
 	}
 	return stats, nil
