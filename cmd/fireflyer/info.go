@@ -119,11 +119,8 @@ func backendTable(r infoReport) []backendStatus {
 		level string
 	}{{"gemm", gemm.Backends(), gemmcpu.New(gemmcpu.Options{}).Kernel()}, {"mla", mla.Backends(), mlaKernels()}} {
 		for _, b := range reg.list {
-			st := backendStatus{Package: reg.pkg, Backend: b.Name, Usable: b.Err == nil, Detail: b.Doc}
-			switch {
-			case b.Err != nil:
-				st.Detail = b.Err.Error()
-			case b.Name == "cpu":
+			st := registryRow(reg.pkg, b)
+			if b.Err == nil && b.Name == "cpu" {
 				st.Detail = kernel(reg.level)
 			}
 			out = append(out, st)
@@ -132,30 +129,28 @@ func backendTable(r infoReport) []backendStatus {
 	}
 	// mla's sparse attention registry (what mla.NewSparseBackend constructs).
 	for _, s := range mla.SparseBackends() {
-		b := backendStatus{Package: "mla-sparse", Backend: s.Name, Usable: s.Err == nil, Detail: s.Doc}
-		if s.Err != nil {
-			b.Detail = s.Err.Error()
-		}
-		out = append(out, b)
+		out = append(out, registryRow("mla-sparse", s))
 	}
 	// ep lists its transport registry (what ep.OpenTransport constructs).
-	for _, b := range ep.Transports() {
-		st := backendStatus{Package: "ep", Backend: b.Name, Usable: b.Err == nil, Detail: b.Doc}
-		if b.Err != nil {
-			st.Detail = b.Err.Error()
-		}
-		out = append(out, st)
+	for _, s := range ep.Transports() {
+		out = append(out, registryRow("ep", s))
 	}
 	out = append(out, backendStatus{"ep", "rdma", false, rdmaWhy})
 	// fs lists its backend registry (what fs.NewBackend constructs).
 	for _, s := range fs.Backends() {
-		b := backendStatus{Package: "fs", Backend: s.Name, Usable: s.Err == nil, Detail: s.Doc}
-		if s.Err != nil {
-			b.Detail = s.Err.Error()
-		}
-		out = append(out, b)
+		out = append(out, registryRow("fs", s))
 	}
 	return out
+}
+
+// registryRow is the table row of one registry entry: usable with its Doc
+// as the detail, or unusable with the reason it cannot run.
+func registryRow(pkg string, s registry.Status) backendStatus {
+	b := backendStatus{Package: pkg, Backend: s.Name, Usable: s.Err == nil, Detail: s.Doc}
+	if s.Err != nil {
+		b.Detail = s.Err.Error()
+	}
+	return b
 }
 
 func printInfo(w io.Writer, r infoReport) {

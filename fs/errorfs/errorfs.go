@@ -246,10 +246,10 @@ func (r *Rule) matches(i Info) bool {
 		}
 	}
 	if r.Path != "" {
-		full, _ := filepath.Match(r.Path, i.Path)
-		base, _ := filepath.Match(r.Path, filepath.Base(i.Path))
-		if !full && !base {
-			return false
+		if ok, _ := filepath.Match(r.Path, i.Path); !ok {
+			if ok, _ := filepath.Match(r.Path, filepath.Base(i.Path)); !ok {
+				return false
+			}
 		}
 	}
 	if r.Len > 0 && (i.Off >= r.Off+r.Len || i.Off+int64(i.Len) <= r.Off) {

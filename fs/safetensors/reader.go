@@ -105,33 +105,14 @@ func (r *Reader) ReadInto(ctx context.Context, name string, off int64, dst fs.Re
 		r.ring, r.out = ring, make([]fs.Completion, r.depth)
 	}
 	fileOff := r.Header.DataOffset + ti.Begin + off
-	nchunks := int((n + int64(r.chunk) - 1) / int64(r.chunk))
-	s := &streamer{ring: r.ring, buf: dst.Buffer(), base: dst.Off(), f: r.f, chunk: r.chunk, out: r.out, fileOff: make([]int64, nchunks), want: make([]int, nchunks)}
-	next := 0
-	for next < nchunks || s.pending > 0 {
-		for next < nchunks && s.pending < r.depth {
-			k := int(min(int64(r.chunk), n-int64(next)*int64(r.chunk)))
-			if err := s.start(next, fileOff+int64(next)*int64(r.chunk), 0, k); err != nil {
-				return r.drain(s, err)
-			}
-			next++
-		}
-		if err := r.ring.Submit(); err != nil {
-			return r.drain(s, err)
-		}
-		if _, err := s.reap(ctx); err != nil {
-			return r.drain(s, err)
-		}
+	if err := readChunks(ctx, r.ring, r.f, dst.Buffer(), dst.Off(), fileOff, n, r.chunk, r.depth, r.out); err != nil {
+		// The ring (with any I/O still in flight into the caller's
+		// buffer) is closed; a later read makes a new one.
+		r.ring.Close()
+		r.ring = nil
+		return fmt.Errorf("%s: %w", r.name, err)
 	}
 	return nil
-}
-
-// drain ends a failed ReadInto: the ring (with any I/O still in flight
-// into the caller's buffer) is closed, and a later read makes a new one.
-func (r *Reader) drain(s *streamer, err error) error {
-	r.ring.Close()
-	r.ring = nil
-	return fmt.Errorf("%s: %w", r.name, err)
 }
 
 // ReadTensor reads the tensor called name into a new Buffer of the

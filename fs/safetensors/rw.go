@@ -294,6 +294,31 @@ func (s *streamer) reap(ctx context.Context) ([]int, error) {
 	return done, nil
 }
 
+// readChunks reads n > 0 bytes at file offset off of f into buf at offset
+// base through ring, in chunk-byte reads with up to depth in flight (out
+// holds depth completions); short reads are resubmitted.
+func readChunks(ctx context.Context, ring *fs.Ring, f *fs.File, buf *fs.Buffer, base int, off, n int64, chunk, depth int, out []fs.Completion) error {
+	nchunks := int((n + int64(chunk) - 1) / int64(chunk))
+	s := &streamer{ring: ring, buf: buf, base: base, f: f, chunk: chunk, out: out, fileOff: make([]int64, nchunks), want: make([]int, nchunks)}
+	next := 0
+	for next < nchunks || s.pending > 0 {
+		for next < nchunks && s.pending < depth {
+			k := int(min(int64(chunk), n-int64(next)*int64(chunk)))
+			if err := s.start(next, off+int64(next)*int64(chunk), 0, k); err != nil {
+				return err
+			}
+			next++
+		}
+		if err := ring.Submit(); err != nil {
+			return err
+		}
+		if _, err := s.reap(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // File is an open safetensors file whose data section is in memory: a
 // registered fs.Buffer filled by read rings (Open) or a read-only mmap
 // (OpenMmap). Tensors alias that memory (no copy) and stay valid until
@@ -347,22 +372,8 @@ func Open(ctx context.Context, c *fs.Client, name string, opts *Options) (*File,
 		buf.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	s := &streamer{ring: ring, buf: buf, f: f, chunk: chunk, out: make([]fs.Completion, depth), fileOff: make([]int64, nchunks), want: make([]int, nchunks)}
-	next := 0
-	for next < nchunks || s.pending > 0 {
-		for next < nchunks && s.pending < depth {
-			n := int(min(int64(chunk), h.DataSize-int64(next)*int64(chunk)))
-			if err := s.start(next, h.DataOffset+int64(next)*int64(chunk), 0, n); err != nil {
-				return fail(err)
-			}
-			next++
-		}
-		if err := ring.Submit(); err != nil {
-			return fail(err)
-		}
-		if _, err := s.reap(ctx); err != nil {
-			return fail(err)
-		}
+	if err := readChunks(ctx, ring, f, buf, 0, h.DataOffset, h.DataSize, chunk, depth, make([]fs.Completion, depth)); err != nil {
+		return fail(err)
 	}
 	ring.Close()
 	st.data = buf.Bytes()[:h.DataSize]

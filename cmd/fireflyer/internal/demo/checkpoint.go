@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,11 +188,7 @@ func GenerateCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, laye
 	if err := writeJSON(filepath.Join(c.Root(), "model.safetensors.index.json"), index); err != nil {
 		return nil, err
 	}
-	cj, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.Root(), "config.json"), cj, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(c.Root(), "config.json"), cfg); err != nil {
 		return nil, err
 	}
 	return stats, nil
@@ -254,7 +251,7 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		if err != nil {
 			return nil, err
 		}
-		if ti.DType != dt || fmt.Sprint(ti.Shape) != fmt.Sprint(shape) {
+		if ti.DType != dt || !slices.Equal(ti.Shape, shape) {
 			return nil, fmt.Errorf("%w: %s is %v %v, want %v %v", ErrCheckpoint, name, ti.DType, ti.Shape, dt, shape)
 		}
 		t0 := time.Now()
@@ -263,9 +260,6 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 			return nil, err
 		}
 		stats.IO += time.Since(t0)
-		if t.DType != dt || fmt.Sprint(t.Shape) != fmt.Sprint(shape) {
-			return nil, fmt.Errorf("%w: %s is %v %v, want %v %v", ErrCheckpoint, name, t.DType, t.Shape, dt, shape)
-		}
 		if want, ok := f.Metadata()[crcPrefix+name]; ok {
 			got := strconv.FormatUint(uint64(crc32.Checksum(t.Data, castagnoli)), 16)
 			if got != want {

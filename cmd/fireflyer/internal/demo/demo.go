@@ -182,18 +182,6 @@ func fillModel(res *Result, c dsv3.Config, scale int) {
 	m.SoftmaxScale = c.SoftmaxScale()
 }
 
-func imbalance(v []float64) float64 {
-	var s, mx float64
-	for _, x := range v {
-		s += x
-		mx = max(mx, x)
-	}
-	if s == 0 {
-		return 1
-	}
-	return mx / (s / float64(len(v)))
-}
-
 // sameExperts reports whether the float64 scores select the same set of
 // experts as idx.
 func sameExperts(c dsv3.Config, scores []float64, bias []float32, idx []int32) bool {

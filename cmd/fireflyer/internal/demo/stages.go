@@ -506,8 +506,8 @@ func moeStage(ctx context.Context, s *state) (int64, int64, error) {
 			}
 		}
 	}
-	s.res.EPLB.ObservedImbalanceBefore = imbalance(perRankBefore)
-	s.res.EPLB.ObservedImbalanceAfter = imbalance(perRankAfter)
+	_, s.res.EPLB.ObservedImbalanceBefore = eplb.Balance(perRankBefore)
+	_, s.res.EPLB.ObservedImbalanceAfter = eplb.Balance(perRankAfter)
 
 	h2b := make([]tensor.BF16, len(s.h2))
 	tensor.EncodeBF16(h2b, s.h2)
