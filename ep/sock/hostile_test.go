@@ -201,6 +201,22 @@ func (s *fuzzSink) region() *ep.Region { return s.reg }
 func (s *fuzzSink) barrier(uint64)     { s.nbar++ }
 func (s *fuzzSink) gathered([]byte)    {}
 func (s *fuzzSink) bye()               {}
+func (s *fuzzSink) from() int          { return 1 }
+func (s *fuzzSink) msgHandler() ep.MsgHandler {
+	return fuzzMsgs{}
+}
+
+// fuzzMsgs accepts messages of up to 64 KiB whose meta is not "bad".
+type fuzzMsgs struct{}
+
+func (fuzzMsgs) MsgBuffer(from int, meta []byte, n int) ([]byte, error) {
+	if string(meta) == "bad" || n > 64<<10 {
+		return nil, errors.New("refused")
+	}
+	return make([]byte, n), nil
+}
+func (fuzzMsgs) Msg(int, []byte, []byte) {}
+func (fuzzMsgs) MsgEnd(int, error)       {}
 
 // FuzzReadFrames feeds arbitrary bytes to the frame decoder: it must never
 // panic, and every put it accepts lies inside the region.
@@ -210,6 +226,9 @@ func FuzzReadFrames(f *testing.F) {
 	f.Add(rawFrame(opPut, 0, 8, 60, 0, []byte("12345678")))
 	f.Add(rawFrame(opAllGather, 0, 3, 0, 0, []byte("abc")))
 	f.Add(rawFrame(opBarrier, 0, 0, 0, 7, nil))
+	f.Add(rawFrame(opMsg, 0, 7, 3, 0, []byte("hdrbody")))
+	f.Add(rawFrame(opMsg, 0, 7, 3, 0, []byte("badbody")))
+	f.Add(rawFrame(opMsg, 0, 2, 3, 0, []byte("hd")))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := &fuzzSink{reg: ep.NewRegion(64)}
@@ -234,7 +253,7 @@ func FuzzReadFrames(f *testing.F) {
 				}
 				return
 			}
-			if fr.op == opPut || fr.op == opAllGather {
+			if fr.op == opPut || fr.op == opAllGather || fr.op == opMsg {
 				if _, err := r.Seek(int64(fr.len), io.SeekCurrent); err != nil {
 					return
 				}

@@ -128,6 +128,7 @@ type Transport struct {
 	ln      net.Listener
 	peers   []*peer // nil at this rank's index
 	reg     atomic.Pointer[ep.Region]
+	msgs    atomic.Pointer[msgBox] // the OnMsg handler
 	sizes   []int // every rank's region size, after Register
 	wg      sync.WaitGroup
 	sockDir string // unix: socket file to remove
@@ -470,6 +471,13 @@ func (p *peer) readLoop() {
 	if closed || bye {
 		// An orderly goodbye: the peer has sent everything it will send.
 		// Later waits on it run into their deadlines; sends to it are dropped.
+		if h := p.msgHandler(); h != nil {
+			var end error
+			if closed {
+				end = fmt.Errorf("%w: sock rank %d", ep.ErrClosed, t.rank)
+			}
+			h.MsgEnd(p.rank, end)
+		}
 		return
 	}
 	switch {
@@ -480,9 +488,81 @@ func (p *peer) readLoop() {
 	}
 	p.c.Close()
 	t.fail(err)
+	if h := p.msgHandler(); h != nil {
+		h.MsgEnd(p.rank, err)
+	}
 }
 
 func (p *peer) region() *ep.Region { return p.t.reg.Load() }
+
+func (p *peer) from() int { return p.rank }
+
+func (p *peer) msgHandler() ep.MsgHandler {
+	if b := p.t.msgs.Load(); b != nil {
+		return b.h
+	}
+	return nil
+}
+
+// msgBox holds the MsgHandler (an interface value) for atomic.Pointer.
+type msgBox struct{ h ep.MsgHandler }
+
+// OnMsg implements ep.Messenger: h receives this rank's messages from now
+// on. It must be called once, before a peer sends a message here.
+func (t *Transport) OnMsg(h ep.MsgHandler) error {
+	if h == nil {
+		return fmt.Errorf("%w: sock OnMsg: nil handler", ep.ErrConfig)
+	}
+	if !t.msgs.CompareAndSwap(nil, &msgBox{h}) {
+		return fmt.Errorf("%w: sock OnMsg called twice", ep.ErrConfig)
+	}
+	return nil
+}
+
+// SendMsg implements ep.Messenger: meta and payload leave in one frame, in
+// one writev from the caller's buffers (no copy), behind the earlier puts
+// and signals to dst; the receiver's reader reads the payload straight into
+// the buffer its MsgHandler picks. A message to this rank itself is copied
+// into the local handler's buffer.
+func (t *Transport) SendMsg(ctx context.Context, dst int, meta []byte, payload ...[]byte) error {
+	p, err := t.peer(dst)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, b := range payload {
+		n += len(b)
+	}
+	if len(meta) > ep.MaxMsgMeta || n > 1<<32-1-len(meta) {
+		return fmt.Errorf("%w: message of %d meta and %d payload bytes (at most %d and %d)", ep.ErrRange, len(meta), n, ep.MaxMsgMeta, 1<<32-1-ep.MaxMsgMeta)
+	}
+	if p == nil {
+		b := t.msgs.Load()
+		if b == nil {
+			return fmt.Errorf("%w: sock SendMsg to this rank before OnMsg", ep.ErrConfig)
+		}
+		buf, err := b.h.MsgBuffer(t.rank, meta, n)
+		if err != nil {
+			return err
+		}
+		if len(buf) != n {
+			return fmt.Errorf("%w: message handler gave %d bytes for %d", ep.ErrConfig, len(buf), n)
+		}
+		off := 0
+		for _, s := range payload {
+			off += copy(buf[off:], s)
+		}
+		b.h.Msg(t.rank, meta, buf)
+		return nil
+	}
+	if p.gone() {
+		return fmt.Errorf("%w: sock rank %d: peer rank %d has closed", ep.ErrClosed, t.rank, dst)
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.appendFrame(frame{op: opMsg, len: uint32(len(meta) + n), off: uint64(len(meta))}, append([][]byte{meta}, payload...)...)
+	return p.flushLocked(ctx)
+}
 
 func (p *peer) barrier(seq uint64) {
 	t := p.t
@@ -795,3 +875,5 @@ func (t *Transport) shutdown() {
 		_ = os.Remove(t.sockDir)
 	}
 }
+
+var _ ep.Messenger = (*Transport)(nil)

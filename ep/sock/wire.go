@@ -22,6 +22,7 @@ const (
 	opBarrier   = 3 // arg = barrier sequence number
 	opAllGather = 4 // payload = this rank's contribution
 	opBye       = 5 // orderly close
+	opMsg       = 6 // a two-sided message: off = meta bytes, then meta and payload (len in all)
 )
 
 const (
@@ -68,6 +69,10 @@ func decodeFrame(p []byte) (frame, error) {
 		if f.len > maxGatherBytes {
 			return f, fmt.Errorf("%w: all-gather payload of %d bytes", ErrProtocol, f.len)
 		}
+	case opMsg:
+		if f.off > ep.MaxMsgMeta || f.off > uint64(f.len) || f.arg != 0 {
+			return f, fmt.Errorf("%w: message with %d meta bytes of %d", ErrProtocol, f.off, f.len)
+		}
 	default:
 		return f, fmt.Errorf("%w: unknown op %d", ErrProtocol, f.op)
 	}
@@ -80,6 +85,8 @@ type sink interface {
 	barrier(seq uint64)
 	gathered(p []byte)
 	bye()
+	msgHandler() ep.MsgHandler // nil before OnMsg
+	from() int                 // the peer's rank
 }
 
 // readFrames decodes frames from r and applies them to s until an error.
@@ -88,6 +95,7 @@ type sink interface {
 // written.
 func readFrames(r io.Reader, s sink) error {
 	var hdr [frameHeader]byte
+	var meta []byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return err
@@ -132,6 +140,30 @@ func readFrames(r io.Reader, s sink) error {
 			s.gathered(p)
 		case opBye:
 			s.bye()
+		case opMsg:
+			h := s.msgHandler()
+			if h == nil {
+				return fmt.Errorf("%w: message before OnMsg", ErrProtocol)
+			}
+			if meta == nil {
+				meta = make([]byte, ep.MaxMsgMeta)
+			}
+			m := meta[:f.off]
+			if _, err := io.ReadFull(r, m); err != nil {
+				return err
+			}
+			n := int(f.len) - len(m)
+			buf, err := h.MsgBuffer(s.from(), m, n)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if len(buf) != n {
+				return fmt.Errorf("%w: message handler gave %d bytes for %d", ErrProtocol, len(buf), n)
+			}
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return err
+			}
+			h.Msg(s.from(), m, buf)
 		}
 	}
 }

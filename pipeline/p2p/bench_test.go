@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,19 +69,26 @@ func sockPair(tb testing.TB, network string, opts Options) []*Transport {
 // process pair (one write, io.ReadFull into a reused buffer). It reports
 // both bandwidths and p2p/raw. The -recycled variants hand each received
 // tensor back with Transport.Recycle, as the raw stream reuses its buffer.
+// The ring/ variants force the ring path (Options.NoMessages) that
+// transports without ep.Messenger use.
 func BenchmarkThroughput(b *testing.B) {
-	for _, network := range []string{"unix", "tcp"} {
-		for _, rows := range []int{64, 512} {
-			b.Run(fmt.Sprintf("%s/%dx4096xF32", network, rows), func(b *testing.B) { benchThroughput(b, network, rows, false) })
-		}
-		for _, rows := range []int{64, 512} {
-			b.Run(fmt.Sprintf("%s/%dx4096xF32-recycled", network, rows), func(b *testing.B) { benchThroughput(b, network, rows, true) })
+	for _, path := range []string{"msg", "ring"} {
+		for _, network := range []string{"unix", "tcp"} {
+			for _, rows := range []int{64, 512} {
+				for _, recycle := range []bool{false, true} {
+					name := fmt.Sprintf("%s/%s/%dx4096xF32", path, network, rows)
+					if recycle {
+						name += "-recycled"
+					}
+					b.Run(name, func(b *testing.B) { benchThroughput(b, network, rows, recycle, path == "ring") })
+				}
+			}
 		}
 	}
 }
 
-func benchThroughput(b *testing.B, network string, rows int, recycle bool) {
-	trs := sockPair(b, network, Options{})
+func benchThroughput(b *testing.B, network string, rows int, recycle, ring bool) {
+	trs := sockPair(b, network, Options{NoMessages: ring})
 	msg := f32([]int{rows, 4096}, 1)
 	total := len(msg.Data)
 
@@ -129,11 +137,16 @@ func benchThroughput(b *testing.B, network string, rows int, recycle bool) {
 }
 
 // The same transfer over ep/sock, as a test: the bytes arrive intact in
-// both directions at once, through a ring much smaller than the message.
+// both directions at once, on the message path and through a ring much
+// smaller than the message.
 func TestSockRoundTrip(t *testing.T) {
-	for _, network := range []string{"unix", "tcp"} {
+	for _, network := range []string{"unix", "tcp", "unix-ring", "tcp-ring"} {
 		t.Run(network, func(t *testing.T) {
-			trs := sockPair(t, network, Options{Ring: 4096})
+			net, ring := strings.CutSuffix(network, "-ring")
+			trs := sockPair(t, net, Options{Ring: 4096, NoMessages: ring})
+			if (trs[0].msg != nil) == ring {
+				t.Fatalf("message path = %v, want %v", trs[0].msg != nil, !ring)
+			}
 			ctx := context.Background()
 			msgs := []*tensor.Tensor{f32([]int{100, 37}, 1), f32([]int{3, 100, 37}, 2)}
 			var wg sync.WaitGroup

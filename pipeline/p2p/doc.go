@@ -7,21 +7,34 @@
 // or in one process over ep/inproc for tests. Upstream DualPipe does the
 // same with NCCL's batch_isend_irecv (deepseek-ai/DualPipe dualpipe/comm.py).
 //
-// Each rank's registered region holds one ring buffer per sender. A message
-// is a small header (tag, dtype, shape, byte count) followed by the tensor's
-// bytes, streamed into the receiver's ring with ep puts and a signal per
-// piece (the header travels in the same piece as the payload's start); the
-// receiver hands the space back with a credit signal. A message that fits
-// in the ring is copied out of it once, into a new buffer that is not
-// zeroed first; a larger one streams through the ring in pieces. A caller
-// done with a received tensor can hand it back with Transport.Recycle, and
-// a later message of the same size lands in its buffer. A reader
-// goroutine per peer drains its ring into per-tag queues as messages
-// arrive, so Send never waits for the matching Recv (only, briefly, for
-// ring space) and messages from one peer are matched by tag in any order.
-// Every Recv has a deadline (Options.Timeout or the context's). A peer that
-// dies makes the ep transport fail, and every Recv still waiting on this
-// rank returns an error wrapping ep.ErrTransport.
+// Two paths carry the messages. On an ep transport that is also an
+// ep.Messenger (ep/sock), each message is one two-sided message: a small
+// header (tag, dtype, shape, byte count) and the tensor's bytes leave in
+// one writev straight from the tensor, and the transport's reader reads
+// the payload straight into the buffer of the tensor that Recv will return
+// (a buffer handed back with Transport.Recycle, or a new one that is not
+// zeroed first): the bytes cross memory once on each side, as in a raw
+// socket stream. On any other ep transport (ep/inproc, one-sided
+// transports) each rank's registered region holds one ring buffer per
+// sender: the header and payload are streamed into the receiver's ring
+// with ep puts and a signal per piece, and the receiver hands the space
+// back with a credit signal; a message that fits in the ring is copied out
+// of it once, a larger one streams through it in pieces.
+//
+// On both paths a caller done with a received tensor can hand it back with
+// Transport.Recycle, and a later message of the same size lands in its
+// buffer: a training loop should, to stay near the raw stream's rate (a
+// fresh buffer per message costs its allocation and page faults). A reader
+// goroutine per peer (the ep transport's, or this package's on the ring
+// path) drains the peer's stream into per-tag queues as messages arrive,
+// so Send never waits for the matching Recv (on the ring path only,
+// briefly, for ring space) and messages from one peer are matched by tag in
+// any order. Every Recv has a deadline (Options.Timeout or the context's).
+// A peer that dies makes the ep transport fail, and every Recv still
+// waiting on this rank returns an error wrapping ep.ErrTransport; on the
+// message path a peer that closes its transport makes waiting receives
+// from it fail at once with ep.ErrClosed (what it sent before stays
+// receivable).
 //
 //	tr, err := sock.Dial(ctx, opts) // this rank's socket transport
 //	if err != nil { ... }

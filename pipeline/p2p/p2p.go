@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,10 @@ type Options struct {
 	// message has not arrived by then or by the context's own deadline,
 	// whichever comes first.
 	Timeout time.Duration
+	// NoMessages makes New use the ring path even when the ep transport is
+	// an ep.Messenger (for comparisons and tests of the ring path; the
+	// message path is faster: see Transport).
+	NoMessages bool
 }
 
 // Transport is one rank's pipeline.Transport[*tensor.Tensor] over an
@@ -69,6 +74,7 @@ type Options struct {
 // (the next step's message) queues behind the first one.
 type Transport struct {
 	tr      ep.Transport
+	msg     ep.Messenger // the message path, nil on the ring path
 	reg     *ep.Region
 	rank    int
 	world   int
@@ -135,13 +141,8 @@ func New(ctx context.Context, tr ep.Transport, opts Options) (*Transport, error)
 	if int64(world)*int64(ring) > MaxRegion {
 		return nil, fmt.Errorf("%w: %d ranks × Options.Ring %d bytes exceed %d bytes of region; lower Options.Ring", ErrParam, world, ring, int64(MaxRegion))
 	}
-	hdr := (16*world + 63) / 64 * 64
-	reg, err := tr.Register(ctx, hdr+world*ring)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline/p2p: rank %d: register: %w", rank, err)
-	}
 	t := &Transport{
-		tr: tr, reg: reg, rank: rank, world: world, ring: ring, hdr: hdr, timeout: timeout,
+		tr: tr, rank: rank, world: world, ring: ring, timeout: timeout,
 		sendMu: make([]sync.Mutex, world), sent: make([]int64, world),
 		changed: make(chan struct{}),
 		stash:   make([]map[pipeline.Tag][]*tensor.Tensor, world),
@@ -151,6 +152,26 @@ func New(ctx context.Context, tr ep.Transport, opts Options) (*Transport, error)
 	for p := range t.stash {
 		t.stash[p] = map[pipeline.Tag][]*tensor.Tensor{}
 	}
+	if m, ok := tr.(ep.Messenger); ok && !opts.NoMessages {
+		// The message path: the reader goroutines of the ep transport read
+		// each payload straight into the tensor Recv will return. The
+		// barrier orders every rank's OnMsg before any rank's first Send.
+		if err := m.OnMsg(msgSink{t}); err != nil {
+			return nil, fmt.Errorf("pipeline/p2p: rank %d: %w", rank, err)
+		}
+		if err := tr.Barrier(ctx); err != nil {
+			return nil, fmt.Errorf("pipeline/p2p: rank %d: barrier: %w", rank, err)
+		}
+		t.msg = m
+		t.cancel = func() {}
+		return t, nil
+	}
+	t.hdr = (16*world + 63) / 64 * 64
+	reg, err := tr.Register(ctx, t.hdr+world*ring)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline/p2p: rank %d: register: %w", rank, err)
+	}
+	t.reg = reg
 	rctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
 	for p := 0; p < world; p++ {
@@ -206,6 +227,12 @@ func (t *Transport) Send(ctx context.Context, to int, tag pipeline.Tag, msg *ten
 	defer cancel()
 	t.sendMu[to].Lock()
 	defer t.sendMu[to].Unlock()
+	if t.msg != nil {
+		if err := t.msg.SendMsg(ctx, to, h, msg.Data[:payloadLen(msg)]); err != nil {
+			return fmt.Errorf("pipeline/p2p: rank %d send %v to r%d: %w", t.rank, tag, to, err)
+		}
+		return nil
+	}
 	if err := t.write(ctx, to, h, msg.Data[:payloadLen(msg)]); err != nil {
 		return fmt.Errorf("pipeline/p2p: rank %d send %v to r%d: %w", t.rank, tag, to, err)
 	}
@@ -442,6 +469,64 @@ func (t *Transport) drain(ctx context.Context, p int) {
 			err = fmt.Errorf("%w: pipeline p2p rank %d", ep.ErrClosed, t.rank)
 		}
 		t.errs[p] = err
+	}
+	t.broadcastLocked()
+	t.mu.Unlock()
+}
+
+// msgSink receives the ep transport's messages (the message path): the
+// header names the tensor, whose payload the transport reads straight into
+// a recycled buffer or a new one that is not zeroed first.
+type msgSink struct{ t *Transport }
+
+func parseMsgHeader(meta []byte) (pipeline.Tag, *tensor.Tensor, int, error) {
+	if len(meta) < fixedHdr {
+		return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: header of %d bytes", errHeader, len(meta))
+	}
+	ndim := binary.LittleEndian.Uint64(meta[40:])
+	if ndim > MaxDims || len(meta) != fixedHdr+8*int(ndim) {
+		return pipeline.Tag{}, nil, 0, fmt.Errorf("%w: %d dimensions in a header of %d bytes", errHeader, ndim, len(meta))
+	}
+	return decodeMeta(meta)
+}
+
+func (s msgSink) MsgBuffer(from int, meta []byte, n int) ([]byte, error) {
+	_, _, size, err := parseMsgHeader(meta)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline/p2p: from r%d: %w", from, err)
+	}
+	if size != n {
+		return nil, fmt.Errorf("pipeline/p2p: from r%d: header says %d payload bytes, message has %d", from, size, n)
+	}
+	if n == 0 {
+		return []byte{}, nil
+	}
+	if b := s.t.recycled(n); b != nil {
+		return b, nil
+	}
+	// Growing a nil slice allocates without zeroing the bytes the
+	// transport is about to overwrite.
+	return slices.Grow([]byte(nil), n)[:n:n], nil
+}
+
+func (s msgSink) Msg(from int, meta, buf []byte) {
+	tag, m, _, err := parseMsgHeader(meta)
+	if err != nil { // MsgBuffer accepted this header
+		s.MsgEnd(from, fmt.Errorf("%w: from r%d: %w", ErrProtocol, from, err))
+		return
+	}
+	m.Data = buf
+	s.t.deliver(from, tag, m)
+}
+
+func (s msgSink) MsgEnd(from int, err error) {
+	t := s.t
+	if err == nil {
+		err = fmt.Errorf("%w: peer rank %d closed its pipeline transport", ep.ErrClosed, from)
+	}
+	t.mu.Lock()
+	if from >= 0 && from < t.world && t.errs[from] == nil {
+		t.errs[from] = err
 	}
 	t.broadcastLocked()
 	t.mu.Unlock()
