@@ -129,7 +129,7 @@ type Transport struct {
 	peers   []*peer // nil at this rank's index
 	reg     atomic.Pointer[ep.Region]
 	msgs    atomic.Pointer[msgBox] // the OnMsg handler
-	sizes   []int // every rank's region size, after Register
+	sizes   []int                  // every rank's region size, after Register
 	wg      sync.WaitGroup
 	sockDir string // unix: socket file to remove
 
