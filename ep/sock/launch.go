@@ -129,7 +129,11 @@ type RankExit struct {
 // then every rank still running is killed (SIGKILL, which ends stopped
 // processes too) and reported as stalled; at the deadline (cfg.Timeout or
 // ctx's, whichever is first) the same happens. Launch returns when every
-// process has been reaped and Local has returned.
+// process has been reaped and Local has returned. On Linux the ranks are
+// also killed by the kernel if the launching process itself dies (a
+// parent-death signal, SIGKILL, unless cfg.Command set its own), so a
+// killed launcher leaves no ranks behind; elsewhere they end at their own
+// deadline.
 //
 // The result is indexed by rank and is returned even when err is not nil;
 // err is nil only when every rank succeeded (a rank that could not start
@@ -263,6 +267,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) ([]RankExit, error) {
 		cmd.Stdout, cmd.Stderr = outs[r], errs[r]
 		// A rank that leaves a child holding its pipes must not hold up Wait.
 		cmd.WaitDelay = time.Second
+		dieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			startErr, startRank = fmt.Errorf("%w: rank %d: start %s: %w", ErrRankFailed, r, cmd.Path, err), r
 			break

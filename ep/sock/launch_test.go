@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,10 @@ import (
 // stopSelf stops this process (SIGSTOP) where the OS has it; set by
 // launch_unix_test.go.
 var stopSelf func()
+
+// launchParentFn runs the launcher process of TestLaunchParentKilled; set
+// by launch_unix_test.go.
+var launchParentFn func() error
 
 // launchChild is a rank started by Launch: it reads its stdin, joins the
 // group, all-gathers its rank and prints what it saw on stdout. The fault
@@ -38,6 +43,13 @@ func launchChild(string) error {
 	mode, who, _ := strings.Cut(os.Getenv(envFault), ":")
 	me := who == "all" || who == strconv.Itoa(opts.Rank)
 	switch {
+	case mode == "hang" && me:
+		// Tell the test this rank's pid, then outlive any sane test.
+		pid := []byte(strconv.Itoa(os.Getpid()))
+		if err := os.WriteFile(filepath.Join(os.Getenv("EP_SOCK_TEST_PIDDIR"), fmt.Sprintf("rank-%d", opts.Rank)), pid, 0o600); err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Minute)
 	case mode == "fail" && me:
 		fmt.Fprintln(os.Stderr, "some progress first")
 		return fmt.Errorf("rank %d refuses: %s", opts.Rank, in)

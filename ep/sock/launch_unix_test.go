@@ -5,6 +5,11 @@ package sock
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +18,7 @@ import (
 
 func init() {
 	stopSelf = func() { _ = syscall.Kill(syscall.Getpid(), syscall.SIGSTOP) }
+	launchParentFn = launchParent
 }
 
 // TestLaunchStoppedRank: a rank process stopped with SIGSTOP (it stops
@@ -66,4 +72,71 @@ func TestLaunchDeadline(t *testing.T) {
 	if !strings.Contains(err.Error(), "rank 0 was stopped by a signal at the deadline") || !strings.Contains(err.Error(), "rank 1 was stopped") {
 		t.Errorf("message: %v", err)
 	}
+}
+
+// envPidDir names the directory where "hang" ranks write their pids.
+const envPidDir = "EP_SOCK_TEST_PIDDIR" // also read by launchChild
+
+// launchParent is a launcher process (the test binary again) whose ranks
+// hang; the test kills it.
+func launchParent() error {
+	cfg := launchCfg("unix", 2, "hang:all")
+	cfg.Env = append(cfg.Env, envPidDir+"="+os.Getenv(envPidDir))
+	_, err := Launch(context.Background(), cfg)
+	return err
+}
+
+// TestLaunchParentKilled: when the launching process is killed (SIGKILL,
+// so it cleans up nothing), the kernel kills its rank processes too.
+func TestLaunchParentKilled(t *testing.T) {
+	dir := t.TempDir()
+	parent := exec.Command(os.Args[0], "-test.run=^$")
+	parent.Env = append(os.Environ(), envChild+"=launch-parent", envPidDir+"="+dir)
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Process.Kill()
+	var pids []int
+	for deadline := time.Now().Add(30 * time.Second); len(pids) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ranks did not start within 30 s")
+		}
+		pids = pids[:0]
+		for r := range 2 {
+			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("rank-%d", r)))
+			if err != nil {
+				break
+			}
+			pid, _ := strconv.Atoi(string(b))
+			pids = append(pids, pid)
+		}
+	}
+	if err := parent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = parent.Wait()
+	defer func() { // whatever happens, leave no rank behind
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	for _, pid := range pids {
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("rank process %d still runs 10 s after its launcher was killed", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// alive reports whether pid runs (a zombie nobody reaped has ended).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }

@@ -32,7 +32,9 @@ func runChild() bool {
 		return false
 	}
 	var err error
-	if strings.HasPrefix(name, "launch-") {
+	if name == "launch-parent" && launchParentFn != nil {
+		err = launchParentFn()
+	} else if strings.HasPrefix(name, "launch-") {
 		err = launchChild(name)
 	} else {
 		err = child(name)
