@@ -62,6 +62,46 @@ type BufferSpec struct {
 	Size      int      // bytes to map, a multiple of the page size, > 0
 	BlockSize int      // block size no I/O crosses; 0 means one block
 	Node      int      // NUMA node to bind the memory to, or -1 (WithNUMA)
+	// Shared asks for memory another process can attach by ID (a file
+	// under /dev/shm; BufferOpts.Shared). hf3fs buffers are always shared.
+	Shared bool
+	// Mode is the permission of the shared-memory file (0600 when 0).
+	Mode os.FileMode
+}
+
+// BufferWrapper is implemented by a Backend that can register memory the
+// caller already owns (Client.WrapBuffer, USRBIO hf3fs_iovwrap). mem is
+// page-aligned and s.Size == len(mem); release undoes the registration
+// and must not unmap mem. A Backend without it makes WrapBuffer fail with
+// ErrUnsupported.
+type BufferWrapper interface {
+	WrapBuffer(mem []byte, s BufferSpec) (release func() error, err error)
+}
+
+// BufferOpener is implemented by a Backend that can attach a shared
+// Buffer another process created (Client.OpenBuffer, USRBIO
+// hf3fs_iovopen), found by s.ID and s.BlockSize; s.Size is 0 (take the
+// creator's size). release unmaps the memory without destroying the
+// creator's buffer. Errors: an *os.PathError wrapping ENOENT when no such
+// buffer exists. A Backend without it makes OpenBuffer fail with
+// ErrUnsupported.
+type BufferOpener interface {
+	OpenBuffer(s BufferSpec) (mem []byte, release func() error, err error)
+}
+
+// HolePuncher is implemented by a BackendFile that can deallocate a byte
+// range, keeping the file size (File.PunchHole: fallocate
+// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE, USRBIO hf3fs_punchhole). The
+// range is validated (off >= 0, n > 0, no overflow).
+type HolePuncher interface {
+	PunchHole(off, n int64) error
+}
+
+// Hardlinker is implemented by a Backend that can make hard links
+// (Client.Hardlink, USRBIO hf3fs_hardlink). Names are resolved as for
+// OpenFile. Errors: *os.LinkError wrapping EEXIST or ENOENT.
+type Hardlinker interface {
+	Hardlink(oldname, newname string) error
 }
 
 // IO is one request as an Engine sees it: Buf.Len() bytes between the file

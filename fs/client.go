@@ -95,7 +95,8 @@ type Client struct {
 	numa int
 
 	mu      sync.Mutex
-	closed  bool
+	closed  bool // no new objects
+	done    bool // Close finished
 	buffers []*Buffer // by registry index; nil = free
 	files   []*File   // by registry index; nil = free
 	rings   map[*Ring]struct{}
@@ -202,9 +203,12 @@ func (c *Client) Root() string { return c.root }
 
 // Close closes every Ring (waiting for I/O in flight), File and Buffer made
 // from the Client, then the backend. It is safe to call more than once.
+// When a Ring's Close times out (RingOpts.Timeout), Close returns that
+// ErrTimeout at once and leaves everything else open (the backend must
+// outlive the I/O in flight); calling Close again retries.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	if c.closed {
+	if c.done {
 		c.mu.Unlock()
 		return nil
 	}
@@ -215,9 +219,18 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	var errs []error
+	stuck := false
 	for _, r := range rings {
-		errs = append(errs, r.Close())
+		err := r.Close()
+		stuck = stuck || errors.Is(err, ErrTimeout)
+		errs = append(errs, err)
 	}
+	if stuck {
+		return errors.Join(errs...)
+	}
+	c.mu.Lock()
+	c.done = true
+	c.mu.Unlock()
 	c.poolMu.Lock()
 	c.pool = nil
 	c.poolMu.Unlock()

@@ -60,6 +60,9 @@ var (
 	// ErrUnsupported: the backend cannot do what was asked (unknown backend
 	// name, a flag it does not implement, io_uring refused by the kernel).
 	ErrUnsupported error = &sentinel{"fs: not supported by this backend", syscall.EOPNOTSUPP}
+	// ErrTimeout: Wait saw no completion, or Close could not drain the
+	// I/O in flight, within RingOpts.Timeout (a hung daemon or device).
+	ErrTimeout error = &sentinel{"fs: I/O in flight did not complete within the ring's timeout", syscall.ETIMEDOUT}
 )
 
 // errInvalidf returns an error wrapping ErrInvalid with the formatted

@@ -2,7 +2,9 @@ package fs
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"syscall"
 	"sync"
 	"sync/atomic"
 )
@@ -191,3 +193,65 @@ const accMode = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 
 func (f *File) canRead() bool  { return f.flag&accMode != os.O_WRONLY }
 func (f *File) canWrite() bool { return f.flag&accMode != os.O_RDONLY }
+
+// PunchHole deallocates n bytes of the file from offset off, keeping its
+// size: the range then reads as zeros (a hole; ENODATA on a
+// ForbidReadHoles ring) and frees its storage (USRBIO hf3fs_punchhole;
+// fallocate FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE on posix and uring,
+// the HF3FS_IOC_PUNCH_HOLE ioctl on hf3fs, dropped pages on mem). Local
+// file systems zero a partial block at either end; 3FS requires off and
+// off+n to be multiples of the file's chunk size and fails with EINVAL
+// otherwise. I/O in flight on the range races with the punch, as with
+// the system call.
+//
+// Errors: ErrInvalid for off < 0, n <= 0 or off+n past the largest int64
+// (the message names the argument); an *os.PathError wrapping EBADF for a
+// file opened read-only; ErrUnsupported where the backend cannot punch
+// holes (off Linux); ErrClosed after Close; else the backend's error.
+func (f *File) PunchHole(off, n int64) error {
+	if off < 0 {
+		return errInvalidf("PunchHole: offset %d < 0", off)
+	}
+	if n <= 0 {
+		return errInvalidf("PunchHole: length %d <= 0", n)
+	}
+	if off > math.MaxInt64-n {
+		return errInvalidf("PunchHole: offset %d + length %d overflows int64", off, n)
+	}
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	if !f.canWrite() {
+		return &os.PathError{Op: "punchhole", Path: f.name, Err: syscall.EBADF}
+	}
+	hp, ok := f.impl.(HolePuncher)
+	if !ok {
+		return fmt.Errorf("%w: backend %s cannot punch holes", ErrUnsupported, f.c.feat.Backend)
+	}
+	return hp.PunchHole(off, n)
+}
+
+// Hardlink makes newname a hard link to the existing file oldname
+// (USRBIO hf3fs_hardlink: the HF3FS_IOC_HARDLINK ioctl on hf3fs, link(2)
+// on posix and uring, a second name for the stored file on mem). Relative
+// names resolve under the Client's root. Errors: an *os.LinkError
+// wrapping EEXIST (errors.Is os.ErrExist) when newname exists, ENOENT
+// (os.ErrNotExist) when oldname or newname's directory does not;
+// ErrInvalid for an empty name; ErrUnsupported where the backend has no
+// hard links; ErrClosed after Close.
+func (c *Client) Hardlink(oldname, newname string) error {
+	if oldname == "" || newname == "" {
+		return errInvalidf("Hardlink(%q, %q): empty name", oldname, newname)
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	h, ok := c.be.(Hardlinker)
+	if !ok {
+		return fmt.Errorf("%w: backend %s has no hard links", ErrUnsupported, c.feat.Backend)
+	}
+	return h.Hardlink(c.path(oldname), c.path(newname))
+}

@@ -34,6 +34,12 @@ type HF3FSOpts struct {
 	// itself is the daemon's answer, so this stays nil; a test daemon
 	// that watches the directory uses it to answer synchronously.
 	Registered func(link string) error
+	// Ioctl, when non-nil, replaces ioctl(2) for the 3FS ioctls that carry
+	// an argument struct (HF3FS_IOC_PUNCH_HOLE, HF3FS_IOC_HARDLINK): it
+	// gets the descriptor, the request number and the struct's bytes as
+	// src/lib/api/fuse.h lays them out, and returns the errno. A test
+	// daemon without FUSE answers them here; on a real mount it stays nil.
+	Ioctl func(fd int, req uint, arg []byte) error
 }
 
 // WithHF3FS configures the hf3fs backend (see HF3FSOpts). It does not by

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fireflyer-go/fireflyer/internal/hf3fs"
-	"github.com/fireflyer-go/fireflyer/internal/mmap"
 )
 
 // 3FS constants (src/lib/api/hf3fs_usrbio.h, src/fuse/FuseOps.cc).
@@ -47,7 +46,15 @@ type hf3fsBackend struct {
 	check      func(fd int) error
 	mode       uint32
 	registered func(string) error
+	ioctl      func(fd int, req uint, arg []byte) error
 	virt       *virtThread
+
+	// dead is set once the daemon is seen gone (its submit-ios link
+	// vanished or the mount answers ENOTCONN): I/O in flight then
+	// completes with ENOTCONN and new submissions fail.
+	dead      atomic.Bool
+	checkMu   sync.Mutex
+	lastCheck time.Time
 
 	semMu sync.Mutex
 	sems  [3]*submitSem
@@ -80,6 +87,10 @@ func newHF3FSBackend(root, mp string, o HF3FSOpts) (*hf3fsBackend, error) {
 		check:      o.CheckFile,
 		mode:       mode,
 		registered: o.Registered,
+		ioctl:      o.Ioctl,
+	}
+	if b.ioctl == nil {
+		b.ioctl = sysIoctl
 	}
 	if b.check == nil {
 		b.check = checkMagic
@@ -128,7 +139,8 @@ func (b *hf3fsBackend) Close() error {
 // only finds inodes the kernel has looked up) and its 3FS inode id.
 type hf3fsFile struct {
 	osFile
-	ino uint64
+	ino   uint64
+	ioctl func(fd int, req uint, arg []byte) error
 }
 
 // OpenFile implements Backend: open, then reg_fd's checks.
@@ -173,7 +185,7 @@ func (b *hf3fsBackend) adopt(o *osFile, name string) (BackendFile, error) {
 	if stx.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fail(fmt.Errorf("%w: not a regular file", ErrInvalid))
 	}
-	return &hf3fsFile{osFile: *o, ino: stx.Ino}, nil
+	return &hf3fsFile{osFile: *o, ino: stx.Ino, ioctl: b.ioctl}, nil
 }
 
 // newID returns a random version 4 UUID.
@@ -188,26 +200,7 @@ func newID() [16]byte {
 // createShm creates path (which must not exist; O_EXCL|O_NOFOLLOW) with
 // the backend's mode, sizes it to n bytes and maps it shared.
 func (b *hf3fsBackend) createShm(path string, n int) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, b.mode)
-	if err != nil {
-		return nil, &os.PathError{Op: "create", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	fail := func(op string, err error) ([]byte, error) {
-		unix.Unlink(path)
-		return nil, &os.PathError{Op: op, Path: path, Err: err}
-	}
-	if err := unix.Fchmod(fd, b.mode); err != nil { // the umask may have cut it
-		return fail("chmod", err)
-	}
-	if err := unix.Ftruncate(fd, int64(n)); err != nil {
-		return fail("truncate", err)
-	}
-	mem, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fail("mmap", err)
-	}
-	return mem, nil
+	return createShmFile(path, n, b.mode, -1)
 }
 
 // link registers target under key with the daemon: symlinkat from the
@@ -239,19 +232,13 @@ func (b *hf3fsBackend) unlink(name string) error {
 // buffer is closed.
 func (b *hf3fsBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) {
 	path := shmDir + "/hf3fs-iov-" + hf3fs.UUID(newID())
-	mem, err := b.createShm(path, s.Size)
+	mode := b.mode
+	if s.Mode != 0 {
+		mode = shmMode(s.Mode)
+	}
+	mem, err := createShmFile(path, s.Size, mode, s.Node)
 	if err != nil {
 		return nil, nil, err
-	}
-	if s.Node >= 0 {
-		if err := mmap.Bind(mem, s.Node); err != nil {
-			unix.Munmap(mem)
-			unix.Unlink(path)
-			if errors.Is(err, mmap.ErrNoNode) {
-				err = fmt.Errorf("%w: %v", ErrInvalid, err)
-			}
-			return nil, nil, err
-		}
 	}
 	key := hf3fs.Key{ID: s.ID, BlockSize: int64(s.BlockSize)}
 	if err := b.link(path, key); err != nil {
@@ -388,6 +375,9 @@ func (b *hf3fsBackend) NewEngine(o RingOpts) (Engine, error) {
 // submit writes each slot's IoArgs and an SQE, publishing sqeHead after
 // each one, then posts the daemon's submit semaphore (hf3fs_submit_ios).
 func (e *hf3fsEngine) Submit(batch []IO) error {
+	if e.b.dead.Load() {
+		return e.b.errDaemonGone()
+	}
 	rg := e.ring
 	h := rg.SqeHead.Load()
 	if h < 0 || h >= rg.N {
@@ -436,6 +426,26 @@ func (e *hf3fsEngine) Submit(batch []IO) error {
 // reap takes CQEs at cqeTail, then posts the submit semaphore so the
 // daemon sees the freed CQ space (hf3fs_wait_for_ios).
 func (e *hf3fsEngine) Reap(out []IOResult) int {
+	k := e.reap(out)
+	if e.b.dead.Load() {
+		// The daemon is gone: what it completed was taken above; every
+		// other I/O in flight fails once, with ENOTCONN (a late CQE for
+		// it is then dropped by the busy check).
+		for s := range e.busy {
+			if k == len(out) {
+				break
+			}
+			if e.busy[s].CompareAndSwap(true, false) {
+				out[k] = IOResult{Slot: int32(s), Res: -int64(syscall.ENOTCONN)}
+				k++
+			}
+		}
+	}
+	return k
+}
+
+// reap takes the CQEs the daemon posted.
+func (e *hf3fsEngine) reap(out []IOResult) int {
 	rg := e.ring
 	t, h := rg.CqeTail.Load(), rg.CqeHead.Load()
 	if t == h || len(out) == 0 {
@@ -465,6 +475,9 @@ func (e *hf3fsEngine) Reap(out []IOResult) int {
 }
 
 func (e *hf3fsEngine) Block(done <-chan struct{}, need int, until time.Time) {
+	if !e.b.alive() {
+		return // Reap fails what is in flight
+	}
 	rg := e.ring
 	if h, t := rg.CqeHead.Load(), rg.CqeTail.Load(); h >= 0 && h < rg.N && t >= 0 && t < rg.N && int(rg.Queued(h, t)) >= need {
 		return

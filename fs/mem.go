@@ -262,3 +262,68 @@ func (m *memBackend) do(op Op, io *IO, flags RingFlags) int64 {
 
 // Close implements Backend.
 func (m *memBackend) Close() error { return nil }
+
+// punch deallocates [off, off+n) of the file, keeping its size: whole
+// pages in the range are dropped (they read as holes), partial pages are
+// zeroed.
+func (f *memFile) punch(s *MemStore, off, n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	end := off + n
+	var dropped int64
+	for p, pg := range f.pages {
+		ps, pe := p*memPage, (p+1)*memPage
+		if pe <= off || ps >= end {
+			continue
+		}
+		if ps >= off && pe <= end {
+			delete(f.pages, p)
+			dropped++
+			continue
+		}
+		clear(pg[max(off, ps)-ps : min(end, pe)-ps])
+	}
+	if dropped > 0 {
+		s.mu.Lock()
+		s.pages -= dropped
+		s.mu.Unlock()
+	}
+	f.mtime = time.Now()
+}
+
+// link makes newname another name of oldname's file.
+func (s *MemStore) link(oldname, newname string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.files[oldname]
+	switch {
+	case !ok:
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.ENOENT}
+	case newname == "":
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.ENOENT}
+	}
+	if _, ok := s.files[newname]; ok {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EEXIST}
+	}
+	s.files[newname] = f
+	return nil
+}
+
+// PunchHole implements HolePuncher.
+func (h *memHandle) PunchHole(off, n int64) error {
+	h.f.punch(h.s, off, n)
+	return nil
+}
+
+// WrapBuffer implements BufferWrapper: the memory is used in place.
+func (m *memBackend) WrapBuffer(mem []byte, s BufferSpec) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+// OpenBuffer implements BufferOpener: a shared Buffer under /dev/shm.
+func (m *memBackend) OpenBuffer(s BufferSpec) ([]byte, func() error, error) {
+	return openLocalShm(s)
+}
+
+// Hardlink implements Hardlinker: another name for the same stored file.
+func (m *memBackend) Hardlink(oldname, newname string) error { return m.s.link(oldname, newname) }

@@ -150,3 +150,16 @@ func posixIO(op Op, io *IO, _ RingFlags) int64 {
 		return int64(n)
 	}
 }
+
+// WrapBuffer implements BufferWrapper: the memory is used in place.
+func (p *posixBackend) WrapBuffer(mem []byte, s BufferSpec) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+// OpenBuffer implements BufferOpener: a shared Buffer under /dev/shm.
+func (p *posixBackend) OpenBuffer(s BufferSpec) ([]byte, func() error, error) {
+	return openLocalShm(s)
+}
+
+// Hardlink implements Hardlinker with link(2).
+func (p *posixBackend) Hardlink(oldname, newname string) error { return os.Link(oldname, newname) }

@@ -95,6 +95,14 @@ type RingOpts struct {
 	Batch    Batch     // batching policy (zero value: ASAP)
 	Priority Priority  // scheduling class (zero value: Normal)
 	Flags    RingFlags // USRBIO ring flags; may be combined with any Priority
+	// Timeout bounds how long the ring waits on I/O in flight that makes
+	// no progress (a hung or dead daemon or device): Wait returns
+	// ErrTimeout when no completion arrived for this long, and Close
+	// gives up draining after this long (0: no bound; the context's
+	// deadline still bounds Wait). On hf3fs a daemon that dies is also
+	// noticed on its own within about 50 ms: its I/O in flight then
+	// completes with ENOTCONN.
+	Timeout time.Duration
 }
 
 // Req is one I/O request: Buf.Len() bytes at file offset Off, between File
@@ -146,6 +154,7 @@ type Ring struct {
 	partialAt time.Time
 	inflight  int
 	closed    bool
+	released  bool // the engine is closed (Close drained the I/O)
 	stats     RingStats
 
 	cmu     sync.Mutex // completion side
@@ -175,6 +184,9 @@ func (c *Client) NewRing(o RingOpts) (*Ring, error) {
 	}
 	if o.Batch.Timeout < 0 {
 		return nil, fmt.Errorf("%w: Batch.Timeout %v < 0", ErrInvalid, o.Batch.Timeout)
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("%w: ring Timeout %v < 0", ErrInvalid, o.Timeout)
 	}
 	if o.Flags&^(AllowReadUncommitted|ForbidReadHoles) != 0 {
 		return nil, fmt.Errorf("%w: ring Flags %#x", ErrInvalid, uint64(o.Flags))
@@ -362,18 +374,34 @@ func (r *Ring) dispatchLocked(now time.Time) error {
 // or until it can tell that minN can never be reached from the I/O
 // dispatched or pending in an AtMost batch (ErrWouldStall, at once, with
 // what is ready: for example Exact batching with fewer than Depth requests
-// queued). Completions come in completion order. It does not allocate.
+// queued); or, with RingOpts.Timeout, until no completion has arrived
+// for that long (ErrTimeout, with what is ready). Completions come in
+// completion order. It does not allocate.
 func (r *Ring) Wait(ctx context.Context, out []Completion, minN int) (int, error) {
 	want := max(0, min(minN, len(out)))
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
 	n := 0
 	done := ctx.Done()
+	var stallAt time.Time // RingOpts.Timeout past the last progress
+	if r.opts.Timeout > 0 {
+		stallAt = time.Now().Add(r.opts.Timeout)
+	}
 	for {
-		n += r.collect(out[n:])
+		got := r.collect(out[n:])
+		n += got
 		if n >= want {
 			r.countWait()
 			return n, nil
+		}
+		if !stallAt.IsZero() {
+			now := time.Now()
+			if got > 0 {
+				stallAt = now.Add(r.opts.Timeout)
+			} else if !now.Before(stallAt) {
+				r.countWait()
+				return n, fmt.Errorf("%w: Wait: no completion for %v (%d of %d arrived)", ErrTimeout, r.opts.Timeout, n, want)
+			}
 		}
 		r.mu.Lock()
 		var until time.Time
@@ -404,6 +432,9 @@ func (r *Ring) Wait(ctx context.Context, out []Completion, minN int) (int, error
 				return n, ctx.Err()
 			default:
 			}
+		}
+		if !stallAt.IsZero() && (until.IsZero() || stallAt.Before(until)) {
+			until = stallAt
 		}
 		r.eng.Block(done, want-n, until)
 	}
@@ -451,27 +482,37 @@ func (r *Ring) collect(out []Completion) int {
 
 // Close stops the ring: requests prepped but not dispatched are dropped,
 // I/O in flight is waited for (its completions are discarded), then the
-// ring's resources are released. Safe to call more than once.
+// ring's resources are released. Safe to call more than once. With
+// RingOpts.Timeout, Close gives up after that long without progress and
+// returns ErrTimeout: the ring stays closed to new requests, the I/O it
+// could not drain keeps its Buffers and Files busy (their memory is never
+// freed under a transfer), and a later Close tries again.
 func (r *Ring) Close() error {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
+	if !r.closed {
+		r.closed = true
+		for _, s := range r.queue {
+			sl := &r.slots[s]
+			sl.File.inflight.Add(-1)
+			sl.Buf.buf.inflight.Add(-1)
+			*sl = IO{}
+			r.free = append(r.free, s)
+		}
+		r.queue = r.queue[:0]
+		r.submitted = 0
 	}
-	r.closed = true
-	for _, s := range r.queue {
-		sl := &r.slots[s]
-		sl.File.inflight.Add(-1)
-		sl.Buf.buf.inflight.Add(-1)
-		*sl = IO{}
-		r.free = append(r.free, s)
-	}
-	r.queue = r.queue[:0]
-	r.submitted = 0
 	r.mu.Unlock()
 
 	r.cmu.Lock()
+	if r.released {
+		r.cmu.Unlock()
+		return nil
+	}
 	var sink [64]Completion
+	var deadline time.Time
+	if r.opts.Timeout > 0 {
+		deadline = time.Now().Add(r.opts.Timeout)
+	}
 	for {
 		r.mu.Lock()
 		left := r.inflight
@@ -479,11 +520,20 @@ func (r *Ring) Close() error {
 		if left == 0 {
 			break
 		}
-		if r.collect(sink[:]) == 0 {
-			r.eng.Block(nil, 1, time.Time{})
+		if r.collect(sink[:]) > 0 {
+			if !deadline.IsZero() {
+				deadline = time.Now().Add(r.opts.Timeout)
+			}
+			continue
 		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			r.cmu.Unlock()
+			return fmt.Errorf("%w: Ring.Close: %d I/O still in flight after %v without progress; call Close again", ErrTimeout, left, r.opts.Timeout)
+		}
+		r.eng.Block(nil, 1, deadline)
 	}
 	err := r.eng.Close()
+	r.released = true
 	r.cmu.Unlock()
 
 	r.c.mu.Lock()

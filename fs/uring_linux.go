@@ -253,3 +253,17 @@ func (e *uringEngine) Close() error { return e.ring.Close() }
 
 // enters reports the io_uring_enter calls (Ring.Enters).
 func (e *uringEngine) enters() int64 { return int64(e.ring.Enters()) }
+
+// WrapBuffer implements BufferWrapper: the memory is registered with each
+// ring's io_uring instance on first use, like a mapped Buffer.
+func (u *uringBackend) WrapBuffer(mem []byte, s BufferSpec) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+// OpenBuffer implements BufferOpener: a shared Buffer under /dev/shm.
+func (u *uringBackend) OpenBuffer(s BufferSpec) ([]byte, func() error, error) {
+	return openLocalShm(s)
+}
+
+// Hardlink implements Hardlinker with link(2).
+func (u *uringBackend) Hardlink(oldname, newname string) error { return os.Link(oldname, newname) }

@@ -42,6 +42,10 @@ type Injection struct {
 	Short bool
 	// Latency holds the completion back this long after submission.
 	Latency time.Duration
+	// Hang holds the completion back until Kill: the I/O reaches the
+	// wrapped backend, but its result is withheld, as if the daemon serving
+	// it had stopped answering (ring timeouts, Close with I/O in flight).
+	Hang bool
 }
 
 // Rule injects a fault into the I/O it matches. Every field that is set
@@ -103,13 +107,15 @@ type Backend struct {
 	rng     *rand.Rand
 	counts  Counts
 	ruleErr error // a malformed rule of the last SetRules
+	killed  syscall.Errno
+	engines map[*engine]struct{}
 }
 
 // Wrap returns a Backend that passes every call to inner and injects the
 // faults o describes into its I/O. inner must not be nil: fs.Open refuses a
 // wrapper around nil with fs.ErrInvalid.
 func Wrap(inner fs.Backend, o Options) *Backend {
-	b := &Backend{inner: inner, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), reorder: o.Reorder}
+	b := &Backend{inner: inner, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), reorder: o.Reorder, engines: map[*engine]struct{}{}}
 	b.SetRules(o.Rules...)
 	return b
 }
@@ -143,6 +149,68 @@ func (b *Backend) Counts() Counts {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.counts
+}
+
+// Kill simulates the death of whatever serves the I/O (the 3FS daemon, a
+// remote store): from now on every I/O not yet delivered — held for
+// latency, hung, or still in the wrapped backend — completes once with
+// -errno (ENOTCONN is what a dead FUSE daemon's mount returns), what was
+// delivered before stays delivered, and Submit fails with errno. It wakes
+// every waiting ring. Kill(0) is ignored.
+func (b *Backend) Kill(errno syscall.Errno) {
+	if errno == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.killed = errno
+	es := make([]*engine, 0, len(b.engines))
+	for e := range b.engines {
+		es = append(es, e)
+	}
+	b.mu.Unlock()
+	for _, e := range es {
+		select {
+		case e.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dead returns the errno of Kill, or 0.
+func (b *Backend) dead() syscall.Errno {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.killed
+}
+
+// WrapBuffer implements fs.BufferWrapper by passing the call through
+// (fs.ErrUnsupported when the wrapped backend has none).
+func (b *Backend) WrapBuffer(mem []byte, s fs.BufferSpec) (func() error, error) {
+	w, ok := b.inner.(fs.BufferWrapper)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s cannot register caller memory", fs.ErrUnsupported, b.inner.Features().Backend)
+	}
+	return w.WrapBuffer(mem, s)
+}
+
+// OpenBuffer implements fs.BufferOpener by passing the call through
+// (fs.ErrUnsupported when the wrapped backend has none).
+func (b *Backend) OpenBuffer(s fs.BufferSpec) ([]byte, func() error, error) {
+	o, ok := b.inner.(fs.BufferOpener)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %s cannot attach shared buffers", fs.ErrUnsupported, b.inner.Features().Backend)
+	}
+	return o.OpenBuffer(s)
+}
+
+// Hardlink implements fs.Hardlinker by passing the call through
+// (fs.ErrUnsupported when the wrapped backend has none).
+func (b *Backend) Hardlink(oldname, newname string) error {
+	h, ok := b.inner.(fs.Hardlinker)
+	if !ok {
+		return fmt.Errorf("%w: %s has no hard links", fs.ErrUnsupported, b.inner.Features().Backend)
+	}
+	return h.Hardlink(oldname, newname)
 }
 
 // Unwrap returns the wrapped backend.
@@ -196,14 +264,19 @@ func (b *Backend) NewEngine(o fs.RingOpts) (fs.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &engine{
+	e := &engine{
 		b: b, inner: in, op: o.Op,
 		ios:     make([]fs.IO, 0, o.Entries),
 		due:     make([]time.Time, o.Entries),
+		hung:    make([]bool, o.Entries),
 		scratch: make([]fs.IOResult, o.Entries),
 		held:    make([]held, 0, o.Entries),
 		kick:    make(chan struct{}, 1),
-	}, nil
+	}
+	b.mu.Lock()
+	b.engines[e] = struct{}{}
+	b.mu.Unlock()
+	return e, nil
 }
 
 // decide returns the injection for io. Called with b.mu held.
@@ -229,6 +302,7 @@ func (b *Backend) decide(op fs.Op, io *fs.IO) Injection {
 			inj.Err = r.Inject.Err
 		}
 		inj.Short = inj.Short || r.Inject.Short
+		inj.Hang = inj.Hang || r.Inject.Hang
 		inj.Latency += r.Inject.Latency
 	}
 	return inj
@@ -260,8 +334,9 @@ func (r *Rule) matches(i Info) bool {
 
 // held is a result waiting for its due time.
 type held struct {
-	r   fs.IOResult
-	due time.Time
+	r    fs.IOResult
+	due  time.Time
+	hung bool // until Kill
 }
 
 // maxBlock bounds one wait on the wrapped engine, so results injected by a
@@ -277,6 +352,7 @@ type engine struct {
 	mu       sync.Mutex
 	ios      []fs.IO       // Submit's argument to inner
 	due      []time.Time   // by slot: the earliest delivery of inner's result
+	hung     []bool        // by slot: the result waits for Kill
 	scratch  []fs.IOResult // inner's results
 	held     []held        // results not yet delivered
 	innerOut int           // IOs submitted to inner, not yet reaped from it
@@ -293,6 +369,10 @@ func (e *engine) Submit(ios []fs.IO) error {
 	heldBefore := len(e.held)
 	e.ios = e.ios[:0]
 	b.mu.Lock()
+	if b.killed != 0 {
+		b.mu.Unlock()
+		return fmt.Errorf("errorfs: backend killed: %w", b.killed)
+	}
 	var c Counts
 	for _, io := range ios {
 		inj := b.decide(e.op, &io)
@@ -301,9 +381,10 @@ func (e *engine) Submit(ios []fs.IO) error {
 		}
 		if inj.Err != 0 {
 			c.Errors++
-			e.held = append(e.held, held{r: fs.IOResult{Slot: io.Slot, Res: -int64(inj.Err)}, due: now.Add(inj.Latency)})
+			e.held = append(e.held, held{r: fs.IOResult{Slot: io.Slot, Res: -int64(inj.Err)}, due: now.Add(inj.Latency), hung: inj.Hang})
 			continue
 		}
+		e.hung[io.Slot] = inj.Hang
 		if inj.Short && io.Buf.Len() > 1 {
 			if half, err := io.Buf.Buffer().Region(io.Buf.Off(), io.Buf.Len()/2); err == nil {
 				c.Shorts++
@@ -342,9 +423,10 @@ func (e *engine) Submit(ios []fs.IO) error {
 	return nil
 }
 
-// pull moves the wrapped engine's finished results into held. Called with
-// e.mu held.
+// pull moves the wrapped engine's finished results into held (hung, that
+// is failed, after Kill). Called with e.mu held.
 func (e *engine) pull(now time.Time) {
+	killed := e.b.dead() != 0
 	for e.innerOut > 0 {
 		n := e.inner.Reap(e.scratch)
 		if n == 0 {
@@ -352,25 +434,34 @@ func (e *engine) pull(now time.Time) {
 		}
 		e.innerOut -= n
 		for _, r := range e.scratch[:n] {
-			d := now
-			if s := int(r.Slot); s >= 0 && s < len(e.due) && e.due[s].After(now) {
-				d = e.due[s]
+			d, hung := now, false
+			if s := int(r.Slot); s >= 0 && s < len(e.due) {
+				if e.due[s].After(now) {
+					d = e.due[s]
+				}
+				hung, e.hung[s] = e.hung[s], false
 			}
-			e.held = append(e.held, held{r: r, due: d})
+			hung = hung || killed
+			e.held = append(e.held, held{r: r, due: d, hung: hung})
 		}
 	}
 }
 
 // Reap implements fs.Engine: results whose latency has passed.
 func (e *engine) Reap(out []fs.IOResult) int {
+	killed := e.b.dead()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
 	e.pull(now)
 	k, w := 0, 0
 	for _, h := range e.held {
-		if k < len(out) && !h.due.After(now) {
+		ready := !h.hung && !h.due.After(now)
+		if k < len(out) && (ready || killed != 0) {
 			out[k] = h.r
+			if !ready {
+				out[k].Res = -int64(killed)
+			}
 			k++
 			continue
 		}
@@ -385,15 +476,18 @@ func (e *engine) Reap(out []fs.IOResult) int {
 // Block implements fs.Engine.
 func (e *engine) Block(done <-chan struct{}, need int, until time.Time) {
 	need = max(need, 1)
+	killed := e.b.dead() != 0
 	e.mu.Lock()
 	now := time.Now()
 	e.pull(now)
 	ready := 0
 	var next time.Time
 	for _, h := range e.held {
-		if !h.due.After(now) {
+		switch {
+		case killed || !h.hung && !h.due.After(now):
 			ready++
-		} else if next.IsZero() || h.due.Before(next) {
+		case h.hung:
+		case next.IsZero() || h.due.Before(next):
 			next = h.due
 		}
 	}
@@ -439,6 +533,9 @@ func (e *engine) ForgetBuffer(i int) { e.inner.ForgetBuffer(i) }
 
 // Close implements fs.Engine.
 func (e *engine) Close() error {
+	e.b.mu.Lock()
+	delete(e.b.engines, e)
+	e.b.mu.Unlock()
 	if e.timer != nil {
 		e.timer.Stop()
 	}

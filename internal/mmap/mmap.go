@@ -74,3 +74,17 @@ func Alloc(n int) *Block {
 	}
 	return &Block{Bytes: b, free: func() { _ = Unmap(b) }}
 }
+
+// Bind binds b, memory mapped by the caller (a shared mapping, say) and
+// not touched yet, to NUMA node (mbind MPOL_BIND; pages already touched
+// stay where they are). Errors: ErrNoNode for a node the machine lacks,
+// ErrUnavailable off Linux, or the mbind errno.
+func Bind(b []byte, node int) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if err := checkNode(node); err != nil {
+		return err
+	}
+	return bind(b, node)
+}

@@ -42,16 +42,3 @@ func bind(b []byte, node int) error {
 	}
 	return nil
 }
-
-// Bind binds b, memory mapped by the caller (a shared mapping, say) and
-// not touched yet, to NUMA node (mbind MPOL_BIND). Errors: ErrNoNode for a
-// node the machine lacks, or the mbind errno.
-func Bind(b []byte, node int) error {
-	if len(b) == 0 {
-		return nil
-	}
-	if err := checkNode(node); err != nil {
-		return err
-	}
-	return bind(b, node)
-}

@@ -21,3 +21,9 @@ func Unmap(b []byte) error { return nil }
 func MapFile(f *os.File, size int) ([]byte, error) {
 	return nil, fmt.Errorf("%w: file mappings are Unix-only", ErrUnavailable)
 }
+
+func checkNode(node int) error {
+	return fmt.Errorf("%w: NUMA binding (node %d) is Linux-only", ErrUnavailable, node)
+}
+
+func bind(b []byte, node int) error { return checkNode(node) }
