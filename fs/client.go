@@ -95,8 +95,8 @@ type Client struct {
 	numa int
 
 	mu      sync.Mutex
-	closed  bool // no new objects
-	done    bool // Close finished
+	closed  bool      // no new objects
+	done    bool      // Close finished
 	buffers []*Buffer // by registry index; nil = free
 	files   []*File   // by registry index; nil = free
 	rings   map[*Ring]struct{}

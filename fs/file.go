@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"syscall"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // File is a file registered with a Client, the reg_fd step of USRBIO
