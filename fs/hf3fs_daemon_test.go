@@ -3,6 +3,7 @@
 package fs
 
 import (
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -40,6 +41,9 @@ type FakeDaemon struct {
 	sems        [3]fakeSem
 	stop        chan struct{}
 	stopping    atomic.Bool
+	dead        atomic.Bool   // Kill: nothing more is served or completed
+	killed      chan struct{} // closed by Kill
+	killOnce    sync.Once
 	workers     sync.WaitGroup
 	jobs        sync.WaitGroup
 
@@ -147,7 +151,7 @@ func NewFakeDaemon(t testing.TB, store *MemStore) *FakeDaemon {
 		t.Fatal(err)
 	}
 	d := &FakeDaemon{
-		mount: mount, iovs: iovs, dev: st.Dev, store: store, stop: make(chan struct{}),
+		mount: mount, iovs: iovs, dev: st.Dev, store: store, stop: make(chan struct{}), killed: make(chan struct{}),
 		bufs: map[[16]byte]*fakeIov{}, rings: map[string]*fakeRing{}, acks: map[string]chan error{},
 		inodes: map[uint64]*fakeInode{}, modes: map[string]os.FileMode{},
 	}
@@ -193,7 +197,102 @@ func (d *FakeDaemon) Mount() string { return d.mount }
 
 // Opts returns the HF3FSOpts that point a Client at this daemon.
 func (d *FakeDaemon) Opts() HF3FSOpts {
-	return HF3FSOpts{MountPoint: d.mount, CheckFile: d.checkFile, Registered: d.await}
+	return HF3FSOpts{MountPoint: d.mount, CheckFile: d.checkFile, Registered: d.await, Ioctl: d.ioctl}
+}
+
+// Kill makes the daemon die as a killed hf3fs_fuse_main would: it stops
+// taking and completing I/O at once (jobs in flight never post their
+// CQEs) and its files on the mount vanish (the submit-ios links; a real
+// dead FUSE mount answers ENOTCONN instead). Close still cleans up.
+func (d *FakeDaemon) Kill() {
+	d.killOnce.Do(func() {
+		d.dead.Store(true)
+		close(d.killed)
+		for _, s := range d.sems {
+			os.Remove(s.link)
+		}
+	})
+}
+
+// fakeChunk is the fake's chunk size: HF3FS_IOC_PUNCH_HOLE ranges must be
+// multiples of it, as 3FS requires of the file's chunk size.
+const fakeChunk = 4096
+
+// ioctl answers HF3FS_IOC_HARDLINK and HF3FS_IOC_PUNCH_HOLE (FuseOps.cc
+// hf3fs_ioctl) from the argument struct's bytes.
+func (d *FakeDaemon) ioctl(fd int, req uint, arg []byte) error {
+	if d.dead.Load() {
+		return syscall.ENOTCONN
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	switch req {
+	case HF3FSIoctlHardlink:
+		if len(arg) != hf3fsHardlinkArgLen {
+			return syscall.EINVAL
+		}
+		parent := binary.NativeEndian.Uint64(arg)
+		name := string(arg[8:])
+		if i := strings.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if name == "" || strings.Contains(name, "/") {
+			return syscall.EINVAL
+		}
+		dir := ""
+		filepath.WalkDir(d.mount, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.IsDir() {
+				return nil
+			}
+			var ds unix.Stat_t
+			if unix.Stat(p, &ds) == nil && ds.Ino == parent {
+				dir = p
+				return filepath.SkipAll
+			}
+			return nil
+		})
+		if dir == "" {
+			return syscall.ENOENT
+		}
+		src, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		if err != nil {
+			return syscall.EBADF
+		}
+		if err := os.Link(src, filepath.Join(dir, name)); err != nil {
+			var le *os.LinkError
+			if errors.As(err, &le) {
+				return le.Err
+			}
+			return err
+		}
+		return nil
+	case HF3FSIoctlPunchHole:
+		if len(arg) != hf3fsPunchArgLen {
+			return syscall.EINVAL
+		}
+		n := int32(binary.NativeEndian.Uint32(arg))
+		if n < 0 || n > hf3fsPunchHoleMax {
+			return syscall.EINVAL
+		}
+		f, err := d.store.open("ino-"+strconv.FormatUint(st.Ino, 10), os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			return syscall.EIO
+		}
+		for i := range int(n) {
+			start := binary.NativeEndian.Uint64(arg[16+8*i:])
+			end := binary.NativeEndian.Uint64(arg[16+8*hf3fsPunchHoleMax+8*i:])
+			if start%fakeChunk != 0 || end%fakeChunk != 0 || end < start || end > 1<<62 {
+				return syscall.EINVAL
+			}
+			if end > start {
+				f.punch(d.store, int64(start), int64(end-start))
+			}
+		}
+		return nil
+	}
+	return syscall.EINVAL
 }
 
 // checkFile stands in for the magic ioctl: the file must be on the
@@ -386,6 +485,8 @@ func (d *FakeDaemon) worker(prio int) {
 		select {
 		case <-d.stop:
 			return
+		case <-d.killed:
+			return
 		default:
 		}
 		d.sems[prio].sem.Wait(time.Millisecond)
@@ -409,7 +510,7 @@ func (d *FakeDaemon) take(r *fakeRing) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rg := r.rg
-	for !r.removed && r.running < maxJobsPerRing && !d.stopping.Load() {
+	for !r.removed && r.running < maxJobsPerRing && !d.stopping.Load() && !d.dead.Load() {
 		queued := rg.Queued(rg.SqeHead.Load(), r.next)
 		room := rg.N - 1 - rg.Queued(rg.CqeHead.Load(), rg.CqeTail.Load()) - r.reserved
 		var n int32
@@ -458,6 +559,16 @@ func (d *FakeDaemon) run(r *fakeRing, j *fakeJob) {
 		res[i] = d.serve(r, a)
 	}
 	r.mu.Lock()
+	if d.dead.Load() {
+		// Killed: the job dies with the daemon, nothing is posted.
+		r.running--
+		unmap := r.removed && r.running == 0
+		r.mu.Unlock()
+		if unmap {
+			unix.Munmap(r.mem)
+		}
+		return
+	}
 	rg := r.rg
 	h := rg.CqeHead.Load()
 	cq := make([]hf3fs.IoCqe, len(j.sqes))
@@ -519,7 +630,13 @@ func (d *FakeDaemon) serve(r *fakeRing, a hf3fs.IoArgs) int64 {
 		ft = (*h)(DaemonIO{Op: op, Name: name, Off: int64(a.FileOff), Len: len(b), Tag: a.Userdata})
 	}
 	if ft.Delay > 0 {
-		time.Sleep(ft.Delay)
+		t := time.NewTimer(ft.Delay)
+		select {
+		case <-t.C:
+		case <-d.killed:
+		case <-d.stop:
+		}
+		t.Stop()
 	}
 	if ft.Err != 0 {
 		return -int64(ft.Err)
@@ -637,7 +754,10 @@ func (d *FakeDaemon) Close() error {
 		delete(d.rings, n)
 	}
 	for _, s := range d.sems {
-		errs = append(errs, unix.Munmap(s.mem), os.Remove(s.path), os.Remove(s.link))
+		errs = append(errs, unix.Munmap(s.mem), os.Remove(s.path))
+		if err := os.Remove(s.link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, unix.Close(d.inotify))
 	return errors.Join(errs...)

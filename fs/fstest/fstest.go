@@ -45,6 +45,10 @@ func Run(t *testing.T, open Opener) {
 		{"several rings at once", testSeveralRings},
 		{"reader at and writer at", testReaderWriterAt},
 		{"batch calls", testBatchCalls},
+		{"wrap caller memory", testWrapBuffer},
+		{"shared buffer opened by id", testOpenBuffer},
+		{"punch hole", testPunchHole},
+		{"hard link", testHardlink},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
