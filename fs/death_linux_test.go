@@ -50,6 +50,7 @@ func dyingServers() map[string]func(t *testing.T) dying {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { efs.Kill(syscall.ENOTCONN); c.Close() })
 			return dying{c: c, kill: func() { efs.Kill(syscall.ENOTCONN) }}
 		}
 	}
@@ -62,6 +63,7 @@ func dyingServers() map[string]func(t *testing.T) dying {
 				}
 				return fs.DaemonFault{}
 			})
+			t.Cleanup(func() { d.Kill(); c.Close() })
 			return dying{c: c, kill: d.Kill}
 		},
 		"errorfs(mem)":   wrapped("mem"),
