@@ -52,6 +52,7 @@ type benchConfig struct {
 	Size    int64         `json:"size"`
 	Runtime time.Duration `json:"-"`
 	Direct  bool          `json:"direct"`
+	Wrap    bool          `json:"wrap"`
 	Workers int           `json:"workers,omitempty"`
 	Seed    uint64        `json:"seed"`
 	Path    string        `json:"path"`
@@ -96,6 +97,7 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&size, "size", "1G", "file size; the file is created or extended to it first")
 	fl.StringVar(&runtime, "runtime", "10s", "how long to run (Go duration, or seconds)")
 	fl.BoolVar(&cfg.Direct, "direct", false, "open the file with O_DIRECT (page cache bypassed)")
+	fl.BoolVar(&cfg.Wrap, "wrap", false, "do the I/O in memory the benchmark maps itself (a /dev/shm mapping on Linux), registered with Client.WrapBuffer, instead of a Buffer from NewBuffer")
 	fl.IntVar(&cfg.Workers, "workers", 0, "posix worker goroutines (0: GOMAXPROCS*4)")
 	fl.Uint64Var(&cfg.Seed, "seed", 1, "random offset seed")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object instead of text")
@@ -190,8 +192,8 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 
 func printBench(w io.Writer, r benchResult) {
 	c := r.Config
-	fmt.Fprintf(w, "fs bench: backend=%s rw=%s bs=%s iodepth=%d numjobs=%d batch=%d size=%s direct=%v\n",
-		r.Backend, c.RW, fmtSize(c.BS), c.IODepth, c.NumJobs, c.Batch, fmtSize(c.Size), c.Direct)
+	fmt.Fprintf(w, "fs bench: backend=%s rw=%s bs=%s iodepth=%d numjobs=%d batch=%d size=%s direct=%v wrap=%v\n",
+		r.Backend, c.RW, fmtSize(c.BS), c.IODepth, c.NumJobs, c.Batch, fmtSize(c.Size), c.Direct, c.Wrap)
 	if r.Note != "" {
 		fmt.Fprintf(w, "  note: %s\n", r.Note)
 	}
@@ -391,7 +393,18 @@ func benchJob(ctx context.Context, c *fs.Client, f *fs.File, cfg benchConfig, op
 	write := op == fs.Write
 	random := strings.HasPrefix(cfg.RW, "rand")
 	bs := int(cfg.BS)
-	buf, err := c.NewBuffer(cfg.IODepth*bs, fs.BufferOpts{BlockSize: bs})
+	var buf *fs.Buffer
+	var err error
+	if cfg.Wrap {
+		mem, release, merr := callerMemory(cfg.IODepth * bs)
+		if merr != nil {
+			return jobResult{err: fmt.Errorf("--wrap: %w", merr)}
+		}
+		defer release()
+		buf, err = c.WrapBuffer(mem, fs.BufferOpts{BlockSize: bs})
+	} else {
+		buf, err = c.NewBuffer(cfg.IODepth*bs, fs.BufferOpts{BlockSize: bs})
+	}
 	if err != nil {
 		return jobResult{err: err}
 	}
