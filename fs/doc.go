@@ -3,8 +3,9 @@
 // Submit and Wait, over interchangeable backends.
 //
 // Upstream: deepseek-ai/3FS, src/lib/api/hf3fs_usrbio.h and UsrbIo.cc
-// (hf3fs_iovcreate, hf3fs_reg_fd, hf3fs_iorcreate4, hf3fs_prep_io,
-// hf3fs_submit_ios, hf3fs_wait_for_ios).
+// (hf3fs_iovcreate, hf3fs_iovwrap, hf3fs_iovopen, hf3fs_reg_fd,
+// hf3fs_iorcreate4, hf3fs_prep_io, hf3fs_submit_ios, hf3fs_wait_for_ios,
+// hf3fs_punchhole, hf3fs_hardlink).
 //
 // # Concepts
 //
@@ -12,9 +13,15 @@
 //     names resolve under it. One backend moves the data.
 //   - Buffer (USRBIO Iov): page-aligned memory mapped outside the Go heap,
 //     registered with the backend, split into blocks no I/O may cross.
-//     A Region is a byte range of one Buffer.
+//     A Region is a byte range of one Buffer. WrapBuffer registers memory
+//     the caller already owns instead (iovwrap); a Buffer made with
+//     BufferOpts.Shared (every Buffer on hf3fs) can be attached by its ID
+//     from another process with OpenBuffer (iovopen), its /dev/shm file
+//     0600 unless BufferOpts.Mode widens it.
 //   - File (USRBIO reg_fd): a registered file, opened by the Client
 //     (OpenFile) or duplicated from an *os.File (Register).
+//     File.PunchHole deallocates a range (the size stays), Client.Hardlink
+//     gives a file a second name.
 //   - Ring (USRBIO Ior): a fixed number of slots for reads or for writes.
 //     Prep queues a Req (file, offset, region, numeric tag), Submit
 //     dispatches per the Batch mode (ASAP, Exact n, AtMost n with a
@@ -62,8 +69,10 @@
 //     on every platform.
 //
 // Buffers come from anonymous memory (internal/mmap), 2 MiB-aligned with
-// transparent huge pages from 2 MiB up; WithNUMA binds them to a NUMA node
-// (mbind, MPOL_BIND, before the first touch).
+// transparent huge pages from 2 MiB up, or from a /dev/shm file when
+// shared; WithNUMA binds them, and wrapped memory, to a NUMA node (mbind,
+// MPOL_BIND, before the first touch; ErrInvalid for a node the machine
+// lacks).
 //
 // # Semantics, and where they differ from USRBIO
 //
@@ -84,6 +93,11 @@
 //     file length visible to other clients (3FS reports lengths lazily).
 //   - O_DIRECT files (ODirect in OpenFile's flag) check the alignment
 //     statx reports (ErrAlignment).
+//   - A daemon that dies with I/O in flight (hf3fs) is noticed within
+//     about 50 ms: what it completed is delivered once, the rest completes
+//     once with ENOTCONN, and Close returns. RingOpts.Timeout bounds Wait
+//     and Close against one that hangs (ErrTimeout); upstream waits
+//     forever.
 //
 // # Shortest program
 //

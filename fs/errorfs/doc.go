@@ -11,7 +11,13 @@
 //	}})
 //	c, _ := fs.Open(ctx, dir, fs.WithBackendValue(efs))
 //
+// Injection.Hang holds I/O until Backend.Kill, which simulates the death of
+// the server (a 3FS daemon): everything not yet delivered completes once
+// with the errno given, later submissions fail. Together they test ring
+// timeouts and Close with I/O in flight on any backend.
+//
 // Faults apply to ring I/O (and so to everything built on it: File.ReadAt
-// and WriteAt, ReadBatch, WriteBatch); opening files and mapping buffers
-// pass through unchanged.
+// and WriteAt, ReadBatch, WriteBatch); opening files, mapping, wrapping
+// and opening buffers, punching holes and hard links pass through
+// unchanged.
 package errorfs
