@@ -40,20 +40,10 @@ type Buffer struct {
 	blockSize int
 	idx       int // index in the client's buffer registry
 	id        [16]byte
-	kind      bufKind
 	release   func() error // frees mapping (from Backend.MapBuffer)
 	inflight  atomic.Int64
 	closed    atomic.Bool
 }
-
-// bufKind says where a Buffer's memory came from.
-type bufKind uint8
-
-const (
-	bufMapped  bufKind = iota // NewBuffer: mapped and owned by the Buffer
-	bufWrapped                // WrapBuffer: the caller's memory
-	bufOpened                 // OpenBuffer: another process's buffer
-)
 
 // Region is a byte range [Off, Off+Len) of a Buffer, the ptr/len pair of
 // hf3fs_prep_io. Make one with Buffer.Region; the zero Region is invalid.
@@ -179,7 +169,7 @@ func (c *Client) WrapBuffer(mem []byte, o BufferOpts) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: wrap buffer of %d bytes: %w", len(mem), err)
 	}
-	b := &Buffer{c: c, mem: mem, mapping: mem, blockSize: o.BlockSize, id: id, kind: bufWrapped, release: release}
+	b := &Buffer{c: c, mem: mem, mapping: mem, blockSize: o.BlockSize, id: id, release: release}
 	return c.addBuffer(b)
 }
 
@@ -215,7 +205,7 @@ func (c *Client) OpenBuffer(id [16]byte, o BufferOpts) (*Buffer, error) {
 		}
 		return nil, errInvalidf("OpenBuffer: buffer of %d bytes does not split into blocks of %d", len(mem), o.BlockSize)
 	}
-	b := &Buffer{c: c, mem: mem[:len(mem):len(mem)], mapping: mem, blockSize: o.BlockSize, id: id, kind: bufOpened, release: release}
+	b := &Buffer{c: c, mem: mem[:len(mem):len(mem)], mapping: mem, blockSize: o.BlockSize, id: id, release: release}
 	return c.addBuffer(b)
 }
 

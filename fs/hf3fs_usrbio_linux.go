@@ -68,7 +68,7 @@ func (f *hf3fsFile) PunchHole(off, n int64) error {
 func (b *hf3fsBackend) Hardlink(oldname, newname string) error {
 	fail := func(err error) error { return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: err} }
 	base := filepath.Base(newname)
-	if base == "/" || base == "." || base == ".." || len(base) >= 255 {
+	if base == "/" || base == "." || base == ".." || len(base) >= 255 || strings.IndexByte(newname, 0) >= 0 {
 		return fail(syscall.EINVAL)
 	}
 	fd, err := unix.Open(oldname, unix.O_RDONLY|unix.O_CLOEXEC, 0)

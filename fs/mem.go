@@ -299,8 +299,6 @@ func (s *MemStore) link(oldname, newname string) error {
 	switch {
 	case !ok:
 		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.ENOENT}
-	case newname == "":
-		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.ENOENT}
 	}
 	if _, ok := s.files[newname]; ok {
 		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EEXIST}

@@ -296,3 +296,128 @@ func FuzzOpenBuffer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWrapBuffer wraps arbitrary slices of caller memory with arbitrary
+// block sizes on posix: page-aligned, non-empty slices whose length the
+// block size divides are registered and read into in place; anything
+// else fails with ErrInvalid, never a panic.
+func FuzzWrapBuffer(f *testing.F) {
+	f.Add(0, 4096, 0)
+	f.Add(1, 100, 0)
+	f.Add(4096, 8192, 4096)
+	f.Add(0, 1<<16, 5000)
+	f.Add(8192, 0, -1)
+	f.Fuzz(func(t *testing.T, off, n, bs int) {
+		const size = 1 << 16
+		if off < 0 || n < 0 || off > size || n > size-off {
+			return // not a slice of the memory
+		}
+		mem := fstest.CallerMemory(t, size)
+		c, err := fs.Open(context.Background(), t.TempDir(), fs.WithBackend("posix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		b, err := c.WrapBuffer(mem[off:off+n], fs.BufferOpts{BlockSize: bs})
+		valid := n > 0 && off%4096 == 0 && bs >= 0 && (bs == 0 || n%bs == 0)
+		if !valid {
+			if !errors.Is(err, fs.ErrInvalid) {
+				t.Fatalf("WrapBuffer(mem[%d:%d], bs %d): %v, want ErrInvalid", off, off+n, bs, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("WrapBuffer(mem[%d:%d], bs %d): %v", off, off+n, bs, err)
+		}
+		file, _ := c.OpenFile("src", os.O_RDWR|os.O_CREATE, 0o644)
+		file.WriteAt(bytes.Repeat([]byte{0xa5}, n), 0)
+		blk := b.BlockSize()
+		reg, err := b.Region(0, blk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.ReadBatch(context.Background(), []fs.Req{{File: file, Buf: reg}})
+		if err != nil || res[0].Err != nil || res[0].N != int64(blk) || !bytes.Equal(mem[off:off+blk], bytes.Repeat([]byte{0xa5}, blk)) {
+			t.Fatalf("read into wrapped mem[%d:%d]: %v %+v", off, off+blk, err, res)
+		}
+	})
+}
+
+// FuzzHardlinkNames gives Hardlink arbitrary names on the mem backend:
+// it links, or fails with ErrInvalid, ErrExist or ErrNotExist, never
+// panics, and a link reads the same bytes.
+func FuzzHardlinkNames(f *testing.F) {
+	f.Add("a", "b")
+	f.Add("a", "a")
+	f.Add("", "x")
+	f.Add("a", "dir/\x00b")
+	f.Fuzz(func(t *testing.T, oldname, newname string) {
+		c, err := fs.Open(context.Background(), "", fs.WithBackend("mem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if oldname != "" {
+			f, err := c.OpenFile(oldname, os.O_RDWR|os.O_CREATE, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte("linked"), 0)
+		}
+		err = c.Hardlink(oldname, newname)
+		switch {
+		case oldname == "" || newname == "":
+			if !errors.Is(err, fs.ErrInvalid) {
+				t.Fatalf("Hardlink(%q, %q): %v, want ErrInvalid", oldname, newname, err)
+			}
+		case oldname == newname:
+			if !errors.Is(err, os.ErrExist) {
+				t.Fatalf("Hardlink(%q, %q): %v, want ErrExist", oldname, newname, err)
+			}
+		default:
+			if err != nil {
+				t.Fatalf("Hardlink(%q, %q): %v", oldname, newname, err)
+			}
+			g, err := c.OpenFile(newname, os.O_RDONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 6)
+			if n, _ := g.ReadAt(got, 0); n != 6 || string(got) != "linked" {
+				t.Fatalf("link %q reads %q", newname, got[:n])
+			}
+		}
+	})
+}
+
+// TestHF3FSHardlinkArgs: the HF3FS_IOC_HARDLINK argument carries the
+// link's directory inode and base name (a link into a subdirectory lands
+// there); names 3FS cannot carry fail with EINVAL before any ioctl.
+func TestHF3FSHardlinkArgs(t *testing.T) {
+	d, c := newHF3FS(t, nil)
+	defer c.Close()
+	f, err := c.OpenFile("a", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Mkdir(d.Mount()+"/sub", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hardlink("a", "sub/b"); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := os.Stat(d.Mount() + "/a")
+	sb, err := os.Stat(d.Mount() + "/sub/b")
+	if err != nil || !os.SameFile(sa, sb) {
+		t.Fatalf("link in sub/: %v (same file: %v)", err, err == nil && os.SameFile(sa, sb))
+	}
+	for _, name := range []string{strings.Repeat("x", 255), "b\x00c"} {
+		if err := c.Hardlink("a", name); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("Hardlink to %q: %v, want EINVAL", name, err)
+		}
+	}
+	if err := c.Hardlink("a", "nodir/b"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Hardlink into a missing directory: %v, want ErrNotExist", err)
+	}
+}
