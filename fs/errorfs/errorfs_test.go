@@ -187,3 +187,65 @@ func TestBadPattern(t *testing.T) {
 		t.Errorf("WriteAt under the fixed rule: err %v; want EIO", err)
 	}
 }
+
+// bare is a Backend with none of the optional calls: the wrapper must
+// then report them unsupported rather than pretend.
+type bare struct{ fs.Backend }
+
+func TestKillAndHang(t *testing.T) {
+	c, efs := open(t, "mem", errorfs.Options{Rules: []errorfs.Rule{
+		{Match: func(i errorfs.Info) bool { return i.Tag == 2 }, Inject: errorfs.Injection{Hang: true}},
+		{Match: func(i errorfs.Info) bool { return i.Tag == 3 }, Inject: errorfs.Injection{Latency: time.Hour}},
+	}})
+	f, _ := c.OpenFile("k", os.O_RDWR|os.O_CREATE, 0o644)
+	b, _ := c.NewBuffer(3*4096, fs.BufferOpts{})
+	r, _ := c.NewRing(fs.RingOpts{Entries: 4, Op: fs.Write})
+	for tag := range 3 {
+		reg, _ := b.Region(tag*4096, 4096)
+		r.Prep(fs.Req{File: f, Off: int64(tag) * 4096, Buf: reg, Tag: uint64(tag + 1)})
+	}
+	if err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]fs.Completion, 4)
+	if n, err := r.Wait(context.Background(), out, 1); n != 1 || err != nil || out[0].Tag != 1 || out[0].Err != nil {
+		t.Fatalf("the unhindered write: %d %v %+v", n, err, out[0])
+	}
+	efs.Kill(0) // ignored
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	if n, err := r.Wait(ctx, out, 1); n != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hung and delayed writes before Kill: %d %v", n, err)
+	}
+	cancel()
+	efs.Kill(syscall.ENOTCONN)
+	n, err := r.Wait(context.Background(), out, 2)
+	if n != 2 || err != nil {
+		t.Fatalf("after Kill: %d %v", n, err)
+	}
+	for _, cp := range out[:2] {
+		if (cp.Tag != 2 && cp.Tag != 3) || !errors.Is(cp.Err, syscall.ENOTCONN) {
+			t.Errorf("after Kill: %+v, want tags 2 and 3 failing with ENOTCONN", cp)
+		}
+	}
+	reg, _ := b.Region(0, 4096)
+	r.Prep(fs.Req{File: f, Buf: reg, Tag: 9})
+	if err := r.Submit(); !errors.Is(err, syscall.ENOTCONN) {
+		t.Errorf("Submit after Kill: %v, want ENOTCONN", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	mem, _ := fs.NewBackend("mem", fs.BackendOpts{})
+	w := errorfs.Wrap(bare{mem}, errorfs.Options{})
+	defer w.Close()
+	if _, err := w.WrapBuffer(nil, fs.BufferSpec{}); !errors.Is(err, fs.ErrUnsupported) {
+		t.Errorf("WrapBuffer over a backend without it: %v", err)
+	}
+	if _, _, err := w.OpenBuffer(fs.BufferSpec{}); !errors.Is(err, fs.ErrUnsupported) {
+		t.Errorf("OpenBuffer over a backend without it: %v", err)
+	}
+	if err := w.Hardlink("a", "b"); !errors.Is(err, fs.ErrUnsupported) {
+		t.Errorf("Hardlink over a backend without it: %v", err)
+	}
+}
