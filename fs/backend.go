@@ -58,10 +58,14 @@ type BackendFile interface {
 
 // BufferSpec describes a Buffer to MapBuffer.
 type BufferSpec struct {
-	ID        [16]byte // the Buffer's random id (a version 4 UUID)
-	Size      int      // bytes to map, a multiple of the page size, > 0
-	BlockSize int      // block size no I/O crosses; 0 means one block
-	Node      int      // NUMA node to bind the memory to, or -1 (WithNUMA)
+	ID   [16]byte // the Buffer's random id (a version 4 UUID)
+	Size int      // bytes to map, a multiple of the page size, > 0
+	// Len is the size the caller asked for (Size rounded it up), or 0 for
+	// Size: a shared buffer's file is Len bytes long, so that OpenBuffer
+	// finds the creator's size.
+	Len       int
+	BlockSize int // block size no I/O crosses; 0 means one block
+	Node      int // NUMA node to bind the memory to, or -1 (WithNUMA)
 	// Shared asks for memory another process can attach by ID (a file
 	// under /dev/shm; BufferOpts.Shared). hf3fs buffers are always shared.
 	Shared bool

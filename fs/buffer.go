@@ -20,7 +20,9 @@ type BufferOpts struct {
 	// buffer's ID, so another process can attach the same memory with
 	// Client.OpenBuffer (USRBIO hf3fs_iovopen). hf3fs buffers are always
 	// shared; on mem, posix and uring it costs the huge-page alignment of
-	// anonymous memory. Linux only (ErrUnsupported elsewhere).
+	// anonymous memory. Close removes the file; a process that dies
+	// leaves it under /dev/shm (as USRBIO's iovs). Linux only
+	// (ErrUnsupported elsewhere).
 	Shared bool
 	// Mode is the permission of a shared buffer's /dev/shm file: 0 means
 	// 0600 (only this user may attach it); widen it explicitly (0660,
@@ -66,7 +68,7 @@ func (c *Client) NewBuffer(size int, o BufferOpts) (*Buffer, error) {
 		return nil, err
 	}
 	id := randomID()
-	mem, release, err := c.be.MapBuffer(BufferSpec{ID: id, Size: mapped, BlockSize: o.BlockSize, Node: c.numa, Shared: o.Shared, Mode: o.Mode})
+	mem, release, err := c.be.MapBuffer(BufferSpec{ID: id, Size: mapped, Len: size, BlockSize: o.BlockSize, Node: c.numa, Shared: o.Shared, Mode: o.Mode})
 	if err != nil {
 		return nil, fmt.Errorf("fs: map buffer of %d bytes: %w", size, err)
 	}
@@ -180,7 +182,8 @@ func (c *Client) WrapBuffer(mem []byte, o BufferOpts) (*Buffer, error) {
 // are visible to the other with no copy. o.BlockSize must be the
 // creator's (it is part of the buffer's name, as in a USRBIO key); the
 // size is the creator's. Close unmaps this side only; the creator's Close
-// destroys the buffer (a side that still has it open keeps the memory).
+// destroys the buffer (a side that still has it open keeps the memory;
+// on hf3fs the daemon then forgets the id, and I/O through it fails).
 //
 // Errors: an *os.PathError wrapping ENOENT (errors.Is os.ErrNotExist)
 // when no buffer with that id and block size exists, EACCES when its mode

@@ -200,7 +200,7 @@ func newID() [16]byte {
 // createShm creates path (which must not exist; O_EXCL|O_NOFOLLOW) with
 // the backend's mode, sizes it to n bytes and maps it shared.
 func (b *hf3fsBackend) createShm(path string, n int) ([]byte, error) {
-	return createShmFile(path, n, b.mode, -1)
+	return createShmFile(path, n, n, b.mode, -1)
 }
 
 // link registers target under key with the daemon: symlinkat from the
@@ -236,7 +236,7 @@ func (b *hf3fsBackend) MapBuffer(s BufferSpec) ([]byte, func() error, error) {
 	if s.Mode != 0 {
 		mode = shmMode(s.Mode)
 	}
-	mem, err := createShmFile(path, s.Size, mode, s.Node)
+	mem, err := createShmFile(path, s.Size, s.Len, mode, s.Node)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,9 +29,13 @@ func shmMode(m os.FileMode) uint32 {
 }
 
 // createShmFile creates path (O_EXCL|O_NOFOLLOW) with mode (applied past
-// the umask), n bytes long, maps it shared and binds it to node when node
-// >= 0. The file is removed again on failure.
-func createShmFile(path string, n int, mode uint32, node int) ([]byte, error) {
+// the umask), fileLen bytes long (n when 0; at most n, in n's last page),
+// maps n bytes of it shared and binds them to node when node >= 0. The
+// file is removed again on failure.
+func createShmFile(path string, n, fileLen int, mode uint32, node int) ([]byte, error) {
+	if fileLen <= 0 || fileLen > n {
+		fileLen = n
+	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return nil, &os.PathError{Op: "create", Path: path, Err: err}
@@ -44,7 +48,7 @@ func createShmFile(path string, n int, mode uint32, node int) ([]byte, error) {
 	if err := unix.Fchmod(fd, mode); err != nil { // the umask may have cut it
 		return fail("chmod", err)
 	}
-	if err := unix.Ftruncate(fd, int64(n)); err != nil {
+	if err := unix.Ftruncate(fd, int64(fileLen)); err != nil {
 		return fail("truncate", err)
 	}
 	mem, err := unix.Mmap(fd, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -89,7 +93,7 @@ func mapShmFile(path string) ([]byte, error) {
 // createLocalShm maps a shared Buffer of a local backend.
 func createLocalShm(s BufferSpec) ([]byte, func() error, error) {
 	path := localShmPath(s)
-	mem, err := createShmFile(path, s.Size, shmMode(s.Mode), s.Node)
+	mem, err := createShmFile(path, s.Size, s.Len, shmMode(s.Mode), s.Node)
 	if err != nil {
 		return nil, nil, err
 	}

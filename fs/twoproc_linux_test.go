@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -63,9 +64,10 @@ func runTwoProcChild(a []string) error {
 				return fs.ErrNotHF3FS
 			}
 			return nil
-		}}))
+		}, Registered: parentMapped}))
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	c, err := fs.Open(ctx, root, opts...)
 	if err != nil {
 		return err
@@ -122,6 +124,28 @@ func runTwoProcChild(a []string) error {
 	return fmt.Errorf("bad verb %q", verb)
 }
 
+// parentMapped is the second process's Registered hook on hf3fs: on a
+// real mount the symlink call returns once the daemon has registered the
+// key; the fake daemon (in the parent process) answers asynchronously,
+// so wait until the parent has mapped the link's target.
+func parentMapped(link string) error {
+	target, err := os.Readlink(link)
+	if err != nil {
+		return err
+	}
+	maps := fmt.Sprintf("/proc/%d/maps", os.Getppid())
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(maps)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(" "+target+"\n")) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the daemon did not map %s", target)
+}
+
 // TestSharedBufferTwoProcesses shares one Buffer between two real
 // processes: the second attaches it by id (OpenBuffer) and reads a file
 // into it through its own ring; the first finds the file's bytes in its
@@ -171,7 +195,9 @@ func TestSharedBufferTwoProcesses(t *testing.T) {
 			id := b.ID()
 			run := func(verb string) string {
 				t.Helper()
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 				cmd.Env = append(os.Environ(), fmt.Sprintf("FS_TWOPROC=%s %s %s %s %x %d %s", verb, backend, root, mount, id, bs, file))
 				var stderr bytes.Buffer
 				cmd.Stderr = &stderr

@@ -146,6 +146,19 @@ func testOpenBuffer(t *testing.T, open Opener) {
 	if cp := s.do(t, s.rd, 1<<13, 0, 1<<13, 4); cp.N != 1<<13 || !bytes.Equal(s.buf.Bytes()[:1<<13], pattern(1<<13, 77)) {
 		t.Fatalf("file after the write from the opened buffer: %+v", cp)
 	}
+	// A size that is not a page multiple: the opened side gets the
+	// creator's size, not the page-rounded mapping.
+	odd := must(c.NewBuffer(5000, fs.BufferOpts{Shared: true}))
+	if oo := must(c.OpenBuffer(odd.ID(), fs.BufferOpts{})); oo.Len() != 5000 {
+		t.Errorf("opened 5000-byte buffer has %d bytes", oo.Len())
+	} else {
+		odd.Bytes()[4999] = 0x3c
+		if oo.Bytes()[4999] != 0x3c {
+			t.Error("last byte of the 5000-byte buffer is not shared")
+		}
+		oo.Close()
+	}
+	odd.Close()
 	if _, err := c.OpenBuffer(b.ID(), fs.BufferOpts{BlockSize: 1 << 12}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("OpenBuffer with another block size: %v, want ErrNotExist", err)
 	}
