@@ -279,3 +279,35 @@ func TestRingTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonDeathPoll: a caller that only polls (Wait with min 0, never
+// blocking) still sees the lost I/O fail once the daemon is gone.
+func TestDaemonDeathPoll(t *testing.T) {
+	d, c := newHF3FS(t, nil)
+	defer c.Close()
+	d.SetFaults(func(io fs.DaemonIO) fs.DaemonFault {
+		if io.Op == fs.Read && io.Tag >= hangTag {
+			return fs.DaemonFault{Delay: time.Hour}
+		}
+		return fs.DaemonFault{}
+	})
+	_, _, r, _ := dyingSetup(t, c, fs.RingOpts{})
+	d.Kill()
+	out := make([]fs.Completion, 8)
+	got := 0
+	for deadline := time.Now().Add(5 * time.Second); got < 4 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		n, err := r.Wait(context.Background(), out, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range out[:n] {
+			if cp.Tag < hangTag || !errors.Is(cp.Err, syscall.ENOTCONN) {
+				t.Fatalf("polled %+v, want ENOTCONN for a hung read", cp)
+			}
+		}
+		got += n
+	}
+	if got != 4 {
+		t.Fatalf("polling saw %d of the 4 lost reads fail within 5 s", got)
+	}
+}

@@ -399,6 +399,9 @@ func (e *hf3fsEngine) Submit(batch []IO) error {
 			if time.Now().After(deadline) {
 				return ErrRingFull
 			}
+			if !e.b.alive() {
+				return e.b.errDaemonGone()
+			}
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
@@ -427,6 +430,9 @@ func (e *hf3fsEngine) Submit(batch []IO) error {
 // daemon sees the freed CQ space (hf3fs_wait_for_ios).
 func (e *hf3fsEngine) Reap(out []IOResult) int {
 	k := e.reap(out)
+	if k == 0 && len(out) > 0 {
+		e.b.alive() // a poller that never blocks still notices a dead daemon
+	}
 	if e.b.dead.Load() {
 		// The daemon is gone: what it completed was taken above; every
 		// other I/O in flight fails once, with ENOTCONN (a late CQE for
