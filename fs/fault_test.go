@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/fs/errorfs"
@@ -281,6 +283,7 @@ func TestBadOptions(t *testing.T) {
 		{Entries: 4, Batch: fs.Batch{Mode: fs.AtMost, Depth: 0}},
 		{Entries: 4, Batch: fs.Batch{Mode: 9}},
 		{Entries: 4, Batch: fs.Batch{Timeout: -1}},
+		{Entries: 4, Timeout: -1},
 		{Entries: 4, Flags: 64},
 	} {
 		if _, err := c.NewRing(o); !errors.Is(err, fs.ErrInvalid) {
@@ -289,6 +292,14 @@ func TestBadOptions(t *testing.T) {
 	}
 	if _, err := c.NewBuffer(0, fs.BufferOpts{}); !errors.Is(err, fs.ErrInvalid) {
 		t.Errorf("NewBuffer(0): %v", err)
+	}
+	if _, err := c.NewBuffer(4096, fs.BufferOpts{Mode: 0o4600}); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("NewBuffer with setuid Mode: %v, want ErrInvalid", err)
+	}
+	heap := make([]byte, 3*4096)
+	al := heap[(4096-int(uintptr(unsafe.Pointer(&heap[0]))%4096))%4096:][:4096]
+	if _, err := c.WrapBuffer(al, fs.BufferOpts{Shared: true}); !errors.Is(err, fs.ErrInvalid) || !strings.Contains(err.Error(), "Shared") {
+		t.Errorf("WrapBuffer with Shared: %v, want ErrInvalid naming Shared", err)
 	}
 	if _, err := fs.Open(context.Background(), ".", fs.WithBackend("nope")); !errors.Is(err, fs.ErrUnsupported) {
 		t.Errorf("unknown backend: %v", err)
