@@ -55,6 +55,8 @@ type hf3fsBackend struct {
 	dead      atomic.Bool
 	checkMu   sync.Mutex
 	lastCheck time.Time
+	probing   bool           // a liveness probe is running
+	probes    sync.WaitGroup // the probe goroutine, waited for by Close
 
 	semMu sync.Mutex
 	sems  [3]*submitSem
@@ -132,6 +134,7 @@ func (b *hf3fsBackend) Close() error {
 	}
 	b.semMu.Unlock()
 	errs = append(errs, b.virt.stop())
+	b.probes.Wait()
 	return errors.Join(errs...)
 }
 

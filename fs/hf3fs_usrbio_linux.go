@@ -198,27 +198,36 @@ func (b *hf3fsBackend) errDaemonGone() error {
 	return fmt.Errorf("fs: hf3fs: the 3FS daemon of %s is gone: %w", b.mp, syscall.ENOTCONN)
 }
 
-// alive reports whether the daemon still serves the mount, checking at
-// most every daemonCheck: its submit-ios link must still be there (a
-// dead FUSE daemon's mount answers ENOTCONN instead).
+// alive reports whether the daemon still serves the mount as far as is
+// known, and at most every daemonCheck starts a probe on the virt thread:
+// the daemon's submit-ios link must still be there (a dead FUSE daemon's
+// mount answers ENOTCONN instead). The probe runs in the background so
+// that a hung daemon, whose mount blocks instead of answering, cannot
+// hang a Wait or Close bounded by a context or RingOpts.Timeout.
 func (b *hf3fsBackend) alive() bool {
 	if b.dead.Load() {
 		return false
 	}
 	b.checkMu.Lock()
 	defer b.checkMu.Unlock()
-	now := time.Now()
-	if now.Sub(b.lastCheck) < daemonCheck {
+	if b.probing || time.Since(b.lastCheck) < daemonCheck {
 		return true
 	}
-	b.lastCheck = now
-	err := b.virt.do(func(dirfd int) error {
-		var st unix.Stat_t
-		return unix.Fstatat(dirfd, "submit-ios", &st, unix.AT_SYMLINK_NOFOLLOW)
-	})
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
-		b.dead.Store(true)
-		return false
-	}
+	b.probing = true
+	b.probes.Add(1)
+	go func() {
+		defer b.probes.Done()
+		err := b.virt.do(func(dirfd int) error {
+			var st unix.Stat_t
+			return unix.Fstatat(dirfd, "submit-ios", &st, unix.AT_SYMLINK_NOFOLLOW)
+		})
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+			b.dead.Store(true)
+		}
+		b.checkMu.Lock()
+		b.probing = false
+		b.lastCheck = time.Now()
+		b.checkMu.Unlock()
+	}()
 	return true
 }
