@@ -160,8 +160,11 @@ func (c *Client) WrapBuffer(mem []byte, o BufferOpts) (*Buffer, error) {
 	mem = mem[:len(mem):len(mem)]
 	if c.numa >= 0 {
 		if err := mmap.Bind(mem, c.numa); err != nil {
-			if errors.Is(err, mmap.ErrNoNode) {
+			switch {
+			case errors.Is(err, mmap.ErrNoNode):
 				err = fmt.Errorf("%w: %v", ErrInvalid, err)
+			case errors.Is(err, mmap.ErrUnavailable):
+				err = fmt.Errorf("%w: %v", ErrUnsupported, err)
 			}
 			return nil, fmt.Errorf("fs: wrap buffer: %w", err)
 		}

@@ -69,8 +69,9 @@ func WithBackendValue(b Backend) Option {
 // WithNUMA binds the memory of every Buffer the Client makes to NUMA node
 // node (USRBIO's numa argument): mbind MPOL_BIND before the first touch, so
 // every page is allocated on that node. -1, the default, binds nothing.
-// NewBuffer fails (wrapping ErrInvalid) for a node this machine does not
-// have, and with ErrUnsupported off Linux.
+// It applies to WrapBuffer's caller memory too (pages not touched yet).
+// NewBuffer and WrapBuffer fail (wrapping ErrInvalid) for a node this
+// machine does not have, and with ErrUnsupported off Linux.
 func WithNUMA(node int) Option { return func(o *options) { o.numa = node } }
 
 // WithWorkers sets the worker-pool size of the posix backend (default
