@@ -311,3 +311,41 @@ func TestDaemonDeathPoll(t *testing.T) {
 		t.Fatalf("polling saw %d of the 4 lost reads fail within 5 s", got)
 	}
 }
+
+// TestDaemonDeathReadAt: the Client's own helpers (File.ReadAt and
+// WriteAt on pooled rings) fail with ENOTCONN, promptly, once the daemon
+// is gone, for I/O already waiting and for I/O started afterwards.
+func TestDaemonDeathReadAt(t *testing.T) {
+	d, c := newHF3FS(t, nil)
+	defer c.Close()
+	f, err := c.OpenFile("x", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 1<<16), 0); err != nil {
+		t.Fatal(err)
+	}
+	d.SetFaults(func(fs.DaemonIO) fs.DaemonFault { return fs.DaemonFault{Delay: time.Hour} })
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.ReadAt(make([]byte, 4096), 0)
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	d.Kill()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, syscall.ENOTCONN) {
+			t.Errorf("ReadAt in flight when the daemon died: %v, want ENOTCONN", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadAt in flight when the daemon died did not return in 10 s")
+	}
+	start := time.Now()
+	if _, err := f.WriteAt([]byte("late"), 0); !errors.Is(err, syscall.ENOTCONN) {
+		t.Errorf("WriteAt after the death: %v, want ENOTCONN", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("WriteAt after the death took %v", el)
+	}
+}
