@@ -49,7 +49,18 @@ import sys, time
 import numpy as np
 clock = time.thread_time if sys.argv[1:] == ["thread"] else time.perf_counter
 cache = {}
-print("ready", np.__version__, flush=True)
+core = "unknown"
+try:
+    import ctypes
+    for path in sorted(set(l.split()[-1] for l in open("/proc/self/maps") if "openblas" in l)):
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "openblas_get_corename"):
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            core = lib.openblas_get_corename().decode()
+            break
+except Exception:
+    pass
+print("ready", np.__version__, core, flush=True)
 for line in sys.stdin:
     m, n, k = map(int, line.split())
     if (m, n, k) not in cache:
@@ -68,12 +79,19 @@ type openblas struct {
 	out *bufio.Scanner
 }
 
-func startOpenBLAS(python string, oneThread bool) (*openblas, string, error) {
+// startOpenBLAS starts the numpy helper; coretype, if not empty, is set as
+// OPENBLAS_CORETYPE for it (forcing that OpenBLAS kernel). It returns the
+// helper and "numpy-version corename".
+func startOpenBLAS(python string, oneThread bool, coretype string) (*openblas, string, error) {
 	args := []string{"-c", openblasScript}
 	cmd := exec.Command(python, args...)
+	cmd.Env = os.Environ()
 	if oneThread {
 		cmd.Args = append(cmd.Args, "thread")
-		cmd.Env = append(os.Environ(), "OPENBLAS_NUM_THREADS=1")
+		cmd.Env = append(cmd.Env, "OPENBLAS_NUM_THREADS=1")
+	}
+	if coretype != "" {
+		cmd.Env = append(cmd.Env, "OPENBLAS_CORETYPE="+coretype)
 	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -166,6 +184,9 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "python with numpy for the OpenBLAS column (\"\" to skip)")
 	grouped := flag.Bool("grouped", true, "also compare grouped contiguous and masked calls with dense at equal FLOPs")
 	threads := flag.Int("threads", 0, "threads: 0 = GOMAXPROCS (wall time); 1 = one thread, timed in thread CPU time")
+	kernelSet := flag.String("kernels", "", "cpu backend kernel set: avx512, avx2, go, or \"\" for the best this CPU runs")
+	coretype := flag.String("openblas-coretype", "auto", "also time OpenBLAS with this OPENBLAS_CORETYPE (a second column); "+
+		"\"auto\": Haswell (OpenBLAS's AVX2 kernel) when -kernels is avx2, else none; \"none\": no second column")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -181,23 +202,56 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gemm-bench:", err)
 		os.Exit(2)
 	}
-	var ob *openblas
+	nthreads := runtime.GOMAXPROCS(0)
+	if oneThread {
+		nthreads = 1
+	}
+	be, err := cpu.NewBackend(cpu.Options{Workers: nthreads, Kernels: *kernelSet})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gemm-bench: -kernels:", err)
+		os.Exit(2)
+	}
+	switch *coretype {
+	case "auto":
+		*coretype = ""
+		if be.Kernel() == "avx2" {
+			*coretype = "Haswell"
+		}
+	case "none":
+		*coretype = ""
+	}
+	// ob runs OpenBLAS's own choice of kernel (the environment's
+	// OPENBLAS_CORETYPE, which scripts/gemm-bench.sh unsets); obForced, if
+	// -openblas-coretype asks for it, the forced kernel.
+	var ob, obForced *openblas
+	obName, forcedName := "OpenBLAS", ""
 	if *python != "" {
 		var ver string
-		ob, ver, err = startOpenBLAS(*python, oneThread)
+		ob, ver, err = startOpenBLAS(*python, oneThread, "")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "gemm-bench: OpenBLAS column skipped:", err)
 			ob = nil
 		} else {
 			defer ob.close()
-			fmt.Fprintf(os.Stderr, "gemm-bench: numpy %s\n", ver)
+			fmt.Fprintf(os.Stderr, "gemm-bench: numpy %s (numpy version, OpenBLAS kernel)\n", ver)
+			if f := strings.Fields(ver); len(f) == 2 {
+				obName = "OpenBLAS " + f[1]
+			}
 		}
-	}
-	be := cpu.New(cpu.Options{})
-	nthreads := runtime.GOMAXPROCS(0)
-	if oneThread {
-		be = cpu.New(cpu.Options{Workers: 1})
-		nthreads = 1
+		if ob != nil && *coretype != "" {
+			obForced, ver, err = startOpenBLAS(*python, oneThread, *coretype)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "gemm-bench: forced OpenBLAS column skipped:", err)
+				obForced = nil
+			} else {
+				defer obForced.close()
+				forcedName = "OpenBLAS " + *coretype
+				if f := strings.Fields(ver); len(f) == 2 {
+					forcedName = "OpenBLAS " + f[1]
+				}
+				fmt.Fprintf(os.Stderr, "gemm-bench: OPENBLAS_CORETYPE=%s for the second OpenBLAS column: kernel %s\n", *coretype, ver)
+			}
+		}
 	}
 	ctx := context.Background()
 	timing := "wall time"
@@ -236,6 +290,7 @@ func main() {
 	type row struct {
 		s                 oracle.Shape
 		cpuT, obT, gonumT []float64
+		obForcedT         []float64
 		problem           *oracle.Problem
 		d                 *gemm.Out
 		ga, gb, gc        blas32.General
@@ -267,6 +322,14 @@ func main() {
 				}
 				r.obT = append(r.obT, ts)
 			}
+			if obForced != nil {
+				ts, err := obForced.time(r.s)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "gemm-bench: OpenBLAS:", err)
+					os.Exit(1)
+				}
+				r.obForcedT = append(r.obForcedT, ts)
+			}
 			if round < *gonumRounds {
 				if oneThread {
 					c0 := processCPU()
@@ -285,24 +348,36 @@ func main() {
 		pk = max(pk, p)
 	}
 	fmt.Printf("FMA peak (register-only loop, %d thread(s)): %.0f GFLOP/s\n\n", nthreads, pk)
-	fmt.Println("| M | N | K | cpu FP8 GFLOP/s | OpenBLAS f32 GFLOP/s | gonum f32 GFLOP/s | cpu/OpenBLAS | cpu/gonum | cpu % of peak |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	if obForced == nil {
+		fmt.Printf("| M | N | K | cpu FP8 GFLOP/s | %s f32 GFLOP/s | gonum f32 GFLOP/s | cpu/OpenBLAS | cpu/gonum | cpu %% of peak |\n", obName)
+		fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	} else {
+		fmt.Printf("| M | N | K | cpu FP8 GFLOP/s | %s f32 GFLOP/s | cpu/%s | %s f32 GFLOP/s | cpu/%s | gonum f32 GFLOP/s | cpu/gonum | cpu %% of peak |\n",
+			forcedName, forcedName, obName, obName)
+		fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	}
 	gf := func(s oracle.Shape, t float64) float64 {
 		return 2 * float64(s.M) * float64(s.N) * float64(s.K) / t / 1e9
 	}
+	// rate returns the GFLOP/s of the best of ts and cpu's ratio to it, or
+	// dashes without timings.
+	rate := func(s oracle.Shape, ts []float64, c float64, f string) (string, string) {
+		if len(ts) == 0 {
+			return "–", "–"
+		}
+		o := gf(s, best(ts))
+		return fmt.Sprintf("%.1f", o), fmt.Sprintf(f, c/o)
+	}
 	for _, r := range rows {
 		c := gf(r.s, best(r.cpuT))
-		obs, ratio := "–", "–"
-		if len(r.obT) > 0 {
-			o := gf(r.s, best(r.obT))
-			obs, ratio = fmt.Sprintf("%.1f", o), fmt.Sprintf("%.2f×", c/o)
+		obs, ratio := rate(r.s, r.obT, c, "%.2f×")
+		gs, gratio := rate(r.s, r.gonumT, c, "%.1f×")
+		if obForced == nil {
+			fmt.Printf("| %d | %d | %d | %.1f | %s | %s | %s | %s | %.0f%% |\n", r.s.M, r.s.N, r.s.K, c, obs, gs, ratio, gratio, 100*c/pk)
+			continue
 		}
-		gs, gratio := "–", "–"
-		if len(r.gonumT) > 0 {
-			g := gf(r.s, best(r.gonumT))
-			gs, gratio = fmt.Sprintf("%.1f", g), fmt.Sprintf("%.1f×", c/g)
-		}
-		fmt.Printf("| %d | %d | %d | %.1f | %s | %s | %s | %s | %.0f%% |\n", r.s.M, r.s.N, r.s.K, c, obs, gs, ratio, gratio, 100*c/pk)
+		fs, fratio := rate(r.s, r.obForcedT, c, "%.2f×")
+		fmt.Printf("| %d | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %.0f%% |\n", r.s.M, r.s.N, r.s.K, c, fs, fratio, obs, ratio, gs, gratio, 100*c/pk)
 	}
 	if *grouped {
 		groupedBench(be, *rounds, clk)

@@ -40,6 +40,16 @@ func benchShapes() []oracle.Shape {
 	return out
 }
 
+// benchBackend returns the backend the benchmarks time: the kernel set
+// GEMM_BENCH_KERNELS names ("avx512", "avx2", "go"; "" for the best).
+func benchBackend(b *testing.B) *cpu.Backend {
+	be, err := cpu.NewBackend(cpu.Options{Kernels: os.Getenv("GEMM_BENCH_KERNELS")})
+	if err != nil {
+		b.Skip("GEMM_BENCH_KERNELS:", err)
+	}
+	return be
+}
+
 func report(b *testing.B, flops float64) {
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
@@ -50,7 +60,7 @@ func BenchmarkGemmNT(b *testing.B) {
 		b.Run(s.String(), func(b *testing.B) {
 			p := oracle.NewProblem(1, s, tensor.QuantOptions{})
 			d := oracle.NewOut(s.M, s.N, 0, false, 0)
-			be := cpu.New(cpu.Options{})
+			be := benchBackend(b)
 			ctx := context.Background()
 			if err := gemm.FP8GemmNT(ctx, be, p.A, p.B, d); err != nil {
 				b.Fatal(err)
@@ -87,7 +97,7 @@ func BenchmarkGonumSgemm(b *testing.B) {
 func BenchmarkGrouped(b *testing.B) {
 	const g, m, n, k = 4, 1024, 4096, 2048
 	ctx := context.Background()
-	be := cpu.New(cpu.Options{})
+	be := benchBackend(b)
 	dense := oracle.NewProblem(2, oracle.Shape{M: m, N: n, K: k}, tensor.QuantOptions{})
 	var bs []*tensor.FP8Matrix
 	for i := 0; i < g; i++ {
@@ -135,7 +145,7 @@ func BenchmarkGrouped(b *testing.B) {
 // BenchmarkPeak runs the register-only FMA loop on every core: the
 // float32 FMA peak that "fraction of peak" divides by.
 func BenchmarkPeak(b *testing.B) {
-	be := cpu.New(cpu.Options{})
+	be := benchBackend(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			be.PeakLoop(10000)

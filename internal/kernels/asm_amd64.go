@@ -31,6 +31,15 @@ func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)
 func cvtBF16AVX512(dst *uint16, src *float32, n int)
 
 //go:noescape
+func decodeRowsAVX2(dst *float32, ldd int, src *byte, lds int, rows, kc int)
+
+//go:noescape
+func transposeAVX2(dst *float32, ldd int, src *float32, lds int, rows, cols int)
+
+//go:noescape
+func cvtBF16AVX2(dst *uint16, src *float32, n int)
+
+//go:noescape
 func peakAVX512(n int)
 
 //go:noescape

@@ -31,6 +31,16 @@ func transpose16AVX512(dst *float32, ldd int, src *float32, lds int) {
 
 func cvtBF16AVX512(dst *uint16, src *float32, n int) { panic("kernels: no assembly in this build") }
 
+func decodeRowsAVX2(dst *float32, ldd int, src *byte, lds int, rows, kc int) {
+	panic("kernels: no assembly in this build")
+}
+
+func transposeAVX2(dst *float32, ldd int, src *float32, lds int, rows, cols int) {
+	panic("kernels: no assembly in this build")
+}
+
+func cvtBF16AVX2(dst *uint16, src *float32, n int) { panic("kernels: no assembly in this build") }
+
 func peakAVX512(n int) { panic("kernels: no assembly in this build") }
 
 func peakAVX2(n int) { panic("kernels: no assembly in this build") }

@@ -108,10 +108,14 @@ func (s Set) DecodeE4M3Rows(dst []float32, ldd int, src []tensor.E4M3, lds int, 
 	if ldd < kc || lds < kc || len(dst) < (rows-1)*ldd+kc || len(src) < (rows-1)*lds+kc {
 		panic(fmt.Sprintf("kernels: DecodeE4M3Rows bounds rows=%d kc=%d ldd=%d lds=%d", rows, kc, ldd, lds))
 	}
-	if s.level == AVX512 {
-		kv := kc &^ 15
-		if kv > 0 {
-			decodeRowsAVX512(unsafe.SliceData(dst), ldd, e4m3Bytes(src), lds, rows, kv)
+	if s.level >= AVX2 {
+		var kv int
+		if s.level == AVX512 {
+			if kv = kc &^ 15; kv > 0 {
+				decodeRowsAVX512(unsafe.SliceData(dst), ldd, e4m3Bytes(src), lds, rows, kv)
+			}
+		} else if kv = kc &^ 7; kv > 0 {
+			decodeRowsAVX2(unsafe.SliceData(dst), ldd, e4m3Bytes(src), lds, rows, kv)
 		}
 		if kv < kc {
 			for r := 0; r < rows; r++ {
@@ -135,15 +139,22 @@ func (s Set) Transpose(dst []float32, ldd int, src []float32, lds int, rows, col
 	if ldd < cols || lds < rows || len(dst) < (rows-1)*ldd+cols || len(src) < (cols-1)*lds+rows {
 		panic(fmt.Sprintf("kernels: Transpose bounds rows=%d cols=%d ldd=%d lds=%d", rows, cols, ldd, lds))
 	}
-	if s.level != AVX512 {
+	var r16, c16 int // the rows and columns the assembly transposed
+	switch s.level {
+	case AVX512:
+		r16, c16 = rows&^15, cols&^15
+		for i := 0; i < r16; i += 16 {
+			for j := 0; j < c16; j += 16 {
+				transpose16AVX512(&dst[i*ldd+j], ldd, &src[j*lds+i], lds)
+			}
+		}
+	case AVX2:
+		if r16, c16 = rows&^7, cols&^7; r16 > 0 && c16 > 0 {
+			transposeAVX2(unsafe.SliceData(dst), ldd, unsafe.SliceData(src), lds, r16, c16)
+		}
+	default:
 		transposeGo(dst, ldd, src, lds, rows, cols)
 		return
-	}
-	r16, c16 := rows&^15, cols&^15
-	for i := 0; i < r16; i += 16 {
-		for j := 0; j < c16; j += 16 {
-			transpose16AVX512(&dst[i*ldd+j], ldd, &src[j*lds+i], lds)
-		}
 	}
 	if c16 < cols {
 		transposeGo(dst[c16:], ldd, src[c16*lds:], lds, rows, cols-c16)
@@ -173,9 +184,13 @@ func transposeGo(dst []float32, ldd int, src []float32, lds int, rows, cols int)
 func (s Set) EncodeBF16(dst []tensor.BF16, src []float32) {
 	dst = dst[:len(src)]
 	n := 0
-	if s.level == AVX512 {
+	if s.level >= AVX2 {
 		if n = len(src) &^ 15; n > 0 {
-			cvtBF16AVX512((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
+			if s.level == AVX512 {
+				cvtBF16AVX512((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
+			} else {
+				cvtBF16AVX2((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
+			}
 		}
 	}
 	tensor.EncodeBF16(dst[n:], src[n:])

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -163,12 +164,32 @@ func TestEncodeBF16(t *testing.T) {
 }
 
 // TestProbeMicro measures the micro-kernel on L2-resident panels in thread
-// CPU time; it runs only with GEMM_PROBE=1 and AVX-512.
+// CPU time against the same level's FMA peak loop; it runs only with
+// GEMM_PROBE=1 (the best level) or GEMM_PROBE=avx2 (or another level name).
 func TestProbeMicro(t *testing.T) {
-	ks := Best()
-	if os.Getenv("GEMM_PROBE") == "" || ks.Level() != AVX512 {
-		t.Skip("set GEMM_PROBE=1 to measure the micro-kernel")
+	probe := os.Getenv("GEMM_PROBE")
+	if probe == "" {
+		t.Skip("set GEMM_PROBE=1 (or a level name) to measure the micro-kernel")
 	}
+	ks := Best()
+	if probe != "1" {
+		var err error
+		if ks, err = ForName(probe); err != nil {
+			t.Skip(err)
+		}
+	}
+	if ks.Level() == Generic {
+		t.Skip("the generic level has no peak loop")
+	}
+	runtime.LockOSThread()
+	pk := 0.0
+	for r := 0; r < 5; r++ {
+		t0 := threadTime()
+		f := ks.PeakLoop(2000000)
+		pk = max(pk, f/(threadTime()-t0)/1e9)
+	}
+	runtime.UnlockOSThread()
+	t.Logf("%s FMA peak loop: %.1f GFLOP/s (thread CPU time)", ks, pk)
 	kc := 128
 	MR, NR := ks.MR(), ks.NR()
 	a := make([]float32, kc*MR*8)
@@ -190,7 +211,8 @@ func TestProbeMicro(t *testing.T) {
 			best = min(best, threadTime()-t0)
 		}
 		runtime.UnlockOSThread()
-		t.Logf("run %v: %.1f GFLOP/s (thread CPU time)", v, 2000*16*8*float64(2*kc*MR*NR)/best/1e9)
+		g := 2000 * 16 * 8 * float64(2*kc*MR*NR) / best / 1e9
+		t.Logf("run %v: %.1f GFLOP/s (thread CPU time), %.0f%% of the peak loop", v, g, 100*g/pk)
 	}
 }
 
@@ -198,4 +220,69 @@ func threadTime() float64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
 	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
+}
+
+// benchSets runs f as a sub-benchmark for each level this machine runs.
+func benchSets(b *testing.B, f func(b *testing.B, ks Set)) {
+	for _, ks := range sets() {
+		b.Run(ks.String(), func(b *testing.B) { f(b, ks) })
+	}
+}
+
+// e4m3Codes returns n codes of normal-distributed values quantized to
+// E4M3 at amax 448 (what the GEMM operands hold), no NaN codes.
+func e4m3Codes(n int) []tensor.E4M3 {
+	r := rand.New(rand.NewPCG(7, 8))
+	src := make([]tensor.E4M3, n)
+	for i := range src {
+		src[i] = tensor.E4M3FromFloat32(float32(r.NormFloat64() * 100))
+	}
+	return src
+}
+
+// BenchmarkDecodeRows decodes a 192×128 block of E4M3 rows (one B block of
+// a GEMM tile) into float32; it reports decoded elements per nanosecond.
+func BenchmarkDecodeRows(b *testing.B) {
+	const rows, kc, lds = 192, 128, 7168
+	src := e4m3Codes((rows-1)*lds + kc)
+	dst := make([]float32, rows*kc)
+	benchSets(b, func(b *testing.B, ks Set) {
+		for i := 0; i < b.N; i++ {
+			ks.DecodeE4M3Rows(dst, kc, src, lds, rows, kc)
+		}
+		b.ReportMetric(float64(rows*kc)*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "elem/ns")
+	})
+}
+
+// BenchmarkTranspose transposes a 128×16 block (one A panel of the AVX2
+// GEMM) and a 256×192 C tile; it reports elements per nanosecond.
+func BenchmarkTranspose(b *testing.B) {
+	for _, s := range [][2]int{{128, 16}, {256, 192}} {
+		rows, cols := s[0], s[1]
+		src := make([]float32, rows*cols)
+		dst := make([]float32, rows*cols)
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			benchSets(b, func(b *testing.B, ks Set) {
+				for i := 0; i < b.N; i++ {
+					ks.Transpose(dst, cols, src, rows, rows, cols)
+				}
+				b.ReportMetric(float64(rows*cols)*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "elem/ns")
+			})
+		})
+	}
+}
+
+// BenchmarkEncodeBF16 encodes one 192-column output row to BF16.
+func BenchmarkEncodeBF16(b *testing.B) {
+	src := make([]float32, 192)
+	for i := range src {
+		src[i] = float32(i) * 1.37
+	}
+	dst := make([]tensor.BF16, len(src))
+	benchSets(b, func(b *testing.B, ks Set) {
+		for i := 0; i < b.N; i++ {
+			ks.EncodeBF16(dst, src)
+		}
+		b.ReportMetric(float64(len(src))*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "elem/ns")
+	})
 }
