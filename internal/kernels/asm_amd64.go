@@ -115,6 +115,9 @@ func qkBF16x8avx2(q *float32, base *uint16, offs *int64, n, d int, s *float32)
 func pvBF16x32avx2(o, p *float32, base *uint16, offs *int64, n, dv int)
 
 //go:noescape
+func pvBF16x64avx2(o, p *float32, base *uint16, offs *int64, n, dv int)
+
+//go:noescape
 func maxIntox8avx2(dst, src *float32, n int)
 
 //go:noescape

@@ -115,6 +115,10 @@ func pvBF16x32avx2(o, p *float32, base *uint16, offs *int64, n, dv int) {
 	panic("kernels: no assembly in this build")
 }
 
+func pvBF16x64avx2(o, p *float32, base *uint16, offs *int64, n, dv int) {
+	panic("kernels: no assembly in this build")
+}
+
 func maxIntox8avx2(dst, src *float32, n int) { panic("kernels: no assembly in this build") }
 
 func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int) {

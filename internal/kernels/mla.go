@@ -275,6 +275,10 @@ func (ks Set) pvBF16(o, p []float32, base []tensor.BF16, offs []int64) {
 		p = p[:n]
 		checkOffs(base, offs, dv)
 		pvBF16x64(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv)
+	case ks.level == AVX2 && dv%64 == 0:
+		p = p[:n]
+		checkOffs(base, offs, dv)
+		pvBF16x64avx2(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv)
 	case ks.level == AVX2 && dv%32 == 0:
 		p = p[:n]
 		checkOffs(base, offs, dv)

@@ -35,9 +35,12 @@ func (e *emitter) args(pairs ...string) {
 
 // widen loads len(dst) BF16 vectors from consecutive memory at base and
 // widens them to float32 in the registers dst.
-func (e *emitter) widen(base string, dst []int) {
+func (e *emitter) widen(base string, dst []int) { e.widenAt(0, base, dst) }
+
+// widenAt is widen from byte offset at of base.
+func (e *emitter) widenAt(at int, base string, dst []int) {
 	for i, d := range dst {
-		e.q("\tVPMOVZXWD %s%s, %s", off(2*e.v.lanes*i), base, e.r(d))
+		e.q("\tVPMOVZXWD %s%s, %s", off(at+2*e.v.lanes*i), base, e.r(d))
 	}
 	for _, d := range dst {
 		e.q("\tVPSLLD $16, %s, %s", e.r(d), e.r(d))
@@ -368,7 +371,7 @@ func qk2() string {
 func pv(v width, name, l, sig, comment string, acc [][]int, src, wgt []int) string {
 	e := &emitter{v: v}
 	rows := len(acc)
-	chunk := len(src) * v.lanes
+	chunk := len(acc[0]) * v.lanes
 	e.q("// func %s(o, p *float32, base *uint16, offs *int64, %s", name, sig)
 	if comment != "" {
 		e.q("// %s", comment)
@@ -404,10 +407,14 @@ func pv(v width, name, l, sig, comment string, acc [][]int, src, wgt []int) stri
 	for r, w := range wgt {
 		e.q("\tVBROADCASTSS (DX)%s, %s", []string{"", "(R13*1)"}[r], e.r(w))
 	}
-	e.widen("(SI)", src)
-	for r := range acc {
-		for i, a := range acc[r] {
-			e.q("\tVFMADD231PS %s, %s, %s", e.r(src[i]), e.r(wgt[r]), e.r(a))
+	// With fewer src registers than accumulators per row, the chunk is
+	// widened and accumulated len(src) vectors at a time.
+	for g := 0; g < len(acc[0]); g += len(src) {
+		e.widenAt(2*e.v.lanes*g, "(SI)", src)
+		for r := range acc {
+			for i, a := range acc[r][g : g+len(src)] {
+				e.q("\tVFMADD231PS %s, %s, %s", e.r(src[i]), e.r(wgt[r]), e.r(a))
+			}
 		}
 	}
 	e.q("\tADDQ $4, DX")
@@ -435,9 +442,12 @@ func attnKernels(v width) map[string]string {
 	if v.reg == "Y" {
 		return map[string]string{
 			"exp2Subx8avx2": exp2Sub(ymm),
-			"qkBF16x8avx2":  qk(ymm, acc4, src4, 1, 0, "q2", "loop", "   d multiple of 8"),
+			"qkBF16x8avx2": qk(ymm, acc8, src8, 2, 2, "q2", "loop", "   d multiple of 8"),
 			"pvBF16x32avx2": pv(ymm, "pvBF16x32avx2", "p2", "n, dv int)   dv multiple of 32, n > 0", "",
 				[][]int{acc4}, src4, []int{8}),
+			"pvBF16x64avx2": pv(ymm, "pvBF16x64avx2", "p4", "n, dv int)   dv multiple of 64, n > 0",
+				"Eight accumulators (64 channels per pass over the tokens), widened four vectors at a time.",
+				[][]int{acc8}, src4, []int{12}),
 		}
 	}
 	return map[string]string{
