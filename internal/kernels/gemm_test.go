@@ -286,3 +286,75 @@ func BenchmarkEncodeBF16(b *testing.B) {
 		b.ReportMetric(float64(len(src))*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "elem/ns")
 	})
 }
+
+// FuzzGemmHelpers holds every level's E4M3 row decoder, BF16 encoder and
+// transpose to the generic twin, bit for bit, on arbitrary bytes: the
+// bytes are the E4M3 codes (rows of kc codes, kc from the first byte), then
+// float32 bit patterns for the encoder and the transpose.
+func FuzzGemmHelpers(f *testing.F) {
+	f.Add([]byte{0})
+	f.Add([]byte{7, 0x7F, 0xFF, 0x80, 0x00, 0x01, 0x81, 0x7E, 0xFE})
+	seed := make([]byte, 700)
+	for i := range seed {
+		seed[i] = byte(i*37 + 11)
+	}
+	f.Add(seed)
+	nan := make([]byte, 300)
+	for i := range nan {
+		nan[i] = byte(i)
+		if i%64 == 5 {
+			nan[i] = 0x7F
+		}
+	}
+	f.Add(nan)
+	var gen Set
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		kc := 1 + int(data[0])%160
+		codes := make([]tensor.E4M3, len(data)-1)
+		for i, b := range data[1:] {
+			codes[i] = tensor.E4M3(b)
+		}
+		rows := len(codes) / kc
+		words := make([]float32, len(data)/4)
+		for i := range words {
+			words[i] = math.Float32frombits(uint32(data[4*i]) | uint32(data[4*i+1])<<8 | uint32(data[4*i+2])<<16 | uint32(data[4*i+3])<<24)
+		}
+		same := func(a, b float32) bool {
+			return math.Float32bits(a) == math.Float32bits(b) || a != a && b != b
+		}
+		for _, ks := range sets() {
+			if rows > 0 {
+				got, want := make([]float32, rows*(kc+1)), make([]float32, rows*(kc+1))
+				ks.DecodeE4M3Rows(got, kc+1, codes, kc, rows, kc)
+				gen.DecodeE4M3Rows(want, kc+1, codes, kc, rows, kc)
+				for i := range got {
+					if !same(got[i], want[i]) {
+						t.Fatalf("%s DecodeE4M3Rows kc=%d rows=%d [%d]: %v, generic %v", ks, kc, rows, i, got[i], want[i])
+					}
+				}
+			}
+			gb, wb := make([]tensor.BF16, len(words)), make([]tensor.BF16, len(words))
+			ks.EncodeBF16(gb, words)
+			gen.EncodeBF16(wb, words)
+			for i := range gb {
+				if gb[i] != wb[i] {
+					t.Fatalf("%s EncodeBF16(%#x): %#x, generic %#x", ks, math.Float32bits(words[i]), gb[i], wb[i])
+				}
+			}
+			if r := 1 + int(data[1])%40; len(words) >= r {
+				c := len(words) / r
+				got, want := make([]float32, r*c), make([]float32, r*c)
+				ks.Transpose(got, c, words, r, r, c)
+				gen.Transpose(want, c, words, r, r, c)
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s Transpose %dx%d [%d]: %#x, generic %#x", ks, r, c, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	})
+}
