@@ -35,6 +35,9 @@ var w strings.Builder
 // the packed A panel (0: none).
 var prefetchA = 0
 
+// avx2Unroll is the k-loop unrolling of the AVX2 GEMM micro-kernel.
+var avx2Unroll = 2
+
 func p(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 
 // bRow returns the address of broadcast row j (of 12) given BX (rows 0-3),
@@ -54,7 +57,10 @@ func bRow(j int) string {
 
 // micro writes a micro-kernel with mr = vecs·lanes rows (vector operand A,
 // packed [kc][mr]) and nr broadcast columns (B rows, stride ldb floats).
-func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast int, zero, vzero string) {
+//
+// With unroll 2 the k loop runs two steps per iteration (addressed by
+// displacement, one pointer update per pair).
+func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast, unroll int, zero, vzero string) {
 	mr := vecs * lanes
 	vb := lanes * 4 // vector bytes
 	p("// func %s(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)", name)
@@ -74,28 +80,60 @@ func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast int, zero, vzero st
 	}
 	p("\tTESTQ CX, CX")
 	p("\tJZ %s_promote", name)
-	p("%s_loop:", name)
-	for v := 0; v < vecs; v++ {
-		p("\tVMOVUPS %d(AX), %s%d", v*vb, reg, nacc+v)
-	}
-	if prefetchA > 0 {
-		for off := 0; off < mr*4; off += 64 {
-			p("\tPREFETCHT0 %d(AX)", prefetchA+off)
-		}
-	}
-	for j := 0; j < nr; j++ {
-		br := bcast0 + j%nbcast
-		p("\tVBROADCASTSS %s, %s%d", bRow(j), reg, br)
+	// step writes one k step at element offset k of the A panel and the
+	// B rows.
+	step := func(k int) {
 		for v := 0; v < vecs; v++ {
-			p("\tVFMADD231PS %s%d, %s%d, %s%d", reg, nacc+v, reg, br, reg, j*vecs+v)
+			p("\tVMOVUPS %d(AX), %s%d", k*mr*4+v*vb, reg, nacc+v)
+		}
+		if prefetchA > 0 {
+			for off := 0; off < mr*4; off += 64 {
+				p("\tPREFETCHT0 %d(AX)", k*mr*4+prefetchA+off)
+			}
+		}
+		for j := 0; j < nr; j++ {
+			br := bcast0 + j%nbcast
+			row := bRow(j)
+			if k > 0 {
+				row = fmt.Sprintf("%d%s", 4*k, row)
+			}
+			p("\tVBROADCASTSS %s, %s%d", row, reg, br)
+			for v := 0; v < vecs; v++ {
+				p("\tVFMADD231PS %s%d, %s%d, %s%d", reg, nacc+v, reg, br, reg, j*vecs+v)
+			}
 		}
 	}
-	p("\tADDQ $%d, AX", mr*4)
-	p("\tADDQ $4, BX")
-	p("\tADDQ $4, R13")
-	p("\tADDQ $4, SI")
-	p("\tDECQ CX")
-	p("\tJNZ %s_loop", name)
+	// advance moves the pointers k steps on (SI, the base of rows 8–11,
+	// only where there are such rows).
+	advance := func(k int) {
+		p("\tADDQ $%d, AX", k*mr*4)
+		p("\tADDQ $%d, BX", 4*k)
+		p("\tADDQ $%d, R13", 4*k)
+		if nr > 8 || unroll == 1 {
+			p("\tADDQ $%d, SI", 4*k)
+		}
+	}
+	if unroll == 1 {
+		p("%s_loop:", name)
+		step(0)
+		advance(1)
+		p("\tDECQ CX")
+		p("\tJNZ %s_loop", name)
+	} else {
+		// An odd kc runs one step first; then pairs of steps.
+		p("\tTESTQ $1, CX")
+		p("\tJZ %s_pairs", name)
+		step(0)
+		advance(1)
+		p("\tDECQ CX")
+		p("\tJZ %s_promote", name)
+		p("%s_pairs:", name)
+		step(0)
+		step(1)
+		advance(2)
+		p("\tSUBQ $2, CX")
+		p("\tJNZ %s_pairs", name)
+	}
 	p("%s_promote:", name)
 	p("\tMOVQ sa+48(FP), DI")
 	for v := 0; v < vecs; v++ {
@@ -359,10 +397,10 @@ func gemmFile() string {
 	w.Reset()
 	// AVX-512: 32 rows (2 zmm) × 12 columns = 24 accumulators Z0-Z23, A in
 	// Z24-Z25, broadcasts rotate over Z26-Z31.
-	micro("microAVX512", "Z", 2, 16, 12, 26, 6, "VPXORD", "VZEROUPPER")
+	micro("microAVX512", "Z", 2, 16, 12, 26, 6, 1, "VPXORD", "VZEROUPPER")
 	// AVX2: 16 rows (2 ymm) × 6 columns = 12 accumulators Y0-Y11, A in
 	// Y12-Y13, broadcasts in Y14-Y15.
-	micro("microAVX2", "Y", 2, 8, 6, 14, 2, "VPXOR", "VZEROUPPER")
+	micro("microAVX2", "Y", 2, 8, 6, 14, 2, avx2Unroll, "VPXOR", "VZEROUPPER")
 
 	p("// func decodeE4M3AVX512(dst *float32, src *byte, n int)")
 	p("// n must be a multiple of 16.")
@@ -514,6 +552,7 @@ func gofmt(src string) string {
 func main() {
 	dir := flag.String("dir", ".", "the directory of package kernels")
 	check := flag.Bool("check", false, "compare the files in -dir with the generator's output instead of writing them")
+	flag.IntVar(&avx2Unroll, "avx2-unroll", 2, "k-loop unrolling of the AVX2 GEMM micro-kernel (1 or 2)")
 	flag.IntVar(&prefetchA, "prefetch", 0, "prefetch distance in bytes of the packed A panel in the GEMM micro-kernels (0: none)")
 	flag.Parse()
 	stale := 0
