@@ -187,6 +187,7 @@ func main() {
 	kernelSet := flag.String("kernels", "", "cpu backend kernel set: avx512, avx2, go, or \"\" for the best this CPU runs")
 	coretype := flag.String("openblas-coretype", "auto", "also time OpenBLAS with this OPENBLAS_CORETYPE (a second column); "+
 		"\"auto\": Haswell (OpenBLAS's AVX2 kernel) when -kernels is avx2, else none; \"none\": no second column")
+	mlaRows := flag.Bool("mla", false, "also time MLA decode (h_q=128 and 1) against OpenBLAS on the GEMM of equal FLOPs and a copy of equal bytes")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -196,6 +197,9 @@ func main() {
 	}
 	if oneThread {
 		runtime.LockOSThread()
+		// mla's decode runs on GOMAXPROCS goroutines: one, the calling
+		// one, so that thread CPU time sees all of its work.
+		runtime.GOMAXPROCS(1)
 	}
 	list, err := parseShapes(*shapes)
 	if err != nil || *rounds < 1 {
@@ -381,6 +385,17 @@ func main() {
 	}
 	if *grouped {
 		groupedBench(be, *rounds, clk)
+	}
+	if *mlaRows {
+		var obs []*openblas
+		var names []string
+		if obForced != nil {
+			obs, names = append(obs, obForced), append(names, forcedName)
+		}
+		if ob != nil {
+			obs, names = append(obs, ob), append(names, obName)
+		}
+		mlaBench(be.Kernel(), *rounds, clk, oneThread, obs, names)
 	}
 }
 

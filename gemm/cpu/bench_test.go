@@ -15,6 +15,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/gemm/cpu"
 	"github.com/fireflyer-go/fireflyer/gemm/oracle"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
 )
 
 // benchShapes returns the benchmark grid: GEMM_BENCH_SHAPES="M,N,K;M,N,K"
@@ -167,5 +168,33 @@ func TestNoAllocs(t *testing.T) {
 	_ = gemm.FP8GemmNT(ctx, be, p.A, p.B, d)
 	if n := testing.AllocsPerRun(20, func() { _ = gemm.FP8GemmNT(ctx, be, p.A, p.B, d) }); n > 0 {
 		t.Errorf("GemmNT allocates %.1f times per call in steady state", n)
+	}
+}
+
+// BenchmarkBF16GemmNT times the cpu backend's BF16 GEMM (float32
+// accumulation, BF16 output) on the benchmark grid.
+func BenchmarkBF16GemmNT(b *testing.B) {
+	for _, s := range benchShapes() {
+		b.Run(s.String(), func(b *testing.B) {
+			r := testutil.RNG(4)
+			bf := func(n int) tensor.Storage[tensor.BF16] {
+				v := make([]tensor.BF16, n)
+				tensor.EncodeBF16(v, testutil.Normal(r, n, 0, 1))
+				return tensor.Host[tensor.BF16](v)
+			}
+			am := &gemm.BF16Matrix{Rows: s.M, K: s.K, Data: bf(s.M * s.K)}
+			bm := &gemm.BF16Matrix{Rows: s.N, K: s.K, Data: bf(s.N * s.K)}
+			d := oracle.NewOut(s.M, s.N, 0, false, 0)
+			be := benchBackend(b)
+			ctx := context.Background()
+			if err := gemm.BF16GemmNT(ctx, be, am, bm, d); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = gemm.BF16GemmNT(ctx, be, am, bm, d)
+			}
+			report(b, 2*float64(s.M)*float64(s.N)*float64(s.K))
+		})
 	}
 }

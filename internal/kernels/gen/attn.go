@@ -223,9 +223,12 @@ func (e *emitter) zero(regs []int) {
 }
 
 // prefetch touches n cache lines of the key row 2304 bytes ahead.
-func (e *emitter) prefetch(n int) {
+func (e *emitter) prefetch(n int) { e.prefetchAt(n, 2304) }
+
+// prefetchAt touches n cache lines of the key row dist bytes ahead.
+func (e *emitter) prefetchAt(n, dist int) {
 	for i := 0; i < n; i++ {
-		e.q("\tPREFETCHT0 %d(SI)", 2304+64*i)
+		e.q("\tPREFETCHT0 %d(SI)", dist+64*i)
 	}
 }
 
@@ -256,7 +259,11 @@ func qk(v width, acc, src []int, tail, prefetch int, l, step, note string) strin
 	e.q("\tCMPQ CX, $%d", chans)
 	e.jmp("JLT", l+"tail")
 	e.q("%s%s:", l, step)
-	e.prefetch(prefetch)
+	if v.reg == "Y" {
+		e.prefetchAt(prefetch, qkPrefetchAVX2)
+	} else {
+		e.prefetch(prefetch)
+	}
 	e.widen("(SI)", src)
 	for i := range acc {
 		e.q("\tVFMADD231PS %s(DI), %s, %s", off(4*v.lanes*i), e.r(src[i]), e.r(acc[i]))
