@@ -14,6 +14,17 @@
 //
 //	go run ./examples/gemm-bench -rounds 5
 //	go run ./examples/gemm-bench -rounds 5 -threads 1
+//	go run ./examples/gemm-bench -rounds 3 -threads 1 -kernels avx2 -mla
+//
+// -kernels forces the cpu backend's kernel set (and the FMA peak loop's:
+// ymm for avx2), as on a CPU without AVX-512. A second OpenBLAS column then
+// runs OpenBLAS with OPENBLAS_CORETYPE=Haswell, its AVX2 kernel, which is
+// OpenBLAS's best on an AVX2-only CPU (-openblas-coretype names another or
+// "none"); the first OpenBLAS column is OpenBLAS's own choice for this CPU.
+// Each column is headed by the kernel OpenBLAS reports
+// (openblas_get_corename). -mla adds MLA decode rows (mla's cpu backend on
+// the same kernel set, h_q=128 and h_q=1) against OpenBLAS on the GEMM of
+// equal FLOPs and a copy of equal bytes.
 //
 // scripts/gemm-bench.sh runs it with OpenBLAS's environment cleaned up.
 package main

@@ -449,7 +449,7 @@ func attnKernels(v width) map[string]string {
 	if v.reg == "Y" {
 		return map[string]string{
 			"exp2Subx8avx2": exp2Sub(ymm),
-			"qkBF16x8avx2": qk(ymm, acc8, src8, 2, 2, "q2", "loop", "   d multiple of 8"),
+			"qkBF16x8avx2":  qk(ymm, acc8, src8, 2, 2, "q2", "loop", "   d multiple of 8"),
 			"pvBF16x32avx2": pv(ymm, "pvBF16x32avx2", "p2", "n, dv int)   dv multiple of 32, n > 0", "",
 				[][]int{acc4}, src4, []int{8}),
 			"pvBF16x64avx2": pv(ymm, "pvBF16x64avx2", "p4", "n, dv int)   dv multiple of 64, n > 0",

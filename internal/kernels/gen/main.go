@@ -1,7 +1,9 @@
 // Command gen writes every assembly file of package kernels:
 //
 //	gemm_amd64.s        the GEMM micro-kernels, E4M3 decoders, the 16×16
-//	                    transpose, the BF16 encoder and the peak loops
+//	                    transpose, the BF16 encoder and the peak loops,
+//	                    and the AVX2 twins of the row decoder, transpose
+//	                    and encoder (gemm2.go)
 //	mla_avx512_amd64.s  the attention kernels, AVX-512
 //	mla_avx2_amd64.s    the attention kernels, AVX2+FMA
 //	bf16_amd64.s        the BF16 combine kernels, AVX2
