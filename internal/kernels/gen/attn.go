@@ -452,9 +452,7 @@ func attnKernels(v width) map[string]string {
 			"qkBF16x8avx2":  qk(ymm, acc8, src8, 2, 2, "q2", "loop", "   d multiple of 8"),
 			"pvBF16x32avx2": pv(ymm, "pvBF16x32avx2", "p2", "n, dv int)   dv multiple of 32, n > 0", "",
 				[][]int{acc4}, src4, []int{8}),
-			"pvBF16x64avx2": pv(ymm, "pvBF16x64avx2", "p4", "n, dv int)   dv multiple of 64, n > 0",
-				"Eight accumulators (64 channels per pass over the tokens), widened four vectors at a time.",
-				[][]int{acc8}, src4, []int{12}),
+			"pvBF16x64avx2": pvUnpackAVX2(),
 		}
 	}
 	return map[string]string{
@@ -472,4 +470,64 @@ func attnKernels(v width) map[string]string {
 			"pvBF16x64 over 128-channel chunks (eight accumulators); dv multiple of 128, n > 0.",
 			[][]int{acc8}, src8, []int{16}),
 	}
+}
+
+// pvUnpackAVX2 returns pvBF16x64avx2: pv over 64-channel chunks with eight
+// ymm accumulators, widening BF16 by interleaving with zero words
+// (VPUNPCKLWD/VPUNPCKHWD: one 32-byte load and two shuffles per 16
+// channels, against two widening loads and two shifts). The interleave
+// works within 128-bit lanes, so the accumulator pair of channels
+// [16g, 16g+16) holds channels 16g+0–3 | 16g+8–11 (lo) and 16g+4–7 |
+// 16g+12–15 (hi); VPERM2F128 maps o to that order when a chunk is loaded
+// and back when it is stored.
+func pvUnpackAVX2() string {
+	e := &emitter{v: ymm}
+	lo, hi := []int{0, 2, 8, 10}, []int{1, 3, 9, 11}
+	e.q("// func pvBF16x64avx2(o, p *float32, base *uint16, offs *int64, n, dv int)   dv multiple of 64, n > 0")
+	e.q("// Eight accumulators (64 channels per pass over the tokens), BF16 widened by unpacking with zero.")
+	e.q("TEXT ·pvBF16x64avx2(SB), NOSPLIT, $0-48")
+	e.args("o DI", "p R8", "base R9", "offs R10", "n R11", "dv R12")
+	e.q("\tSHRQ $6, R12")
+	e.q("\tXORQ BX, BX")
+	e.q("\tVPXOR Y13, Y13, Y13")
+	e.q("p4chunk:")
+	for g := 0; g < 4; g++ {
+		e.q("\tVMOVUPS %s(DI), Y4", off(64*g))
+		e.q("\tVMOVUPS %s(DI), Y5", off(64*g+32))
+		e.q("\tVPERM2F128 $0x20, Y5, Y4, Y%d", lo[g])
+		e.q("\tVPERM2F128 $0x31, Y5, Y4, Y%d", hi[g])
+	}
+	e.q("\tMOVQ R8, DX")
+	e.q("\tMOVQ R10, AX")
+	e.q("\tMOVQ R11, CX")
+	e.q("p4tok:")
+	e.q("\tMOVQ (AX), SI")
+	e.q("\tADDQ BX, SI")
+	e.q("\tLEAQ (R9)(SI*2), SI")
+	e.q("\tVBROADCASTSS (DX), Y12")
+	for g := 0; g < 4; g++ {
+		raw, a, b := []int{4, 7}[g%2], []int{5, 14}[g%2], []int{6, 15}[g%2]
+		e.q("\tVMOVDQU %s(SI), Y%d", off(32*g), raw)
+		e.q("\tVPUNPCKLWD Y%d, Y13, Y%d", raw, a)
+		e.q("\tVPUNPCKHWD Y%d, Y13, Y%d", raw, b)
+		e.q("\tVFMADD231PS Y%d, Y12, Y%d", a, lo[g])
+		e.q("\tVFMADD231PS Y%d, Y12, Y%d", b, hi[g])
+	}
+	e.q("\tADDQ $4, DX")
+	e.q("\tADDQ $8, AX")
+	e.q("\tDECQ CX")
+	e.jmp("JNZ", "p4tok")
+	for g := 0; g < 4; g++ {
+		e.q("\tVPERM2F128 $0x20, Y%d, Y%d, Y4", hi[g], lo[g])
+		e.q("\tVPERM2F128 $0x31, Y%d, Y%d, Y5", hi[g], lo[g])
+		e.q("\tVMOVUPS Y4, %s(DI)", off(64*g))
+		e.q("\tVMOVUPS Y5, %s(DI)", off(64*g+32))
+	}
+	e.q("\tADDQ $256, DI")
+	e.q("\tADDQ $64, BX")
+	e.q("\tDECQ R12")
+	e.jmp("JNZ", "p4chunk")
+	e.q("\tVZEROUPPER")
+	e.q("\tRET")
+	return strings.TrimSuffix(e.b.String(), "\n")
 }
