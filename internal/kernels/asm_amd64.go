@@ -16,12 +16,6 @@ func microAVX512(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *fl
 func microAVX2(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)
 
 //go:noescape
-func decodeE4M3AVX512(dst *float32, src *byte, n int)
-
-//go:noescape
-func decodeE4M3AVX2(dst *float32, src *byte, n int)
-
-//go:noescape
 func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int)
 
 //go:noescape

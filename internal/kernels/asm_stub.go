@@ -17,10 +17,6 @@ func microAVX2(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *floa
 	panic("kernels: no assembly in this build")
 }
 
-func decodeE4M3AVX512(dst *float32, src *byte, n int) { panic("kernels: no assembly in this build") }
-
-func decodeE4M3AVX2(dst *float32, src *byte, n int) { panic("kernels: no assembly in this build") }
-
 func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int) {
 	panic("kernels: no assembly in this build")
 }

@@ -79,24 +79,6 @@ func microGo(mr, nr, kc int, a, b []float32, ldb int, c []float32, ldc int, sa, 
 
 func e4m3Bytes(s []tensor.E4M3) *byte { return (*byte)(unsafe.SliceData(s)) }
 
-// decodeE4M3 writes the float32 values of the codes src into dst[:len(src)]
-// (NaN for 0x7F and 0xFF).
-func (s Set) decodeE4M3(dst []float32, src []tensor.E4M3) {
-	dst = dst[:len(src)]
-	n := 0
-	switch s.level {
-	case AVX512:
-		if n = len(src) &^ 15; n > 0 {
-			decodeE4M3AVX512(unsafe.SliceData(dst), e4m3Bytes(src), n)
-		}
-	case AVX2:
-		if n = len(src) &^ 7; n > 0 {
-			decodeE4M3AVX2(unsafe.SliceData(dst), e4m3Bytes(src), n)
-		}
-	}
-	tensor.DecodeE4M3(dst[n:], src[n:])
-}
-
 // DecodeE4M3Rows decodes a block of E4M3 rows: dst[r*ldd+p] =
 // float32(src[r*lds+p]) for r < rows, p < kc, with tensor.E4M3's values
 // (NaN for the codes 0x7F and 0xFF). It panics if a slice is too short (a
@@ -125,7 +107,7 @@ func (s Set) DecodeE4M3Rows(dst []float32, ldd int, src []tensor.E4M3, lds int, 
 		return
 	}
 	for r := 0; r < rows; r++ {
-		s.decodeE4M3(dst[r*ldd:r*ldd+kc], src[r*lds:r*lds+kc])
+		tensor.DecodeE4M3(dst[r*ldd:r*ldd+kc], src[r*lds:r*lds+kc])
 	}
 }
 
