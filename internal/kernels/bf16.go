@@ -14,7 +14,7 @@ import (
 func (ks Set) AxpyBF16(acc []float32, w float32, src []tensor.BF16) {
 	n := min(len(acc), len(src))
 	acc, src = acc[:n], src[:n]
-	if m := n &^ 15; ks.level >= AVX2 && m > 0 {
+	if m := n &^ 15; (ks.level == AVX2 || ks.level == AVX512) && m > 0 {
 		axpyBF16AVX2(&acc[0], w, &src[0], m)
 		acc, src = acc[m:], src[m:]
 	}
@@ -29,7 +29,7 @@ func (ks Set) AxpyBF16(acc []float32, w float32, src []tensor.BF16) {
 func (ks Set) ToBF16(dst []tensor.BF16, src []float32) {
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]
-	if m := n &^ 15; ks.level >= AVX2 && m > 0 {
+	if m := n &^ 15; (ks.level == AVX2 || ks.level == AVX512) && m > 0 {
 		toBF16AVX2(&dst[0], &src[0], m)
 		dst, src = dst[m:], src[m:]
 	}
@@ -57,7 +57,7 @@ func (ks Set) SumBF16(dst []tensor.BF16, rows [][]tensor.BF16) {
 		return
 	}
 	m := 0 // elements the vector kernel summed
-	if ks.level >= AVX2 && len(dst) >= 16 {
+	if (ks.level == AVX2 || ks.level == AVX512) && len(dst) >= 16 {
 		m = len(dst) &^ 15
 		sumBF16AVX2(&dst[0], &rows[0], len(rows), m)
 	}

@@ -18,7 +18,7 @@ import (
 //
 // which is DeepGEMM's per-128-K promotion step (fp8_gemm.cuh) with sa the A
 // (per-token) scales and sb the B (per-block) scales. The AVX-512 kernel has
-// a 32×12 register tile, the AVX2 and generic ones 16×6.
+// a 32×12 register tile, the AVX2, NEON and generic ones 16×6.
 
 // MR returns the rows of the Set's GEMM micro-tile: 32 at AVX512, else 16.
 func (s Set) MR() int {
@@ -51,6 +51,8 @@ func (s Set) Micro(kc int, a, b []float32, ldb int, c []float32, ldc int, sa, sb
 		microAVX512(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
 	case AVX2:
 		microAVX2(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
+	case NEON:
+		microNEON(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
 	default:
 		microGo(mr, nr, kc, a, b, ldb, c, ldc, sa, sb)
 	}
@@ -92,6 +94,10 @@ func (s Set) decodeE4M3(dst []float32, src []tensor.E4M3) {
 	case AVX2:
 		if n = len(src) &^ 7; n > 0 {
 			decodeE4M3AVX2(unsafe.SliceData(dst), e4m3Bytes(src), n)
+		}
+	case NEON:
+		if n = len(src) &^ 15; n > 0 {
+			decodeE4M3NEON(unsafe.SliceData(dst), e4m3Bytes(src), n)
 		}
 	}
 	tensor.DecodeE4M3(dst[n:], src[n:])
@@ -193,6 +199,9 @@ func (s Set) PeakLoop(iters int) float64 {
 	case AVX2:
 		peakAVX2(iters)
 		return float64(iters) * 12 * 16
+	case NEON:
+		peakNEON(iters)
+		return float64(iters) * 24 * 8
 	}
 	return 0
 }
