@@ -2,6 +2,8 @@
 
 package kernels
 
+import "github.com/fireflyer-go/fireflyer/tensor"
+
 // neonBuild reports whether this build has the arm64 NEON assembly (the
 // amd64 assembly is asmBuild's).
 const neonBuild = true
@@ -47,3 +49,12 @@ func qkBF16x8neon(q *float32, base *uint16, offs *int64, n, d int, s *float32)
 
 //go:noescape
 func pvBF16x32neon(o, p *float32, base *uint16, offs *int64, n, dv int)
+
+//go:noescape
+func axpyBF16NEON(acc *float32, w float32, src *tensor.BF16, n int)
+
+//go:noescape
+func toBF16NEON(dst *tensor.BF16, src *float32, n int)
+
+//go:noescape
+func sumBF16NEON(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int)

@@ -2,6 +2,8 @@
 
 package kernels
 
+import "github.com/fireflyer-go/fireflyer/tensor"
+
 // neonBuild reports whether this build has the arm64 NEON assembly (the
 // amd64 assembly is asmBuild's).
 const neonBuild = false
@@ -51,5 +53,17 @@ func qkBF16x8neon(q *float32, base *uint16, offs *int64, n, d int, s *float32) {
 }
 
 func pvBF16x32neon(o, p *float32, base *uint16, offs *int64, n, dv int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func axpyBF16NEON(acc *float32, w float32, src *tensor.BF16, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func toBF16NEON(dst *tensor.BF16, src *float32, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func sumBF16NEON(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int) {
 	panic("kernels: no NEON assembly in this build")
 }
