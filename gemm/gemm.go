@@ -15,7 +15,7 @@ type Options struct {
 	// is single-threaded and ignores it.
 	Workers int
 	// Kernels selects a CPU backend's micro-kernel set ("avx512", "avx2",
-	// "go"; "" for the best this machine runs). The reference backend
+	// "neon", "go"; "" for the best this machine runs). The reference backend
 	// ignores it.
 	Kernels string
 }

@@ -28,15 +28,15 @@ import (
 //
 // Besides Backend's methods, the cpu backend's value (Default's and
 // NewCPU's) has Kernels() string, the name of its kernel set ("avx512",
-// "avx2" or "go"), reached through an interface assertion
+// "avx2", "neon" or "go"), reached through an interface assertion
 // (mla/oracle.Measure does).
 func Default() Backend { return cpuBackend{ks: kernels.Best()} }
 
 // CPUOptions configures NewCPU.
 type CPUOptions struct {
 	// Kernels selects the kernel set: "avx512" (needs AVX-512 F, BW and DQ),
-	// "avx2" (AVX2+FMA), "go" (alias "generic": pure Go), or "" for the best
-	// this CPU and build run. The sets agree within float32 rounding; each
+	// "avx2" (AVX2+FMA), "neon" (arm64 Advanced SIMD), "go" (alias
+	// "generic": pure Go), or "" for the best this CPU and build run. The sets agree within float32 rounding; each
 	// is deterministic.
 	Kernels string
 }
@@ -61,7 +61,7 @@ const TileN = 64
 
 type cpuBackend struct{ ks kernels.Set }
 
-// Kernels names the backend's kernel set: "avx512", "avx2" or "go".
+// Kernels names the backend's kernel set: "avx512", "avx2", "neon" or "go".
 func (b cpuBackend) Kernels() string { return b.ks.String() }
 
 // Name returns "cpu".

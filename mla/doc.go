@@ -1,6 +1,6 @@
 // Package mla computes multi-head latent attention (MLA) decoding over a
 // paged KV cache, as DeepSeek's FlashMLA does on Hopper GPUs, in pure Go
-// with AVX-512 and AVX2 kernels.
+// with AVX-512, AVX2 and NEON kernels.
 //
 // It mirrors deepseek-ai/FlashMLA's dense decode API:
 //
@@ -40,8 +40,8 @@
 // and shared by all query rows of its KV head, and Q·Kᵀ and P·V are
 // register-blocked GEMMs; with fewer than 4 rows per KV head (h_q = 1) it
 // reads BF16 rows in place instead, as that case is bandwidth-bound. Its
-// kernels are Go assembly for AVX-512 (F, BW, DQ) or AVX2+FMA with pure-Go
-// twins (used elsewhere and under the noasm build tag): Default runs the best
+// kernels are Go assembly for AVX-512 (F, BW, DQ) or AVX2+FMA on x86-64 and
+// NEON on arm64, with pure-Go twins (used elsewhere and under the noasm build tag): Default runs the best
 // set this machine has, NewCPU the set its options name. The ref backend is a
 // scalar float32 online softmax. Package mla/mlatest is the conformance suite
 // any backend runs, with a float64 oracle and upstream's tolerances. Results

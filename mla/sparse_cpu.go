@@ -33,8 +33,8 @@ const (
 // Name returns "cpu".
 func (sparseCPU) Name() string { return "cpu" }
 
-// Kernels returns the name of the backend's kernel set ("avx512", "avx2"
-// or "go").
+// Kernels returns the name of the backend's kernel set ("avx512", "avx2",
+// "neon" or "go").
 func (b sparseCPU) Kernels() string { return b.ks.String() }
 
 // attnState is one goroutine's tile attention over rows query rows sharing

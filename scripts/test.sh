@@ -27,6 +27,10 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 	pkgs=()
 	command -v gcc >/dev/null || pkgs+=(gcc)
 	command -v g++ >/dev/null || pkgs+=(g++) # cuda/kernels: CPU emulation of the CUDA sources
+	# The arm64 step: qemu runs the NEON kernels' tests; the arm64 C library
+	# lets it run the fireflyer binary (purego links it dynamically).
+	command -v qemu-aarch64-static >/dev/null || pkgs+=(qemu-user-static)
+	[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || pkgs+=(libc6-arm64-cross)
 	if [ ${#pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
 	fi
@@ -67,6 +71,34 @@ go test -race -short -timeout 20m ./...
 
 step "go test -tags noasm -short (pure-Go kernels)"
 go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/... ./ep/... ./internal/...
+
+# arm64: the NEON kernels run under user-mode qemu. internal/kernels compares
+# every kernel with its pure-Go twin; the gemm, mla and ep suites run on the
+# NEON set (the best on arm64) with a -short subset that keeps the step to
+# about two minutes on 2 cores (qemu is not a speed measurement).
+if command -v qemu-aarch64-static >/dev/null; then
+	step "arm64 NEON kernels under qemu-aarch64-static"
+	QEMU=(-exec qemu-aarch64-static)
+	GOARCH=arm64 go test -short -timeout 10m "${QEMU[@]}" ./internal/kernels/
+	GOARCH=arm64 go test -short -timeout 10m "${QEMU[@]}" -run 'TestConformance$|TestBadKernels|FuzzCPU' ./gemm/cpu
+	GOARCH=arm64 go test -short -timeout 10m "${QEMU[@]}" -run 'TestConformanceCPU$|TestSparseConformanceCPU$|TestNewCPU' ./mla
+	GOARCH=arm64 go test -short -timeout 10m "${QEMU[@]}" ./ep/inproc
+	if [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+		tmp=$(mktemp -d)
+		GOARCH=arm64 go build -o "$tmp/fireflyer" ./cmd/fireflyer
+		info=$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$tmp/fireflyer" info)
+		rm -rf "$tmp"
+		if ! grep -q 'gemm  *cpu  *usable  *NEON' <<<"$info"; then
+			echo "fireflyer info on arm64 does not name the NEON kernels:" >&2
+			echo "$info" >&2
+			exit 1
+		fi
+	else
+		echo "skipped fireflyer info on arm64: no /usr/aarch64-linux-gnu (apt-get install libc6-arm64-cross)" >&2
+	fi
+else
+	step "arm64 NEON kernels: skipped, qemu-aarch64-static not installed (apt-get install qemu-user-static)"
+fi
 
 step "go test -tags nvml ./cuda/ (GPU discovery through go-nvml, DGX H200 mock)"
 go test -race -tags nvml ./cuda/

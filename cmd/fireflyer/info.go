@@ -107,8 +107,10 @@ func backendTable(r infoReport) []backendStatus {
 			return "AVX-512 kernels (Go assembly)"
 		case "avx2":
 			return "AVX2+FMA kernels (Go assembly)"
+		case "neon":
+			return "NEON (arm64 ASIMD) kernels (Go assembly)"
 		}
-		return "pure-Go kernels (no AVX2/AVX-512 here, or built with -tags noasm)"
+		return "pure-Go kernels (no AVX2/AVX-512/NEON here, or built with -tags noasm)"
 	}
 	// gemm and mla list their registries (what gemm.NewBackend and
 	// mla.NewBackend construct).

@@ -179,7 +179,7 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	fs := newFlagSet("mla "+verb, "mla "+verb+" [flags]", stderr)
 	c, dtype, backend := caseFlags(fs)
 	reps := fs.Int("rounds", 8, "bench: rounds alternating one timed run of the decode, the GEMM anchor and the memcpy anchor (each one's minimum is kept), 1 … 1000")
-	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2 or go (default: the best this CPU has)")
+	kernels := fs.String("kernels", "", "force the cpu kernels (and the GEMM anchor) down to avx2, neon or go (default: the best this CPU has)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	// Set, these two switch to runMLASparse before this flag set parses
 	// anything; they are here so that -h lists them.
@@ -196,13 +196,13 @@ func runMLACase(args []string, stdout, stderr io.Writer, bench bool) int {
 	c.DType = dt
 	switch *kernels {
 	case "":
-	case "avx512", "avx2", "go":
+	case "avx512", "avx2", "neon", "go":
 		if _, err := kernelset.ForName(*kernels); err != nil {
 			fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %s: this CPU or build has only %s\n", verb, *kernels, kernelset.Best())
 			return exitUsage
 		}
 	default:
-		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: want avx512, avx2 or go\n", verb, *kernels)
+		fmt.Fprintf(stderr, "fireflyer mla %s: --kernels %q: want avx512, avx2, neon or go\n", verb, *kernels)
 		return exitUsage
 	}
 	be, err := mla.NewBackend(*backend, mla.BackendOptions{})

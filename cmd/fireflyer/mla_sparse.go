@@ -67,7 +67,7 @@ func runMLASparse(args []string, stdout, stderr io.Writer, bench bool) int {
 		sink = fs.Bool("sink", true, "attn_sink per head (~31% +Inf, ~31% −Inf, the rest N(0,1))")
 		varlen = fs.Bool("varlen", false, "topk_length drawn from [0, topk]")
 		backend = fs.String("backend", "cpu", "sparse backend: "+strings.Join(mla.SparseBackendNames(), ", "))
-		kernels = fs.String("kernels", "", "force the cpu sparse backend's kernels down to avx2 or go (default: the best this CPU has)")
+		kernels = fs.String("kernels", "", "force the cpu sparse backend's kernels down to avx2, neon or go (default: the best this CPU has)")
 	} else {
 		dense, dtype, denseBackend = caseFlags(fs)
 	}

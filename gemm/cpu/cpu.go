@@ -21,8 +21,8 @@ type Options struct {
 	// refused (ErrOptions).
 	Workers int
 	// Kernels selects the micro-kernel set: "avx512" (needs AVX-512 F, BW
-	// and DQ), "avx2" (AVX2+FMA), "go" (alias "generic": pure Go), or ""
-	// for the best this CPU and build run. Results of the sets agree within
+	// and DQ), "avx2" (AVX2+FMA), "neon" (arm64 Advanced SIMD), "go"
+	// (alias "generic": pure Go), or "" for the best this CPU and build run. Results of the sets agree within
 	// float32 rounding; each is deterministic.
 	Kernels string
 }
@@ -70,7 +70,7 @@ func NewBackend(o Options) (*Backend, error) {
 }
 
 func init() {
-	gemm.Register("cpu", "packed FP8/BF16 GEMM (AVX-512/AVX2 kernels, pure Go otherwise)", nil,
+	gemm.Register("cpu", "packed FP8/BF16 GEMM (AVX-512/AVX2/NEON kernels, pure Go otherwise)", nil,
 		func(o gemm.Options) (gemm.Backend, error) {
 			return NewBackend(Options{Workers: o.Workers, Kernels: o.Kernels})
 		})
@@ -80,10 +80,11 @@ func init() {
 func (*Backend) Name() string { return "cpu" }
 
 // Kernel names the micro-kernel set New selects on this machine: "avx512",
-// "avx2" or "go".
+// "avx2", "neon" or "go".
 func Kernel() string { return kernels.Best().String() }
 
-// Kernel names the Backend's micro-kernel set: "avx512", "avx2" or "go".
+// Kernel names the Backend's micro-kernel set: "avx512", "avx2", "neon" or
+// "go".
 func (b *Backend) Kernel() string { return b.ks.String() }
 
 // PeakLoop runs iters iterations of a register-only FMA loop of the

@@ -16,7 +16,7 @@ import (
 // kernelSets returns the kernel sets this machine runs, best first.
 func kernelSets() []string {
 	var out []string
-	for _, k := range []string{"avx512", "avx2", "go"} {
+	for _, k := range []string{"avx512", "avx2", "neon", "go"} {
 		if _, err := cpu.NewBackend(cpu.Options{Kernels: k}); err == nil {
 			out = append(out, k)
 		}

@@ -1,8 +1,9 @@
 // Package cpu is the fast CPU backend of gemm: DeepGEMM's blocked FP8 GEMM
-// restructured for x86 SIMD. Per 128-wide K block it decodes the E4M3
+// restructured for CPU SIMD (x86-64 and arm64). Per 128-wide K block it decodes the E4M3
 // panels of A and B to float32 once into packed buffers, runs a
 // register-blocked micro-kernel over them (AVX-512: a 32×12 tile in 24 zmm
-// accumulators; AVX2+FMA: 16×6 in 12 ymm; pure Go under the noasm tag; New
+// accumulators; AVX2+FMA: 16×6 in 12 ymm; NEON on arm64: 16×6 in 24 q
+// registers; pure Go under the noasm tag; New
 // takes the best this CPU runs, Options.Kernels names one) and promotes each 128-K partial with A's and B's scales
 // into a float32 C tile, exactly the two-level accumulation of DeepGEMM's
 // SM90 kernel (deep_gemm/include/deep_gemm/fp8_gemm.cuh). Tiles of the

@@ -26,7 +26,7 @@ import (
 func GEMM(m, n, k int) func() { return GEMMOn("", m, n, k) }
 
 // GEMMOn is GEMM on the kernel set named as the backends' options name
-// them ("avx512", "avx2", "go"); "" or a set this machine cannot run means
+// them ("avx512", "avx2", "neon", "go"); "" or a set this machine cannot run means
 // the best one.
 func GEMMOn(set string, m, n, k int) func() {
 	ks, err := kernels.ForName(set)

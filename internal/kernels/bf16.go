@@ -7,15 +7,19 @@ import (
 // The BF16 kernels of ep's combine: accumulating BF16 rows into float32
 // (optionally weighted) and rounding float32 back to BF16 with
 // round-to-nearest-even. They run in AVX2 assembly at the AVX2 and AVX512
-// levels; the generic twins define the results bit for bit.
+// levels and in NEON assembly at the NEON level; the generic twins define
+// the results bit for bit.
 
 // AxpyBF16 adds w·float32(src[i]) to acc[i] (the product rounded to
 // float32, then the sum) for i < min(len(acc), len(src)).
 func (ks Set) AxpyBF16(acc []float32, w float32, src []tensor.BF16) {
 	n := min(len(acc), len(src))
 	acc, src = acc[:n], src[:n]
-	if m := n &^ 15; ks.level >= AVX2 && m > 0 {
+	if m := n &^ 15; (ks.level == AVX2 || ks.level == AVX512) && m > 0 {
 		axpyBF16AVX2(&acc[0], w, &src[0], m)
+		acc, src = acc[m:], src[m:]
+	} else if ks.level == NEON && m > 0 {
+		axpyBF16NEON(&acc[0], w, &src[0], m)
 		acc, src = acc[m:], src[m:]
 	}
 	for i, b := range src {
@@ -29,8 +33,11 @@ func (ks Set) AxpyBF16(acc []float32, w float32, src []tensor.BF16) {
 func (ks Set) ToBF16(dst []tensor.BF16, src []float32) {
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]
-	if m := n &^ 15; ks.level >= AVX2 && m > 0 {
+	if m := n &^ 15; (ks.level == AVX2 || ks.level == AVX512) && m > 0 {
 		toBF16AVX2(&dst[0], &src[0], m)
+		dst, src = dst[m:], src[m:]
+	} else if ks.level == NEON && m > 0 {
+		toBF16NEON(&dst[0], &src[0], m)
 		dst, src = dst[m:], src[m:]
 	}
 	for i, f := range src {
@@ -57,9 +64,12 @@ func (ks Set) SumBF16(dst []tensor.BF16, rows [][]tensor.BF16) {
 		return
 	}
 	m := 0 // elements the vector kernel summed
-	if ks.level >= AVX2 && len(dst) >= 16 {
+	if (ks.level == AVX2 || ks.level == AVX512) && len(dst) >= 16 {
 		m = len(dst) &^ 15
 		sumBF16AVX2(&dst[0], &rows[0], len(rows), m)
+	} else if ks.level == NEON && len(dst) >= 16 {
+		m = len(dst) &^ 15
+		sumBF16NEON(&dst[0], &rows[0], len(rows), m)
 	}
 	sumBF16Go(dst, rows, m)
 }

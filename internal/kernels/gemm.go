@@ -18,7 +18,7 @@ import (
 //
 // which is DeepGEMM's per-128-K promotion step (fp8_gemm.cuh) with sa the A
 // (per-token) scales and sb the B (per-block) scales. The AVX-512 kernel has
-// a 32×12 register tile, the AVX2 and generic ones 16×6.
+// a 32×12 register tile, the AVX2, NEON and generic ones 16×6.
 
 // MR returns the rows of the Set's GEMM micro-tile: 32 at AVX512, else 16.
 func (s Set) MR() int {
@@ -51,6 +51,8 @@ func (s Set) Micro(kc int, a, b []float32, ldb int, c []float32, ldc int, sa, sb
 		microAVX512(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
 	case AVX2:
 		microAVX2(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
+	case NEON:
+		microNEON(kc, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
 	default:
 		microGo(mr, nr, kc, a, b, ldb, c, ldc, sa, sb)
 	}
@@ -90,7 +92,17 @@ func (s Set) DecodeE4M3Rows(dst []float32, ldd int, src []tensor.E4M3, lds int, 
 	if ldd < kc || lds < kc || len(dst) < (rows-1)*ldd+kc || len(src) < (rows-1)*lds+kc {
 		panic(fmt.Sprintf("kernels: DecodeE4M3Rows bounds rows=%d kc=%d ldd=%d lds=%d", rows, kc, ldd, lds))
 	}
-	if s.level >= AVX2 {
+	if s.level == NEON {
+		kv := kc &^ 15
+		for r := 0; r < rows; r++ {
+			if kv > 0 {
+				decodeE4M3NEON(unsafe.SliceData(dst[r*ldd:]), e4m3Bytes(src[r*lds:]), kv)
+			}
+			tensor.DecodeE4M3(dst[r*ldd+kv:r*ldd+kc], src[r*lds+kv:r*lds+kc])
+		}
+		return
+	}
+	if s.level == AVX2 || s.level == AVX512 {
 		var kv int
 		if s.level == AVX512 {
 			if kv = kc &^ 15; kv > 0 {
@@ -166,7 +178,7 @@ func transposeGo(dst []float32, ldd int, src []float32, lds int, rows, cols int)
 func (s Set) EncodeBF16(dst []tensor.BF16, src []float32) {
 	dst = dst[:len(src)]
 	n := 0
-	if s.level >= AVX2 {
+	if s.level == AVX2 || s.level == AVX512 {
 		if n = len(src) &^ 15; n > 0 {
 			if s.level == AVX512 {
 				cvtBF16AVX512((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
@@ -190,6 +202,9 @@ func (s Set) PeakLoop(iters int) float64 {
 	case AVX2:
 		peakAVX2(iters)
 		return float64(iters) * 12 * 16
+	case NEON:
+		peakNEON(iters)
+		return float64(iters) * 24 * 8
 	}
 	return 0
 }

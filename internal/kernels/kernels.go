@@ -9,18 +9,20 @@
 // internal/platform (the one place that reads CPU features) and
 // internal/par (the one parallel-for).
 //
-// Kernels come in three levels: AVX-512 (F, BW and DQ), AVX2 (with AVX and
-// FMA) and generic (pure Go). There is no mutable package state: Select
+// Kernels come in four levels: AVX-512 (F, BW and DQ) and AVX2 (with AVX
+// and FMA) on amd64, NEON (Advanced SIMD) on arm64, and generic (pure Go). There is no mutable package state: Select
 // checks a level against a feature set and returns a Set, an immutable
 // value whose methods run that level's kernels. Backends hold their own Set
 // (chosen through their options), so two backends on different levels can
 // run concurrently. Best returns the Set of the best level this machine
 // runs.
 //
-// The assembly (Go assembler, amd64) is written by the generator in gen/
-// (go generate ./internal/kernels); TestGenerated checks that the committed
-// files equal its output. Under the noasm build tag, or on another
-// architecture, only the generic level exists; the generic kernels are the
+// The amd64 assembly is written by the generator in gen/ (go generate
+// ./internal/kernels); TestGenerated checks that the committed files equal
+// its output. The arm64 assembly (*_arm64.s) is written by hand, with the
+// instructions the Go assembler lacks as WORD encodings named beside them.
+// Under the noasm build tag, or on another architecture, only the generic
+// level exists; the generic kernels are the
 // pure-Go twins of the assembly and the tests compare each level with them.
 package kernels
 
@@ -46,9 +48,13 @@ const (
 	// AVX512 is the AVX-512 assembly (needs AVX-512 F, BW and DQ, plus
 	// everything AVX2 needs: the BF16 combine kernels exist only as AVX2).
 	AVX512
+	// NEON is the arm64 Advanced SIMD (ASIMD) assembly: every arm64 CPU
+	// has it. It is not above AVX512 in any sense but its number: the
+	// levels of one architecture never run on the other.
+	NEON
 )
 
-// String returns the level's name: "go", "avx2" or "avx512".
+// String returns the level's name: "go", "avx2", "avx512" or "neon".
 func (l Level) String() string {
 	switch l {
 	case Generic:
@@ -57,26 +63,31 @@ func (l Level) String() string {
 		return "avx2"
 	case AVX512:
 		return "avx512"
+	case NEON:
+		return "neon"
 	}
 	return fmt.Sprintf("Level(%d)", uint8(l))
 }
 
 // Errors of ParseLevel, Select and ForName.
 var (
-	// ErrUnknownLevel: a level name other than avx512, avx2, go or generic.
-	ErrUnknownLevel = errors.New("kernels: unknown kernel level (want avx512, avx2 or go)")
+	// ErrUnknownLevel: a level name other than avx512, avx2, neon, go or
+	// generic.
+	ErrUnknownLevel = errors.New("kernels: unknown kernel level (want avx512, avx2, neon or go)")
 	// ErrUnsupported: the CPU or the build lacks an extension the level needs.
 	ErrUnsupported = errors.New("kernels: kernel level not supported by this CPU or build")
 )
 
-// ParseLevel returns the level named s: "avx512", "avx2", or "go" (alias
-// "generic"). Other names give an error wrapping ErrUnknownLevel.
+// ParseLevel returns the level named s: "avx512", "avx2", "neon", or "go"
+// (alias "generic"). Other names give an error wrapping ErrUnknownLevel.
 func ParseLevel(s string) (Level, error) {
 	switch s {
 	case "avx512":
 		return AVX512, nil
 	case "avx2":
 		return AVX2, nil
+	case "neon":
+		return NEON, nil
 	case "go", "generic":
 		return Generic, nil
 	}
@@ -86,8 +97,9 @@ func ParseLevel(s string) (Level, error) {
 // Supports reports whether level l can run on a CPU with features f in this
 // build: AVX512 needs AVX-512 F, BW (VPCMPEQB into a mask register, KORQ,
 // VPMOVZXWD on zmm) and DQ (VEXTRACTF32X8) on top of what AVX2 needs; AVX2
-// needs AVX, AVX2 and FMA; both need the assembly (amd64 without the noasm
-// tag). Generic always runs.
+// needs AVX, AVX2 and FMA; both need the amd64 assembly (amd64 without the
+// noasm tag). NEON needs an arm64 CPU with ASIMD and the arm64 assembly
+// (arm64 without the noasm tag). Generic always runs.
 func Supports(l Level, f platform.CPUFeatures) bool {
 	switch l {
 	case Generic:
@@ -96,13 +108,15 @@ func Supports(l Level, f platform.CPUFeatures) bool {
 		return asmBuild && f.Arch == "amd64" && f.AVX && f.AVX2 && f.FMA
 	case AVX512:
 		return Supports(AVX2, f) && f.AVX512F && f.AVX512BW && f.AVX512DQ
+	case NEON:
+		return neonBuild && f.Arch == "arm64" && f.NEON
 	}
 	return false
 }
 
 // BestLevel returns the highest level that runs on features f.
 func BestLevel(f platform.CPUFeatures) Level {
-	for _, l := range []Level{AVX512, AVX2} {
+	for _, l := range []Level{AVX512, AVX2, NEON} {
 		if Supports(l, f) {
 			return l
 		}
@@ -122,16 +136,22 @@ type Set struct {
 // Select returns the Set of level l for a CPU with features f, or an error
 // wrapping ErrUnsupported if l cannot run there (see Supports).
 func Select(l Level, f platform.CPUFeatures) (Set, error) {
-	if l > AVX512 {
+	if l > NEON {
 		return Set{}, fmt.Errorf("%w: %v", ErrUnknownLevel, l)
 	}
 	if !Supports(l, f) {
 		return Set{}, fmt.Errorf("%w: %s needs %s (this CPU has %v)", ErrUnsupported, l, needs(l), f.Names())
 	}
-	return Set{level: l, f16c: l >= AVX2 && f.F16C}, nil
+	return Set{level: l, f16c: (l == AVX2 || l == AVX512) && f.F16C}, nil
 }
 
 func needs(l Level) string {
+	if l == NEON {
+		if !neonBuild {
+			return "an arm64 CPU and the arm64 assembly kernels, which this build (noasm tag or not arm64) lacks"
+		}
+		return "an arm64 CPU with ASIMD"
+	}
 	if !asmBuild {
 		return "the assembly kernels, which this build (noasm tag or not amd64) lacks"
 	}
@@ -165,5 +185,5 @@ func ForName(name string) (Set, error) {
 // Level returns the Set's level.
 func (s Set) Level() Level { return s.level }
 
-// String returns the level's name ("avx512", "avx2" or "go").
+// String returns the level's name ("avx512", "avx2", "neon" or "go").
 func (s Set) String() string { return s.level.String() }

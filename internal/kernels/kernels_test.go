@@ -17,7 +17,7 @@ import (
 func sets() []Set {
 	var out []Set
 	f := platform.CPU()
-	for _, l := range []Level{AVX512, AVX2, Generic} {
+	for _, l := range []Level{AVX512, AVX2, NEON, Generic} {
 		if s, err := Select(l, f); err == nil {
 			out = append(out, s)
 		}
@@ -53,20 +53,24 @@ func TestSelectFeatures(t *testing.T) {
 		{"AVX512F without BW", noBW, AVX2},
 		{"AVX512 without DQ", noDQ, AVX2},
 		{"no FMA", noFMA, Generic},
-		{"arm64", arm, Generic},
+		{"arm64", arm, NEON},
+		{"arm64 without ASIMD", platform.CPUFeatures{Arch: "arm64"}, Generic},
+		{"NEON flag on amd64", platform.CPUFeatures{Arch: "amd64", NEON: true}, Generic},
 		{"none", platform.CPUFeatures{Arch: "amd64"}, Generic},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			want := c.best
-			if !asmBuild {
-				want = Generic // no assembly in this build: only generic exists
+			if c.f.Arch == "amd64" && !asmBuild || c.f.Arch == "arm64" && !neonBuild {
+				want = Generic // no assembly for this arch in this build: only generic exists
 			}
 			if got := BestLevel(c.f); got != want {
 				t.Fatalf("BestLevel = %v, want %v", got, want)
 			}
-			for _, l := range []Level{AVX512, AVX2, Generic} {
+			// The levels of one architecture never run on the other: NEON
+			// is selectable only where it is the best.
+			for _, l := range []Level{NEON, AVX512, AVX2, Generic} {
 				s, err := Select(l, c.f)
-				if l <= want {
+				if l == want || l == Generic || l != NEON && want != NEON && l <= want {
 					if err != nil || s.Level() != l {
 						t.Fatalf("Select(%v) = %v, %v; want it selected", l, s, err)
 					}
@@ -86,12 +90,12 @@ func TestSelectFeatures(t *testing.T) {
 }
 
 func TestParseLevel(t *testing.T) {
-	for name, want := range map[string]Level{"avx512": AVX512, "avx2": AVX2, "go": Generic, "generic": Generic} {
+	for name, want := range map[string]Level{"avx512": AVX512, "avx2": AVX2, "neon": NEON, "go": Generic, "generic": Generic} {
 		if l, err := ParseLevel(name); err != nil || l != want {
 			t.Errorf("ParseLevel(%q) = %v, %v; want %v", name, l, err, want)
 		}
 	}
-	for _, bad := range []string{"", "AVX512", "sse", "best"} {
+	for _, bad := range []string{"", "AVX512", "NEON", "asimd", "sse", "best"} {
 		if _, err := ParseLevel(bad); !errors.Is(err, ErrUnknownLevel) {
 			t.Errorf("ParseLevel(%q): %v, want ErrUnknownLevel", bad, err)
 		}

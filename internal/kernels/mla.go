@@ -11,7 +11,8 @@ import (
 )
 
 // The attention kernels of mla's cpu backend: a strided float32 GEMM with
-// register-blocked micro-kernels (4×64 and 8×16 at AVX512, 4×16 at AVX2),
+// register-blocked micro-kernels (4×64 and 8×16 at AVX512, 4×16 at AVX2
+// and NEON),
 // BF16/F16 row widening, dot/axpy/scal, a vector exp2 for the online
 // softmax and fused BF16 decode+dot / decode+axpy over cache rows read in
 // place. The levels give results within float32 rounding of each other;
@@ -118,7 +119,7 @@ var exp2Coef = [9]float32{
 	-200,
 }
 
-// exp2CoefAVX2 is exp2Coef for the AVX2 kernel, which builds 2^n from
+// exp2CoefAVX2 is exp2Coef for the AVX2 and NEON kernels, which build 2^n from
 // exponent bits: the low clamp −127, the flush-to-zero threshold −126 and
 // the high clamp 127 follow the coefficients.
 var exp2CoefAVX2 = [11]float32{
@@ -141,7 +142,9 @@ func (ks Set) gemm(m, n, k int, a []float32, ars, aks int, b []float32, ldb int,
 	switch {
 	case ks.level == AVX2 && n%16 == 0:
 		mr, nr, kern = 4, 16, kern4x16avx2
-	case ks.level == AVX2:
+	case ks.level == NEON && n%16 == 0:
+		mr, nr, kern = 4, 16, kern4x16neon
+	case ks.level == AVX2 || ks.level == NEON:
 		gemmGo(m, n, k, a, ars, aks, b, ldb, c, ldc, acc)
 		return
 	case n%64 == 0:
@@ -176,6 +179,9 @@ func (ks Set) cvtBF16(dst []float32, src []tensor.BF16) {
 	case ks.level == AVX2 && len(src) >= 8:
 		n = len(src) &^ 7
 		cvtBF16x8avx2(&dst[0], (*uint16)(unsafe.Pointer(&src[0])), n)
+	case ks.level == NEON && len(src) >= 8:
+		n = len(src) &^ 7
+		cvtBF16x8neon(&dst[0], (*uint16)(unsafe.Pointer(&src[0])), n)
 	}
 	cvtBF16Go(dst[n:], src[n:])
 }
@@ -189,6 +195,9 @@ func (ks Set) cvtF16(dst []float32, src []tensor.F16) {
 	case ks.level == AVX2 && ks.f16c && len(src) >= 8:
 		n = len(src) &^ 7
 		cvtF16x8avx2(&dst[0], (*uint16)(unsafe.Pointer(&src[0])), n)
+	case ks.level == NEON && len(src) >= 8:
+		n = len(src) &^ 7
+		cvtF16x8neon(&dst[0], (*uint16)(unsafe.Pointer(&src[0])), n)
 	}
 	cvtF16Go(dst[n:], src[n:])
 }
@@ -201,6 +210,9 @@ func (ks Set) dot(a, b []float32) float32 {
 	case ks.level == AVX2 && len(a) >= 8:
 		n := len(a) &^ 7
 		return dotx8avx2(&a[0], &b[0], n) + dotGo(a[n:], b[n:])
+	case ks.level == NEON && len(a) >= 16:
+		n := len(a) &^ 15
+		return dotx16neon(&a[0], &b[0], n) + dotGo(a[n:], b[n:])
 	}
 	return dotGo(a, b)
 }
@@ -214,6 +226,9 @@ func (ks Set) axpy(alpha float32, x, y []float32) {
 	case ks.level == AVX2 && len(x) >= 8:
 		n = len(x) &^ 7
 		axpyx8avx2(alpha, &x[0], &y[0], n)
+	case ks.level == NEON && len(x) >= 16:
+		n = len(x) &^ 15
+		axpyx16neon(alpha, &x[0], &y[0], n)
 	}
 	axpyGo(alpha, x[n:], y[n:])
 }
@@ -227,6 +242,9 @@ func (ks Set) scal(alpha float32, x []float32) {
 	case ks.level == AVX2 && len(x) >= 8:
 		n = len(x) &^ 7
 		scalx8avx2(alpha, &x[0], n)
+	case ks.level == NEON && len(x) >= 16:
+		n = len(x) &^ 15
+		scalx16neon(alpha, &x[0], n)
 	}
 	scalGo(alpha, x[n:])
 }
@@ -240,6 +258,9 @@ func (ks Set) exp2Sub(x, sh, acc []float32) {
 	case ks.level == AVX2 && len(x) >= 8:
 		n = len(x) &^ 7
 		exp2Subx8avx2(&x[0], &sh[0], &acc[0], n, &exp2CoefAVX2[0])
+	case ks.level == NEON && len(x) >= 4:
+		n = len(x) &^ 3
+		exp2Subx4neon(&x[0], &sh[0], &acc[0], n, &exp2CoefAVX2[0])
 	}
 	exp2SubGo(x[n:], sh[n:], acc[n:])
 }
@@ -257,6 +278,10 @@ func (ks Set) qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32)
 		s = s[:n]
 		checkOffs(base, offs, d)
 		qkBF16x8avx2(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, d, &s[0])
+	case ks.level == NEON && d%8 == 0 && d > 0:
+		s = s[:n]
+		checkOffs(base, offs, d)
+		qkBF16x8neon(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, d, &s[0])
 	default:
 		qkBF16Go(q, base, offs, s)
 	}
@@ -283,6 +308,10 @@ func (ks Set) pvBF16(o, p []float32, base []tensor.BF16, offs []int64) {
 		p = p[:n]
 		checkOffs(base, offs, dv)
 		pvBF16x32avx2(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv)
+	case ks.level == NEON && dv%32 == 0 && dv > 0:
+		p = p[:n]
+		checkOffs(base, offs, dv)
+		pvBF16x32neon(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv)
 	default:
 		pvBF16Go(o, p, base, offs)
 	}
@@ -323,8 +352,8 @@ func (ks Set) pvBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.B
 	pvBF16x64x2(&o[0], &p[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, dv, ps)
 }
 
-// VMAXPS returns its second (memory) operand when either is NaN, unlike
-// the Go loop; the callers never pass NaN (masked scores are −Inf).
+// VMAXPS returns its second (memory) operand when either is NaN and NEON's
+// FMAX returns NaN, unlike the Go loop; the callers never pass NaN (masked scores are −Inf).
 func (ks Set) maxInto(dst, src []float32) {
 	n := 0
 	switch {
@@ -334,6 +363,9 @@ func (ks Set) maxInto(dst, src []float32) {
 	case ks.level == AVX2 && len(dst) >= 8:
 		n = len(dst) &^ 7
 		maxIntox8avx2(&dst[0], &src[0], n)
+	case ks.level == NEON && len(dst) >= 16:
+		n = len(dst) &^ 15
+		maxIntox16neon(&dst[0], &src[0], n)
 	}
 	maxIntoGo(dst[n:], src[n:])
 }
@@ -503,7 +535,7 @@ const (
 // worker pool (internal/par). It is the compute anchor of the mla
 // benchmarks ("the fastest float32 GEMM in the repo"); it uses the same
 // micro-kernels as Gemm, so it needs m%4 == 0 and n%64 == 0 (n%16 == 0 at
-// the AVX2 level) to run them and falls back to Gemm otherwise. Each
+// the AVX2 and NEON levels) to run them and falls back to Gemm otherwise. Each
 // element of C is computed by one participant in a fixed order, so the
 // result does not depend on how many take part.
 func (ks Set) GemmPacked(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
@@ -528,12 +560,12 @@ func (ks Set) GemmPacked(m, n, k int, a []float32, lda int, b []float32, ldb int
 }
 
 // packedNR returns the column width of the 4-row micro-kernel of
-// GemmPacked (64 at AVX512, 16 at AVX2), or 0 at the generic level.
+// GemmPacked (64 at AVX512, 16 at AVX2 and NEON), or 0 at the generic level.
 func (ks Set) packedNR() int {
 	switch ks.level {
 	case AVX512:
 		return 64
-	case AVX2:
+	case AVX2, NEON:
 		return 16
 	}
 	return 0
@@ -558,9 +590,12 @@ func (ks Set) gemmPackedRows(m, n, k int, a []float32, lda int, b []float32, ldb
 				for jb := 0; jb < nc; jb += nr {
 					for ib := 0; ib < mc; ib += 4 {
 						ai, bi, ci := a[(ic+ib)*lda+pc:], bp[jb*kc:], c[(ic+ib)*ldc+jc+jb:]
-						if nr == 64 {
+						switch {
+						case nr == 64:
 							kern4x64(kc, &ai[0], lda, 1, &bi[0], nr, &ci[0], ldc, pc > 0)
-						} else {
+						case ks.level == NEON:
+							kern4x16neon(kc, &ai[0], lda, 1, &bi[0], nr, &ci[0], ldc, pc > 0)
+						default:
 							kern4x16avx2(kc, &ai[0], lda, 1, &bi[0], nr, &ci[0], ldc, pc > 0)
 						}
 					}

@@ -1,0 +1,69 @@
+//go:build !arm64 || noasm
+
+package kernels
+
+import "github.com/fireflyer-go/fireflyer/tensor"
+
+// neonBuild reports whether this build has the arm64 NEON assembly (the
+// amd64 assembly is asmBuild's).
+const neonBuild = false
+
+func microNEON(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func decodeE4M3NEON(dst *float32, src *byte, n int) { panic("kernels: no NEON assembly in this build") }
+
+func peakNEON(n int) { panic("kernels: no NEON assembly in this build") }
+
+func kern4x16neon(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func cvtBF16x8neon(dst *float32, src *uint16, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func cvtF16x8neon(dst *float32, src *uint16, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func dotx16neon(a, b *float32, n int) float32 {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func axpyx16neon(alpha float32, x, y *float32, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func scalx16neon(alpha float32, x *float32, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func maxIntox16neon(dst, src *float32, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func exp2Subx4neon(x, sh, acc *float32, n int, coef *float32) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func qkBF16x8neon(q *float32, base *uint16, offs *int64, n, d int, s *float32) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func pvBF16x32neon(o, p *float32, base *uint16, offs *int64, n, dv int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func axpyBF16NEON(acc *float32, w float32, src *tensor.BF16, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func toBF16NEON(dst *tensor.BF16, src *float32, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
+func sumBF16NEON(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int) {
+	panic("kernels: no NEON assembly in this build")
+}
