@@ -3,6 +3,7 @@ package mla
 import (
 	"context"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -72,7 +73,7 @@ func TopKIndices(dst []int32, logits []float32, rows, cols, k int, lengths []int
 		topkPool.Put(s)
 		return nil
 	}
-	return par.For(context.Background(), rows, 0, func() (func(int), func()) {
+	return par.For(context.Background(), rows, runtime.GOMAXPROCS(0), func() (func(int), func()) {
 		s := topkPool.Get().(*topkScratch)
 		return func(r int) { one(r, s) }, func() { topkPool.Put(s) }
 	})
