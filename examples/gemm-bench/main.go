@@ -199,6 +199,8 @@ func main() {
 	coretype := flag.String("openblas-coretype", "auto", "also time OpenBLAS with this OPENBLAS_CORETYPE (a second column); "+
 		"\"auto\": Haswell (OpenBLAS's AVX2 kernel) when -kernels is avx2, else none; \"none\": no second column")
 	mlaRows := flag.Bool("mla", false, "also time MLA decode (h_q=128 and 1) against OpenBLAS on the GEMM of equal FLOPs and a copy of equal bytes")
+	indexer := flag.Bool("indexer", false, "compare the V3.2 indexer decode step (PagedMQALogits, TopKIndices) instead of the GEMMs")
+	indexerCtx := flag.Int("indexer-ctx", 65536, "with -indexer: keys per request")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -274,6 +276,10 @@ func main() {
 		timing = "thread CPU time"
 	}
 	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, timing, *rounds)
+	if *indexer {
+		indexerBench(be, ob, clk, *rounds, 4, 64, 128, *indexerCtx, 2048)
+		return
+	}
 
 	// Peak: the FMA loop on every core, best of rounds.
 	var peaks []float64
