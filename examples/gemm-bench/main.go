@@ -166,6 +166,8 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "python with numpy for the OpenBLAS column (\"\" to skip)")
 	grouped := flag.Bool("grouped", true, "also compare grouped contiguous and masked calls with dense at equal FLOPs")
 	threads := flag.Int("threads", 0, "threads: 0 = GOMAXPROCS (wall time); 1 = one thread, timed in thread CPU time")
+	indexer := flag.Bool("indexer", false, "compare the V3.2 indexer decode step (PagedMQALogits, TopKIndices) instead of the GEMMs")
+	indexerCtx := flag.Int("indexer-ctx", 65536, "with -indexer: keys per request")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -205,6 +207,10 @@ func main() {
 		timing = "thread CPU time"
 	}
 	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, timing, *rounds)
+	if *indexer {
+		indexerBench(be, ob, clk, *rounds, 4, 64, 128, *indexerCtx, 2048)
+		return
+	}
 
 	// Peak: the FMA loop on every core, best of rounds.
 	var peaks []float64

@@ -227,3 +227,57 @@ func NewPagedMQALogitsProblem(seed uint64, b, nextN, h, d, blockKV, avgCtx int, 
 	}
 	return p
 }
+
+// NewPagedMQALogitsDecode returns the benchmark form of a decode step:
+// b requests of exactly ctx keys each (next_n = 1, 1-D context lens), q
+// and the cached keys random E4M3 codes of N(0,1) values, key scales and
+// weights positive, blocks of blockKV tokens assigned in a random order.
+// It skips the quantizer and the float64 oracle, so a 64k-token context
+// builds in well under a second.
+func NewPagedMQALogitsDecode(seed uint64, b, h, d, blockKV, ctx int) *gemm.PagedMQALogitsInput {
+	r := testutil.RNG(seed)
+	maxBlocks := max((ctx+blockKV-1)/blockKV, 1)
+	cache, err := gemm.NewIndexerCache(b*maxBlocks, blockKV, d)
+	if err != nil {
+		panic(err)
+	}
+	var lut [256]tensor.E4M3 // codes of N(0,1) draws, reused
+	for i, v := range testutil.Normal(r, len(lut), 0, 1) {
+		lut[i] = tensor.E4M3FromFloat32(v)
+	}
+	for i := range cache.Data {
+		cache.Data[i] = byte(lut[r.IntN(len(lut))])
+	}
+	for blk := 0; blk < cache.NumBlocks; blk++ {
+		for s := 0; s < blockKV; s++ {
+			codes := cache.Codes(blk, s)
+			_ = cache.SetToken(blk, s, codes, 0.01+0.01*r.Float32())
+		}
+	}
+	perm := r.Perm(cache.NumBlocks)
+	in := &gemm.PagedMQALogitsInput{B: b, NextN: 1, Heads: h, Cache: cache,
+		Q: make([]tensor.E4M3, b*h*d), Weights: testutil.Uniform(r, b*h, 0, 1),
+		ContextLens: make([]int32, b), BlockTable: make([]int32, b*maxBlocks), MaxBlocks: maxBlocks, MaxContextLen: ctx}
+	for i := range in.Q {
+		in.Q[i] = lut[r.IntN(len(lut))]
+	}
+	for i := range in.ContextLens {
+		in.ContextLens[i] = int32(ctx)
+	}
+	for i := range in.BlockTable {
+		in.BlockTable[i] = int32(perm[i])
+	}
+	return in
+}
+
+// PagedMQALogitsFLOPs returns the FLOPs of in's logits: 2·H·d per visible
+// (row, key) pair.
+func PagedMQALogitsFLOPs(in *gemm.PagedMQALogitsInput) float64 {
+	var pairs float64
+	for b := 0; b < in.B; b++ {
+		for t := 0; t < in.NextN; t++ {
+			pairs += float64(in.Visible(b, t))
+		}
+	}
+	return 2 * float64(in.Heads) * float64(in.Cache.HeadDim) * pairs
+}

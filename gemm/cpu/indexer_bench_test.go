@@ -1,0 +1,38 @@
+package cpu_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/gemm/cpu"
+	"github.com/fireflyer-go/fireflyer/gemm/oracle"
+	"github.com/fireflyer-go/fireflyer/internal/anchor"
+)
+
+// BenchmarkPagedMQALogitsDecode runs the indexer decode step on the
+// cpu backend: b=4, next_n=1, H=64, d=128 over 64k keys per request (block
+// 64), and reports GFLOP/s (2·H·d per key and row) and x_gemm, the ratio to
+// anchor.GEMM on the equal-FLOP float32 problem [H, d]·[d, b·64k], timed in
+// alternating rounds in the same run (the OpenBLAS ratio comes from
+// scripts/gemm-bench.sh -indexer).
+func BenchmarkPagedMQALogitsDecode(b *testing.B) {
+	in := oracle.NewPagedMQALogitsDecode(1, 4, 64, 128, 64, 65536)
+	be := cpu.New(cpu.Options{})
+	logits := make([]float32, in.B*in.MaxContextLen)
+	ctx := context.Background()
+	run := func() {
+		if err := gemm.PagedMQALogits(ctx, be, in, logits, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		run()
+	}
+	b.StopTimer()
+	flops := oracle.PagedMQALogitsFLOPs(in)
+	ts := anchor.Alternate(3, 2, run, anchor.GEMM(in.Heads, in.B*in.MaxContextLen, in.Cache.HeadDim))
+	b.ReportMetric(flops/ts[0]/1e9, "GFLOP/s")
+	b.ReportMetric(flops/ts[1]/1e9, "gemm_GFLOP/s")
+	b.ReportMetric(ts[1]/ts[0], "x_gemm")
+}
