@@ -46,6 +46,19 @@
 // TMAAlignedSize) produce what DeepGEMM's kernels read; the CPU backends take
 // the logical K-major scale layout described on tensor.FP8Matrix.
 //
+// The DeepSeek-V3.2 lightning indexer's kernels are here too, as an
+// optional interface IndexerBackend (gemm/ref and gemm/cpu implement it):
+// MQALogits is DeepGEMM's fp8_mqa_logits (prefill: FP8 q [M, H, d] without
+// scale against FP8 keys [N, d] with one float32 scale each, per-row key
+// ranges [ks, ke)), PagedMQALogits is fp8_paged_mqa_logits (decode over
+// the paged IndexerCache, 1-D or 2-D context_lens, a block_table), both
+// logits = k_scale · Σ_h w_h · ReLU(q_h·k) with clean_logits giving exactly
+// −Inf outside the ranges; PagedMQALogitsMetadata is
+// get_paged_mqa_logits_metadata, which the host backends ignore.
+// IndexerCache.WriteTokens quantizes float32 keys into the cache through a
+// block_table row; mla.TopKIndices turns the logits into sparse attention
+// indices.
+//
 // Where it sits: a compute package (docs/architecture.md). It imports tensor and
 // the basement only; its backends are gemm/ref (the spec) and gemm/cpu, its
 // conformance suite gemm/gemmtest with the oracles of gemm/oracle.

@@ -137,7 +137,10 @@ func (c *IndexerCache) SetToken(block, slot int, codes []tensor.E4M3, scale floa
 // slot (start+r)%BlockKV. The quantizer is tensor.QuantizePerToken's: one
 // scale per token, amax clamped to ≥ 1e−4, scale = amax/448 (DeepGEMM
 // tests' kv_cache_cast_to_fp8), or that scale rounded up to a power of two
-// with opt.UE8M0 (stored as its float32 value). Appending a decode token
+// with opt.UE8M0 (stored as its float32 value; DeepSeek-V3.2's act_quant
+// derives its power of two from amax·float32(1/448) instead, which differs
+// at powers of two: quantize with that recipe yourself and store with
+// SetToken for bit fidelity to the model). Appending a decode token
 // is WriteTokens(row, seqLen, x). blockTable may be the same table an
 // mla.Pager keeps for the MLA cache when both caches share block and page
 // sizes. Errors: *ArgError wrapping ErrShape for a bad x length or start,

@@ -90,6 +90,11 @@
 //     Their backends ("ref", "cpu"; NewSparseBackend) validate nothing:
 //     the front functions do, once, and reject a decode index other than
 //     −1 outside the cache with ErrIndex.
+//   - TopKIndices (and TopKRow) selects the top-k columns of the
+//     indexer's logits rows (gemm.MQALogits, gemm.PagedMQALogits) in the
+//     index layout above: larger logit first, equal logits by lower
+//     column, −Inf and NaN never selected, −1 padding; a radix select, not
+//     a sort.
 //
 // Where it sits: a compute package (docs/architecture.md) with its two
 // backends, ref and cpu. It imports tensor and the basement only; its

@@ -27,11 +27,11 @@ const (
 // ref_fp8_mqa_logits in float64.
 func MQALogits64(q, k, weights []float32, ks, ke []int32, m, n, h, d int) []float64 {
 	out := make([]float64, m*n)
-	in := gemm.MQALogitsInput{SeqLen: m, SeqLenKV: n, KS: ks, KE: ke}
 	for i := 0; i < m; i++ {
-		lo, hi := in.Range(i)
 		for j := 0; j < n; j++ {
-			if j < lo || j >= hi {
+			// upstream's mask: arange ≥ ks & arange < ke (written out
+			// here, not through gemm's Range, so that a wrong Range fails).
+			if j < int(ks[i]) || j >= int(ke[i]) {
 				out[i*n+j] = math.Inf(-1)
 				continue
 			}
@@ -64,9 +64,15 @@ func PagedMQALogits64(in *gemm.PagedMQALogitsInput, q []float32, keys [][]float3
 	for b := 0; b < in.B; b++ {
 		for t := 0; t < in.NextN; t++ {
 			r := b*in.NextN + t
-			vis := in.Visible(b, t)
 			for j := 0; j < w; j++ {
-				if j >= vis {
+				// upstream's masks, written out (not gemm's Visible):
+				// 1-D: j ≤ context_lens[b] − next_n + t; 2-D: j <
+				// context_lens[b, t].
+				visible := j <= int(in.ContextLens[b])-in.NextN+t
+				if in.ContextLens2D {
+					visible = j < int(in.ContextLens[b*in.NextN+t])
+				}
+				if !visible {
 					out[r*w+j] = math.Inf(-1)
 					continue
 				}
