@@ -79,11 +79,13 @@ func TestIndexerCacheWriteTokens(t *testing.T) {
 		t.Errorf("UE8M0 scale %v, want 2^-7", s)
 	}
 	for name, f := range map[string]func() error{
-		"x":                func() error { return c.WriteTokens(table, 0, []float32{1, 2}, tensor.QuantOptions{}) },
-		"start":            func() error { return c.WriteTokens(table, -1, x[:3], tensor.QuantOptions{}) },
-		"block_table":      func() error { return c.WriteTokens(table, 5, x[:6], tensor.QuantOptions{}) },
-		"block_table[1]":   func() error { return c.WriteTokens([]int32{0, 9}, 1, x[:6], tensor.QuantOptions{}) },
-		"fused_kv_cache":   func() error { return (&gemm.IndexerCache{NumBlocks: 1, BlockKV: 1, HeadDim: 1}).WriteTokens(table, 0, x[:1], tensor.QuantOptions{}) },
+		"x":              func() error { return c.WriteTokens(table, 0, []float32{1, 2}, tensor.QuantOptions{}) },
+		"start":          func() error { return c.WriteTokens(table, -1, x[:3], tensor.QuantOptions{}) },
+		"block_table":    func() error { return c.WriteTokens(table, 5, x[:6], tensor.QuantOptions{}) },
+		"block_table[1]": func() error { return c.WriteTokens([]int32{0, 9}, 1, x[:6], tensor.QuantOptions{}) },
+		"fused_kv_cache": func() error {
+			return (&gemm.IndexerCache{NumBlocks: 1, BlockKV: 1, HeadDim: 1}).WriteTokens(table, 0, x[:1], tensor.QuantOptions{})
+		},
 		"block":            func() error { return c.SetToken(4, 0, make([]tensor.E4M3, 3), 1) },
 		"slot":             func() error { return c.SetToken(0, 2, make([]tensor.E4M3, 3), 1) },
 		"codes":            func() error { return c.SetToken(0, 0, make([]tensor.E4M3, 2), 1) },
