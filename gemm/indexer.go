@@ -137,8 +137,9 @@ func indexerBackend(be Backend) (IndexerBackend, error) {
 // SeqLenKV] (row-major float32) on be: the front of DeepGEMM's
 // fp8_mqa_logits(q, (k, k_scales), weights, ks, ke, clean_logits). With
 // cleanLogits (upstream's default) every column outside row i's range is
-// exactly −Inf; without it those columns are left as they were. It
-// validates in once (ValidateMQALogits). Errors: *ArgError wrapping
+// exactly −Inf; without it those columns are left as they were. E4M3 NaN
+// codes (0x7F, 0xFF) in q or k make the logits they touch unspecified
+// (NaN on gemm/ref). It validates in once (ValidateMQALogits). Errors: *ArgError wrapping
 // ErrShape for bad dimensions or slice lengths, ErrUnsupported when be
 // lacks IndexerBackend (or is nil), ctx's error when it is cancelled.
 func MQALogits(ctx context.Context, be Backend, in *MQALogitsInput, logits []float32, cleanLogits bool) error {
