@@ -36,3 +36,34 @@ func BenchmarkPagedMQALogitsDecode(b *testing.B) {
 	b.ReportMetric(flops/ts[1]/1e9, "gemm_GFLOP/s")
 	b.ReportMetric(ts[1]/ts[0], "x_gemm")
 }
+
+// BenchmarkMQALogitsPrefill runs fp8_mqa_logits at a prefill shape: M=512
+// query rows, N=4096 keys, H=64, d=128, upstream's no-CP ranges (row i sees
+// keys [0, i+N−M)), and reports GFLOP/s (2·H·d per scored pair) and x_gemm
+// against anchor.GEMM on an equal-FLOP problem [M·H, d]·[d, N−M/2].
+func BenchmarkMQALogitsPrefill(b *testing.B) {
+	const m, n, h, d = 512, 4096, 64, 128
+	p := oracle.NewMQALogitsProblem(1, m, n, h, d, false)
+	be := cpu.New(cpu.Options{})
+	logits := make([]float32, m*n)
+	ctx := context.Background()
+	run := func() {
+		if err := gemm.MQALogits(ctx, be, p.In, logits, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		run()
+	}
+	b.StopTimer()
+	var pairs float64
+	for i := 0; i < m; i++ {
+		lo, hi := p.In.Range(i)
+		pairs += float64(hi - lo)
+	}
+	flops := 2 * h * d * pairs
+	ts := anchor.Alternate(3, 1, run, anchor.GEMM(m*h, n-m/2, d))
+	b.ReportMetric(flops/ts[0]/1e9, "GFLOP/s")
+	b.ReportMetric(flops/ts[1]/1e9, "gemm_GFLOP/s")
+	b.ReportMetric(ts[1]/ts[0], "x_gemm")
+}
