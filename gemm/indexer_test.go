@@ -191,3 +191,21 @@ func TestFlattenBlockTable(t *testing.T) {
 		t.Fatalf("got %v, %d", tab, w)
 	}
 }
+
+// TestIndexerCacheWideRows: a head_dim above one 128-wide scale block still
+// gets one scale per token, amax/448 over the whole row.
+func TestIndexerCacheWideRows(t *testing.T) {
+	c, _ := gemm.NewIndexerCache(1, 1, 200)
+	x := make([]float32, 200)
+	x[5], x[150] = 1, 896
+	if err := c.WriteTokens([]int32{0}, 0, x, tensor.QuantOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Scale(0, 0); s != 2 {
+		t.Fatalf("scale %v, want 896/448 = 2", s)
+	}
+	codes := c.Codes(0, 0)
+	if codes[150].Float32() != 448 || codes[5].Float32() != 0.5 {
+		t.Fatalf("codes %v, %v; want 448, 0.5", codes[150].Float32(), codes[5].Float32())
+	}
+}
