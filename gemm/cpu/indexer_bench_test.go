@@ -15,26 +15,34 @@ import (
 // 64), and reports GFLOP/s (2·H·d per key and row) and x_gemm, the ratio to
 // anchor.GEMM on the equal-FLOP float32 problem [H, d]·[d, b·64k], timed in
 // alternating rounds in the same run (the OpenBLAS ratio comes from
-// scripts/gemm-bench.sh -indexer).
+// scripts/gemm-bench.sh -indexer), on the AVX-512 and the AVX2 kernel sets
+// (the anchor on the same set).
 func BenchmarkPagedMQALogitsDecode(b *testing.B) {
 	in := oracle.NewPagedMQALogitsDecode(1, 4, 64, 128, 64, 65536)
-	be := cpu.New(cpu.Options{})
-	logits := make([]float32, in.B*in.MaxContextLen)
-	ctx := context.Background()
-	run := func() {
-		if err := gemm.PagedMQALogits(ctx, be, in, logits, true); err != nil {
-			b.Fatal(err)
+	for _, set := range []string{"avx512", "avx2"} {
+		be, err := cpu.NewBackend(cpu.Options{Kernels: set})
+		if err != nil {
+			continue // this CPU or build lacks the set
 		}
+		b.Run(set, func(b *testing.B) {
+			logits := make([]float32, in.B*in.MaxContextLen)
+			ctx := context.Background()
+			run := func() {
+				if err := gemm.PagedMQALogits(ctx, be, in, logits, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				run()
+			}
+			b.StopTimer()
+			flops := oracle.PagedMQALogitsFLOPs(in)
+			ts := anchor.Alternate(3, 2, run, anchor.GEMMOn(set, in.Heads, in.B*in.MaxContextLen, in.Cache.HeadDim))
+			b.ReportMetric(flops/ts[0]/1e9, "GFLOP/s")
+			b.ReportMetric(flops/ts[1]/1e9, "gemm_GFLOP/s")
+			b.ReportMetric(ts[1]/ts[0], "x_gemm")
+		})
 	}
-	for b.Loop() {
-		run()
-	}
-	b.StopTimer()
-	flops := oracle.PagedMQALogitsFLOPs(in)
-	ts := anchor.Alternate(3, 2, run, anchor.GEMM(in.Heads, in.B*in.MaxContextLen, in.Cache.HeadDim))
-	b.ReportMetric(flops/ts[0]/1e9, "GFLOP/s")
-	b.ReportMetric(flops/ts[1]/1e9, "gemm_GFLOP/s")
-	b.ReportMetric(ts[1]/ts[0], "x_gemm")
 }
 
 // BenchmarkMQALogitsPrefill runs fp8_mqa_logits at a prefill shape: M=512
