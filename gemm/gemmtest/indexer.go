@@ -243,6 +243,18 @@ func RunIndexer(t *testing.T, be gemm.Backend, opt IndexerOptions) {
 		}
 	})
 	t.Run("Errors", func(t *testing.T) { indexerErrors(t, be) })
+	t.Run("Cancelled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		p := oracle.NewMQALogitsProblem(9, 4, 64, 2, 16, false)
+		if err := gemm.MQALogits(cctx, be, p.In, make([]float32, 4*64), true); !errors.Is(err, context.Canceled) {
+			t.Errorf("MQALogits: got %v, want context.Canceled", err)
+		}
+		pp := oracle.NewPagedMQALogitsProblem(9, 2, 1, 2, 16, 8, 40, false)
+		if err := gemm.PagedMQALogits(cctx, be, pp.In, make([]float32, 2*pp.In.MaxContextLen), true); !errors.Is(err, context.Canceled) {
+			t.Errorf("PagedMQALogits: got %v, want context.Canceled", err)
+		}
+	})
 }
 
 // checkIndexer applies upstream's gates to got against the oracles on the
