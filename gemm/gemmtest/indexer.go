@@ -33,6 +33,7 @@ type MQALogitsCase struct {
 	CP         bool
 }
 
+// String returns the sub-test name, "M=…/N=…/H=…/D=…/CP=…".
 func (c MQALogitsCase) String() string {
 	return fmt.Sprintf("M=%d/N=%d/H=%d/D=%d/CP=%v", c.M, c.N, c.H, c.D, c.CP)
 }
@@ -43,6 +44,7 @@ type PagedMQALogitsCase struct {
 	Ctx2D                           bool
 }
 
+// String returns the sub-test name, "B=…/NextN=…/H=…/D=…/block=…/ctx=…/2D=…".
 func (c PagedMQALogitsCase) String() string {
 	return fmt.Sprintf("B=%d/NextN=%d/H=%d/D=%d/block=%d/ctx=%d/2D=%v", c.B, c.NextN, c.H, c.D, c.BlockKV, c.AvgCtx, c.Ctx2D)
 }
