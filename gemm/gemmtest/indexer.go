@@ -82,6 +82,7 @@ func PagedMQALogitsCases(long bool) []PagedMQALogitsCase {
 		{B: 2, NextN: 2, H: 8, D: 32, BlockKV: 64, AvgCtx: 700},
 		{B: 2, NextN: 2, H: 8, D: 32, BlockKV: 32, AvgCtx: 600, Ctx2D: true},
 		{B: 2, NextN: 1, H: 17, D: 48, BlockKV: 7, AvgCtx: 40},
+		{B: 2, NextN: 2, H: 4, D: 16, BlockKV: 7, AvgCtx: 600, Ctx2D: true}, // key tiles cut blocks
 	}
 	if !long {
 		return cs
