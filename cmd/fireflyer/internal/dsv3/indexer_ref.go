@@ -65,8 +65,10 @@ func ropeHalves(x []float64, inv []float64, pos int) {
 // pos) against keys (positions 0 … len(keys)−1): q = wq_b(qr) per head,
 // roped, rotated and act_quant'ed like the keys; w_h =
 // weights_proj(h)_h·H^−0.5·q_scale_h·d^−0.5; score_s = k_scale_s·Σ_h
-// w_h·max(0, q_h·k_s), all in float64.
-func IndexerScores64(c Config, iw *IndexerLinear, h, qr []float64, pos int, keys []IndexKey) []float64 {
+// w_h·max(0, q_h·k_s), all in float64. It also returns each score's
+// Cauchy–Schwarz bound k_scale_s·Σ_h |w_h|·‖q_h‖·‖k_s‖, the scale of the
+// error rounding q and k gives a score.
+func IndexerScores64(c Config, iw *IndexerLinear, h, qr []float64, pos int, keys []IndexKey) (scores, bounds []float64) {
 	H, d := c.IndexNHeads, c.IndexHeadDim
 	q := iw.WQB.MatVec64(qr)
 	wp := iw.WeightsProj.MatVec64(h)
@@ -79,9 +81,17 @@ func IndexerScores64(c Config, iw *IndexerLinear, h, qr []float64, pos int, keys
 		qs[hd], s = quant64(v)
 		w[hd] = wp[hd] / math.Sqrt(float64(H)) * s / math.Sqrt(float64(d))
 	}
-	out := make([]float64, len(keys))
+	var qn float64 // Σ_h |w_h|·‖q_h‖
+	for hd := 0; hd < H; hd++ {
+		var n float64
+		for _, x := range qs[hd] {
+			n += x * x
+		}
+		qn += math.Abs(w[hd]) * math.Sqrt(n)
+	}
+	scores, bounds = make([]float64, len(keys)), make([]float64, len(keys))
 	for j, k := range keys {
-		var acc float64
+		var acc, kn float64
 		for hd := 0; hd < H; hd++ {
 			var dot float64
 			for i, x := range qs[hd] {
@@ -89,9 +99,13 @@ func IndexerScores64(c Config, iw *IndexerLinear, h, qr []float64, pos int, keys
 			}
 			acc += w[hd] * math.Max(dot, 0)
 		}
-		out[j] = k.Scale * acc
+		for _, x := range k.K {
+			kn += x * x
+		}
+		scores[j] = k.Scale * acc
+		bounds[j] = k.Scale * qn * math.Sqrt(kn)
 	}
-	return out
+	return scores, bounds
 }
 
 // TopK64 returns the positions of the k largest scores (all of them when
@@ -105,3 +119,4 @@ func TopK64(scores []float64, k int) []int32 {
 	slices.SortStableFunc(idx, func(a, b int32) int { return cmp.Compare(scores[b], scores[a]) })
 	return idx[:min(k, len(idx))]
 }
+

@@ -216,8 +216,8 @@ func (rf *Ref) IndexerKey(x []float32, pos int) IndexKey {
 // IndexerScores returns the float64 reference of the indexer's logits of
 // the decode token x at position len(prefix) over prefix's keys and its own
 // (appended first, as model.py stores k before scoring): len(prefix)+1
-// scores.
-func (rf *Ref) IndexerScores(x []float32, prefix []IndexKey) []float64 {
+// scores and their bounds (IndexerScores64).
+func (rf *Ref) IndexerScores(x []float32, prefix []IndexKey) (scores, bounds []float64) {
 	c, w := rf.c, rf.w
 	_, h := rf.hidden64(x)
 	qr := RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps)
