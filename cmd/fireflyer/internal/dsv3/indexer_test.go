@@ -1,0 +1,283 @@
+package dsv3
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/bits"
+	"slices"
+	"testing"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
+	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+func TestPublishedV32(t *testing.T) {
+	c := PublishedV32()
+	if !c.IsV32() || c.IndexNHeads != 64 || c.IndexHeadDim != 128 || c.IndexTopK != 2048 || c.ModelType != "deepseek_v32" {
+		t.Fatalf("V3.2 config: %+v", c)
+	}
+	if Published().IsV32() {
+		t.Fatal("DeepSeek-V3's config reads as V3.2")
+	}
+	if s := c.IndexerSoftmaxScale(); math.Abs(s-1/math.Sqrt(128)) > 1e-16 {
+		t.Fatalf("indexer softmax_scale %v", s)
+	}
+	s, err := c.Scaled(8)
+	if err != nil || s.IndexNHeads != 8 || s.IndexHeadDim != 128 || s.IndexTopK != 256 {
+		t.Fatalf("scaled 8: %+v %v", s, err)
+	}
+	if s, _ := c.Scaled(64); s.IndexNHeads != 1 || s.IndexTopK != 64 {
+		t.Fatalf("scaled 64: heads %d, topk %d", s.IndexNHeads, s.IndexTopK)
+	}
+	for _, f := range []func(*Config){
+		func(c *Config) { c.IndexHeadDim = 64 },
+		func(c *Config) { c.IndexNHeads = 0 },
+		func(c *Config) { c.IndexTopK = -1 },
+		func(c *Config) { c.IndexTopK = 0; c.IndexNHeads = 3 },
+	} {
+		b := PublishedV32()
+		f(&b)
+		if err := b.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: %v", b, err)
+		}
+	}
+}
+
+// TestHadamardMatchesMatrix: the fast transform equals x·H/√n with the
+// Sylvester matrix H[i][j] = (−1)^popcount(i&j), and preserves norms.
+func TestHadamardMatchesMatrix(t *testing.T) {
+	r := testutil.RNG(1)
+	for _, n := range []int{1, 2, 8, 128} {
+		x := testutil.F64(testutil.Normal(r, n, 0, 1))
+		got := append([]float64(nil), x...)
+		if err := Hadamard(got); err != nil {
+			t.Fatal(err)
+		}
+		var nx, ng float64
+		for j := 0; j < n; j++ {
+			var want float64
+			for i := 0; i < n; i++ {
+				s := 1.0
+				if bits.OnesCount(uint(i&j))%2 == 1 {
+					s = -1
+				}
+				want += x[i] * s
+			}
+			want /= math.Sqrt(float64(n))
+			if math.Abs(got[j]-want) > 1e-12 {
+				t.Fatalf("n=%d: y[%d] = %v, want %v", n, j, got[j], want)
+			}
+			nx, ng = nx+x[j]*x[j], ng+got[j]*got[j]
+		}
+		if math.Abs(nx-ng) > 1e-9*nx {
+			t.Fatalf("n=%d: norm² %v → %v", n, nx, ng)
+		}
+	}
+	if err := Hadamard(make([]float64, 96)); !errors.Is(err, ErrConfig) {
+		t.Fatalf("96 channels: %v", err)
+	}
+}
+
+func TestLayerNorm(t *testing.T) {
+	y := LayerNorm([]float64{1, 2, 3, 6}, []float32{1, 2, 1, 1}, []float32{0, 0, 0.5, 0}, 0)
+	// mean 3, var (4+1+0+9)/4 = 3.5
+	s := math.Sqrt(3.5)
+	want := []float64{-2 / s, -2 / s, 0.5, 3 / s}
+	for i := range want {
+		if math.Abs(y[i]-want[i]) > 1e-15 {
+			t.Fatalf("LayerNorm = %v, want %v", y, want)
+		}
+	}
+}
+
+// TestActQuantGolden pins act_quant(x, 128, "ue8m0"): amax 1 gives
+// 1·fp32(1/448) = 0x3B124925, mantissa ≠ 0, so 2^(118−127+1) = 2^−8; a
+// zero block gives the 1e-4 floor's 2^−22; codes are E4M3(x/scale).
+func TestActQuantGolden(t *testing.T) {
+	x := make([]float32, 128)
+	x[0], x[1], x[2] = 1, -0.5, 0.3
+	codes := make([]tensor.E4M3, 128)
+	if s := ActQuant(codes, x); s != 1.0/256 {
+		t.Fatalf("scale %v, want 2^-8", s)
+	}
+	if codes[0].Float32() != 256 || codes[1].Float32() != -128 || codes[2] != tensor.E4M3FromFloat32(0.3*256) || codes[3] != 0 {
+		t.Fatalf("codes %v %v %v %v", codes[0], codes[1], codes[2], codes[3])
+	}
+	if s := ActQuant(codes, make([]float32, 128)); s != float32(math.Ldexp(1, -22)) {
+		t.Fatalf("zero block scale %v, want 2^-22", s)
+	}
+	// amax 448: 448·fp32(1/448) is exactly 1, a power of two: scale 1
+	x[0] = 448
+	if s := ActQuant(codes, x); s != 1 || codes[0].Float32() != 448 {
+		t.Fatalf("amax 448: scale %v, code %v", s, codes[0].Float32())
+	}
+	// just above 448 the scale doubles and nothing saturates
+	x[0] = 449
+	if s := ActQuant(codes, x); s != 2 || codes[0].Float32() != 224 {
+		t.Fatalf("amax 449: scale %v, code %v", s, codes[0].Float32())
+	}
+}
+
+// TestIndexerCacheLayout pins DeepGEMM's fused block layout: the codes of
+// token t of block p at p·stride + t·d, its scale at p·stride + page·d + 4t.
+func TestIndexerCacheLayout(t *testing.T) {
+	c, err := NewIndexerCache(3, 4, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BlockStride() != 4*132 || len(c.Data) != 3*4*132 {
+		t.Fatalf("stride %d, %d bytes", c.BlockStride(), len(c.Data))
+	}
+	codes := make([]tensor.E4M3, 128)
+	for i := range codes {
+		codes[i] = tensor.E4M3(i)
+	}
+	if err := c.Set(2, 3, codes, 0.25); err != nil {
+		t.Fatal(err)
+	}
+	base := 2 * 528
+	if c.Data[base+3*128+5] != 5 || math.Float32frombits(binary.LittleEndian.Uint32(c.Data[base+4*128+12:])) != 0.25 {
+		t.Fatal("token (2, 3) not at DeepGEMM's offsets")
+	}
+	got, s, err := c.Get(2, 3)
+	if err != nil || s != 0.25 || got[127] != 127 {
+		t.Fatalf("Get: %v %v", s, err)
+	}
+	for _, bad := range [][2]int{{3, 0}, {0, 4}, {-1, 0}} {
+		if err := c.Set(bad[0], bad[1], codes, 1); !errors.Is(err, ErrConfig) {
+			t.Errorf("Set %v: %v", bad, err)
+		}
+	}
+	if err := c.Set(0, 0, codes[:5], 1); !errors.Is(err, ErrConfig) {
+		t.Errorf("short key: %v", err)
+	}
+	if _, err := NewIndexerCache(1, 0, 128); !errors.Is(err, ErrConfig) {
+		t.Errorf("page 0: %v", err)
+	}
+}
+
+// TestTopKTieRule: descending, ties to the lower position, −Inf and NaN
+// never chosen, −1 padding.
+func TestTopKTieRule(t *testing.T) {
+	inf := float32(math.Inf(-1))
+	nan := float32(math.NaN())
+	l := []float32{1, 3, 3, inf, 2, nan, 3}
+	dst := make([]int32, 6)
+	TopK(l, dst)
+	if want := []int32{1, 2, 6, 4, 0, -1}; !slices.Equal(dst, want) {
+		t.Fatalf("TopK = %v, want %v", dst, want)
+	}
+	dst = dst[:2]
+	TopK(l, dst)
+	if !slices.Equal(dst, []int32{1, 2}) {
+		t.Fatalf("top-2 = %v", dst)
+	}
+	if got := TopK64([]float64{1, 3, 3, 2, 3}, 3); !slices.Equal(got, []int32{1, 2, 4}) {
+		t.Fatalf("TopK64 = %v", got)
+	}
+}
+
+// FuzzTopK holds TopK to the sort-based TopK64 on finite logits with many
+// ties.
+func FuzzTopK(f *testing.F) {
+	f.Add([]byte{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5}, 4)
+	f.Add([]byte{7, 7, 7, 7}, 9)
+	f.Add([]byte{}, 1)
+	f.Fuzz(func(t *testing.T, b []byte, k int) {
+		k = k%300 + 1
+		if k < 1 {
+			k += 300
+		}
+		l := make([]float32, len(b))
+		l64 := make([]float64, len(b))
+		for i, v := range b {
+			l[i] = float32(int(v%16)-8) / 4
+			l64[i] = float64(l[i])
+		}
+		dst := make([]int32, k)
+		TopK(l, dst)
+		want := TopK64(l64, k)
+		for i := range dst {
+			w := int32(-1)
+			if i < len(want) {
+				w = want[i]
+			}
+			if dst[i] != w {
+				t.Fatalf("TopK(%v, %d) = %v, want %v", l, k, dst, want)
+			}
+		}
+	})
+}
+
+// TestIndexerMatchesReference runs the fast indexer (FP8 GEMMs, cache,
+// logits) and its float64 reference on random weights and holds the
+// logits to calc_diff < 5e-3 and the top-k sets to near-ties.
+func TestIndexerMatchesReference(t *testing.T) {
+	c, err := PublishedV32().Scaled(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testutil.RNG(3)
+	hid, H, d := c.HiddenSize, c.IndexNHeads, c.IndexHeadDim
+	lw := randomLayer(c, r)
+	lw.Indexer = &IndexerLinear{WQB: randLinear(r, H*d, c.QLoraRank), WK: randLinear(r, d, hid),
+		KNormW: ones(d), KNormB: make([]float32, d), WeightsProj: randLinear(r, H, hid)}
+	fp8 := func(l Linear) *tensor.FP8Matrix {
+		m, err := tensor.QuantizePerBlock(l.W, l.Out, l.In, tensor.QuantOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := tensor.Dequantize(m)
+		copy(l.W, v) // the reference sees the dequantized weights
+		return m
+	}
+	w := &Weights{InputNorm: lw.InputNorm, QANorm: lw.QANorm, QA: fp8(lw.QA), Indexer: &IndexerWeights{
+		WQB: fp8(lw.Indexer.WQB), WK: fp8(lw.Indexer.WK), KNormW: lw.Indexer.KNormW, KNormB: lw.Indexer.KNormB, WeightsProj: lw.Indexer.WeightsProj.W}}
+	be := gemm.Backend(gemmcpu.New(gemmcpu.Options{}))
+	ctx := context.Background()
+	const n = 150
+	xs := testutil.Normal(r, (n+1)*hid, 0, 1)
+	cache, _ := NewIndexerCache(3, 64, d)
+	bt := [][]int32{{2, 0, 1}}
+	var flops int64
+	hq, err := NormQuant(c, w, xs, n+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := IndexerKeys(ctx, be, c, w.Indexer, hq, func(i int) int { return i }, cache,
+		func(i int) (int, int) { return int(bt[0][i/64]), i % 64 }, &flops); err != nil {
+		t.Fatal(err)
+	}
+	x := xs[n*hid:]
+	h := append([]float32(nil), x...)
+	RMSNormRows(h, hid, w.InputNorm, c.RMSNormEps)
+	hq1, _ := tensor.QuantizePerToken(h, 1, hid, tensor.QuantOptions{})
+	qa, _ := LinearQ(ctx, be, hq1, w.QA, &flops)
+	RMSNormRows(qa, c.QLoraRank, w.QANorm, c.RMSNormEps)
+	q, wts, err := IndexerQueries(ctx, be, c, w.Indexer, qa, h, 1, func(int) int { return n }, &flops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, _, err := IndexerLogits(q, wts, 1, H, cache, bt, []int32{n + 1}, 192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := n + 1; s < 192; s++ {
+		if !math.IsInf(float64(logits[s]), -1) {
+			t.Fatalf("logit %d past the context is %v, want -Inf", s, logits[s])
+		}
+	}
+	ref := NewReference(c, lw)
+	keys := make([]IndexKey, n)
+	for p := range keys {
+		keys[p] = ref.IndexerKey(xs[p*hid:(p+1)*hid], p)
+	}
+	want, _ := ref.IndexerScores(x, keys)
+	if diff := testutil.CalcDiff(testutil.F64(logits[:n+1]), want); !(diff < 5e-3) {
+		t.Fatalf("indexer logits calc_diff %v", diff)
+	}
+}
