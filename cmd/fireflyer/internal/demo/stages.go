@@ -126,7 +126,7 @@ type state struct {
 	refMoE  []float64
 
 	// DeepSeek-V3.2 only
-	icache   *dsv3.IndexerCache // the lightning indexer's FP8 key cache (same block table)
+	icache   *gemm.IndexerCache // the lightning indexer's FP8 key cache (same block table)
 	xp       []float32          // every prefix token's hidden state, sequence after sequence
 	xpStart  []int              // first row of sequence b in xp
 	pr       *dsv3.Projected    // the step's projections
@@ -369,7 +369,7 @@ func inputs(_ context.Context, s *state) (int64, int64, error) {
 		if s.cache, err = mla.NewFP8PagedCache(total, opts.PageSize); err != nil {
 			return 0, 0, err
 		}
-		if s.icache, err = dsv3.NewIndexerCache(total, opts.PageSize, s.cfg.IndexHeadDim); err != nil {
+		if s.icache, err = gemm.NewIndexerCache(total, opts.PageSize, s.cfg.IndexHeadDim); err != nil {
 			return 0, 0, err
 		}
 	} else {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/gemm"
+	gemmref "github.com/fireflyer-go/fireflyer/gemm/ref"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 )
@@ -136,7 +138,7 @@ func projectV32(ctx context.Context, s *state) (int64, int64, error) {
 
 // indexerStage computes the indexer's logits of every token over its
 // context in the indexer cache.
-func indexerStage(_ context.Context, s *state) (int64, int64, error) {
+func indexerStage(ctx context.Context, s *state) (int64, int64, error) {
 	if !s.cfg.IsV32() {
 		return 0, 0, nil
 	}
@@ -147,7 +149,7 @@ func indexerStage(_ context.Context, s *state) (int64, int64, error) {
 		s.maxLen = max(s.maxLen, int(l))
 		keys += int64(l)
 	}
-	lg, flops, err := dsv3.IndexerLogits(s.iq, s.iw, s.opts.Batch, s.cfg.IndexNHeads, s.icache, s.bt, s.seqlens, s.maxLen)
+	lg, flops, err := dsv3.IndexerLogits(ctx, indexerBackend(s.be), s.iq, s.iw, s.opts.Batch, s.cfg.IndexNHeads, s.icache, s.bt, s.seqlens, s.maxLen)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -166,9 +168,11 @@ func topkStage(_ context.Context, s *state) (int64, int64, error) {
 	B, k, ps := s.opts.Batch, s.cfg.IndexTopK, s.opts.PageSize
 	s.sel = make([]int32, B*k)
 	s.sparseIx = make([]int32, B*k)
+	if err := mla.TopKIndices(s.sel, s.ilogits, B, s.maxLen, k, s.seqlens); err != nil {
+		return 0, 0, err
+	}
 	for b := 0; b < B; b++ {
 		row := s.sel[b*k : (b+1)*k]
-		dsv3.TopK(s.ilogits[b*s.maxLen:(b+1)*s.maxLen], row)
 		for i, p := range row {
 			s.sparseIx[b*k+i] = -1
 			if p >= 0 {
@@ -215,6 +219,15 @@ func sparseStage(ctx context.Context, s *state) (int64, int64, error) {
 	return 0, 0, s.row(rowOProj, d, flops, 0)
 }
 
+// indexerBackend returns be when it computes the indexer's logits
+// (gemm.IndexerBackend), else gemm's ref backend.
+func indexerBackend(be gemm.Backend) gemm.Backend {
+	if _, ok := be.(gemm.IndexerBackend); ok {
+		return be
+	}
+	return gemmref.New()
+}
+
 // referenceIndexer checks token b's indexer logits and top-k against the
 // float64 reference, which recomputes every key of the context from the
 // prefix tokens' hidden states and the token's own.
@@ -237,7 +250,7 @@ func referenceIndexer(s *state, ref *dsv3.Ref, b int, ic *IndexerCheck, got, wan
 	sel := s.sel[b*k : (b+1)*k]
 	// the selection, redone from the step's own logits, must be identical
 	redo := make([]int32, k)
-	dsv3.TopK(s.ilogits[b*s.maxLen:(b+1)*s.maxLen], redo)
+	mla.TopKRow(redo, s.ilogits[b*s.maxLen:b*s.maxLen+int(s.seqlens[b])])
 	if !slices.Equal(redo, sel) {
 		ic.Mismatch++
 	}
@@ -285,4 +298,3 @@ func countChosen(c []bool) int {
 	}
 	return n
 }
-

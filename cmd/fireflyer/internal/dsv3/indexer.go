@@ -1,11 +1,9 @@
 package dsv3
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/mla"
@@ -14,8 +12,9 @@ import (
 
 // DeepSeek-V3.2's lightning indexer (inference/model.py, class Indexer) as
 // the fast path runs it: FP8 projections, float32 activations, the FP8
-// indexer cache in DeepGEMM's paged layout, FP8 logits and the top-k that
-// feeds sparse MLA.
+// indexer cache in DeepGEMM's paged layout (gemm.IndexerCache) and FP8
+// logits (gemm.PagedMQALogits); mla.TopKIndices then picks the keys that
+// feed sparse MLA.
 
 // IndexerNormEps is k_norm's LayerNorm epsilon (model.py LayerNorm default).
 const IndexerNormEps = 1e-6
@@ -121,70 +120,6 @@ func ActQuant(codes []tensor.E4M3, x []float32) float32 {
 	return s
 }
 
-// IndexerCache is the lightning indexer's key cache in DeepGEMM's paged
-// layout (fp8_paged_mqa_logits' fused_kv_cache [num_blocks, block_kv, 1,
-// d+4] uint8): block p holds PageSize FP8 E4M3 key rows of HeadDim bytes,
-// row-major, followed by PageSize float32 scales (little-endian), so token
-// t of block p has its codes at p·BlockStride() + t·HeadDim and its scale at
-// p·BlockStride() + PageSize·HeadDim + 4t. It is 132 bytes per token for
-// HeadDim 128.
-type IndexerCache struct {
-	NumBlocks, PageSize, HeadDim int
-	Data                         []byte
-}
-
-// NewIndexerCache allocates a zeroed indexer cache. Errors wrap ErrConfig
-// for a non-positive dim or page size, a negative block count, or a size
-// over 2^40 bytes.
-func NewIndexerCache(numBlocks, pageSize, headDim int) (*IndexerCache, error) {
-	if numBlocks < 0 || pageSize <= 0 || headDim <= 0 || numBlocks > 1<<40/pageSize/(headDim+4) {
-		return nil, fmt.Errorf("%w: indexer cache [%d blocks, %d tokens, %d dims] out of range", ErrConfig, numBlocks, pageSize, headDim)
-	}
-	c := &IndexerCache{NumBlocks: numBlocks, PageSize: pageSize, HeadDim: headDim}
-	c.Data = make([]byte, numBlocks*c.BlockStride())
-	return c, nil
-}
-
-// BlockStride returns the bytes of one block, PageSize·(HeadDim+4).
-func (c *IndexerCache) BlockStride() int { return c.PageSize * (c.HeadDim + 4) }
-
-func (c *IndexerCache) check(block, slot int) error {
-	if block < 0 || block >= c.NumBlocks || slot < 0 || slot >= c.PageSize {
-		return fmt.Errorf("%w: indexer cache slot (%d, %d) outside [%d, %d]", ErrConfig, block, slot, c.NumBlocks, c.PageSize)
-	}
-	return nil
-}
-
-// Set stores one token's key codes (HeadDim) and scale at (block, slot).
-func (c *IndexerCache) Set(block, slot int, codes []tensor.E4M3, scale float32) error {
-	if err := c.check(block, slot); err != nil {
-		return err
-	}
-	if len(codes) != c.HeadDim {
-		return fmt.Errorf("%w: indexer key of %d codes, want %d", ErrConfig, len(codes), c.HeadDim)
-	}
-	base := block * c.BlockStride()
-	row := c.Data[base+slot*c.HeadDim:][:c.HeadDim]
-	for i, v := range codes {
-		row[i] = byte(v)
-	}
-	sc := c.Data[base+c.PageSize*c.HeadDim+4*slot:][:4]
-	u := math.Float32bits(scale)
-	sc[0], sc[1], sc[2], sc[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	return nil
-}
-
-// Get returns the codes (a view of Data) and scale stored at (block, slot).
-func (c *IndexerCache) Get(block, slot int) ([]byte, float32, error) {
-	if err := c.check(block, slot); err != nil {
-		return nil, 0, err
-	}
-	base := block * c.BlockStride()
-	sc := c.Data[base+c.PageSize*c.HeadDim+4*slot:][:4]
-	s := math.Float32frombits(uint32(sc[0]) | uint32(sc[1])<<8 | uint32(sc[2])<<16 | uint32(sc[3])<<24)
-	return c.Data[base+slot*c.HeadDim:][:c.HeadDim], s, nil
-}
-
 // indexerRope returns the indexer's rotary frequencies: MLA's YaRN-corrected
 // ones (the same freqs_cis), applied in the non-interleaved layout.
 func indexerRope(c Config) []float64 { return RopeInvFreq(c) }
@@ -217,7 +152,7 @@ func rotateQuant(c Config, inv []float64, v []float64, pos int, codes []tensor.E
 // first qk_rope_head_dim channels, the Hadamard rotation, act_quant (one
 // UE8M0 scale per token). flops accumulates the GEMM's.
 func IndexerKeys(ctx context.Context, be gemm.Backend, cfg Config, iw *IndexerWeights, hq *tensor.FP8Matrix,
-	pos func(i int) int, cache *IndexerCache, slot func(i int) (int, int), flops *int64) error {
+	pos func(i int) int, cache *gemm.IndexerCache, slot func(i int) (int, int), flops *int64) error {
 	k, err := LinearQ(ctx, be, hq, iw.WK, flops)
 	if err != nil {
 		return err
@@ -236,7 +171,7 @@ func IndexerKeys(ctx context.Context, be gemm.Backend, cfg Config, iw *IndexerWe
 			return err
 		}
 		blk, off := slot(i)
-		if err := cache.Set(blk, off, codes, s); err != nil {
+		if err := cache.SetToken(blk, off, codes, s); err != nil {
 			return err
 		}
 	}
@@ -287,87 +222,28 @@ func IndexerQueries(ctx context.Context, be gemm.Backend, cfg Config, iw *Indexe
 	return codes, weights, nil
 }
 
-// IndexerLogits computes the indexer's logits of a decode batch (next_n = 1)
-// over the paged indexer cache, as DeepGEMM's fp8_paged_mqa_logits with
-// clean_logits: for request b and key s < contextLens[b] (read through
-// blockTable[b][s/PageSize]),
+// IndexerLogits computes the indexer's logits of a decode batch (next_n =
+// 1) over the paged indexer cache on be (gemm.PagedMQALogits, DeepGEMM's
+// fp8_paged_mqa_logits with clean_logits): for request b and key s <
+// contextLens[b] (read through blockTable[b][s/BlockKV]),
 //
 //	logits[b, s] = k_scale[s] · Σ_h weights[b, h] · max(0, Σ_c q[b, h, c]·k[s, c])
 //
-// over the FP8 codes with float32 accumulation, and −Inf for contextLens[b]
-// ≤ s < maxLen. q is [B, H, HeadDim] (IndexerQueries), weights [B, H]. It
-// returns logits [B, maxLen] and the FLOPs.
-func IndexerLogits(q []tensor.E4M3, weights []float32, B, H int, cache *IndexerCache, blockTable [][]int32, contextLens []int32, maxLen int) ([]float32, int64, error) {
-	d := cache.HeadDim
-	if len(q) != B*H*d || len(weights) != B*H || len(blockTable) != B || len(contextLens) != B {
-		return nil, 0, fmt.Errorf("%w: indexer logits: q %d, weights %d, block table %d, context_lens %d for B=%d, H=%d, d=%d",
-			ErrConfig, len(q), len(weights), len(blockTable), len(contextLens), B, H, d)
-	}
-	qf := make([]float32, len(q))
-	for i, c := range q {
-		qf[i] = c.Float32()
-	}
-	var dec [256]float32
+// and −Inf for contextLens[b] ≤ s < maxLen. q is [B, H, HeadDim]
+// (IndexerQueries), weights [B, H]. It returns logits [B, maxLen] and the
+// FLOPs. be must implement gemm.IndexerBackend.
+func IndexerLogits(ctx context.Context, be gemm.Backend, q []tensor.E4M3, weights []float32, B, H int, cache *gemm.IndexerCache,
+	blockTable [][]int32, contextLens []int32, maxLen int) ([]float32, int64, error) {
+	table, maxBlocks := gemm.FlattenBlockTable(blockTable)
+	in := &gemm.PagedMQALogitsInput{Q: q, B: B, NextN: 1, Heads: H, Cache: cache, Weights: weights,
+		ContextLens: contextLens, BlockTable: table, MaxBlocks: maxBlocks, MaxContextLen: maxLen}
 	out := make([]float32, B*maxLen)
+	if err := gemm.PagedMQALogits(ctx, be, in, out, true); err != nil {
+		return nil, 0, err
+	}
 	var flops int64
-	for b := 0; b < B; b++ {
-		n := int(contextLens[b])
-		if n < 0 || n > maxLen {
-			return nil, 0, fmt.Errorf("%w: context_lens[%d] = %d outside [0, %d]", ErrConfig, b, n, maxLen)
-		}
-		row := out[b*maxLen : (b+1)*maxLen]
-		for s := 0; s < n; s++ {
-			p := s / cache.PageSize
-			if p >= len(blockTable[b]) {
-				return nil, 0, fmt.Errorf("%w: block_table[%d] has %d blocks, key %d needs %d", ErrConfig, b, len(blockTable[b]), s, p+1)
-			}
-			kc, ks, err := cache.Get(int(blockTable[b][p]), s%cache.PageSize)
-			if err != nil {
-				return nil, 0, err
-			}
-			k := dec[:d]
-			for i, c := range kc {
-				k[i] = tensor.E4M3(c).Float32()
-			}
-			var acc float32
-			for hd := 0; hd < H; hd++ {
-				qh := qf[(b*H+hd)*d : (b*H+hd+1)*d]
-				var dot float32
-				for i, x := range qh {
-					dot += x * k[i]
-				}
-				acc += weights[b*H+hd] * max(dot, 0)
-			}
-			row[s] = ks * acc
-		}
-		for s := n; s < maxLen; s++ {
-			row[s] = float32(math.Inf(-1))
-		}
-		flops += 2 * int64(n) * int64(H) * int64(d+1)
+	for _, n := range contextLens {
+		flops += 2 * int64(n) * int64(H) * int64(cache.HeadDim+1)
 	}
 	return out, flops, nil
-}
-
-// TopK writes into dst (len k) the positions of the k largest logits, in
-// order of descending logit; ties go to the lower position. Only logits
-// above −Inf are candidates (NaN never is); when fewer than k are, the rest
-// of dst is −1, FlashMLA's "no token". It is the indexer's
-// index_score.topk(min(index_topk, end_pos)) with a written-down tie rule.
-func TopK(logits []float32, dst []int32) {
-	cand := make([]int32, 0, len(logits))
-	for i, v := range logits {
-		if v > float32(math.Inf(-1)) {
-			cand = append(cand, int32(i))
-		}
-	}
-	slices.SortFunc(cand, func(a, b int32) int {
-		if c := cmp.Compare(logits[b], logits[a]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	n := copy(dst, cand)
-	for i := n; i < len(dst); i++ {
-		dst[i] = -1
-	}
 }

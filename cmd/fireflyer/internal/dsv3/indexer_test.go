@@ -2,7 +2,6 @@ package dsv3
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"math"
 	"math/bits"
@@ -11,7 +10,9 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
+	gemmref "github.com/fireflyer-go/fireflyer/gemm/ref"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
+	"github.com/fireflyer-go/fireflyer/mla"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -122,67 +123,25 @@ func TestActQuantGolden(t *testing.T) {
 	}
 }
 
-// TestIndexerCacheLayout pins DeepGEMM's fused block layout: the codes of
-// token t of block p at p·stride + t·d, its scale at p·stride + page·d + 4t.
-func TestIndexerCacheLayout(t *testing.T) {
-	c, err := NewIndexerCache(3, 4, 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.BlockStride() != 4*132 || len(c.Data) != 3*4*132 {
-		t.Fatalf("stride %d, %d bytes", c.BlockStride(), len(c.Data))
-	}
-	codes := make([]tensor.E4M3, 128)
-	for i := range codes {
-		codes[i] = tensor.E4M3(i)
-	}
-	if err := c.Set(2, 3, codes, 0.25); err != nil {
-		t.Fatal(err)
-	}
-	base := 2 * 528
-	if c.Data[base+3*128+5] != 5 || math.Float32frombits(binary.LittleEndian.Uint32(c.Data[base+4*128+12:])) != 0.25 {
-		t.Fatal("token (2, 3) not at DeepGEMM's offsets")
-	}
-	got, s, err := c.Get(2, 3)
-	if err != nil || s != 0.25 || got[127] != 127 {
-		t.Fatalf("Get: %v %v", s, err)
-	}
-	for _, bad := range [][2]int{{3, 0}, {0, 4}, {-1, 0}} {
-		if err := c.Set(bad[0], bad[1], codes, 1); !errors.Is(err, ErrConfig) {
-			t.Errorf("Set %v: %v", bad, err)
-		}
-	}
-	if err := c.Set(0, 0, codes[:5], 1); !errors.Is(err, ErrConfig) {
-		t.Errorf("short key: %v", err)
-	}
-	if _, err := NewIndexerCache(1, 0, 128); !errors.Is(err, ErrConfig) {
-		t.Errorf("page 0: %v", err)
-	}
-}
-
-// TestTopKTieRule: descending, ties to the lower position, −Inf and NaN
-// never chosen, −1 padding.
+// TestTopKTieRule: the fast path's selection (mla.TopKRow) and the
+// reference's (TopK64) share one rule: descending, ties to the lower
+// position, −Inf and NaN never chosen, −1 padding.
 func TestTopKTieRule(t *testing.T) {
 	inf := float32(math.Inf(-1))
 	nan := float32(math.NaN())
 	l := []float32{1, 3, 3, inf, 2, nan, 3}
 	dst := make([]int32, 6)
-	TopK(l, dst)
+	mla.TopKRow(dst, l)
 	if want := []int32{1, 2, 6, 4, 0, -1}; !slices.Equal(dst, want) {
-		t.Fatalf("TopK = %v, want %v", dst, want)
-	}
-	dst = dst[:2]
-	TopK(l, dst)
-	if !slices.Equal(dst, []int32{1, 2}) {
-		t.Fatalf("top-2 = %v", dst)
+		t.Fatalf("TopKRow = %v, want %v", dst, want)
 	}
 	if got := TopK64([]float64{1, 3, 3, 2, 3}, 3); !slices.Equal(got, []int32{1, 2, 4}) {
 		t.Fatalf("TopK64 = %v", got)
 	}
 }
 
-// FuzzTopK holds TopK to the sort-based TopK64 on finite logits with many
-// ties.
+// FuzzTopK holds mla.TopKRow to the sort-based TopK64 on finite logits with
+// many ties: the demo's check compares the two.
 func FuzzTopK(f *testing.F) {
 	f.Add([]byte{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5}, 4)
 	f.Add([]byte{7, 7, 7, 7}, 9)
@@ -199,7 +158,7 @@ func FuzzTopK(f *testing.F) {
 			l64[i] = float64(l[i])
 		}
 		dst := make([]int32, k)
-		TopK(l, dst)
+		mla.TopKRow(dst, l)
 		want := TopK64(l64, k)
 		for i := range dst {
 			w := int32(-1)
@@ -241,7 +200,7 @@ func TestIndexerMatchesReference(t *testing.T) {
 	ctx := context.Background()
 	const n = 150
 	xs := testutil.Normal(r, (n+1)*hid, 0, 1)
-	cache, _ := NewIndexerCache(3, 64, d)
+	cache, _ := gemm.NewIndexerCache(3, 64, d)
 	bt := [][]int32{{2, 0, 1}}
 	var flops int64
 	hq, err := NormQuant(c, w, xs, n+1)
@@ -262,7 +221,7 @@ func TestIndexerMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logits, _, err := IndexerLogits(q, wts, 1, H, cache, bt, []int32{n + 1}, 192)
+	logits, _, err := IndexerLogits(ctx, gemmref.New(), q, wts, 1, H, cache, bt, []int32{n + 1}, 192)
 	if err != nil {
 		t.Fatal(err)
 	}
