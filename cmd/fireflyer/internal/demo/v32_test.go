@@ -3,7 +3,9 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -200,5 +202,88 @@ func TestBadV32Options(t *testing.T) {
 	bad.IndexHeadDim = 64
 	if _, err := Run(context.Background(), Options{Config: &bad}); !errors.Is(err, dsv3.ErrConfig) {
 		t.Errorf("index_head_dim 64: %v", err)
+	}
+}
+
+// TestStageTableV32: the V3.2 table is made of the rows its stages
+// declare, in order: the indexer's stages between the projections and
+// o_proj, no dense decode.
+func TestStageTableV32(t *testing.T) {
+	o := smallV32(t)
+	o.Dir = ""
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = o.defaults()
+	var want, got []string
+	for _, st := range stages {
+		if st.rows != nil {
+			want = append(want, st.rows(&o)...)
+		}
+	}
+	for _, s := range r.Stages {
+		got = append(got, s.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("stage table rows\n%q\nwant\n%q", got, want)
+	}
+	i := slices.Index(got, rowProj)
+	if i < 0 || !slices.Equal(got[i:i+6], []string{rowProj, rowIndexerProj, rowIndexerLogits, rowTopK, rowSparse, rowOProj}) {
+		t.Fatalf("attention rows out of order: %q", got)
+	}
+}
+
+// TestV32CheckpointMissingIndexer: a V3.2 checkpoint without an indexer
+// tensor is refused with ErrCheckpoint naming it.
+func TestV32CheckpointMissingIndexer(t *testing.T) {
+	o := smallV32(t)
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	ip := filepath.Join(o.Dir, "model.safetensors.index.json")
+	b, err := os.ReadFile(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	// the index still maps the tensor, but the shard it names lacks it
+	name := "model.layers.3.self_attn.indexer.weights_proj.weight"
+	idx["weight_map"].(map[string]any)[name] = "model-00002-of-00002.safetensors"
+	b, _ = json.Marshal(idx)
+	if err := os.WriteFile(ip, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// rewrite shard 1 without the tensor
+	c, err := fs.Open(context.Background(), o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := safetensors.OpenReader(context.Background(), c, "model-00001-of-00002.safetensors", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []safetensors.Entry
+	for _, n := range f.Names() {
+		if n == name {
+			continue
+		}
+		tt, _, err := f.ReadTensor(context.Background(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep = append(keep, safetensors.Entry{Name: n, Tensor: tt})
+	}
+	f.Close()
+	if err := safetensors.Write(context.Background(), c, "model-00001-of-00002.safetensors", keep, &safetensors.Options{Atomic: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Options{Checkpoint: o.Dir, Batch: 2, Ranks: 2, Prefix: 80, PageSize: 16})
+	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "weights_proj") {
+		t.Fatalf("missing weights_proj: %v", err)
 	}
 }
