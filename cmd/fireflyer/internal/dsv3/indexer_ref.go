@@ -119,4 +119,3 @@ func TopK64(scores []float64, k int) []int32 {
 	slices.SortStableFunc(idx, func(a, b int32) int { return cmp.Compare(scores[b], scores[a]) })
 	return idx[:min(k, len(idx))]
 }
-
