@@ -136,6 +136,7 @@ type state struct {
 	maxLen   int                // longest context of the step (new token included)
 	sel      []int32            // top-k positions [B, index_topk], −1 padded
 	sparseIx []int32            // the same as cache token indices (block·page + slot), SparseDecode's indices
+	refKeys  []dsv3.IndexKey    // float64 indexer keys of the xp rows
 }
 
 // hidden draws n hidden states [n, hidden] around the shared offset.
@@ -619,7 +620,7 @@ func pipelineStage(_ context.Context, s *state) (int64, int64, error) {
 // reference recomputes every token's layer output in float64 on one rank
 // (dsv3.Ref) from the same dequantized weights, inputs and cache prefix,
 // and checks the router's choice.
-func reference(_ context.Context, s *state) (int64, int64, error) {
+func reference(ctx context.Context, s *state) (int64, int64, error) {
 	cfg, res := s.cfg, s.res
 	B, hid, E, K, ps := s.opts.Batch, cfg.HiddenSize, cfg.NRoutedExperts, cfg.NumExpertsPerTok, s.opts.PageSize
 	dq, err := s.w.Dequantized(cfg)
@@ -631,6 +632,9 @@ func reference(_ context.Context, s *state) (int64, int64, error) {
 	var gotLogits, refLogits []float64
 	if cfg.IsV32() {
 		res.Indexer = &IndexerCheck{Heads: cfg.IndexNHeads, HeadDim: cfg.IndexHeadDim, TopK: cfg.IndexTopK, Threshold: IndexerThreshold}
+		if err := referenceKeys(ctx, s, ref); err != nil {
+			return 0, 0, err
+		}
 	}
 	for b := 0; b < B; b++ {
 		prefix := make([]dsv3.CacheRow, s.prefix[b])

@@ -3,12 +3,14 @@ package demo
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
 	"github.com/fireflyer-go/fireflyer/gemm"
 	gemmref "github.com/fireflyer-go/fireflyer/gemm/ref"
+	"github.com/fireflyer-go/fireflyer/internal/par"
 	"github.com/fireflyer-go/fireflyer/internal/testutil"
 	"github.com/fireflyer-go/fireflyer/mla"
 )
@@ -219,6 +221,22 @@ func sparseStage(ctx context.Context, s *state) (int64, int64, error) {
 	return 0, 0, s.row(rowOProj, d, flops, 0)
 }
 
+// referenceKeys computes the float64 reference of every prefix token's
+// indexer key (position p of its sequence), on all cores.
+func referenceKeys(ctx context.Context, s *state, ref *dsv3.Ref) error {
+	hid := s.cfg.HiddenSize
+	s.refKeys = make([]dsv3.IndexKey, len(s.xp)/hid)
+	pos := make([]int, len(s.refKeys))
+	for b, st := range s.xpStart {
+		for p := 0; p < int(s.prefix[b]); p++ {
+			pos[st+p] = p
+		}
+	}
+	return par.For(ctx, len(s.refKeys), runtime.GOMAXPROCS(0), func() (func(int), func()) {
+		return func(r int) { s.refKeys[r] = ref.IndexerKey(s.xp[r*hid:(r+1)*hid], pos[r]) }, func() {}
+	})
+}
+
 // indexerBackend returns be when it computes the indexer's logits
 // (gemm.IndexerBackend), else gemm's ref backend.
 func indexerBackend(be gemm.Backend) gemm.Backend {
@@ -234,11 +252,7 @@ func indexerBackend(be gemm.Backend) gemm.Backend {
 func referenceIndexer(s *state, ref *dsv3.Ref, b int, ic *IndexerCheck, got, want *[]float64) {
 	hid, k := s.cfg.HiddenSize, s.cfg.IndexTopK
 	n := int(s.prefix[b])
-	keys := make([]dsv3.IndexKey, n)
-	for p := range keys {
-		r := s.xpStart[b] + p
-		keys[p] = ref.IndexerKey(s.xp[r*hid:(r+1)*hid], p)
-	}
+	keys := s.refKeys[s.xpStart[b] : s.xpStart[b]+n]
 	scores, bounds := ref.IndexerScores(s.x[b*hid:(b+1)*hid], keys)
 	row := s.ilogits[b*s.maxLen : b*s.maxLen+n+1]
 	*got = append(*got, testutil.F64(row)...)
