@@ -287,3 +287,17 @@ func TestV32CheckpointMissingIndexer(t *testing.T) {
 		t.Fatalf("missing weights_proj: %v", err)
 	}
 }
+
+// TestDemoV32ShortContexts: contexts no longer than top-k select every key
+// (−1 padding the rest), which is dense attention, and still pass.
+func TestDemoV32ShortContexts(t *testing.T) {
+	o := smallV32(t)
+	o.Dir, o.Prefix = "", 40
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK || r.Indexer.Sparse != 0 || r.Indexer.Agreement != r.Batch || r.Indexer.MaxContext > 41 {
+		t.Fatalf("ok=%v, indexer %+v", r.OK, r.Indexer)
+	}
+}

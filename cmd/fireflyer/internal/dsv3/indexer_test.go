@@ -239,4 +239,74 @@ func TestIndexerMatchesReference(t *testing.T) {
 	if diff := testutil.CalcDiff(testutil.F64(logits[:n+1]), want); !(diff < 5e-3) {
 		t.Fatalf("indexer logits calc_diff %v", diff)
 	}
+	// The snapshot demo's interleaved RoPE gives other logits: the check
+	// tells the layouts apart.
+	inv := RopeInvFreq(c)
+	interleaved := func(v []float64, pos int) IndexKey {
+		mla.RotatePairs(v[:c.QKRopeHeadDim], inv, pos)
+		if err := Hadamard(v); err != nil {
+			t.Fatal(err)
+		}
+		k, s := quant64(v)
+		return IndexKey{K: k, Scale: s}
+	}
+	li := lw.Indexer
+	hn := func(p int) []float64 { return RMSNorm(testutil.F64(xs[p*hid:(p+1)*hid]), lw.InputNorm, c.RMSNormEps) }
+	qr := RMSNorm(lw.QA.MatVec64(hn(n)), lw.QANorm, c.RMSNormEps)
+	qall, wp := li.WQB.MatVec64(qr), li.WeightsProj.MatVec64(hn(n))
+	wrong := make([]float64, n+1)
+	for p := range wrong {
+		k := interleaved(LayerNorm(li.WK.MatVec64(hn(p)), li.KNormW, li.KNormB, IndexerNormEps), p)
+		for hd := 0; hd < H; hd++ {
+			q := interleaved(append([]float64(nil), qall[hd*d:(hd+1)*d]...), n)
+			var dot float64
+			for i := range q.K {
+				dot += q.K[i] * k.K[i]
+			}
+			wrong[p] += wp[hd] / math.Sqrt(float64(H)) * q.Scale / math.Sqrt(float64(d)) * math.Max(dot, 0) * k.Scale
+		}
+	}
+	if diff := testutil.CalcDiff(testutil.F64(logits[:n+1]), wrong); !(diff > 0.05) {
+		t.Fatalf("interleaved-RoPE logits: calc_diff %v against the fast path, want > 0.05", diff)
+	} else {
+		t.Logf("interleaved RoPE: calc_diff %.3g", diff)
+	}
+}
+
+// TestTokenSparse: keeping every position is Token; keeping only the new
+// token is the single-key closed form; keeping none gives no attention.
+func TestTokenSparse(t *testing.T) {
+	c, _ := Published().Scaled(64)
+	r := testutil.RNG(11)
+	hid := c.HiddenSize
+	w := randomLayer(c, r)
+	var prefix []CacheRow
+	for p := 0; p < 9; p++ {
+		h := RMSNorm(testutil.F64(testutil.Normal(r, hid, 0, 1)), w.InputNorm, c.RMSNormEps)
+		prefix = append(prefix, KVRow(c, w, h, p))
+	}
+	x := testutil.Normal(r, hid, 0, 1)
+	topk := []int32{0, 1, 2, 3, 4, 5, 6, 7}
+	ref := NewReference(c, w)
+	dense := ref.Token(x, prefix, topk)
+	all := ref.TokenSparse(x, prefix, []int32{9, 3, -1, 0, 1, 2, 4, 5, 6, 7, 8, 3}, topk)
+	if d := testutil.CalcDiff(all.Attn, dense.Attn); d > 1e-15 {
+		t.Fatalf("keeping every position: calc_diff %v against Token", d)
+	}
+	self := ref.TokenSparse(x, prefix, []int32{9, -1}, topk)
+	// with one key the softmax is 1 and the output W_UV·c_kv of that key,
+	// wherever it sits: the same as the token with no prefix at all
+	single := ref.Token(x, nil, topk)
+	if d := testutil.CalcDiff(self.Attn, single.Attn); d > 1e-12 {
+		t.Fatalf("only the token itself kept: calc_diff %v against no prefix", d)
+	}
+	none := ref.TokenSparse(x, prefix, []int32{-1, -1}, topk)
+	for _, v := range none.Attn {
+		if v != 0 {
+			t.Fatalf("no key kept: attention %v, want 0", v)
+		}
+	}
+	if d := testutil.CalcDiff(self.Attn, dense.Attn); !(d > 1e-3) {
+		t.Fatalf("attending one key vs ten: calc_diff %v, want a real difference", d)
+	}
 }
