@@ -71,6 +71,16 @@ func TestDemoV32CLI(t *testing.T) {
 	if code != exitOK || json.Unmarshal([]byte(stdout), &obj) != nil || !obj.OK || obj.Indexer == nil || obj.Indexer.TopK != 64 || !(obj.Indexer.CalcDiff > 0) {
 		t.Fatalf("--json: exit %d, %+v", code, obj)
 	}
+	// A V3.2 config.json given with --config runs as V3.2 without --model;
+	// --model v3 with it is bad usage.
+	cfg := filepath.Join("internal", "dsv3", "config_v32.json")
+	code, stdout, stderr = runCLI(t, "", "demo", "--config", cfg, "--scale", "64", "--batch", "2", "--ranks", "2", "--prefix", "80")
+	if code != exitOK || !strings.Contains(stdout, "model: DeepSeek-V3.2") {
+		t.Fatalf("--config config_v32.json: exit %d, %s\n%s", code, stderr, stdout)
+	}
+	if code, _, stderr := runCLI(t, "", "demo", "--config", cfg, "--model", "v3"); code != exitUsage || !strings.Contains(stderr, "--model v3") {
+		t.Fatalf("--model v3 with a V3.2 config: exit %d, %q", code, stderr)
+	}
 }
 
 // TestDemoCLIBadInput: bad flag values and bad checkpoints exit 2 with a
