@@ -115,9 +115,6 @@ func TestDemoV32(t *testing.T) {
 // TestDemoV32DefaultPrefix: without --prefix, V3.2 prefixes run up to
 // 2·index_topk, so that most contexts are longer than top-k.
 func TestDemoV32DefaultPrefix(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a default-prefix run")
-	}
 	r, err := Run(context.Background(), Options{Model: "v3.2", Scale: 64, Batch: 4, Ranks: 2, Seed: 2})
 	if err != nil {
 		t.Fatal(err)
