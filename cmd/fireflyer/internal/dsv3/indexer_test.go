@@ -2,6 +2,7 @@ package dsv3
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/bits"
@@ -309,4 +310,42 @@ func TestTokenSparse(t *testing.T) {
 	if d := testutil.CalcDiff(self.Attn, dense.Attn); !(d > 1e-3) {
 		t.Fatalf("attending one key vs ten: calc_diff %v, want a real difference", d)
 	}
+}
+
+// FuzzActQuant: for any finite block, act_quant's scale is a power of two
+// with |x/scale| ≤ 448 (nothing saturates) and below 2·max(amax, 1e-4)/448
+// (at most one binade of range unused), and every code is E4M3(x/scale).
+func FuzzActQuant(f *testing.F) {
+	f.Add([]byte{0, 0, 128, 63, 0, 0, 0, 191}) // 1, -0.5
+	f.Add([]byte{0, 0, 224, 67})               // 448
+	f.Add([]byte{1, 0, 0, 0})                  // the smallest subnormal
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x := make([]float32, 0, 128)
+		for i := 0; i+4 <= len(b) && len(x) < 128; i += 4 {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))
+			if v != v || math.IsInf(float64(v), 0) || math.Abs(float64(v)) > 1e30 {
+				continue
+			}
+			x = append(x, v)
+		}
+		codes := make([]tensor.E4M3, len(x))
+		s := ActQuant(codes, x)
+		fr, _ := math.Frexp(float64(s))
+		if !(s > 0) || fr != 0.5 {
+			t.Fatalf("scale %v is not a positive power of two", s)
+		}
+		var amax float64
+		for i, v := range x {
+			amax = math.Max(amax, math.Abs(float64(v)))
+			if q := float64(v) / float64(s); math.Abs(q) > 448 {
+				t.Fatalf("x[%d]/scale = %v saturates", i, q)
+			}
+			if codes[i] != tensor.E4M3FromFloat32(v/s) {
+				t.Fatalf("code %d: %v, want E4M3(%v)", i, codes[i], v/s)
+			}
+		}
+		if a := math.Max(amax, 1e-4); float64(s) >= 2*a/448*(1+1e-6) {
+			t.Fatalf("scale %v wastes range: amax %v", s, amax)
+		}
+	})
 }
