@@ -67,6 +67,13 @@ func (r FP8Recipe) String() string {
 	return "FP8Recipe(?)"
 }
 
+// Scale returns the scale recipe r gives a 128-channel tile whose absolute
+// maximum is amax (see the FP8Recipe constants): for FP8RecipeV32 the
+// power of two of DeepSeek-V3.2's act_quant(x, 128, "ue8m0"), which also
+// quantizes the lightning indexer's q and k. Codes are then
+// E4M3(x/scale).
+func (r FP8Recipe) Scale(amax float32) float32 { return r.scale(amax) }
+
 // fp8Scale returns the scale of a tile with absolute maximum amax.
 func (r FP8Recipe) scale(amax float32) float32 {
 	switch r {

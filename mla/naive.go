@@ -82,6 +82,26 @@ func RotatePairs(x []float64, invFreq []float64, pos int) {
 	}
 }
 
+// RotateHalves is RotatePairs in the non-interleaved (GPT-NeoX) layout:
+// it rotates x in place at position pos, pairing channel i with channel
+// i+n/2 (n = 2·len(invFreq)) at inverse frequency invFreq[i], so that
+// y[i] = x[i]·cos − x[i+n/2]·sin and y[i+n/2] = x[i]·sin + x[i+n/2]·cos.
+// DeepSeek-V3.2's lightning indexer ropes its q and k this way (the
+// corrected inference/model.py, apply_rotary_emb(..., interleaved=False));
+// MLA itself stays interleaved (RotatePairs). Channels beyond n are left
+// alone; it does nothing if x is shorter than n.
+func RotateHalves(x []float64, invFreq []float64, pos int) {
+	n := len(invFreq)
+	if 2*n > len(x) {
+		return
+	}
+	for i, f := range invFreq {
+		s, c := math.Sincos(float64(pos) * f)
+		a, b := x[i], x[i+n]
+		x[i], x[i+n] = a*c-b*s, a*s+b*c
+	}
+}
+
 // NaiveMLA computes one request's attention the un-absorbed way, in
 // float64: every head h gets ordinary keys k_h[t] = [W_UK[h]·c_t ; kPe_t]
 // (NopeDim+RopeDim) and values v_h[t] = W_UV[h]·c_t (VDim), and query token

@@ -38,6 +38,8 @@ func TestBadInputExit2(t *testing.T) {
 		{"", []string{"demo", "--svg", dir}, "--svg"},
 		{"", []string{"demo", "--layer", "1000"}, "--layer"},
 		{"", []string{"demo", "--layer", "61"}, "num_hidden_layers"},
+		{"", []string{"demo", "--model", "v4"}, "--model"},
+		{"", []string{"demo", "--model", "v3.2", "--layer", "61"}, "num_hidden_layers"},
 		{readmeJSON, append(slices.Clone(readmeFlags), "--svg", dir), "--svg"},
 		{"", []string{"schedule", "--method", "1f1b", "--svg", dir}, "--svg"},
 		{readmeJSON, []string{"eplb", "--replicas", "16", "--gpus", "8", "--nodes", "0"}, "--nodes"},

@@ -18,17 +18,18 @@ import (
 )
 
 func init() {
-	register(command{name: "demo", summary: "run one DeepSeek-V3 MoE decode step through every package and check it", run: runDemo})
+	register(command{name: "demo", summary: "run one DeepSeek-V3 (or --model v3.2) MoE decode step through every package and check it", run: runDemo})
 }
 
 func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", "demo [flags]", stderr)
 	var o demo.Options
+	fs.StringVar(&o.Model, "model", "", "v3 or v3.2 (DeepSeek-V3.2: lightning indexer, top-k, sparse MLA over the FP8 cache); default v3, or what --checkpoint/--config says")
 	fs.IntVar(&o.Scale, "scale", 8, "shrink widths and expert counts by this factor (1 = DeepSeek-V3 full size)")
 	fs.IntVar(&o.Batch, "batch", 64, "sequences decoded in the step")
 	fs.IntVar(&o.Ranks, "ranks", 8, "expert-parallel ranks")
 	fs.StringVar(&o.Transport, "transport", "inproc", "ep transport: inproc, tcp or unix (tcp/unix start the rank processes)")
-	fs.IntVar(&o.Prefix, "prefix", 256, "longest prefix in the KV cache (each sequence holds prefix/2 … prefix tokens)")
+	fs.IntVar(&o.Prefix, "prefix", 256, "longest prefix in the KV cache (each sequence holds prefix/2 … prefix tokens; v3.2 default: 2·index_topk)")
 	seed := fs.Uint64("seed", 1, "seed of the generated weights and inputs")
 	fs.IntVar(&o.Layer, "layer", 0, "MoE layer to run (0: first_k_dense_replace, i.e. 3)")
 	fs.StringVar(&o.Dir, "dir", "", "write the generated checkpoint here and keep it (default: a temporary directory)")
@@ -78,6 +79,15 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "fireflyer demo: --checkpoint %s: is a file, want a checkpoint directory (config.json and safetensors shards)\n", o.Checkpoint)
 			return exitUsage
 		}
+	}
+	if o.Model != "" && o.Model != "v3" && o.Model != "v3.2" {
+		fmt.Fprintf(stderr, "fireflyer demo: --model %q must be v3 or v3.2\n", o.Model)
+		return exitUsage
+	}
+	prefixSet := false
+	fs.Visit(func(f *flag.Flag) { prefixSet = prefixSet || f.Name == "prefix" })
+	if !prefixSet {
+		o.Prefix = 0 // the model's default (256, or 2·index_topk for v3.2)
 	}
 	o.Seed = *seed
 	if *cfgPath != "" {

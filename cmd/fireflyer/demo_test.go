@@ -43,6 +43,46 @@ func TestDemoCLI(t *testing.T) {
 	}
 }
 
+// TestDemoV32CLI: `demo --model v3.2` runs the sparse step and ends with a
+// passing check line; --json carries the indexer's check.
+func TestDemoV32CLI(t *testing.T) {
+	args := []string{"demo", "--model", "v3.2", "--scale", "64", "--batch", "4", "--ranks", "2", "--prefix", "160"}
+	code, stdout, stderr := runCLI(t, "", args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr, stdout)
+	}
+	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "check: calc_diff=") || !strings.HasSuffix(last, " threshold=0.002 ok") {
+		t.Fatalf("last line %q", last)
+	}
+	for _, want := range []string{"model: DeepSeek-V3.2", "indexer: logits over the FP8 indexer cache", "indexer: top-k", "attention: sparse MLA decode", "indexer: logits calc_diff="} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	code, stdout, _ = runCLI(t, "", append(args, "--json")...)
+	var obj struct {
+		OK      bool `json:"ok"`
+		Indexer *struct {
+			TopK     int     `json:"index_topk"`
+			CalcDiff float64 `json:"calc_diff"`
+		} `json:"indexer"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(stdout), &obj) != nil || !obj.OK || obj.Indexer == nil || obj.Indexer.TopK != 64 || !(obj.Indexer.CalcDiff > 0) {
+		t.Fatalf("--json: exit %d, %+v", code, obj)
+	}
+	// A V3.2 config.json given with --config runs as V3.2 without --model;
+	// --model v3 with it is bad usage.
+	cfg := filepath.Join("internal", "dsv3", "config_v32.json")
+	code, stdout, stderr = runCLI(t, "", "demo", "--config", cfg, "--scale", "64", "--batch", "2", "--ranks", "2", "--prefix", "80")
+	if code != exitOK || !strings.Contains(stdout, "model: DeepSeek-V3.2") {
+		t.Fatalf("--config config_v32.json: exit %d, %s\n%s", code, stderr, stdout)
+	}
+	if code, _, stderr := runCLI(t, "", "demo", "--config", cfg, "--model", "v3"); code != exitUsage || !strings.Contains(stderr, "--model v3") {
+		t.Fatalf("--model v3 with a V3.2 config: exit %d, %q", code, stderr)
+	}
+}
+
 // TestDemoCLIBadInput: bad flag values and bad checkpoints exit 2 with a
 // message naming the argument or the file (CLI.md), before any work.
 func TestDemoCLIBadInput(t *testing.T) {

@@ -64,6 +64,23 @@ func layerSpecs(c dsv3.Config, layer int) []linearSpec {
 	return append(specs, linearSpec{s + "gate_proj", sh, h}, linearSpec{s + "up_proj", sh, h}, linearSpec{s + "down_proj", h, sh})
 }
 
+// indexerSpecs lists the FP8 linear layers of the layer's lightning indexer
+// (DeepSeek-V3.2; none for DeepSeek-V3), in the checkpoint's names:
+// self_attn.indexer.wq_b [index_n_heads·index_head_dim, q_lora_rank] and
+// self_attn.indexer.wk [index_head_dim, hidden].
+func indexerSpecs(c dsv3.Config, layer int) []linearSpec {
+	if !c.IsV32() {
+		return nil
+	}
+	p := "model.layers." + strconv.Itoa(layer) + ".self_attn.indexer."
+	return []linearSpec{{p + "wq_b", c.IndexNHeads * c.IndexHeadDim, c.QLoraRank}, {p + "wk", c.IndexHeadDim, c.HiddenSize}}
+}
+
+// indexerPrefix is the name prefix of layer's indexer tensors.
+func indexerPrefix(layer int) string {
+	return "model.layers." + strconv.Itoa(layer) + ".self_attn.indexer."
+}
+
 // normSpecs lists the BF16 norm vectors of the layer with their lengths.
 func normSpecs(c dsv3.Config, layer int) map[string]int {
 	p := "model.layers." + strconv.Itoa(layer) + "."
@@ -108,7 +125,7 @@ func GenerateCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, laye
 		i := shardOf(name)
 		shards[i] = append(shards[i], safetensors.Entry{Name: name, Tensor: t})
 	}
-	for _, s := range layerSpecs(cfg, layer) {
+	for _, s := range append(layerSpecs(cfg, layer), indexerSpecs(cfg, layer)...) {
 		w := make([]float32, s.Out*s.In)
 		std := 1 / math.Sqrt(float64(s.In))
 		for i := range w {
@@ -152,6 +169,24 @@ func GenerateCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, laye
 	}
 	bt, _ := tensor.FromSlice(bias, cfg.NRoutedExperts)
 	add(p+"mlp.gate.e_score_correction_bias", bt)
+	if cfg.IsV32() {
+		// The indexer's k_norm (LayerNorm weight and bias over
+		// index_head_dim) and weights_proj [index_n_heads, hidden], BF16
+		// and not quantized, as in the published checkpoint.
+		ip := indexerPrefix(layer)
+		bf := func(name string, n int, mean, std float64, shape ...int) {
+			v := make([]tensor.BF16, n)
+			for i := range v {
+				v[i] = tensor.BF16FromFloat32(float32(mean + std*r.NormFloat64()))
+			}
+			t, _ := tensor.FromSlice(v, shape...)
+			add(name, t)
+		}
+		d := cfg.IndexHeadDim
+		bf(ip+"k_norm.weight", d, 1, 0.1, d)
+		bf(ip+"k_norm.bias", d, 0, 0.1, d)
+		bf(ip+"weights_proj.weight", cfg.IndexNHeads*cfg.HiddenSize, 0, 1/math.Sqrt(float64(cfg.HiddenSize)), cfg.IndexNHeads, cfg.HiddenSize)
+	}
 
 	stats := &CheckpointStats{Dir: c.Root()}
 	var total int64
@@ -340,7 +375,53 @@ func LoadCheckpoint(ctx context.Context, c *fs.Client, cfg dsv3.Config, layer in
 		return nil, nil, err
 	}
 	w.Bias = bt.F32()
+	if cfg.IsV32() {
+		if w.Indexer, err = loadIndexer(cfg, layer, linear, get); err != nil {
+			return nil, nil, err
+		}
+	}
 	return w, stats, nil
+}
+
+// loadIndexer reads the layer's lightning-indexer tensors (DeepSeek-V3.2):
+// wq_b and wk (F8_E4M3 with weight_scale_inv), k_norm.weight and
+// k_norm.bias and weights_proj.weight (BF16, or F32).
+func loadIndexer(cfg dsv3.Config, layer int, linear func(linearSpec) (*tensor.FP8Matrix, error),
+	get func(string, tensor.DType, ...int) (*tensor.Tensor, error)) (*dsv3.IndexerWeights, error) {
+	iw := &dsv3.IndexerWeights{}
+	specs := indexerSpecs(cfg, layer)
+	var err error
+	if iw.WQB, err = linear(specs[0]); err != nil {
+		return nil, err
+	}
+	if iw.WK, err = linear(specs[1]); err != nil {
+		return nil, err
+	}
+	vec := func(name string, shape ...int) ([]float32, error) {
+		t, err := get(name, tensor.BF16T, shape...)
+		if err == nil {
+			out := make([]float32, len(t.BF16s()))
+			tensor.DecodeBF16(out, t.BF16s())
+			return out, nil
+		}
+		t32, err2 := get(name, tensor.F32, shape...)
+		if err2 != nil {
+			return nil, err
+		}
+		return append([]float32(nil), t32.F32()...), nil
+	}
+	ip := indexerPrefix(layer)
+	d := cfg.IndexHeadDim
+	if iw.KNormW, err = vec(ip+"k_norm.weight", d); err != nil {
+		return nil, err
+	}
+	if iw.KNormB, err = vec(ip+"k_norm.bias", d); err != nil {
+		return nil, err
+	}
+	if iw.WeightsProj, err = vec(ip+"weights_proj.weight", cfg.IndexNHeads, cfg.HiddenSize); err != nil {
+		return nil, err
+	}
+	return iw, nil
 }
 
 // shardFiles returns the shard file names of dir that LoadCheckpoint must

@@ -45,12 +45,17 @@ var ErrOptions = errors.New("demo: bad options")
 
 // Options configure Run. The zero value of a field means its default.
 type Options struct {
-	Config     *dsv3.Config // nil: DeepSeek-V3's published config (or the checkpoint's config.json)
+	// Model is "v3" (DeepSeek-V3, dense MLA) or "v3.2" (DeepSeek-V3.2:
+	// lightning indexer, top-k, sparse MLA over the FP8 cache); "" means
+	// what Config or the checkpoint's config.json says, else "v3". A config
+	// that disagrees with it is an ErrOptions.
+	Model      string
+	Config     *dsv3.Config // nil: the published config of Model (or the checkpoint's config.json)
 	Scale      int          // shrink factor for widths and expert counts of the generated checkpoint (default 8; 1 = full size; not used with Checkpoint)
 	Batch      int          // sequences decoded (default 64)
 	Ranks      int          // expert-parallel ranks (default 8)
 	Transport  string       // "inproc" (default), "tcp" or "unix"
-	Prefix     int          // longest prefix in the KV cache (default 256); sequence b holds Prefix/2 … Prefix tokens
+	Prefix     int          // longest prefix in the KV cache (default 256, for v3.2 2·index_topk, so that most prefixes are longer than top-k); sequence b holds Prefix/2 … Prefix tokens
 	PageSize   int          // KV cache page (default 64)
 	Seed       uint64       // weights and inputs (default 1)
 	Layer      int          // MoE layer index (default first_k_dense_replace, 3)
@@ -64,6 +69,8 @@ type Options struct {
 	// transports (started by sock.Launch, within ctx's deadline); nil means
 	// this program as `<program> rank demo` (see RankMain).
 	Worker WorkerLauncher
+
+	prefixDefault bool // Prefix was left to its default (V3.2 widens it)
 }
 
 // Stage is one row of the stage table.
@@ -89,7 +96,12 @@ type Result struct {
 		QLoraRank    int     `json:"q_lora_rank"`
 		Scale        int     `json:"scale"` // --scale of the generated checkpoint; 0 when read from --checkpoint
 		SoftmaxScale float64 `json:"softmax_scale"`
+		IndexNHeads  int     `json:"index_n_heads,omitempty"` // DeepSeek-V3.2 only
+		IndexTopK    int     `json:"index_topk,omitempty"`
 	} `json:"model"`
+	// Indexer is the check of DeepSeek-V3.2's indexer and top-k (nil for
+	// DeepSeek-V3).
+	Indexer    *IndexerCheck    `json:"indexer,omitempty"`
 	Batch      int              `json:"batch"`
 	Ranks      int              `json:"ranks"`
 	Transport  string           `json:"transport"`
@@ -129,7 +141,7 @@ type Result struct {
 	CalcDiff        float64 `json:"calc_diff"`           // the layer's output vs the float64 reference
 	Threshold       float64 `json:"threshold"`
 	PartThreshold   float64 `json:"part_threshold"`
-	OK              bool    `json:"ok"` // CalcDiff < Threshold, AttnDiff and MoEDiff < PartThreshold, RouterMismatch 0, RouterScoreDiff < RouterScoreTolerance
+	OK              bool    `json:"ok"` // CalcDiff < Threshold, AttnDiff and MoEDiff < PartThreshold, RouterMismatch 0, RouterScoreDiff < RouterScoreTolerance, and for V3.2 Indexer.OK()
 	schedule        *pipeline.Schedule
 	report          *pipeline.Report
 }
@@ -143,6 +155,9 @@ func (o *Options) defaults() error {
 	set(&o.Scale, 8)
 	set(&o.Batch, 64)
 	set(&o.Ranks, 8)
+	if o.Prefix == 0 {
+		o.prefixDefault = true
+	}
 	set(&o.Prefix, 256)
 	set(&o.PageSize, 64)
 	if o.Seed == 0 {
@@ -155,6 +170,8 @@ func (o *Options) defaults() error {
 		o.FSBackend = "auto"
 	}
 	switch {
+	case o.Model != "" && o.Model != "v3" && o.Model != "v3.2":
+		return fmt.Errorf("%w: --model %q must be v3 or v3.2", ErrOptions, o.Model)
 	case o.Scale < 1:
 		return fmt.Errorf("%w: --scale %d must be ≥ 1", ErrOptions, o.Scale)
 	case o.Batch < 1:
@@ -180,6 +197,9 @@ func fillModel(res *Result, c dsv3.Config, scale int) {
 	m.Hidden, m.Experts, m.Heads, m.TopK = c.HiddenSize, c.NRoutedExperts, c.NumAttentionHeads, c.NumExpertsPerTok
 	m.Groups, m.TopKGroup, m.MoEInter, m.QLoraRank, m.Scale = c.NGroup, c.TopKGroup, c.MoEIntermediateSize, c.QLoraRank, scale
 	m.SoftmaxScale = c.SoftmaxScale()
+	if c.IsV32() {
+		m.IndexNHeads, m.IndexTopK = c.IndexNHeads, c.IndexTopK
+	}
 }
 
 // sameExperts reports whether the float64 scores select the same set of
@@ -284,7 +304,7 @@ func runMoE(ctx context.Context, opts Options, in moeInput, be gemm.Backend, sta
 // that overflow give the largest int64.
 func memoryNeeded(cfg dsv3.Config, o Options) int64 {
 	var n float64
-	for _, s := range layerSpecs(cfg, o.Layer) {
+	for _, s := range append(layerSpecs(cfg, o.Layer), indexerSpecs(cfg, o.Layer)...) {
 		n += 6 * float64(s.Out) * float64(s.In)
 	}
 	hid, d := float64(cfg.HiddenSize), float64(cfg.KVLoraRank+cfg.QKRopeHeadDim)

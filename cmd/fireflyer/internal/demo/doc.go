@@ -27,6 +27,31 @@
 // step's own scores, and those scores within RouterScoreTolerance of
 // float64 (see Result.OK).
 //
+// # DeepSeek-V3.2 (Options.Model "v3.2", `fireflyer demo --model v3.2`)
+//
+// The layer gains DeepSeek-V3.2's lightning indexer and its attention turns
+// sparse: the MLA cache holds FlashMLA's 656-byte FP8 records
+// (mla.NewFP8PagedCache) and the indexer's keys sit in DeepGEMM's paged
+// indexer cache (gemm.IndexerCache, 132 bytes a token, the same block
+// table), both filled as the prefix tokens are appended. The step runs the
+// projections, the indexer's (wq_b on MLA's query latent, wk, k_norm, the
+// non-interleaved RoPE, the 128-point Hadamard rotation, act_quant with
+// UE8M0 scales, weights_proj), its logits over the cache
+// (gemm.PagedMQALogits), the top-index_topk keys (mla.TopKIndices: larger
+// logit first, ties to the lower position, −1 padding) and sparse MLA
+// decode over them (mla.SparseDecode), then the MoE half as for V3. The
+// default prefix is 2·index_topk, so that nearly every context is longer
+// than top-k (the Indexer line says how many are).
+//
+// The reference recomputes every context key of the indexer from the
+// prefix tokens' hidden states in float64 (act_quant included, as the model
+// quantizes), scores them, and attends densely over the step's chosen keys
+// with every other logit at −Inf (dsv3.Ref.TokenSparse). The check then
+// also requires the indexer's logits under IndexerThreshold, the chosen
+// keys to be exactly the top-k of the step's own logits, and every key on
+// the right side of the float64 top-k cut unless within the near-tie band
+// TopKBand (IndexerCheck).
+//
 // Where it sits: the application (docs/architecture.md). Run is a list of
 // stage functions over one state (stages.go); the stage table it returns is
 // made of the rows that list declares.

@@ -24,8 +24,16 @@ func PrintTable(w io.Writer, r *Result) {
 	if m.Scale == 0 && r.Read != nil {
 		size = "read from " + r.Read.Dir
 	}
-	fmt.Fprintf(w, "model: DeepSeek-V3 MoE layer %s: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
-		size, m.Hidden, m.Experts, m.TopK, m.Groups, m.TopKGroup, m.Heads, m.MoEInter)
+	name := "DeepSeek-V3"
+	if m.IndexTopK > 0 {
+		name = "DeepSeek-V3.2"
+	}
+	fmt.Fprintf(w, "model: %s MoE layer %s: hidden %d, %d routed experts (top-%d, %d groups, top-%d groups), %d heads (576/512), moe_inter %d\n",
+		name, size, m.Hidden, m.Experts, m.TopK, m.Groups, m.TopKGroup, m.Heads, m.MoEInter)
+	if ic := r.Indexer; ic != nil {
+		fmt.Fprintf(w, "       lightning indexer: %d heads × %d (FP8, UE8M0 scales), top-%d keys per token into sparse MLA over the FP8 cache\n",
+			ic.Heads, ic.HeadDim, ic.TopK)
+	}
 	fmt.Fprintf(w, "step:  %d sequences, %d expert-parallel ranks over %s, gemm cpu kernel %s, softmax scale %.5f\n",
 		r.Batch, r.Ranks, r.Transport, r.GemmKernel, m.SoftmaxScale)
 	if c := r.Written; c != nil {
@@ -57,6 +65,10 @@ func PrintTable(w io.Writer, r *Result) {
 		p.Stages, p.MicroBatch, p.Costs, p.Makespan, 100*p.BubbleRatio, p.PeakAct)
 	fmt.Fprintf(w, "parts: attention calc_diff=%.2e, moe calc_diff=%.2e; router scores within %.1e of float64, float64 router agrees on %d/%d tokens\n",
 		r.AttnDiff, r.MoEDiff, r.RouterScoreDiff, r.RouterAgreement, r.Batch)
+	if ic := r.Indexer; ic != nil {
+		fmt.Fprintf(w, "indexer: logits calc_diff=%.2e; top-%d equals float64's on %d/%d tokens (near ties may flip), %d keys outside the near-tie band; %d/%d tokens see more than %d keys (up to %d)\n",
+			ic.CalcDiff, ic.TopK, ic.Agreement, r.Batch, ic.Outside, ic.Sparse, r.Batch, ic.TopK, ic.MaxContext)
+	}
 	verdict := "ok"
 	if !r.OK {
 		verdict = "FAILED"
@@ -65,6 +77,17 @@ func PrintTable(w io.Writer, r *Result) {
 		}
 		if !(r.RouterScoreDiff < RouterScoreTolerance) {
 			fmt.Fprintf(w, "router: scores differ from float64 by %.2e, over %g\n", r.RouterScoreDiff, RouterScoreTolerance)
+		}
+		if ic := r.Indexer; ic != nil {
+			if !(ic.CalcDiff < ic.Threshold) {
+				fmt.Fprintf(w, "indexer: logits calc_diff=%.2e is over its threshold %g\n", ic.CalcDiff, ic.Threshold)
+			}
+			if ic.Mismatch > 0 {
+				fmt.Fprintf(w, "top-k: %d/%d tokens' keys differ from the top-%d of the step's own logits\n", ic.Mismatch, r.Batch, ic.TopK)
+			}
+			if ic.Outside > 0 {
+				fmt.Fprintf(w, "top-k: %d keys chosen or left out against the float64 logits beyond the near-tie band\n", ic.Outside)
+			}
 		}
 		for _, p := range []struct {
 			name string

@@ -45,8 +45,11 @@ var stages = []stage{
 	{name: "checkpoint: generate", rows: generateRows, run: generateStage},
 	{name: "checkpoint: load", rows: rows(rowRead, rowVerify), run: loadStage},
 	{name: "inputs", run: inputs},
-	{name: "kv cache", rows: rows("kv cache: fill prefixes (FP8 kv_a_proj, one GEMM)"), run: fillCache},
-	{name: "attention", rows: rows(rowProj, rowDecode, rowOProj), run: attentionStage},
+	{name: "kv cache", rows: cacheRows, run: fillCache},
+	{name: "attention", rows: attentionRows, run: attentionStage},
+	{name: "indexer", rows: v32Rows(rowIndexerLogits), run: indexerStage},
+	{name: "top-k", rows: v32Rows(rowTopK), run: topkStage},
+	{name: "sparse attention", rows: v32Rows(rowSparse, rowOProj), run: sparseStage},
 	{name: "residual", run: residual},
 	{name: "router", rows: rows("router: BF16 gate GEMM + noaux_tc top-k"), run: router},
 	{name: "eplb", rows: rows("eplb: loads of a warm-up batch → placement"), run: placeExperts},
@@ -67,6 +70,7 @@ const (
 	rowProj     = "attention: projections (FP8 GEMM)"
 	rowDecode   = "attention: MLA decode (paged, split-KV)"
 	rowOProj    = "attention: un-absorb + o_proj (FP8 GEMM)"
+	rowCache    = "kv cache: fill prefixes (FP8 kv_a_proj, one GEMM)"
 )
 
 func generateRows(o *Options) []string {
@@ -120,6 +124,19 @@ type state struct {
 	refOut  []float64
 	refAttn []float64
 	refMoE  []float64
+
+	// DeepSeek-V3.2 only
+	icache   *gemm.IndexerCache // the lightning indexer's FP8 key cache (same block table)
+	xp       []float32          // every prefix token's hidden state, sequence after sequence
+	xpStart  []int              // first row of sequence b in xp
+	pr       *dsv3.Projected    // the step's projections
+	iq       []tensor.E4M3      // indexer queries [B, index_n_heads, 128]
+	iw       []float32          // their weights [B, index_n_heads]
+	ilogits  []float32          // indexer logits [B, maxLen]
+	maxLen   int                // longest context of the step (new token included)
+	sel      []int32            // top-k positions [B, index_topk], −1 padded
+	sparseIx []int32            // the same as cache token indices (block·page + slot), SparseDecode's indices
+	refKeys  []dsv3.IndexKey    // float64 indexer keys of the xp rows
 }
 
 // hidden draws n hidden states [n, hidden] around the shared offset.
@@ -206,8 +223,20 @@ func configure(ctx context.Context, s *state) (int64, int64, error) {
 			return 0, 0, err
 		}
 		cfg = c
+	case opts.Model == "v3.2":
+		cfg = dsv3.PublishedV32()
 	default:
 		cfg = dsv3.Published()
+	}
+	switch {
+	case opts.Model == "v3.2" && !cfg.IsV32():
+		return 0, 0, fmt.Errorf("%w: --model v3.2, but the config has no index_n_heads, index_head_dim and index_topk (a DeepSeek-V3 config)", ErrOptions)
+	case opts.Model == "v3" && cfg.IsV32():
+		return 0, 0, fmt.Errorf("%w: --model v3, but the config has DeepSeek-V3.2's index_topk %d (use --model v3.2)", ErrOptions, cfg.IndexTopK)
+	}
+	opts.Model = "v3"
+	if cfg.IsV32() {
+		opts.Model = "v3.2"
 	}
 	if opts.Checkpoint == "" {
 		var err error
@@ -229,6 +258,9 @@ func configure(ctx context.Context, s *state) (int64, int64, error) {
 		scale = 0 // the checkpoint's own size; Scale does not apply
 	}
 	fillModel(s.res, cfg, scale)
+	if cfg.IsV32() && opts.prefixDefault {
+		opts.Prefix = 2 * cfg.IndexTopK
+	}
 	maxPos := cfg.MaxPositionEmbeddings
 	if maxPos <= 0 || maxPos > 1<<30 {
 		maxPos = 1 << 30 // absent from config.json; lengths are int32
@@ -332,9 +364,20 @@ func inputs(_ context.Context, s *state) (int64, int64, error) {
 		pages[b] = (int(l) + 1 + opts.PageSize - 1) / opts.PageSize
 		total += pages[b]
 	}
-	s.cache, err = mla.NewPagedCache(tensor.BF16T, total, opts.PageSize, 1, s.cfg.KVLoraRank+s.cfg.QKRopeHeadDim)
-	if err != nil {
-		return 0, 0, err
+	if s.cfg.IsV32() {
+		// DeepSeek-V3.2 keeps MLA's latent in FlashMLA's FP8 layout and the
+		// indexer's keys in DeepGEMM's, both paged by one block table.
+		if s.cache, err = mla.NewFP8PagedCache(total, opts.PageSize); err != nil {
+			return 0, 0, err
+		}
+		if s.icache, err = gemm.NewIndexerCache(total, opts.PageSize, s.cfg.IndexHeadDim); err != nil {
+			return 0, 0, err
+		}
+	} else {
+		s.cache, err = mla.NewPagedCache(tensor.BF16T, total, opts.PageSize, 1, s.cfg.KVLoraRank+s.cfg.QKRopeHeadDim)
+		if err != nil {
+			return 0, 0, err
+		}
 	}
 	perm := s.rng.Perm(total)
 	s.bt = make([][]int32, B)
@@ -364,17 +407,32 @@ func fillCache(ctx context.Context, s *state) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	err = dsv3.KVRows(ctx, s.be, s.cfg, s.w, xq, func(i int) int { return posOf[i] }, s.cache,
-		func(i int) (int, int) { return int(s.bt[seqOf[i]][posOf[i]/ps]), posOf[i] % ps }, &flops)
+	slot := func(i int) (int, int) { return int(s.bt[seqOf[i]][posOf[i]/ps]), posOf[i] % ps }
+	err = dsv3.KVRows(ctx, s.be, s.cfg, s.w, xq, func(i int) int { return posOf[i] }, s.cache, slot, &flops)
 	if err != nil {
 		return 0, 0, err
+	}
+	if s.cfg.IsV32() {
+		if err := dsv3.IndexerKeys(ctx, s.be, s.cfg, s.w.Indexer, xq, func(i int) int { return posOf[i] }, s.icache, slot, &flops); err != nil {
+			return 0, 0, err
+		}
+		s.xp = xp
+		s.xpStart = make([]int, len(s.seqlens))
+		for b := 1; b < len(s.seqlens); b++ {
+			s.xpStart[b] = s.xpStart[b-1] + int(s.seqlens[b-1])
+		}
 	}
 	s.prefix = append([]int32(nil), s.seqlens...)
 	return flops, 0, nil
 }
 
-// attentionStage runs the absorbed MLA decode step (three rows).
+// attentionStage runs the absorbed MLA decode step (three rows); for
+// DeepSeek-V3.2 only its projections and the indexer's (two rows), the
+// sparse decode following in indexerStage, topkStage and sparseStage.
 func attentionStage(ctx context.Context, s *state) (int64, int64, error) {
+	if s.cfg.IsV32() {
+		return projectV32(ctx, s)
+	}
 	names := [...]string{dsv3.PhaseProjections: rowProj, dsv3.PhaseDecode: rowDecode, dsv3.PhaseOutput: rowOProj}
 	phase := func(p dsv3.AttentionPhase, d time.Duration, flops, bytes int64) error {
 		s.fwd += d
@@ -562,7 +620,7 @@ func pipelineStage(_ context.Context, s *state) (int64, int64, error) {
 // reference recomputes every token's layer output in float64 on one rank
 // (dsv3.Ref) from the same dequantized weights, inputs and cache prefix,
 // and checks the router's choice.
-func reference(_ context.Context, s *state) (int64, int64, error) {
+func reference(ctx context.Context, s *state) (int64, int64, error) {
 	cfg, res := s.cfg, s.res
 	B, hid, E, K, ps := s.opts.Batch, cfg.HiddenSize, cfg.NRoutedExperts, cfg.NumExpertsPerTok, s.opts.PageSize
 	dq, err := s.w.Dequantized(cfg)
@@ -571,13 +629,30 @@ func reference(_ context.Context, s *state) (int64, int64, error) {
 	}
 	ref := dsv3.NewReference(cfg, dq)
 	row := make([]float32, s.cache.HeadDim)
+	var gotLogits, refLogits []float64
+	if cfg.IsV32() {
+		res.Indexer = &IndexerCheck{Heads: cfg.IndexNHeads, HeadDim: cfg.IndexHeadDim, TopK: cfg.IndexTopK, Threshold: IndexerThreshold}
+		if err := referenceKeys(ctx, s, ref); err != nil {
+			return 0, 0, err
+		}
+	}
 	for b := 0; b < B; b++ {
 		prefix := make([]dsv3.CacheRow, s.prefix[b])
 		for p := range prefix {
 			s.cache.Row(int(s.bt[b][p/ps]), p%ps, 0, row)
 			prefix[p] = testutil.F64(row)
 		}
-		r := ref.Token(s.x[b*hid:(b+1)*hid], prefix, s.idx[b*K:(b+1)*K])
+		var r dsv3.RefOutput
+		if cfg.IsV32() {
+			// The indexer and its top-k are checked against float64; the
+			// attention attends to the keys the step chose (so that near-tie
+			// flips of the selection do not dominate its calc_diff), densely
+			// with every other logit at −Inf.
+			referenceIndexer(s, ref, b, res.Indexer, &gotLogits, &refLogits)
+			r = ref.TokenSparse(s.x[b*hid:(b+1)*hid], prefix, s.sel[b*cfg.IndexTopK:(b+1)*cfg.IndexTopK], s.idx[b*K:(b+1)*K])
+		} else {
+			r = ref.Token(s.x[b*hid:(b+1)*hid], prefix, s.idx[b*K:(b+1)*K])
+		}
 		s.refOut = append(s.refOut, r.Out...)
 		s.refAttn = append(s.refAttn, r.Attn...)
 		s.refMoE = append(s.refMoE, r.MoE...)
@@ -594,6 +669,9 @@ func reference(_ context.Context, s *state) (int64, int64, error) {
 		for e, v := range r.Scores {
 			res.RouterScoreDiff = max(res.RouterScoreDiff, math.Abs(float64(s.scores[b*E+e])-v))
 		}
+	}
+	if res.Indexer != nil {
+		res.Indexer.CalcDiff = testutil.CalcDiff(gotLogits, refLogits)
 	}
 	return 0, 0, nil
 }
@@ -612,6 +690,7 @@ func check(_ context.Context, s *state) (int64, int64, error) {
 	res.AttnDiff = testutil.CalcDiff(gotAttn, s.refAttn)
 	res.MoEDiff = testutil.CalcDiff(gotMoE, s.refMoE)
 	res.OK = res.CalcDiff < Threshold && res.AttnDiff < PartThreshold && res.MoEDiff < PartThreshold && // false for NaN
-		res.RouterMismatch == 0 && res.RouterScoreDiff < RouterScoreTolerance
+		res.RouterMismatch == 0 && res.RouterScoreDiff < RouterScoreTolerance &&
+		(res.Indexer == nil || res.Indexer.OK())
 	return 0, 0, nil
 }

@@ -12,6 +12,9 @@ import (
 //go:embed config.json
 var publishedConfig []byte
 
+//go:embed config_v32.json
+var publishedV32Config []byte
+
 // ErrConfig reports a configuration the demo cannot run.
 var ErrConfig = errors.New("dsv3: bad config")
 
@@ -64,6 +67,12 @@ type Config struct {
 	VocabSize             int                 `json:"vocab_size"`
 	HiddenAct             string              `json:"hidden_act"`
 	QuantizationConfig    *QuantizationConfig `json:"quantization_config"`
+	// DeepSeek-V3.2's lightning indexer (absent, zero, in DeepSeek-V3):
+	// index_n_heads (64), index_head_dim (128) and index_topk (2048), the
+	// keys each query's sparse attention keeps.
+	IndexNHeads  int `json:"index_n_heads,omitempty"`
+	IndexHeadDim int `json:"index_head_dim,omitempty"`
+	IndexTopK    int `json:"index_topk,omitempty"`
 }
 
 // Published returns DeepSeek-V3's published configuration (embedded copy of
@@ -75,6 +84,26 @@ func Published() Config {
 	}
 	return c
 }
+
+// PublishedV32 returns DeepSeek-V3.2-Exp's configuration (embedded copy of
+// its config.json): DeepSeek-V3's with model_type "deepseek_v32" and the
+// lightning indexer's index_n_heads 64, index_head_dim 128 and index_topk
+// 2048.
+func PublishedV32() Config {
+	c, err := ParseConfig(publishedV32Config)
+	if err != nil {
+		panic("dsv3: embedded config_v32.json: " + err.Error())
+	}
+	return c
+}
+
+// IsV32 reports whether c has DeepSeek-V3.2's lightning indexer
+// (index_topk > 0): its attention is sparse, over the top-index_topk keys.
+func (c Config) IsV32() bool { return c.IndexTopK > 0 || c.IndexNHeads > 0 || c.IndexHeadDim > 0 }
+
+// IndexerSoftmaxScale returns index_head_dim^−0.5, the indexer's
+// softmax_scale (inference/model.py Indexer; no YaRN mscale).
+func (c Config) IndexerSoftmaxScale() float64 { return 1 / math.Sqrt(float64(c.IndexHeadDim)) }
 
 // LoadConfig reads and validates a config.json file.
 func LoadConfig(path string) (Config, error) {
@@ -127,6 +156,19 @@ func (c Config) Validate() error {
 	case c.NSharedExperts < 0 || c.RMSNormEps <= 0 || c.RopeTheta <= 0:
 		return bad("n_shared_experts, rms_norm_eps and rope_theta out of range")
 	}
+	if !c.IsV32() {
+		return nil
+	}
+	switch {
+	case c.IndexNHeads <= 0 || c.IndexNHeads > 1<<10:
+		return bad("index_n_heads %d must be in [1, 1024]", c.IndexNHeads)
+	case c.IndexHeadDim != 128:
+		return bad("index_head_dim %d must be 128 (one 128-point Hadamard rotation and one act_quant block per head)", c.IndexHeadDim)
+	case c.IndexHeadDim <= c.QKRopeHeadDim:
+		return bad("index_head_dim %d must exceed qk_rope_head_dim %d (the indexer ropes its first qk_rope_head_dim channels)", c.IndexHeadDim, c.QKRopeHeadDim)
+	case c.IndexTopK <= 0 || c.IndexTopK > 1<<20:
+		return bad("index_topk %d must be in [1, 2^20]", c.IndexTopK)
+	}
 	return nil
 }
 
@@ -136,7 +178,10 @@ func (c Config) Validate() error {
 // num_attention_heads divided by div but kept at ≥ 2 per group and ≥ 1 head.
 // Kept as published: n_group, topk_group, num_experts_per_tok, the routing
 // rule and scaling factor, and the MLA head dims (576 = 512 + 64, nope 128,
-// v 128). div = 1 returns c unchanged.
+// v 128). A V3.2 config also keeps index_head_dim (128) and divides
+// index_n_heads by div (≥ 1) and index_topk by div, rounded down to a
+// multiple of 64 (FlashMLA's SM90 granule) and kept ≥ 64. div = 1 returns
+// c unchanged.
 func (c Config) Scaled(div int) (Config, error) {
 	if div < 1 {
 		return Config{}, fmt.Errorf("%w: scale %d must be ≥ 1", ErrConfig, div)
@@ -153,6 +198,10 @@ func (c Config) Scaled(div int) (Config, error) {
 	perGroup := max(2, c.NRoutedExperts/c.NGroup/div)
 	s.NRoutedExperts = perGroup * c.NGroup
 	s.NumAttentionHeads = max(1, c.NumAttentionHeads/div)
+	if c.IsV32() {
+		s.IndexNHeads = max(1, c.IndexNHeads/div)
+		s.IndexTopK = max(64, c.IndexTopK/div/64*64)
+	}
 	return s, s.Validate()
 }
 

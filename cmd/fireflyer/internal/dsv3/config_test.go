@@ -66,6 +66,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(append([]byte(nil), publishedConfig...), 8)
 	f.Add([]byte(`{"n_routed_experts": 8, "n_group": 4}`), 1)
 	f.Add([]byte(`[]`), 2)
+	f.Add(append([]byte(nil), publishedV32Config...), 8)
+	f.Add([]byte(`{"index_topk": 2048, "index_head_dim": 64}`), 1)
 	f.Fuzz(func(t *testing.T, b []byte, div int) {
 		c, err := ParseConfig(b)
 		if err != nil {
@@ -93,6 +95,9 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if s, err := c.Scaled(div%64 + 1); err == nil && s.NRoutedExperts%s.NGroup != 0 {
 			t.Fatalf("scaled config has %d experts in %d groups", s.NRoutedExperts, s.NGroup)
+		}
+		if c.IsV32() && (c.IndexHeadDim != 128 || c.IndexNHeads < 1 || c.IndexTopK < 1) {
+			t.Fatalf("V3.2 config accepted with index_n_heads %d, index_head_dim %d, index_topk %d", c.IndexNHeads, c.IndexHeadDim, c.IndexTopK)
 		}
 	})
 }

@@ -6,7 +6,14 @@
 // forward.go), and the float64 reference of the same step (Ref) that checks
 // it.
 //
-// Upstream: deepseek-ai/DeepSeek-V3 (config.json, inference/model.py).
+// DeepSeek-V3.2 adds the lightning indexer (indexer.go: IndexerWeights,
+// IndexerKeys, IndexerQueries, IndexerLogits; config fields index_n_heads,
+// index_head_dim, index_topk; PublishedV32) and its float64 reference
+// (indexer_ref.go, Ref.IndexerScores, Ref.TokenSparse).
+//
+// Upstream: deepseek-ai/DeepSeek-V3 (config.json, inference/model.py),
+// deepseek-ai/DeepSeek-V3.2-Exp (inference/model.py, with the indexer's
+// non-interleaved RoPE of the corrected demo).
 //
 // Where it sits: the application (docs/architecture.md); it imports mla for
 // the one RoPE, weight absorption and naive MLA reference.

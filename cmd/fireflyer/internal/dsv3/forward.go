@@ -149,26 +149,83 @@ const (
 func Attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg Config, w *Weights, ab *mla.KVB,
 	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, phase func(p AttentionPhase, d time.Duration, flops, bytes int64) error) ([]float32, error) {
 	B, heads := len(seqlens), cfg.NumAttentionHeads
-	nope, rope, dv, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.VHeadDim, cfg.KVLoraRank
+	rope, lat := cfg.QKRopeHeadDim, cfg.KVLoraRank
 	var flops int64
 	t := time.Now()
+	pr, err := Project(ctx, be, cfg, w, ab, x, cache, bt, seqlens, &flops)
+	if err != nil {
+		return nil, err
+	}
+	if err := phase(PhaseProjections, time.Since(t), flops, 0); err != nil {
+		return nil, err
+	}
+
+	for b := range seqlens {
+		seqlens[b]++
+	}
+	t = time.Now()
+	out, _, err := mla.Decode(ctx, mbe, mla.Query{Data: pr.Q, B: B, SQ: 1, HQ: heads}, cache, bt, seqlens,
+		&mla.Options{Scale: float32(cfg.SoftmaxScale())})
+	if err != nil {
+		return nil, fmt.Errorf("mla decode: %w", err)
+	}
+	var sk int64
+	for _, l := range seqlens {
+		sk += int64(l)
+	}
+	mlaBytes := (sk*int64(lat+rope) + int64(B*heads*(lat+rope+lat))) * int64(cache.DType.Size())
+	if err := phase(PhaseDecode, time.Since(t), 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes); err != nil {
+		return nil, err
+	}
+
+	t = time.Now()
+	flops = 0
+	attn, err := OutputProj(ctx, be, cfg, w, ab, out, B, &flops)
+	if err != nil {
+		return nil, err
+	}
+	if err := phase(PhaseOutput, time.Since(t), flops, 0); err != nil {
+		return nil, err
+	}
+	return attn, nil
+}
+
+// Projected is a decode batch after the attention's projections.
+type Projected struct {
+	H  []float32         // input_layernorm output [B, hidden]
+	HQ *tensor.FP8Matrix // H quantized per token (1×128 scales)
+	QR []float32         // q_a_layernorm output [B, q_lora_rank], the query latent MLA and the indexer share
+	Q  []float32         // absorbed queries [B, heads, 576]: W_UKᵀ·q_nope (512) ; roped q_pe (64)
+}
+
+// Project runs the projections of a decode batch: input_layernorm and
+// per-token quantization of x [B, hidden], the new tokens' cache rows
+// written at position seqlens[b] (KVRows, through block table bt),
+// q_a_proj, q_a_layernorm, q_b_proj, RoPE and the absorption of q_nope
+// (FP8 GEMMs). It does not change seqlens; flops accumulates.
+func Project(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, ab *mla.KVB,
+	x []float32, cache *mla.PagedCache, bt [][]int32, seqlens []int32, flops *int64) (*Projected, error) {
+	B, heads := len(seqlens), cfg.NumAttentionHeads
+	nope, rope, lat := cfg.QKNopeHeadDim, cfg.QKRopeHeadDim, cfg.KVLoraRank
 	// input_layernorm and per-token quantization once, for both projections
-	hq, err := NormQuant(cfg, w, x, B)
+	h := append([]float32(nil), x...)
+	RMSNormRows(h, cfg.HiddenSize, w.InputNorm, cfg.RMSNormEps)
+	hq, err := tensor.QuantizePerToken(h, B, cfg.HiddenSize, tensor.QuantOptions{})
 	if err != nil {
 		return nil, err
 	}
 	// the new tokens' cache rows, at position seqlens[b]
 	err = KVRows(ctx, be, cfg, w, hq, func(i int) int { return int(seqlens[i]) }, cache,
-		func(i int) (int, int) { p := int(seqlens[i]); return int(bt[i][p/cache.PageSize]), p % cache.PageSize }, &flops)
+		func(i int) (int, int) { p := int(seqlens[i]); return int(bt[i][p/cache.PageSize]), p % cache.PageSize }, flops)
 	if err != nil {
 		return nil, err
 	}
-	qa, err := LinearQ(ctx, be, hq, w.QA, &flops)
+	qa, err := LinearQ(ctx, be, hq, w.QA, flops)
 	if err != nil {
 		return nil, err
 	}
 	RMSNormRows(qa, cfg.QLoraRank, w.QANorm, cfg.RMSNormEps)
-	q, err := LinearFP8(ctx, be, qa, B, w.QB, &flops)
+	q, err := LinearFP8(ctx, be, qa, B, w.QB, flops)
 	if err != nil {
 		return nil, err
 	}
@@ -193,31 +250,14 @@ func Attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg Config
 	if err != nil {
 		return nil, err
 	}
-	flops += 2 * int64(B*heads*nope*lat)
-	if err := phase(PhaseProjections, time.Since(t), flops, 0); err != nil {
-		return nil, err
-	}
+	*flops += 2 * int64(B*heads*nope*lat)
+	return &Projected{H: h, HQ: hq, QR: qa, Q: qa576}, nil
+}
 
-	for b := range seqlens {
-		seqlens[b]++
-	}
-	t = time.Now()
-	out, _, err := mla.Decode(ctx, mbe, mla.Query{Data: qa576, B: B, SQ: 1, HQ: heads}, cache, bt, seqlens,
-		&mla.Options{Scale: float32(cfg.SoftmaxScale())})
-	if err != nil {
-		return nil, fmt.Errorf("mla decode: %w", err)
-	}
-	var sk int64
-	for _, l := range seqlens {
-		sk += int64(l)
-	}
-	mlaBytes := (sk*int64(lat+rope) + int64(B*heads*(lat+rope+lat))) * int64(cache.DType.Size())
-	if err := phase(PhaseDecode, time.Since(t), 2*int64(heads)*sk*int64(lat+rope+lat), mlaBytes); err != nil {
-		return nil, err
-	}
-
-	t = time.Now()
-	flops = 0
+// OutputProj un-absorbs the decode output out [B, heads, 512] (W_UV, in
+// float64) and runs o_proj (FP8 GEMM), returning [B, hidden]; flops
+// accumulates.
+func OutputProj(ctx context.Context, be gemm.Backend, cfg Config, w *Weights, ab *mla.KVB, out []float32, B int, flops *int64) ([]float32, error) {
 	o64, err := mla.UnabsorbOut(ab, out)
 	if err != nil {
 		return nil, err
@@ -226,15 +266,8 @@ func Attention(ctx context.Context, be gemm.Backend, mbe mla.Backend, cfg Config
 	for i, v := range o64 {
 		o[i] = float32(v)
 	}
-	flops += 2 * int64(B*heads*dv*lat)
-	attn, err := LinearFP8(ctx, be, o, B, w.O, &flops)
-	if err != nil {
-		return nil, err
-	}
-	if err := phase(PhaseOutput, time.Since(t), flops, 0); err != nil {
-		return nil, err
-	}
-	return attn, nil
+	*flops += 2 * int64(B*cfg.NumAttentionHeads*cfg.VHeadDim*cfg.KVLoraRank)
+	return LinearFP8(ctx, be, o, B, w.O, flops)
 }
 
 // RouteBatch runs the router on h2 [B, hidden] (post_attention_layernorm

@@ -23,19 +23,20 @@ type Expert struct {
 // ≥ first_k_dense_replace), dequantized to float32. Names follow the
 // checkpoint (model.layers.{i}.…).
 type LayerWeights struct {
-	InputNorm []float32 // input_layernorm.weight [hidden]
-	QA        Linear    // self_attn.q_a_proj [q_lora_rank][hidden]
-	QANorm    []float32 // self_attn.q_a_layernorm.weight [q_lora_rank]
-	QB        Linear    // self_attn.q_b_proj [heads·192][q_lora_rank]
-	KVA       Linear    // self_attn.kv_a_proj_with_mqa [576][hidden]
-	KVANorm   []float32 // self_attn.kv_a_layernorm.weight [512]
-	KVB       Linear    // self_attn.kv_b_proj [heads·(128+128)][512]
-	O         Linear    // self_attn.o_proj [hidden][heads·128]
-	PostNorm  []float32 // post_attention_layernorm.weight [hidden]
-	Gate      Linear    // mlp.gate [n_routed_experts][hidden] (router)
-	Bias      []float32 // mlp.gate.e_score_correction_bias [n_routed_experts]
-	Experts   []Expert  // mlp.experts.{j}
-	Shared    Expert    // mlp.shared_experts (width moe_intermediate_size·n_shared_experts)
+	InputNorm []float32      // input_layernorm.weight [hidden]
+	QA        Linear         // self_attn.q_a_proj [q_lora_rank][hidden]
+	QANorm    []float32      // self_attn.q_a_layernorm.weight [q_lora_rank]
+	QB        Linear         // self_attn.q_b_proj [heads·192][q_lora_rank]
+	KVA       Linear         // self_attn.kv_a_proj_with_mqa [576][hidden]
+	KVANorm   []float32      // self_attn.kv_a_layernorm.weight [512]
+	KVB       Linear         // self_attn.kv_b_proj [heads·(128+128)][512]
+	O         Linear         // self_attn.o_proj [hidden][heads·128]
+	PostNorm  []float32      // post_attention_layernorm.weight [hidden]
+	Gate      Linear         // mlp.gate [n_routed_experts][hidden] (router)
+	Bias      []float32      // mlp.gate.e_score_correction_bias [n_routed_experts]
+	Experts   []Expert       // mlp.experts.{j}
+	Shared    Expert         // mlp.shared_experts (width moe_intermediate_size·n_shared_experts)
+	Indexer   *IndexerLinear // self_attn.indexer (DeepSeek-V3.2); nil for DeepSeek-V3
 }
 
 // RMSNorm returns x / sqrt(mean(x²) + eps) ⊙ w in float64.
@@ -176,13 +177,58 @@ func NewReference(c Config, w *LayerWeights) *Ref {
 // choice, so that near-tie routing flips do not dominate the comparison;
 // their weights are recomputed in float64).
 func (rf *Ref) Token(x []float32, prefix []CacheRow, topkIdx []int32) RefOutput {
-	c, w := rf.c, rf.w
-	xd := make([]float64, len(x))
+	return rf.token(x, prefix, nil, topkIdx)
+}
+
+// TokenSparse is Token for DeepSeek-V3.2's sparse attention: the token
+// attends only the positions in keep (0 … len(prefix), the new token's own
+// being len(prefix); −1 entries are ignored, duplicates count once), every
+// other logit masked to −Inf before the softmax, as model.py adds its
+// index_mask; a token keeping no position gets a zero attention output
+// (FlashMLA's empty row).
+func (rf *Ref) TokenSparse(x []float32, prefix []CacheRow, keep []int32, topkIdx []int32) RefOutput {
+	m := make([]bool, len(prefix)+1)
+	for _, p := range keep {
+		if p >= 0 && int(p) < len(m) {
+			m[p] = true
+		}
+	}
+	return rf.token(x, prefix, m, topkIdx)
+}
+
+// hidden64 returns x in float64 and its input_layernorm output.
+func (rf *Ref) hidden64(x []float32) (xd, h []float64) {
+	xd = make([]float64, len(x))
 	for i, v := range x {
 		xd[i] = float64(v)
 	}
+	return xd, RMSNorm(xd, rf.w.InputNorm, rf.c.RMSNormEps)
+}
+
+// IndexerKey returns the float64 reference of the indexer key of a token
+// with hidden state x (before input_layernorm) at position pos. The layer
+// must have an indexer.
+func (rf *Ref) IndexerKey(x []float32, pos int) IndexKey {
+	_, h := rf.hidden64(x)
+	return IndexerKey64(rf.c, rf.w.Indexer, h, pos)
+}
+
+// IndexerScores returns the float64 reference of the indexer's logits of
+// the decode token x at position len(prefix) over prefix's keys and its own
+// (appended first, as model.py stores k before scoring): len(prefix)+1
+// scores and their bounds (IndexerScores64).
+func (rf *Ref) IndexerScores(x []float32, prefix []IndexKey) (scores, bounds []float64) {
+	c, w := rf.c, rf.w
+	_, h := rf.hidden64(x)
+	qr := RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps)
+	keys := append(append([]IndexKey(nil), prefix...), IndexerKey64(c, w.Indexer, h, len(prefix)))
+	return IndexerScores64(c, w.Indexer, h, qr, len(prefix), keys)
+}
+
+func (rf *Ref) token(x []float32, prefix []CacheRow, keep []bool, topkIdx []int32) RefOutput {
+	c, w := rf.c, rf.w
+	xd, h := rf.hidden64(x)
 	pos := len(prefix)
-	h := RMSNorm(xd, w.InputNorm, c.RMSNormEps)
 	qa := RMSNorm(w.QA.MatVec64(h), w.QANorm, c.RMSNormEps)
 	q := w.QB.MatVec64(qa)
 	rows := append(append([]CacheRow(nil), prefix...), KVRow(c, w, h, pos))
@@ -209,12 +255,19 @@ func (rf *Ref) Token(x []float32, prefix []CacheRow, topkIdx []int32) RefOutput 
 		qh := qLat[hd*d : (hd+1)*d]
 		m := math.Inf(-1)
 		for j, r := range rows {
+			if keep != nil && !keep[j] {
+				logits[j] = math.Inf(-1)
+				continue
+			}
 			var s float64
 			for i, v := range qh {
 				s += v * r[i]
 			}
 			logits[j] = s * scale
 			m = math.Max(m, logits[j])
+		}
+		if math.IsInf(m, -1) {
+			continue // no key: out = 0
 		}
 		var den float64
 		for j := range logits {
@@ -223,6 +276,9 @@ func (rf *Ref) Token(x []float32, prefix []CacheRow, topkIdx []int32) RefOutput 
 		}
 		ol := oLat[hd*lat : (hd+1)*lat]
 		for j, r := range rows {
+			if logits[j] == 0 {
+				continue
+			}
 			p := logits[j] / den
 			for i := range ol {
 				ol[i] += p * r[i]

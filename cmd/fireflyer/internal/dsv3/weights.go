@@ -15,6 +15,7 @@ type Weights struct {
 	Bias                                 []float32        // [n_routed_experts]
 	ExpGate, ExpUp, ExpDown              []*tensor.FP8Matrix
 	ShGate, ShUp, ShDown                 *tensor.FP8Matrix
+	Indexer                              *IndexerWeights // DeepSeek-V3.2's lightning indexer; nil for DeepSeek-V3
 }
 
 // Dequantized returns the layer's weights dequantized to float32, in the
@@ -51,6 +52,11 @@ func (w *Weights) Dequantized(cfg Config) (*LayerWeights, error) {
 			return nil, err
 		}
 		if e.Down, err = lin(w.ExpDown[j]); err != nil {
+			return nil, err
+		}
+	}
+	if w.Indexer != nil {
+		if d.Indexer, err = w.Indexer.Dequantized(); err != nil {
 			return nil, err
 		}
 	}
