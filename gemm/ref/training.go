@@ -375,12 +375,16 @@ func (*Backend) MGroupedBF16GemmNTContiguous(ctx context.Context, am, bm *gemm.B
 		return err
 	}
 	n := dm.Cols
-	for m := 0; m < am.Rows; m++ {
-		g := int(mIndices[m])
-		if err := literal(ctx, bf16KSide(a, m, 1), bf16KSide(b, max(g, 0)*n, n), am.K, d, m, false,
+	for m := 0; m < am.Rows; {
+		g, e := mIndices[m], m+1
+		for e < am.Rows && mIndices[e] == g {
+			e++
+		}
+		if err := literal(ctx, bf16KSide(a, m, e-m), bf16KSide(b, max(int(g), 0)*n, n), am.K, d, m, false,
 			func(int) bool { return g >= 0 }); err != nil {
 			return err
 		}
+		m = e
 	}
 	return nil
 }
