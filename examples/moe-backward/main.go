@@ -200,13 +200,13 @@ func Step(ctx context.Context, c Config) (Result, error) {
 		xs, dys := x[sg[0]*h:(sg[0]+sg[1])*h], dy[sg[0]*n:(sg[0]+sg[1])*n]
 		wantY = append(wantY, oracle.MatMulNT64(xs, wts[e], sg[1], n, h)...)
 		gotY = append(gotY, f64(y[sg[0]*n:(sg[0]+sg[1])*n])...)
-		wantX = append(wantX, oracle.MatMulNT64(dys, transpose(wts[e], n, h), sg[1], h, n)...)
+		wantX = append(wantX, oracle.MatMulNT64(dys, oracle.Transposed(wts[e], n, h), sg[1], h, n)...)
 		gotX = append(gotX, f64(dx[sg[0]*h:(sg[0]+sg[1])*h])...)
 	}
 	var wantW []float64
 	for e, sg := range seg {
 		r0, r1 := sg[0], sg[0]+ks[e]
-		wantW = append(wantW, oracle.MatMulNT64(transpose(dy[r0*n:r1*n], r1-r0, n), transpose(x[r0*h:r1*h], r1-r0, h), n, h, r1-r0)...)
+		wantW = append(wantW, oracle.MatMulNT64(oracle.Transposed(dy[r0*n:r1*n], r1-r0, n), oracle.Transposed(x[r0*h:r1*h], r1-r0, h), n, h, r1-r0)...)
 	}
 	res.Forward = oracle.CalcDiff(gotY, wantY)
 	res.DGrad = oracle.CalcDiff(gotX, wantX)
@@ -236,11 +236,5 @@ func f64(x []float32) []float64 {
 	for i, v := range x {
 		out[i] = float64(v)
 	}
-	return out
-}
-
-func transpose(x []float32, rows, cols int) []float32 {
-	out := make([]float32, len(x))
-	tensor.TransposeInto(out, rows, x, cols, rows, cols)
 	return out
 }

@@ -151,14 +151,7 @@ func (s *suite) layoutsWgrad(t *testing.T) {
 	}
 }
 
-// transposed returns x [rows, cols] transposed to [cols, rows].
-func transposed[T any](x []T, rows, cols int) []T {
-	out := make([]T, len(x))
-	if len(x) > 0 {
-		tensor.TransposeInto(out, rows, x, cols, rows, cols)
-	}
-	return out
-}
+func transposed[T any](x []T, rows, cols int) []T { return oracle.Transposed(x, rows, cols) }
 
 // bf16MN returns m's values stored MN-major.
 func bf16MN(m *gemm.BF16Matrix) *gemm.BF16MNMatrix {
@@ -206,82 +199,6 @@ func (s *suite) layoutsBF16(t *testing.T) {
 	})
 }
 
-// KGroupedProblem is a k-grouped weight-gradient problem: X [ΣK, M] and Y
-// [ΣK, N] (the stored MN-major operands, randn rounded to BF16), C [G·M, N]
-// = randn·32, quantized per channel (A, B) and as the K-major
-// group-blocked operands of the NT form (ANT, BNT).
-type KGroupedProblem struct {
-	G, M, N  int
-	Ks       []int
-	X, Y, C  []float32
-	A, B     *tensor.FP8MNMatrix
-	ANT, BNT *tensor.FP8Matrix
-}
-
-// NewKGroupedProblem draws a KGroupedProblem from seed with the given ks
-// (multiples of 128). It panics on bad ks (a caller bug).
-func NewKGroupedProblem(seed uint64, m, n int, ks []int, opt tensor.QuantOptions) *KGroupedProblem {
-	r := testutil.RNG(seed)
-	sum := 0
-	for _, k := range ks {
-		sum += k
-	}
-	p := &KGroupedProblem{G: len(ks), M: m, N: n, Ks: ks}
-	p.X, p.Y = oracle.Randn(r, sum*m), oracle.Randn(r, sum*n)
-	p.C = testutil.Normal(r, len(ks)*m*n, 0, 32)
-	var err error
-	if p.A, err = tensor.QuantizePerChannel(p.X, sum, m, opt); err != nil {
-		panic(err)
-	}
-	if p.B, err = tensor.QuantizePerChannel(p.Y, sum, n, opt); err != nil {
-		panic(err)
-	}
-	p.ANT, p.BNT = groupBlocked(p.A, ks), groupBlocked(p.B, ks)
-	return p
-}
-
-// groupBlocked converts an MN-major per-channel operand [ΣK, MN] to the
-// K-major group-blocked layout of KGroupedFP8GemmNTContiguous.
-func groupBlocked(m *tensor.FP8MNMatrix, ks []int) *tensor.FP8Matrix {
-	h, err := m.Host()
-	if err != nil {
-		panic(err)
-	}
-	mn, sum := m.MN, m.K
-	data := make([]tensor.E4M3, mn*sum)
-	k0 := 0
-	for _, k := range ks {
-		if k > 0 && mn > 0 {
-			tensor.TransposeInto(data[mn*k0:], k, h.Data[k0*mn:], mn, k, mn)
-		}
-		k0 += k
-	}
-	out := &tensor.FP8Matrix{Groups: 1, Rows: mn, K: sum, ScaleRows: 1, Format: m.Format, Data: tensor.Host[tensor.E4M3](data)}
-	kbs := m.KBlocks()
-	if m.Format == tensor.ScaleUE8M0 {
-		out.ScalesUE8M0 = tensor.Host[tensor.UE8M0](transposed(h.ScalesUE8M0, kbs, mn))
-	} else {
-		out.ScalesF32 = tensor.Host[float32](transposed(h.ScalesF32, kbs, mn))
-	}
-	return out
-}
-
-// KGroupedWant returns the float64 D [G·M, N] = C[g] + x_gᵀ·y_g of x
-// [ΣK, M] and y [ΣK, N] (row-major, as stored).
-func KGroupedWant(x, y, c []float32, m, n int, ks []int) []float64 {
-	out := make([]float64, 0, len(ks)*m*n)
-	k0 := 0
-	for g, k := range ks {
-		part := oracle.MatMulNT64(transposed(x[k0*m:(k0+k)*m], k, m), transposed(y[k0*n:(k0+k)*n], k, n), m, n, k)
-		for i := range part {
-			part[i] += float64(c[g*m*n+i])
-		}
-		out = append(out, part...)
-		k0 += k
-	}
-	return out
-}
-
 // randomKs returns G group sizes drawn from [0.7, 1.3]·avg, aligned up to
 // 128 as upstream's tests do, with group empty (if ≥ 0) set to 0.
 func randomKs(r *rand.Rand, g, avg, empty int) []int {
@@ -322,7 +239,7 @@ func (s *suite) kGroupedFP8(t *testing.T) {
 					if ue && !s.caps.ScalesUE8M0 {
 						continue
 					}
-					p := NewKGroupedProblem(uint64(2550+i), c.m, c.n, ks, tensor.QuantOptions{UE8M0: ue})
+					p := oracle.NewKGroupedProblem(uint64(2550+i), c.m, c.n, ks, tensor.QuantOptions{UE8M0: ue})
 					what := fmt.Sprintf("ks=%v ue8m0=%v", ks, ue)
 					d := oracle.NewOut(c.g*c.m, c.n, 0, true, sentinel)
 					d.C = tensor.Host[float32](p.C)
@@ -330,10 +247,10 @@ func (s *suite) kGroupedFP8(t *testing.T) {
 						t.Fatalf("%s: %v", what, err)
 					}
 					got := oracle.OutF64(d)
-					checkGate(t, what+" vs unquantized", got, KGroupedWant(p.X, p.Y, p.C, c.m, c.n, ks), oracle.GateUnquantized)
+					checkGate(t, what+" vs unquantized", got, oracle.KGroupedWant(p.X, p.Y, p.C, c.m, c.n, ks), oracle.GateUnquantized)
 					dx, _ := tensor.DequantizeMN(p.A)
 					dy, _ := tensor.DequantizeMN(p.B)
-					checkGate(t, what+" vs dequantized", got, KGroupedWant(transposed(dx, c.m, len(dx)/max(c.m, 1)), transposed(dy, c.n, len(dy)/max(c.n, 1)), p.C, c.m, c.n, ks), oracle.GateF32)
+					checkGate(t, what+" vs dequantized", got, oracle.KGroupedWant(transposed(dx, c.m, len(dx)/max(c.m, 1)), transposed(dy, c.n, len(dy)/max(c.n, 1)), p.C, c.m, c.n, ks), oracle.GateF32)
 					for g, k := range ks {
 						if k == 0 && !slices.Equal(hostOf(d.F32)[g*c.m*c.n:(g+1)*c.m*c.n], p.C[g*c.m*c.n:(g+1)*c.m*c.n]) {
 							t.Fatalf("%s: empty group %d: D[g] != C[g]", what, g)
@@ -376,7 +293,7 @@ func (s *suite) kGroupedBF16(t *testing.T) {
 			if err := gemm.KGroupedBF16GemmTNContiguous(ctx, s.b, a, b, d, ks); err != nil {
 				t.Fatal(err)
 			}
-			checkGate(t, fmt.Sprintf("ks=%v", ks), oracle.OutF64(d), KGroupedWant(x, y, cc, c.m, c.n, ks), oracle.GateBF16GEMM)
+			checkGate(t, fmt.Sprintf("ks=%v", ks), oracle.OutF64(d), oracle.KGroupedWant(x, y, cc, c.m, c.n, ks), oracle.GateBF16GEMM)
 			g := c.g - 1
 			if !slices.Equal(hostOf(d.F32)[g*c.m*c.n:], cc[g*c.m*c.n:]) {
 				t.Fatal("empty group: D[g] != C[g]")
@@ -524,7 +441,7 @@ func (s *suite) trainingNaN(t *testing.T) {
 	t.Run("KGrouped", func(t *testing.T) {
 		s.need(t, s.caps.OutF32, "float32 output")
 		ks := []int{128, 256, 128}
-		p := NewKGroupedProblem(2901, 9, 40, ks, tensor.QuantOptions{})
+		p := oracle.NewKGroupedProblem(2901, 9, 40, ks, tensor.QuantOptions{})
 		hostOf(p.A.Data)[200*9+4] = tensor.E4M3NaNBits // group 1 (K 128..383), m = 4
 		d := oracle.NewOut(3*9, 40, 0, true, sentinel)
 		if err := gemm.KGroupedFP8GemmTNContiguous(ctx, s.b, p.A, p.B, d, ks); err != nil {
@@ -549,7 +466,7 @@ func (s *suite) trainingBadInput(t *testing.T) {
 	bmn := mustMN(t, p.B)
 	amn := mustMN(t, p.A)
 	out := func(rows, cols int, f32 bool) *gemm.Out { return oracle.NewOut(rows, cols, 0, f32, 0) }
-	kp := NewKGroupedProblem(2951, 8, 16, []int{128, 128}, tensor.QuantOptions{})
+	kp := oracle.NewKGroupedProblem(2951, 8, 16, []int{128, 128}, tensor.QuantOptions{})
 	badScale := *bmn
 	badScale.ScaleMN = 3
 	shortK := *bmn
@@ -661,7 +578,7 @@ func (s *suite) trainingCancel(t *testing.T) {
 	if err := gemm.FP8GemmNN(ctx, s.b, p.A, mustMN(t, p.B), oracle.NewOut(64, 256, 0, false, 0)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled FP8GemmNN returned %v", err)
 	}
-	kp := NewKGroupedProblem(2961, 64, 64, []int{256, 128}, tensor.QuantOptions{})
+	kp := oracle.NewKGroupedProblem(2961, 64, 64, []int{256, 128}, tensor.QuantOptions{})
 	if err := gemm.KGroupedFP8GemmTNContiguous(ctx, s.b, kp.A, kp.B, oracle.NewOut(128, 64, 0, true, 0), kp.Ks); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled KGroupedFP8GemmTNContiguous returned %v", err)
 	}
@@ -670,7 +587,7 @@ func (s *suite) trainingCancel(t *testing.T) {
 func (s *suite) trainingAgreesWithRef(t *testing.T) {
 	ctx := context.Background()
 	ks := []int{256, 0, 384}
-	kp := NewKGroupedProblem(2970, 67, 90, ks, tensor.QuantOptions{})
+	kp := oracle.NewKGroupedProblem(2970, 67, 90, ks, tensor.QuantOptions{})
 	d1, d2 := oracle.NewOut(3*67, 90, 0, true, 0), oracle.NewOut(3*67, 90, 0, true, 0)
 	d1.C, d2.C = tensor.Host[float32](kp.C), tensor.Host[float32](kp.C)
 	if err := gemm.KGroupedFP8GemmTNContiguous(ctx, s.b, kp.A, kp.B, d1, ks); err != nil {
