@@ -150,21 +150,133 @@ const transposeTile = 64
 // TransposeInto writes src [rows, cols] (row stride ss) transposed into dst
 // [cols, rows] (row stride ds), in cache-sized tiles. It is the one
 // transpose behind ToMNMajor and ToKMajor, exported for backends that
-// change an operand's major-ness (BF16 and float32 too). It does not check
-// bounds beyond Go's own.
+// change an operand's major-ness (BF16 and float32 too). One-byte elements
+// (E4M3, UE8M0) move in 8×8 and two-byte elements (BF16) in 4×4 blocks
+// held in 64-bit words. It does not check bounds beyond Go's own.
 func TransposeInto[T any](dst []T, ds int, src []T, ss, rows, cols int) {
-	for r0 := 0; r0 < rows; r0 += transposeTile {
-		r1 := min(r0+transposeTile, rows)
-		for c0 := 0; c0 < cols; c0 += transposeTile {
-			c1 := min(c0+transposeTile, cols)
-			for r := r0; r < r1; r++ {
+	switch d := any(dst).(type) {
+	case []E4M3:
+		transposeBytes(d, ds, any(src).([]E4M3), ss, rows, cols)
+		return
+	case []UE8M0:
+		transposeBytes(d, ds, any(src).([]UE8M0), ss, rows, cols)
+		return
+	case []BF16:
+		transposeHalves(d, ds, any(src).([]BF16), ss, rows, cols)
+		return
+	}
+	transposeTiles(dst, ds, src, ss, 0, rows, 0, cols)
+}
+
+// transposeTiles is the element-by-element transpose of rows [r0, r1) and
+// columns [c0, c1), in tiles.
+func transposeTiles[T any](dst []T, ds int, src []T, ss, r0, r1, c0, c1 int) {
+	for rt := r0; rt < r1; rt += transposeTile {
+		re := min(rt+transposeTile, r1)
+		for ct := c0; ct < c1; ct += transposeTile {
+			ce := min(ct+transposeTile, c1)
+			for r := rt; r < re; r++ {
 				row := src[r*ss:]
-				for c := c0; c < c1; c++ {
+				for c := ct; c < ce; c++ {
 					dst[c*ds+r] = row[c]
 				}
 			}
 		}
 	}
+}
+
+func load64[T ~uint8](s []T) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func store64[T ~uint8](s []T, v uint64) {
+	_ = s[7]
+	s[0], s[1], s[2], s[3] = T(v), T(v>>8), T(v>>16), T(v>>24)
+	s[4], s[5], s[6], s[7] = T(v>>32), T(v>>40), T(v>>48), T(v>>56)
+}
+
+// swap exchanges the bits selected by mask<<sh of a with those selected by
+// mask of b: one step of a recursive block transpose.
+func swap(a, b *uint64, sh uint, mask uint64) {
+	t := ((*a >> sh) ^ *b) & mask
+	*b ^= t
+	*a ^= t << sh
+}
+
+// transposeBytes transposes one-byte elements in 8×8 blocks: eight rows of
+// eight bytes are loaded as words and transposed with three rounds of
+// masked swaps (1-, 2- and 4-byte units).
+func transposeBytes[T ~uint8](dst []T, ds int, src []T, ss, rows, cols int) {
+	r8, c8 := rows&^7, cols&^7
+	var x [8]uint64
+	for rt := 0; rt < r8; rt += transposeTile {
+		re := min(rt+transposeTile, r8)
+		for ct := 0; ct < c8; ct += transposeTile {
+			ce := min(ct+transposeTile, c8)
+			for r := rt; r < re; r += 8 {
+				for c := ct; c < ce; c += 8 {
+					for i := range x {
+						x[i] = load64(src[(r+i)*ss+c:])
+					}
+					for i := 0; i < 8; i += 2 {
+						swap(&x[i], &x[i+1], 8, 0x00FF00FF00FF00FF)
+					}
+					for _, i := range [4]int{0, 1, 4, 5} {
+						swap(&x[i], &x[i+2], 16, 0x0000FFFF0000FFFF)
+					}
+					for i := 0; i < 4; i++ {
+						swap(&x[i], &x[i+4], 32, 0x00000000FFFFFFFF)
+					}
+					for i := range x {
+						store64(dst[(c+i)*ds+r:], x[i])
+					}
+				}
+			}
+		}
+	}
+	transposeTiles(dst, ds, src, ss, 0, rows, c8, cols)
+	transposeTiles(dst, ds, src, ss, r8, rows, 0, c8)
+}
+
+func load4[T ~uint16](s []T) uint64 {
+	_ = s[3]
+	return uint64(s[0]) | uint64(s[1])<<16 | uint64(s[2])<<32 | uint64(s[3])<<48
+}
+
+func store4[T ~uint16](s []T, v uint64) {
+	_ = s[3]
+	s[0], s[1], s[2], s[3] = T(v), T(v>>16), T(v>>32), T(v>>48)
+}
+
+// transposeHalves transposes two-byte elements in 4×4 blocks (two rounds
+// of masked swaps).
+func transposeHalves[T ~uint16](dst []T, ds int, src []T, ss, rows, cols int) {
+	r4, c4 := rows&^3, cols&^3
+	var x [4]uint64
+	for rt := 0; rt < r4; rt += transposeTile {
+		re := min(rt+transposeTile, r4)
+		for ct := 0; ct < c4; ct += transposeTile {
+			ce := min(ct+transposeTile, c4)
+			for r := rt; r < re; r += 4 {
+				for c := ct; c < ce; c += 4 {
+					for i := range x {
+						x[i] = load4(src[(r+i)*ss+c:])
+					}
+					swap(&x[0], &x[1], 16, 0x0000FFFF0000FFFF)
+					swap(&x[2], &x[3], 16, 0x0000FFFF0000FFFF)
+					swap(&x[0], &x[2], 32, 0x00000000FFFFFFFF)
+					swap(&x[1], &x[3], 32, 0x00000000FFFFFFFF)
+					for i := range x {
+						store4(dst[(c+i)*ds+r:], x[i])
+					}
+				}
+			}
+		}
+	}
+	transposeTiles(dst, ds, src, ss, 0, rows, c4, cols)
+	transposeTiles(dst, ds, src, ss, r4, rows, 0, c4)
 }
 
 // ToMNMajor returns m's single group stored MN-major (a host copy): the

@@ -175,3 +175,50 @@ func FuzzQuantizePerChannel(f *testing.F) {
 		}
 	})
 }
+
+func checkTranspose[T comparable](t *testing.T, name string, gen func(i int) T) {
+	for _, sh := range [][2]int{{0, 0}, {1, 1}, {3, 5}, {8, 8}, {9, 17}, {64, 64}, {70, 131}, {131, 70}, {200, 8}} {
+		rows, cols := sh[0], sh[1]
+		ss, ds := cols+3, rows+1
+		src := make([]T, max(rows*ss, 1))
+		for i := range src {
+			src[i] = gen(i)
+		}
+		dst := make([]T, max(cols*ds, 1))
+		tensor.TransposeInto(dst, ds, src, ss, rows, cols)
+		for r := 0; r < rows; r++ {
+			for c := 0; c < cols; c++ {
+				if dst[c*ds+r] != src[r*ss+c] {
+					t.Fatalf("%s %dx%d: dst[%d,%d] != src[%d,%d]", name, rows, cols, c, r, r, c)
+				}
+			}
+		}
+	}
+}
+
+// TestTransposeInto checks the 8×8 byte, 4×4 half-word and generic paths
+// on shapes with remainders, with row strides wider than the rows.
+func TestTransposeInto(t *testing.T) {
+	checkTranspose(t, "E4M3", func(i int) tensor.E4M3 { return tensor.E4M3(i*7 + i>>8) })
+	checkTranspose(t, "UE8M0", func(i int) tensor.UE8M0 { return tensor.UE8M0(i*13 + 1) })
+	checkTranspose(t, "BF16", func(i int) tensor.BF16 { return tensor.BF16(i*40503 + 7) })
+	checkTranspose(t, "float32", func(i int) float32 { return float32(i) })
+}
+
+func BenchmarkTransposeInto(b *testing.B) {
+	const r, c = 2048, 2048
+	b.Run("E4M3", func(b *testing.B) {
+		src, dst := make([]tensor.E4M3, r*c), make([]tensor.E4M3, r*c)
+		for b.Loop() {
+			tensor.TransposeInto(dst, r, src, c, r, c)
+		}
+		b.SetBytes(r * c)
+	})
+	b.Run("BF16", func(b *testing.B) {
+		src, dst := make([]tensor.BF16, r*c), make([]tensor.BF16, r*c)
+		for b.Loop() {
+			tensor.TransposeInto(dst, r, src, c, r, c)
+		}
+		b.SetBytes(2 * r * c)
+	})
+}

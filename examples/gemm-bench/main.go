@@ -166,6 +166,10 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "python with numpy for the OpenBLAS column (\"\" to skip)")
 	grouped := flag.Bool("grouped", true, "also compare grouped contiguous and masked calls with dense at equal FLOPs")
 	threads := flag.Int("threads", 0, "threads: 0 = GOMAXPROCS (wall time); 1 = one thread, timed in thread CPU time")
+	training := flag.Bool("training", false, "instead: compare the training calls (NN/TN/TT layouts, k-grouped, m-grouped BF16) with dense NT at equal FLOPs on -shapes")
+	kernels := flag.String("kernels", "", "cpu backend kernel set: avx512, avx2, go (\"\": the best this CPU runs)")
+	kgGroups := flag.Int("kgroups", 8, "with -training: groups of the k-grouped calls (0: skip them)")
+	kgK := flag.Int("kgk", 4096, "with -training: K per group of the k-grouped calls (a multiple of 128)")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -193,11 +197,15 @@ func main() {
 			fmt.Fprintf(os.Stderr, "gemm-bench: numpy %s\n", ver)
 		}
 	}
-	be := cpu.New(cpu.Options{})
+	be, err := cpu.NewBackend(cpu.Options{Kernels: *kernels})
 	nthreads := runtime.GOMAXPROCS(0)
-	if oneThread {
-		be = cpu.New(cpu.Options{Workers: 1})
+	if err == nil && oneThread {
+		be, err = cpu.NewBackend(cpu.Options{Workers: 1, Kernels: *kernels})
 		nthreads = 1
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+		os.Exit(2)
 	}
 	ctx := context.Background()
 	timing := "wall time"
@@ -205,6 +213,13 @@ func main() {
 		timing = "thread CPU time"
 	}
 	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, timing, *rounds)
+	if *training {
+		if err := trainingBench(be, list, *kgGroups, *kgK, *rounds, clk); err != nil {
+			fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	// Peak: the FMA loop on every core, best of rounds.
 	var peaks []float64
