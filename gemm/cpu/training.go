@@ -3,6 +3,7 @@ package cpu
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/tensor"
@@ -21,12 +22,46 @@ func notHost(arg string, err error) error {
 	return fmt.Errorf("gemm: %s: cpu backend computes on the host: %w (%w)", arg, err, gemm.ErrUnsupported)
 }
 
-// kMajor returns m as a K-major operand (a host copy).
-func kMajor(m *tensor.FP8MNMatrix, arg string) (*tensor.FP8Matrix, error) {
-	if _, err := m.Host(); err != nil {
-		return nil, notHost(arg, err)
+// scratch pools the K-major copies of MN-major operands between calls, so
+// that a training call does not page in and zero a fresh buffer of the
+// operand's size every time.
+var (
+	e4m3Pool sync.Pool // *[]tensor.E4M3
+	bf16Pool sync.Pool // *[]tensor.BF16
+)
+
+func getBuf[T any](p *sync.Pool, n int) *[]T {
+	if v, ok := p.Get().(*[]T); ok && cap(*v) >= n {
+		*v = (*v)[:n]
+		return v
 	}
-	return tensor.ToKMajor(m)
+	s := make([]T, n)
+	return &s
+}
+
+// kMajor returns m as a K-major per-row-scaled operand [MN, K] whose data
+// lives in a pooled buffer (give it back with the returned release).
+func kMajor(m *tensor.FP8MNMatrix, arg string) (*tensor.FP8Matrix, func(), error) {
+	h, err := m.Host()
+	if err != nil {
+		return nil, nil, notHost(arg, err)
+	}
+	buf := getBuf[tensor.E4M3](&e4m3Pool, m.MN*m.K)
+	if m.MN*m.K > 0 {
+		tensor.TransposeInto(*buf, m.K, h.Data, m.RowStride(), m.K, m.MN)
+	}
+	out := &tensor.FP8Matrix{Groups: 1, Rows: m.MN, K: m.K, ScaleRows: m.ScaleMN, Format: m.Format, Data: tensor.HostOf(*buf)}
+	sc, kbs := m.ScaleCols(), m.KBlocks()
+	if m.Format == tensor.ScaleUE8M0 {
+		s := make([]tensor.UE8M0, sc*kbs)
+		tensor.TransposeInto(s, kbs, h.ScalesUE8M0, sc, kbs, sc)
+		out.ScalesUE8M0 = tensor.HostOf(s)
+	} else {
+		s := make([]float32, sc*kbs)
+		tensor.TransposeInto(s, kbs, h.ScalesF32, sc, kbs, sc)
+		out.ScalesF32 = tensor.HostOf(s)
+	}
+	return out, func() { e4m3Pool.Put(buf) }, nil
 }
 
 // bf16KMajor returns the MN-major BF16 rows [k0, k0+k) of m as a K-major
@@ -36,7 +71,8 @@ func bf16KMajor(h gemm.BF16MNHost, k0, k int, buf *[]tensor.BF16) *gemm.BF16Matr
 	if cap(*buf) < n {
 		*buf = make([]tensor.BF16, n)
 	}
-	dst := (*buf)[:n]
+	*buf = (*buf)[:n]
+	dst := *buf
 	if n > 0 {
 		tensor.TransposeInto(dst, k, h.Data[k0*h.RowStride():], h.RowStride(), k, h.MN)
 	}
@@ -59,10 +95,11 @@ func (b *Backend) FP8GemmNN(ctx context.Context, am *tensor.FP8Matrix, bm *tenso
 	if b.err != nil {
 		return b.err
 	}
-	bk, err := kMajor(bm, "b")
+	bk, release, err := kMajor(bm, "b")
 	if err != nil {
 		return err
 	}
+	defer release()
 	return b.GemmNT(ctx, am, bk, dm)
 }
 
@@ -72,14 +109,16 @@ func (b *Backend) FP8GemmTN(ctx context.Context, am, bm *tensor.FP8MNMatrix, dm 
 	if b.err != nil {
 		return b.err
 	}
-	ak, err := kMajor(am, "a")
+	ak, releaseA, err := kMajor(am, "a")
 	if err != nil {
 		return err
 	}
-	bk, err := kMajor(bm, "b")
+	defer releaseA()
+	bk, releaseB, err := kMajor(bm, "b")
 	if err != nil {
 		return err
 	}
+	defer releaseB()
 	return b.GemmNT(ctx, ak, bk, dm)
 }
 
@@ -89,10 +128,11 @@ func (b *Backend) FP8GemmTT(ctx context.Context, am *tensor.FP8MNMatrix, bm *ten
 	if b.err != nil {
 		return b.err
 	}
-	ak, err := kMajor(am, "a")
+	ak, release, err := kMajor(am, "a")
 	if err != nil {
 		return err
 	}
+	defer release()
 	return b.GemmNT(ctx, ak, bm, dm)
 }
 
@@ -106,8 +146,9 @@ func (b *Backend) BF16GemmNN(ctx context.Context, am *gemm.BF16Matrix, bm *gemm.
 	if err != nil {
 		return err
 	}
-	var buf []tensor.BF16
-	return b.BF16GemmNT(ctx, am, bf16KMajor(bh, 0, bm.K, &buf), dm)
+	buf := getBuf[tensor.BF16](&bf16Pool, 0)
+	defer bf16Pool.Put(buf)
+	return b.BF16GemmNT(ctx, am, bf16KMajor(bh, 0, bm.K, buf), dm)
 }
 
 // BF16GemmTN computes D = C + A·Bᵀ for BF16 MN-major A and B (DeepGEMM
@@ -124,8 +165,10 @@ func (b *Backend) BF16GemmTN(ctx context.Context, am, bm *gemm.BF16MNMatrix, dm 
 	if err != nil {
 		return err
 	}
-	var ba, bb []tensor.BF16
-	return b.BF16GemmNT(ctx, bf16KMajor(ah, 0, am.K, &ba), bf16KMajor(bh, 0, bm.K, &bb), dm)
+	ba, bb := getBuf[tensor.BF16](&bf16Pool, 0), getBuf[tensor.BF16](&bf16Pool, 0)
+	defer bf16Pool.Put(ba)
+	defer bf16Pool.Put(bb)
+	return b.BF16GemmNT(ctx, bf16KMajor(ah, 0, am.K, ba), bf16KMajor(bh, 0, bm.K, bb), dm)
 }
 
 // BF16GemmTT computes D = C + A·Bᵀ for BF16 MN-major A and K-major B
@@ -138,8 +181,9 @@ func (b *Backend) BF16GemmTT(ctx context.Context, am *gemm.BF16MNMatrix, bm *gem
 	if err != nil {
 		return err
 	}
-	var buf []tensor.BF16
-	return b.BF16GemmNT(ctx, bf16KMajor(ah, 0, am.K, &buf), bm, dm)
+	buf := getBuf[tensor.BF16](&bf16Pool, 0)
+	defer bf16Pool.Put(buf)
+	return b.BF16GemmNT(ctx, bf16KMajor(ah, 0, am.K, buf), bm, dm)
 }
 
 // subOut is rows [r0, r0+rows) of d as an Out of its own (same stride,
@@ -221,7 +265,9 @@ func (b *Backend) KGroupedFP8GemmTNContiguous(ctx context.Context, am, bm *tenso
 	if err != nil {
 		return notHost("d", err)
 	}
-	var ad, bd []tensor.E4M3
+	ad, bd := getBuf[tensor.E4M3](&e4m3Pool, 0), getBuf[tensor.E4M3](&e4m3Pool, 0)
+	defer e4m3Pool.Put(ad)
+	defer e4m3Pool.Put(bd)
 	var as, bs []float32
 	var au, bu []tensor.UE8M0
 	k0 := 0
@@ -233,8 +279,8 @@ func (b *Backend) KGroupedFP8GemmTNContiguous(ctx context.Context, am, bm *tenso
 			emptyGroup(d, g*am.MN, am.MN)
 			continue
 		}
-		ag := mnGroup(ah, k0, k, &ad, &as, &au)
-		bg := mnGroup(bh, k0, k, &bd, &bs, &bu)
+		ag := mnGroup(ah, k0, k, ad, &as, &au)
+		bg := mnGroup(bh, k0, k, bd, &bs, &bu)
 		if err := b.GemmNT(ctx, ag, bg, subOut(d, g*am.MN, am.MN)); err != nil {
 			return err
 		}
@@ -334,7 +380,9 @@ func (b *Backend) KGroupedBF16GemmTNContiguous(ctx context.Context, am, bm *gemm
 	if err != nil {
 		return notHost("d", err)
 	}
-	var ba, bb []tensor.BF16
+	ba, bb := getBuf[tensor.BF16](&bf16Pool, 0), getBuf[tensor.BF16](&bf16Pool, 0)
+	defer bf16Pool.Put(ba)
+	defer bf16Pool.Put(bb)
 	k0 := 0
 	for g, k := range ks {
 		if err := ctx.Err(); err != nil {
@@ -344,7 +392,7 @@ func (b *Backend) KGroupedBF16GemmTNContiguous(ctx context.Context, am, bm *gemm
 			emptyGroup(d, g*am.MN, am.MN)
 			continue
 		}
-		if err := b.BF16GemmNT(ctx, bf16KMajor(ah, k0, k, &ba), bf16KMajor(bh, k0, k, &bb), subOut(d, g*am.MN, am.MN)); err != nil {
+		if err := b.BF16GemmNT(ctx, bf16KMajor(ah, k0, k, ba), bf16KMajor(bh, k0, k, bb), subOut(d, g*am.MN, am.MN)); err != nil {
 			return err
 		}
 		k0 += k
