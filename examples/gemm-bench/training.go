@@ -97,7 +97,16 @@ func trainingBench(be *cpu.Backend, shapes []oracle.Shape, kgGroups, kgK, rounds
 		}
 		kp := oracle.NewKGroupedProblem(60, m, n, ks, tensor.QuantOptions{})
 		sumK := kgGroups * kgK
-		dense := oracle.NewProblem(61, oracle.Shape{M: m, N: n, K: sumK}, tensor.QuantOptions{})
+		// The anchor: one dense NT over all of ΣK with the same recipe
+		// (both operands per token along K, float32 D plus C).
+		da, err := tensor.ToKMajor(kp.A)
+		if err != nil {
+			return err
+		}
+		db, err := tensor.ToKMajor(kp.B)
+		if err != nil {
+			return err
+		}
 		dd := oracle.NewOut(m, n, 0, true, 0)
 		dd.C = tensor.HostOf(kp.C[:m*n])
 		dk := oracle.NewOut(kgGroups*m, n, 0, true, 0)
@@ -106,7 +115,7 @@ func trainingBench(be *cpu.Backend, shapes []oracle.Shape, kgGroups, kgK, rounds
 		a16mn, b16mn := bfMN(a16), bfMN(b16)
 		flops := 2 * float64(m) * float64(n) * float64(sumK)
 		sh := fmt.Sprintf("G=%d M=%d N=%d K=%d per group", kgGroups, m, n, kgK)
-		nt := func() error { return gemm.FP8GemmNT(ctx, be, dense.A, dense.B, dd) }
+		nt := func() error { return gemm.FP8GemmNT(ctx, be, da, db, dd) }
 		nt16 := func() error { return gemm.BF16GemmNT(ctx, be, a16, b16, dd) }
 		calls = append(calls,
 			benchCall{"k_grouped_fp8_gemm_tn_contiguous", sh, flops, func() error { return gemm.KGroupedFP8GemmTNContiguous(ctx, be, kp.A, kp.B, dk, ks) }, nt},
