@@ -16,7 +16,7 @@ func TestStep(t *testing.T) {
 	for _, be := range []string{"cpu", "ref"} {
 		c := Config{Backend: be, Experts: 3, Hidden: 200, Inter: 136, Tokens: 150, Seed: 7}
 		if be == "cpu" {
-			c = Config{Backend: be, Experts: 4, Hidden: 640, Inter: 320, Tokens: 256, Seed: 1}
+			c = Config{Backend: be, Experts: 4, Hidden: 384, Inter: 200, Tokens: 160, Seed: 1}
 		}
 		r, err := Step(context.Background(), c)
 		if err != nil {
