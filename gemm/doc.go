@@ -4,9 +4,12 @@
 // Blackwell GPUs.
 //
 // Upstream: deepseek-ai/DeepGEMM (fp8_gemm_nt, m_grouped_fp8_gemm_nt_contiguous,
-// m_grouped_fp8_gemm_nt_masked, bf16_gemm_nt; quantizers from
-// deep_gemm/utils/math.py). All calls use the NT layout: A [M,K] and B
-// [N,K], both K-major, compute D = C + A·Bᵀ.
+// m_grouped_fp8_gemm_nt_masked, bf16_gemm_nt; for training fp8_gemm_{nn,tn,tt},
+// bf16_gemm_{nn,tn,tt}, k_grouped_fp8_gemm_{tn,nt}_contiguous,
+// k_grouped_bf16_gemm_tn_contiguous, m_grouped_bf16_gemm_nt_{contiguous,masked};
+// quantizers from deep_gemm/utils/math.py). Every call computes D = C +
+// A·Bᵀ on the logical A [M,K] and B [N,K]; the inference calls take both
+// K-major (the NT layout), the training calls also MN-major ones.
 //
 // The function every backend computes, for each output element: the sum over
 // 128-wide K blocks of (A's scale × B's scale × that block's FP8 dot
@@ -41,6 +44,22 @@
 //	y := make([]tensor.BF16, m*n)
 //	d := &gemm.Out{Rows: m, Cols: n, BF16: tensor.HostOf(y)}
 //	err := gemm.FP8GemmNT(ctx, cpu.New(cpu.Options{}), a, b, d) // y = a·bᵀ
+//
+// Training (DeepGEMM's backward-pass calls) goes through the optional
+// TrainingBackend interface, which gemm/ref and gemm/cpu implement:
+// FP8GemmNN, FP8GemmTN and FP8GemmTT (and their BF16 twins) take MN-major
+// operands (tensor.FP8MNMatrix, BF16MNMatrix: the logical [MN, K] matrix
+// stored [K, MN], scales K-block-major) for the data gradient dX = dY·W and
+// the weight gradient dW = dYᵀ·X; KGroupedFP8GemmTNContiguous (and the
+// K-major KGroupedFP8GemmNTContiguous, KGroupedBF16GemmTNContiguous)
+// computes every expert's weight gradient over its own run of tokens (the
+// ks list, multiples of 128) in one call; MGroupedBF16GemmNTContiguous and
+// MGroupedBF16GemmNTMasked are the grouped BF16 forward calls. A 128×128
+// block-scaled weight is its own MN-major operand (same bytes, same
+// scales), so the backward pass needs no requantization of W;
+// tensor.QuantizePerChannel quantizes dY and X for the k-grouped wgrad.
+// examples/moe-backward runs one MoE expert layer's forward and backward
+// passes this way and checks them against float64.
 //
 // Helpers for CUDA-style layouts (PackUE8M0, MNMajorTMAAligned,
 // TMAAlignedSize) produce what DeepGEMM's kernels read; the CPU backends take

@@ -136,25 +136,8 @@ func ValidateContiguous(a, b *tensor.FP8Matrix, d *Out, mIndices []int32) error 
 	if a.K != b.K {
 		return argErr("b.K", ErrShape, "K %d != a.K %d", b.K, a.K)
 	}
-	if len(mIndices) != a.Rows {
-		return argErr("mIndices", ErrShape, "len %d, want M = %d", len(mIndices), a.Rows)
-	}
-	g := int32(b.NumGroups())
-	var blockGroup int32
-	for i, v := range mIndices {
-		if v < -1 || v >= g {
-			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d outside [-1, %d)", v, g)
-		}
-		if i%MAlignmentForContiguous() == 0 {
-			blockGroup = v
-			continue
-		}
-		switch prev := mIndices[i-1]; {
-		case v >= 0 && prev == -1:
-			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d follows padding (−1) inside its 128-row block", v)
-		case v >= 0 && blockGroup >= 0 && v != blockGroup:
-			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d differs from group %d of its 128-row block", v, blockGroup)
-		}
+	if err := validateMIndices(mIndices, a.Rows, b.NumGroups()); err != nil {
+		return err
 	}
 	return validateOut(d, a.Rows, b.Rows)
 }
@@ -172,13 +155,8 @@ func ValidateMasked(a, b *tensor.FP8Matrix, d *Out, maskedM []int32, expectedM i
 	if a.K != b.K {
 		return argErr("b.K", ErrShape, "K %d != a.K %d", b.K, a.K)
 	}
-	if len(maskedM) != a.NumGroups() {
-		return argErr("maskedM", ErrShape, "len %d, want G = %d", len(maskedM), a.NumGroups())
-	}
-	for i, v := range maskedM {
-		if v < 0 || int(v) > a.Rows {
-			return argErr(fmt.Sprintf("maskedM[%d]", i), ErrIndices, "%d outside [0, Mmax=%d]", v, a.Rows)
-		}
+	if err := validateMaskedM(maskedM, a.NumGroups(), a.Rows); err != nil {
+		return err
 	}
 	if expectedM < 0 {
 		return argErr("expectedM", ErrIndices, "negative hint %d", expectedM)
@@ -186,37 +164,82 @@ func ValidateMasked(a, b *tensor.FP8Matrix, d *Out, maskedM []int32, expectedM i
 	return validateOut(d, a.NumGroups()*a.Rows, b.Rows)
 }
 
+// validateMIndices checks mIndices of a contiguous grouped call with M rows
+// and G groups (see ValidateContiguous).
+func validateMIndices(mIndices []int32, rows, groups int) error {
+	if len(mIndices) != rows {
+		return argErr("mIndices", ErrShape, "len %d, want M = %d", len(mIndices), rows)
+	}
+	g := int32(groups)
+	var blockGroup int32
+	for i, v := range mIndices {
+		if v < -1 || v >= g {
+			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d outside [-1, %d)", v, g)
+		}
+		if i%MAlignmentForContiguous() == 0 {
+			blockGroup = v
+			continue
+		}
+		switch prev := mIndices[i-1]; {
+		case v >= 0 && prev == -1:
+			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d follows padding (−1) inside its 128-row block", v)
+		case v >= 0 && blockGroup >= 0 && v != blockGroup:
+			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d differs from group %d of its 128-row block", v, blockGroup)
+		}
+	}
+	return nil
+}
+
+// validateMaskedM checks maskedM of a masked call with G groups of at most
+// Mmax rows (see ValidateMasked).
+func validateMaskedM(maskedM []int32, groups, mmax int) error {
+	if len(maskedM) != groups {
+		return argErr("maskedM", ErrShape, "len %d, want G = %d", len(maskedM), groups)
+	}
+	for i, v := range maskedM {
+		if v < 0 || int(v) > mmax {
+			return argErr(fmt.Sprintf("maskedM[%d]", i), ErrIndices, "%d outside [0, Mmax=%d]", v, mmax)
+		}
+	}
+	return nil
+}
+
 // ValidateBF16 checks the arguments of BF16GemmNT: A [M,K], B
 // [N,K], D [M,N].
 func ValidateBF16(a, b *BF16Matrix, d *Out) error {
-	for _, x := range []struct {
-		name string
-		m    *BF16Matrix
-	}{{"a", a}, {"b", b}} {
-		m := x.m
-		if m == nil {
-			return argErr(x.name, ErrShape, "nil matrix")
-		}
-		if m.Rows < 0 || m.K < 0 {
-			return argErr(x.name, ErrShape, "negative dimensions Rows=%d K=%d", m.Rows, m.K)
-		}
-		if m.Stride != 0 && m.Stride < m.K {
-			return argErr(x.name+".Stride", ErrShape, "stride %d < K %d", m.Stride, m.K)
-		}
-		if !mulOK(m.Rows, m.RowStride()) {
-			return argErr(x.name, ErrShape, "dimensions too large")
-		}
-		if m.Rows > 0 && m.K > 0 {
-			need := (m.Rows-1)*m.RowStride() + m.K
-			if n := tensor.StorageLen(m.Data); n < need {
-				return argErr(x.name+".Data", ErrShape, "len %d < %d needed", n, need)
-			}
-		}
+	if err := validateBF16Matrix("a", a); err != nil {
+		return err
+	}
+	if err := validateBF16Matrix("b", b); err != nil {
+		return err
 	}
 	if a.K != b.K {
 		return argErr("b.K", ErrShape, "K %d != a.K %d", b.K, a.K)
 	}
 	return validateOut(d, a.Rows, b.Rows)
+}
+
+// validateBF16Matrix checks one BF16 operand named name.
+func validateBF16Matrix(name string, m *BF16Matrix) error {
+	if m == nil {
+		return argErr(name, ErrShape, "nil matrix")
+	}
+	if m.Rows < 0 || m.K < 0 {
+		return argErr(name, ErrShape, "negative dimensions Rows=%d K=%d", m.Rows, m.K)
+	}
+	if m.Stride != 0 && m.Stride < m.K {
+		return argErr(name+".Stride", ErrShape, "stride %d < K %d", m.Stride, m.K)
+	}
+	if !mulOK(m.Rows, m.RowStride()) {
+		return argErr(name, ErrShape, "dimensions too large")
+	}
+	if m.Rows > 0 && m.K > 0 {
+		need := (m.Rows-1)*m.RowStride() + m.K
+		if n := tensor.StorageLen(m.Data); n < need {
+			return argErr(name+".Data", ErrShape, "len %d < %d needed", n, need)
+		}
+	}
+	return nil
 }
 
 // checkCaps returns an ErrUnsupported *ArgError when the operands or

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt) on random data, check it and time it", run: runGemm})
+	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt, the nn/tn/tt layouts, k-grouped wgrad) on random data, check it and time it", run: runGemm})
 }
 
 // gemmResult is the --json output of fireflyer gemm.
@@ -34,6 +34,11 @@ type gemmResult struct {
 	GateUnquantized  float64 `json:"gate_unquantized"`
 	GateDequantized  float64 `json:"gate_dequantized"`
 	RepeatsForTiming int     `json:"repeats"`
+	// Layout and the k-grouped fields describe the training calls
+	// (--layout, --kgrouped; see gemm_training.go).
+	Layout   string `json:"layout"`
+	KGrouped bool   `json:"kgrouped,omitempty"`
+	Groups   int    `json:"groups,omitempty"`
 }
 
 // maxGemmRepeats bounds --repeats so that a mistyped count cannot run for
@@ -50,6 +55,9 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	repeats := fs.Int("repeats", 3, "timed runs, 1 … 1000 (best kept)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	layout := fs.String("layout", "", "operand layout: nt, nn, tn or tt (DeepGEMM fp8_gemm_{nt,nn,tn,tt}); with --kgrouped tn or nt (default: nt, with --kgrouped tn)")
+	kgrouped := fs.Bool("kgrouped", false, "run the k-grouped weight-gradient GEMM (k_grouped_fp8_gemm_{tn,nt}_contiguous): --groups groups of K = -k each, D [groups, m, n] float32")
+	groups := fs.Int("groups", 8, "groups of the k-grouped GEMM, 1 … 256")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}
@@ -61,7 +69,17 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer gemm: --repeats %d: want 1 … %d\n", *repeats, maxGemmRepeats)
 		return exitUsage
 	}
-	res := gemmResult{Backend: *backend, M: *m, N: *n, K: *k, Scales: "f32", RepeatsForTiming: *repeats,
+	if *layout == "" {
+		*layout = "nt"
+		if *kgrouped {
+			*layout = "tn"
+		}
+	}
+	if err := checkTrainingFlags(*layout, *kgrouped, *groups, *k); err != nil {
+		fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
+		return exitUsage
+	}
+	res := gemmResult{Backend: *backend, Layout: *layout, M: *m, N: *n, K: *k, Scales: "f32", RepeatsForTiming: *repeats,
 		GateUnquantized: oracle.GateUnquantized, GateDequantized: oracle.GateDequantized}
 	be, err := gemm.NewBackend(*backend, gemm.Options{})
 	if err != nil {
@@ -74,13 +92,17 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *ue8m0 {
 		res.Scales = "ue8m0"
 	}
+	if *kgrouped {
+		return runKGrouped(be, res, *groups, *seed, *ue8m0, *asJSON, stdout, stderr)
+	}
 	s := oracle.Shape{M: *m, N: *n, K: *k}
 	p := oracle.NewProblem(*seed, s, tensor.QuantOptions{UE8M0: *ue8m0})
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
 	ctx := context.Background()
+	call := layoutCall(ctx, be, *layout, p)
 	for i := 0; i < *repeats; i++ {
 		t := time.Now()
-		if err := gemm.FP8GemmNT(ctx, be, p.A, p.B, d); err != nil {
+		if err := call(d); err != nil {
 			fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
 			return exitFail
 		}
@@ -102,7 +124,11 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if res.Kernel != "" {
 			kern = " (" + res.Kernel + ")"
 		}
-		fmt.Fprintf(stdout, "backend %s%s  M=%d N=%d K=%d  scales %s\n", res.Backend, kern, s.M, s.N, s.K, res.Scales)
+		lay := ""
+		if res.Layout != "nt" {
+			lay = "  layout " + res.Layout
+		}
+		fmt.Fprintf(stdout, "backend %s%s  M=%d N=%d K=%d  scales %s%s\n", res.Backend, kern, s.M, s.N, s.K, res.Scales, lay)
 		fmt.Fprintf(stdout, "calc_diff vs unquantized float64: %.3g (gate %.0e)\n", res.CalcDiffUnquant, res.GateUnquantized)
 		fmt.Fprintf(stdout, "calc_diff vs dequantized float64: %.3g (gate %.0e)\n", res.CalcDiffDequant, res.GateDequantized)
 		fmt.Fprintf(stdout, "best of %d: %.3f ms, %.1f GFLOP/s\n", *repeats, res.Seconds*1e3, res.GFLOPS)

@@ -201,6 +201,9 @@ func main() {
 	mlaRows := flag.Bool("mla", false, "also time MLA decode (h_q=128 and 1) against OpenBLAS on the GEMM of equal FLOPs and a copy of equal bytes")
 	indexer := flag.Bool("indexer", false, "compare the V3.2 indexer decode step (PagedMQALogits, TopKIndices) instead of the GEMMs")
 	indexerCtx := flag.Int("indexer-ctx", 65536, "with -indexer: keys per request")
+	training := flag.Bool("training", false, "instead: compare the training calls (NN/TN/TT layouts, k-grouped, m-grouped BF16) with dense NT at equal FLOPs on -shapes")
+	kgGroups := flag.Int("kgroups", 8, "with -training: groups of the k-grouped calls (0: skip them)")
+	kgK := flag.Int("kgk", 4096, "with -training: K per group of the k-grouped calls (a multiple of 128)")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -278,6 +281,13 @@ func main() {
 	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, timing, *rounds)
 	if *indexer {
 		indexerBench(be, ob, clk, *rounds, 4, 64, 128, *indexerCtx, 2048)
+		return
+	}
+	if *training {
+		if err := trainingBench(be, list, *kgGroups, *kgK, *rounds, clk); err != nil {
+			fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+			os.Exit(1)
+		}
 		return
 	}
 

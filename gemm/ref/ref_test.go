@@ -16,3 +16,9 @@ func TestConformance(t *testing.T) {
 }
 
 func FuzzRef(f *testing.F) { gemmtest.Fuzz(f, ref.New()) }
+
+func TestTrainingConformance(t *testing.T) {
+	gemmtest.RunTraining(t, ref.New(), gemmtest.Options{MaxMACs: refMaxMACs})
+}
+
+func FuzzRefTraining(f *testing.F) { gemmtest.FuzzTraining(f, ref.New()) }

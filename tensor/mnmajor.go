@@ -1,0 +1,420 @@
+package tensor
+
+import "fmt"
+
+// FP8MNMatrix is an MN-major FP8 E4M3 operand: the logical matrix [MN, K]
+// of a GEMM (MN the row count M or N, K the reduction dimension) stored
+// transposed, as [K, MN] row-major, so that consecutive MN elements of one
+// K index are adjacent. It is the "T" side of DeepGEMM's fp8_gemm_{nn,tn,tt}
+// (a torch tensor of shape [K, MN], or x.T.contiguous().T of an [MN, K]
+// one) and both operands of k_grouped_fp8_gemm_tn_contiguous (A [ΣK, M], B
+// [ΣK, N]).
+//
+// Element (mn, k) is Data[k*Stride + mn]. Scales keep the quantization
+// along K of the K-major operands (blocks of 128 K-elements) and are stored
+// in the transposed order upstream passes them: [ceil(K/128),
+// ceil(MN/ScaleMN)] row-major, K-block-major. ScaleMN = 1 is the
+// per-channel layout (one scale per MN index and 128 K: the transpose of a
+// per-token 1×128 operand, DeepGEMM per_channel_cast_to_fp8), ScaleMN =
+// 128 the 128×128 block layout of weights. A K that is not a multiple of
+// 128 leaves a shorter last block.
+type FP8MNMatrix struct {
+	// MN and K are the logical dimensions.
+	MN, K int
+	// Stride is the element distance between consecutive K rows of the
+	// stored [K, MN] matrix (≥ MN); 0 means MN.
+	Stride int
+	// Data holds the E4M3 values; it needs at least (K−1)*Stride + MN
+	// elements. Host memory is Host[E4M3](slice).
+	Data Storage[E4M3]
+	// ScaleMN is the number of MN indices one scale covers: 1 or 128.
+	ScaleMN int
+	// Format selects ScalesF32 or ScalesUE8M0.
+	Format ScaleFormat
+	// ScalesF32 holds [ceil(K/128), ceil(MN/ScaleMN)] float32 scales when
+	// Format is ScaleF32.
+	ScalesF32 Storage[float32]
+	// ScalesUE8M0 holds the same logical shape as UE8M0 bytes when Format is
+	// ScaleUE8M0.
+	ScalesUE8M0 Storage[UE8M0]
+}
+
+// FP8MNHost is an FP8MNMatrix resolved to host slices (FP8MNMatrix.Host).
+type FP8MNHost struct {
+	*FP8MNMatrix
+	Data        []E4M3
+	ScalesF32   []float32
+	ScalesUE8M0 []UE8M0
+}
+
+// RowStride returns Stride, or MN when Stride is 0.
+func (m *FP8MNMatrix) RowStride() int {
+	if m.Stride == 0 {
+		return m.MN
+	}
+	return m.Stride
+}
+
+// KBlocks returns ceil(K/128), the number of scale blocks along K.
+func (m *FP8MNMatrix) KBlocks() int { return (m.K + ScaleBlock - 1) / ScaleBlock }
+
+// ScaleCols returns ceil(MN/ScaleMN), the scale row length.
+func (m *FP8MNMatrix) ScaleCols() int {
+	if m.ScaleMN <= 0 {
+		return 0
+	}
+	return (m.MN + m.ScaleMN - 1) / m.ScaleMN
+}
+
+// Host resolves m's storage to host slices once (no copy). Errors: one
+// wrapping ErrNotHost for storage that is not host memory; a nil m is
+// ErrShape.
+func (m *FP8MNMatrix) Host() (FP8MNHost, error) {
+	if m == nil {
+		return FP8MNHost{}, fieldErr("", ErrShape, "nil matrix")
+	}
+	h := FP8MNHost{FP8MNMatrix: m}
+	var err error
+	if h.Data, err = HostSlice(m.Data); err != nil {
+		return FP8MNHost{}, fmt.Errorf("field Data: %w", err)
+	}
+	if h.ScalesF32, err = HostSlice(m.ScalesF32); err != nil {
+		return FP8MNHost{}, fmt.Errorf("field ScalesF32: %w", err)
+	}
+	if h.ScalesUE8M0, err = HostSlice(m.ScalesUE8M0); err != nil {
+		return FP8MNHost{}, fmt.Errorf("field ScalesUE8M0: %w", err)
+	}
+	return h, nil
+}
+
+// At returns element (mn, k) of the logical [MN, K] matrix.
+func (m FP8MNHost) At(mn, k int) E4M3 { return m.Data[k*m.RowStride()+mn] }
+
+// Scale returns the float32 scale of element (mn, k) for K block kb =
+// k/128. It does not check bounds beyond Go's own.
+func (m FP8MNHost) Scale(mn, kb int) float32 {
+	i := kb*m.ScaleCols() + mn/m.ScaleMN
+	if m.Format == ScaleUE8M0 {
+		return m.ScalesUE8M0[i].Float32()
+	}
+	return m.ScalesF32[i]
+}
+
+// Check verifies that m is well formed: non-negative MN and K, Stride 0 or
+// ≥ MN, Data long enough, ScaleMN 1 or 128, a known Format and exactly
+// [ceil(K/128), ceil(MN/ScaleMN)] scales. It returns a *FieldError wrapping
+// ErrShape or ErrScales; a nil m is ErrShape.
+func (m *FP8MNMatrix) Check() error {
+	if m == nil {
+		return fieldErr("", ErrShape, "nil matrix")
+	}
+	if m.MN < 0 || m.K < 0 {
+		return fieldErr("", ErrShape, "negative dimensions MN=%d K=%d", m.MN, m.K)
+	}
+	if m.Stride != 0 && m.Stride < m.MN {
+		return fieldErr("Stride", ErrShape, "stride %d < MN %d", m.Stride, m.MN)
+	}
+	st := m.RowStride()
+	if !mulOK(m.K, st) || st > maxOperandElems {
+		return fieldErr("", ErrShape, "dimensions too large")
+	}
+	if m.K > 0 && m.MN > 0 {
+		need := (m.K-1)*st + m.MN
+		if n := StorageLen(m.Data); n < need {
+			return fieldErr("Data", ErrShape, "len %d < %d needed for [K=%d, MN=%d] stride %d", n, need, m.K, m.MN, st)
+		}
+	}
+	if m.ScaleMN != 1 && m.ScaleMN != ScaleBlock {
+		return fieldErr("ScaleMN", ErrScales, "got %d, want 1 (per-channel) or 128 (per-block)", m.ScaleMN)
+	}
+	ns := m.KBlocks() * m.ScaleCols()
+	switch m.Format {
+	case ScaleF32:
+		if n := StorageLen(m.ScalesF32); n != ns {
+			return fieldErr("ScalesF32", ErrScales, "len %d, want %d ([%d,%d])", n, ns, m.KBlocks(), m.ScaleCols())
+		}
+	case ScaleUE8M0:
+		if n := StorageLen(m.ScalesUE8M0); n != ns {
+			return fieldErr("ScalesUE8M0", ErrScales, "len %d, want %d ([%d,%d])", n, ns, m.KBlocks(), m.ScaleCols())
+		}
+	default:
+		return fieldErr("Format", ErrScales, "unknown scale format %d", m.Format)
+	}
+	return nil
+}
+
+// transposeTile is the square tile of the blocked transposes: 64×64 bytes
+// of E4M3 stay in L1 on both sides.
+const transposeTile = 64
+
+// TransposeInto writes src [rows, cols] (row stride ss) transposed into dst
+// [cols, rows] (row stride ds), in cache-sized tiles. It is the one
+// transpose behind ToMNMajor and ToKMajor, exported for backends that
+// change an operand's major-ness (BF16 and float32 too). One-byte elements
+// (E4M3, UE8M0) move in 8×8 and two-byte elements (BF16) in 4×4 blocks
+// held in 64-bit words. It does not check bounds beyond Go's own.
+func TransposeInto[T any](dst []T, ds int, src []T, ss, rows, cols int) {
+	switch d := any(dst).(type) {
+	case []E4M3:
+		transposeBytes(d, ds, any(src).([]E4M3), ss, rows, cols)
+		return
+	case []UE8M0:
+		transposeBytes(d, ds, any(src).([]UE8M0), ss, rows, cols)
+		return
+	case []BF16:
+		transposeHalves(d, ds, any(src).([]BF16), ss, rows, cols)
+		return
+	}
+	transposeTiles(dst, ds, src, ss, 0, rows, 0, cols)
+}
+
+// transposeTiles is the element-by-element transpose of rows [r0, r1) and
+// columns [c0, c1), in tiles.
+func transposeTiles[T any](dst []T, ds int, src []T, ss, r0, r1, c0, c1 int) {
+	for rt := r0; rt < r1; rt += transposeTile {
+		re := min(rt+transposeTile, r1)
+		for ct := c0; ct < c1; ct += transposeTile {
+			ce := min(ct+transposeTile, c1)
+			for r := rt; r < re; r++ {
+				row := src[r*ss:]
+				for c := ct; c < ce; c++ {
+					dst[c*ds+r] = row[c]
+				}
+			}
+		}
+	}
+}
+
+func load64[T ~uint8](s []T) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func store64[T ~uint8](s []T, v uint64) {
+	_ = s[7]
+	s[0], s[1], s[2], s[3] = T(v), T(v>>8), T(v>>16), T(v>>24)
+	s[4], s[5], s[6], s[7] = T(v>>32), T(v>>40), T(v>>48), T(v>>56)
+}
+
+// swap exchanges the bits selected by mask<<sh of a with those selected by
+// mask of b: one step of a recursive block transpose.
+func swap(a, b *uint64, sh uint, mask uint64) {
+	t := ((*a >> sh) ^ *b) & mask
+	*b ^= t
+	*a ^= t << sh
+}
+
+// transposeBytes transposes one-byte elements in 8×8 blocks: eight rows of
+// eight bytes are loaded as words and transposed with three rounds of
+// masked swaps (1-, 2- and 4-byte units).
+func transposeBytes[T ~uint8](dst []T, ds int, src []T, ss, rows, cols int) {
+	r8, c8 := rows&^7, cols&^7
+	var x [8]uint64
+	for rt := 0; rt < r8; rt += transposeTile {
+		re := min(rt+transposeTile, r8)
+		for ct := 0; ct < c8; ct += transposeTile {
+			ce := min(ct+transposeTile, c8)
+			for r := rt; r < re; r += 8 {
+				for c := ct; c < ce; c += 8 {
+					for i := range x {
+						x[i] = load64(src[(r+i)*ss+c:])
+					}
+					for i := 0; i < 8; i += 2 {
+						swap(&x[i], &x[i+1], 8, 0x00FF00FF00FF00FF)
+					}
+					for _, i := range [4]int{0, 1, 4, 5} {
+						swap(&x[i], &x[i+2], 16, 0x0000FFFF0000FFFF)
+					}
+					for i := 0; i < 4; i++ {
+						swap(&x[i], &x[i+4], 32, 0x00000000FFFFFFFF)
+					}
+					for i := range x {
+						store64(dst[(c+i)*ds+r:], x[i])
+					}
+				}
+			}
+		}
+	}
+	transposeTiles(dst, ds, src, ss, 0, rows, c8, cols)
+	transposeTiles(dst, ds, src, ss, r8, rows, 0, c8)
+}
+
+func load4[T ~uint16](s []T) uint64 {
+	_ = s[3]
+	return uint64(s[0]) | uint64(s[1])<<16 | uint64(s[2])<<32 | uint64(s[3])<<48
+}
+
+func store4[T ~uint16](s []T, v uint64) {
+	_ = s[3]
+	s[0], s[1], s[2], s[3] = T(v), T(v>>16), T(v>>32), T(v>>48)
+}
+
+// transposeHalves transposes two-byte elements in 4×4 blocks (two rounds
+// of masked swaps).
+func transposeHalves[T ~uint16](dst []T, ds int, src []T, ss, rows, cols int) {
+	r4, c4 := rows&^3, cols&^3
+	var x [4]uint64
+	for rt := 0; rt < r4; rt += transposeTile {
+		re := min(rt+transposeTile, r4)
+		for ct := 0; ct < c4; ct += transposeTile {
+			ce := min(ct+transposeTile, c4)
+			for r := rt; r < re; r += 4 {
+				for c := ct; c < ce; c += 4 {
+					for i := range x {
+						x[i] = load4(src[(r+i)*ss+c:])
+					}
+					swap(&x[0], &x[1], 16, 0x0000FFFF0000FFFF)
+					swap(&x[2], &x[3], 16, 0x0000FFFF0000FFFF)
+					swap(&x[0], &x[2], 32, 0x00000000FFFFFFFF)
+					swap(&x[1], &x[3], 32, 0x00000000FFFFFFFF)
+					for i := range x {
+						store4(dst[(c+i)*ds+r:], x[i])
+					}
+				}
+			}
+		}
+	}
+	transposeTiles(dst, ds, src, ss, 0, rows, c4, cols)
+	transposeTiles(dst, ds, src, ss, r4, rows, 0, c4)
+}
+
+// ToMNMajor returns m's single group stored MN-major (a host copy): the
+// same values and scales, Data transposed to [K, Rows], scales transposed to
+// [ceil(K/128), ceil(Rows/ScaleRows)]. It is exact (no requantization), like
+// upstream's x.T.contiguous().T on a quantized operand. Errors: m.Check's,
+// one wrapping ErrNotHost, or ErrShape for more than one group.
+func ToMNMajor(m *FP8Matrix) (*FP8MNMatrix, error) {
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	if m.NumGroups() != 1 {
+		return nil, fieldErr("Groups", ErrShape, "%d groups, want 1", m.NumGroups())
+	}
+	h, err := m.Host()
+	if err != nil {
+		return nil, err
+	}
+	out := &FP8MNMatrix{MN: m.Rows, K: m.K, ScaleMN: m.ScaleRows, Format: m.Format}
+	data := make([]E4M3, m.Rows*m.K)
+	if len(data) > 0 {
+		TransposeInto(data, m.Rows, h.Data, m.RowStride(), m.Rows, m.K)
+	}
+	out.Data = Host[E4M3](data)
+	sr, kbs := m.ScaleRowsPerGroup(), m.KBlocks()
+	if m.Format == ScaleUE8M0 {
+		s := make([]UE8M0, sr*kbs)
+		TransposeInto(s, sr, h.ScalesUE8M0, kbs, sr, kbs)
+		out.ScalesUE8M0 = Host[UE8M0](s)
+	} else {
+		s := make([]float32, sr*kbs)
+		TransposeInto(s, sr, h.ScalesF32, kbs, sr, kbs)
+		out.ScalesF32 = Host[float32](s)
+	}
+	return out, nil
+}
+
+// ToKMajor is the inverse of ToMNMajor: m as a K-major FP8Matrix [MN, K]
+// (a host copy, ScaleRows = m.ScaleMN). Errors: m.Check's or one wrapping
+// ErrNotHost.
+func ToKMajor(m *FP8MNMatrix) (*FP8Matrix, error) {
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	h, err := m.Host()
+	if err != nil {
+		return nil, err
+	}
+	out := &FP8Matrix{Groups: 1, Rows: m.MN, K: m.K, ScaleRows: m.ScaleMN, Format: m.Format}
+	data := make([]E4M3, m.MN*m.K)
+	if len(data) > 0 {
+		TransposeInto(data, m.K, h.Data, m.RowStride(), m.K, m.MN)
+	}
+	out.Data = Host[E4M3](data)
+	sc, kbs := m.ScaleCols(), m.KBlocks()
+	if m.Format == ScaleUE8M0 {
+		s := make([]UE8M0, sc*kbs)
+		TransposeInto(s, kbs, h.ScalesUE8M0, sc, kbs, sc)
+		out.ScalesUE8M0 = Host[UE8M0](s)
+	} else {
+		s := make([]float32, sc*kbs)
+		TransposeInto(s, kbs, h.ScalesF32, sc, kbs, sc)
+		out.ScalesF32 = Host[float32](s)
+	}
+	return out, nil
+}
+
+// QuantizePerChannel quantizes x [k, mn] (row-major float32, K along rows)
+// to an MN-major E4M3 operand with one scale per column and 128 rows (128×1,
+// per-channel): amax over the block, clamped to ≥ 1e−4, scale = amax/448
+// (optionally a power of two), data = e4m3(x · (1/scale)). The result is
+// the logical [mn, k] operand with ScaleMN = 1, scales [ceil(k/128), mn].
+// It mirrors DeepGEMM per_channel_cast_to_fp8 (the A and B of
+// k_grouped_fp8_gemm_tn_contiguous, quantized along the token dimension);
+// a k that is not a multiple of 128 leaves a shorter last block. Errors: a
+// *FieldError wrapping ErrShape if k or mn is negative or len(x) != k·mn.
+func QuantizePerChannel(x []float32, k, mn int, opt QuantOptions) (*FP8MNMatrix, error) {
+	if err := checkQuantInput(len(x), k, mn); err != nil {
+		return nil, err
+	}
+	m := &FP8MNMatrix{MN: mn, K: k, ScaleMN: 1}
+	data := make([]E4M3, k*mn)
+	m.Data = Host[E4M3](data)
+	kbs := m.KBlocks()
+	var sf []float32
+	var su []UE8M0
+	if opt.UE8M0 {
+		m.Format = ScaleUE8M0
+		su = make([]UE8M0, kbs*mn)
+		m.ScalesUE8M0 = Host[UE8M0](su)
+	} else {
+		sf = make([]float32, kbs*mn)
+		m.ScalesF32 = Host[float32](sf)
+	}
+	amax := make([]float32, mn)
+	inv := make([]float32, mn)
+	for kb := 0; kb < kbs; kb++ {
+		lo, hi := kb*ScaleBlock, min((kb+1)*ScaleBlock, k)
+		clear(amax)
+		for r := lo; r < hi; r++ {
+			for c, v := range x[r*mn : (r+1)*mn] {
+				amax[c] = absMax(amax[c], v)
+			}
+		}
+		for c := range amax {
+			s, i, code := blockScale(amax[c], opt.UE8M0)
+			if opt.UE8M0 {
+				su[kb*mn+c] = code
+			} else {
+				sf[kb*mn+c] = s
+			}
+			inv[c] = i
+		}
+		for r := lo; r < hi; r++ {
+			for c, v := range x[r*mn : (r+1)*mn] {
+				data[r*mn+c] = E4M3FromFloat32(v * inv[c])
+			}
+		}
+	}
+	return m, nil
+}
+
+// DequantizeMN returns m's logical values as float32 [MN, K] row-major
+// (K-major): e4m3 value × its block's scale. Errors: m.Check's or one
+// wrapping ErrNotHost.
+func DequantizeMN(m *FP8MNMatrix) ([]float32, error) {
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	h, err := m.Host()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, m.MN*m.K)
+	for r := 0; r < m.MN; r++ {
+		for k := 0; k < m.K; k++ {
+			out[r*m.K+k] = h.At(r, k).Float32() * h.Scale(r, k/ScaleBlock)
+		}
+	}
+	return out, nil
+}
