@@ -145,17 +145,17 @@ func TestQuantizePerTokenFP4Errors(t *testing.T) {
 		n, rows, k, gran int
 		want             error
 	}{
-		{6, 2, 3, 32, tensor.ErrShape},   // odd k
-		{5, 2, 4, 32, tensor.ErrShape},   // len mismatch
-		{0, -1, 4, 32, tensor.ErrShape},  // negative rows
-		{8, 2, 4, 64, tensor.ErrScales},  // granularity
-		{8, 2, 4, 0, tensor.ErrScales},   // granularity
-		{0, 0, 0, 128, nil},              // empty is fine
-		{4, 1, 4, 128, nil},              // K < gran
-		{256, 1, 256, 32, nil},           // 8 blocks
-		{2, 1, 2, 32, nil},               // the smallest non-empty row
-		{130, 1, 130, 128, nil},          // a 2-element tail block
-		{260, 2, 130, 32, nil},           // a 2-element tail block at gran 32
+		{6, 2, 3, 32, tensor.ErrShape},  // odd k
+		{5, 2, 4, 32, tensor.ErrShape},  // len mismatch
+		{0, -1, 4, 32, tensor.ErrShape}, // negative rows
+		{8, 2, 4, 64, tensor.ErrScales}, // granularity
+		{8, 2, 4, 0, tensor.ErrScales},  // granularity
+		{0, 0, 0, 128, nil},             // empty is fine
+		{4, 1, 4, 128, nil},             // K < gran
+		{256, 1, 256, 32, nil},          // 8 blocks
+		{2, 1, 2, 32, nil},              // the smallest non-empty row
+		{130, 1, 130, 128, nil},         // a 2-element tail block
+		{260, 2, 130, 32, nil},          // a 2-element tail block at gran 32
 		{1 << 10, 1 << 3, 1 << 7, 32, nil},
 	}
 	for _, c := range cases {
