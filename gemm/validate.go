@@ -55,21 +55,27 @@ func validateFP8(name string, m *tensor.FP8Matrix, wantGroups int) error {
 	if m != nil && m.Groups >= 0 && wantGroups >= 0 && m.NumGroups() != wantGroups {
 		return argErr(name+".Groups", ErrShape, "got %d groups, want %d", m.NumGroups(), wantGroups)
 	}
-	if err := m.Check(); err != nil {
-		var fe *tensor.FieldError
-		if !errors.As(err, &fe) {
-			return argErr(name, ErrShape, "%v", err)
-		}
-		arg, sentinel := name, ErrShape
-		if fe.Field != "" {
-			arg += "." + fe.Field
-		}
-		if errors.Is(fe.Err, tensor.ErrScales) {
-			sentinel = ErrScales
-		}
-		return argErr(arg, sentinel, "%s", fe.Msg)
+	return operandErr(name, m.Check())
+}
+
+// operandErr reports an operand's Check error (a *tensor.FieldError) as a
+// gemm *ArgError naming the argument and field; nil stays nil.
+func operandErr(name string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	var fe *tensor.FieldError
+	if !errors.As(err, &fe) {
+		return argErr(name, ErrShape, "%v", err)
+	}
+	arg, sentinel := name, ErrShape
+	if fe.Field != "" {
+		arg += "." + fe.Field
+	}
+	if errors.Is(fe.Err, tensor.ErrScales) {
+		sentinel = ErrScales
+	}
+	return argErr(arg, sentinel, "%s", fe.Msg)
 }
 
 func validateOut(d *Out, rows, cols int) error {
@@ -136,10 +142,20 @@ func ValidateContiguous(a, b *tensor.FP8Matrix, d *Out, mIndices []int32) error 
 	if a.K != b.K {
 		return argErr("b.K", ErrShape, "K %d != a.K %d", b.K, a.K)
 	}
-	if len(mIndices) != a.Rows {
-		return argErr("mIndices", ErrShape, "len %d, want M = %d", len(mIndices), a.Rows)
+	if err := checkMIndices(mIndices, a.Rows, b.NumGroups()); err != nil {
+		return err
 	}
-	g := int32(b.NumGroups())
+	return validateOut(d, a.Rows, b.Rows)
+}
+
+// checkMIndices checks mIndices of a contiguous grouped call with M rows
+// and G groups: len M, values in [−1, G), one group per 128-row block with
+// its padding last (see ValidateContiguous).
+func checkMIndices(mIndices []int32, rows, groups int) error {
+	if len(mIndices) != rows {
+		return argErr("mIndices", ErrShape, "len %d, want M = %d", len(mIndices), rows)
+	}
+	g := int32(groups)
 	var blockGroup int32
 	for i, v := range mIndices {
 		if v < -1 || v >= g {
@@ -156,7 +172,7 @@ func ValidateContiguous(a, b *tensor.FP8Matrix, d *Out, mIndices []int32) error 
 			return argErr(fmt.Sprintf("mIndices[%d]", i), ErrIndices, "group %d differs from group %d of its 128-row block", v, blockGroup)
 		}
 	}
-	return validateOut(d, a.Rows, b.Rows)
+	return nil
 }
 
 // ValidateMasked checks the arguments of GroupedMaskedNT: A
@@ -172,18 +188,27 @@ func ValidateMasked(a, b *tensor.FP8Matrix, d *Out, maskedM []int32, expectedM i
 	if a.K != b.K {
 		return argErr("b.K", ErrShape, "K %d != a.K %d", b.K, a.K)
 	}
-	if len(maskedM) != a.NumGroups() {
-		return argErr("maskedM", ErrShape, "len %d, want G = %d", len(maskedM), a.NumGroups())
+	if err := checkMaskedM(maskedM, expectedM, a.NumGroups(), a.Rows); err != nil {
+		return err
+	}
+	return validateOut(d, a.NumGroups()*a.Rows, b.Rows)
+}
+
+// checkMaskedM checks maskedM and expectedM of a masked call with G groups
+// of Mmax rows: len G, 0 ≤ maskedM[g] ≤ Mmax, expectedM ≥ 0.
+func checkMaskedM(maskedM []int32, expectedM, groups, mmax int) error {
+	if len(maskedM) != groups {
+		return argErr("maskedM", ErrShape, "len %d, want G = %d", len(maskedM), groups)
 	}
 	for i, v := range maskedM {
-		if v < 0 || int(v) > a.Rows {
-			return argErr(fmt.Sprintf("maskedM[%d]", i), ErrIndices, "%d outside [0, Mmax=%d]", v, a.Rows)
+		if v < 0 || int(v) > mmax {
+			return argErr(fmt.Sprintf("maskedM[%d]", i), ErrIndices, "%d outside [0, Mmax=%d]", v, mmax)
 		}
 	}
 	if expectedM < 0 {
 		return argErr("expectedM", ErrIndices, "negative hint %d", expectedM)
 	}
-	return validateOut(d, a.NumGroups()*a.Rows, b.Rows)
+	return nil
 }
 
 // ValidateBF16 checks the arguments of BF16GemmNT: A [M,K], B
