@@ -85,7 +85,9 @@ func fp4BadCases() []fp4BadCase {
 		{"D two buffers", "d", gemm.ErrShape, dense(func(a *tensor.FP8Matrix, b *tensor.FP4Matrix, d *gemm.Out) {
 			d.F32 = tensor.Host[float32](make([]float32, 1600))
 		})},
-		{"C short", "d.C", gemm.ErrShape, dense(func(a *tensor.FP8Matrix, b *tensor.FP4Matrix, d *gemm.Out) { d.C = tensor.Host[float32](make([]float32, 5)) })},
+		{"C short", "d.C", gemm.ErrShape, dense(func(a *tensor.FP8Matrix, b *tensor.FP4Matrix, d *gemm.Out) {
+			d.C = tensor.Host[float32](make([]float32, 5))
+		})},
 		{"nil A", "a", gemm.ErrShape, func(be gemm.Backend) error { return gemm.FP8FP4GemmNT(ctx, be, nil, p.B, out()) }},
 		{"nil B", "b", gemm.ErrShape, func(be gemm.Backend) error { return gemm.FP8FP4GemmNT(ctx, be, p.A, nil, out()) }},
 		{"nil D", "d", gemm.ErrShape, func(be gemm.Backend) error { return gemm.FP8FP4GemmNT(ctx, be, p.A, p.B, nil) }},
