@@ -10,10 +10,14 @@
 // time (CLOCK_THREAD_CPUTIME_ID; numpy's time.thread_time with
 // OPENBLAS_NUM_THREADS=1; gonum, which starts goroutines, in process CPU
 // time), which measures the kernels rather than the other tenants of a
-// shared machine.
+// shared machine. With -fp4 it compares instead DeepGEMM's FP8×FP4 calls
+// (fp8_fp4_gemm_nt and its m-grouped contiguous and masked forms, B in FP4
+// with UE8M0 1×32 scales) with the dense FP8 call on the same FLOPs;
+// -kernels forces a kernel set ("avx2" on an AVX-512 machine).
 //
 //	go run ./examples/gemm-bench -rounds 5
 //	go run ./examples/gemm-bench -rounds 5 -threads 1
+//	go run ./examples/gemm-bench -fp4 -threads 1 -rounds 3 -kernels avx2
 //
 // scripts/gemm-bench.sh runs it with OpenBLAS's environment cleaned up.
 package main
@@ -166,6 +170,9 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "python with numpy for the OpenBLAS column (\"\" to skip)")
 	grouped := flag.Bool("grouped", true, "also compare grouped contiguous and masked calls with dense at equal FLOPs")
 	threads := flag.Int("threads", 0, "threads: 0 = GOMAXPROCS (wall time); 1 = one thread, timed in thread CPU time")
+	kernels := flag.String("kernels", "", "cpu backend kernel set (avx512, avx2, go; \"\" for the best)")
+	fp4 := flag.Bool("fp4", false, "compare only the FP8×FP4 calls with the dense FP8 call at equal FLOPs")
+	fp4Shapes := flag.String("fp4-shapes", "4,4096,4096,7168;8,4096,7168,2048;4,4096,4096,4096", "with -fp4: semicolon-separated G,M,N,K cases")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -181,6 +188,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gemm-bench:", err)
 		os.Exit(2)
 	}
+	if *fp4 {
+		cases, err := parseFP4Cases(*fp4Shapes)
+		if err != nil || *rounds < 1 {
+			fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+			os.Exit(2)
+		}
+		be, err := cpu.NewBackend(cpu.Options{Kernels: *kernels, Workers: *threads})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), max(*threads, 1), map[bool]string{true: "thread CPU time", false: "wall time"}[oneThread], *rounds)
+		fp4Bench(be, *rounds, clk, cases)
+		return
+	}
 	var ob *openblas
 	if *python != "" {
 		var ver string
@@ -193,10 +215,10 @@ func main() {
 			fmt.Fprintf(os.Stderr, "gemm-bench: numpy %s\n", ver)
 		}
 	}
-	be := cpu.New(cpu.Options{})
+	be := cpu.New(cpu.Options{Kernels: *kernels})
 	nthreads := runtime.GOMAXPROCS(0)
 	if oneThread {
-		be = cpu.New(cpu.Options{Workers: 1})
+		be = cpu.New(cpu.Options{Workers: 1, Kernels: *kernels})
 		nthreads = 1
 	}
 	ctx := context.Background()

@@ -1,0 +1,183 @@
+package cpu
+
+import (
+	"context"
+
+	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/internal/par"
+	"github.com/fireflyer-go/fireflyer/tensor"
+)
+
+var _ gemm.FP4Backend = (*Backend)(nil)
+
+// The FP8×FP4 calls run the FP8 machinery (the same chunks, tiles, A
+// packing and micro-kernel) with one difference: B is FP4. Decoding FP4 is a
+// table lookup per byte in Go, several times the cost of the SIMD E4M3
+// decode, so instead of decoding B's panels again for every chunk of A
+// rows, the call decodes B once, window of columns by window of columns,
+// into a float32 buffer with every element's own 1×ScaleK scale already
+// applied (exact for UE8M0 scales), and the tiles' micro-kernel reads its
+// panels straight from there. Applying B's scales inside the product is what
+// SM100's block-scaled MMA does; it also lets one micro-kernel call per
+// 128-K block serve ScaleK = 32.
+
+// phaseDecodeB is the Loop phase that decodes a window of B.
+const phaseDecodeB = 2
+
+// fp4PackMax bounds the decoded B window in floats (32 MiB), over all
+// groups; a window holds at least one tile width. A variable so that a
+// test can force many windows.
+var fp4PackMax = 8 << 20
+
+// fp4RowsPerItem is the number of B rows one decode item covers.
+const fp4RowsPerItem = 16
+
+// fp4State is the FP4 side of a call.
+type fp4State struct {
+	on           bool
+	b            tensor.FP4Host
+	pack         []float32 // decoded window: [group][rows][K]
+	rows         int       // rows per group in pack: the window's columns, padded to NR with zeros
+	col0, col1   int       // the window's columns of B (N)
+	slot0, slot1 int       // the window's column tiles of every chunk
+}
+
+func (f *fp4State) reset() { f.on, f.b = false, tensor.FP4Host{} }
+
+// fp4Call is fp8Call for an FP4 B.
+func (b *Backend) fp4Call(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.FP4Matrix, dm *gemm.Out) (*call, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	a, bh, d, err := gemm.HostFP8FP4("cpu", am, bm, dm)
+	if err != nil {
+		return nil, err
+	}
+	c := getCall(ctx, d, b.ks, b.workers())
+	c.fp8, c.fa = true, a
+	c.fp4.on, c.fp4.b = true, bh
+	c.k, c.n = a.K, bm.Rows
+	return c, nil
+}
+
+// FP8FP4GemmNT computes D = C + A·Bᵀ for FP8 A and FP4 B (DeepGEMM
+// fp8_fp4_gemm_nt). It receives arguments gemm.FP8FP4GemmNT validated.
+// Errors: ctx's error if it is cancelled.
+func (b *Backend) FP8FP4GemmNT(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.FP4Matrix, dm *gemm.Out) error {
+	c, err := b.fp4Call(ctx, am, bm, dm)
+	if err != nil {
+		return err
+	}
+	defer putCall(c)
+	c.segs = append(c.segs, segment{rows: c.fa.Rows})
+	return c.run()
+}
+
+// FP8FP4GroupedContiguousNT computes D[m] = C[m] + A[m]·B[mIndices[m]]ᵀ for
+// rows with mIndices[m] ≥ 0 (DeepGEMM m_grouped_fp8_fp4_gemm_nt_contiguous);
+// rows with −1 are left untouched or, with d.ZeroUnused, zeroed. Errors:
+// ctx's error.
+func (b *Backend) FP8FP4GroupedContiguousNT(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.FP4Matrix, dm *gemm.Out, mIndices []int32) error {
+	c, err := b.fp4Call(ctx, am, bm, dm)
+	if err != nil {
+		return err
+	}
+	defer putCall(c)
+	c.contiguousSegs(mIndices)
+	return c.run()
+}
+
+// FP8FP4GroupedMaskedNT computes D[g,m] = C[g,m] + A[g,m]·B[g]ᵀ for m <
+// maskedM[g] (DeepGEMM m_grouped_fp8_fp4_gemm_nt_masked); other rows are
+// left untouched or, with d.ZeroUnused, zeroed. expectedM is not needed.
+// Errors: ctx's error.
+func (b *Backend) FP8FP4GroupedMaskedNT(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.FP4Matrix, dm *gemm.Out, maskedM []int32, expectedM int) error {
+	c, err := b.fp4Call(ctx, am, bm, dm)
+	if err != nil {
+		return err
+	}
+	defer putCall(c)
+	c.maskedSegs(maskedM)
+	return c.run()
+}
+
+// runFP4 runs a planned FP8×FP4 call: for every window of B columns (as
+// many column tiles as fp4PackMax allows), decode the window of every group
+// of B, then run the A windows' tiles that fall in it.
+func (c *call) runFP4() error {
+	f := &c.fp4
+	nr := c.ks.NR()
+	tw := c.n // columns per tile slot
+	if c.nj > 1 {
+		tw = c.tiles[1].n0
+	}
+	groups := f.b.NumGroups()
+	spw := max(1, fp4PackMax/max(1, tw*groups*c.k))
+	for s0 := 0; s0 < c.nj; s0 += spw {
+		f.slot0, f.slot1 = s0, min(s0+spw, c.nj)
+		f.col0, f.col1 = s0*tw, min(f.slot1*tw, c.n)
+		f.rows = roundUp(f.col1-f.col0, nr)
+		f.pack = grow(f.pack, groups*f.rows*c.k)
+		c.phase = phaseDecodeB
+		c.next.Store(0)
+		items := groups * ((f.rows + fp4RowsPerItem - 1) / fp4RowsPerItem)
+		par.Run(c, &c.wg, min(c.workers, items)-1)
+		if err := c.runWindows(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fp4TileAt maps item i of a tile phase to a tile: the window of chunks ×
+// the B window's column slots, chunk by chunk.
+func (c *call) fp4TileAt(i int) (int, bool) {
+	f := &c.fp4
+	ns := f.slot1 - f.slot0
+	if ns <= 0 || i >= (c.win.c1-c.win.c0)*ns {
+		return 0, false
+	}
+	return (c.win.c0+i/ns)*c.nj + f.slot0 + i%ns, true
+}
+
+// fp4Panel returns the decoded B rows from column n0 of group g, from
+// K-element k0, and their row stride, for the micro-kernel.
+func (c *call) fp4Panel(g, n0, k0 int) ([]float32, int) {
+	f := &c.fp4
+	return f.pack[(g*f.rows+n0-f.col0)*c.k+k0:], c.k
+}
+
+// decodeBLoop claims decode items until none are left: fp4RowsPerItem rows
+// of one group of the window each, every element multiplied by its scale
+// (rows past N are zero).
+func (c *call) decodeBLoop(w *work) {
+	f := &c.fp4
+	b := &f.b
+	per := (f.rows + fp4RowsPerItem - 1) / fp4RowsPerItem
+	kbs, st := b.KBlocks(), b.RowStride()
+	w.sc = grow(w.sc, kbs)
+	for {
+		i := int(c.next.Add(1) - 1)
+		if i >= b.NumGroups()*per {
+			return
+		}
+		g, r0 := i/per, (i%per)*fp4RowsPerItem
+		for r := r0; r < min(r0+fp4RowsPerItem, f.rows); r++ {
+			dst := f.pack[(g*f.rows+r)*c.k : (g*f.rows+r+1)*c.k]
+			n := f.col0 + r
+			if n >= c.n {
+				clear(dst)
+				continue
+			}
+			row := g*b.Rows + n
+			if b.Format == tensor.ScaleUE8M0 {
+				for j, e := range b.ScalesUE8M0[row*kbs : (row+1)*kbs] {
+					w.sc[j] = e.Float32()
+				}
+			} else {
+				copy(w.sc, b.ScalesF32[row*kbs:(row+1)*kbs])
+			}
+			c.ks.DecodeE2M1Row(dst, b.Data[row*st:row*st+c.k/2], w.sc[:kbs], b.ScaleK)
+		}
+	}
+}
