@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt) on random data, check it and time it", run: runGemm})
+	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt, or fp8_fp4_gemm_nt with --fp4) on random data, check it and time it", run: runGemm})
 }
 
 // gemmResult is the --json output of fireflyer gemm.
@@ -34,6 +34,7 @@ type gemmResult struct {
 	GateUnquantized  float64 `json:"gate_unquantized"`
 	GateDequantized  float64 `json:"gate_dequantized"`
 	RepeatsForTiming int     `json:"repeats"`
+	FP4ScaleK        int     `json:"fp4_scale_k,omitempty"` // with --fp4: K-elements per B scale
 }
 
 // maxGemmRepeats bounds --repeats so that a mistyped count cannot run for
@@ -50,8 +51,12 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	repeats := fs.Int("repeats", 3, "timed runs, 1 … 1000 (best kept)")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	fp4 := addGemmFP4Flags(fs)
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
+	}
+	if !fp4.check(*k, stderr) {
+		return exitUsage
 	}
 	if *m < 1 || *n < 1 || *k < 1 || *m**n > 1<<26 || *n**k > 1<<28 || *m**k > 1<<28 {
 		fmt.Fprintf(stderr, "fireflyer gemm: -m, -n, -k must be ≥ 1 and at most 2^26 outputs, 2^28 inputs (got %d, %d, %d)\n", *m, *n, *k)
@@ -75,12 +80,21 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		res.Scales = "ue8m0"
 	}
 	s := oracle.Shape{M: *m, N: *n, K: *k}
-	p := oracle.NewProblem(*seed, s, tensor.QuantOptions{UE8M0: *ue8m0})
+	opt := tensor.QuantOptions{UE8M0: *ue8m0}
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
+	var c gemmCase
+	if *fp4.on {
+		c = fp4.fp4Case(*seed, s, opt, be, d)
+		res.GateUnquantized, res.FP4ScaleK = c.gateUnquantized, *fp4.gran
+	} else {
+		p := oracle.NewProblem(*seed, s, opt)
+		c = gemmCase{call: func(ctx context.Context) error { return gemm.FP8GemmNT(ctx, be, p.A, p.B, d) },
+			x: p.X, y: p.Y, dx: p.DA, dy: p.DB, gateUnquantized: oracle.GateUnquantized}
+	}
 	ctx := context.Background()
 	for i := 0; i < *repeats; i++ {
 		t := time.Now()
-		if err := gemm.FP8GemmNT(ctx, be, p.A, p.B, d); err != nil {
+		if err := c.call(ctx); err != nil {
 			fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
 			return exitFail
 		}
@@ -90,8 +104,8 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	res.GFLOPS = 2 * float64(s.M) * float64(s.N) * float64(s.K) / res.Seconds / 1e9
 	got := oracle.OutF64(d)
-	res.CalcDiffUnquant = testutil.CalcDiff(got, oracle.MatMulNT64(p.X, p.Y, s.M, s.N, s.K))
-	res.CalcDiffDequant = testutil.CalcDiff(got, oracle.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
+	res.CalcDiffUnquant = testutil.CalcDiff(got, oracle.MatMulNT64(c.x, c.y, s.M, s.N, s.K))
+	res.CalcDiffDequant = testutil.CalcDiff(got, oracle.MatMulNT64(c.dx, c.dy, s.M, s.N, s.K))
 	res.Pass = res.CalcDiffUnquant < res.GateUnquantized && res.CalcDiffDequant < res.GateDequantized
 	if *asJSON {
 		if c := writeJSON(stdout, stderr, "gemm", res); c != exitOK {
@@ -102,7 +116,11 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if res.Kernel != "" {
 			kern = " (" + res.Kernel + ")"
 		}
-		fmt.Fprintf(stdout, "backend %s%s  M=%d N=%d K=%d  scales %s\n", res.Backend, kern, s.M, s.N, s.K, res.Scales)
+		fp4Note := ""
+		if res.FP4ScaleK > 0 {
+			fp4Note = fmt.Sprintf("  B fp4 e2m1 1×%d", res.FP4ScaleK)
+		}
+		fmt.Fprintf(stdout, "backend %s%s  M=%d N=%d K=%d  scales %s%s\n", res.Backend, kern, s.M, s.N, s.K, res.Scales, fp4Note)
 		fmt.Fprintf(stdout, "calc_diff vs unquantized float64: %.3g (gate %.0e)\n", res.CalcDiffUnquant, res.GateUnquantized)
 		fmt.Fprintf(stdout, "calc_diff vs dequantized float64: %.3g (gate %.0e)\n", res.CalcDiffDequant, res.GateDequantized)
 		fmt.Fprintf(stdout, "best of %d: %.3f ms, %.1f GFLOP/s\n", *repeats, res.Seconds*1e3, res.GFLOPS)

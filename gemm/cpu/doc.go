@@ -9,6 +9,12 @@
 // output are spread over goroutines; buffers come from sync.Pool, so a
 // steady-state call does not allocate.
 //
+// The FP8×FP4 calls (gemm.FP4Backend) run the same machinery with an FP4
+// B: B is decoded once per call, in windows of columns of at most 32 MiB,
+// into float32 with every element's own 1×32 or 1×128 scale applied (exact
+// for UE8M0 scales), and the micro-kernel reads its panels from there with
+// B's column scale 1, so one call per 128-K block serves both granularities.
+//
 // Results agree with gemm/ref within calc_diff 1e−5 (only rounding order
 // differs: the cpu kernels use fused multiply-add).
 //
