@@ -37,10 +37,28 @@ func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32,
 	p := unsafe.Pointer(unsafe.SliceData(src))
 	for lo, b := 0, 0; lo < n; lo, b = lo+sk, b+1 {
 		sc := scales[b]
-		for i, end := lo/2, min(lo+sk, n)/2; i < end; i++ {
+		i, end := lo/2, min(lo+sk, n)/2
+		for ; i+4 <= end; i += 4 {
+			w := *(*uint32)(unsafe.Add(p, i))
+			o := (*[8]float32)(unsafe.Add(d, 8*i))
+			v := &e2m1Pairs[uint8(w)]
+			o[0] = v[0] * sc
+			o[1] = v[1] * sc
+			v = &e2m1Pairs[uint8(w>>8)]
+			o[2] = v[0] * sc
+			o[3] = v[1] * sc
+			v = &e2m1Pairs[uint8(w>>16)]
+			o[4] = v[0] * sc
+			o[5] = v[1] * sc
+			v = &e2m1Pairs[uint8(w>>24)]
+			o[6] = v[0] * sc
+			o[7] = v[1] * sc
+		}
+		for ; i < end; i++ {
 			v := &e2m1Pairs[*(*uint8)(unsafe.Add(p, i))]
 			o := (*[2]float32)(unsafe.Add(d, 8*i))
-			o[0], o[1] = v[0]*sc, v[1]*sc
+			o[0] = v[0] * sc
+			o[1] = v[1] * sc
 		}
 	}
 }
