@@ -38,6 +38,7 @@ type fp4State struct {
 	b            tensor.FP4Host
 	pack         []float32 // decoded window: [group][rows][K]
 	rows         int       // rows per group in pack: the window's columns, padded to NR with zeros
+	ld           int       // row stride of pack in floats (fp4Stride)
 	col0, col1   int       // the window's columns of B (N)
 	slot0, slot1 int       // the window's column tiles of every chunk
 }
@@ -112,12 +113,13 @@ func (c *call) runFP4() error {
 		tw = c.tiles[1].n0
 	}
 	groups := f.b.NumGroups()
-	spw := max(1, fp4PackMax/max(1, tw*groups*c.k))
+	f.ld = fp4Stride(c.k)
+	spw := max(1, fp4PackMax/max(1, tw*groups*f.ld))
 	for s0 := 0; s0 < c.nj; s0 += spw {
 		f.slot0, f.slot1 = s0, min(s0+spw, c.nj)
 		f.col0, f.col1 = s0*tw, min(f.slot1*tw, c.n)
 		f.rows = roundUp(f.col1-f.col0, nr)
-		f.pack = grow(f.pack, groups*f.rows*c.k)
+		f.pack = grow(f.pack, groups*f.rows*f.ld)
 		c.phase = phaseDecodeB
 		c.next.Store(0)
 		items := groups * ((f.rows + fp4RowsPerItem - 1) / fp4RowsPerItem)
@@ -127,6 +129,17 @@ func (c *call) runFP4() error {
 		}
 	}
 	return nil
+}
+
+// fp4Stride returns the row stride of the decoded B for K: K rounded up to
+// a cache line (16 floats) plus one, so that the NR rows one micro-kernel
+// call reads do not all fall into the same L1 sets (K·4 bytes is often a
+// multiple of 4 KiB: K = 1024, 2048, 4096, 7168).
+func fp4Stride(k int) int {
+	if k == 0 {
+		return 0
+	}
+	return roundUp(k, 16) + 16
 }
 
 // fp4TileAt maps item i of a tile phase to a tile: the window of chunks ×
@@ -144,7 +157,7 @@ func (c *call) fp4TileAt(i int) (int, bool) {
 // K-element k0, and their row stride, for the micro-kernel.
 func (c *call) fp4Panel(g, n0, k0 int) ([]float32, int) {
 	f := &c.fp4
-	return f.pack[(g*f.rows+n0-f.col0)*c.k+k0:], c.k
+	return f.pack[(g*f.rows+n0-f.col0)*f.ld+k0:], f.ld
 }
 
 // decodeBLoop claims decode items until none are left: fp4RowsPerItem rows
@@ -163,7 +176,7 @@ func (c *call) decodeBLoop(w *work) {
 		}
 		g, r0 := i/per, (i%per)*fp4RowsPerItem
 		for r := r0; r < min(r0+fp4RowsPerItem, f.rows); r++ {
-			dst := f.pack[(g*f.rows+r)*c.k : (g*f.rows+r+1)*c.k]
+			dst := f.pack[(g*f.rows+r)*f.ld : (g*f.rows+r)*f.ld+c.k]
 			n := f.col0 + r
 			if n >= c.n {
 				clear(dst)
