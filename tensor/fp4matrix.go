@@ -296,3 +296,51 @@ func DequantizeFP4(m *FP4Matrix) ([]float32, error) {
 	}
 	return out, nil
 }
+
+// StackFP4 concatenates single-group FP4 operands of equal Rows, K, ScaleK
+// and Format into one batch [G, Rows, K] (the B of the grouped FP8×FP4
+// GEMMs), copying into contiguous host memory: Stack for FP4. Errors: a
+// *FieldError wrapping ErrShape for no operands, a nil one or a mismatch,
+// the operand's own Check error, or one wrapping ErrNotHost.
+func StackFP4(ms ...*FP4Matrix) (*FP4Matrix, error) {
+	if len(ms) == 0 {
+		return nil, fieldErr("ms", ErrShape, "no matrices")
+	}
+	for i, m := range ms {
+		if m == nil {
+			return nil, fieldErr("ms", ErrShape, "matrix %d is nil", i)
+		}
+	}
+	f := ms[0]
+	out := &FP4Matrix{Groups: len(ms), Rows: f.Rows, K: f.K, ScaleK: f.ScaleK, Format: f.Format}
+	var data []E2M1x2
+	var sf []float32
+	var su []UE8M0
+	for i, m := range ms {
+		if err := m.Check(); err != nil {
+			return nil, err
+		}
+		if m.NumGroups() != 1 {
+			return nil, fieldErr("ms", ErrShape, "matrix %d has %d groups, want 1", i, m.NumGroups())
+		}
+		if m.Rows != f.Rows || m.K != f.K || m.ScaleK != f.ScaleK || m.Format != f.Format {
+			return nil, fieldErr("ms", ErrShape, "matrix %d differs from matrix 0 in shape or scale layout", i)
+		}
+		h, err := m.Host()
+		if err != nil {
+			return nil, err
+		}
+		for r := 0; r < m.Rows && m.K > 0; r++ {
+			data = append(data, h.Row(0, r)...)
+		}
+		sf = append(sf, h.ScalesF32...)
+		su = append(su, h.ScalesUE8M0...)
+	}
+	out.Data = Host[E2M1x2](data)
+	if f.Format == ScaleUE8M0 {
+		out.ScalesUE8M0 = Host[UE8M0](su)
+	} else {
+		out.ScalesF32 = Host[float32](sf)
+	}
+	return out, nil
+}

@@ -275,3 +275,39 @@ func FuzzQuantizePerTokenFP4(f *testing.F) {
 		}
 	})
 }
+
+func TestStackFP4(t *testing.T) {
+	x := testutil.Normal(testutil.RNG(9), 3*64, 0, 1)
+	a, _ := tensor.QuantizePerTokenFP4(x[:64], 1, 64, 32, tensor.QuantOptions{UE8M0: true})
+	b, _ := tensor.QuantizePerTokenFP4(x[64:128], 1, 64, 32, tensor.QuantOptions{UE8M0: true})
+	c, _ := tensor.QuantizePerTokenFP4(x[128:], 1, 64, 32, tensor.QuantOptions{UE8M0: true})
+	// A strided single-group operand stacks by rows.
+	cs := *c
+	cd := fp4Host(t, c).Data
+	cs.Stride = 40
+	cs.Data = tensor.Host[tensor.E2M1x2](append(append([]tensor.E2M1x2(nil), cd...), make([]tensor.E2M1x2, 8)...))
+	s, err := tensor.StackFP4(a, b, &cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Groups != 3 || s.Check() != nil {
+		t.Fatalf("stacked %+v: %v", s, s.Check())
+	}
+	got, _ := tensor.DequantizeFP4(s)
+	var want []float32
+	for _, m := range []*tensor.FP4Matrix{a, b, c} {
+		d, _ := tensor.DequantizeFP4(m)
+		want = append(want, d...)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("element %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	f32, _ := tensor.QuantizePerTokenFP4(x[:64], 1, 64, 32, tensor.QuantOptions{})
+	for _, bad := range [][]*tensor.FP4Matrix{nil, {a, nil}, {a, f32}, {s}} {
+		if _, err := tensor.StackFP4(bad...); !errors.Is(err, tensor.ErrShape) {
+			t.Errorf("StackFP4(%d operands): %v, want ErrShape", len(bad), err)
+		}
+	}
+}

@@ -66,14 +66,15 @@ func fp4Bench(be *cpu.Backend, rounds int, clk clock, cases []fp4Case) {
 		}
 		// Grouped: G copies of B (each group's weights), A split in G
 		// segments of M/G rows.
-		bg := &tensor.FP4Matrix{Groups: c.g, Rows: c.n, K: c.k, ScaleK: b4.ScaleK, Format: b4.Format}
-		data, scales := b4.Data.(tensor.Host[tensor.E2M1x2]), b4.ScalesUE8M0.(tensor.Host[tensor.UE8M0])
-		var gd []tensor.E2M1x2
-		var gs []tensor.UE8M0
-		for i := 0; i < c.g; i++ {
-			gd, gs = append(gd, data...), append(gs, scales...)
+		bs := make([]*tensor.FP4Matrix, c.g)
+		for i := range bs {
+			bs[i] = b4
 		}
-		bg.Data, bg.ScalesUE8M0 = tensor.Host[tensor.E2M1x2](gd), tensor.Host[tensor.UE8M0](gs)
+		bg, err := tensor.StackFP4(bs...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+			os.Exit(1)
+		}
 		idx := make([]int32, c.m)
 		for i := range idx {
 			idx[i] = int32(i / (c.m / c.g))

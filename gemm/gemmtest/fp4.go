@@ -217,26 +217,13 @@ func (s fp4Suite) strided(t *testing.T) {
 	}
 }
 
-// stackFP4 concatenates single-group FP4 operands of one layout into a
-// batch [G, Rows, K] in host memory.
+// stackFP4 is tensor.StackFP4 for operands the suite built.
 func stackFP4(ms []*tensor.FP4Matrix) *tensor.FP4Matrix {
-	f := *ms[0]
-	var data []tensor.E2M1x2
-	var sf []float32
-	var su []tensor.UE8M0
-	for _, m := range ms {
-		data = append(data, hostOf(m.Data)...)
-		sf = append(sf, hostOf(m.ScalesF32)...)
-		su = append(su, hostOf(m.ScalesUE8M0)...)
+	b, err := tensor.StackFP4(ms...)
+	if err != nil {
+		panic(err)
 	}
-	f.Groups, f.Data = len(ms), tensor.Host[tensor.E2M1x2](data)
-	f.ScalesF32, f.ScalesUE8M0 = nil, nil
-	if f.Format == tensor.ScaleUE8M0 {
-		f.ScalesUE8M0 = tensor.Host[tensor.UE8M0](su)
-	} else {
-		f.ScalesF32 = tensor.Host[float32](sf)
-	}
-	return &f
+	return b
 }
 
 func (s fp4Suite) contiguous(t *testing.T) {
