@@ -12,8 +12,8 @@
 // rounding option), Stack, Regroup, Dequantize and FP8FromTensors for
 // checkpoint tensors; FP4Matrix, the packed FP4 (E2M1, two per byte)
 // operand with per-row 1×32 or 1×128 scales, its quantizer
-// QuantizePerTokenFP4, StackFP4 and DequantizeFP4; and Storage, the small interface through which every
-// operand's elements are reached: Host slices today, device buffers (a GPU
+// QuantizePerTokenFP4, StackFP4 and DequantizeFP4; and Storage, the small
+// interface through which every operand's elements are reached: Host slices today, device buffers (a GPU
 // backend) later. Code that computes on the CPU resolves Storage to slices
 // once per call (HostSlice, FP8Matrix.Host) and gets ErrNotHost for storage
 // it cannot address.
