@@ -349,8 +349,10 @@ func (c *call) plan() {
 	// large K a chunk's packed float32 A (mc·K·4 bytes) outgrows L2 and
 	// every tile would stream it back from L3 or memory; decoding A's FP8
 	// rows again per tile and K block (a quarter of the bytes, in L1/L2) is
-	// then faster (+7% at N=576, K=7168 on the development box).
-	prepack := nj > 1 && c.k <= prepackKMax
+	// then faster (+7% at N=576, K=7168 on the development box). The
+	// FP8×FP4 calls run their chunks group by group (runFP4) and pack A per
+	// tile.
+	prepack := nj > 1 && c.k <= prepackKMax && !c.fp4.on
 	off, maxOff := 0, 0
 	win := window{}
 	for ci := range c.chunks {
@@ -417,11 +419,7 @@ func (c *call) runWindows() error {
 		}
 		c.phase = 1
 		c.next.Store(0)
-		n := win.t1 - win.t0
-		if c.fp4.on {
-			n = (win.c1 - win.c0) * (c.fp4.slot1 - c.fp4.slot0)
-		}
-		par.Run(c, &c.wg, min(c.workers, n)-1)
+		par.Run(c, &c.wg, min(c.workers, win.t1-win.t0)-1)
 		if c.err != nil {
 			return c.err
 		}
@@ -552,7 +550,7 @@ func (c *call) runTile(w *work, t *tile) {
 		}
 		bp, ldb := w.bdec, bk // the B panel the micro-kernel reads
 		if c.fp4.on {
-			bp, ldb = c.fp4Panel(s.bG, t.n0, k0)
+			bp, ldb = c.fp4Panel(t.n0, k0)
 			for j := range w.sb[:t.nc] {
 				w.sb[j] = 1 // B's scales are in its decoded values
 			}

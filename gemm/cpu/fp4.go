@@ -14,19 +14,20 @@ var _ gemm.FP4Backend = (*Backend)(nil)
 // packing and micro-kernel) with one difference: B is FP4. Decoding FP4 is a
 // table lookup per byte in Go, several times the cost of the SIMD E4M3
 // decode, so instead of decoding B's panels again for every chunk of A
-// rows, the call decodes B once, window of columns by window of columns,
-// into a float32 buffer with every element's own 1×ScaleK scale already
-// applied (exact for UE8M0 scales), and the tiles' micro-kernel reads its
-// panels straight from there. Applying B's scales inside the product is what
+// rows, the call decodes each group of B once, window of columns by window
+// of columns, into a float32 buffer with every element's own 1×ScaleK scale
+// already applied (exact for UE8M0 scales), and runs the tiles of that
+// group's chunks in the window, their micro-kernel reading its panels
+// straight from the buffer. Applying B's scales inside the product is what
 // SM100's block-scaled MMA does; it also lets one micro-kernel call per
 // 128-K block serve ScaleK = 32.
 
 // phaseDecodeB is the Loop phase that decodes a window of B.
 const phaseDecodeB = 2
 
-// fp4PackMax bounds the decoded B window in floats (32 MiB), over all
-// groups; a window holds at least one tile width. A variable so that a
-// test can force many windows.
+// fp4PackMax bounds the decoded B window in floats (32 MiB); a window holds
+// at least one tile width. A variable so that a test can force many
+// windows.
 var fp4PackMax = 8 << 20
 
 // fp4RowsPerItem is the number of B rows one decode item covers.
@@ -36,14 +37,16 @@ const fp4RowsPerItem = 16
 type fp4State struct {
 	on           bool
 	b            tensor.FP4Host
-	pack         []float32 // decoded window: [group][rows][K]
-	rows         int       // rows per group in pack: the window's columns, padded to NR with zeros
+	g            int       // the group of B being run
+	chunks       []int     // the chunks of A rows against group g
+	pack         []float32 // decoded window of group g: [rows][ld]
+	rows         int       // rows in pack: the window's columns, padded to NR with zeros
 	ld           int       // row stride of pack in floats (fp4Stride)
 	col0, col1   int       // the window's columns of B (N)
 	slot0, slot1 int       // the window's column tiles of every chunk
 }
 
-func (f *fp4State) reset() { f.on, f.b = false, tensor.FP4Host{} }
+func (f *fp4State) reset() { f.on, f.b, f.chunks = false, tensor.FP4Host{}, f.chunks[:0] }
 
 // fp4Call is fp8Call for an FP4 B.
 func (b *Backend) fp4Call(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.FP4Matrix, dm *gemm.Out) (*call, error) {
@@ -102,9 +105,9 @@ func (b *Backend) FP8FP4GroupedMaskedNT(ctx context.Context, am *tensor.FP8Matri
 	return c.run()
 }
 
-// runFP4 runs a planned FP8×FP4 call: for every window of B columns (as
-// many column tiles as fp4PackMax allows), decode the window of every group
-// of B, then run the A windows' tiles that fall in it.
+// runFP4 runs a planned FP8×FP4 call group by group of B: for every window
+// of columns (as many column tiles as fp4PackMax allows), decode the window
+// of the group, then run the tiles of the group's chunks in it.
 func (c *call) runFP4() error {
 	f := &c.fp4
 	nr := c.ks.NR()
@@ -112,20 +115,32 @@ func (c *call) runFP4() error {
 	if c.nj > 1 {
 		tw = c.tiles[1].n0
 	}
-	groups := f.b.NumGroups()
 	f.ld = fp4Stride(c.k)
-	spw := max(1, fp4PackMax/max(1, tw*groups*f.ld))
-	for s0 := 0; s0 < c.nj; s0 += spw {
-		f.slot0, f.slot1 = s0, min(s0+spw, c.nj)
-		f.col0, f.col1 = s0*tw, min(f.slot1*tw, c.n)
-		f.rows = roundUp(f.col1-f.col0, nr)
-		f.pack = grow(f.pack, groups*f.rows*f.ld)
-		c.phase = phaseDecodeB
-		c.next.Store(0)
-		items := groups * ((f.rows + fp4RowsPerItem - 1) / fp4RowsPerItem)
-		par.Run(c, &c.wg, min(c.workers, items)-1)
-		if err := c.runWindows(); err != nil {
-			return err
+	spw := max(1, fp4PackMax/max(1, tw*f.ld))
+	for g := 0; g < f.b.NumGroups(); g++ {
+		f.g, f.chunks = g, f.chunks[:0]
+		for ci := range c.chunks {
+			if c.segs[c.chunks[ci].seg].bG == g {
+				f.chunks = append(f.chunks, ci)
+			}
+		}
+		if len(f.chunks) == 0 {
+			continue // a group no row uses: not decoded
+		}
+		for s0 := 0; s0 < c.nj; s0 += spw {
+			f.slot0, f.slot1 = s0, min(s0+spw, c.nj)
+			f.col0, f.col1 = s0*tw, min(f.slot1*tw, c.n)
+			f.rows = roundUp(f.col1-f.col0, nr)
+			f.pack = grow(f.pack, f.rows*f.ld)
+			c.phase = phaseDecodeB
+			c.next.Store(0)
+			par.Run(c, &c.wg, min(c.workers, (f.rows+fp4RowsPerItem-1)/fp4RowsPerItem)-1)
+			c.phase = 1
+			c.next.Store(0)
+			par.Run(c, &c.wg, min(c.workers, len(f.chunks)*(f.slot1-f.slot0))-1)
+			if c.err != nil {
+				return c.err
+			}
 		}
 	}
 	return nil
@@ -142,47 +157,47 @@ func fp4Stride(k int) int {
 	return roundUp(k, 16) + 16
 }
 
-// fp4TileAt maps item i of a tile phase to a tile: the window of chunks ×
-// the B window's column slots, chunk by chunk.
+// fp4TileAt maps item i of a tile phase to a tile: the group's chunks ×
+// the window's column slots, chunk by chunk.
 func (c *call) fp4TileAt(i int) (int, bool) {
 	f := &c.fp4
 	ns := f.slot1 - f.slot0
-	if ns <= 0 || i >= (c.win.c1-c.win.c0)*ns {
+	if ns <= 0 || i >= len(f.chunks)*ns {
 		return 0, false
 	}
-	return (c.win.c0+i/ns)*c.nj + f.slot0 + i%ns, true
+	return f.chunks[i/ns]*c.nj + f.slot0 + i%ns, true
 }
 
-// fp4Panel returns the decoded B rows from column n0 of group g, from
-// K-element k0, and their row stride, for the micro-kernel.
-func (c *call) fp4Panel(g, n0, k0 int) ([]float32, int) {
+// fp4Panel returns the decoded B rows from column n0 of the group being run,
+// from K-element k0, and their row stride, for the micro-kernel.
+func (c *call) fp4Panel(n0, k0 int) ([]float32, int) {
 	f := &c.fp4
-	return f.pack[(g*f.rows+n0-f.col0)*f.ld+k0:], f.ld
+	return f.pack[(n0-f.col0)*f.ld+k0:], f.ld
 }
 
 // decodeBLoop claims decode items until none are left: fp4RowsPerItem rows
-// of one group of the window each, every element multiplied by its scale
-// (rows past N are zero).
+// of the window each, every element multiplied by its scale (rows past N
+// are zero).
 func (c *call) decodeBLoop(w *work) {
 	f := &c.fp4
 	b := &f.b
-	per := (f.rows + fp4RowsPerItem - 1) / fp4RowsPerItem
+	items := (f.rows + fp4RowsPerItem - 1) / fp4RowsPerItem
 	kbs, st := b.KBlocks(), b.RowStride()
 	w.sc = grow(w.sc, kbs)
 	for {
 		i := int(c.next.Add(1) - 1)
-		if i >= b.NumGroups()*per {
+		if i >= items {
 			return
 		}
-		g, r0 := i/per, (i%per)*fp4RowsPerItem
+		r0 := i * fp4RowsPerItem
 		for r := r0; r < min(r0+fp4RowsPerItem, f.rows); r++ {
-			dst := f.pack[(g*f.rows+r)*f.ld : (g*f.rows+r)*f.ld+c.k]
+			dst := f.pack[r*f.ld : r*f.ld+c.k]
 			n := f.col0 + r
 			if n >= c.n {
 				clear(dst)
 				continue
 			}
-			row := g*b.Rows + n
+			row := f.g*b.Rows + n
 			if b.Format == tensor.ScaleUE8M0 {
 				for j, e := range b.ScalesUE8M0[row*kbs : (row+1)*kbs] {
 					w.sc[j] = e.Float32()
