@@ -10,10 +10,13 @@
 // steady-state call does not allocate.
 //
 // The FP8×FP4 calls (gemm.FP4Backend) run the same machinery with an FP4
-// B: B is decoded once per call, in windows of columns of at most 32 MiB,
-// into float32 with every element's own 1×32 or 1×128 scale applied (exact
-// for UE8M0 scales), and the micro-kernel reads its panels from there with
-// B's column scale 1, so one call per 128-K block serves both granularities.
+// B: each group of B is decoded once per call, in windows of columns of at
+// most 32 MiB, into float32 with every element's own 1×32 or 1×128 scale
+// applied (exact for UE8M0 scales); the tiles of that group's rows then run
+// with the micro-kernel reading its panels from there (B's column scale 1),
+// so one call per 128-K block serves both granularities. Decoding is scalar
+// Go (about a cycle per element), which only pays off over many rows: at
+// M = 1 an FP8×FP4 call costs several times the FP8 one.
 //
 // Results agree with gemm/ref within calc_diff 1e−5 (only rounding order
 // differs: the cpu kernels use fused multiply-add).
