@@ -349,10 +349,8 @@ func (c *call) plan() {
 	// large K a chunk's packed float32 A (mc·K·4 bytes) outgrows L2 and
 	// every tile would stream it back from L3 or memory; decoding A's FP8
 	// rows again per tile and K block (a quarter of the bytes, in L1/L2) is
-	// then faster (+7% at N=576, K=7168 on the development box). The
-	// FP8×FP4 calls run their chunks group by group (runFP4) and pack A per
-	// tile.
-	prepack := nj > 1 && c.k <= prepackKMax && !c.fp4.on
+	// then faster (+7% at N=576, K=7168 on the development box).
+	prepack := nj > 1 && c.k <= prepackKMax
 	off, maxOff := 0, 0
 	win := window{}
 	for ci := range c.chunks {
@@ -449,17 +447,19 @@ func (c *call) Loop() {
 	}
 	if c.phase == 0 {
 		kbs := c.kBlocks()
-		for {
+		for kbs > 0 {
 			i := int(c.next.Add(1) - 1)
-			if i >= (c.win.c1-c.win.c0)*kbs {
+			ci, ok := c.packChunkAt(i / kbs)
+			if !ok {
 				return
 			}
-			ch := &c.chunks[c.win.c0+i/kbs]
+			ch := &c.chunks[ci]
 			kb := i % kbs
 			mp := roundUp(ch.mc, c.ks.MR())
 			dst := c.apack[ch.apack+kb*bk*mp:]
 			c.packA(w, dst, ch, kb)
 		}
+		return
 	}
 	for {
 		i := int(c.next.Add(1) - 1)
@@ -473,6 +473,22 @@ func (c *call) Loop() {
 		}
 		c.runTile(w, &c.tiles[ti])
 	}
+}
+
+// packChunkAt returns the index in c.chunks of the j-th chunk whose A the
+// current pre-pack phase packs: the window's chunks, or for an FP8×FP4 call
+// those of its group in the window; false past the last.
+func (c *call) packChunkAt(j int) (int, bool) {
+	if c.fp4.on {
+		if j >= len(c.fp4.chunks) {
+			return 0, false
+		}
+		return c.fp4.chunks[j], true
+	}
+	if j >= c.win.c1-c.win.c0 {
+		return 0, false
+	}
+	return c.win.c0 + j, true
 }
 
 // tileAt returns the index in c.tiles of item i of the current tile phase:

@@ -17,8 +17,8 @@ var _ gemm.FP4Backend = (*Backend)(nil)
 // rows, the call decodes each group of B once, window of columns by window
 // of columns, into a float32 buffer with every element's own 1×ScaleK scale
 // already applied (exact for UE8M0 scales), and runs the tiles of that
-// group's chunks in the window, their micro-kernel reading its panels
-// straight from the buffer. Applying B's scales inside the product is what
+// group's chunks in the window (A pre-packed as in the FP8 calls), their
+// micro-kernel reading its panels straight from the buffer. Applying B's scales inside the product is what
 // SM100's block-scaled MMA does; it also lets one micro-kernel call per
 // 128-K block serve ScaleK = 32.
 
@@ -38,7 +38,7 @@ type fp4State struct {
 	on           bool
 	b            tensor.FP4Host
 	g            int       // the group of B being run
-	chunks       []int     // the chunks of A rows against group g
+	chunks       []int     // the chunks of the current window of chunks against group g
 	pack         []float32 // decoded window of group g: [rows][ld]
 	rows         int       // rows in pack: the window's columns, padded to NR with zeros
 	ld           int       // row stride of pack in floats (fp4Stride)
@@ -107,7 +107,9 @@ func (b *Backend) FP8FP4GroupedMaskedNT(ctx context.Context, am *tensor.FP8Matri
 
 // runFP4 runs a planned FP8×FP4 call group by group of B: for every window
 // of columns (as many column tiles as fp4PackMax allows), decode the window
-// of the group, then run the tiles of the group's chunks in it.
+// of the group, then, window of chunks by window of chunks, pre-pack the A
+// of the group's chunks in it (when planned) and run their tiles in the
+// column window.
 func (c *call) runFP4() error {
 	f := &c.fp4
 	nr := c.ks.NR()
@@ -118,15 +120,14 @@ func (c *call) runFP4() error {
 	f.ld = fp4Stride(c.k)
 	spw := max(1, fp4PackMax/max(1, tw*f.ld))
 	for g := 0; g < f.b.NumGroups(); g++ {
-		f.g, f.chunks = g, f.chunks[:0]
+		used := false
 		for ci := range c.chunks {
-			if c.segs[c.chunks[ci].seg].bG == g {
-				f.chunks = append(f.chunks, ci)
-			}
+			used = used || c.segs[c.chunks[ci].seg].bG == g
 		}
-		if len(f.chunks) == 0 {
+		if !used {
 			continue // a group no row uses: not decoded
 		}
+		f.g = g
 		for s0 := 0; s0 < c.nj; s0 += spw {
 			f.slot0, f.slot1 = s0, min(s0+spw, c.nj)
 			f.col0, f.col1 = s0*tw, min(f.slot1*tw, c.n)
@@ -135,11 +136,28 @@ func (c *call) runFP4() error {
 			c.phase = phaseDecodeB
 			c.next.Store(0)
 			par.Run(c, &c.wg, min(c.workers, (f.rows+fp4RowsPerItem-1)/fp4RowsPerItem)-1)
-			c.phase = 1
-			c.next.Store(0)
-			par.Run(c, &c.wg, min(c.workers, len(f.chunks)*(f.slot1-f.slot0))-1)
-			if c.err != nil {
-				return c.err
+			for _, win := range c.windows {
+				c.win = win
+				f.chunks = f.chunks[:0]
+				for ci := win.c0; ci < win.c1; ci++ {
+					if c.segs[c.chunks[ci].seg].bG == g {
+						f.chunks = append(f.chunks, ci)
+					}
+				}
+				if len(f.chunks) == 0 {
+					continue
+				}
+				if c.chunks[win.c0].apack >= 0 {
+					c.phase = 0
+					c.next.Store(0)
+					par.Run(c, &c.wg, min(c.workers, len(f.chunks)*c.kBlocks())-1)
+				}
+				c.phase = 1
+				c.next.Store(0)
+				par.Run(c, &c.wg, min(c.workers, len(f.chunks)*(f.slot1-f.slot0))-1)
+				if c.err != nil {
+					return c.err
+				}
 			}
 		}
 	}
@@ -157,8 +175,8 @@ func fp4Stride(k int) int {
 	return roundUp(k, 16) + 16
 }
 
-// fp4TileAt maps item i of a tile phase to a tile: the group's chunks ×
-// the window's column slots, chunk by chunk.
+// fp4TileAt maps item i of a tile phase to a tile: the group's chunks in
+// the window of chunks × the column window's slots, chunk by chunk.
 func (c *call) fp4TileAt(i int) (int, bool) {
 	f := &c.fp4
 	ns := f.slot1 - f.slot0
