@@ -4,12 +4,13 @@
 // Blackwell GPUs.
 //
 // Upstream: deepseek-ai/DeepGEMM (fp8_gemm_nt, m_grouped_fp8_gemm_nt_contiguous,
-// m_grouped_fp8_gemm_nt_masked, bf16_gemm_nt; for training fp8_gemm_{nn,tn,tt},
-// bf16_gemm_{nn,tn,tt}, k_grouped_fp8_gemm_{tn,nt}_contiguous,
-// k_grouped_bf16_gemm_tn_contiguous, m_grouped_bf16_gemm_nt_{contiguous,masked};
-// quantizers from deep_gemm/utils/math.py). Every call computes D = C +
-// A·Bᵀ on the logical A [M,K] and B [N,K]; the inference calls take both
-// K-major (the NT layout), the training calls also MN-major ones.
+// m_grouped_fp8_gemm_nt_masked, bf16_gemm_nt, the fp8_fp4 family; for
+// training fp8_gemm_{nn,tn,tt}, bf16_gemm_{nn,tn,tt},
+// k_grouped_fp8_gemm_{tn,nt}_contiguous, k_grouped_bf16_gemm_tn_contiguous,
+// m_grouped_bf16_gemm_nt_{contiguous,masked}; quantizers from
+// deep_gemm/utils/math.py). Every call computes D = C + A·Bᵀ on the logical
+// A [M,K] and B [N,K]; the inference calls take both K-major (the NT
+// layout), the training calls also MN-major ones.
 //
 // The function every backend computes, for each output element: the sum over
 // 128-wide K blocks of (A's scale × B's scale × that block's FP8 dot
@@ -18,6 +19,16 @@
 // 128 K-elements (1×128, per token), B one per 128×128 block (the
 // weight_scale_inv layout of DeepSeek-V3 checkpoints); scales are float32 or
 // UE8M0 power-of-two bytes.
+//
+// The FP8×FP4 calls (FP8FP4GemmNT, FP8FP4GroupedContiguousNT,
+// FP8FP4GroupedMaskedNT: DeepGEMM's fp8_fp4_gemm_nt and
+// m_grouped_fp8_fp4_gemm_nt_{contiguous,masked}, its SM100 FP4 path) take
+// the same FP8 A and a tensor.FP4Matrix B: packed E2M1 weights with one
+// scale per row and 32 (DeepGEMM's FP4 recipe) or 128 K-elements, made by
+// tensor.QuantizePerTokenFP4. Every element's scales apply inside its
+// product, D = C + Σ_k (a·sa)(b·sb), accumulated in float32; upstream's gate
+// against the unquantized product is 0.01 instead of 0.001. They live on
+// the optional FP4Backend interface, which gemm/ref and gemm/cpu implement.
 //
 // Loose ends of upstream are defined here: rows with mIndices −1 and rows ≥
 // maskedM are left untouched (Out.ZeroUnused zeroes them); M = 0 or N = 0 is

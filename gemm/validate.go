@@ -55,21 +55,27 @@ func validateFP8(name string, m *tensor.FP8Matrix, wantGroups int) error {
 	if m != nil && m.Groups >= 0 && wantGroups >= 0 && m.NumGroups() != wantGroups {
 		return argErr(name+".Groups", ErrShape, "got %d groups, want %d", m.NumGroups(), wantGroups)
 	}
-	if err := m.Check(); err != nil {
-		var fe *tensor.FieldError
-		if !errors.As(err, &fe) {
-			return argErr(name, ErrShape, "%v", err)
-		}
-		arg, sentinel := name, ErrShape
-		if fe.Field != "" {
-			arg += "." + fe.Field
-		}
-		if errors.Is(fe.Err, tensor.ErrScales) {
-			sentinel = ErrScales
-		}
-		return argErr(arg, sentinel, "%s", fe.Msg)
+	return operandErr(name, m.Check())
+}
+
+// operandErr reports an operand's Check error (a *tensor.FieldError) as a
+// gemm *ArgError naming the argument and field; nil stays nil.
+func operandErr(name string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	var fe *tensor.FieldError
+	if !errors.As(err, &fe) {
+		return argErr(name, ErrShape, "%v", err)
+	}
+	arg, sentinel := name, ErrShape
+	if fe.Field != "" {
+		arg += "." + fe.Field
+	}
+	if errors.Is(fe.Err, tensor.ErrScales) {
+		sentinel = ErrScales
+	}
+	return argErr(arg, sentinel, "%s", fe.Msg)
 }
 
 func validateOut(d *Out, rows, cols int) error {

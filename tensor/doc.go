@@ -1,6 +1,7 @@
 // Package tensor holds the element types and the minimal tensor that every
 // Fireflyer package shares: BF16, FP16, FP8 E4M3 and E5M2 (OCP "fn"/IEEE-like
-// variants as used by DeepGEMM, DeepEP and FlashMLA), the UE8M0 power-of-two
+// variants as used by DeepGEMM, DeepEP and FlashMLA), FP4 E2M1 (E2M1, packed
+// two per byte as E2M1x2, DeepGEMM's FP4 operands), the UE8M0 power-of-two
 // scale byte of DeepGEMM's SM100 path, and a Tensor carrying dtype, shape,
 // strides and host bytes (the file and wire form).
 //
@@ -9,8 +10,10 @@
 // ScaleBlock = 128 channels, float32 or UE8M0), its quantizers
 // (QuantizePerToken, QuantizePerTokenBF16, QuantizePerBlock, with the UE8M0
 // rounding option), Stack, Regroup, Dequantize and FP8FromTensors for
-// checkpoint tensors; and Storage, the small interface through which every
-// operand's elements are reached: Host slices today, device buffers (a GPU
+// checkpoint tensors; FP4Matrix, the packed FP4 (E2M1, two per byte)
+// operand with per-row 1×32 or 1×128 scales, its quantizer
+// QuantizePerTokenFP4, StackFP4 and DequantizeFP4; and Storage, the small
+// interface through which every operand's elements are reached: Host slices today, device buffers (a GPU
 // backend) later. Code that computes on the CPU resolves Storage to slices
 // once per call (HostSlice, FP8Matrix.Host) and gets ErrNotHost for storage
 // it cannot address.

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt, the nn/tn/tt layouts, k-grouped wgrad) on random data, check it and time it", run: runGemm})
+	register(command{name: "gemm", summary: "run one FP8 block-scaled GEMM (DeepGEMM fp8_gemm_nt, the nn/tn/tt layouts, k-grouped wgrad, or fp8_fp4_gemm_nt with --fp4) on random data, check it and time it", run: runGemm})
 }
 
 // gemmResult is the --json output of fireflyer gemm.
@@ -36,9 +36,10 @@ type gemmResult struct {
 	RepeatsForTiming int     `json:"repeats"`
 	// Layout and the k-grouped fields describe the training calls
 	// (--layout, --kgrouped; see gemm_training.go).
-	Layout   string `json:"layout"`
-	KGrouped bool   `json:"kgrouped,omitempty"`
-	Groups   int    `json:"groups,omitempty"`
+	Layout    string `json:"layout"`
+	KGrouped  bool   `json:"kgrouped,omitempty"`
+	Groups    int    `json:"groups,omitempty"`
+	FP4ScaleK int    `json:"fp4_scale_k,omitempty"` // with --fp4: K-elements per B scale
 }
 
 // maxGemmRepeats bounds --repeats so that a mistyped count cannot run for
@@ -58,8 +59,12 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	layout := fs.String("layout", "", "operand layout: nt, nn, tn or tt (DeepGEMM fp8_gemm_{nt,nn,tn,tt}); with --kgrouped tn or nt (default: nt, with --kgrouped tn)")
 	kgrouped := fs.Bool("kgrouped", false, "run the k-grouped weight-gradient GEMM (k_grouped_fp8_gemm_{tn,nt}_contiguous): --groups groups of K = -k each, D [groups, m, n] float32")
 	groups := fs.Int("groups", 8, "groups of the k-grouped GEMM, 1 … 256")
+	fp4 := addGemmFP4Flags(fs)
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
+	}
+	if !fp4.check(*k, stderr) {
+		return exitUsage
 	}
 	if *m < 1 || *n < 1 || *k < 1 || *m**n > 1<<26 || *n**k > 1<<28 || *m**k > 1<<28 {
 		fmt.Fprintf(stderr, "fireflyer gemm: -m, -n, -k must be ≥ 1 and at most 2^26 outputs, 2^28 inputs (got %d, %d, %d)\n", *m, *n, *k)
@@ -74,6 +79,10 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if *kgrouped {
 			*layout = "tn"
 		}
+	}
+	if *fp4.on && (*layout != "nt" || *kgrouped) {
+		fmt.Fprintf(stderr, "fireflyer gemm: --fp4 runs the NT layout only (got --layout %s, --kgrouped=%v)\n", *layout, *kgrouped)
+		return exitUsage
 	}
 	if err := checkTrainingFlags(*layout, *kgrouped, *groups, *k); err != nil {
 		fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
@@ -96,13 +105,22 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runKGrouped(be, res, *groups, *seed, *ue8m0, *asJSON, stdout, stderr)
 	}
 	s := oracle.Shape{M: *m, N: *n, K: *k}
-	p := oracle.NewProblem(*seed, s, tensor.QuantOptions{UE8M0: *ue8m0})
+	opt := tensor.QuantOptions{UE8M0: *ue8m0}
 	d := oracle.NewOut(s.M, s.N, 0, false, 0)
 	ctx := context.Background()
-	call := layoutCall(ctx, be, *layout, p)
+	var c gemmCase
+	if *fp4.on {
+		c = fp4.fp4Case(*seed, s, opt, be, d)
+		res.GateUnquantized, res.FP4ScaleK = c.gateUnquantized, *fp4.gran
+	} else {
+		p := oracle.NewProblem(*seed, s, opt)
+		call := layoutCall(ctx, be, *layout, p)
+		c = gemmCase{call: func(context.Context) error { return call(d) },
+			x: p.X, y: p.Y, dx: p.DA, dy: p.DB, gateUnquantized: oracle.GateUnquantized}
+	}
 	for i := 0; i < *repeats; i++ {
 		t := time.Now()
-		if err := call(d); err != nil {
+		if err := c.call(ctx); err != nil {
 			fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
 			return exitFail
 		}
@@ -112,8 +130,8 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	res.GFLOPS = 2 * float64(s.M) * float64(s.N) * float64(s.K) / res.Seconds / 1e9
 	got := oracle.OutF64(d)
-	res.CalcDiffUnquant = testutil.CalcDiff(got, oracle.MatMulNT64(p.X, p.Y, s.M, s.N, s.K))
-	res.CalcDiffDequant = testutil.CalcDiff(got, oracle.MatMulNT64(p.DA, p.DB, s.M, s.N, s.K))
+	res.CalcDiffUnquant = testutil.CalcDiff(got, oracle.MatMulNT64(c.x, c.y, s.M, s.N, s.K))
+	res.CalcDiffDequant = testutil.CalcDiff(got, oracle.MatMulNT64(c.dx, c.dy, s.M, s.N, s.K))
 	res.Pass = res.CalcDiffUnquant < res.GateUnquantized && res.CalcDiffDequant < res.GateDequantized
 	if *asJSON {
 		if c := writeJSON(stdout, stderr, "gemm", res); c != exitOK {
@@ -127,6 +145,9 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		lay := ""
 		if res.Layout != "nt" {
 			lay = "  layout " + res.Layout
+		}
+		if res.FP4ScaleK > 0 {
+			lay += fmt.Sprintf("  B fp4 e2m1 1×%d", res.FP4ScaleK)
 		}
 		fmt.Fprintf(stdout, "backend %s%s  M=%d N=%d K=%d  scales %s%s\n", res.Backend, kern, s.M, s.N, s.K, res.Scales, lay)
 		fmt.Fprintf(stdout, "calc_diff vs unquantized float64: %.3g (gate %.0e)\n", res.CalcDiffUnquant, res.GateUnquantized)

@@ -10,7 +10,10 @@
 // time (CLOCK_THREAD_CPUTIME_ID; numpy's time.thread_time with
 // OPENBLAS_NUM_THREADS=1; gonum, which starts goroutines, in process CPU
 // time), which measures the kernels rather than the other tenants of a
-// shared machine.
+// shared machine. With -fp4 it compares instead DeepGEMM's FP8×FP4 calls
+// (fp8_fp4_gemm_nt and its m-grouped contiguous and masked forms, B in FP4
+// with UE8M0 1×32 scales) with the dense FP8 call on the same FLOPs;
+// -kernels forces a kernel set ("avx2" on an AVX-512 machine).
 //
 //	go run ./examples/gemm-bench -rounds 5
 //	go run ./examples/gemm-bench -rounds 5 -threads 1
@@ -25,6 +28,8 @@
 // (openblas_get_corename). -mla adds MLA decode rows (mla's cpu backend on
 // the same kernel set, h_q=128 and h_q=1) against OpenBLAS on the GEMM of
 // equal FLOPs and a copy of equal bytes.
+//
+//	go run ./examples/gemm-bench -fp4 -threads 1 -rounds 3 -kernels avx2
 //
 // scripts/gemm-bench.sh runs it with OpenBLAS's environment cleaned up.
 package main
@@ -204,6 +209,8 @@ func main() {
 	training := flag.Bool("training", false, "instead: compare the training calls (NN/TN/TT layouts, k-grouped, m-grouped BF16) with dense NT at equal FLOPs on -shapes")
 	kgGroups := flag.Int("kgroups", 8, "with -training: groups of the k-grouped calls (0: skip them)")
 	kgK := flag.Int("kgk", 4096, "with -training: K per group of the k-grouped calls (a multiple of 128)")
+	fp4 := flag.Bool("fp4", false, "compare only the FP8×FP4 calls with the dense FP8 call at equal FLOPs")
+	fp4Shapes := flag.String("fp4-shapes", "4,4096,4096,7168;8,4096,7168,2048;4,4096,4096,4096", "with -fp4: semicolon-separated G,M,N,K cases")
 	flag.Parse()
 	oneThread := *threads == 1
 	clk := clock{thread: oneThread}
@@ -230,6 +237,16 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gemm-bench: -kernels:", err)
 		os.Exit(2)
+	}
+	if *fp4 {
+		cases, err := parseFP4Cases(*fp4Shapes)
+		if err != nil || *rounds < 1 {
+			fmt.Fprintln(os.Stderr, "gemm-bench:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, map[bool]string{true: "thread CPU time", false: "wall time"}[oneThread], *rounds)
+		fp4Bench(be, *rounds, clk, cases)
+		return
 	}
 	switch *coretype {
 	case "auto":

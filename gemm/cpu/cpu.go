@@ -147,9 +147,14 @@ func (b *Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Mat
 		return err
 	}
 	defer putCall(c)
+	c.contiguousSegs(mIndices)
+	return c.run()
+}
+
+// contiguousSegs turns runs of equal non-negative mIndices into segments;
+// −1 rows are skipped (and zeroed on request).
+func (c *call) contiguousSegs(mIndices []int32) {
 	d := c.d
-	// Runs of equal non-negative indices become segments; −1 rows are
-	// skipped (and zeroed on request).
 	for m := 0; m < len(mIndices); {
 		g := mIndices[m]
 		e := m + 1
@@ -163,7 +168,6 @@ func (b *Backend) GroupedContiguousNT(ctx context.Context, am, bm *tensor.FP8Mat
 		}
 		m = e
 	}
-	return c.run()
 }
 
 // GroupedMaskedNT computes D[g,m] = C[g,m] + A[g,m]·B[g]ᵀ for m <
@@ -177,6 +181,13 @@ func (b *Backend) GroupedMaskedNT(ctx context.Context, am, bm *tensor.FP8Matrix,
 		return err
 	}
 	defer putCall(c)
+	c.maskedSegs(maskedM)
+	return c.run()
+}
+
+// maskedSegs makes one segment of the first maskedM[g] rows of every group
+// g of A; the other rows are skipped (and zeroed on request).
+func (c *call) maskedSegs(maskedM []int32) {
 	a, d := c.fa, c.d
 	for g, mm := range maskedM {
 		if mm > 0 {
@@ -186,7 +197,6 @@ func (b *Backend) GroupedMaskedNT(ctx context.Context, am, bm *tensor.FP8Matrix,
 			zeroRows(d, g*a.Rows+int(mm), (g+1)*a.Rows)
 		}
 	}
-	return c.run()
 }
 
 // BF16GemmNT computes D = C + A·Bᵀ for BF16 operands with float32
@@ -260,6 +270,7 @@ type call struct {
 	d       gemm.OutHost   // the output, resolved to host slices
 	fp8     bool           // an FP8 call (fa, fb) rather than BF16 (ha, hb)
 	fa, fb  tensor.FP8Host // FP8 operands, resolved once per call
+	fp4     fp4State       // an FP8×FP4 call's B (fp4.go)
 	ha, hb  gemm.BF16Host  // BF16 operands, resolved once per call
 	k, n    int
 	workers int
@@ -267,6 +278,7 @@ type call struct {
 	segs    []segment
 	chunks  []chunk
 	tiles   []tile
+	nj      int // tiles per chunk: every chunk has the same column split
 	windows []window
 	win     window    // the window being run
 	apack   []float32 // pre-packed A: per chunk, per K block, [kc][mcPad]
@@ -288,6 +300,7 @@ func getCall(ctx context.Context, d gemm.OutHost, ks kernels.Set, workers int) *
 
 func putCall(c *call) {
 	c.ctx, c.err, c.fp8 = nil, nil, false
+	c.fp4.reset()
 	c.d, c.fa, c.fb, c.ha, c.hb = gemm.OutHost{}, tensor.FP8Host{}, tensor.FP8Host{}, gemm.BF16Host{}, gemm.BF16Host{}
 	c.segs, c.chunks, c.tiles, c.windows = c.segs[:0], c.chunks[:0], c.tiles[:0], c.windows[:0]
 	callPool.Put(c)
@@ -331,6 +344,7 @@ func (c *call) plan() {
 		}
 	}
 	pp := (panels + nj - 1) / nj
+	c.nj = (panels + pp - 1) / pp
 	// Pre-pack A once per chunk when several tiles share it, in windows of
 	// chunks of at most prepackMax floats (at least one chunk each). At
 	// large K a chunk's packed float32 A (mc·K·4 bytes) outgrows L2 and
@@ -383,6 +397,15 @@ func (c *call) run() error {
 	if len(c.tiles) == 0 {
 		return nil
 	}
+	if c.fp4.on {
+		return c.runFP4()
+	}
+	return c.runWindows()
+}
+
+// runWindows runs, for every window of chunks, the pre-packing of their A
+// (when planned) and then their tiles (those tileAt lists).
+func (c *call) runWindows() error {
 	for _, win := range c.windows {
 		c.win = win
 		if c.chunks[win.c0].apack >= 0 {
@@ -419,36 +442,73 @@ func (c *call) fail(err error) {
 func (c *call) Loop() {
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
+	if c.phase == phaseDecodeB {
+		c.decodeBLoop(w)
+		return
+	}
 	if c.phase == 0 {
 		kbs := c.kBlocks()
-		for {
+		for kbs > 0 {
 			i := int(c.next.Add(1) - 1)
-			if i >= (c.win.c1-c.win.c0)*kbs {
+			ci, ok := c.packChunkAt(i / kbs)
+			if !ok {
 				return
 			}
-			ch := &c.chunks[c.win.c0+i/kbs]
+			ch := &c.chunks[ci]
 			kb := i % kbs
 			mp := roundUp(ch.mc, c.ks.MR())
 			dst := c.apack[ch.apack+kb*bk*mp:]
 			c.packA(w, dst, ch, kb)
 		}
+		return
 	}
 	for {
 		i := int(c.next.Add(1) - 1)
-		if i >= c.win.t1-c.win.t0 {
+		ti, ok := c.tileAt(i)
+		if !ok {
 			return
 		}
 		if err := c.ctx.Err(); err != nil {
 			c.fail(err)
 			return
 		}
-		c.runTile(w, &c.tiles[c.win.t0+i])
+		c.runTile(w, &c.tiles[ti])
 	}
+}
+
+// packChunkAt returns the index in c.chunks of the j-th chunk whose A the
+// current pre-pack phase packs: the window's chunks, or for an FP8×FP4 call
+// those of its group in the window; false past the last.
+func (c *call) packChunkAt(j int) (int, bool) {
+	if c.fp4.on {
+		if j >= len(c.fp4.chunks) {
+			return 0, false
+		}
+		return c.fp4.chunks[j], true
+	}
+	if j >= c.win.c1-c.win.c0 {
+		return 0, false
+	}
+	return c.win.c0 + j, true
+}
+
+// tileAt returns the index in c.tiles of item i of the current tile phase:
+// the window's tiles in order, or for an FP8×FP4 call those of its B
+// column window (fp4TileAt); false when i is past the last.
+func (c *call) tileAt(i int) (int, bool) {
+	if c.fp4.on {
+		return c.fp4TileAt(i)
+	}
+	if i >= c.win.t1-c.win.t0 {
+		return 0, false
+	}
+	return c.win.t0 + i, true
 }
 
 // work is one participant's scratch space.
 type work struct {
 	arow, apack, bdec, acc, sa, sb, rows []float32
+	sc                                   []float32 // one FP4 B row's scales (decodeBLoop)
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -505,7 +565,14 @@ func (c *call) runTile(w *work, t *tile) {
 			ap = w.apack
 			c.packA(w, ap, ch, kb)
 		}
-		if c.fp8 {
+		bp, ldb := w.bdec, bk // the B panel the micro-kernel reads
+		if c.fp4.on {
+			bp, ldb = c.fp4Panel(t.n0, k0)
+			for j := range w.sb[:t.nc] {
+				w.sb[j] = 1 // B's scales are in its decoded values
+			}
+			scaleRun(&c.fa, s.aG, s.aRow+ch.m0, ch.mc, kb, w.sa)
+		} else if c.fp8 {
 			src := c.fb.Data[(s.bG*c.fb.Rows+t.n0)*c.fb.RowStride()+k0:]
 			c.ks.DecodeE4M3Rows(w.bdec, bk, src, c.fb.RowStride(), t.nc, kc)
 			scaleRun(&c.fb, s.bG, t.n0, t.nc, kb, w.sb)
@@ -522,7 +589,7 @@ func (c *call) runTile(w *work, t *tile) {
 		}
 		for jp := 0; jp < np; jp += nr {
 			for ip := 0; ip < mp; ip += mr {
-				c.ks.Micro(kc, ap[ip*kc:], w.bdec[jp*bk:], bk, w.acc[jp*mp+ip:], mp, w.sa[ip:], w.sb[jp:])
+				c.ks.Micro(kc, ap[ip*kc:], bp[jp*ldb:], ldb, w.acc[jp*mp+ip:], mp, w.sa[ip:], w.sb[jp:])
 			}
 		}
 	}

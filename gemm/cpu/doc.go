@@ -10,6 +10,16 @@
 // output are spread over goroutines; buffers come from sync.Pool, so a
 // steady-state call does not allocate.
 //
+// The FP8×FP4 calls (gemm.FP4Backend) run the same machinery with an FP4
+// B: each group of B is decoded once per call, in windows of columns of at
+// most 32 MiB, into float32 with every element's own 1×32 or 1×128 scale
+// applied (exact for UE8M0 scales); the tiles of that group's rows then run
+// with the micro-kernel reading its panels from there (B's column scale 1),
+// so one call per 128-K block serves both granularities. Decoding is scalar
+// Go (about a cycle per element), which pays off only over many rows: on
+// one AVX-512 thread an FP8×FP4 call runs at 0.4× the FP8 call's GFLOP/s at
+// M = 1, 0.75× at M = 128 and 0.9–1.0× from M = 1024 (BENCHMARKS.md).
+//
 // Results agree with gemm/ref within calc_diff 1e−5 (only rounding order
 // differs: the cpu kernels use fused multiply-add).
 //

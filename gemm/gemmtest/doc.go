@@ -6,6 +6,11 @@
 //
 //	func TestConformance(t *testing.T) { gemmtest.Run(t, mybackend.New(), gemmtest.Options{}) }
 //
+// A backend that implements gemm.FP4Backend also calls RunFP4 (the
+// FP8×FP4 calls, upstream's FP4 gate calc_diff < 0.01 against the
+// unquantized product and the FP8 gates against the dequantized one) and
+// FuzzFP4.
+//
 // Cases a backend declares it cannot run (gemm.Caps) are skipped by name,
 // with the reason. Gates (DeepGEMM tests/test_core.py, held in
 // gemm/oracle): calc_diff(D, float64 product of the
