@@ -7,8 +7,9 @@ import (
 	"sync"
 )
 
-// Environment variables naming the UCX libraries explicitly; they are tried
-// before the sonames.
+// Environment variables naming the UCX libraries explicitly; when set, the
+// path is the only one tried (otherwise the sonames, through the loader's
+// search path).
 const (
 	EnvLibUCP = "FIREFLYER_LIBUCP" // path of libucp.so.0
 	EnvLibUCS = "FIREFLYER_LIBUCS" // path of libucs.so.0
@@ -106,7 +107,7 @@ func libNames(which string) []string {
 		names = []string{"libc.so.6"}
 	}
 	if p := os.Getenv(env); env != "" && p != "" {
-		names = append([]string{p}, names...)
+		names = []string{p} // an explicit path is the only one tried
 	}
 	return names
 }

@@ -362,9 +362,7 @@ func (t *Transport) wait(ctx context.Context, req request, fn, what string) erro
 			t.l.free(req)
 			t.mu.Unlock()
 			if st != ucsOK {
-				err := fmt.Errorf("ucx rank %d: %s: %w", t.rank, what, t.l.statusErr(fn, st))
-				t.fail(err)
-				return err
+				return fmt.Errorf("ucx rank %d: %s: %w", t.rank, what, t.l.statusErr(fn, st))
 			}
 			return nil
 		}
@@ -461,6 +459,18 @@ func (t *Transport) Register(ctx context.Context, size int) (*ep.Region, error) 
 	return reg, nil
 }
 
+// peerLeft reports whether err, from an operation to dst, comes from dst
+// having closed its transport in an orderly way (it said goodbye on the
+// bootstrap): what is still sent to such a peer is dropped, as ep/sock
+// does. An error of this rank's own (closed, failed, deadline) is not.
+func (t *Transport) peerLeft(err error, dst int) bool {
+	var se *StatusError
+	if err != nil && !errors.As(err, &se) {
+		return false
+	}
+	return t.boot.PeerClosed(dst, 2*time.Second)
+}
+
 func (t *Transport) check(dst int, what string) error {
 	if err := t.usable(); err != nil {
 		return err
@@ -492,6 +502,9 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 	if dst == t.rank {
 		return t.reg.Load().Write(off, bufs...)
 	}
+	if t.boot.PeerClosed(dst, 0) {
+		return nil // the peer has left in an orderly way and needs nothing more
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := &t.peers[dst]
@@ -502,6 +515,9 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 		src := unsafe.Pointer(&b[0])
 		req, err := t.l.put(t.eps[dst], src, len(b), p.raddr+uint64(off), p.rkey)
 		if err != nil {
+			if t.boot.PeerClosed(dst, 2*time.Second) {
+				return nil
+			}
 			err = fmt.Errorf("ucx rank %d: put of %d bytes to rank %d: %w", t.rank, len(b), dst, err)
 			t.fail(err)
 			return err
@@ -555,14 +571,17 @@ func (t *Transport) flush(ctx context.Context, dst int) error {
 	if err == nil {
 		err = t.wait(ctx, req, "ucp_ep_flush_nbx", "flush to rank "+strconv.Itoa(dst))
 	}
+	t.mu.Lock()
+	rerr := t.reapLocked(&t.peers[dst], true)
+	t.mu.Unlock()
+	if (err != nil || rerr != nil) && t.peerLeft(err, dst) {
+		return nil
+	}
 	if err != nil {
 		t.fail(err)
 		return err
 	}
-	t.mu.Lock()
-	err = t.reapLocked(&t.peers[dst], true)
-	t.mu.Unlock()
-	if err != nil {
+	if err = rerr; err != nil {
 		err = fmt.Errorf("ucx rank %d: put to rank %d: %w", t.rank, dst, err)
 		t.fail(err)
 	}
@@ -584,6 +603,9 @@ func (t *Transport) Signal(ctx context.Context, dst, off int, delta int64) error
 	if dst == t.rank {
 		return t.reg.Load().Add(off, delta)
 	}
+	if t.boot.PeerClosed(dst, 0) {
+		return nil
+	}
 	if err := t.flush(ctx, dst); err != nil {
 		return err
 	}
@@ -599,6 +621,9 @@ func (t *Transport) Signal(ctx context.Context, dst, off int, delta int64) error
 	t.mu.Unlock()
 	if err == nil {
 		err = t.wait(ctx, req, "ucp_tag_send_nbx", "signal to rank "+strconv.Itoa(dst))
+	}
+	if err != nil && t.peerLeft(err, dst) {
+		return nil
 	}
 	if err != nil {
 		err = fmt.Errorf("ucx rank %d: signal to rank %d: %w", t.rank, dst, err)
@@ -663,8 +688,13 @@ func (t *Transport) Close() error {
 		}
 		cancel()
 	}
-	t.teardown()
+	// Say goodbye on the bootstrap before UCX goes: a peer whose puts or
+	// signals to this rank fail from now on knows that it left in order.
+	if t.cancelW != nil {
+		t.cancelW()
+	}
 	err := t.boot.Close()
+	t.teardown()
 	if r := t.reg.Load(); r != nil {
 		r.Abort(fmt.Errorf("%w: ucx rank %d", ep.ErrClosed, t.rank))
 		r.Free()
@@ -698,8 +728,8 @@ func (t *Transport) waitClosing(ctx context.Context, req request) bool {
 }
 
 // teardown stops the goroutines and releases every UCX object, in the
-// order UCX wants: requests, remote keys, endpoints (forced: peers may be
-// gone), the mapping, the worker, the context. Objects whose requests
+// order UCX wants: requests, remote keys, endpoints (in flush mode, or
+// forced after a failure), the mapping, the worker, the context. Objects whose requests
 // never complete are left to the process's exit rather than freed under
 // UCX's feet.
 func (t *Transport) teardown() {
@@ -727,6 +757,9 @@ func (t *Transport) teardown() {
 		t.mu.Lock()
 	}
 	var closing []request
+	// A healthy rank closes its endpoints in flush mode, so that the
+	// peers see an orderly disconnect; after a failure the close is forced.
+	force := !t.usableQuiet()
 	for r, e := range t.eps {
 		if e == 0 {
 			continue
@@ -736,7 +769,7 @@ func (t *Transport) teardown() {
 			t.l.rkeyDestroy(p.rkey)
 			p.rkey = 0
 		}
-		req, err := t.l.closeEp(e, true)
+		req, err := t.l.closeEp(e, force)
 		if err == nil && req != 0 {
 			closing = append(closing, req)
 		}

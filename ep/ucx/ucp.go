@@ -29,13 +29,13 @@ func (e *StatusError) Error() string {
 func (e *StatusError) Unwrap() error { return ep.ErrTransport }
 
 func (l *lib) statusErr(fn string, st int32) error {
-	r := ccall(l.fns[fnStatusString], uintptr(st))
+	r := ccall(l.fns[fnStatusString], uintptr(int64(st)))
 	return &StatusError{Func: fn, Code: int(st), Msg: goString(r)}
 }
 
 // check turns a ucs_status_t result into an error (nil for UCS_OK).
 func (l *lib) check(fn string, r uintptr) error {
-	if st := int32(uint32(r)); st != ucsOK {
+	if st := int32(int8(r)); st != ucsOK { // ucs_status_t is a packed (1-byte) enum
 		return l.statusErr(fn, st)
 	}
 	return nil
@@ -58,7 +58,7 @@ func (l *lib) ptrStatus(fn string, p uintptr) (request, error) {
 
 // status polls req: ucsInProgress, ucsOK or an error code.
 func (l *lib) status(req request) int32 {
-	return int32(uint32(ccall(l.fns[fnRequestCheckStatus], uintptr(req))))
+	return int32(int8(ccall(l.fns[fnRequestCheckStatus], uintptr(req))))
 }
 
 func (l *lib) free(req request) {
