@@ -53,6 +53,16 @@ type ucpRequestParam struct {
 	_          [64]byte
 }
 
+// ucpMemAttr is ucp_mem_attr_t (32 bytes): field_mask, address, length,
+// mem_type.
+type ucpMemAttr struct {
+	fieldMask uint64
+	address   uintptr
+	length    uint64
+	memType   int32
+	_         [4]byte
+}
+
 // Sizes of the structures above in UCX 1.13 (checked by abi_test.go).
 const (
 	sizeofParams       = 80
@@ -80,6 +90,10 @@ const (
 	ucpErrHandlingModePeer         = 1      // UCP_ERR_HANDLING_MODE_PEER
 	ucpMemMapParamFieldAddress     = 1 << 0 // UCP_MEM_MAP_PARAM_FIELD_ADDRESS
 	ucpMemMapParamFieldLength      = 1 << 1 // UCP_MEM_MAP_PARAM_FIELD_LENGTH
+	ucpMemMapParamFieldFlags       = 1 << 2 // UCP_MEM_MAP_PARAM_FIELD_FLAGS
+	ucpMemMapAllocate              = 1 << 1 // UCP_MEM_MAP_ALLOCATE
+	ucpMemAttrFieldAddress         = 1 << 0 // UCP_MEM_ATTR_FIELD_ADDRESS
+	ucpMemAttrFieldLength          = 1 << 1 // UCP_MEM_ATTR_FIELD_LENGTH
 	ucpOpAttrFieldFlags            = 1 << 4 // UCP_OP_ATTR_FIELD_FLAGS
 	ucpEpCloseFlagForce            = 1 << 0 // UCP_EP_CLOSE_FLAG_FORCE
 

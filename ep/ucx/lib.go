@@ -40,6 +40,7 @@ const (
 	fnEpFlushNbx
 	fnMemMap
 	fnMemUnmap
+	fnMemQuery
 	fnRkeyPack
 	fnRkeyBufferRelease
 	fnEpRkeyUnpack
@@ -79,6 +80,7 @@ var symbols = [numFns]struct{ lib, name string }{
 	fnEpFlushNbx:           {"ucp", "ucp_ep_flush_nbx"},
 	fnMemMap:               {"ucp", "ucp_mem_map"},
 	fnMemUnmap:             {"ucp", "ucp_mem_unmap"},
+	fnMemQuery:             {"ucp", "ucp_mem_query"},
 	fnRkeyPack:             {"ucp", "ucp_rkey_pack"},
 	fnRkeyBufferRelease:    {"ucp", "ucp_rkey_buffer_release"},
 	fnEpRkeyUnpack:         {"ucp", "ucp_ep_rkey_unpack"},

@@ -268,7 +268,7 @@ func TestPeerFaults(t *testing.T) {
 					kill = bad
 				}
 				// The 14th put is in the middle of the second dispatch's data.
-				codes, msgs := launch(t, ranks, fmt.Sprintf("fault:%s:%d:14", mode, bad), []string{"UCX_TLS=" + tls}, faultTimeout+10*time.Second, kill)
+				codes, msgs := launch(t, ranks, fmt.Sprintf("fault:%s:%d:14", mode, bad), []string{"UCX_TLS=" + tls}, faultTimeout+4*time.Second, kill)
 				for r, code := range codes {
 					switch {
 					case r == bad && mode == "die":

@@ -406,16 +406,12 @@ func (t *Transport) Register(ctx context.Context, size int) (*ep.Region, error) 
 		t.mu.Unlock()
 		return nil, fmt.Errorf("%w: ucx Register called twice", ep.ErrConfig)
 	}
-	reg := ep.NewRegion(size)
+	reg, err := t.newRegionLocked(size)
 	var packed []byte
 	var base uint64
-	var err error
-	if reg.Len() > 0 {
-		p := unsafe.Pointer(&reg.Bytes()[0])
-		base = uint64(uintptr(p))
-		if t.memh, err = t.l.memMap(t.uctx, p, reg.Len()); err == nil {
-			packed, err = t.l.rkeyPack(t.uctx, t.memh)
-		}
+	if err == nil && reg.Len() > 0 {
+		base = uint64(uintptr(unsafe.Pointer(&reg.Bytes()[0])))
+		packed, err = t.l.rkeyPack(t.uctx, t.memh)
 	}
 	if err == nil {
 		t.sigBuf = make([]byte, sigMsgLen)
@@ -424,7 +420,9 @@ func (t *Transport) Register(ctx context.Context, size int) (*ep.Region, error) 
 	}
 	t.mu.Unlock()
 	if err != nil {
-		reg.Free()
+		if reg != nil {
+			reg.Free()
+		}
 		err = fmt.Errorf("ucx rank %d: registering %d bytes: %w", t.rank, size, err)
 		t.fail(err)
 		return nil, err
@@ -469,6 +467,35 @@ func (t *Transport) peerLeft(err error, dst int) bool {
 		return false
 	}
 	return t.boot.PeerClosed(dst, 2*time.Second)
+}
+
+// newRegionLocked returns the region of size bytes (rounded up to 64) and
+// maps it (t.memh). UCX allocates it where it can (UCP_MEM_MAP_ALLOCATE:
+// with posix or sysv enabled, shared memory that the peers on this host
+// map, so that their puts are plain stores); otherwise, and for an empty
+// region, it is ep.NewRegion's memory, registered with ucp_mem_map.
+func (t *Transport) newRegionLocked(size int) (*ep.Region, error) {
+	n := (size + 63) / 64 * 64
+	if n > 0 {
+		if m, p, err := t.l.memAlloc(t.uctx, n); err == nil {
+			reg, err := ep.NewRegionOn(unsafe.Slice((*byte)(p), n), nil)
+			if err == nil {
+				t.memh = m
+				return reg, nil
+			}
+			_ = t.l.memUnmap(t.uctx, m)
+		}
+	}
+	reg := ep.NewRegion(size)
+	if reg.Len() == 0 {
+		return reg, nil
+	}
+	m, err := t.l.memMap(t.uctx, unsafe.Pointer(&reg.Bytes()[0]), reg.Len())
+	if err != nil {
+		return reg, err
+	}
+	t.memh = m
+	return reg, nil
 }
 
 func (t *Transport) check(dst int, what string) error {

@@ -223,6 +223,26 @@ func (l *lib) memMap(ctx uintptr, a unsafe.Pointer, n int) (uintptr, error) {
 	return m, nil
 }
 
+// memAlloc has UCX allocate and register n bytes (UCP_MEM_MAP_ALLOCATE:
+// shared memory that peers on this host map, when a shared-memory
+// transport is enabled) and returns the handle and the memory.
+func (l *lib) memAlloc(ctx uintptr, n int) (uintptr, unsafe.Pointer, error) {
+	p := ucpMemMapParams{fieldMask: ucpMemMapParamFieldAddress | ucpMemMapParamFieldLength | ucpMemMapParamFieldFlags, length: uint64(n), flags: ucpMemMapAllocate}
+	var m uintptr
+	if err := l.check("ucp_mem_map", ccall(l.fns[fnMemMap], ctx, uintptr(unsafe.Pointer(&p)), uintptr(unsafe.Pointer(&m)))); err != nil {
+		return 0, nil, err
+	}
+	a := ucpMemAttr{fieldMask: ucpMemAttrFieldAddress | ucpMemAttrFieldLength}
+	if err := l.check("ucp_mem_query", ccall(l.fns[fnMemQuery], m, uintptr(unsafe.Pointer(&a)))); err != nil || a.address == 0 || a.length < uint64(n) {
+		_ = l.memUnmap(ctx, m)
+		if err == nil {
+			err = fmt.Errorf("%w: ucp_mem_query: %d bytes at %#x, want %d", ep.ErrTransport, a.length, a.address, n)
+		}
+		return 0, nil, err
+	}
+	return m, *(*unsafe.Pointer)(unsafe.Pointer(&a.address)), nil
+}
+
 func (l *lib) memUnmap(ctx, m uintptr) error {
 	return l.check("ucp_mem_unmap", ccall(l.fns[fnMemUnmap], ctx, m))
 }
