@@ -27,8 +27,8 @@ type Options struct {
 	Boot sock.Options
 	// Config holds UCX options applied over the UCX_* environment, named
 	// without the UCX_ prefix, e.g. {"TLS": "tcp,self"} or
-	// {"NET_DEVICES": "mlx5_0:1"}. A name UCX does not know fails Dial
-	// with ep.ErrConfig.
+	// {"NET_DEVICES": "mlx5_0:1"}. A value UCX cannot parse fails Dial
+	// with ep.ErrConfig (UCX 1.13 ignores names it does not know).
 	Config map[string]string
 	// ErrMode is UCP's endpoint error handling mode: "peer"
 	// (UCP_ERR_HANDLING_MODE_PEER: operations to a peer that died fail
