@@ -70,6 +70,8 @@ const (
 	sizeofEpParams     = 104
 	sizeofMemMapParams = 40
 	sizeofRequestParam = 72
+	sizeofMemAttr      = 32
+	sizeofStatus       = 1 // ucs_status_t is a packed enum
 )
 
 // Constants of ucp.h / ucs/type/status.h (UCX 1.13).
