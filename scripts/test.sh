@@ -27,6 +27,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 	pkgs=()
 	command -v gcc >/dev/null || pkgs+=(gcc)
 	command -v g++ >/dev/null || pkgs+=(g++) # cuda/kernels: CPU emulation of the CUDA sources
+	# ep/ucx: the UCX run time its tests use (shared memory and TCP between
+	# rank processes), the headers of its ABI test, ucx_info/ucx_perftest.
+	[ -e /usr/include/ucp/api/ucp.h ] || pkgs+=(libucx0 libucx-dev ucx-utils)
 	if [ ${#pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
 	fi
@@ -67,6 +70,13 @@ go test -race -short -timeout 20m ./...
 
 step "go test -tags noasm -short (pure-Go kernels)"
 go test -tags noasm -short -timeout 10m ./gemm/... ./mla/... ./tensor/... ./ep/... ./internal/...
+
+step "go test -tags ucxabi ./ep/ucx/ (UCP structure layouts against the UCX headers)"
+if [ -e /usr/include/ucp/api/ucp.h ]; then
+	go test -tags ucxabi -run '^TestABI$' ./ep/ucx/
+else
+	echo "skipped: no UCX headers (apt-get install libucx-dev)" >&2
+fi
 
 step "go test -tags nvml ./cuda/ (GPU discovery through go-nvml, DGX H200 mock)"
 go test -race -tags nvml ./cuda/
