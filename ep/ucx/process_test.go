@@ -25,7 +25,7 @@ import (
 // it over a UCX transport with the UCX_TLS it inherited, and exits 0
 // (passed), 1 (failed, the error on stderr) or 3 (an injected crash).
 const (
-	envChild = "EP_UCX_TEST_CHILD" // "cases:NAME,NAME,...", "fault:MODE:RANK:PUTS", "bad-tls", "no-lib"
+	envChild = "EP_UCX_TEST_CHILD" // "cases:NAME,NAME,...", "fault:MODE:RANK:PUTS", "putbw:SIZE:COUNT", "bad-tls", "no-lib"
 )
 
 // tlsSets are the UCX_TLS values the process tests run with: shared
@@ -85,6 +85,8 @@ func child(job string) error {
 		}
 		defer tr.Close()
 		return faultRank(tr, arg)
+	case "putbw":
+		return putBandwidthRank(ctx, opts, arg)
 	case "bad-tls", "no-lib":
 		start := time.Now()
 		tr, err := Dial(ctx, Options{Boot: opts})
