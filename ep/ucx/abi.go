@@ -26,12 +26,15 @@ type ucpWorkerParams struct {
 }
 
 // ucpEpParams is ucp_ep_params_t (104 bytes): field_mask, address,
-// err_mode, ….
+// err_mode, err_handler {cb, arg}, ….
 type ucpEpParams struct {
 	fieldMask uint64
 	address   uintptr
 	errMode   int32
-	_         [84]byte
+	_         [4]byte
+	errCB     uintptr
+	errArg    uintptr
+	_         [64]byte
 }
 
 // ucpMemMapParams is ucp_mem_map_params_t (40 bytes): field_mask, address,
@@ -90,6 +93,7 @@ const (
 	ucpEpParamFieldRemoteAddress   = 1 << 0 // UCP_EP_PARAM_FIELD_REMOTE_ADDRESS
 	ucpEpParamFieldErrHandlingMode = 1 << 1 // UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE
 	ucpErrHandlingModePeer         = 1      // UCP_ERR_HANDLING_MODE_PEER
+	ucpEpParamFieldErrHandler      = 1 << 2 // UCP_EP_PARAM_FIELD_ERR_HANDLER
 	ucpMemMapParamFieldAddress     = 1 << 0 // UCP_MEM_MAP_PARAM_FIELD_ADDRESS
 	ucpMemMapParamFieldLength      = 1 << 1 // UCP_MEM_MAP_PARAM_FIELD_LENGTH
 	ucpMemMapParamFieldFlags       = 1 << 2 // UCP_MEM_MAP_PARAM_FIELD_FLAGS

@@ -32,6 +32,8 @@ func TestABI(t *testing.T) {
 		"ucp_ep_params_t.field_mask":       fl(unsafe.Offsetof(e.fieldMask), unsafe.Sizeof(e.fieldMask)),
 		"ucp_ep_params_t.address":          fl(unsafe.Offsetof(e.address), unsafe.Sizeof(e.address)),
 		"ucp_ep_params_t.err_mode":         fl(unsafe.Offsetof(e.errMode), unsafe.Sizeof(e.errMode)),
+		"ucp_ep_params_t.err_handler.cb":   fl(unsafe.Offsetof(e.errCB), unsafe.Sizeof(e.errCB)),
+		"ucp_ep_params_t.err_handler.arg":  fl(unsafe.Offsetof(e.errArg), unsafe.Sizeof(e.errArg)),
 		"ucp_mem_map_params_t":             fl(0, unsafe.Sizeof(m)),
 		"ucp_mem_map_params_t.field_mask":  fl(unsafe.Offsetof(m.fieldMask), unsafe.Sizeof(m.fieldMask)),
 		"ucp_mem_map_params_t.address":     fl(unsafe.Offsetof(m.address), unsafe.Sizeof(m.address)),

@@ -5,6 +5,7 @@ package ucx
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -55,6 +56,22 @@ func loadLib() (*lib, error) {
 		return nil, fmt.Errorf("%w: UCX %s is older than 1.13, the version whose API this package speaks; %s", ErrUnavailable, l.version, InstallHint)
 	}
 	return l, nil
+}
+
+var (
+	errCBOnce sync.Once
+	errCB     uintptr
+)
+
+// errCallback returns the C function pointer of epFailed (made once).
+func errCallback() uintptr {
+	errCBOnce.Do(func() {
+		errCB = purego.NewCallback(func(arg, ep, status uintptr) uintptr {
+			epFailed(arg, ep, status)
+			return 0
+		})
+	})
+	return errCB
 }
 
 // ccall calls the C function fn with integer and pointer arguments and

@@ -90,6 +90,8 @@ type Transport struct {
 
 	transports []string
 	peerMode   bool
+	id         uintptr       // key of this transport in the endpoint error table
+	epFailed   []atomic.Bool // set by UCX's error callback, per peer
 }
 
 // peerState is what a rank knows of one peer, guarded by Transport.mu.
@@ -180,12 +182,14 @@ func (t *Transport) setup(ctx context.Context, opts Options) error {
 	}
 	t.eps = make([]uintptr, t.world)
 	t.peers = make([]peerState, t.world)
+	t.epFailed = make([]atomic.Bool, t.world)
+	t.id = registerErrTarget(t)
 	t.mu.Lock()
 	for r, m := range all {
 		if r == t.rank {
 			continue
 		}
-		if t.eps[r], err = t.l.newEp(t.worker, m[1:], t.peerMode); err != nil {
+		if t.eps[r], err = t.l.newEp(t.worker, m[1:], t.peerMode, t.id<<16|uintptr(r)); err != nil {
 			t.mu.Unlock()
 			return fmt.Errorf("ucx rank %d: connecting to rank %d: %w", t.rank, r, err)
 		}
@@ -760,6 +764,7 @@ func (t *Transport) waitClosing(ctx context.Context, req request) bool {
 // never complete are left to the process's exit rather than freed under
 // UCX's feet.
 func (t *Transport) teardown() {
+	defer unregisterErrTarget(t.id)
 	close(t.stop)
 	if t.cancelW != nil {
 		t.cancelW()
@@ -796,7 +801,7 @@ func (t *Transport) teardown() {
 			t.l.rkeyDestroy(p.rkey)
 			p.rkey = 0
 		}
-		req, err := t.l.closeEp(e, force)
+		req, err := t.l.closeEp(e, force || t.epFailed[r].Load())
 		if err == nil && req != 0 {
 			closing = append(closing, req)
 		}

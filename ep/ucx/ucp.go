@@ -180,12 +180,17 @@ func (l *lib) progress(w uintptr) uint32 { return uint32(ccall(l.fns[fnWorkerPro
 
 // newEp connects to the worker at addr, with peer error handling when
 // peerErrors is set, so that a peer that dies fails the operations to it
-// instead of hanging them.
-func (l *lib) newEp(w uintptr, addr []byte, peerErrors bool) (uintptr, error) {
+// instead of hanging them; UCX then reports the endpoint's failure to
+// epFailed with errArg.
+func (l *lib) newEp(w uintptr, addr []byte, peerErrors bool, errArg uintptr) (uintptr, error) {
 	p := ucpEpParams{fieldMask: ucpEpParamFieldRemoteAddress, address: uintptr(unsafe.Pointer(&addr[0]))}
 	if peerErrors {
 		p.fieldMask |= ucpEpParamFieldErrHandlingMode
 		p.errMode = ucpErrHandlingModePeer
+		if cb := errCallback(); cb != 0 {
+			p.fieldMask |= ucpEpParamFieldErrHandler
+			p.errCB, p.errArg = cb, errArg
+		}
 	}
 	var e uintptr
 	err := l.check("ucp_ep_create", ccall(l.fns[fnEpCreate], w, uintptr(unsafe.Pointer(&p)), uintptr(unsafe.Pointer(&e))))
