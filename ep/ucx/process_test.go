@@ -25,7 +25,7 @@ import (
 // it over a UCX transport with the UCX_TLS it inherited, and exits 0
 // (passed), 1 (failed, the error on stderr) or 3 (an injected crash).
 const (
-	envChild = "EP_UCX_TEST_CHILD" // "cases:NAME,NAME,...", "fault:MODE:RANK:PUTS", "putbw:SIZE:COUNT", "bad-tls", "no-lib"
+	envChild = "EP_UCX_TEST_CHILD" // "cases:NAME,NAME,...", "fault:MODE:RANK:PUTS", "order:short|long", "putbw:SIZE:COUNT", "bad-tls", "no-lib"
 )
 
 // tlsSets are the UCX_TLS values the process tests run with: shared
@@ -85,6 +85,21 @@ func child(job string) error {
 		}
 		defer tr.Close()
 		return faultRank(tr, arg)
+	case "order":
+		size, rounds := 4<<20, 20
+		if arg == "short" {
+			size, rounds = 1<<20, 6
+		}
+		tr, err := Dial(ctx, Options{Boot: opts})
+		if err != nil {
+			return err
+		}
+		defer tr.Close()
+		reg, err := tr.Register(ctx, size)
+		if err != nil {
+			return err
+		}
+		return orderingRank(ctx, tr, reg, size, rounds)
 	case "putbw":
 		return putBandwidthRank(ctx, opts, arg)
 	case "bad-tls", "no-lib":
@@ -180,6 +195,26 @@ func TestConformanceProcesses(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSignalOrderingProcesses is TestSignalOrdering between two rank
+// processes, over shared memory and TCP.
+func TestSignalOrderingProcesses(t *testing.T) {
+	needUCX(t)
+	job := "order:long"
+	if testing.Short() {
+		job = "order:short"
+	}
+	for _, tls := range tlsSets {
+		t.Run(tls, func(t *testing.T) {
+			codes, msgs := launch(t, 2, job, []string{"UCX_TLS=" + tls}, 3*time.Minute, -1)
+			for r, code := range codes {
+				if code != 0 {
+					t.Errorf("rank %d exited %d: %s", r, code, msgs[r])
+				}
+			}
+		})
 	}
 }
 

@@ -20,67 +20,97 @@ import (
 )
 
 // TestSignalOrdering checks what Signal promises: many puts of mixed
-// sizes (8 B to 1 MiB, some split into several buffers) to a peer, then
-// one Signal; when the peer's counter reaches the signal's value every
-// byte of every put is in its region. Twenty rounds (six under -short) with fresh bytes, over
-// shared memory and TCP.
+// sizes (8 B to 1 MiB, some split into several buffers, in random order)
+// to a peer, then one Signal; when the peer's counter reaches the
+// signal's value every byte of every put is in its region. Twenty rounds
+// (six under -short) with fresh bytes, over shared memory and TCP, between
+// two ranks of this process (TestSignalOrderingProcesses: between two
+// processes).
 func TestSignalOrdering(t *testing.T) {
 	for _, tls := range tlsSets {
 		t.Run(tls, func(t *testing.T) {
-			size, rounds := 4<<20, 20
-			if testing.Short() {
-				size, rounds = 1<<20, 6
-			}
+			size, rounds := orderingShape()
 			ts, regs := pair(t, tls, size)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			rng := rand.New(rand.NewPCG(1, 2))
-			want := make([]byte, size)
-			for round := 1; round <= rounds; round++ {
-				// Fill [64, size) with puts of random sizes, in random order.
-				type span struct{ off, n int }
-				var spans []span
-				for off := 64; off < size; {
-					n := min(size-off, 8<<rng.IntN(18))
-					spans = append(spans, span{off, n})
-					off += n
-				}
-				rng.Shuffle(len(spans), func(i, j int) { spans[i], spans[j] = spans[j], spans[i] })
-				for _, s := range spans {
-					b := make([]byte, s.n)
-					for i := range b {
-						b[i] = byte(rng.Uint32())
-					}
-					copy(want[s.off:], b)
-					var err error
-					if s.n >= 16 && rng.IntN(2) == 0 {
-						err = ts[0].Put(ctx, 1, s.off, b[:s.n/3], b[s.n/3:s.n/2], b[s.n/2:])
-					} else {
-						err = ts[0].Put(ctx, 1, s.off, b)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := ts[0].Signal(ctx, 1, 8, 3); err != nil {
-					t.Fatal(err)
-				}
-				if v, err := regs[1].Wait(ctx, 8, int64(3*round)); err != nil || v != int64(3*round) {
-					t.Fatalf("round %d: counter %d, %v", round, v, err)
-				}
-				if got := regs[1].Bytes()[64:]; !bytes.Equal(got, want[64:]) {
-					i := 0
-					for got[i] == want[64+i] {
-						i++
-					}
-					t.Fatalf("round %d: byte %d of the region is %#x after the signal, want %#x", round, 64+i, got[i], want[64+i])
-				}
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for r := range 2 {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[r] = orderingRank(ctx, ts[r], regs[r], size, rounds) }()
 			}
-			if err := barrier(ctx, ts[:]); err != nil {
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
+}
+
+func orderingShape() (size, rounds int) {
+	if testing.Short() {
+		return 1 << 20, 6
+	}
+	return 4 << 20, 20
+}
+
+// orderingRank is one rank of the ordering check: both ranks draw the same
+// bytes from the same seed; rank 0 puts them and signals, rank 1 waits for
+// the signal and compares its whole region; a barrier ends each round.
+func orderingRank(ctx context.Context, tr *Transport, reg *ep.Region, size, rounds int) error {
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := make([]byte, size)
+	for round := 1; round <= rounds; round++ {
+		// Fill [64, size) with puts of random sizes, in random order.
+		type span struct{ off, n int }
+		var spans []span
+		for off := 64; off < size; {
+			n := min(size-off, 8<<rng.IntN(18))
+			spans = append(spans, span{off, n})
+			off += n
+		}
+		rng.Shuffle(len(spans), func(i, j int) { spans[i], spans[j] = spans[j], spans[i] })
+		for _, s := range spans {
+			b := make([]byte, s.n)
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			copy(want[s.off:], b)
+			split := s.n >= 16 && rng.IntN(2) == 0
+			if tr.Rank() != 0 {
+				continue
+			}
+			var err error
+			if split {
+				err = tr.Put(ctx, 1, s.off, b[:s.n/3], b[s.n/3:s.n/2], b[s.n/2:])
+			} else {
+				err = tr.Put(ctx, 1, s.off, b)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if tr.Rank() == 0 {
+			if err := tr.Signal(ctx, 1, 8, 3); err != nil {
+				return err
+			}
+		} else {
+			if v, err := reg.Wait(ctx, 8, int64(3*round)); err != nil || v != int64(3*round) {
+				return fmt.Errorf("round %d: counter %d, %v", round, v, err)
+			}
+			if got := reg.Bytes()[64:size]; !bytes.Equal(got, want[64:]) {
+				i := 0
+				for got[i] == want[64+i] {
+					i++
+				}
+				return fmt.Errorf("round %d: byte %d of the region is %#x after the signal, want %#x", round, 64+i, got[i], want[64+i])
+			}
+		}
+		if err := tr.Barrier(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func barrier(ctx context.Context, ts []*Transport) error {
