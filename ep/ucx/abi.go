@@ -1,5 +1,7 @@
 package ucx
 
+import "unsafe"
+
 // The C structures and constants of UCP that this package passes, laid out
 // as in UCX 1.13's <ucp/api/ucp.h> on 64-bit Linux (amd64 and arm64 share
 // the layout). Every parameter structure starts with a field_mask that
@@ -107,3 +109,13 @@ const (
 	ucsInProgress = 1    // UCS_INPROGRESS
 	ucsErrLast    = -100 // UCS_ERR_LAST: status pointers at or above (uintptr)-100 are errors
 )
+
+// Compile-time checks that the Go structures have the 1.13 sizes (an index
+// other than 0 does not compile).
+var _ = [1]struct{}{}[unsafe.Sizeof(ucpParams{})-sizeofParams]
+var _ = [1]struct{}{}[unsafe.Sizeof(ucpWorkerParams{})-sizeofWorkerParams]
+var _ = [1]struct{}{}[unsafe.Sizeof(ucpEpParams{})-sizeofEpParams]
+var _ = [1]struct{}{}[unsafe.Sizeof(ucpMemMapParams{})-sizeofMemMapParams]
+var _ = [1]struct{}{}[unsafe.Sizeof(ucpRequestParam{})-sizeofRequestParam]
+var _ = [1]struct{}{}[unsafe.Sizeof(ucpMemAttr{})-sizeofMemAttr]
+var _ = [1]struct{}{}[unsafe.Sizeof(int8(0))-sizeofStatus]
