@@ -11,9 +11,11 @@
 // libucx0; FIREFLYER_LIBUCP and FIREFLYER_LIBUCS name other files). The
 // parameter structures are passed field_mask-gated, laid out as in UCX
 // 1.13's headers (a test with the ucxabi build tag checks them against
-// the installed headers). No UCX callback is used: every operation
-// returns a request that is polled with ucp_worker_progress and
-// ucp_request_check_status, then freed with ucp_request_free. Before the
+// the installed headers). Operations take no callback: every one returns
+// a request that is polled with ucp_worker_progress and
+// ucp_request_check_status, then freed with ucp_request_free. The one
+// callback is the endpoint error handler (made once with purego), which
+// only records that an endpoint failed, so that Close forces it closed. Before the
 // library loads, UCX_ERROR_SIGNALS is set to empty (unless the user set
 // it), so that UCX leaves SIGSEGV and the other signals to the Go runtime.
 //
