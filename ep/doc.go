@@ -46,12 +46,14 @@
 //
 // Transports: ep/inproc (ranks as goroutines sharing memory, the reference)
 // and ep/sock (TCP or Unix-domain sockets, one process per rank, bootstrap
-// through MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE, optional shared secret).
+// through MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE, optional shared secret)
+// and ep/ucx (UCX: RDMA verbs, shared memory or TCP as UCX_TLS selects,
+// loaded at run time, bootstrapped over ep/sock; see docs/ucx.md).
 // ep/eptest is the conformance suite every transport runs. Transports
 // register by name (RegisterTransport) and OpenTransport constructs one from
 // a TransportConfig; ep/sock.Launch starts and watches the rank processes
-// of a group on one host. The command `fireflyer ep bench` measures all
-// three.
+// of a group on one host. The command `fireflyer ep bench` measures each
+// of them.
 //
 // The shortest useful program starts R in-process ranks and runs dispatch
 // then combine on each:
@@ -68,6 +70,6 @@
 //		})
 //
 // Where it sits: a compute package (docs/architecture.md). It imports tensor
-// and the basement only; transports are ep/inproc and ep/sock, the
+// and the basement only; transports are ep/inproc, ep/sock and ep/ucx, the
 // conformance suite ep/eptest.
 package ep

@@ -63,6 +63,8 @@ type Region struct {
 	words []uint64
 	buf   []byte
 	blk   *mmap.Block
+	// release frees memory that a transport allocated (NewRegionOn).
+	release func()
 
 	mu      sync.Mutex
 	ch      chan struct{} // closed and replaced on every Add that has waiters
@@ -100,6 +102,28 @@ func (r *Region) Free() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.blk.Free()
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// NewRegionOn returns a region over mem, memory that a transport allocated
+// itself (for example shared memory that peers map, so that their puts
+// are plain stores): len(mem) must be a multiple of 64 and mem must start
+// on a 64-byte boundary, else it returns an error wrapping ErrConfig. The
+// region zeroes mem. Free calls release, when not nil, after which nothing
+// may touch mem.
+func NewRegionOn(mem []byte, release func()) (*Region, error) {
+	if len(mem)%64 != 0 || (len(mem) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(mem)))%64 != 0) {
+		return nil, errorf(ErrConfig, "NewRegionOn: %d bytes at %p: want a multiple of 64 bytes on a 64-byte boundary", len(mem), unsafe.SliceData(mem))
+	}
+	clear(mem)
+	var words []uint64
+	if len(mem) > 0 {
+		words = unsafe.Slice((*uint64)(unsafe.Pointer(&mem[0])), len(mem)/8)
+	}
+	return &Region{words: words, buf: mem, release: release, ch: make(chan struct{}), dead: make(chan struct{})}, nil
 }
 
 // Bytes returns the region's memory.

@@ -31,6 +31,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 	# lets it run the fireflyer binary (purego links it dynamically).
 	command -v qemu-aarch64-static >/dev/null || pkgs+=(qemu-user-static)
 	[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || pkgs+=(libc6-arm64-cross)
+	# ep/ucx: the UCX run time its tests use (shared memory and TCP between
+	# rank processes), the headers of its ABI test, ucx_info/ucx_perftest.
+	[ -e /usr/include/ucp/api/ucp.h ] || pkgs+=(libucx0 libucx-dev ucx-utils)
 	if [ ${#pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
 	fi
@@ -98,6 +101,13 @@ if command -v qemu-aarch64-static >/dev/null; then
 	fi
 else
 	step "arm64 NEON kernels: skipped, qemu-aarch64-static not installed (apt-get install qemu-user-static)"
+fi
+
+step "go test -tags ucxabi ./ep/ucx/ (UCP structure layouts against the UCX headers)"
+if [ -e /usr/include/ucp/api/ucp.h ]; then
+	go test -tags ucxabi -run '^TestABI$' ./ep/ucx/
+else
+	echo "skipped: no UCX headers (apt-get install libucx-dev)" >&2
 fi
 
 step "go test -tags nvml ./cuda/ (GPU discovery through go-nvml, DGX H200 mock)"

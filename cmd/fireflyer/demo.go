@@ -28,7 +28,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Scale, "scale", 8, "shrink widths and expert counts by this factor (1 = DeepSeek-V3 full size)")
 	fs.IntVar(&o.Batch, "batch", 64, "sequences decoded in the step")
 	fs.IntVar(&o.Ranks, "ranks", 8, "expert-parallel ranks")
-	fs.StringVar(&o.Transport, "transport", "inproc", "ep transport: inproc, tcp or unix (tcp/unix start the rank processes)")
+	fs.StringVar(&o.Transport, "transport", "inproc", "ep transport: inproc, tcp, unix or ucx (tcp/unix/ucx start the rank processes; ucx honours UCX_TLS)")
 	fs.IntVar(&o.Prefix, "prefix", 256, "longest prefix in the KV cache (each sequence holds prefix/2 … prefix tokens; v3.2 default: 2·index_topk)")
 	seed := fs.Uint64("seed", 1, "seed of the generated weights and inputs")
 	fs.IntVar(&o.Layer, "layer", 0, "MoE layer to run (0: first_k_dense_replace, i.e. 3)")
@@ -38,7 +38,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.FSBackend, "fs-backend", "auto", "fs backend for checkpoint I/O: auto, uring, posix, hf3fs or mem")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (with --transport tcp|unix also every rank process: ranks still running then are killed)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (with --transport tcp|unix|ucx also every rank process: ranks still running then are killed)")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/eprank"
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
@@ -71,9 +72,9 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fireflyer ep: want the verb bench (fireflyer ep bench -h)")
 		return exitUsage
 	}
-	fs := newFlagSet("ep bench", "ep bench --transport inproc|tcp|unix --ranks R --tokens N --hidden H --topk K --experts E [--fp8] [--low-latency] [--json]", stderr)
+	fs := newFlagSet("ep bench", "ep bench --transport inproc|tcp|unix|ucx --ranks R --tokens N --hidden H --topk K --experts E [--fp8] [--low-latency] [--json]", stderr)
 	cfg := epBenchConfig{}
-	fs.StringVar(&cfg.Transport, "transport", "inproc", "transport: inproc (goroutine ranks), tcp or unix (one process per rank, started by this command)")
+	fs.StringVar(&cfg.Transport, "transport", "inproc", "transport: inproc (goroutine ranks), tcp, unix or ucx (one process per rank, started by this command; ucx honours UCX_TLS)")
 	fs.IntVar(&cfg.Ranks, "ranks", 8, "number of ranks R")
 	fs.IntVar(&cfg.Tokens, "tokens", 4096, "tokens per rank N (low-latency: also the maximum M)")
 	fs.IntVar(&cfg.Hidden, "hidden", 7168, "hidden size H")
@@ -114,8 +115,8 @@ func runEP(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func (c *epBenchConfig) validate() error {
 	switch {
-	case c.Transport != "inproc" && c.Transport != "tcp" && c.Transport != "unix":
-		return fmt.Errorf("--transport %q: want inproc, tcp or unix", c.Transport)
+	case c.Transport != "inproc" && !eprank.IsProcess(c.Transport):
+		return fmt.Errorf("--transport %q: want inproc, tcp, unix or ucx", c.Transport)
 	case c.Ranks < 1 || c.Ranks > 64:
 		return fmt.Errorf("--ranks %d: want 1..64", c.Ranks)
 	case c.Tokens < 1:
@@ -255,7 +256,8 @@ func epBenchProcesses(ctx context.Context, cfg epBenchConfig, stderr io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	lc := sock.LaunchConfig{Network: cfg.Transport, WorldSize: cfg.Ranks, Args: []string{"rank", "ep-bench", string(js)}, Timeout: cfg.Timeout}
+	lc := sock.LaunchConfig{Network: eprank.Network(cfg.Transport), WorldSize: cfg.Ranks, Args: []string{"rank", "ep-bench", string(js)},
+		Env: eprank.Env(cfg.Transport), Timeout: cfg.Timeout}
 	if cfg.Progress {
 		lc.Stderr = func(r int) io.Writer {
 			if r == 0 {
@@ -276,7 +278,7 @@ func epBenchProcesses(ctx context.Context, cfg epBenchConfig, stderr io.Writer) 
 	return &rep, nil
 }
 
-// epRankMain is one rank process of `ep bench --transport tcp|unix`
+// epRankMain is one rank process of `ep bench --transport tcp|unix|ucx`
 // (`fireflyer rank ep-bench CONFIG`, started by sock.Launch): it joins the
 // group, runs the benchmark within the launcher's deadline, all-gathers the
 // ranks' results, and rank 0 prints the aggregated report as JSON on
@@ -303,7 +305,7 @@ func epRankMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fireflyer ep bench: rank %d: %v\n", opts.Rank, err)
 		return exitFail
 	}
-	t, err := sock.Dial(ctx, opts)
+	t, err := eprank.DialLaunched(ctx, opts)
 	if err != nil {
 		return fail(err)
 	}

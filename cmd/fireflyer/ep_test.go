@@ -5,10 +5,17 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/fireflyer-go/fireflyer/ep/ucx"
 )
 
 func TestEPBench(t *testing.T) {
 	transports := []string{"inproc", "tcp", "unix"}
+	if _, err := ucx.Probe(); err == nil {
+		transports = append(transports, "ucx") // over whatever UCX_TLS allows here
+	} else {
+		t.Logf("ucx skipped: %v", err)
+	}
 	for _, tr := range transports {
 		for _, ll := range []bool{false, true} {
 			name := tr + "/normal"

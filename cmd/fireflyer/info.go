@@ -10,6 +10,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/ep"
 	_ "github.com/fireflyer-go/fireflyer/ep/inproc" // registers the inproc transport
 	_ "github.com/fireflyer-go/fireflyer/ep/sock"   // registers tcp and unix
+	"github.com/fireflyer-go/fireflyer/ep/ucx"      // registers ucx
 	"github.com/fireflyer-go/fireflyer/fs"
 	"github.com/fireflyer-go/fireflyer/gemm"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
@@ -135,7 +136,11 @@ func backendTable(r infoReport) []backendStatus {
 	}
 	// ep lists its transport registry (what ep.OpenTransport constructs).
 	for _, s := range ep.Transports() {
-		out = append(out, registryRow("ep", s))
+		row := registryRow("ep", s)
+		if s.Name == "ucx" && s.Err == nil {
+			row.Usable, row.Detail = ucxDetail()
+		}
+		out = append(out, row)
 	}
 	out = append(out, backendStatus{"ep", "rdma", false, rdmaWhy})
 	// fs lists its backend registry (what fs.NewBackend constructs).
@@ -205,4 +210,15 @@ func mlaKernels() string {
 		return k.Kernels()
 	}
 	return "go"
+}
+
+// ucxDetail is the ep ucx row: the UCX version and the transports a UCP
+// context created with this environment (UCX_TLS, UCX_NET_DEVICES, ...)
+// may use, or why none is usable.
+func ucxDetail() (bool, string) {
+	in, err := ucx.Probe()
+	if err != nil {
+		return false, err.Error()
+	}
+	return true, fmt.Sprintf("UCX %s; transports %s (UCX_TLS selects)", in.Version, strings.Join(in.Transports, ", "))
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/fireflyer-go/fireflyer/ep/ucx"
 )
 
 // TestRunLengthAndTimeoutFlags: run-length and deadline flags are bounded
@@ -57,7 +59,17 @@ func TestDemoCLIProcesses(t *testing.T) {
 		}
 		return obj.CalcDiff
 	}
-	if u, i := diff("unix", "--transport", "unix"), diff("inproc"); u != i {
+	i := diff("inproc")
+	if u := diff("unix", "--transport", "unix"); u != i {
 		t.Fatalf("unix processes calc_diff %v, in-process %v", u, i)
+	}
+	// The same over UCX (shared memory), where the UCX run time is installed.
+	if _, err := ucx.Probe(); err != nil {
+		t.Logf("ucx skipped: %v", err)
+		return
+	}
+	t.Setenv("UCX_TLS", "posix,cma,self")
+	if u := diff("ucx", "--transport", "ucx"); u != i {
+		t.Fatalf("ucx processes calc_diff %v, in-process %v", u, i)
 	}
 }

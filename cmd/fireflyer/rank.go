@@ -11,7 +11,7 @@ import (
 
 func init() {
 	register(command{name: "rank", hidden: true, run: runRank,
-		summary: "internal: one rank process of `ep bench` or `demo` with --transport tcp|unix, or of `schedule --run`"})
+		summary: "internal: one rank process of `ep bench` or `demo` with --transport tcp|unix|ucx, or of `schedule --run`"})
 }
 
 // runRank is the role of a rank process that `ep bench` and `demo` start

@@ -594,6 +594,24 @@ func (p *peer) saidBye() bool {
 	return p.byeSeen
 }
 
+// PeerClosed reports whether rank r has closed its transport in an orderly
+// way (its Close said goodbye), waiting up to wait for the frames still in
+// flight from it. A transport layered on this one (ep/ucx) uses it to drop
+// what it still sends to a peer that has left, as Put and Signal here do.
+func (t *Transport) PeerClosed(r int, wait time.Duration) bool {
+	if r < 0 || r >= t.world || t.peers[r] == nil {
+		return false
+	}
+	p := t.peers[r]
+	if wait > 0 {
+		select {
+		case <-p.done:
+		case <-time.After(wait):
+		}
+	}
+	return p.gone()
+}
+
 func (p *peer) gone() bool {
 	p.t.mu.Lock()
 	defer p.t.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/dsv3"
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/eprank"
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/inproc"
 	"github.com/fireflyer-go/fireflyer/gemm"
@@ -54,7 +55,7 @@ type Options struct {
 	Scale      int          // shrink factor for widths and expert counts of the generated checkpoint (default 8; 1 = full size; not used with Checkpoint)
 	Batch      int          // sequences decoded (default 64)
 	Ranks      int          // expert-parallel ranks (default 8)
-	Transport  string       // "inproc" (default), "tcp" or "unix"
+	Transport  string       // "inproc" (default), "tcp", "unix" or "ucx"
 	Prefix     int          // longest prefix in the KV cache (default 256, for v3.2 2·index_topk, so that most prefixes are longer than top-k); sequence b holds Prefix/2 … Prefix tokens
 	PageSize   int          // KV cache page (default 64)
 	Seed       uint64       // weights and inputs (default 1)
@@ -182,8 +183,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: --prefix %d must be ≥ 1", ErrOptions, o.Prefix)
 	case o.PageSize < 1:
 		return fmt.Errorf("%w: page size %d must be ≥ 1", ErrOptions, o.PageSize)
-	case o.Transport != "inproc" && o.Transport != "tcp" && o.Transport != "unix":
-		return fmt.Errorf("%w: --transport %q must be inproc, tcp or unix", ErrOptions, o.Transport)
+	case o.Transport != "inproc" && !eprank.IsProcess(o.Transport):
+		return fmt.Errorf("%w: --transport %q must be inproc, tcp, unix or ucx", ErrOptions, o.Transport)
 	case o.FSBackend != "auto" && o.FSBackend != "uring" && o.FSBackend != "posix" && o.FSBackend != "hf3fs" && o.FSBackend != "mem":
 		return fmt.Errorf("%w: --fs-backend %q must be auto, uring, posix, hf3fs or mem", ErrOptions, o.FSBackend)
 	case o.Layer < 0:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 
+	"github.com/fireflyer-go/fireflyer/cmd/fireflyer/internal/eprank"
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
 	gemmcpu "github.com/fireflyer-go/fireflyer/gemm/cpu"
@@ -80,10 +81,10 @@ func runMoEProcesses(ctx context.Context, opts Options, in moeInput, epOpts ep.O
 		works[r] = b.Bytes()
 	}
 	lc := sock.LaunchConfig{
-		Network: opts.Transport, WorldSize: R, Args: []string{"rank", "demo"},
+		Network: eprank.Network(opts.Transport), WorldSize: R, Args: []string{"rank", "demo"}, Env: eprank.Env(opts.Transport),
 		Stdin: func(r int) io.Reader { return bytes.NewReader(works[r]) },
 		Local: func(ctx context.Context, so sock.Options) error {
-			t, err := sock.Dial(ctx, so)
+			t, err := eprank.Dial(ctx, opts.Transport, so)
 			if err != nil {
 				return err
 			}
@@ -120,7 +121,7 @@ func runMoEProcesses(ctx context.Context, opts Options, in moeInput, epOpts ep.O
 
 // RankMain runs one demo rank process started by sock.Launch (see
 // WorkerLauncher): it reads its work from stdin, joins the ep group over
-// the tcp or unix transport with the launcher's bootstrap environment and
+// the tcp, unix or ucx transport with the launcher's bootstrap environment and
 // deadline, runs its tokens' routed experts and writes the combined rows
 // and its statistics to stdout.
 func RankMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
@@ -136,7 +137,7 @@ func RankMain(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	if w.Hidden < 1 || w.K < 1 || w.N < 0 || len(w.X) != w.N*w.Hidden || len(w.TopK) != w.N*w.K || len(w.Weights) != w.N*w.K {
 		return fmt.Errorf("%w: rank %d: inconsistent work (N=%d, hidden %d, top-%d; %d, %d, %d values)", ErrOptions, so.Rank, w.N, w.Hidden, w.K, len(w.X), len(w.TopK), len(w.Weights))
 	}
-	t, err := sock.Dial(ctx, so)
+	t, err := eprank.DialLaunched(ctx, so)
 	if err != nil {
 		return err
 	}
