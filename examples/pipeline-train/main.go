@@ -60,7 +60,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	fl.IntVar(&c.Rows, "rows", 4, "rows per micro-batch")
 	lr := fl.Float64("lr", 0.05, "SGD learning rate")
 	fl.Uint64Var(&c.Seed, "seed", 233, "seed of the weights and the data")
-	fl.StringVar(&c.Network, "network", "unix", "socket network: unix or tcp")
+	fl.StringVar(&c.Network, "network", "unix", "transport: unix or tcp (ep/sock), or ucx (ep/ucx over a TCP bootstrap; UCX_TLS passes through)")
 	fl.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "deadline of the whole run (and of every receive)")
 	svgPath := fl.String("svg", "", "write the measured and the predicted timelines of the last step to this SVG file")
 	if err := fl.Parse(args); err != nil {
@@ -124,8 +124,8 @@ func (c *config) fill() error {
 		return fmt.Errorf("-steps %d: want ≥ 1", c.Steps)
 	case c.Hidden < 1 || c.FFN < 1 || c.Rows < 1 || c.Hidden > 1<<14 || c.FFN > 1<<16 || c.Rows > 1<<16:
 		return fmt.Errorf("-hidden %d -ffn %d -rows %d: want 1…16384, 1…65536, 1…65536", c.Hidden, c.FFN, c.Rows)
-	case c.Network != "tcp" && c.Network != "unix":
-		return fmt.Errorf("-network %q: want tcp or unix", c.Network)
+	case c.Network != "tcp" && c.Network != "unix" && c.Network != "ucx":
+		return fmt.Errorf("-network %q: want tcp, unix or ucx", c.Network)
 	case c.Timeout <= 0:
 		return fmt.Errorf("-timeout %v: want > 0", c.Timeout)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/ep/ucx"
 	"github.com/fireflyer-go/fireflyer/internal/testutil/leaktest"
 	"github.com/fireflyer-go/fireflyer/pipeline"
 )
@@ -57,8 +58,15 @@ func TestTrainMatchesSequential(t *testing.T) {
 		{pipeline.MethodDualPipeV, 4, "unix"},
 		{pipeline.MethodDualPipe, 8, "tcp"},
 		{pipeline.MethodZB1P, 3, "unix"},
+		{pipeline.MethodDualPipeV, 2, "ucx"},
 	} {
-		t.Run(fmt.Sprintf("%s/%d", tc.method, tc.ranks), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%d/%s", tc.method, tc.ranks, tc.network), func(t *testing.T) {
+			if tc.network == "ucx" {
+				if _, err := ucx.Probe(); err != nil {
+					t.Skipf("ep/ucx unavailable: %v", err)
+				}
+				t.Setenv("UCX_TLS", "posix,cma,self")
+			}
 			c := testConfig(tc.method, tc.ranks, 3)
 			c.Network = tc.network
 			rep, err := train(context.Background(), c, self)

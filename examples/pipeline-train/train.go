@@ -10,7 +10,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/ep/ucx"
 	"github.com/fireflyer-go/fireflyer/pipeline"
 	"github.com/fireflyer-go/fireflyer/pipeline/p2p"
 	"github.com/fireflyer-go/fireflyer/tensor"
@@ -30,7 +32,7 @@ type config struct {
 	Rows    int // rows per micro-batch
 	LR      float32
 	Seed    uint64
-	Network string        // tcp or unix
+	Network string        // tcp or unix (ep/sock), or ucx (ep/ucx, bootstrapped over tcp)
 	Timeout time.Duration // of the whole launch; every receive is bounded by it
 	Trace   bool          // record the stage calls of the last step
 	// DieRank, when ≥ 0, makes that rank exit with status 3 in the forward
@@ -299,7 +301,12 @@ func rankMain() error {
 	if err != nil {
 		return err
 	}
-	tr, err := sock.Dial(ctx, opts)
+	var tr ep.Transport
+	if c.Network == "ucx" {
+		tr, err = ucx.Dial(ctx, ucx.Options{Boot: opts})
+	} else {
+		tr, err = sock.Dial(ctx, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -357,8 +364,12 @@ func train(ctx context.Context, c *config, command func(rank int) *exec.Cmd) (*r
 	if err != nil {
 		return nil, err
 	}
+	boot := c.Network
+	if boot == "ucx" {
+		boot = "tcp" // ep/ucx exchanges its addresses over a TCP bootstrap
+	}
 	lc := sock.LaunchConfig{
-		Network: c.Network, WorldSize: c.Ranks, Timeout: c.Timeout,
+		Network: boot, WorldSize: c.Ranks, Timeout: c.Timeout,
 		Env: []string{envConfig + "=" + string(cfg)},
 	}
 	if c.DieRank >= 0 {
