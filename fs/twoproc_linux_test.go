@@ -246,7 +246,7 @@ func TestSharedBufferTwoProcesses(t *testing.T) {
 func shmModeOf(t *testing.T, d *fs.FakeDaemon, b *fs.Buffer) (os.FileMode, bool) {
 	t.Helper()
 	if d == nil {
-		matches, _ := filepath.Glob(fmt.Sprintf("/dev/shm/fireflyer-iov-*"))
+		matches, _ := filepath.Glob("/dev/shm/fireflyer-iov-*")
 		for _, m := range matches {
 			if strings.Contains(m, hexUUID(b.ID())) {
 				st, err := os.Stat(m)
