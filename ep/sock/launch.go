@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -435,13 +436,50 @@ func processStopped(pid int) bool {
 	return b[i+2] == 'T' || b[i+2] == 't'
 }
 
+// freeLoopbackPort returns a loopback TCP port that was free a moment ago,
+// for rank 0 to listen on. It prefers a random port below the kernel's
+// ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range), which
+// no outgoing connection is ever given: a port from that range could be
+// taken, between this check and rank 0's listen, by any connection another
+// process opens.
 func freeLoopbackPort() (int, error) {
+	if lo := ephemeralLow(); lo > minLaunchPort+1000 {
+		for range 64 {
+			port := minLaunchPort + mrand.IntN(lo-minLaunchPort)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// minLaunchPort is the lowest port freeLoopbackPort picks (above the
+// registered services people run on a development box).
+const minLaunchPort = 20000
+
+// ephemeralLow returns the first port of the kernel's ephemeral range, or 0
+// where it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo > 65535 {
+		return 0
+	}
+	return lo
 }
 
 // cappedBuffer keeps at most max bytes and fails the write beyond them.

@@ -249,3 +249,21 @@ func TestLaunchStdoutCap(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// freeLoopbackPort avoids the kernel's ephemeral range, from which any
+// outgoing connection could take the port before rank 0 listens on it.
+func TestFreeLoopbackPortBelowEphemeral(t *testing.T) {
+	lo := ephemeralLow()
+	if lo <= minLaunchPort+1000 {
+		t.Skipf("ephemeral range starts at %d: nothing below it to prefer", lo)
+	}
+	for range 20 {
+		p, err := freeLoopbackPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < minLaunchPort || p >= lo {
+			t.Fatalf("port %d outside [%d, %d)", p, minLaunchPort, lo)
+		}
+	}
+}
