@@ -483,6 +483,11 @@ func (e *hf3fsEngine) reap(out []IOResult) int {
 	return k
 }
 
+// Block implements the engine's wait (see fs.Backend's Engine.Block): it
+// returns at once when the daemon is gone (Reap then fails what is in
+// flight) or need completions are queued, and otherwise sleeps at most
+// one probe interval (hf3fsJitter), or until until, before the ring polls
+// again.
 func (e *hf3fsEngine) Block(done <-chan struct{}, need int, until time.Time) {
 	if !e.b.alive() {
 		return // Reap fails what is in flight

@@ -215,6 +215,8 @@ func randomKs(r *rand.Rand, g, avg, empty int) []int {
 
 type kgCfg struct{ g, m, n, avgK int }
 
+// String names the case in subtest names: groups, M, N and the mean K
+// per group.
 func (c kgCfg) String() string { return fmt.Sprintf("G=%d/M=%d/N=%d/K=%d", c.g, c.m, c.n, c.avgK) }
 
 func (s *suite) kgCfgs() []kgCfg {

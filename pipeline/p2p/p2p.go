@@ -490,6 +490,9 @@ func parseMsgHeader(meta []byte) (pipeline.Tag, *tensor.Tensor, int, error) {
 	return decodeMeta(meta)
 }
 
+// MsgBuffer implements ep.MsgHandler: it checks the header and returns
+// the n-byte buffer the payload lands in (recycled, or new and not
+// zeroed), or an error that breaks the stream from rank from.
 func (s msgSink) MsgBuffer(from int, meta []byte, n int) ([]byte, error) {
 	_, _, size, err := parseMsgHeader(meta)
 	if err != nil {
@@ -509,6 +512,7 @@ func (s msgSink) MsgBuffer(from int, meta []byte, n int) ([]byte, error) {
 	return slices.Grow([]byte(nil), n)[:n:n], nil
 }
 
+// Msg implements ep.MsgHandler: it queues the received tensor for Recv.
 func (s msgSink) Msg(from int, meta, buf []byte) {
 	tag, m, _, err := parseMsgHeader(meta)
 	if err != nil { // MsgBuffer accepted this header
@@ -519,6 +523,9 @@ func (s msgSink) Msg(from int, meta, buf []byte) {
 	s.t.deliver(from, tag, m)
 }
 
+// MsgEnd implements ep.MsgHandler: it records why the stream from rank
+// from ended (ep.ErrClosed for an orderly close), so that waiting and
+// later receives from it fail at once.
 func (s msgSink) MsgEnd(from int, err error) {
 	t := s.t
 	if err == nil {

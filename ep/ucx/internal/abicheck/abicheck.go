@@ -1,9 +1,5 @@
 //go:build cgo && ucxabi
 
-// Package abicheck reads the layout of the UCP structures and the values
-// of the UCP constants that package ucx hard-codes from the installed
-// <ucp/api/ucp.h> (cgo, libucx-dev), for ucx's ABI test (build tag
-// ucxabi). The ucx package itself never uses cgo.
 package abicheck
 
 /*
