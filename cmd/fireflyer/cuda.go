@@ -30,10 +30,7 @@ type cudaReport struct {
 
 func runCUDA(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		w := stderr
-		if len(args) > 0 {
-			w = stdout
-		}
+		w := stderr // -h too, like every flag set; 'fireflyer help cuda' sends it to stdout
 		fmt.Fprintln(w, "usage: fireflyer cuda info [--json]      driver, devices, NVRTC and JIT cache")
 		fmt.Fprintln(w, "       fireflyer cuda warmup [--arch A]  compile every kernel into the JIT cache")
 		if len(args) == 0 {

@@ -347,12 +347,14 @@ func FuzzEPLBInput(f *testing.F) {
 	})
 }
 
-func TestEPLBSVGWriteFailure(t *testing.T) {
+// TestEPLBSVGMissingDir: an --svg path in a directory that does not exist
+// is bad input, refused before the balancing runs.
+func TestEPLBSVGMissingDir(t *testing.T) {
 	code, stdout, stderr := runCLI(t, readmeJSON, append(slices.Clone(readmeFlags), "--json", "--svg", "/nonexistent/dir/out.svg")...)
-	if code != exitFail {
-		t.Errorf("exit %d, want %d", code, exitFail)
+	if code != exitUsage {
+		t.Errorf("exit %d, want %d", code, exitUsage)
 	}
-	if stdout != "" || !strings.Contains(stderr, "--svg: open /nonexistent/dir/out.svg") {
+	if stdout != "" || !strings.Contains(stderr, "--svg /nonexistent/dir/out.svg: directory /nonexistent/dir") {
 		t.Errorf("stdout %q, stderr %q", stdout, stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/term"
 )
@@ -64,15 +65,24 @@ func writeJSON(stdout, stderr io.Writer, name string, v any) int {
 }
 
 // checkOutFile reports, before any work, an output FILE argument that names
-// an existing directory (bad input, exit 2), as "--flag PATH: is a
-// directory". "" and "-" (standard output) pass; a path that cannot be
-// created for another reason is found when it is written (exit 1).
+// an existing directory, or whose directory is missing or not a directory
+// (bad input, exit 2), as "--flag PATH: ...". "" and "-" (standard output)
+// pass; a path that cannot be created for another reason (permissions, a
+// full disk) is found when it is written (exit 1).
 func checkOutFile(flag, path string) error {
 	if path == "" || path == "-" {
 		return nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return fmt.Errorf("--%s %s: is a directory, want a file name", flag, path)
+	}
+	// The file is created only after the work, so a directory that is not
+	// there is caught now rather than after a long run.
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("--%s %s: directory %s: %w", flag, path, dir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("--%s %s: %s is not a directory", flag, path, dir)
 	}
 	return nil
 }

@@ -80,3 +80,20 @@ func TestInfo(t *testing.T) {
 		t.Error("no RDMA device and no reason")
 	}
 }
+
+// TestSubcommandHelpStreams: 'fireflyer X -h' prints its help on standard
+// error and exits 0, like the flag package, for every subcommand; 'fireflyer
+// help X' prints the same text on standard output.
+func TestSubcommandHelpStreams(t *testing.T) {
+	for _, name := range commandNames() {
+		var out, errb bytes.Buffer
+		if code := run([]string{name, "-h"}, nil, &out, &errb); code != exitOK || out.Len() != 0 || errb.Len() == 0 {
+			t.Errorf("%s -h: exit %d, stdout %d bytes, stderr %d bytes", name, code, out.Len(), errb.Len())
+		}
+		out.Reset()
+		errb.Reset()
+		if code := run([]string{"help", name}, nil, &out, &errb); code != exitOK || out.Len() == 0 || errb.Len() != 0 {
+			t.Errorf("help %s: exit %d, stdout %d bytes, stderr %d bytes", name, code, out.Len(), errb.Len())
+		}
+	}
+}

@@ -48,7 +48,8 @@ func runMLA(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return runMLACase(withoutSparseFlags(args[1:]), stdout, stderr, args[0] == "bench")
 	case "-h", "--help", "-help", "help":
-		fmt.Fprint(stdout, mlaUsage)
+		fmt.Fprint(stderr, mlaUsage) // like every flag set's -h; 'fireflyer help mla' sends it to stdout
+
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "fireflyer mla: unknown verb %q\n\n%s", args[0], mlaUsage)

@@ -103,8 +103,8 @@ func TestScheduleSVG(t *testing.T) {
 		t.Fatalf("--svg -: code %d, %.40q", code, out)
 	}
 	_, errs, code := runScheduleCLI(t, "schedule", "--svg", filepath.Join(dir, "no", "such", "dir.svg"))
-	if code != 1 || !strings.Contains(errs, "--svg") {
-		t.Fatalf("unwritable --svg: code %d, %q", code, errs)
+	if code != 2 || !strings.Contains(errs, "--svg") {
+		t.Fatalf("--svg into a missing directory: code %d, %q; want 2 before any work", code, errs)
 	}
 }
 
