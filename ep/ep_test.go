@@ -238,3 +238,25 @@ func TestClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenTransportCancelled: a ctx that is already done opens nothing, for
+// an in-process transport too, and says so with ctx's error.
+func TestOpenTransportCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ts, err := ep.OpenTransport(ctx, "inproc", ep.TransportConfig{WorldSize: 2})
+	if err == nil || !errors.Is(err, context.Canceled) || !errors.Is(err, ep.ErrTransport) || ts != nil {
+		t.Fatalf("OpenTransport(cancelled) = %d transports, %v; want ErrTransport and context.Canceled", len(ts), err)
+	}
+	// A bad configuration is still reported as such.
+	if _, err := ep.OpenTransport(ctx, "inproc", ep.TransportConfig{WorldSize: 0}); !errors.Is(err, ep.ErrConfig) {
+		t.Fatalf("bad config with cancelled ctx: %v, want ErrConfig", err)
+	}
+	ts, err = ep.OpenTransport(context.Background(), "inproc", ep.TransportConfig{WorldSize: 2})
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("OpenTransport = %d, %v", len(ts), err)
+	}
+	for _, tr := range ts {
+		tr.Close()
+	}
+}

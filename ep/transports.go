@@ -56,7 +56,8 @@ var ErrUnknownTransport = registry.ErrUnknown
 // joins the group (a collective for process transports); see Opener for
 // what it returns. Errors wrap ErrUnknownTransport (with ErrConfig) for an
 // unregistered name, ErrConfig for a bad configuration and ErrTransport
-// when joining fails. Only linked packages register: a program that opens
+// when joining fails or ctx is already done (then with ctx.Err(), so
+// errors.Is(err, context.Canceled) holds). Only linked packages register: a program that opens
 // "inproc" imports ep/inproc, one that opens "tcp" or "unix" imports ep/sock
 // (a blank import is enough).
 func OpenTransport(ctx context.Context, name string, cfg TransportConfig) ([]Transport, error) {
@@ -66,6 +67,11 @@ func OpenTransport(ctx context.Context, name string, cfg TransportConfig) ([]Tra
 			err = fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		return nil, err
+	}
+	// A ctx that is already done joins nothing, whichever transport it is
+	// (an in-process one would otherwise never look at it).
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrTransport, name, err)
 	}
 	return open(ctx)
 }
