@@ -2,6 +2,7 @@ package eplb
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,10 @@ func TestBalance(t *testing.T) {
 	}
 	if b, i := Balance([]float64{0, 0}); b != 1 || i != 1 {
 		t.Fatalf("Balance(0, 0) = %v, %v; want 1, 1", b, i)
+	}
+	for _, bad := range [][]float64{{math.NaN(), 1}, {1, math.NaN()}, {-1, 1}, {-1, -2}, {math.Inf(1), 1}, {1, math.Inf(-1)}} {
+		if b, i := Balance(bad); !math.IsNaN(b) || !math.IsNaN(i) {
+			t.Errorf("Balance(%v) = %v, %v; want NaN, NaN", bad, b, i)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package eplb
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Metrics describes how well a plan balances a load. Loads are in the unit
 // of the weight (tokens, seconds), computed in float64; a slot of expert e
@@ -116,11 +119,17 @@ func Evaluate(weight [][]float32, plan *Plan, cfg Config) (*Metrics, error) {
 }
 
 // Balance returns the balancedness mean/max and the imbalance max/mean of
-// per-GPU loads (1, 1 when all are zero), the two figures Metrics holds per
-// layer.
+// per-GPU loads (1, 1 when all are zero or there are none), the two figures
+// Metrics holds per layer. Loads are non-negative and finite (token
+// counts); when one is NaN, ±Inf or negative, both results are NaN, so a
+// bad load cannot pass for a balanced one. Rebalance and Metrics reject
+// such loads with ErrLoad before they get here.
 func Balance(loads []float64) (balancedness, imbalance float64) {
 	var sum, mx float64
 	for _, x := range loads {
+		if !(x >= 0) || math.IsInf(x, 1) {
+			return math.NaN(), math.NaN()
+		}
 		sum += x
 		mx = max(mx, x)
 	}
