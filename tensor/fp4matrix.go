@@ -1,7 +1,5 @@
 package tensor
 
-import "fmt"
-
 // FP4 scale granularities along K (DeepGEMM's gran_k for FP4 operands).
 const (
 	// FP4ScaleK32 is one scale per 32 K-elements, DeepGEMM's FP4 weight
@@ -66,14 +64,8 @@ func (m *FP4Matrix) Host() (FP4Host, error) {
 	}
 	h := FP4Host{FP4Matrix: m}
 	var err error
-	if h.Data, err = HostSlice(m.Data); err != nil {
-		return FP4Host{}, fmt.Errorf("field Data: %w", err)
-	}
-	if h.ScalesF32, err = HostSlice(m.ScalesF32); err != nil {
-		return FP4Host{}, fmt.Errorf("field ScalesF32: %w", err)
-	}
-	if h.ScalesUE8M0, err = HostSlice(m.ScalesUE8M0); err != nil {
-		return FP4Host{}, fmt.Errorf("field ScalesUE8M0: %w", err)
+	if h.Data, h.ScalesF32, h.ScalesUE8M0, err = hostScaled(m.Data, m.ScalesF32, m.ScalesUE8M0); err != nil {
+		return FP4Host{}, err
 	}
 	return h, nil
 }
@@ -303,39 +295,12 @@ func DequantizeFP4(m *FP4Matrix) ([]float32, error) {
 // *FieldError wrapping ErrShape for no operands, a nil one or a mismatch,
 // the operand's own Check error, or one wrapping ErrNotHost.
 func StackFP4(ms ...*FP4Matrix) (*FP4Matrix, error) {
-	if len(ms) == 0 {
-		return nil, fieldErr("ms", ErrShape, "no matrices")
-	}
-	for i, m := range ms {
-		if m == nil {
-			return nil, fieldErr("ms", ErrShape, "matrix %d is nil", i)
-		}
+	data, sf, su, err := stackScaled(ms)
+	if err != nil {
+		return nil, err
 	}
 	f := ms[0]
 	out := &FP4Matrix{Groups: len(ms), Rows: f.Rows, K: f.K, ScaleK: f.ScaleK, Format: f.Format}
-	var data []E2M1x2
-	var sf []float32
-	var su []UE8M0
-	for i, m := range ms {
-		if err := m.Check(); err != nil {
-			return nil, err
-		}
-		if m.NumGroups() != 1 {
-			return nil, fieldErr("ms", ErrShape, "matrix %d has %d groups, want 1", i, m.NumGroups())
-		}
-		if m.Rows != f.Rows || m.K != f.K || m.ScaleK != f.ScaleK || m.Format != f.Format {
-			return nil, fieldErr("ms", ErrShape, "matrix %d differs from matrix 0 in shape or scale layout", i)
-		}
-		h, err := m.Host()
-		if err != nil {
-			return nil, err
-		}
-		for r := 0; r < m.Rows && m.K > 0; r++ {
-			data = append(data, h.Row(0, r)...)
-		}
-		sf = append(sf, h.ScalesF32...)
-		su = append(su, h.ScalesUE8M0...)
-	}
 	out.Data = Host[E2M1x2](data)
 	if f.Format == ScaleUE8M0 {
 		out.ScalesUE8M0 = Host[UE8M0](su)

@@ -88,14 +88,8 @@ func (m *FP8Matrix) Host() (FP8Host, error) {
 	}
 	h := FP8Host{FP8Matrix: m}
 	var err error
-	if h.Data, err = HostSlice(m.Data); err != nil {
-		return FP8Host{}, fmt.Errorf("field Data: %w", err)
-	}
-	if h.ScalesF32, err = HostSlice(m.ScalesF32); err != nil {
-		return FP8Host{}, fmt.Errorf("field ScalesF32: %w", err)
-	}
-	if h.ScalesUE8M0, err = HostSlice(m.ScalesUE8M0); err != nil {
-		return FP8Host{}, fmt.Errorf("field ScalesUE8M0: %w", err)
+	if h.Data, h.ScalesF32, h.ScalesUE8M0, err = hostScaled(m.Data, m.ScalesF32, m.ScalesUE8M0); err != nil {
+		return FP8Host{}, err
 	}
 	return h, nil
 }

@@ -249,39 +249,12 @@ func QuantizePerBlock(x []float32, rows, k int, opt QuantOptions) (*FP8Matrix, e
 // ErrShape for no operands, a nil one or a shape mismatch, the operand's own
 // Check error, or one wrapping ErrNotHost.
 func Stack(ms ...*FP8Matrix) (*FP8Matrix, error) {
-	if len(ms) == 0 {
-		return nil, fieldErr("ms", ErrShape, "no matrices")
-	}
-	for i, m := range ms {
-		if m == nil {
-			return nil, fieldErr("ms", ErrShape, "matrix %d is nil", i)
-		}
+	data, sf, su, err := stackScaled(ms)
+	if err != nil {
+		return nil, err
 	}
 	f := ms[0]
 	out := &FP8Matrix{Groups: len(ms), Rows: f.Rows, K: f.K, ScaleRows: f.ScaleRows, Format: f.Format}
-	var data []E4M3
-	var sf []float32
-	var su []UE8M0
-	for i, m := range ms {
-		if err := m.Check(); err != nil {
-			return nil, err
-		}
-		if m.NumGroups() != 1 {
-			return nil, fieldErr("ms", ErrShape, "matrix %d has %d groups, want 1", i, m.NumGroups())
-		}
-		if m.Rows != f.Rows || m.K != f.K || m.ScaleRows != f.ScaleRows || m.Format != f.Format {
-			return nil, fieldErr("ms", ErrShape, "matrix %d differs from matrix 0 in shape or scale layout", i)
-		}
-		h, err := m.Host()
-		if err != nil {
-			return nil, err
-		}
-		for r := 0; r < m.Rows && m.K > 0; r++ {
-			data = append(data, h.Row(0, r)...)
-		}
-		sf = append(sf, h.ScalesF32...)
-		su = append(su, h.ScalesUE8M0...)
-	}
 	out.Data = Host[E4M3](data)
 	if sf != nil {
 		out.ScalesF32 = Host[float32](sf)
