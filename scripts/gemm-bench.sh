@@ -8,6 +8,7 @@
 # Usage: scripts/gemm-bench.sh [-rounds N] [-shapes "M,N,K;..."] [-grouped=false]
 #
 # Usage: scripts/gemm-bench.sh -threads 1 -kernels avx2 -mla   (an AVX2-only CPU's view)
+# Usage: scripts/gemm-bench.sh -sparse -rounds 2 -threads 1   (V3.2 sparse prefill vs OpenBLAS)
 #
 # OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) may be set in the environment;
 # they force an older OpenBLAS kernel, so they are unset for this command

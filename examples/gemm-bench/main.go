@@ -209,6 +209,10 @@ func main() {
 	training := flag.Bool("training", false, "instead: compare the training calls (NN/TN/TT layouts, k-grouped, m-grouped BF16) with dense NT at equal FLOPs on -shapes")
 	kgGroups := flag.Int("kgroups", 8, "with -training: groups of the k-grouped calls (0: skip them)")
 	kgK := flag.Int("kgk", 4096, "with -training: K per group of the k-grouped calls (a multiple of 128)")
+	sparse := flag.Bool("sparse", false, "instead: compare DeepSeek-V3.2 sparse prefill (mla.SparsePrefill, h_q=128, d_qk=576) with OpenBLAS on equal FLOPs")
+	sparseSQ := flag.Int("sparse-sq", 4096, "with -sparse: query tokens s_q")
+	sparseSKV := flag.Int("sparse-skv", 8192, "with -sparse: KV rows s_kv")
+	sparseTopK := flag.Int("sparse-topk", 2048, "with -sparse: indices per query token")
 	fp4 := flag.Bool("fp4", false, "compare only the FP8×FP4 calls with the dense FP8 call at equal FLOPs")
 	fp4Shapes := flag.String("fp4-shapes", "4,4096,4096,7168;8,4096,7168,2048;4,4096,4096,4096", "with -fp4: semicolon-separated G,M,N,K cases")
 	flag.Parse()
@@ -298,6 +302,10 @@ func main() {
 	fmt.Printf("kernel %s, %d thread(s), %s, %d rounds (best kept)\n\n", be.Kernel(), nthreads, timing, *rounds)
 	if *indexer {
 		indexerBench(be, ob, clk, *rounds, 4, 64, 128, *indexerCtx, 2048)
+		return
+	}
+	if *sparse {
+		sparsePrefillBench(*kernelSet, ob, clk, *rounds, *sparseSQ, 128, *sparseSKV, *sparseTopK)
 		return
 	}
 	if *training {
