@@ -375,12 +375,17 @@ func (r *Ring) dispatchLocked(now time.Time) error {
 // dispatched or pending in an AtMost batch (ErrWouldStall, at once, with
 // what is ready: for example Exact batching with fewer than Depth requests
 // queued); or, with RingOpts.Timeout, until no completion has arrived
-// for that long (ErrTimeout, with what is ready). Completions come in
-// completion order. It does not allocate.
+// for that long (ErrTimeout, with what is ready). After a Close that
+// released the ring it returns ErrClosed. Completions come in completion
+// order. It does not allocate.
 func (r *Ring) Wait(ctx context.Context, out []Completion, minN int) (int, error) {
 	want := max(0, min(minN, len(out)))
 	r.cmu.Lock()
 	defer r.cmu.Unlock()
+	if r.released {
+		// The engine's memory (an io_uring's mapped queues) is gone.
+		return 0, ErrClosed
+	}
 	n := 0
 	done := ctx.Done()
 	var stallAt time.Time // RingOpts.Timeout past the last progress

@@ -528,6 +528,14 @@ func testCloseRing(t *testing.T, open Opener) {
 	if _, err := s.wr.Prep(fs.Req{File: s.f, Buf: must(s.buf.Region(0, 1))}); !errors.Is(err, fs.ErrClosed) {
 		t.Errorf("Prep after Close: %v, want ErrClosed", err)
 	}
+	// The ring's resources are gone (on uring its mapped queues): Wait
+	// and Submit fail instead of reading them.
+	if n, err := s.wr.Wait(context.Background(), s.out, 0); n != 0 || !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Wait after Close: %d, %v, want 0, ErrClosed", n, err)
+	}
+	if err := s.wr.Submit(); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Submit after Close: %v, want ErrClosed", err)
+	}
 	if err := s.f.Close(); err != nil {
 		t.Errorf("File.Close after ring closed: %v", err)
 	}
@@ -551,6 +559,9 @@ func testCloseClient(t *testing.T, open Opener) {
 	}
 	if _, err := c.NewBuffer(10, fs.BufferOpts{}); !errors.Is(err, fs.ErrClosed) {
 		t.Errorf("NewBuffer after Close: %v, want ErrClosed", err)
+	}
+	if n, err := s.rd.Wait(context.Background(), s.out, 1); n != 0 || !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Wait on a ring of a closed Client: %d, %v, want 0, ErrClosed", n, err)
 	}
 }
 
