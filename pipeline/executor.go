@@ -118,8 +118,11 @@ func IsForwardOnly(ctx context.Context) bool {
 
 // CheckRankMapping reports whether m is a valid StepOptions.RankMapping for
 // ranks ranks (nil is) and returns its inverse (pipeline rank → transport
-// rank). Errors wrap ErrParam.
+// rank). Errors wrap ErrParam, also for ranks outside 1…MaxRanks.
 func CheckRankMapping(m []int, ranks int) ([]int, error) {
+	if ranks < 1 || ranks > MaxRanks {
+		return nil, fmt.Errorf("%w: rank mapping for %d ranks: want 1…%d", ErrParam, ranks, MaxRanks)
+	}
 	inv := make([]int, ranks)
 	if m == nil {
 		for i := range inv {

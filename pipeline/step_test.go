@@ -244,6 +244,16 @@ func TestStepRankMapping(t *testing.T) {
 	if err != nil || !slices.Equal(inv, []int{1, 3, 0, 2}) {
 		t.Fatalf("inverse %v, %v", inv, err)
 	}
+	// A rank count no schedule can have is refused, not allocated (a
+	// negative one used to panic in make, 2^40 to exhaust memory).
+	for _, n := range []int{0, -1, MaxRanks + 1, 1 << 40} {
+		if inv, err := CheckRankMapping(nil, n); !errors.Is(err, ErrParam) || inv != nil {
+			t.Errorf("CheckRankMapping(nil, %d) = %v, %v; want ErrParam", n, inv, err)
+		}
+	}
+	if inv, err := CheckRankMapping(nil, MaxRanks); err != nil || len(inv) != MaxRanks || inv[MaxRanks-1] != MaxRanks-1 {
+		t.Errorf("CheckRankMapping(nil, MaxRanks): len %d, %v", len(inv), err)
+	}
 	ex := fx.executor(true)
 	net := NewChanNetwork[[]float64](4)
 	var mu sync.Mutex
