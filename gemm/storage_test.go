@@ -3,7 +3,9 @@ package gemm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
@@ -150,5 +152,36 @@ func TestDeviceStorage(t *testing.T) {
 	// The device backend refuses host storage the same way.
 	if err := gemm.FP8GemmNT(context.Background(), be, a, b, &gemm.Out{Rows: m, Cols: n, F32: tensor.HostOf(got)}); !errors.Is(err, tensor.ErrNotHost) {
 		t.Fatalf("device backend on host storage: %v", err)
+	}
+}
+
+// TestHostNil: the host resolvers refuse a nil operand or output with an
+// error naming it and wrapping ErrShape (they used to panic for the BF16
+// operands and the output).
+func TestHostNil(t *testing.T) {
+	bf := &gemm.BF16Matrix{Rows: 1, K: 1, Data: tensor.Host[tensor.BF16]{0}}
+	f8 := &tensor.FP8Matrix{Rows: 1, K: 1, ScaleRows: 1, Data: tensor.Host[tensor.E4M3]{0}, ScalesF32: tensor.Host[float32]{1}}
+	d := &gemm.Out{Rows: 1, Cols: 1, F32: tensor.Host[float32]{0}}
+	errOf := func(_, _, _ any, err error) error { return err }
+	var nilMN *gemm.BF16MNMatrix
+	_, errMN := nilMN.Host()
+	for _, c := range []struct {
+		name, arg string
+		err       error
+	}{
+		{"HostBF16 nil a", "a", errOf(gemm.HostBF16("ref", nil, bf, d))},
+		{"HostBF16 nil b", "b", errOf(gemm.HostBF16("ref", bf, nil, d))},
+		{"HostBF16 nil d", "d", errOf(gemm.HostBF16("ref", bf, bf, nil))},
+		{"HostFP8 nil a", "a", errOf(gemm.HostFP8("ref", nil, f8, d))},
+		{"HostFP8 nil d", "d", errOf(gemm.HostFP8("ref", f8, f8, nil))},
+		{"BF16MNMatrix.Host nil", "m", errMN},
+	} {
+		if !errors.Is(c.err, gemm.ErrShape) || errors.Is(c.err, gemm.ErrUnsupported) ||
+			!strings.HasPrefix(fmt.Sprint(c.err), "gemm: "+c.arg+": ") {
+			t.Errorf("%s: %v, want ErrShape naming %s", c.name, c.err, c.arg)
+		}
+	}
+	if err := errOf(gemm.HostBF16("ref", bf, bf, d)); err != nil {
+		t.Errorf("HostBF16 on host operands: %v", err)
 	}
 }

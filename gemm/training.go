@@ -44,8 +44,12 @@ type BF16MNHost struct {
 }
 
 // Host resolves m's storage to a host slice once (no copy). Errors: one
-// wrapping tensor.ErrNotHost for storage the CPU cannot address.
+// wrapping tensor.ErrNotHost for storage the CPU cannot address; a nil m is
+// ErrShape.
 func (m *BF16MNMatrix) Host() (BF16MNHost, error) {
+	if m == nil {
+		return BF16MNHost{}, argErr("m", ErrShape, "nil matrix")
+	}
 	d, err := tensor.HostSlice(m.Data)
 	if err != nil {
 		return BF16MNHost{}, fmt.Errorf("field Data: %w", err)

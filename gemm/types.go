@@ -26,8 +26,12 @@ type BF16Host struct {
 }
 
 // Host resolves m's storage to a host slice once (no copy). Errors: one
-// wrapping tensor.ErrNotHost for storage the CPU cannot address.
+// wrapping tensor.ErrNotHost for storage the CPU cannot address; a nil m is
+// ErrShape.
 func (m *BF16Matrix) Host() (BF16Host, error) {
+	if m == nil {
+		return BF16Host{}, argErr("m", ErrShape, "nil matrix")
+	}
 	d, err := tensor.HostSlice(m.Data)
 	if err != nil {
 		return BF16Host{}, fmt.Errorf("field Data: %w", err)
@@ -85,8 +89,12 @@ type OutHost struct {
 }
 
 // Host resolves o's storage to host slices once (no copy). Errors: one
-// wrapping tensor.ErrNotHost for storage the CPU cannot address.
+// wrapping tensor.ErrNotHost for storage the CPU cannot address; a nil o is
+// ErrShape.
 func (o *Out) Host() (OutHost, error) {
+	if o == nil {
+		return OutHost{}, argErr("d", ErrShape, "nil output")
+	}
 	h := OutHost{Out: o}
 	var err error
 	if h.BF16, err = tensor.HostSlice(o.BF16); err != nil {
