@@ -199,7 +199,11 @@ func (t *Transport) Close() error {
 // fn on each with that rank's transport, closes the transports and returns
 // the ranks' errors joined (each prefixed by its rank). When a rank fails,
 // the context passed to the others is cancelled so that none waits forever.
+// A nil fn is ep.ErrConfig.
 func Run(ctx context.Context, ranks int, fn func(ctx context.Context, t ep.Transport) error) error {
+	if fn == nil {
+		return fmt.Errorf("%w: inproc.Run: nil fn", ep.ErrConfig)
+	}
 	ts, err := New(ranks)
 	if err != nil {
 		return err
@@ -231,7 +235,11 @@ func Run(ctx context.Context, ranks int, fn func(ctx context.Context, t ep.Trans
 
 // RunBuffers is Run with an ep.Buffer created on every rank from opts: the
 // shortest way to drive R in-process ranks, as the project demo does.
+// A nil fn is ep.ErrConfig.
 func RunBuffers(ctx context.Context, ranks int, opts ep.Options, fn func(ctx context.Context, b *ep.Buffer) error) error {
+	if fn == nil {
+		return fmt.Errorf("%w: inproc.RunBuffers: nil fn", ep.ErrConfig)
+	}
 	return Run(ctx, ranks, func(ctx context.Context, t ep.Transport) error {
 		b, err := ep.New(ctx, t, opts)
 		if err != nil {

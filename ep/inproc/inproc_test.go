@@ -26,3 +26,16 @@ func TestNewRanksRange(t *testing.T) {
 		}
 	}
 }
+
+// TestRunNilFn: Run and RunBuffers refuse a nil function with ErrConfig
+// before starting any rank (every rank used to panic on it, recovered into
+// an error that wrapped no sentinel).
+func TestRunNilFn(t *testing.T) {
+	ctx := context.Background()
+	if err := inproc.Run(ctx, 2, nil); !errors.Is(err, ep.ErrConfig) {
+		t.Errorf("Run(nil fn) = %v, want ErrConfig", err)
+	}
+	if err := inproc.RunBuffers(ctx, 2, ep.Options{}, nil); !errors.Is(err, ep.ErrConfig) {
+		t.Errorf("RunBuffers(nil fn) = %v, want ErrConfig", err)
+	}
+}
