@@ -56,11 +56,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	name := args[0]
-	switch name {
-	case "help", "-h", "--help", "-help":
+	if isHelp(name) {
 		// Asked-for help goes to standard output, every flag with its
 		// default (shared/CLI.md), so that it can be paged or grepped.
-		if len(args) > 1 {
+		if len(args) > 1 && !isHelp(args[1]) {
 			c, ok := commands[args[1]]
 			if !ok {
 				fmt.Fprintf(stderr, "fireflyer: unknown subcommand %q\n\n", args[1])
@@ -83,6 +82,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return c.run(args[1:], stdin, stdout, stderr)
+}
+
+// isHelp reports whether arg asks for help ("help", "-h", "--help",
+// "-help"), so that "fireflyer help help" and "fireflyer help -h" print
+// the help like "fireflyer help".
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--help", "-help":
+		return true
+	}
+	return false
 }
 
 // commandNames returns the registered subcommands in name order, less

@@ -37,6 +37,13 @@ func TestDispatcher(t *testing.T) {
 	if code, stdout, stderr := runCLI(t, "", "help", "info"); code != exitOK || stderr != "" || !strings.Contains(stdout, "-json") {
 		t.Errorf("help info: code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	// Help about help is the help (these used to be "unknown subcommand",
+	// exit 2).
+	for _, h := range []string{"help", "-h", "--help"} {
+		if code, out, stderr := runCLI(t, "", "help", h); code != exitOK || stderr != "" || out != stdout {
+			t.Errorf("help %s: code %d, stderr %q, stdout differs from help's: %v", h, code, stderr, out != stdout)
+		}
+	}
 	if code, _, stderr := runCLI(t, "", "help", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown subcommand "frobnicate"`) {
 		t.Errorf("help frobnicate: code %d, stderr %q", code, stderr)
 	}
