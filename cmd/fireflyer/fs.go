@@ -112,6 +112,11 @@ func runFSBench(args []string, stdout, stderr io.Writer) int {
 		return bad("want exactly one PATH argument, got %d", fl.NArg())
 	}
 	cfg.Path = fl.Arg(0)
+	if cfg.Path == "-" {
+		// '-' means standard input everywhere else (shared conventions);
+		// it used to create and benchmark a file named "-" here.
+		return bad("PATH \"-\": fs bench needs a file to benchmark on, not standard input (write ./- for a file named -)")
+	}
 	var err error
 	if cfg.BS, err = parseSize(bs); err != nil || cfg.BS <= 0 || cfg.BS > 1<<30 {
 		return bad("--bs %q: want a size in 1..1G", bs)

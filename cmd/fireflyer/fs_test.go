@@ -111,6 +111,8 @@ func TestFSBenchBadPath(t *testing.T) {
 		{[]string{dir}, "is a directory"},
 		{[]string{"/dev/null"}, "not a regular file"},
 		{[]string{dir + "/missing/f.dat"}, "does not exist"},
+		// "-" is standard input elsewhere; it used to create ./- here
+		{[]string{"--size", "4k", "-"}, `PATH "-"`},
 		// a 100 TB file used to be laid out until the disk filled
 		{[]string{"--size", "100t", dir + "/f.dat"}, "--size 100t"},
 		{[]string{"--backend", "uring", "--size", "100t", dir + "/f.dat"}, "--size"},
@@ -126,8 +128,10 @@ func TestFSBenchBadPath(t *testing.T) {
 			t.Errorf("%v: wrote to stdout: %q", c.args, out.String())
 		}
 	}
-	if _, err := os.Stat(dir + "/f.dat"); !os.IsNotExist(err) {
-		t.Errorf("a refused run created the file: %v", err)
+	for _, f := range []string{dir + "/f.dat", "-"} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("a refused run created %s: %v", f, err)
+		}
 	}
 }
 
