@@ -314,7 +314,7 @@ func (b *hf3fsBackend) submitSem(prio int) (*hf3fs.Sem, error) {
 // Negative depths are not emitted: newer daemons reject them
 // (IovTable.cc parseKey reads the depth as a non-negative int), and on
 // older ones the AtMost timeout may never flush a partial batch
-// (shared/specs/3fs.md §1); the Ring keeps the AtMost timer itself.
+// at all; the Ring keeps the AtMost timer itself.
 func ringKey(o RingOpts) hf3fs.Key {
 	k := hf3fs.Key{ID: newID(), Ring: true, Read: o.Op == Read, Prio: hf3fs.PrioNormal, Flags: uint64(o.Flags)}
 	switch o.Batch.Mode {

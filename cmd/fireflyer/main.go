@@ -58,7 +58,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := args[0]
 	if isHelp(name) {
 		// Asked-for help goes to standard output, every flag with its
-		// default (shared/CLI.md), so that it can be paged or grepped.
+		// default (the conventions in README.md), so that it can be paged or grepped.
 		if len(args) > 1 && !isHelp(args[1]) {
 			c, ok := commands[args[1]]
 			if !ok {

@@ -172,7 +172,7 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 		// The picture goes to the file; standard output keeps what the
-		// other flags ask for (shared/CLI.md: "prints nothing extra").
+		// other flags ask for (the --svg convention: "prints nothing extra").
 	}
 
 	w := bufio.NewWriter(stdout)
