@@ -37,7 +37,7 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "model config.json (default: DeepSeek-V3's published config, shipped in the binary)")
 	fs.StringVar(&o.FSBackend, "fs-backend", "auto", "fs backend for checkpoint I/O: auto, uring, posix, hf3fs or mem")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
-	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file")
+	svg := fs.String("svg", "", "draw the simulated DualPipe schedule to this SVG file ('-': to standard output instead of the table)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long (with --transport tcp|unix|ucx also every rank process: ranks still running then are killed)")
 	if code, ok := parseNoArgs(fs, args, stderr); !ok {
 		return code
@@ -72,6 +72,10 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	// seconds to minutes.
 	if err := checkOutFile("svg", *svg); err != nil {
 		fmt.Fprintf(stderr, "fireflyer demo: %v\n", err)
+		return exitUsage
+	}
+	if *svg == "-" && *asJSON {
+		fmt.Fprintln(stderr, "fireflyer demo: --svg - writes the picture to standard output; drop --json")
 		return exitUsage
 	}
 	if o.Checkpoint != "" {
@@ -109,11 +113,26 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitFail
 	}
+	svgOpts := pipesvg.Options{Report: res.Report(),
+		Title: fmt.Sprintf("DualPipe, 16 stages, 32 micro-batches, F=%d µs (measured)", res.Pipeline.F)}
+	if *svg == "-" {
+		// The picture replaces the table on standard output (as eplb's and
+		// schedule's --svg -; it used to create a file named "-").
+		if err := pipesvg.Write(stdout, res.Schedule(), svgOpts); err != nil {
+			fmt.Fprintln(stderr, "fireflyer demo: --svg:", err)
+			return exitFail
+		}
+		if !res.OK {
+			// The failed check's readings are diagnostics here.
+			demo.PrintTable(stderr, res)
+			return exitFail
+		}
+		return exitOK
+	}
 	if *svg != "" {
 		f, err := os.Create(*svg)
 		if err == nil {
-			err = pipesvg.Write(f, res.Schedule(), pipesvg.Options{Report: res.Report(),
-				Title: fmt.Sprintf("DualPipe, 16 stages, 32 micro-batches, F=%d µs (measured)", res.Pipeline.F)})
+			err = pipesvg.Write(f, res.Schedule(), svgOpts)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}

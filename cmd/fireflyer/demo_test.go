@@ -28,6 +28,20 @@ func TestDemoCLI(t *testing.T) {
 		t.Fatalf("svg: %v", err)
 	}
 
+	// --svg - puts the picture, and only it, on standard output, like
+	// eplb's and schedule's (it used to create a file named "-"); with
+	// --json it is a usage error.
+	code, stdout, stderr = runCLI(t, "", "demo", "--scale", "64", "--batch", "8", "--ranks", "2", "--prefix", "24", "--svg", "-")
+	if code != exitOK || !strings.HasPrefix(stdout, "<svg") || !strings.HasSuffix(strings.TrimSpace(stdout), "</svg>") || stderr != "" {
+		t.Fatalf("--svg -: exit %d, stderr %q, stdout starts %q", code, stderr, stdout[:min(len(stdout), 80)])
+	}
+	if _, err := os.Stat("-"); !os.IsNotExist(err) {
+		t.Fatalf("--svg - created a file named -: %v", err)
+	}
+	if code, stdout, stderr := runCLI(t, "", "demo", "--svg", "-", "--json"); code != exitUsage || stdout != "" || !strings.Contains(stderr, "--svg -") {
+		t.Fatalf("--svg - --json: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
 	code, stdout, _ = runCLI(t, "", "demo", "--scale", "64", "--batch", "8", "--ranks", "2", "--prefix", "24", "--json")
 	var obj map[string]any
 	dec := json.NewDecoder(strings.NewReader(stdout))
