@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -95,6 +96,11 @@ func ParseHeader(b []byte, fileSize int64) (*Header, error) {
 		return nil, fmt.Errorf("%w: header length %d, only %d bytes follow", ErrTruncated, n, len(b)-8)
 	}
 	js := b[8 : 8+n]
+	if !utf8.Valid(js) {
+		// Upstream reads the header as a UTF-8 string; JSON decoding here
+		// would replace the bad bytes with U+FFFD instead.
+		return nil, fmt.Errorf("%w: header is not valid UTF-8", ErrFormat)
+	}
 	if len(bytes.TrimSpace(js)) == 0 || bytes.TrimLeft(js, " \t\r\n")[0] != '{' {
 		return nil, fmt.Errorf("%w: header is not a JSON object", ErrFormat)
 	}

@@ -218,6 +218,10 @@ func TestMalformed(t *testing.T) {
 		{"missing offsets", header(`{"a":{"dtype":"U8","shape":[1]}}`, 1), safetensors.ErrFormat},
 		{"unknown field", header(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}`, 1), safetensors.ErrFormat},
 		{"garbage after object", header(`{} {}`, 0), safetensors.ErrFormat},
+		// Upstream reads the header as UTF-8 and rejects it otherwise; Go's
+		// JSON decoder used to turn the bytes into U+FFFD silently.
+		{"invalid UTF-8 name", header("{\"w\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1), safetensors.ErrFormat},
+		{"invalid UTF-8 metadata", header("{\"__metadata__\":{\"k\":\"\xc3\"}}", 0), safetensors.ErrFormat},
 		{"overflowing shape", header(`{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,4]}}`, 4), safetensors.ErrFormat},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
