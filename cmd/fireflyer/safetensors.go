@@ -8,8 +8,10 @@ import (
 	"io"
 	iofs "io/fs"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/fireflyer-go/fireflyer/fs/safetensors"
 )
@@ -104,16 +106,33 @@ func runSafetensors(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(stdout, "__metadata__ %s %s\n", k, h.Metadata[k])
+		fmt.Fprintf(stdout, "__metadata__ %s %s\n", lsField(k, false), lsField(h.Metadata[k], true))
 	}
 	for _, t := range h.Tensors {
 		dims := make([]string, len(t.Shape))
 		for i, d := range t.Shape {
 			dims[i] = fmt.Sprint(d)
 		}
-		fmt.Fprintf(stdout, "%s %s [%s] %d\n", t.Name, dtypeLabel(t), strings.Join(dims, ","), t.End-t.Begin)
+		fmt.Fprintf(stdout, "%s %s [%s] %d\n", lsField(t.Name, false), dtypeLabel(t), strings.Join(dims, ","), t.End-t.Begin)
 	}
 	return exitOK
+}
+
+// lsField returns a name or metadata string from the file as ls prints it:
+// as it is, or Go-quoted when printing it raw would break the one line per
+// entry, space-separated format or reach the terminal as control codes (a
+// newline, an escape sequence, invalid UTF-8, and for a name or key, which
+// are not the last field, a space or nothing at all).
+func lsField(s string, last bool) string {
+	if s == "" && !last || strings.HasPrefix(s, `"`) || !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) || r == ' ' && !last {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // readHeaderStream reads the 8-byte length prefix and the JSON header from r

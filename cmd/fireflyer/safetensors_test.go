@@ -140,3 +140,40 @@ func TestSafetensorsLsMissingFileIsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestSafetensorsLsQuotesOddNames: a tensor name or metadata entry holding
+// a newline, a control code or a space is printed Go-quoted,
+// so that every entry stays one line of space-separated fields and no
+// escape sequence from the file reaches the terminal (they used to be
+// printed raw). Ordinary names are printed as they are.
+func TestSafetensorsLsQuotesOddNames(t *testing.T) {
+	hdr := "{\"__metadata__\":{\"note\":\"two\\nlines\",\"a b\":\"x y\"}," +
+		"\"evil\\u001b[2J\\nfake F32 [1] 4\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}," +
+		"\"has space\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}," +
+		"\"plain.w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}"
+	file := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	file = append(append(file, hdr...), make([]byte, 12)...)
+	var out, errb bytes.Buffer
+	if code := run([]string{"safetensors", "ls", "-"}, bytes.NewReader(file), &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	want := map[string]bool{
+		`__metadata__ "a b" x y`:                  true,
+		`__metadata__ note "two\nlines"`:          true,
+		`"evil\x1b[2J\nfake F32 [1] 4" F32 [1] 4`: true,
+		`"has space" F32 [1] 4`:                   true,
+		`plain.w F32 [1] 4`:                       true,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), out.String())
+	}
+	for _, l := range got {
+		if strings.ContainsRune(l, 0x1b) {
+			t.Errorf("raw escape code in %q", l)
+		}
+		if !want[l] {
+			t.Errorf("unexpected line %q", l)
+		}
+	}
+}
