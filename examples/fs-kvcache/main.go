@@ -291,6 +291,11 @@ func fakeKV(tokens []int32) []byte {
 // turn: a hit reuses the longest cached prefix, then the whole prompt's
 // KV is stored.
 func demo(ctx context.Context, w io.Writer, c *fs.Client, requests int, capacity int64) error {
+	if requests < 1 {
+		// The report's reuse percentage is over the requests' tokens (it
+		// used to print NaN% for 0 requests).
+		return fmt.Errorf("-requests %d must be ≥ 1", requests)
+	}
 	s, err := Open(c, capacity)
 	if err != nil {
 		return err

@@ -162,4 +162,8 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(out.String(), "60 requests") || !strings.Contains(out.String(), "reused from cache") {
 		t.Fatalf("demo output %q", out.String())
 	}
+	out.Reset()
+	if err := demo(context.Background(), &out, c, 0, 4<<20); err == nil || !strings.Contains(err.Error(), "-requests 0") || out.Len() != 0 {
+		t.Fatalf("0 requests: %v, output %q; want an error naming -requests", err, out.String())
+	}
 }
