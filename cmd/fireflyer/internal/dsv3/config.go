@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 )
@@ -105,11 +106,25 @@ func (c Config) IsV32() bool { return c.IndexTopK > 0 || c.IndexNHeads > 0 || c.
 // softmax_scale (inference/model.py Indexer; no YaRN mscale).
 func (c Config) IndexerSoftmaxScale() float64 { return 1 / math.Sqrt(float64(c.IndexHeadDim)) }
 
-// LoadConfig reads and validates a config.json file.
+// MaxConfigBytes bounds a config.json LoadConfig reads (the published one
+// is under 2 KB), so that a path such as /dev/zero is refused instead of
+// read until memory runs out.
+const MaxConfigBytes = 1 << 20
+
+// LoadConfig reads and validates a config.json file. A file longer than
+// MaxConfigBytes is ErrConfig.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return Config{}, err
+	}
+	if len(b) > MaxConfigBytes {
+		return Config{}, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, MaxConfigBytes)
 	}
 	return ParseConfig(b)
 }

@@ -3,6 +3,8 @@ package dsv3
 import (
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -121,5 +123,37 @@ func TestRopeInvFreqYaRN(t *testing.T) {
 	c.RopeScaling = nil
 	if f := RopeInvFreq(c); math.Abs(f[31]-0.0001333521432163324) > 1e-18 {
 		t.Errorf("without rope_scaling inv_freq[31] = %v", f[31])
+	}
+}
+
+// TestLoadConfigBounded: LoadConfig reads at most MaxConfigBytes, so that an
+// endless file (/dev/zero) or a huge one is ErrConfig at once instead of
+// exhausting memory; the published config still loads from a file.
+func TestLoadConfigBounded(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(good, publishedConfig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := LoadConfig(good); err != nil || c.HiddenSize != 7168 {
+		t.Fatalf("LoadConfig(published) = hidden %d, %v", c.HiddenSize, err)
+	}
+	// The published config padded past the bound with whitespace: valid
+	// JSON, refused for its size.
+	big := filepath.Join(dir, "big.json")
+	padded := append(append([]byte(nil), publishedConfig...), make([]byte, MaxConfigBytes)...)
+	for i := len(publishedConfig); i < len(padded); i++ {
+		padded[i] = ' '
+	}
+	if err := os.WriteFile(big, padded, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(big); !errors.Is(err, ErrConfig) {
+		t.Fatalf("LoadConfig(%d bytes) = %v, want ErrConfig", len(padded), err)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if _, err := LoadConfig("/dev/zero"); !errors.Is(err, ErrConfig) {
+			t.Errorf("LoadConfig(/dev/zero) = %v, want ErrConfig", err)
+		}
 	}
 }
