@@ -235,7 +235,7 @@ type Entry struct {
 // aligned to its element size, as the reference writer does), and padding
 // the header with spaces so data starts at a multiple of 8. It returns the
 // header bytes and the entries in data order. Errors: ErrFormat for an
-// empty, reserved or duplicate name; tensor.ErrShape/ErrDType for a tensor
+// empty, reserved, duplicate or not UTF-8 name or metadata string; tensor.ErrShape/ErrDType for a tensor
 // that fails Check, is not contiguous or has a dtype safetensors lacks.
 func EncodeHeader(entries []Entry, meta map[string]string) ([]byte, []Entry, error) {
 	order := append([]Entry(nil), entries...)
@@ -246,6 +246,11 @@ func EncodeHeader(entries []Entry, meta map[string]string) ([]byte, []Entry, err
 		}
 		if seen[e.Name] {
 			return nil, nil, fmt.Errorf("%w: duplicate tensor name %q", ErrFormat, e.Name)
+		}
+		if !utf8.ValidString(e.Name) {
+			// JSON encoding would write another name (U+FFFD for the bad
+			// bytes), under which the reader then finds the tensor.
+			return nil, nil, fmt.Errorf("%w: tensor name %q is not valid UTF-8", ErrFormat, e.Name)
 		}
 		seen[e.Name] = true
 		t := e.Tensor
@@ -266,6 +271,11 @@ func EncodeHeader(entries []Entry, meta map[string]string) ([]byte, []Entry, err
 		a, b := order[i].Tensor.DType.Size(), order[j].Tensor.DType.Size()
 		return a > b || a == b && order[i].Name < order[j].Name
 	})
+	for k, v := range meta {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, nil, fmt.Errorf("%w: metadata %q: %q is not valid UTF-8", ErrFormat, k, v)
+		}
+	}
 	var buf bytes.Buffer
 	buf.WriteByte('{')
 	if len(meta) > 0 {

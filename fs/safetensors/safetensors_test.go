@@ -305,6 +305,16 @@ func TestWriteErrors(t *testing.T) {
 	if err := safetensors.Write(context.Background(), c, "x", []safetensors.Entry{{Name: "s", Tensor: strided}}, nil); !errors.Is(err, tensor.ErrShape) {
 		t.Fatalf("non-contiguous tensor: %v", err)
 	}
+	// Names and metadata that are not UTF-8 would be written as other
+	// strings (U+FFFD for the bad bytes); they are refused.
+	ok := &tensor.Tensor{DType: tensor.F32, Shape: []int{1}, Strides: []int{1}, Data: make([]byte, 4)}
+	if err := safetensors.Write(context.Background(), c, "x", []safetensors.Entry{{Name: "w\xff", Tensor: ok}}, nil); !errors.Is(err, safetensors.ErrFormat) {
+		t.Fatalf("name not UTF-8: %v", err)
+	}
+	if err := safetensors.Write(context.Background(), c, "x", []safetensors.Entry{{Name: "w", Tensor: ok}},
+		&safetensors.Options{Metadata: map[string]string{"k": "\xc3"}}); !errors.Is(err, safetensors.ErrFormat) {
+		t.Fatalf("metadata not UTF-8: %v", err)
+	}
 	efs.SetRules(errorfs.Rule{Match: func(i errorfs.Info) bool { return i.Off > 0 }, Inject: errorfs.Injection{Err: syscall.EIO}})
 	if err := safetensors.Write(context.Background(), c, "x", sample(t), &safetensors.Options{Chunk: 64}); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("EIO during write: %v", err)
