@@ -36,6 +36,8 @@ func TestBadInputExit2(t *testing.T) {
 		{"", []string{"gemm", "--repeats", "0"}, "--repeats"},
 		{"", []string{"demo", "--checkpoint", file}, "--checkpoint"},
 		{"", []string{"demo", "--svg", dir}, "--svg"},
+		{"", []string{"safetensors", "ls", "/dev/zero"}, "not a regular file"},
+		{"", []string{"mla", "plan", "/dev/zero"}, "seqlens"},
 		{"", []string{"demo", "--svg", filepath.Join(dir, "missing", "x.svg")}, "no such file"},
 		{"", []string{"demo", "--svg", filepath.Join(file, "x.svg")}, "not a directory"},
 		{"", []string{"schedule", "--method", "1f1b", "--svg", filepath.Join(dir, "missing", "x.svg")}, "--svg"},

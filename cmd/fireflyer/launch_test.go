@@ -41,6 +41,11 @@ func TestRankRoleHidden(t *testing.T) {
 	if code, _, stderr := runCLI(t, "", "rank", "ep-bench", "{}"); code != exitUsage || !strings.Contains(stderr, "not for direct use") {
 		t.Errorf("rank by hand: exit %d, %q", code, stderr)
 	}
+	// With the variable set but no role, it says what is missing.
+	t.Setenv("EP_NETWORK", "unix")
+	if code, _, stderr := runCLI(t, "", "rank"); code != exitUsage || !strings.Contains(stderr, "no role given") || strings.Contains(stderr, "is not set") {
+		t.Errorf("rank with EP_NETWORK and no role: exit %d, %q", code, stderr)
+	}
 }
 
 // TestDemoCLIProcesses: `demo --transport unix` through the command's own

@@ -74,7 +74,10 @@ func readSeqlens(r io.Reader) ([]int32, error) {
 			out = append(out, int32(v))
 		}
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("seqlens: %w (a field longer than 64 MiB: is this a text file of lengths?)", err)
+	}
+	return out, nil
 }
 
 func runMLAPlan(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

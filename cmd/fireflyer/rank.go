@@ -20,8 +20,12 @@ func init() {
 // on standard output). It is entered from the normal dispatch, never from
 // init, and refuses to run outside a launched process.
 func runRank(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if !sock.Launched() || len(args) == 0 {
+	if !sock.Launched() {
 		fmt.Fprintf(stderr, "fireflyer rank: internal subcommand of the rank processes that `ep bench` and `demo` start (%s is not set); not for direct use\n", sock.EnvNetwork)
+		return exitUsage
+	}
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "fireflyer rank: no role given (want ep-bench, schedule or demo); not for direct use")
 		return exitUsage
 	}
 	switch args[0] {

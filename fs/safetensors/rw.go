@@ -396,6 +396,9 @@ func readHeader(f interface {
 		return nil, fmt.Errorf("%w: header length %d exceeds %d", ErrFormat, hl, MaxHeaderSize)
 	}
 	if int64(hl) > size-8 {
+		if size < 8 { // the size came from stat: not a regular file (a device, /proc)
+			return nil, fmt.Errorf("%w: header length %d, but the file's size is %d (not a regular file?)", ErrTruncated, hl, size)
+		}
 		return nil, fmt.Errorf("%w: header length %d, file has %d bytes after it", ErrTruncated, hl, size-8)
 	}
 	b := make([]byte, 8+hl)
