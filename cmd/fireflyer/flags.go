@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/term"
 )
@@ -93,4 +94,20 @@ func checkOutFile(flag, path string) error {
 func isTerminal(s any) bool {
 	f, ok := s.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// onlyWith reports the first of the flags names given on the command line
+// while on is false (their mode, named by mode, is off), where they would
+// do nothing: "--NAME has no effect without MODE", a usage error.
+func onlyWith(fs *flag.FlagSet, on bool, mode string, names ...string) error {
+	if on {
+		return nil
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil && slices.Contains(names, f.Name) {
+			err = fmt.Errorf("--%s has no effect without %s", f.Name, mode)
+		}
+	})
+	return err
 }

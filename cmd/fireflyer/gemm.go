@@ -66,6 +66,12 @@ func runGemm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !fp4.check(*k, stderr) {
 		return exitUsage
 	}
+	for _, err := range []error{onlyWith(fs, *kgrouped, "--kgrouped", "groups"), onlyWith(fs, *fp4.on, "--fp4", "fp4-gran")} {
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer gemm: %v\n", err)
+			return exitUsage
+		}
+	}
 	if *m < 1 || *n < 1 || *k < 1 || *m**n > 1<<26 || *n**k > 1<<28 || *m**k > 1<<28 {
 		fmt.Fprintf(stderr, "fireflyer gemm: -m, -n, -k must be ≥ 1 and at most 2^26 outputs, 2^28 inputs (got %d, %d, %d)\n", *m, *n, *k)
 		return exitUsage

@@ -47,6 +47,15 @@ func runSchedule(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fireflyer schedule: --text and --json are exclusive")
 		return exitUsage
 	}
+	for _, err := range []error{
+		onlyWith(fs, *simulate || *run, "--simulate or --run", "cost", "p2p", "free-at-w"),
+		onlyWith(fs, *run, "--run", "transport", "timeout"),
+	} {
+		if err != nil {
+			fmt.Fprintf(stderr, "fireflyer schedule: %v\n", err)
+			return exitUsage
+		}
+	}
 	if *svg == "-" && (*text || *asJSON) {
 		fmt.Fprintln(stderr, "fireflyer schedule: --svg - writes the picture to standard output; drop --text/--json")
 		return exitUsage
