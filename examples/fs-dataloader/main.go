@@ -36,6 +36,10 @@ func main() {
 	seed := flag.Uint64("seed", 1, "shuffle seed")
 	backend := flag.String("backend", "auto", "fs backend: auto, hf3fs, uring, posix")
 	flag.Parse()
+	if *gen < 0 || *epochs < 1 || flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "fs-dataloader: -gen %d must be ≥ 0 and -epochs %d ≥ 1, and no arguments (got %q)\n", *gen, *epochs, flag.Args())
+		os.Exit(2)
+	}
 	ctx := context.Background()
 	if *gen > 0 {
 		n, err := parseSize(*size)
@@ -105,7 +109,7 @@ func Generate(dir string, n, mean int, seed uint64) error {
 // Options configures Load.
 type Options struct {
 	Depth  int    // reads in flight, 1..32768
-	Epochs int    // passes over the data set (>= 1)
+	Epochs int    // passes over the data set (0 means 1; negative is an error)
 	Seed   uint64 // shuffle seed; each epoch reshuffles
 	// Visit, when non-nil, gets every sample read (its index and bytes,
 	// valid only during the call) in completion order.
@@ -137,7 +141,10 @@ func Load(ctx context.Context, c *fs.Client, o Options) (Stats, error) {
 	if o.Depth < 1 || o.Depth > 32768 {
 		return Stats{}, fmt.Errorf("depth %d outside 1..32768", o.Depth)
 	}
-	o.Epochs = max(1, o.Epochs)
+	if o.Epochs < 0 {
+		return Stats{}, fmt.Errorf("epochs %d is negative", o.Epochs)
+	}
+	o.Epochs = max(1, o.Epochs) // 0: one pass
 	ents, err := os.ReadDir(c.Root())
 	if err != nil {
 		return Stats{}, err

@@ -78,6 +78,9 @@ func TestLoaderCatchesCorruptSample(t *testing.T) {
 	if _, err := Load(context.Background(), c, Options{Depth: 0}); err == nil {
 		t.Fatal("depth 0 accepted")
 	}
+	if _, err := Load(context.Background(), c, Options{Depth: 8, Epochs: -1}); err == nil {
+		t.Fatal("epochs -1 accepted")
+	}
 }
 
 func TestParseSize(t *testing.T) {
