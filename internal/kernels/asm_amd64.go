@@ -34,6 +34,12 @@ func transposeAVX2(dst *float32, ldd int, src *float32, lds int, rows, cols int)
 func cvtBF16AVX2(dst *uint16, src *float32, n int)
 
 //go:noescape
+func decodeE2M1AVX512(dst *float32, src *byte, scales, tab *float32, blocks, sk int)
+
+//go:noescape
+func decodeE2M1AVX2(dst *float32, src *byte, scales, tab *float32, blocks, sk int)
+
+//go:noescape
 func peakAVX512(n int)
 
 //go:noescape

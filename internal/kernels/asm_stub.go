@@ -37,6 +37,14 @@ func transposeAVX2(dst *float32, ldd int, src *float32, lds int, rows, cols int)
 
 func cvtBF16AVX2(dst *uint16, src *float32, n int) { panic("kernels: no assembly in this build") }
 
+func decodeE2M1AVX512(dst *float32, src *byte, scales, tab *float32, blocks, sk int) {
+	panic("kernels: no assembly in this build")
+}
+
+func decodeE2M1AVX2(dst *float32, src *byte, scales, tab *float32, blocks, sk int) {
+	panic("kernels: no assembly in this build")
+}
+
 func peakAVX512(n int) { panic("kernels: no assembly in this build") }
 
 func peakAVX2(n int) { panic("kernels: no assembly in this build") }

@@ -11,9 +11,17 @@ import (
 // element first, built from tensor's E2M1 decoder (the one definition).
 var e2m1Pairs [256][2]float32
 
+// e2m1Table holds the float32 value of every E2M1 code in code order (0..7
+// the magnitudes, 8..15 their negatives): the lookup table of the assembly
+// decoders, built from tensor's E2M1 decoder too.
+var e2m1Table [16]float32
+
 func init() {
 	for i := range e2m1Pairs {
 		e2m1Pairs[i][0], e2m1Pairs[i][1] = tensor.E2M1x2(i).Float32s()
+	}
+	for i := range e2m1Table {
+		e2m1Table[i] = tensor.E2M1(i).Float32()
 	}
 }
 
@@ -22,9 +30,13 @@ func init() {
 // even element of each byte of src first (tensor.E2M1x2's order). len(dst)
 // must be even, src hold len(dst)/2 bytes and scales ceil(len(dst)/sk)
 // values; sk is even and positive. It panics otherwise (a caller bug). It
-// is the B decoder of gemm/cpu's FP8×FP4 GEMMs; every level runs the same
-// pure-Go loop (exact for power-of-two scales, one float32 rounding
-// otherwise).
+// is the B decoder of gemm/cpu's FP8×FP4 GEMMs. Every product is the one
+// float32 multiplication e2m1·scale (exact for power-of-two scales, one
+// rounding otherwise), so all levels agree bit for bit: the AVX512 and AVX2
+// levels run an assembly table lookup (VPERMPS on the table times the
+// block's scale) over the blocks when sk is a multiple of 16, and the
+// pure-Go loop for the last len(dst) mod 16 elements; the generic and NEON
+// levels, and other sk, run the pure-Go loop.
 func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32, sk int) {
 	n := len(dst)
 	if n%2 != 0 || sk <= 0 || sk%2 != 0 || len(src) < n/2 || len(scales) < (n+sk-1)/sk {
@@ -33,6 +45,32 @@ func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32,
 	if n == 0 {
 		return
 	}
+	if (s.level != AVX512 && s.level != AVX2) || sk%16 != 0 {
+		decodeE2M1Go(dst, src, scales, sk)
+		return
+	}
+	dec := decodeE2M1AVX2
+	if s.level == AVX512 {
+		dec = decodeE2M1AVX512
+	}
+	full := n / sk // whole blocks
+	if full > 0 {
+		dec(&dst[0], (*byte)(&src[0]), &scales[0], &e2m1Table[0], full, sk)
+	}
+	lo := full * sk
+	if m := (n - lo) &^ 15; m > 0 { // the last, partial block's multiple of 16
+		dec(&dst[lo], (*byte)(&src[lo/2]), &scales[full], &e2m1Table[0], 1, m)
+		lo += m
+	}
+	if lo < n { // fewer than 16 elements, all in block full
+		decodeE2M1Go(dst[lo:], src[lo/2:], scales[full:], sk)
+	}
+}
+
+// decodeE2M1Go is DecodeE2M1Row in Go (arguments checked by the caller,
+// len(dst) > 0): the twin that defines the assembly decoders' results.
+func decodeE2M1Go(dst []float32, src []tensor.E2M1x2, scales []float32, sk int) {
+	n := len(dst)
 	d := unsafe.Pointer(unsafe.SliceData(dst))
 	p := unsafe.Pointer(unsafe.SliceData(src))
 	for lo, b := 0, 0; lo < n; lo, b = lo+sk, b+1 {

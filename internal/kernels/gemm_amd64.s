@@ -952,6 +952,86 @@ bf2_done:
 	VZEROUPPER
 	RET
 
+// func decodeE2M1AVX512(dst *float32, src *byte, scales, tab *float32, blocks, sk int)
+TEXT ·decodeE2M1AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ scales+16(FP), DX
+	MOVQ tab+24(FP), AX
+	MOVQ blocks+32(FP), BX
+	MOVQ sk+40(FP), R11
+	SHRQ $4, R11
+	TESTQ BX, BX
+	JZ e5_done
+	VMOVUPS (AX), Z8
+e5_block:
+	VBROADCASTSS (DX), Z9
+	VMULPS Z9, Z8, Z10
+	MOVQ R11, CX
+e5_step:
+	VPMOVZXBW (SI), X0
+	VPSLLW $4, X0, X1
+	VPOR X1, X0, X0
+	VPMOVZXBD X0, Z0
+	VPERMPS Z10, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $8, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ e5_step
+	ADDQ $4, DX
+	DECQ BX
+	JNZ e5_block
+e5_done:
+	VZEROUPPER
+	RET
+
+// func decodeE2M1AVX2(dst *float32, src *byte, scales, tab *float32, blocks, sk int)
+TEXT ·decodeE2M1AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ scales+16(FP), DX
+	MOVQ tab+24(FP), AX
+	MOVQ blocks+32(FP), BX
+	MOVQ sk+40(FP), R11
+	SHRQ $4, R11
+	TESTQ BX, BX
+	JZ e2_done
+	VMOVUPS (AX), Y8
+	VMOVUPS 32(AX), Y9
+e2_block:
+	VBROADCASTSS (DX), Y10
+	VMULPS Y10, Y8, Y12
+	VMULPS Y10, Y9, Y13
+	MOVQ R11, CX
+e2_step:
+	VPMOVZXBW (SI), X0
+	VPSLLW $4, X0, X1
+	VPOR X1, X0, X0
+	VPMOVZXBD X0, Y1
+	VPSRLDQ $8, X0, X0
+	VPMOVZXBD X0, Y2
+	VPERMPS Y12, Y1, Y3
+	VPERMPS Y13, Y1, Y4
+	VPSLLD $28, Y1, Y1
+	VBLENDVPS Y1, Y4, Y3, Y3
+	VMOVUPS Y3, (DI)
+	VPERMPS Y12, Y2, Y3
+	VPERMPS Y13, Y2, Y4
+	VPSLLD $28, Y2, Y2
+	VBLENDVPS Y2, Y4, Y3, Y3
+	VMOVUPS Y3, 32(DI)
+	ADDQ $8, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ e2_step
+	ADDQ $4, DX
+	DECQ BX
+	JNZ e2_block
+e2_done:
+	VZEROUPPER
+	RET
+
 // func peakAVX512(n int)
 // Runs n iterations of 24 independent register-only VFMADD231PS (32 FLOP each).
 TEXT ·peakAVX512(SB), NOSPLIT, $0-8

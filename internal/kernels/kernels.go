@@ -1,6 +1,6 @@
 // Package kernels holds every SIMD kernel of the module, in the model of
 // gonum's internal/asm: the float32 GEMM micro-kernels, FP8 (E4M3)
-// decoders and the FP4 (E2M1) row decoder (pure Go at every level) behind
+// decoders and the FP4 (E2M1) row decoder behind
 // gemm/cpu, the attention kernels behind mla's cpu backend
 // (a strided float32 GEMM, BF16/F16 widening, dot/axpy/scal, a vector exp2,
 // fused BF16 QK and PV), and the BF16 combine kernels of ep.

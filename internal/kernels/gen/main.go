@@ -3,7 +3,8 @@
 //	gemm_amd64.s        the GEMM micro-kernels, E4M3 decoders, the 16×16
 //	                    transpose, the BF16 encoder and the peak loops,
 //	                    and the AVX2 twins of the row decoder, transpose
-//	                    and encoder (gemm2.go)
+//	                    and encoder (gemm2.go), and the E2M1 (FP4) row
+//	                    decoders (fp4.go)
 //	mla_avx512_amd64.s  the attention kernels, AVX-512
 //	mla_avx2_amd64.s    the attention kernels, AVX2+FMA
 //	bf16_amd64.s        the BF16 combine kernels, AVX2
@@ -416,6 +417,8 @@ func gemmFile() string {
 	decodeRowsAVX2()
 	transposeAVX2()
 	cvtBF16AVX2()
+	e2m1AVX512()
+	e2m1AVX2()
 	peak("peakAVX512", "Z", 24, 16)
 	peak("peakAVX2", "Y", 12, 8)
 	return header + w.String()
