@@ -397,7 +397,7 @@ func (c *call) run() error {
 	if len(c.tiles) == 0 {
 		return nil
 	}
-	if c.fp4.on {
+	if c.fp4.on && c.fp4.windowed() {
 		return c.runFP4()
 	}
 	return c.runWindows()
@@ -480,7 +480,7 @@ func (c *call) Loop() {
 // current pre-pack phase packs: the window's chunks, or for an FP8×FP4 call
 // those of its group in the window; false past the last.
 func (c *call) packChunkAt(j int) (int, bool) {
-	if c.fp4.on {
+	if c.fp4.windowed() {
 		if j >= len(c.fp4.chunks) {
 			return 0, false
 		}
@@ -496,7 +496,7 @@ func (c *call) packChunkAt(j int) (int, bool) {
 // the window's tiles in order, or for an FP8×FP4 call those of its B
 // column window (fp4TileAt); false when i is past the last.
 func (c *call) tileAt(i int) (int, bool) {
-	if c.fp4.on {
+	if c.fp4.windowed() {
 		return c.fp4TileAt(i)
 	}
 	if i >= c.win.t1-c.win.t0 {
@@ -508,7 +508,7 @@ func (c *call) tileAt(i int) (int, bool) {
 // work is one participant's scratch space.
 type work struct {
 	arow, apack, bdec, acc, sa, sb, rows []float32
-	sc                                   []float32 // one FP4 B row's scales (decodeBLoop)
+	sc                                   []float32 // one FP4 B row's scales (decodeBLoop, decodeFP4Panel)
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -567,7 +567,11 @@ func (c *call) runTile(w *work, t *tile) {
 		}
 		bp, ldb := w.bdec, bk // the B panel the micro-kernel reads
 		if c.fp4.on {
-			bp, ldb = c.fp4Panel(t.n0, k0)
+			if c.fp4.windowed() {
+				bp, ldb = c.fp4Panel(t.n0, k0)
+			} else {
+				c.decodeFP4Panel(w, s.bG, t.n0, t.nc, k0, kc)
+			}
 			for j := range w.sb[:t.nc] {
 				w.sb[j] = 1 // B's scales are in its decoded values
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/fireflyer-go/fireflyer/gemm"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/par"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
@@ -11,16 +12,25 @@ import (
 var _ gemm.FP4Backend = (*Backend)(nil)
 
 // The FP8×FP4 calls run the FP8 machinery (the same chunks, tiles, A
-// packing and micro-kernel) with one difference: B is FP4. Decoding FP4 is a
-// table lookup per byte in Go, several times the cost of the SIMD E4M3
-// decode, so instead of decoding B's panels again for every chunk of A
-// rows, the call decodes each group of B once, window of columns by window
-// of columns, into a float32 buffer with every element's own 1×ScaleK scale
-// already applied (exact for UE8M0 scales), and runs the tiles of that
-// group's chunks in the window (A pre-packed as in the FP8 calls), their
-// micro-kernel reading its panels straight from the buffer. Applying B's scales inside the product is what
-// SM100's block-scaled MMA does; it also lets one micro-kernel call per
-// 128-K block serve ScaleK = 32.
+// packing and micro-kernel) with one difference: B is FP4, decoded into
+// float32 with every element's own 1×ScaleK scale already applied (exact
+// for UE8M0 scales), so that the micro-kernel's B scales are all 1.
+// Applying B's scales inside the product is what SM100's block-scaled MMA
+// does; it also lets one micro-kernel call per 128-K block serve
+// ScaleK = 32.
+//
+// Where the kernel set decodes E2M1 in assembly (AVX512, AVX2: a table
+// lookup, about twice the cost of the E4M3 decode) B is decoded per tile
+// and K block into the tile's small B panel, as the FP8 path decodes E4M3
+// (decodeFP4Panel). Elsewhere decoding is a table lookup per byte in Go,
+// several times the cost of the SIMD E4M3 decode, so instead of decoding
+// B's panels again for every chunk of A rows, the call decodes each group
+// of B once, window of columns by window of columns, into a float32 buffer,
+// and runs the tiles of that group's chunks in the window (A pre-packed as
+// in the FP8 calls), their micro-kernel reading its panels straight from
+// the buffer (runFP4). With the assembly decoder the per-tile decode is the
+// faster one at every measured shape: the window costs a write and a read
+// of four bytes per element through memory, more than decoding again.
 
 // phaseDecodeB is the Loop phase that decodes a window of B.
 const phaseDecodeB = 2
@@ -44,9 +54,16 @@ type fp4State struct {
 	ld           int       // row stride of pack in floats (fp4Stride)
 	col0, col1   int       // the window's columns of B (N)
 	slot0, slot1 int       // the window's column tiles of every chunk
+	perTile      bool      // B decoded per tile and K block (decodeFP4Panel), not in windows
 }
 
-func (f *fp4State) reset() { f.on, f.b, f.chunks = false, tensor.FP4Host{}, f.chunks[:0] }
+func (f *fp4State) reset() {
+	f.on, f.b, f.chunks, f.perTile = false, tensor.FP4Host{}, f.chunks[:0], false
+}
+
+// windowed reports whether the call is an FP8×FP4 one that decodes B in
+// windows (runFP4).
+func (f *fp4State) windowed() bool { return f.on && !f.perTile }
 
 // fp4Call is fp8Call for an FP4 B.
 func (b *Backend) fp4Call(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.FP4Matrix, dm *gemm.Out) (*call, error) {
@@ -61,8 +78,19 @@ func (b *Backend) fp4Call(ctx context.Context, am *tensor.FP8Matrix, bm *tensor.
 	c.fp8, c.fa = true, a
 	c.fp4.on, c.fp4.b = true, bh
 	c.k, c.n = a.K, bm.Rows
+	c.fp4.perTile = fp4PerTile(b.ks)
 	return c, nil
 }
+
+// fp4ForceWindows makes every call decode B in windows (runFP4), whatever
+// its kernel set: a test hook.
+var fp4ForceWindows = false
+
+// fp4PerTile reports whether a call on kernel set ks decodes B per tile
+// and K block, as the FP8 path decodes E4M3: on the sets whose E2M1 decoder
+// is assembly. The others (pure Go, several times the cost) decode each
+// group of B once per call, in windows.
+func fp4PerTile(ks kernels.Set) bool { return !fp4ForceWindows && ks.SIMDE2M1() }
 
 // FP8FP4GemmNT computes D = C + A·Bᵀ for FP8 A and FP4 B (DeepGEMM
 // fp8_fp4_gemm_nt). It receives arguments gemm.FP8FP4GemmNT validated.
@@ -225,5 +253,28 @@ func (c *call) decodeBLoop(w *work) {
 			}
 			c.ks.DecodeE2M1Row(dst, b.Data[row*st:row*st+c.k/2], w.sc[:kbs], b.ScaleK)
 		}
+	}
+}
+
+// decodeFP4Panel decodes rows [n0, n0+nc) of group g of B, K-elements
+// [k0, k0+kc) (k0 a multiple of bk), each times its scale, into w.bdec as
+// rows of bk floats: the FP8 path's B panel, for the micro-kernel.
+func (c *call) decodeFP4Panel(w *work, g, n0, nc, k0, kc int) {
+	b := &c.fp4.b
+	kbs, st, sk := b.KBlocks(), b.RowStride(), b.ScaleK
+	s0, ns := k0/sk, (kc+sk-1)/sk
+	w.sc = grow(w.sc, ns)
+	for j := 0; j < nc; j++ {
+		row := g*b.Rows + n0 + j
+		sc := w.sc
+		if b.Format == tensor.ScaleUE8M0 {
+			for i, e := range b.ScalesUE8M0[row*kbs+s0 : row*kbs+s0+ns] {
+				sc[i] = e.Float32()
+			}
+		} else {
+			sc = b.ScalesF32[row*kbs+s0 : row*kbs+s0+ns]
+		}
+		off := row*st + k0/2
+		c.ks.DecodeE2M1Row(w.bdec[j*bk:j*bk+kc], b.Data[off:off+kc/2], sc, sk)
 	}
 }

@@ -45,7 +45,7 @@ func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32,
 	if n == 0 {
 		return
 	}
-	if (s.level != AVX512 && s.level != AVX2) || sk%16 != 0 {
+	if !s.SIMDE2M1() || sk%16 != 0 {
 		decodeE2M1Go(dst, src, scales, sk)
 		return
 	}
@@ -66,6 +66,11 @@ func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32,
 		decodeE2M1Go(dst[lo:], src[lo/2:], scales[full:], sk)
 	}
 }
+
+// SIMDE2M1 reports whether DecodeE2M1Row runs assembly at the Set's level
+// (AVX512, AVX2) for block sizes that are multiples of 16, rather than the
+// pure-Go loop (generic, NEON).
+func (s Set) SIMDE2M1() bool { return s.level == AVX512 || s.level == AVX2 }
 
 // decodeE2M1Go is DecodeE2M1Row in Go (arguments checked by the caller,
 // len(dst) > 0): the twin that defines the assembly decoders' results.
