@@ -19,8 +19,9 @@ var _ gemm.FP4Backend = (*Backend)(nil)
 // does; it also lets one micro-kernel call per 128-K block serve
 // ScaleK = 32.
 //
-// Where the kernel set decodes E2M1 in assembly (AVX512, AVX2: a table
-// lookup, about twice the cost of the E4M3 decode) B is decoded per tile
+// Where the kernel set decodes E2M1 in assembly (AVX512, AVX2, NEON: a
+// table lookup, on AVX-512 about twice the cost of the E4M3 decode) B is
+// decoded per tile
 // and K block into the tile's small B panel, as the FP8 path decodes E4M3
 // (decodeFP4Panel). Elsewhere decoding is a table lookup per byte in Go,
 // several times the cost of the SIMD E4M3 decode, so instead of decoding
@@ -29,8 +30,10 @@ var _ gemm.FP4Backend = (*Backend)(nil)
 // and runs the tiles of that group's chunks in the window (A pre-packed as
 // in the FP8 calls), their micro-kernel reading its panels straight from
 // the buffer (runFP4). With the assembly decoder the per-tile decode is the
-// faster one at every measured shape: the window costs a write and a read
-// of four bytes per element through memory, more than decoding again.
+// faster one at every shape measured on AVX-512 and AVX2: the window costs
+// a write and a read of four bytes per element through memory, more than
+// decoding again. NEON follows the same choice on that reasoning (not
+// measured on arm64 hardware).
 
 // phaseDecodeB is the Loop phase that decodes a window of B.
 const phaseDecodeB = 2

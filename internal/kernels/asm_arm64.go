@@ -18,6 +18,9 @@ func microNEON(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *floa
 func decodeE4M3NEON(dst *float32, src *byte, n int)
 
 //go:noescape
+func decodeE2M1NEON(dst *float32, src *byte, scales, tab *float32, blocks, sk int)
+
+//go:noescape
 func peakNEON(n int)
 
 //go:noescape

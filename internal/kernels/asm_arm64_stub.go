@@ -14,6 +14,10 @@ func microNEON(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *floa
 
 func decodeE4M3NEON(dst *float32, src *byte, n int) { panic("kernels: no NEON assembly in this build") }
 
+func decodeE2M1NEON(dst *float32, src *byte, scales, tab *float32, blocks, sk int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
 func peakNEON(n int) { panic("kernels: no NEON assembly in this build") }
 
 func kern4x16neon(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool) {

@@ -32,11 +32,11 @@ func init() {
 // values; sk is even and positive. It panics otherwise (a caller bug). It
 // is the B decoder of gemm/cpu's FP8×FP4 GEMMs. Every product is the one
 // float32 multiplication e2m1·scale (exact for power-of-two scales, one
-// rounding otherwise), so all levels agree bit for bit: the AVX512 and AVX2
-// levels run an assembly table lookup (VPERMPS on the table times the
-// block's scale) over the blocks when sk is a multiple of 16, and the
-// pure-Go loop for the last len(dst) mod 16 elements; the generic and NEON
-// levels, and other sk, run the pure-Go loop.
+// rounding otherwise), so all levels agree bit for bit: the AVX512, AVX2
+// and NEON levels run an assembly table lookup in the code table times the
+// block's scale (VPERMPS on amd64, TBL on byte planes on arm64) when sk is
+// a multiple of 16, and the pure-Go loop for the last len(dst) mod 16
+// elements; the generic level, and other sk, run the pure-Go loop.
 func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32, sk int) {
 	n := len(dst)
 	if n%2 != 0 || sk <= 0 || sk%2 != 0 || len(src) < n/2 || len(scales) < (n+sk-1)/sk {
@@ -50,8 +50,11 @@ func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32,
 		return
 	}
 	dec := decodeE2M1AVX2
-	if s.level == AVX512 {
+	switch s.level {
+	case AVX512:
 		dec = decodeE2M1AVX512
+	case NEON:
+		dec = decodeE2M1NEON
 	}
 	full := n / sk // whole blocks
 	if full > 0 {
@@ -68,9 +71,9 @@ func (s Set) DecodeE2M1Row(dst []float32, src []tensor.E2M1x2, scales []float32,
 }
 
 // SIMDE2M1 reports whether DecodeE2M1Row runs assembly at the Set's level
-// (AVX512, AVX2) for block sizes that are multiples of 16, rather than the
-// pure-Go loop (generic, NEON).
-func (s Set) SIMDE2M1() bool { return s.level == AVX512 || s.level == AVX2 }
+// (AVX512, AVX2, NEON) for block sizes that are multiples of 16, rather
+// than the pure-Go loop (generic).
+func (s Set) SIMDE2M1() bool { return s.level == AVX512 || s.level == AVX2 || s.level == NEON }
 
 // decodeE2M1Go is DecodeE2M1Row in Go (arguments checked by the caller,
 // len(dst) > 0): the twin that defines the assembly decoders' results.

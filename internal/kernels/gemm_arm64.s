@@ -3,7 +3,7 @@
 #include "textflag.h"
 
 // The NEON (ASIMD) twins of the amd64 GEMM kernels: the 16×6 float32
-// micro-kernel, the E4M3 decoder and the FMA peak loop. Instructions the Go
+// micro-kernel, the E4M3 and E2M1 decoders and the FMA peak loop. Instructions the Go
 // assembler lacks are WORD encodings with the mnemonic beside them.
 
 // func microNEON(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)
@@ -297,4 +297,56 @@ ploop:
 	SUBS $1, R0, R0
 	BNE  ploop
 pdone:
+	RET
+
+// func decodeE2M1NEON(dst *float32, src *byte, scales, tab *float32, blocks, sk int)   sk multiple of 16
+// dst[k] = tab[nibble k]·scales[k/sk] for blocks whole blocks of sk
+// elements, the low nibble of each source byte first. Per block the 16
+// table values times the scale are split into four byte planes (plane p:
+// byte p of every product, by two rounds of UZP1/UZP2); per 8 source bytes
+// the nibbles are separated, zipped into element order and looked up in
+// each plane with TBL, and ST4 interleaves the four planes' bytes back into
+// 16 float32.
+TEXT ·decodeE2M1NEON(SB), NOSPLIT, $0-48
+	MOVD dst+0(FP), R0
+	MOVD src+8(FP), R1
+	MOVD scales+16(FP), R2
+	MOVD tab+24(FP), R3
+	MOVD blocks+32(FP), R4
+	MOVD sk+40(FP), R5
+	LSR  $4, R5, R5
+	CBZ  R4, fdone
+	VLD1 (R3), [V24.S4, V25.S4, V26.S4, V27.S4]
+	VMOVI $15, V23.B16
+fblock:
+	FMOVS.P 4(R2), F20
+	VDUP  V20.S[0], V20.S4
+	WORD $0x6e34df1c // FMUL V28.4S, V24.4S, V20.4S
+	WORD $0x6e34df3d // FMUL V29.4S, V25.4S, V20.4S
+	WORD $0x6e34df5e // FMUL V30.4S, V26.4S, V20.4S
+	WORD $0x6e34df7f // FMUL V31.4S, V27.4S, V20.4S
+	VUZP1 V29.B16, V28.B16, V4.B16
+	VUZP2 V29.B16, V28.B16, V5.B16
+	VUZP1 V31.B16, V30.B16, V6.B16
+	VUZP2 V31.B16, V30.B16, V7.B16
+	VUZP1 V6.B16, V4.B16, V16.B16
+	VUZP1 V7.B16, V5.B16, V17.B16
+	VUZP2 V6.B16, V4.B16, V18.B16
+	VUZP2 V7.B16, V5.B16, V19.B16
+	MOVD R5, R6
+fstep:
+	VLD1.P 8(R1), [V0.B8]
+	VUSHR $4, V0.B8, V1.B8
+	VAND  V23.B8, V0.B8, V0.B8
+	VZIP1 V1.B16, V0.B16, V2.B16
+	VTBL  V2.B16, [V16.B16], V4.B16
+	VTBL  V2.B16, [V17.B16], V5.B16
+	VTBL  V2.B16, [V18.B16], V6.B16
+	VTBL  V2.B16, [V19.B16], V7.B16
+	VST4.P [V4.B16, V5.B16, V6.B16, V7.B16], 64(R0)
+	SUBS $1, R6, R6
+	BNE  fstep
+	SUBS $1, R4, R4
+	BNE  fblock
+fdone:
 	RET
