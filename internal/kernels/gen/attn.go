@@ -458,6 +458,7 @@ func attnKernels(v width) map[string]string {
 			"pvBF16x32avx2": pv(ymm, "pvBF16x32avx2", "p2", "n, dv int)   dv multiple of 32, n > 0", "",
 				[][]int{acc4}, src4, []int{8}),
 			"pvBF16x64avx2": pvUnpackAVX2(),
+			"qkBF16uavx2":   qkUnpackAVX2(),
 		}
 	}
 	return map[string]string{
@@ -535,4 +536,72 @@ func pvUnpackAVX2() string {
 	e.q("\tVZEROUPPER")
 	e.q("\tRET")
 	return strings.TrimSuffix(e.b.String(), "\n")
+}
+
+// qkUnpackAVX2 returns qkBF16uavx2: the one-row QK kernel that widens BF16
+// like pvBF16x64avx2, by interleaving each 32-byte load with zero words
+// (one load and two in-lane shuffles per 16 channels, against two widening
+// loads and two shifts). The lanes of a 16-channel block then hold
+// channels 0–3 | 8–11 (lo) and 4–7 | 12–15 (hi), so the query comes in
+// that order (QKOrder) and no permute is needed per token. Eight
+// accumulators over 64-channel steps, a 16-channel tail; the prefetch is
+// qkBF16x8avx2's.
+func qkUnpackAVX2() string {
+	e := &emitter{v: ymm}
+	lo, hi := []int{0, 2, 8, 10}, []int{1, 3, 9, 11}
+	e.q("// func qkBF16uavx2(q *float32, base *uint16, offs *int64, n, d int, s *float32)   d multiple of 16, q in QKOrder's order")
+	e.q("// s[i] = Σ_c q[c]·bf16(base[offs[i]+c]), keys widened by unpacking with zero.")
+	e.q("TEXT ·qkBF16uavx2(SB), NOSPLIT, $0-48")
+	e.qkArgs()
+	e.q("\tTESTQ R11, R11")
+	e.jmp("JZ", "qudone")
+	e.q("\tVPXOR Y13, Y13, Y13")
+	e.q("qutok:")
+	e.qkKey()
+	e.q("\tMOVQ R8, DI")
+	e.q("\tMOVQ R12, CX")
+	e.zero(acc8)
+	e.q("\tCMPQ CX, $64")
+	e.jmp("JLT", "qutail")
+	e.q("quloop:")
+	e.prefetchAt(2, qkPrefetchAVX2)
+	for g := 0; g < 4; g++ {
+		raw, a, b := []int{4, 7}[g%2], []int{5, 14}[g%2], []int{6, 15}[g%2]
+		e.q("\tVMOVDQU %s(SI), Y%d", off(32*g), raw)
+		e.q("\tVPUNPCKLWD Y%d, Y13, Y%d", raw, a)
+		e.q("\tVPUNPCKHWD Y%d, Y13, Y%d", raw, b)
+		e.q("\tVFMADD231PS %s(DI), Y%d, Y%d", off(64*g), a, lo[g])
+		e.q("\tVFMADD231PS %s(DI), Y%d, Y%d", off(64*g+32), b, hi[g])
+	}
+	e.q("\tADDQ $128, SI")
+	e.q("\tADDQ $256, DI")
+	e.q("\tSUBQ $64, CX")
+	e.q("\tCMPQ CX, $64")
+	e.jmp("JGE", "quloop")
+	e.q("qutail:")
+	e.q("\tTESTQ CX, CX")
+	e.jmp("JZ", "qusum")
+	e.q("\tVMOVDQU (SI), Y4")
+	e.q("\tVPUNPCKLWD Y4, Y13, Y5")
+	e.q("\tVPUNPCKHWD Y4, Y13, Y6")
+	e.q("\tVFMADD231PS (DI), Y5, Y0")
+	e.q("\tVFMADD231PS 32(DI), Y6, Y1")
+	e.q("\tADDQ $32, SI")
+	e.q("\tADDQ $64, DI")
+	e.q("\tSUBQ $16, CX")
+	e.jmp("JMP", "qutail")
+	e.q("qusum:")
+	for i := 4; i < 8; i++ {
+		e.q("\tVADDPS %s, %s, %[2]s", e.r(acc8[i]), e.r(acc8[i-4]))
+	}
+	for _, a := range [][2]int{{1, 0}, {3, 2}, {2, 0}} {
+		e.q("\tVADDPS %s, %s, %[2]s", e.r(a[0]), e.r(a[1]))
+	}
+	e.q("\tVEXTRACTF128 $1, Y0, X1")
+	e.q("\tVADDPS X1, X0, X0")
+	e.q("\tVHADDPS X0, X0, X0")
+	e.q("\tVHADDPS X0, X0, X0")
+	e.q("\tVMOVSS X0, (R13)")
+	e.qkNext("qutok")
+	return e.ret("qudone")
 }
