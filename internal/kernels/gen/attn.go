@@ -544,8 +544,10 @@ func pvUnpackAVX2() string {
 // loads and two shifts). The lanes of a 16-channel block then hold
 // channels 0–3 | 8–11 (lo) and 4–7 | 12–15 (hi), so the query comes in
 // that order (QKOrder) and no permute is needed per token. Eight
-// accumulators over 64-channel steps, a 16-channel tail; the prefetch is
-// qkBF16x8avx2's.
+// accumulators over 64-channel steps, a 16-channel tail. The prefetch
+// follows offs, qkAheadAVX2 rows ahead, instead of a fixed distance in
+// memory: a paged cache's rows are contiguous only within a page, and past
+// a page's end a distance prefetch fetches lines of an unrelated page.
 func qkUnpackAVX2() string {
 	e := &emitter{v: ymm}
 	lo, hi := []int{0, 2, 8, 10}, []int{1, 3, 9, 11}
@@ -558,13 +560,24 @@ func qkUnpackAVX2() string {
 	e.q("\tVPXOR Y13, Y13, Y13")
 	e.q("qutok:")
 	e.qkKey()
+	// AX walks the row qkAheadAVX2 tokens ahead, found through offs (rows
+	// of a paged cache are contiguous only within a page); without one it
+	// walks this row, already in L1.
+	e.q("\tMOVQ SI, AX")
+	e.q("\tCMPQ R11, $%d", qkAheadAVX2+1)
+	e.jmp("JLT", "quahead")
+	e.q("\tMOVQ %d(R10), AX", 8*qkAheadAVX2)
+	e.q("\tLEAQ (R9)(AX*2), AX")
+	e.q("quahead:")
 	e.q("\tMOVQ R8, DI")
 	e.q("\tMOVQ R12, CX")
 	e.zero(acc8)
 	e.q("\tCMPQ CX, $64")
 	e.jmp("JLT", "qutail")
 	e.q("quloop:")
-	e.prefetchAt(2, qkPrefetchAVX2)
+	e.q("\tPREFETCHT0 (AX)")
+	e.q("\tPREFETCHT0 64(AX)")
+	e.q("\tADDQ $128, AX")
 	for g := 0; g < 4; g++ {
 		raw, a, b := []int{4, 7}[g%2], []int{5, 14}[g%2], []int{6, 15}[g%2]
 		e.q("\tVMOVDQU %s(SI), Y%d", off(32*g), raw)

@@ -46,6 +46,11 @@ var avx2Unroll = 2
 // GB/s against 14.9–19.1 at two rows ahead (the AVX-512 kernel's distance).
 var qkPrefetchAVX2 = 9216
 
+// qkAheadAVX2 is how many tokens ahead (through offs) the unpacking AVX2
+// QK kernel prefetches the key row: eight, like qkPrefetchAVX2's distance
+// for 576-wide rows.
+const qkAheadAVX2 = 8
+
 func p(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 
 // bRow returns the address of broadcast row j (of 12) given BX (rows 0-3),
