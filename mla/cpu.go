@@ -247,6 +247,11 @@ func (k cpuKernel) run(scratch any, p *Problem, req, kvh, begin, end int, o, lse
 			for i, v := range qrow(m) {
 				qs[i] = v * c
 			}
+			if p.Cache.DType == tensor.BF16T {
+				// The fused QK kernels read the query in their set's
+				// channel order.
+				s.ks.QKOrder(qs, qs)
+			}
 		}
 	}
 	qt := s.q

@@ -121,6 +121,9 @@ func pvBF16x64avx2(o, p *float32, base *uint16, offs *int64, n, dv int)
 func maxIntox8avx2(dst, src *float32, n int)
 
 //go:noescape
+func qkBF16uavx2(q *float32, base *uint16, offs *int64, n, d int, s *float32)
+
+//go:noescape
 func axpyBF16AVX2(acc *float32, w float32, src *tensor.BF16, n int)
 
 //go:noescape

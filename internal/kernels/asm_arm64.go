@@ -24,6 +24,12 @@ func decodeE2M1NEON(dst *float32, src *byte, scales, tab *float32, blocks, sk in
 func peakNEON(n int)
 
 //go:noescape
+func cvtBF16NEON(dst *uint16, src *float32, n int)
+
+//go:noescape
+func transposeNEON(dst *float32, ldd int, src *float32, lds int, rows, cols int)
+
+//go:noescape
 func kern4x16neon(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool)
 
 //go:noescape

@@ -20,6 +20,12 @@ func decodeE2M1NEON(dst *float32, src *byte, scales, tab *float32, blocks, sk in
 
 func peakNEON(n int) { panic("kernels: no NEON assembly in this build") }
 
+func cvtBF16NEON(dst *uint16, src *float32, n int) { panic("kernels: no NEON assembly in this build") }
+
+func transposeNEON(dst *float32, ldd int, src *float32, lds int, rows, cols int) {
+	panic("kernels: no NEON assembly in this build")
+}
+
 func kern4x16neon(k int, a *float32, ars, aks int, b *float32, ldb int, c *float32, ldc int, acc bool) {
 	panic("kernels: no NEON assembly in this build")
 }

@@ -8,13 +8,13 @@
 // Y10 the NaN pattern.
 #define BF16_CONSTS \
 	MOVL $1, AX; \
-	MOVQ AX, X8; \
+	VMOVD AX, X8; \
 	VPBROADCASTD X8, Y8; \
 	MOVL $0x7FFF, AX; \
-	MOVQ AX, X9; \
+	VMOVD AX, X9; \
 	VPBROADCASTD X9, Y9; \
 	MOVL $0x7FC0, AX; \
-	MOVQ AX, X10; \
+	VMOVD AX, X10; \
 	VPBROADCASTD X10, Y10
 
 // ROUND_BF16(dst) stores Y0, Y1 rounded to BF16 at dst (torch's round to

@@ -146,6 +146,10 @@ func (s Set) Transpose(dst []float32, ldd int, src []float32, lds int, rows, col
 		if r16, c16 = rows&^7, cols&^7; r16 > 0 && c16 > 0 {
 			transposeAVX2(unsafe.SliceData(dst), ldd, unsafe.SliceData(src), lds, r16, c16)
 		}
+	case NEON:
+		if r16, c16 = rows&^3, cols&^3; r16 > 0 && c16 > 0 {
+			transposeNEON(unsafe.SliceData(dst), ldd, unsafe.SliceData(src), lds, r16, c16)
+		}
 	default:
 		transposeGo(dst, ldd, src, lds, rows, cols)
 		return
@@ -178,13 +182,18 @@ func transposeGo(dst []float32, ldd int, src []float32, lds int, rows, cols int)
 func (s Set) EncodeBF16(dst []tensor.BF16, src []float32) {
 	dst = dst[:len(src)]
 	n := 0
-	if s.level == AVX2 || s.level == AVX512 {
+	switch {
+	case s.level == AVX2 || s.level == AVX512:
 		if n = len(src) &^ 15; n > 0 {
 			if s.level == AVX512 {
 				cvtBF16AVX512((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
 			} else {
 				cvtBF16AVX2((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
 			}
+		}
+	case s.level == NEON:
+		if n = len(src) &^ 7; n > 0 {
+			cvtBF16NEON((*uint16)(unsafe.SliceData(dst)), unsafe.SliceData(src), n)
 		}
 	}
 	tensor.EncodeBF16(dst[n:], src[n:])

@@ -350,3 +350,127 @@ fstep:
 	BNE  fblock
 fdone:
 	RET
+
+// func cvtBF16NEON(dst *uint16, src *float32, n int)   n multiple of 8
+// tensor.BF16FromFloat32 on 8 lanes a step: r = u + 0x7FFF + (u>>16 & 1)
+// (round to nearest even on the bits); a rounded magnitude that reaches
+// Inf saturates to ±BF16Max; Inf stays, NaN keeps its sign and payload with
+// the quiet bit set. Unsigned compares (CMHS/CMHI) pick the cases, BSL
+// blends them, SHRN narrows.
+TEXT ·cvtBF16NEON(SB), NOSPLIT, $0-24
+	MOVD dst+0(FP), R0
+	MOVD src+8(FP), R1
+	MOVD n+16(FP), R2
+	LSR  $3, R2, R2
+	CBZ  R2, ebdone
+	MOVW $0x7FFFFFFF, R3
+	VDUP R3, V20.S4
+	MOVW $0x7F800000, R3
+	VDUP R3, V21.S4
+	MOVW $0x7FFF, R3
+	VDUP R3, V22.S4
+	MOVW $1, R3
+	VDUP R3, V23.S4
+	MOVW $0x80000000, R3
+	VDUP R3, V24.S4
+	MOVW $0x7F7F0000, R3
+	VDUP R3, V25.S4
+	MOVW $0x00400000, R3
+	VDUP R3, V26.S4
+ebloop:
+	VLD1.P 32(R1), [V8.S4, V9.S4]
+	VAND  V20.B16, V8.B16, V1.B16
+	VUSHR $16, V8.S4, V2.S4
+	VAND  V23.B16, V2.B16, V2.B16
+	VADD  V22.S4, V2.S4, V2.S4
+	VADD  V8.S4, V2.S4, V2.S4
+	VAND  V20.B16, V2.B16, V3.B16
+	WORD $0x6eb53c63 // CMHS V3.4S, V3.4S, V21.4S
+	VAND  V24.B16, V8.B16, V4.B16
+	VORR  V25.B16, V4.B16, V4.B16
+	WORD $0x6e621c83 // BSL V3.16B, V4.16B, V2.16B
+	WORD $0x6eb53425 // CMHI V5.4S, V1.4S, V21.4S
+	VAND  V26.B16, V5.B16, V5.B16
+	VORR  V8.B16, V5.B16, V5.B16
+	WORD $0x6eb53c26 // CMHS V6.4S, V1.4S, V21.4S
+	WORD $0x6e631ca6 // BSL V6.16B, V5.16B, V3.16B
+	VAND  V20.B16, V9.B16, V11.B16
+	VUSHR $16, V9.S4, V12.S4
+	VAND  V23.B16, V12.B16, V12.B16
+	VADD  V22.S4, V12.S4, V12.S4
+	VADD  V9.S4, V12.S4, V12.S4
+	VAND  V20.B16, V12.B16, V13.B16
+	WORD $0x6eb53dad // CMHS V13.4S, V13.4S, V21.4S
+	VAND  V24.B16, V9.B16, V14.B16
+	VORR  V25.B16, V14.B16, V14.B16
+	WORD $0x6e6c1dcd // BSL V13.16B, V14.16B, V12.16B
+	WORD $0x6eb5356f // CMHI V15.4S, V11.4S, V21.4S
+	VAND  V26.B16, V15.B16, V15.B16
+	VORR  V9.B16, V15.B16, V15.B16
+	WORD $0x6eb53d70 // CMHS V16.4S, V11.4S, V21.4S
+	WORD $0x6e6d1df0 // BSL V16.16B, V15.16B, V13.16B
+	WORD $0xf1084c7 // SHRN V7.4H, V6.4S, #16
+	WORD $0x4f108607 // SHRN2 V7.8H, V16.4S, #16
+	VST1.P [V7.H8], 16(R0)
+	SUBS $1, R2, R2
+	BNE  ebloop
+ebdone:
+	RET
+
+// func transposeNEON(dst *float32, ldd int, src *float32, lds int, rows, cols int)   rows, cols multiples of 4
+// dst[i*ldd+j] = src[j*lds+i] in 4×4 blocks: four column loads, TRN1/TRN2
+// on 32-bit lanes, then on 64-bit halves, four row stores.
+TEXT ·transposeNEON(SB), NOSPLIT, $0-48
+	MOVD dst+0(FP), R0
+	MOVD ldd+8(FP), R1
+	LSL  $2, R1, R1
+	MOVD src+16(FP), R2
+	MOVD lds+24(FP), R3
+	LSL  $2, R3, R3
+	MOVD rows+32(FP), R4
+	LSR  $2, R4, R4
+	MOVD cols+40(FP), R5
+	LSR  $2, R5, R5
+	CBZ  R4, trdone
+	CBZ  R5, trdone
+	LSL  $2, R3, R19
+	LSL  $2, R1, R20
+	MOVD R2, R7
+	MOVD R0, R8
+trcol:
+	MOVD R4, R9
+	MOVD R7, R10
+	MOVD R8, R11
+trblk:
+	ADD  R3, R10, R12
+	ADD  R3, R12, R13
+	ADD  R3, R13, R14
+	VLD1 (R10), [V0.S4]
+	VLD1 (R12), [V1.S4]
+	VLD1 (R13), [V2.S4]
+	VLD1 (R14), [V3.S4]
+	VTRN1 V1.S4, V0.S4, V4.S4
+	VTRN2 V1.S4, V0.S4, V5.S4
+	VTRN1 V3.S4, V2.S4, V6.S4
+	VTRN2 V3.S4, V2.S4, V7.S4
+	VTRN1 V6.D2, V4.D2, V16.D2
+	VTRN1 V7.D2, V5.D2, V17.D2
+	VTRN2 V6.D2, V4.D2, V18.D2
+	VTRN2 V7.D2, V5.D2, V19.D2
+	ADD  R1, R11, R12
+	ADD  R1, R12, R13
+	ADD  R1, R13, R14
+	VST1 [V16.S4], (R11)
+	VST1 [V17.S4], (R12)
+	VST1 [V18.S4], (R13)
+	VST1 [V19.S4], (R14)
+	ADD  $16, R10, R10
+	ADD  R20, R11, R11
+	SUBS $1, R9, R9
+	BNE  trblk
+	ADD  R19, R7, R7
+	ADD  $16, R8, R8
+	SUBS $1, R5, R5
+	BNE  trcol
+trdone:
+	RET

@@ -220,7 +220,9 @@ func TestTwins(t *testing.T) {
 		}
 		q := testutil.Normal(r, d, 0, 1)
 		gs, ws := make([]float32, rows), make([]float32, rows)
-		ks.QKBF16(q, base, offs, gs)
+		qo := make([]float32, d)
+		ks.QKOrder(qo, q)
+		ks.QKBF16(qo, base, offs, gs)
 		gen.QKBF16(q, base, offs, ws)
 		go1, wo := make([]float32, dv), make([]float32, dv)
 		ks.PVBF16(go1, gs, base, offs)

@@ -88,9 +88,39 @@ func (ks Set) MaxInto(dst, src []float32) {
 // Exp2 returns 2^x in float32 (0 for −Inf).
 func Exp2(x float32) float32 { return float32(math.Exp2(float64(x))) }
 
+// QKOrder writes the query row q into dst[:len(q)] in the channel order in
+// which this set's QK kernels (QKBF16, QKBF16x2) read it. At the AVX2 level
+// with len(q) a multiple of 16, each block of 16 channels c0…c15 is stored
+// as c0–c3, c8–c11, c4–c7, c12–c15: the lanes in which that kernel widens a
+// 32-byte load of BF16 keys (interleaving with zero words), so that it
+// needs no permute per key. At the other levels and lengths it is a copy.
+// dst and q may be the same slice (dst must be at least as long as q).
+// Ordering a query row once serves every call on it.
+func (ks Set) QKOrder(dst, q []float32) {
+	dst = dst[:len(q)]
+	if !ks.qkUnpacked(len(q)) {
+		copy(dst, q)
+		return
+	}
+	var t [16]float32
+	for b := 0; b < len(q); b += 16 {
+		blk := q[b : b+16 : b+16]
+		copy(t[0:4], blk[0:4])
+		copy(t[4:8], blk[8:12])
+		copy(t[8:12], blk[4:8])
+		copy(t[12:16], blk[12:16])
+		copy(dst[b:b+16], t[:])
+	}
+}
+
+// qkUnpacked reports whether the QK kernel for rows of d channels reads
+// the query in the unpacked lane order (see QKOrder).
+func (ks Set) qkUnpacked(d int) bool { return ks.level == AVX2 && d%16 == 0 && d > 0 }
+
 // QKBF16 computes s[i] = Σ_c q[c]·K_i[c] for the len(offs) BF16 rows K_i =
 // base[offs[i] : offs[i]+len(q)], decoding on the fly (the bandwidth-bound
-// path: no float32 copy of the keys is made).
+// path: no float32 copy of the keys is made). q is the query row in
+// QKOrder's order (the natural order except at the AVX2 level).
 func (ks Set) QKBF16(q []float32, base []tensor.BF16, offs []int64, s []float32) {
 	ks.qkBF16(q, base, offs, s)
 }
@@ -99,8 +129,9 @@ func (ks Set) QKBF16(q []float32, base []tensor.BF16, offs []int64, s []float32)
 // base[offs[i] : offs[i]+len(o)].
 func (ks Set) PVBF16(o, p []float32, base []tensor.BF16, offs []int64) { ks.pvBF16(o, p, base, offs) }
 
-// QKBF16x2 is QKBF16 for two query rows q[:d] and q[d:2d] sharing the keys
-// (one pass over them): results in s[:len(offs)] and s[ss:ss+len(offs)].
+// QKBF16x2 is QKBF16 for two query rows q[:d] and q[d:2d] (each in
+// QKOrder's order for d channels) sharing the keys (one pass over them):
+// results in s[:len(offs)] and s[ss:ss+len(offs)].
 func (ks Set) QKBF16x2(q []float32, d int, base []tensor.BF16, offs []int64, s []float32, ss int) {
 	ks.qkBF16x2(q, d, base, offs, s, ss)
 }
@@ -274,7 +305,11 @@ func (ks Set) qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32)
 		s = s[:n]
 		checkOffs(base, offs, d)
 		qkBF16x16(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, d, &s[0])
-	case ks.level == AVX2 && d%8 == 0:
+	case ks.qkUnpacked(d):
+		s = s[:n]
+		checkOffs(base, offs, d)
+		qkBF16uavx2(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, d, &s[0])
+	case ks.level == AVX2 && d%8 == 0 && d > 0:
 		s = s[:n]
 		checkOffs(base, offs, d)
 		qkBF16x8avx2(&q[0], (*uint16)(unsafe.Pointer(&base[0])), &offs[0], n, d, &s[0])

@@ -147,7 +147,7 @@ func TestQKPVBF16(t *testing.T) { forEachSet(t, testQKPVBF16) }
 
 func testQKPVBF16(t *testing.T, ks Set) {
 	r := testutil.RNG(3)
-	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}, {272, 192, 9}, {112, 96, 4}} {
+	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}, {272, 192, 9}, {112, 96, 4}, {40, 32, 3}, {32, 32, 2}, {80, 64, 3}} {
 		d, dv, n := sh[0], sh[1], sh[2]
 		base := make([]tensor.BF16, (n+2)*d)
 		tensor.EncodeBF16(base, testutil.Normal(r, len(base), 0, 1))
@@ -158,7 +158,9 @@ func testQKPVBF16(t *testing.T, ks Set) {
 		q := testutil.Normal(r, d, 0, 1)
 		p := testutil.Normal(r, n, 0, 1)
 		s := make([]float32, n)
-		ks.QKBF16(q, base, offs, s)
+		qo := make([]float32, d)
+		ks.QKOrder(qo, q)
+		ks.QKBF16(qo, base, offs, s)
 		o := testutil.Normal(r, dv, 0, 1)
 		want := testutil.F64(o)
 		ks.PVBF16(o, p, base, offs)
@@ -182,6 +184,40 @@ func testQKPVBF16(t *testing.T, ks Set) {
 	}
 }
 
+// TestQKOrder checks QKOrder's permutation exactly: the unpacked lane
+// order at the AVX2 level for lengths that are multiples of 16, the
+// identity otherwise, in place as well as into another slice.
+func TestQKOrder(t *testing.T) { forEachSet(t, testQKOrder) }
+
+func testQKOrder(t *testing.T, ks Set) {
+	for _, d := range []int{0, 8, 16, 40, 64, 576} {
+		q := make([]float32, d)
+		for i := range q {
+			q[i] = float32(i)
+		}
+		want := append([]float32(nil), q...)
+		if ks.level == AVX2 && d%16 == 0 {
+			for b := 0; b < d; b += 16 {
+				for j, c := range []int{0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15} {
+					want[b+j] = float32(b + c)
+				}
+			}
+		}
+		dst := make([]float32, d+1)
+		dst[d] = -1
+		ks.QKOrder(dst, q)
+		ks.QKOrder(q, q)
+		for i := range want {
+			if dst[i] != want[i] || q[i] != want[i] {
+				t.Fatalf("d%d [%d]: %v (in place %v), want %v", d, i, dst[i], q[i], want[i])
+			}
+		}
+		if dst[d] != -1 {
+			t.Fatalf("d%d: wrote past len(q)", d)
+		}
+	}
+}
+
 func TestQKPVBF16x2(t *testing.T) { forEachSet(t, testQKPVBF16x2) }
 
 func testQKPVBF16x2(t *testing.T, ks Set) {
@@ -197,6 +233,9 @@ func testQKPVBF16x2(t *testing.T, ks Set) {
 		q := testutil.Normal(r, 2*d, 0, 1)
 		const ss = 70
 		s2 := make([]float32, ss+n)
+		for row := range 2 {
+			ks.QKOrder(q[row*d:(row+1)*d], q[row*d:(row+1)*d])
+		}
 		ks.QKBF16x2(q, d, base, offs, s2, ss)
 		s1 := make([]float32, n)
 		for row := range 2 {

@@ -142,6 +142,14 @@ func exp2Sub(v width) string {
 		for i := 0; i < 9; i++ {
 			e.q("\tVBROADCASTSS %s(AX), Z%d", off(4*i), 20+i)
 		}
+	} else {
+		// The exponent bias, broadcast once with VEX moves only: a legacy
+		// SSE move into an X register while the upper halves are dirty
+		// costs a state transition on Intel cores (it took 18% of the
+		// h_q=1 decode inside the loop).
+		e.q("\tMOVL $127, BX")
+		e.q("\tVMOVD BX, X8")
+		e.q("\tVPBROADCASTD X8, Y8")
 	}
 	e.q("\tSHRQ $%d, CX", v.shift)
 	e.jmp("JZ", l+"done")
@@ -172,10 +180,7 @@ func exp2Sub(v width) string {
 			e.q("\tVFMADD213PS Y1, Y3, Y4")
 		}
 		e.q("\tVCVTPS2DQ Y2, Y5")
-		e.q("\tMOVL $127, BX")
-		e.q("\tMOVQ BX, X6")
-		e.q("\tVPBROADCASTD X6, Y6")
-		e.q("\tVPADDD Y6, Y5, Y5")
+		e.q("\tVPADDD Y8, Y5, Y5")
 		e.q("\tVPSLLD $23, Y5, Y5")
 		e.q("\tVMULPS Y5, Y4, Y4")
 		e.q("\tVANDNPS Y4, Y7, Y4")
@@ -453,6 +458,7 @@ func attnKernels(v width) map[string]string {
 			"pvBF16x32avx2": pv(ymm, "pvBF16x32avx2", "p2", "n, dv int)   dv multiple of 32, n > 0", "",
 				[][]int{acc4}, src4, []int{8}),
 			"pvBF16x64avx2": pvUnpackAVX2(),
+			"qkBF16uavx2":   qkUnpackAVX2(),
 		}
 	}
 	return map[string]string{
@@ -530,4 +536,85 @@ func pvUnpackAVX2() string {
 	e.q("\tVZEROUPPER")
 	e.q("\tRET")
 	return strings.TrimSuffix(e.b.String(), "\n")
+}
+
+// qkUnpackAVX2 returns qkBF16uavx2: the one-row QK kernel that widens BF16
+// like pvBF16x64avx2, by interleaving each 32-byte load with zero words
+// (one load and two in-lane shuffles per 16 channels, against two widening
+// loads and two shifts). The lanes of a 16-channel block then hold
+// channels 0–3 | 8–11 (lo) and 4–7 | 12–15 (hi), so the query comes in
+// that order (QKOrder) and no permute is needed per token. Eight
+// accumulators over 64-channel steps, a 16-channel tail. The prefetch
+// follows offs, qkAheadAVX2 rows ahead, instead of a fixed distance in
+// memory: a paged cache's rows are contiguous only within a page, and past
+// a page's end a distance prefetch fetches lines of an unrelated page.
+func qkUnpackAVX2() string {
+	e := &emitter{v: ymm}
+	lo, hi := []int{0, 2, 8, 10}, []int{1, 3, 9, 11}
+	e.q("// func qkBF16uavx2(q *float32, base *uint16, offs *int64, n, d int, s *float32)   d multiple of 16, q in QKOrder's order")
+	e.q("// s[i] = Σ_c q[c]·bf16(base[offs[i]+c]), keys widened by unpacking with zero.")
+	e.q("TEXT ·qkBF16uavx2(SB), NOSPLIT, $0-48")
+	e.qkArgs()
+	e.q("\tTESTQ R11, R11")
+	e.jmp("JZ", "qudone")
+	e.q("\tVPXOR Y13, Y13, Y13")
+	e.q("qutok:")
+	e.qkKey()
+	// AX walks the row qkAheadAVX2 tokens ahead, found through offs (rows
+	// of a paged cache are contiguous only within a page); without one it
+	// walks this row, already in L1.
+	e.q("\tMOVQ SI, AX")
+	e.q("\tCMPQ R11, $%d", qkAheadAVX2+1)
+	e.jmp("JLT", "quahead")
+	e.q("\tMOVQ %d(R10), AX", 8*qkAheadAVX2)
+	e.q("\tLEAQ (R9)(AX*2), AX")
+	e.q("quahead:")
+	e.q("\tMOVQ R8, DI")
+	e.q("\tMOVQ R12, CX")
+	e.zero(acc8)
+	e.q("\tCMPQ CX, $64")
+	e.jmp("JLT", "qutail")
+	e.q("quloop:")
+	e.q("\tPREFETCHT0 (AX)")
+	e.q("\tPREFETCHT0 64(AX)")
+	e.q("\tADDQ $128, AX")
+	for g := 0; g < 4; g++ {
+		raw, a, b := []int{4, 7}[g%2], []int{5, 14}[g%2], []int{6, 15}[g%2]
+		e.q("\tVMOVDQU %s(SI), Y%d", off(32*g), raw)
+		e.q("\tVPUNPCKLWD Y%d, Y13, Y%d", raw, a)
+		e.q("\tVPUNPCKHWD Y%d, Y13, Y%d", raw, b)
+		e.q("\tVFMADD231PS %s(DI), Y%d, Y%d", off(64*g), a, lo[g])
+		e.q("\tVFMADD231PS %s(DI), Y%d, Y%d", off(64*g+32), b, hi[g])
+	}
+	e.q("\tADDQ $128, SI")
+	e.q("\tADDQ $256, DI")
+	e.q("\tSUBQ $64, CX")
+	e.q("\tCMPQ CX, $64")
+	e.jmp("JGE", "quloop")
+	e.q("qutail:")
+	e.q("\tTESTQ CX, CX")
+	e.jmp("JZ", "qusum")
+	e.q("\tVMOVDQU (SI), Y4")
+	e.q("\tVPUNPCKLWD Y4, Y13, Y5")
+	e.q("\tVPUNPCKHWD Y4, Y13, Y6")
+	e.q("\tVFMADD231PS (DI), Y5, Y0")
+	e.q("\tVFMADD231PS 32(DI), Y6, Y1")
+	e.q("\tADDQ $32, SI")
+	e.q("\tADDQ $64, DI")
+	e.q("\tSUBQ $16, CX")
+	e.jmp("JMP", "qutail")
+	e.q("qusum:")
+	for i := 4; i < 8; i++ {
+		e.q("\tVADDPS %s, %s, %[2]s", e.r(acc8[i]), e.r(acc8[i-4]))
+	}
+	for _, a := range [][2]int{{1, 0}, {3, 2}, {2, 0}} {
+		e.q("\tVADDPS %s, %s, %[2]s", e.r(a[0]), e.r(a[1]))
+	}
+	e.q("\tVEXTRACTF128 $1, Y0, X1")
+	e.q("\tVADDPS X1, X0, X0")
+	e.q("\tVHADDPS X0, X0, X0")
+	e.q("\tVHADDPS X0, X0, X0")
+	e.q("\tVMOVSS X0, (R13)")
+	e.qkNext("qutok")
+	return e.ret("qudone")
 }

@@ -57,7 +57,7 @@ func bf16Kernels() string {
 	macro("BF16_CONSTS", func() {
 		for i, c := range []string{"1", "0x7FFF", "0x7FC0"} {
 			q("\tMOVL $%s, AX", c)
-			q("\tMOVQ AX, X%d", 8+i)
+			q("\tVMOVD AX, X%d", 8+i)
 			q("\tVPBROADCASTD X%d, Y%d", 8+i, 8+i)
 		}
 	})

@@ -44,7 +44,7 @@ func decodeRowsAVX2() {
 	p("\tJZ r2_done")
 	for i, c := range append(append([]string{}, e4m3Consts...), "0x87F00000", "0x80808080") {
 		p("\tMOVL $%s, R8", c)
-		p("\tMOVQ R8, X%d", 8+i)
+		p("\tVMOVD R8, X%d", 8+i)
 		p("\tVPBROADCASTD X%d, Y%d", 8+i, 8+i)
 	}
 	p("\tVPCMPEQB Y14, Y14, Y14") // all ones: 0xFF bytes
@@ -197,7 +197,7 @@ func cvtBF16AVX2() {
 	p("\tJZ bf2_done")
 	for i, c := range []string{"0x7FFFFFFF", "0x7F7FFFFF", "0x7FFF", "1", "0x8000", "0x7F7F", "0x40", "0x7F800000"} {
 		p("\tMOVL $%s, R8", c)
-		p("\tMOVQ R8, X%d", 8+i)
+		p("\tVMOVD R8, X%d", 8+i)
 		p("\tVPBROADCASTD X%d, Y%d", 8+i, 8+i)
 	}
 	p("bf2_loop:")

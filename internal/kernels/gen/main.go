@@ -41,11 +41,18 @@ var prefetchA = 0
 // avx2Unroll is the k-loop unrolling of the AVX2 GEMM micro-kernel.
 var avx2Unroll = 2
 
-// qkPrefetchAVX2 is the distance in bytes at which the AVX2 QK kernel
-// prefetches the key rows: eight 576-wide BF16 rows ahead. In alternating
-// single-thread runs of the h_q=1 decode (memory-bound) it read 19.8–21.5
-// GB/s against 14.9–19.1 at two rows ahead (the AVX-512 kernel's distance).
+// qkPrefetchAVX2 is the distance in bytes at which the natural-order AVX2
+// QK kernel (qkBF16x8avx2, now only for rows of an odd multiple of 8
+// channels) prefetches the key rows: eight 576-wide BF16 rows ahead. In
+// alternating single-thread runs of the h_q=1 decode (memory-bound) it read
+// 19.8–21.5 GB/s against 14.9–19.1 at two rows ahead (the AVX-512 kernel's
+// distance).
 var qkPrefetchAVX2 = 9216
+
+// qkAheadAVX2 is how many tokens ahead (through offs) the unpacking AVX2
+// QK kernel prefetches the key row: eight, like qkPrefetchAVX2's distance
+// for 576-wide rows.
+const qkAheadAVX2 = 8
 
 func p(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
 

@@ -11,7 +11,7 @@ var mlaAVX512 = []string{"kern4x64", "kern8x16", "cvtBF16x16", "cvtF16x16", "dot
 
 // mlaAVX2 lists the kernels of mla_avx2_amd64.s, the AVX2+FMA twins.
 var mlaAVX2 = []string{"kern4x16avx2", "cvtBF16x8avx2", "cvtF16x8avx2", "dotx8avx2", "axpyx8avx2", "scalx8avx2",
-	"exp2Subx8avx2", "qkBF16x8avx2", "pvBF16x32avx2", "pvBF16x64avx2", "maxIntox8avx2"}
+	"exp2Subx8avx2", "qkBF16x8avx2", "pvBF16x32avx2", "pvBF16x64avx2", "maxIntox8avx2", "qkBF16uavx2"}
 
 // mlaFile returns the body of an attention-kernel file: the kernels of
 // width v named in names, one blank line apart.
