@@ -167,8 +167,11 @@ type PartsAdvisor interface {
 
 // DefaultNumParts returns the part count Decode plans with when the caller
 // gives none: be's own choice if it implements PartsAdvisor, else upstream's
-// NumSMParts(H800SMs, SQ, HQ, h_kv).
+// NumSMParts(H800SMs, SQ, HQ, h_kv). A nil p (nothing to plan) gives 1.
 func DefaultNumParts(be Backend, p *Problem) int {
+	if p == nil {
+		return 1
+	}
 	if a, ok := be.(PartsAdvisor); ok {
 		if n := a.DefaultNumParts(p); n >= 1 {
 			return n

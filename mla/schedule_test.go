@@ -216,4 +216,9 @@ func TestDefaultNumParts(t *testing.T) {
 	if got, want := mla.DefaultNumParts(page64Only{mla.Default()}, p), mla.NumSMParts(mla.H800SMs, 1, 16, 1); got != want || got != 132 {
 		t.Errorf("backend without PartsAdvisor: DefaultNumParts = %d, want NumSMParts(H800SMs) = %d", got, want)
 	}
+	for _, be := range []mla.Backend{mla.Default(), page64Only{mla.Default()}} {
+		if got := mla.DefaultNumParts(be, nil); got != 1 {
+			t.Errorf("%s: DefaultNumParts(nil problem) = %d, want 1", be.Name(), got)
+		}
+	}
 }
