@@ -301,6 +301,8 @@ func (ks Set) qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32)
 	switch {
 	case n == 0:
 		return
+	case d == 0: // empty rows: every score is 0 (the assembly needs d > 0)
+		qkBF16Go(q, base, offs, s)
 	case ks.level == AVX512 && d%16 == 0:
 		s = s[:n]
 		checkOffs(base, offs, d)
@@ -325,7 +327,7 @@ func (ks Set) qkBF16(q []float32, base []tensor.BF16, offs []int64, s []float32)
 func (ks Set) pvBF16(o, p []float32, base []tensor.BF16, offs []int64) {
 	dv, n := len(o), len(offs)
 	switch {
-	case n == 0:
+	case n == 0 || dv == 0:
 		return
 	case ks.level == AVX512 && dv%128 == 0:
 		p = p[:n]
@@ -365,7 +367,7 @@ func checkOffs(base []tensor.BF16, offs []int64, w int) {
 
 func (ks Set) qkBF16x2(q []float32, d int, base []tensor.BF16, offs []int64, s []float32, ss int) {
 	n := len(offs)
-	if ks.level != AVX512 || d%16 != 0 || n == 0 {
+	if ks.level != AVX512 || d%16 != 0 || d == 0 || n == 0 {
 		ks.qkBF16(q[:d], base, offs, s)
 		ks.qkBF16(q[d:2*d], base, offs, s[ss:])
 		return
@@ -377,7 +379,7 @@ func (ks Set) qkBF16x2(q []float32, d int, base []tensor.BF16, offs []int64, s [
 
 func (ks Set) pvBF16x2(o []float32, dv int, p []float32, ps int, base []tensor.BF16, offs []int64) {
 	n := len(offs)
-	if ks.level != AVX512 || dv%64 != 0 || n == 0 {
+	if ks.level != AVX512 || dv%64 != 0 || dv == 0 || n == 0 {
 		ks.pvBF16(o[:dv], p, base, offs)
 		ks.pvBF16(o[dv:2*dv], p[ps:], base, offs)
 		return

@@ -147,7 +147,7 @@ func TestQKPVBF16(t *testing.T) { forEachSet(t, testQKPVBF16) }
 
 func testQKPVBF16(t *testing.T, ks Set) {
 	r := testutil.RNG(3)
-	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}, {272, 192, 9}, {112, 96, 4}, {40, 32, 3}, {32, 32, 2}, {80, 64, 3}} {
+	for _, sh := range [][3]int{{576, 512, 5}, {64, 64, 1}, {48, 24, 3}, {576, 512, 64}, {272, 192, 9}, {112, 96, 4}, {40, 32, 3}, {32, 32, 2}, {80, 64, 3}, {0, 0, 3}} {
 		d, dv, n := sh[0], sh[1], sh[2]
 		base := make([]tensor.BF16, (n+2)*d)
 		tensor.EncodeBF16(base, testutil.Normal(r, len(base), 0, 1))
@@ -222,7 +222,7 @@ func TestQKPVBF16x2(t *testing.T) { forEachSet(t, testQKPVBF16x2) }
 
 func testQKPVBF16x2(t *testing.T, ks Set) {
 	r := testutil.RNG(4)
-	for _, sh := range [][3]int{{576, 512, 7}, {64, 64, 1}, {128, 128, 64}} {
+	for _, sh := range [][3]int{{576, 512, 7}, {64, 64, 1}, {128, 128, 64}, {0, 0, 3}} {
 		d, dv, n := sh[0], sh[1], sh[2]
 		base := make([]tensor.BF16, (n+1)*d)
 		tensor.EncodeBF16(base, testutil.Normal(r, len(base), 0, 1))
