@@ -22,6 +22,12 @@ import (
 // bytes on each and returns them; the cleanup closes both.
 func pair(tb testing.TB, tls string, size int) ([2]*Transport, [2]*ep.Region) {
 	tb.Helper()
+	return pairWith(tb, tls, size, false)
+}
+
+// pairWith is pair, with Options.NoMappedPuts set to noMapped.
+func pairWith(tb testing.TB, tls string, size int, noMapped bool) ([2]*Transport, [2]*ep.Region) {
+	tb.Helper()
 	needUCX(tb)
 	master := filepath.Join(tb.TempDir(), "m.sock")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -34,7 +40,7 @@ func pair(tb testing.TB, tls string, size int) ([2]*Transport, [2]*ep.Region) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ts[r], errs[r] = Dial(ctx, Options{Boot: sock.Options{Network: "unix", Rank: r, WorldSize: 2, MasterAddr: master}, Config: map[string]string{"TLS": tls}})
+			ts[r], errs[r] = Dial(ctx, Options{Boot: sock.Options{Network: "unix", Rank: r, WorldSize: 2, MasterAddr: master}, Config: map[string]string{"TLS": tls}, NoMappedPuts: noMapped})
 			if errs[r] == nil {
 				regs[r], errs[r] = ts[r].Register(ctx, size)
 			}

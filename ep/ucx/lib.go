@@ -45,6 +45,7 @@ const (
 	fnRkeyBufferRelease
 	fnEpRkeyUnpack
 	fnRkeyDestroy
+	fnRkeyPtr
 	fnPutNbx
 	fnTagSendNbx
 	fnTagRecvNbx
@@ -85,6 +86,7 @@ var symbols = [numFns]struct{ lib, name string }{
 	fnRkeyBufferRelease:    {"ucp", "ucp_rkey_buffer_release"},
 	fnEpRkeyUnpack:         {"ucp", "ucp_ep_rkey_unpack"},
 	fnRkeyDestroy:          {"ucp", "ucp_rkey_destroy"},
+	fnRkeyPtr:              {"ucp", "ucp_rkey_ptr"},
 	fnPutNbx:               {"ucp", "ucp_put_nbx"},
 	fnTagSendNbx:           {"ucp", "ucp_tag_send_nbx"},
 	fnTagRecvNbx:           {"ucp", "ucp_tag_recv_nbx"},

@@ -38,6 +38,10 @@ type Options struct {
 	// endpoint's lanes. Either way a peer that dies fails this rank's
 	// waits, through the bootstrap's connection to it.
 	ErrMode string
+	// NoMappedPuts makes every Put a ucp_put_nbx, even to a peer whose
+	// region UCX maps into this process (see Put); for measurements and
+	// tests of the UCP put path.
+	NoMappedPuts bool
 }
 
 // ErrMode values.
@@ -70,6 +74,11 @@ type Transport struct {
 	eps    []uintptr // nil at this rank
 	peers  []peerState
 
+	// mapMu guards peerState.mapped: Put and Signal hold it shared while
+	// they use a mapping, teardown exclusively while it drops them.
+	mapMu    sync.RWMutex
+	noMapped bool
+
 	reg   atomic.Pointer[ep.Region]
 	memh  uintptr
 	sizes []int // every rank's region size, after Register
@@ -94,10 +103,17 @@ type Transport struct {
 	epFailed   []atomic.Bool // set by UCX's error callback, per peer
 }
 
-// peerState is what a rank knows of one peer, guarded by Transport.mu.
+// peerState is what a rank knows of one peer, guarded by Transport.mu
+// (mapped by Transport.mapMu).
 type peerState struct {
 	rkey  uintptr
 	raddr uint64 // the peer's region address in its own address space
+	// mapped is the peer's whole region as this process maps it
+	// (ucp_rkey_ptr: the peer is on this host and its region is
+	// shared memory), or nil: puts to the peer are then ucp_put_nbx.
+	mapped []byte
+	// dirty: a ucp_put_nbx to the peer was started since the last flush.
+	dirty bool
 	pend  []pendingPut
 	pin   runtime.Pinner // pins the buffers of pend
 }
@@ -131,7 +147,7 @@ func Dial(ctx context.Context, opts Options) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{l: l, boot: boot, rank: boot.Rank(), world: boot.Size(), stop: make(chan struct{})}
+	t := &Transport{l: l, boot: boot, rank: boot.Rank(), world: boot.Size(), stop: make(chan struct{}), noMapped: opts.NoMappedPuts}
 	if err := t.setup(ctx, opts); err != nil {
 		t.teardown()
 		boot.Close()
@@ -452,9 +468,16 @@ func (t *Transport) Register(ctx context.Context, size int) (*ep.Region, error) 
 		if r == t.rank || sizes[r] == 0 {
 			continue
 		}
-		t.peers[r].raddr = binary.LittleEndian.Uint64(m[8:])
-		if t.peers[r].rkey, err = t.l.rkeyUnpack(t.eps[r], m[16:]); err != nil {
+		p := &t.peers[r]
+		p.raddr = binary.LittleEndian.Uint64(m[8:])
+		if p.rkey, err = t.l.rkeyUnpack(t.eps[r], m[16:]); err != nil {
 			return nil, fmt.Errorf("ucx rank %d: remote key of rank %d: %w", t.rank, r, err)
+		}
+		if !t.noMapped {
+			mapped := t.l.rkeyPtr(p.rkey, p.raddr, sizes[r])
+			t.mapMu.Lock()
+			p.mapped = mapped
+			t.mapMu.Unlock()
 		}
 	}
 	t.sizes = sizes
@@ -515,9 +538,13 @@ func (t *Transport) check(dst int, what string) error {
 	return nil
 }
 
-// Put writes the concatenation of bufs at off of rank dst's region with
-// one ucp_put_nbx per buffer, straight from the buffers (no copy). It
-// does not wait: the puts complete at the next Signal or Barrier, so bufs
+// Put writes the concatenation of bufs at off of rank dst's region. When
+// UCX maps dst's region into this process (dst is on this host and its
+// region is shared memory: posix or sysv in UCX_TLS; ucp_rkey_ptr gives
+// the pointer), Put copies the buffers straight into it and returns with
+// the bytes in place: no UCP call, no staging. Otherwise it starts one
+// ucp_put_nbx per buffer, straight from the buffers (no copy), and does
+// not wait: those puts complete at the next Signal or Barrier, so bufs
 // must stay unmodified until then.
 func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error {
 	if err := t.check(dst, "Put"); err != nil {
@@ -536,8 +563,20 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 	if t.boot.PeerClosed(dst, 0) {
 		return nil // the peer has left in an orderly way and needs nothing more
 	}
+	t.mapMu.RLock()
+	if m := t.peers[dst].mapped; m != nil {
+		for _, b := range bufs {
+			off += copy(m[off:], b)
+		}
+		t.mapMu.RUnlock()
+		return nil
+	}
+	t.mapMu.RUnlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.eps[dst] == 0 {
+		return fmt.Errorf("%w: ucx rank %d", ep.ErrClosed, t.rank)
+	}
 	p := &t.peers[dst]
 	for _, b := range bufs {
 		if len(b) == 0 {
@@ -554,6 +593,7 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 			return err
 		}
 		off += len(b)
+		p.dirty = true
 		if req != 0 {
 			p.pin.Pin(src)
 			p.pend = append(p.pend, pendingPut{req, b})
@@ -594,9 +634,21 @@ func (t *Transport) reapLocked(p *peerState, all bool) error {
 }
 
 // flush completes every put to dst at dst (ucp_ep_flush_nbx) and reaps
-// them.
+// them; it does nothing when no ucp_put_nbx to dst was started since the
+// last flush (every put to dst was a copy into its mapped region).
 func (t *Transport) flush(ctx context.Context, dst int) error {
 	t.mu.Lock()
+	if !t.peers[dst].dirty {
+		t.mu.Unlock()
+		return nil
+	}
+	if t.eps[dst] == 0 {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: ucx rank %d", ep.ErrClosed, t.rank)
+	}
+	// Cleared before the flush starts: a put started while it runs sets
+	// it again, and a flush that fails fails the transport.
+	t.peers[dst].dirty = false
 	req, err := t.l.flushEp(t.eps[dst])
 	t.mu.Unlock()
 	if err == nil {
@@ -620,10 +672,11 @@ func (t *Transport) flush(ctx context.Context, dst int) error {
 }
 
 // Signal adds delta to the int64 at off of rank dst's region after every
-// earlier Put to dst: it flushes the endpoint to dst (ucp_ep_flush_nbx
-// completes every earlier put at dst, with the data in dst's memory),
-// then sends a tagged message that dst's worker applies with Region.Add,
-// waking its waiters.
+// earlier Put to dst: it flushes the endpoint to dst when a ucp_put_nbx
+// to dst is outstanding (ucp_ep_flush_nbx completes every earlier put at
+// dst, with the data in dst's memory; a put into a mapped region is in
+// place when Put returns), then sends a tagged message that dst's worker
+// applies with Region.Add, waking its waiters.
 func (t *Transport) Signal(ctx context.Context, dst, off int, delta int64) error {
 	if err := t.check(dst, "Signal"); err != nil {
 		return err
@@ -648,6 +701,10 @@ func (t *Transport) Signal(ctx context.Context, dst, off int, delta int64) error
 	pin.Pin(&msg[0])
 	defer pin.Unpin()
 	t.mu.Lock()
+	if t.eps[dst] == 0 {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: ucx rank %d", ep.ErrClosed, t.rank)
+	}
 	req, err := t.l.tagSend(t.eps[dst], unsafe.Pointer(&msg[0]), sigMsgLen, sigTag|uint64(t.rank))
 	t.mu.Unlock()
 	if err == nil {
@@ -664,7 +721,8 @@ func (t *Transport) Signal(ctx context.Context, dst, off int, delta int64) error
 }
 
 // Barrier completes every put of this rank at its destination (a flush of
-// every endpoint), then returns when every rank has entered it.
+// every endpoint with a ucp_put_nbx outstanding), then returns when every
+// rank has entered it.
 func (t *Transport) Barrier(ctx context.Context) error {
 	if err := t.usable(); err != nil {
 		return err
@@ -788,6 +846,11 @@ func (t *Transport) teardown() {
 		clean = t.waitClosing(ctx, req) && clean
 		t.mu.Lock()
 	}
+	t.mapMu.Lock()
+	for r := range t.peers {
+		t.peers[r].mapped = nil
+	}
+	t.mapMu.Unlock()
 	var closing []request
 	// A healthy rank closes its endpoints in flush mode, so that the
 	// peers see an orderly disconnect; after a failure the close is forced.

@@ -25,12 +25,30 @@ import (
 // signal's value every byte of every put is in its region. Twenty rounds
 // (six under -short) with fresh bytes, over shared memory and TCP, between
 // two ranks of this process (TestSignalOrderingProcesses: between two
-// processes).
+// processes); over shared memory both with puts into the mapped region
+// and with Options.NoMappedPuts (ucp_put_nbx, then a flush).
 func TestSignalOrdering(t *testing.T) {
-	for _, tls := range tlsSets {
-		t.Run(tls, func(t *testing.T) {
+	type setup struct {
+		tls      string
+		noMapped bool
+	}
+	setups := []setup{{tlsSets[0], false}, {tlsSets[0], true}, {tlsSets[1], false}}
+	for _, su := range setups {
+		name := su.tls
+		if su.noMapped {
+			name += "/no-mapped-puts"
+		}
+		t.Run(name, func(t *testing.T) {
 			size, rounds := orderingShape()
-			ts, regs := pair(t, tls, size)
+			ts, regs := pairWith(t, su.tls, size, su.noMapped)
+			// Shared memory maps the peer's region unless told not to; TCP
+			// never does.
+			wantMapped := su.tls == tlsSets[0] && !su.noMapped
+			for r, tr := range ts {
+				if got := tr.peers[1-r].mapped != nil; got != wantMapped {
+					t.Fatalf("rank %d: peer region mapped = %v, want %v (transports %v)", r, got, wantMapped, tr.Transports())
+				}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			errs := make([]error, 2)

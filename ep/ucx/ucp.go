@@ -275,6 +275,23 @@ func (l *lib) rkeyUnpack(e uintptr, packed []byte) (uintptr, error) {
 
 func (l *lib) rkeyDestroy(k uintptr) { ccall(l.fns[fnRkeyDestroy], k) }
 
+// rkeyPtr returns the n bytes of remote memory at raddr as this process
+// maps them (ucp_rkey_ptr), or nil when the remote key gives no local
+// pointer (the peer is not reached through shared memory) or does not map
+// the n bytes contiguously.
+func (l *lib) rkeyPtr(k uintptr, raddr uint64, n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	var first, last uintptr
+	if l.check("ucp_rkey_ptr", ccall(l.fns[fnRkeyPtr], k, uintptr(raddr), uintptr(unsafe.Pointer(&first)))) != nil ||
+		l.check("ucp_rkey_ptr", ccall(l.fns[fnRkeyPtr], k, uintptr(raddr+uint64(n-1)), uintptr(unsafe.Pointer(&last)))) != nil ||
+		first == 0 || last-first != uintptr(n-1) {
+		return nil
+	}
+	return unsafe.Slice((*byte)(*(*unsafe.Pointer)(unsafe.Pointer(&first))), n)
+}
+
 // put starts ucp_put_nbx of n bytes at src to remote address raddr.
 func (l *lib) put(e uintptr, src unsafe.Pointer, n int, raddr uint64, rkey uintptr) (request, error) {
 	return l.ptrStatus("ucp_put_nbx", ccall(l.fns[fnPutNbx], e, uintptr(src), uintptr(n), uintptr(raddr), rkey, uintptr(unsafe.Pointer(&noParam))))
