@@ -93,6 +93,7 @@ type Transport struct {
 	failMu  sync.Mutex
 	failed  error
 	closed  bool
+	broken  atomic.Bool // failed or closed: usable takes failMu only then
 	stop    chan struct{}
 	done    sync.WaitGroup
 	cancelW context.CancelFunc
@@ -265,6 +266,7 @@ func (t *Transport) fail(err error) {
 	if t.failed == nil {
 		t.failed = err
 	}
+	t.broken.Store(true)
 	t.failMu.Unlock()
 	if r := t.reg.Load(); r != nil {
 		r.Abort(err)
@@ -272,6 +274,9 @@ func (t *Transport) fail(err error) {
 }
 
 func (t *Transport) usable() error {
+	if !t.broken.Load() {
+		return nil
+	}
 	t.failMu.Lock()
 	defer t.failMu.Unlock()
 	if t.closed {
@@ -560,9 +565,8 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 	if dst == t.rank {
 		return t.reg.Load().Write(off, bufs...)
 	}
-	if t.boot.PeerClosed(dst, 0) {
-		return nil // the peer has left in an orderly way and needs nothing more
-	}
+	// A peer that has left keeps its mapping in this process until
+	// teardown, so a copy into it is harmless and needs no check.
 	t.mapMu.RLock()
 	if m := t.peers[dst].mapped; m != nil {
 		for _, b := range bufs {
@@ -572,6 +576,9 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 		return nil
 	}
 	t.mapMu.RUnlock()
+	if t.boot.PeerClosed(dst, 0) {
+		return nil // the peer has left in an orderly way and needs nothing more
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.eps[dst] == 0 {
@@ -762,6 +769,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.broken.Store(true)
 	t.failMu.Unlock()
 	if t.usableQuiet() && t.sizes != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
