@@ -35,17 +35,29 @@
 // connection, which also tells every rank at once when a peer process
 // dies.
 //
-// Put: one ucp_put_nbx per buffer, straight from the caller's memory (UCP
-// has no gather list for RMA); the puts are not waited for, so the
-// buffers must stay unmodified until the next Signal or Barrier.
+// Put: when UCX maps the peer's region into this process (ucp_rkey_ptr
+// succeeds: the peer is on this host and its region is posix or sysv
+// shared memory), a Put is a copy from the caller's buffers straight into
+// the peer's region, with no UCP call and no staging buffer; its bytes are
+// in place when it returns. Otherwise (TCP, RDMA, cma only) it is one
+// ucp_put_nbx per buffer, straight from the caller's memory (UCP has no
+// gather list for RMA); those puts are not waited for, so the buffers
+// must stay unmodified until the next Signal or Barrier.
+// Options.NoMappedPuts forces the second way everywhere.
 //
 // Signal ordering, exactly: Signal(dst, off, delta) first flushes the
-// endpoint to dst (ucp_ep_flush_nbx, polled to completion: every earlier
-// put to dst has completed at dst, its bytes in dst's memory), then sends
-// a 24-byte tagged message (ucp_tag_send_nbx) that dst's worker receives
-// and applies with ep.Region.Add, which wakes dst's waiters. So a signal
-// is applied after every put that the same rank issued to dst before it.
-// Barrier flushes every endpoint before it enters the bootstrap barrier.
+// endpoint to dst if a ucp_put_nbx to dst was started since the last
+// flush (ucp_ep_flush_nbx, polled to completion: every earlier put to dst
+// has completed at dst, its bytes in dst's memory; copies into a mapped
+// region are complete already), then sends a 24-byte tagged message
+// (ucp_tag_send_nbx) that dst's worker receives and applies with
+// ep.Region.Add, which wakes dst's waiters. So a signal is applied after
+// every put that the same rank issued to dst before it: the copies'
+// stores precede, in this process's program order and across the mutex
+// that serializes UCP calls, UCX's own store of the message, which UCX
+// orders after everything before it (a store fence on weakly ordered
+// CPUs; a socket write for TCP). Barrier flushes every endpoint with
+// outstanding ucp_put_nbx before it enters the bootstrap barrier.
 //
 // Region safety: Put and Signal check the destination's bounds on the
 // sender and fail with ep.ErrRange, sending nothing. On the receiving
@@ -53,7 +65,8 @@
 // applied (a bad one fails the rank with ep.ErrRange). Puts land through
 // the remote key, which covers exactly the region: RDMA NICs reject an
 // access outside the registered memory, and the shared-memory segment
-// that a peer maps is the region alone; but the cma transport
+// that a peer maps (and copies into, for a mapped put) is the region
+// alone; but the cma transport
 // (process_vm_writev) can write anywhere in a process that the kernel
 // lets the peer ptrace, so over cma the peers are trusted as processes of
 // one job, as with any shared-memory MPI.
