@@ -107,6 +107,40 @@ func BenchmarkPut(b *testing.B) {
 	}
 }
 
+// BenchmarkPutCall is the cost of one Put of 64 bytes from rank 0 to
+// rank 1 (1,024 puts, then one Signal, per 1,024 ops), over shared memory
+// with puts into the mapped region and with Options.NoMappedPuts: the
+// per-call overhead that DeepEP's per-token puts pay.
+func BenchmarkPutCall(b *testing.B) {
+	for _, noMapped := range []bool{false, true} {
+		name := "mapped"
+		if noMapped {
+			name = "ucp_put_nbx"
+		}
+		b.Run(name, func(b *testing.B) {
+			ts, regs := pairWith(b, tlsSets[0], 64+64*1024, noMapped)
+			src := make([]byte, 64)
+			ctx := context.Background()
+			signals := int64(0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := ts[0].Put(ctx, 1, 64+64*(i%1024), src); err != nil {
+					b.Fatal(err)
+				}
+				if i%1024 == 1023 || i == b.N-1 {
+					if err := ts[0].Signal(ctx, 1, 0, 1); err != nil {
+						b.Fatal(err)
+					}
+					signals++
+				}
+			}
+			if _, err := regs[1].Wait(ctx, 0, signals); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
 // putWindow is how many puts BenchmarkPutProcesses issues between two
 // signals (each signal flushes the endpoint).
 const putWindow = 64
