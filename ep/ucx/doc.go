@@ -39,7 +39,10 @@
 // succeeds: the peer is on this host and its region is posix or sysv
 // shared memory), a Put is a copy from the caller's buffers straight into
 // the peer's region, with no UCP call and no staging buffer; its bytes are
-// in place when it returns. Otherwise (TCP, RDMA, cma only) it is one
+// in place when it returns. A Put of 1 MiB or more copies with
+// non-temporal stores (internal/kernels' StreamCopy, fenced before it
+// returns): the destination's cache lines are not read first, which a
+// dispatch's rows to a peer, tens of megabytes, gain from. Otherwise (TCP, RDMA, cma only) it is one
 // ucp_put_nbx per buffer, straight from the caller's memory (UCP has no
 // gather list for RMA); those puts are not waited for, so the buffers
 // must stay unmodified until the next Signal or Barrier.
@@ -87,5 +90,5 @@
 // docs/ucx.md explains how to run across hosts.
 //
 // Where it sits: a transport backend of package ep (docs/architecture.md);
-// it imports ep and ep/sock.
+// it imports ep, ep/sock and internal/kernels (the streaming copy).
 package ucx

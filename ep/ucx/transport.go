@@ -15,6 +15,7 @@ import (
 
 	"github.com/fireflyer-go/fireflyer/ep"
 	"github.com/fireflyer-go/fireflyer/ep/sock"
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 )
 
 // Options configures Dial.
@@ -59,6 +60,13 @@ const (
 	sigMsgLen         = 24 // src, off, delta: three little-endian 64-bit words
 )
 
+// streamMin is the size in bytes of a mapped Put (all its buffers) from
+// which it copies with non-temporal stores (kernels.StreamCopy): the bytes
+// are for another process, and a copy that large does not stay in the
+// cache anyway. In a 4-rank DeepEP-size dispatch a rank's rows to one peer
+// are about 27 MB; a low-latency message is one row.
+const streamMin = 1 << 20
+
 // Transport is one rank's endpoint over UCP; it implements ep.Transport.
 type Transport struct {
 	l     *lib
@@ -78,6 +86,7 @@ type Transport struct {
 	// they use a mapping, teardown exclusively while it drops them.
 	mapMu    sync.RWMutex
 	noMapped bool
+	ks       kernels.Set // StreamCopy of large mapped puts
 
 	reg   atomic.Pointer[ep.Region]
 	memh  uintptr
@@ -148,7 +157,7 @@ func Dial(ctx context.Context, opts Options) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{l: l, boot: boot, rank: boot.Rank(), world: boot.Size(), stop: make(chan struct{}), noMapped: opts.NoMappedPuts}
+	t := &Transport{l: l, boot: boot, rank: boot.Rank(), world: boot.Size(), stop: make(chan struct{}), noMapped: opts.NoMappedPuts, ks: kernels.Best()}
 	if err := t.setup(ctx, opts); err != nil {
 		t.teardown()
 		boot.Close()
@@ -569,8 +578,14 @@ func (t *Transport) Put(ctx context.Context, dst, off int, bufs ...[]byte) error
 	// teardown, so a copy into it is harmless and needs no check.
 	t.mapMu.RLock()
 	if m := t.peers[dst].mapped; m != nil {
-		for _, b := range bufs {
-			off += copy(m[off:], b)
+		if n >= streamMin {
+			for _, b := range bufs {
+				off += t.ks.StreamCopy(m[off:], b)
+			}
+		} else {
+			for _, b := range bufs {
+				off += copy(m[off:], b)
+			}
 		}
 		t.mapMu.RUnlock()
 		return nil

@@ -131,3 +131,6 @@ func toBF16AVX2(dst *tensor.BF16, src *float32, n int)
 
 //go:noescape
 func sumBF16AVX2(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int)
+
+//go:noescape
+func streamCopyAVX2(dst, src *byte, n int)

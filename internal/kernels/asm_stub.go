@@ -138,3 +138,5 @@ func toBF16AVX2(dst *tensor.BF16, src *float32, n int) { panic("kernels: no asse
 func sumBF16AVX2(dst *tensor.BF16, rows *[]tensor.BF16, nrows int, n int) {
 	panic("kernels: no assembly in this build")
 }
+
+func streamCopyAVX2(dst, src *byte, n int) { panic("kernels: no assembly in this build") }

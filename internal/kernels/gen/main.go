@@ -8,6 +8,7 @@
 //	mla_avx512_amd64.s  the attention kernels, AVX-512
 //	mla_avx2_amd64.s    the attention kernels, AVX2+FMA
 //	bf16_amd64.s        the BF16 combine kernels, AVX2
+//	copy_amd64.s        the streaming (non-temporal) copy, AVX2
 //	asm_amd64.go        the Go declarations of every assembly function
 //	asm_stub.go         their stand-ins for builds without assembly
 //
@@ -442,9 +443,10 @@ func files() map[string]string {
 		"mla_avx2_amd64.s": header + "// AVX2+FMA twins of the AVX-512 kernels, for x86-64 CPUs without AVX-512.\n\n" +
 			mlaFile(ymm, mlaAVX2, kern4(ymm, 2, "kern4x16avx2", "a2loop", "a2store", false, true), ymmLabels),
 		"bf16_amd64.s": header + bf16Kernels(),
+		"copy_amd64.s": header + copyKernels(),
 	}
 	var sigs []string
-	for _, name := range []string{"gemm_amd64.s", "mla_avx512_amd64.s", "mla_avx2_amd64.s", "bf16_amd64.s"} {
+	for _, name := range []string{"gemm_amd64.s", "mla_avx512_amd64.s", "mla_avx2_amd64.s", "bf16_amd64.s", "copy_amd64.s"} {
 		sigs = append(sigs, signatures(out[name])...)
 	}
 	out["asm_amd64.go"], out["asm_stub.go"] = goFiles(sigs)
