@@ -42,10 +42,11 @@
 // in place when it returns. A Put of 1 MiB or more copies with
 // non-temporal stores (internal/kernels' StreamCopy, fenced before it
 // returns): the destination's cache lines are not read first, which a
-// dispatch's rows to a peer, tens of megabytes, gain from. Otherwise (TCP, RDMA, cma only) it is one
-// ucp_put_nbx per buffer, straight from the caller's memory (UCP has no
-// gather list for RMA); those puts are not waited for, so the buffers
-// must stay unmodified until the next Signal or Barrier.
+// dispatch's rows to a peer, tens of megabytes, gain from. Where UCX
+// does not map the region (TCP, RDMA, cma only), a Put is one ucp_put_nbx
+// per buffer, straight from the caller's memory (UCP has no gather list
+// for RMA); those puts are not waited for, so the buffers must stay
+// unmodified until the next Signal or Barrier.
 // Options.NoMappedPuts forces the second way everywhere.
 //
 // Signal ordering, exactly: Signal(dst, off, delta) first flushes the

@@ -3,7 +3,8 @@
 // decoders and the FP4 (E2M1) row decoder behind
 // gemm/cpu, the attention kernels behind mla's cpu backend
 // (a strided float32 GEMM, BF16/F16 widening, dot/axpy/scal, a vector exp2,
-// fused BF16 QK and PV), and the BF16 combine kernels of ep.
+// fused BF16 QK and PV), the BF16 combine kernels of ep and the streaming
+// (non-temporal) copy of its shared-memory puts.
 //
 // It sits in the basement: it imports only tensor (whose scalar codecs and
 // E4M3 table the pure-Go kernels use, so that the tree has one of each),
