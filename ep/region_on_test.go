@@ -44,3 +44,37 @@ func TestNewRegionOn(t *testing.T) {
 		t.Errorf("empty region: %v", err)
 	}
 }
+
+// TestRegionWriteLarge: a gathered Write above streamWriteMin (the
+// streaming copy) and one below it land exactly at unaligned offsets, the
+// bytes around them untouched, and one past the end fails with ErrRange.
+func TestRegionWriteLarge(t *testing.T) {
+	const size = 3 << 20
+	r := NewRegion(size)
+	defer r.Free()
+	want := make([]byte, size)
+	for _, c := range []struct{ off, n, parts int }{{13, streamWriteMin + 4099, 3}, {size - 5000, 4999, 2}, {streamWriteMin + 8191, streamWriteMin, 7}} {
+		src := make([]byte, c.n)
+		for i := range src {
+			src[i] = byte(i*31 + c.off)
+		}
+		var bufs [][]byte
+		for i := 0; i < c.parts; i++ {
+			bufs = append(bufs, src[i*c.n/c.parts:(i+1)*c.n/c.parts])
+		}
+		if err := r.Write(c.off, bufs...); err != nil {
+			t.Fatalf("Write(%d, %d bytes): %v", c.off, c.n, err)
+		}
+		copy(want[c.off:], src)
+		if got := r.Bytes(); string(got) != string(want) {
+			i := 0
+			for got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("after Write(%d, %d bytes): byte %d is %#x, want %#x", c.off, c.n, i, got[i], want[i])
+		}
+	}
+	if err := r.Write(size-streamWriteMin+1, make([]byte, streamWriteMin)); !errors.Is(err, ErrRange) {
+		t.Errorf("Write past the end: %v, want ErrRange", err)
+	}
+}

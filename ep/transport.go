@@ -3,6 +3,7 @@ package ep
 import (
 	"context"
 
+	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/mmap"
 	"runtime"
 	"sync"
@@ -149,7 +150,9 @@ func (r *Region) CheckPut(off, n int) error {
 }
 
 // Write copies the concatenation of bufs to off after a bounds check; it is
-// how a transport applies a put to its local region.
+// how a transport applies a put to its local region. A write of
+// streamWriteMin bytes or more copies with non-temporal stores
+// (kernels.StreamCopy, fenced before Write returns).
 func (r *Region) Write(off int, bufs ...[]byte) error {
 	n := 0
 	for _, b := range bufs {
@@ -158,11 +161,23 @@ func (r *Region) Write(off int, bufs ...[]byte) error {
 	if err := r.CheckPut(off, n); err != nil {
 		return err
 	}
+	if n >= streamWriteMin {
+		ks := kernels.Best()
+		for _, b := range bufs {
+			off += ks.StreamCopy(r.buf[off:], b)
+		}
+		return nil
+	}
 	for _, b := range bufs {
 		off += copy(r.buf[off:], b)
 	}
 	return nil
 }
+
+// streamWriteMin is the size of a Region.Write from which it streams: a
+// dispatch's rows to this rank itself, tens of megabytes at DeepEP's
+// sizes, do not stay in the cache anyway.
+const streamWriteMin = 1 << 20
 
 // Add atomically adds delta to the int64 counter at off and wakes waiters.
 func (r *Region) Add(off int, delta int64) error {
