@@ -49,7 +49,7 @@ func TestNewRegionOn(t *testing.T) {
 // streaming copy) and one below it land exactly at unaligned offsets, the
 // bytes around them untouched, and one past the end fails with ErrRange.
 func TestRegionWriteLarge(t *testing.T) {
-	const size = 3 << 20
+	const size = 3 * streamWriteMin
 	r := NewRegion(size)
 	defer r.Free()
 	want := make([]byte, size)

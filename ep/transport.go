@@ -177,7 +177,7 @@ func (r *Region) Write(off int, bufs ...[]byte) error {
 // streamWriteMin is the size of a Region.Write from which it streams: a
 // dispatch's rows to this rank itself, tens of megabytes at DeepEP's
 // sizes, do not stay in the cache anyway.
-const streamWriteMin = 1 << 20
+const streamWriteMin = 4 << 20
 
 // Add atomically adds delta to the int64 counter at off and wakes waiters.
 func (r *Region) Add(off int, delta int64) error {

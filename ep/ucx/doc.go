@@ -39,7 +39,7 @@
 // succeeds: the peer is on this host and its region is posix or sysv
 // shared memory), a Put is a copy from the caller's buffers straight into
 // the peer's region, with no UCP call and no staging buffer; its bytes are
-// in place when it returns. A Put of 1 MiB or more copies with
+// in place when it returns. A Put of 4 MiB or more copies with
 // non-temporal stores (internal/kernels' StreamCopy, fenced before it
 // returns): the destination's cache lines are not read first, which a
 // dispatch's rows to a peer, tens of megabytes, gain from. Where UCX

@@ -142,6 +142,42 @@ func barrier(ctx context.Context, ts []*Transport) error {
 	return errors.Join(errs...)
 }
 
+// TestStreamedPut: a gathered mapped Put above streamMin (copied with
+// non-temporal stores) at an unaligned offset, then a Signal: when the
+// counter shows the signal, every byte is in the peer's region and the
+// bytes around it are untouched.
+func TestStreamedPut(t *testing.T) {
+	const size = 2*streamMin + 4096
+	ts, regs := pair(t, tlsSets[0], size)
+	if ts[0].peers[1].mapped == nil {
+		t.Skipf("UCX does not map the peer's region here (transports %v)", ts[0].Transports())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := streamMin + 1234
+	src := make([]byte, n)
+	for i := range src {
+		src[i] = byte(i*13 + 5)
+	}
+	const off = 64 + 7
+	if err := ts[0].Put(ctx, 1, off, src[:n/3], src[n/3:n/2], src[n/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts[0].Signal(ctx, 1, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := regs[1].Wait(ctx, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	got := regs[1].Bytes()
+	if !bytes.Equal(got[off:off+n], src) {
+		t.Fatal("the streamed put's bytes differ in the peer's region")
+	}
+	if !bytes.Equal(got[8:off], make([]byte, off-8)) || !bytes.Equal(got[off+n:], make([]byte, size-off-n)) {
+		t.Error("bytes around the streamed put changed")
+	}
+}
+
 // TestBounds: puts and signals outside the destination region, or to a
 // rank that does not exist, fail on the sender with ep.ErrRange and write
 // nothing; calls before Register and a second Register fail with
