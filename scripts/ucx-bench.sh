@@ -22,7 +22,7 @@ printf '%-16s %10s %10s %12s %12s %7s\n' UCX_TLS size count perftest ep/ucx rati
 for tls in posix,cma,self tcp,self; do
 	for size in 7392 1048576 16777216; do
 		# the same count as BenchmarkPutProcesses
-		count=$(( (1<<30) / size )); count=$(( count > 200000 ? 200000 : count )); count=$(( count < 256 ? 256 : count ))
+		count=$(( (8<<30) / size )); count=$(( count > 2000000 ? 2000000 : count )); count=$(( count < 256 ? 256 : count ))
 		if [ "$tls" = tcp,self ]; then count=$(( count / 16 < 16 ? 16 : count / 16 )); fi
 		for r in $(seq "$rounds"); do
 			p=$(perftest "$tls" "$size" "$count")

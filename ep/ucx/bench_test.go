@@ -224,7 +224,7 @@ func BenchmarkPutProcesses(b *testing.B) {
 	needUCX(b)
 	for _, tls := range tlsSets {
 		for _, size := range []int{7392, 1 << 20, 16 << 20} {
-			count := max(256, min(200000, (1<<30)/size))
+			count := max(256, min(2000000, (8<<30)/size))
 			if tls == "tcp,self" {
 				count = max(16, count/16)
 			}
