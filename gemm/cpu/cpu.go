@@ -11,6 +11,7 @@ import (
 	"github.com/fireflyer-go/fireflyer/gemm"
 	"github.com/fireflyer-go/fireflyer/internal/kernels"
 	"github.com/fireflyer-go/fireflyer/internal/par"
+	"github.com/fireflyer-go/fireflyer/internal/platform"
 	"github.com/fireflyer-go/fireflyer/tensor"
 )
 
@@ -233,7 +234,7 @@ func zeroRows(d gemm.OutHost, r0, r1 int) {
 // [aRow, aRow+rows) of group aG, B group bG, D rows from dRow.
 type segment struct{ aG, aRow, rows, bG, dRow int }
 
-// chunk is a block of at most mcMax rows of one segment; its A panels may
+// chunk is a block of at most tileLimits rows of one segment; its A panels may
 // be packed once for all K blocks (apack offset) before the tiles run.
 type chunk struct {
 	seg, m0, mc int
@@ -313,6 +314,7 @@ func (c *call) kBlocks() int { return (c.k + bk - 1) / bk }
 // plan splits the segments into chunks and tiles.
 func (c *call) plan() {
 	mr, nr := c.ks.MR(), c.ks.NR()
+	mcMax, ncMax, pkK := tileLimits(c.ks.Level())
 	rows := 0
 	for si, s := range c.segs {
 		rows += s.rows
@@ -351,7 +353,7 @@ func (c *call) plan() {
 	// every tile would stream it back from L3 or memory; decoding A's FP8
 	// rows again per tile and K block (a quarter of the bytes, in L1/L2) is
 	// then faster (+7% at N=576, K=7168 on the development box).
-	prepack := nj > 1 && c.k <= prepackKMax
+	prepack := nj > 1 && c.k <= pkK
 	off, maxOff := 0, 0
 	win := window{}
 	for ci := range c.chunks {
@@ -592,9 +594,7 @@ func (c *call) runTile(w *work, t *tile) {
 			}
 		}
 		for jp := 0; jp < np; jp += nr {
-			for ip := 0; ip < mp; ip += mr {
-				c.ks.Micro(kc, ap[ip*kc:], bp[jp*ldb:], ldb, w.acc[jp*mp+ip:], mp, w.sa[ip:], w.sb[jp:])
-			}
+			c.ks.MicroPanels(kc, mp/mr, ap, bp[jp*ldb:], ldb, w.acc[jp*mp:], mp, w.sa, w.sb[jp:])
 		}
 	}
 	c.store(w, mp, s.dRow+ch.m0, ch.mc, t.n0, t.nc)
@@ -642,4 +642,20 @@ func (c *call) store(w *work, ldc, r0, mc, n0, nc int) {
 			c.ks.EncodeBF16(d.BF16[off:off+nc], row)
 		}
 	}
+}
+
+// tileLimits returns the rows of A per chunk, the columns of B per tile and
+// the largest K at which A is pre-packed for the kernel set of level l. The
+// AVX2 set on a core with at least 2 MiB of L2 (tuned on an Intel Xeon,
+// 48 KiB L1d, 2 MiB L2, one thread) takes larger tiles: a 384×480 float32
+// C tile (720 KiB), its A block (192 KiB) and 480 decoded B rows (240 KiB)
+// still fit, and A and B are decoded about half as often as with 256×192
+// (+2–4 % at N,K = 2112,7168 and 7168,2048; 256×576, 384×576 and 512×480
+// were no better). Every other level, and AVX2 with a smaller or unknown
+// L2 (the AMD EPYC the limits above were tuned on), keeps the limits above.
+func tileLimits(l kernels.Level) (mc, nc, pkK int) {
+	if l == kernels.AVX2 && platform.L2Bytes() >= 2<<20 {
+		return 384, 480, prepackKMax
+	}
+	return mcMax, ncMax, prepackKMax
 }

@@ -16,6 +16,9 @@ func microAVX512(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *fl
 func microAVX2(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)
 
 //go:noescape
+func microPanelsAVX2(kc, panels int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)
+
+//go:noescape
 func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int)
 
 //go:noescape

@@ -17,6 +17,10 @@ func microAVX2(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *floa
 	panic("kernels: no assembly in this build")
 }
 
+func microPanelsAVX2(kc, panels int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32) {
+	panic("kernels: no assembly in this build")
+}
+
 func decodeRowsAVX512(dst *float32, ldd int, src *byte, lds int, rows, kc int) {
 	panic("kernels: no assembly in this build")
 }

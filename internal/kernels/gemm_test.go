@@ -71,6 +71,50 @@ func TestMicro(t *testing.T) {
 	})
 }
 
+// TestMicroPanels checks a column of micro-tiles against a float64 oracle,
+// the C rows between and after the panels' rows left as they were.
+func TestMicroPanels(t *testing.T) {
+	forEachSet(t, func(t *testing.T, ks Set) {
+		r := rand.New(rand.NewPCG(3, 4))
+		mr, nr := ks.MR(), ks.NR()
+		for _, panels := range []int{1, 2, 5} {
+			for _, kc := range []int{0, 1, 3, 128, 131} {
+				m := panels * mr
+				ldb, ldc := kc+5, m+3
+				a := make([]float32, panels*kc*mr)
+				b := make([]float32, (nr-1)*ldb+kc)
+				c := make([]float32, (nr-1)*ldc+m+3)
+				sa, sb := make([]float32, m), make([]float32, nr)
+				for _, s := range [][]float32{a, b, c, sa, sb} {
+					for i := range s {
+						s[i] = float32(r.NormFloat64())
+					}
+				}
+				want := make([]float64, len(c))
+				for i, v := range c {
+					want[i] = float64(v)
+				}
+				for j := 0; j < nr; j++ {
+					for i := 0; i < m; i++ {
+						q, ii := i/mr, i%mr
+						var s float64
+						for p := 0; p < kc; p++ {
+							s += float64(a[q*kc*mr+p*mr+ii]) * float64(b[j*ldb+p])
+						}
+						want[j*ldc+i] += float64(sa[i]) * float64(sb[j]) * s
+					}
+				}
+				ks.MicroPanels(kc, panels, a, b, ldb, c, ldc, sa, sb)
+				for i, v := range c {
+					if d := math.Abs(float64(v) - want[i]); d > 1e-4*(1+math.Abs(want[i]))*math.Sqrt(float64(kc+1)) {
+						t.Fatalf("panels=%d kc=%d c[%d] = %g, want %g", panels, kc, i, v, want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
 func BenchmarkMicro(b *testing.B) {
 	ks := Best()
 	kc := 128

@@ -78,17 +78,47 @@ func bRow(j int) string {
 // With unroll 2 the k loop runs two steps per iteration (addressed by
 // displacement, one pointer update per pair).
 func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast, unroll int, zero, vzero string) {
+	microKernel(name, reg, vecs, lanes, nr, bcast0, nbcast, unroll, zero, vzero, false)
+}
+
+// microKernel writes micro's kernel or, with panels, its loop over a column
+// of micro-tiles: name(kc, panels, a, b, ldb, c, ldc, sa, sb) runs the
+// micro-kernel on the panels consecutive packed A panels at a (kc·mr floats
+// each), the same B rows, the C rows from c in steps of mr and the A scales
+// from sa in steps of mr, in one call (no Go call per micro-tile).
+func microKernel(name, reg string, vecs, lanes, nr, bcast0, nbcast, unroll int, zero, vzero string, panels bool) {
 	mr := vecs * lanes
 	vb := lanes * 4 // vector bytes
-	p("// func %s(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)", name)
-	p("// Computes c[j*ldc+i] += sa[i]*sb[j] * Σ_p a[p*%d+i]*b[j*ldb+p] for i < %d, j < %d.", mr, mr, nr)
-	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
-	p("\tMOVQ kc+0(FP), CX")
-	p("\tMOVQ a+8(FP), AX")
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ ldb+24(FP), R11")
-	p("\tSHLQ $2, R11")
-	p("\tLEAQ (R11)(R11*2), R12")
+	// The frame offsets of the arguments after kc.
+	argA, argB, argLdb, argC, argLdc, argSa, argSb := 8, 16, 24, 32, 40, 48, 56
+	if panels {
+		argA, argB, argLdb, argC, argLdc, argSa, argSb = 16, 24, 32, 40, 48, 56, 64
+		p("// func %s(kc, panels int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)", name)
+		p("// Computes c[j*ldc+i] += sa[i]*sb[j] * Σ_p a[(i/%d)*kc*%d+p*%d+i%%%d]*b[j*ldb+p] for i < %d·panels, j < %d.", mr, mr, mr, mr, mr, nr)
+		p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+		p("\tMOVQ panels+8(FP), R9")
+		p("\tMOVQ a+%d(FP), AX", argA)
+		p("\tMOVQ ldb+%d(FP), R11", argLdb)
+		p("\tSHLQ $2, R11")
+		p("\tLEAQ (R11)(R11*2), R12")
+		p("\tMOVQ c+%d(FP), R10", argC)
+		p("\tTESTQ R9, R9")
+		p("\tJZ %s_done", name)
+		p("%s_panel:", name)
+		// AX ends each panel's k loop at the next panel's start.
+		p("\tMOVQ kc+0(FP), CX")
+		p("\tMOVQ b+%d(FP), BX", argB)
+	} else {
+		p("// func %s(kc int, a, b *float32, ldb int, c *float32, ldc int, sa, sb *float32)", name)
+		p("// Computes c[j*ldc+i] += sa[i]*sb[j] * Σ_p a[p*%d+i]*b[j*ldb+p] for i < %d, j < %d.", mr, mr, nr)
+		p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
+		p("\tMOVQ kc+0(FP), CX")
+		p("\tMOVQ a+%d(FP), AX", argA)
+		p("\tMOVQ b+%d(FP), BX", argB)
+		p("\tMOVQ ldb+%d(FP), R11", argLdb)
+		p("\tSHLQ $2, R11")
+		p("\tLEAQ (R11)(R11*2), R12")
+	}
 	p("\tLEAQ (BX)(R11*4), R13")
 	p("\tLEAQ (R13)(R11*4), SI")
 	nacc := vecs * nr
@@ -152,13 +182,18 @@ func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast, unroll int, zero, 
 		p("\tJNZ %s_pairs", name)
 	}
 	p("%s_promote:", name)
-	p("\tMOVQ sa+48(FP), DI")
+	p("\tMOVQ sa+%d(FP), DI", argSa)
 	for v := 0; v < vecs; v++ {
 		p("\tVMOVUPS %d(DI), %s%d", v*vb, reg, nacc+v)
 	}
-	p("\tMOVQ sb+56(FP), DI")
-	p("\tMOVQ c+32(FP), DX")
-	p("\tMOVQ ldc+40(FP), R8")
+	p("\tMOVQ sb+%d(FP), DI", argSb)
+	if panels {
+		p("\tADDQ $%d, sa+%d(FP)", mr*4, argSa)
+		p("\tMOVQ R10, DX")
+	} else {
+		p("\tMOVQ c+%d(FP), DX", argC)
+	}
+	p("\tMOVQ ldc+%d(FP), R8", argLdc)
 	p("\tSHLQ $2, R8")
 	s, t := bcast0, bcast0+1
 	for j := 0; j < nr; j++ {
@@ -169,6 +204,12 @@ func micro(name, reg string, vecs, lanes, nr, bcast0, nbcast, unroll int, zero, 
 			p("\tVMOVUPS %s%d, %d(DX)", reg, j*vecs+v, v*vb)
 		}
 		p("\tADDQ R8, DX")
+	}
+	if panels {
+		p("\tADDQ $%d, R10", mr*4)
+		p("\tDECQ R9")
+		p("\tJNZ %s_panel", name)
+		p("%s_done:", name)
 	}
 	p("\t%s", vzero)
 	p("\tRET")
@@ -418,6 +459,8 @@ func gemmFile() string {
 	// AVX2: 16 rows (2 ymm) × 6 columns = 12 accumulators Y0-Y11, A in
 	// Y12-Y13, broadcasts in Y14-Y15.
 	micro("microAVX2", "Y", 2, 8, 6, 14, 2, avx2Unroll, "VPXOR", "VZEROUPPER")
+	// The same kernel over a column of micro-tiles, one call per column.
+	microKernel("microPanelsAVX2", "Y", 2, 8, 6, 14, 2, avx2Unroll, "VPXOR", "VZEROUPPER", true)
 
 	decodeRows()
 	transpose16()
