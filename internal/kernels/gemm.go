@@ -60,26 +60,35 @@ func (s Set) Micro(kc int, a, b []float32, ldb int, c []float32, ldc int, sa, sb
 
 // MicroPanels runs Micro on a column of micro-tiles: for q < panels, the
 // q-th packed A panel a[q*kc*MR:], the same B rows b, the C rows
-// c[q*MR:] (stride ldc ≥ panels·MR) and the A scales sa[q*MR:]. At AVX2 it
-// is one assembly call (microPanelsAVX2); at the other levels a loop over
-// Micro, with the same results. It panics if a slice is too short (a
-// caller bug).
+// c[q*MR:] (stride ldc ≥ panels·MR) and the A scales sa[q*MR:], with
+// Micro's results. At AVX2 it is one assembly call (microPanelsAVX2), at
+// AVX512 a loop over the micro-kernel checked once, elsewhere a loop over
+// Micro. It panics if a slice is too short (a caller bug).
 func (s Set) MicroPanels(kc, panels int, a, b []float32, ldb int, c []float32, ldc int, sa, sb []float32) {
 	mr, nr := s.MR(), s.NR()
 	if panels <= 0 {
-		return
-	}
-	if s.level != AVX2 {
-		for q := 0; q < panels; q++ {
-			s.Micro(kc, a[q*kc*mr:], b, ldb, c[q*mr:], ldc, sa[q*mr:], sb)
-		}
 		return
 	}
 	if kc < 0 || len(a) < panels*kc*mr || ldb < kc || (kc > 0 && len(b) < (nr-1)*ldb+kc) ||
 		ldc < panels*mr || len(c) < (nr-1)*ldc+panels*mr || len(sa) < panels*mr || len(sb) < nr {
 		panic(fmt.Sprintf("kernels: MicroPanels bounds kc=%d panels=%d len(a)=%d len(b)=%d ldb=%d len(c)=%d ldc=%d", kc, panels, len(a), len(b), ldb, len(c), ldc))
 	}
-	microPanelsAVX2(kc, panels, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
+	switch s.level {
+	case AVX2:
+		microPanelsAVX2(kc, panels, unsafe.SliceData(a), unsafe.SliceData(b), ldb, unsafe.SliceData(c), ldc, unsafe.SliceData(sa), unsafe.SliceData(sb))
+	case AVX512:
+		// Checked above for all panels: call the kernel directly.
+		pa, pc, psa := unsafe.SliceData(a), unsafe.SliceData(c), unsafe.SliceData(sa)
+		pb, psb := unsafe.SliceData(b), unsafe.SliceData(sb)
+		for q := 0; q < panels; q++ {
+			microAVX512(kc, (*float32)(unsafe.Add(unsafe.Pointer(pa), 4*q*kc*mr)), pb, ldb,
+				(*float32)(unsafe.Add(unsafe.Pointer(pc), 4*q*mr)), ldc, (*float32)(unsafe.Add(unsafe.Pointer(psa), 4*q*mr)), psb)
+		}
+	default:
+		for q := 0; q < panels; q++ {
+			s.Micro(kc, a[q*kc*mr:], b, ldb, c[q*mr:], ldc, sa[q*mr:], sb)
+		}
+	}
 }
 
 // microGo is the portable micro-kernel for any mr ≤ 64, nr.
