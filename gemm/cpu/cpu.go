@@ -622,27 +622,37 @@ func scaleRun(m *tensor.FP8Host, g, r0, n, kb int, dst []float32) {
 }
 
 // store writes the tile's accumulator (column-major [np][ldc] in w.acc)
-// plus C into D rows [r0, r0+mc), columns [n0, n0+nc).
+// plus C into D rows [r0, r0+mc), columns [n0, n0+nc). It transposes
+// strips of storeRows rows at a time into w.rows (16·nc floats, in L1)
+// and writes each strip out before the next, rather than the whole tile
+// into an L2-sized buffer read back afterwards.
 func (c *call) store(w *work, ldc, r0, mc, n0, nc int) {
 	d := &c.d
 	ds := d.RowStride()
-	w.rows = grow(w.rows, mc*nc)
-	c.ks.Transpose(w.rows, nc, w.acc, ldc, mc, nc)
-	for i := 0; i < mc; i++ {
-		off := (r0+i)*ds + n0
-		row := w.rows[i*nc : (i+1)*nc]
-		if d.C != nil {
-			for j, v := range d.C[off : off+nc] {
-				row[j] += v
+	w.rows = grow(w.rows, storeRows*nc)
+	for i0 := 0; i0 < mc; i0 += storeRows {
+		rows := min(storeRows, mc-i0)
+		c.ks.Transpose(w.rows, nc, w.acc[i0:], ldc, rows, nc)
+		for i := 0; i < rows; i++ {
+			off := (r0+i0+i)*ds + n0
+			row := w.rows[i*nc : (i+1)*nc]
+			if d.C != nil {
+				for j, v := range d.C[off : off+nc] {
+					row[j] += v
+				}
 			}
-		}
-		if d.F32 != nil {
-			copy(d.F32[off:off+nc], row)
-		} else {
-			c.ks.EncodeBF16(d.BF16[off:off+nc], row)
+			if d.F32 != nil {
+				copy(d.F32[off:off+nc], row)
+			} else {
+				c.ks.EncodeBF16(d.BF16[off:off+nc], row)
+			}
 		}
 	}
 }
+
+// storeRows is the height of store's strips: a multiple of every
+// transpose kernel's block (16 at AVX512, 8 at AVX2, 4 at NEON).
+const storeRows = 16
 
 // tileLimits returns the rows of A per chunk, the columns of B per tile and
 // the largest K at which A is pre-packed for the kernel set of level l. The
