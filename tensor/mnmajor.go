@@ -1,6 +1,10 @@
 package tensor
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
 
 // FP8MNMatrix is an MN-major FP8 E4M3 operand: the logical matrix [MN, K]
 // of a GEMM (MN the row count M or N, K the reduction dimension) stored
@@ -156,13 +160,13 @@ const transposeTile = 64
 func TransposeInto[T any](dst []T, ds int, src []T, ss, rows, cols int) {
 	switch d := any(dst).(type) {
 	case []E4M3:
-		transposeBytes(d, ds, any(src).([]E4M3), ss, rows, cols)
+		transposeBytes(asBytes(d), ds, asBytes(any(src).([]E4M3)), ss, rows, cols)
 		return
 	case []UE8M0:
-		transposeBytes(d, ds, any(src).([]UE8M0), ss, rows, cols)
+		transposeBytes(asBytes(d), ds, asBytes(any(src).([]UE8M0)), ss, rows, cols)
 		return
 	case []BF16:
-		transposeHalves(d, ds, any(src).([]BF16), ss, rows, cols)
+		transposeHalves(asUint16(d), ds, asUint16(any(src).([]BF16)), ss, rows, cols)
 		return
 	}
 	transposeTiles(dst, ds, src, ss, 0, rows, 0, cols)
@@ -185,17 +189,11 @@ func transposeTiles[T any](dst []T, ds int, src []T, ss, r0, r1, c0, c1 int) {
 	}
 }
 
-func load64[T ~uint8](s []T) uint64 {
-	_ = s[7]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
+// load64 and store64 move eight bytes as one little-endian word (one load
+// or store on amd64 and arm64).
+func load64(s []uint8) uint64 { return binary.LittleEndian.Uint64(s) }
 
-func store64[T ~uint8](s []T, v uint64) {
-	_ = s[7]
-	s[0], s[1], s[2], s[3] = T(v), T(v>>8), T(v>>16), T(v>>24)
-	s[4], s[5], s[6], s[7] = T(v>>32), T(v>>40), T(v>>48), T(v>>56)
-}
+func store64(s []uint8, v uint64) { binary.LittleEndian.PutUint64(s, v) }
 
 // swap exchanges the bits selected by mask<<sh of a with those selected by
 // mask of b: one step of a recursive block transpose.
@@ -205,33 +203,45 @@ func swap(a, b *uint64, sh uint, mask uint64) {
 	*a ^= t << sh
 }
 
+// swapv is swap on values: it returns a and b with the bits selected by
+// mask<<sh of a exchanged with those selected by mask of b.
+func swapv(a, b uint64, sh uint, mask uint64) (uint64, uint64) {
+	t := ((a >> sh) ^ b) & mask
+	return a ^ t<<sh, b ^ t
+}
+
 // transposeBytes transposes one-byte elements in 8×8 blocks: eight rows of
 // eight bytes are loaded as words and transposed with three rounds of
 // masked swaps (1-, 2- and 4-byte units).
-func transposeBytes[T ~uint8](dst []T, ds int, src []T, ss, rows, cols int) {
+func transposeBytes(dst []uint8, ds int, src []uint8, ss, rows, cols int) {
 	r8, c8 := rows&^7, cols&^7
-	var x [8]uint64
 	for rt := 0; rt < r8; rt += transposeTile {
 		re := min(rt+transposeTile, r8)
 		for ct := 0; ct < c8; ct += transposeTile {
 			ce := min(ct+transposeTile, c8)
 			for r := rt; r < re; r += 8 {
 				for c := ct; c < ce; c += 8 {
-					for i := range x {
-						x[i] = load64(src[(r+i)*ss+c:])
-					}
-					for i := 0; i < 8; i += 2 {
-						swap(&x[i], &x[i+1], 8, 0x00FF00FF00FF00FF)
-					}
-					for _, i := range [4]int{0, 1, 4, 5} {
-						swap(&x[i], &x[i+2], 16, 0x0000FFFF0000FFFF)
-					}
-					for i := 0; i < 4; i++ {
-						swap(&x[i], &x[i+4], 32, 0x00000000FFFFFFFF)
-					}
-					for i := range x {
-						store64(dst[(c+i)*ds+r:], x[i])
-					}
+					// Eight words in registers, three rounds of swaps.
+					x0, x1 := swapv(load64(src[r*ss+c:]), load64(src[(r+1)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+					x2, x3 := swapv(load64(src[(r+2)*ss+c:]), load64(src[(r+3)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+					x4, x5 := swapv(load64(src[(r+4)*ss+c:]), load64(src[(r+5)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+					x6, x7 := swapv(load64(src[(r+6)*ss+c:]), load64(src[(r+7)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+					x0, x2 = swapv(x0, x2, 16, 0x0000FFFF0000FFFF)
+					x1, x3 = swapv(x1, x3, 16, 0x0000FFFF0000FFFF)
+					x4, x6 = swapv(x4, x6, 16, 0x0000FFFF0000FFFF)
+					x5, x7 = swapv(x5, x7, 16, 0x0000FFFF0000FFFF)
+					x0, x4 = swapv(x0, x4, 32, 0x00000000FFFFFFFF)
+					x1, x5 = swapv(x1, x5, 32, 0x00000000FFFFFFFF)
+					x2, x6 = swapv(x2, x6, 32, 0x00000000FFFFFFFF)
+					x3, x7 = swapv(x3, x7, 32, 0x00000000FFFFFFFF)
+					store64(dst[c*ds+r:], x0)
+					store64(dst[(c+1)*ds+r:], x1)
+					store64(dst[(c+2)*ds+r:], x2)
+					store64(dst[(c+3)*ds+r:], x3)
+					store64(dst[(c+4)*ds+r:], x4)
+					store64(dst[(c+5)*ds+r:], x5)
+					store64(dst[(c+6)*ds+r:], x6)
+					store64(dst[(c+7)*ds+r:], x7)
 				}
 			}
 		}
@@ -240,37 +250,41 @@ func transposeBytes[T ~uint8](dst []T, ds int, src []T, ss, rows, cols int) {
 	transposeTiles(dst, ds, src, ss, r8, rows, 0, c8)
 }
 
-func load4[T ~uint16](s []T) uint64 {
+// load4 and store4 move four two-byte elements as one little-endian word
+// (element 0 in the low bits).
+func load4(s []uint16) uint64 {
 	_ = s[3]
-	return uint64(s[0]) | uint64(s[1])<<16 | uint64(s[2])<<32 | uint64(s[3])<<48
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 8)) //nolint:gosec // s[3] is in range
 }
 
-func store4[T ~uint16](s []T, v uint64) {
+func store4(s []uint16, v uint64) {
 	_ = s[3]
-	s[0], s[1], s[2], s[3] = T(v), T(v>>16), T(v>>32), T(v>>48)
+	binary.LittleEndian.PutUint64(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 8), v)
 }
 
 // transposeHalves transposes two-byte elements in 4×4 blocks (two rounds
-// of masked swaps).
-func transposeHalves[T ~uint16](dst []T, ds int, src []T, ss, rows, cols int) {
+// of masked swaps). It is not generic: a generic version's calls to the
+// word helpers go through the shape dictionary and are not inlined (three
+// times slower).
+func transposeHalves(dst []uint16, ds int, src []uint16, ss, rows, cols int) {
 	r4, c4 := rows&^3, cols&^3
-	var x [4]uint64
 	for rt := 0; rt < r4; rt += transposeTile {
 		re := min(rt+transposeTile, r4)
 		for ct := 0; ct < c4; ct += transposeTile {
 			ce := min(ct+transposeTile, c4)
 			for r := rt; r < re; r += 4 {
+				s0, s1, s2, s3 := src[r*ss:], src[(r+1)*ss:], src[(r+2)*ss:], src[(r+3)*ss:]
 				for c := ct; c < ce; c += 4 {
-					for i := range x {
-						x[i] = load4(src[(r+i)*ss+c:])
-					}
-					swap(&x[0], &x[1], 16, 0x0000FFFF0000FFFF)
-					swap(&x[2], &x[3], 16, 0x0000FFFF0000FFFF)
-					swap(&x[0], &x[2], 32, 0x00000000FFFFFFFF)
-					swap(&x[1], &x[3], 32, 0x00000000FFFFFFFF)
-					for i := range x {
-						store4(dst[(c+i)*ds+r:], x[i])
-					}
+					// The four words live in registers (an array whose
+					// elements are swapped through pointers would not).
+					x0, x1 := swapv(load4(s0[c:]), load4(s1[c:]), 16, 0x0000FFFF0000FFFF)
+					x2, x3 := swapv(load4(s2[c:]), load4(s3[c:]), 16, 0x0000FFFF0000FFFF)
+					x0, x2 = swapv(x0, x2, 32, 0x00000000FFFFFFFF)
+					x1, x3 = swapv(x1, x3, 32, 0x00000000FFFFFFFF)
+					store4(dst[c*ds+r:], x0)
+					store4(dst[(c+1)*ds+r:], x1)
+					store4(dst[(c+2)*ds+r:], x2)
+					store4(dst[(c+3)*ds+r:], x3)
 				}
 			}
 		}
@@ -417,4 +431,14 @@ func DequantizeMN(m *FP8MNMatrix) ([]float32, error) {
 		}
 	}
 	return out, nil
+}
+
+// asUint16 views BF16 elements as their bits (no copy).
+func asUint16(s []BF16) []uint16 {
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// asBytes views one-byte elements as bytes (no copy).
+func asBytes[T ~uint8](s []T) []uint8 {
+	return unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }
