@@ -151,6 +151,15 @@ func (m *FP8MNMatrix) Check() error {
 // of E4M3 stay in L1 on both sides.
 const transposeTile = 64
 
+// halvesRows and bytesRows are the source rows of a buffered tile: each
+// destination row segment written is then 512 bytes, so a walk down the
+// destination visits each page for 512 bytes rather than 64 or 128 (at
+// 4 KiB-page strides the page walks, not the bytes, set the speed).
+const (
+	halvesRows = 256
+	bytesRows  = 512
+)
+
 // TransposeInto writes src [rows, cols] (row stride ss) transposed into dst
 // [cols, rows] (row stride ds), in cache-sized tiles. It is the one
 // transpose behind ToMNMajor and ToKMajor, exported for backends that
@@ -215,39 +224,61 @@ func swapv(a, b uint64, sh uint, mask uint64) (uint64, uint64) {
 // masked swaps (1-, 2- and 4-byte units).
 func transposeBytes(dst []uint8, ds int, src []uint8, ss, rows, cols int) {
 	r8, c8 := rows&^7, cols&^7
-	for rt := 0; rt < r8; rt += transposeTile {
-		re := min(rt+transposeTile, r8)
-		for ct := 0; ct < c8; ct += transposeTile {
-			ce := min(ct+transposeTile, c8)
-			for r := rt; r < re; r += 8 {
-				for c := ct; c < ce; c += 8 {
-					// Eight words in registers, three rounds of swaps.
-					x0, x1 := swapv(load64(src[r*ss+c:]), load64(src[(r+1)*ss+c:]), 8, 0x00FF00FF00FF00FF)
-					x2, x3 := swapv(load64(src[(r+2)*ss+c:]), load64(src[(r+3)*ss+c:]), 8, 0x00FF00FF00FF00FF)
-					x4, x5 := swapv(load64(src[(r+4)*ss+c:]), load64(src[(r+5)*ss+c:]), 8, 0x00FF00FF00FF00FF)
-					x6, x7 := swapv(load64(src[(r+6)*ss+c:]), load64(src[(r+7)*ss+c:]), 8, 0x00FF00FF00FF00FF)
-					x0, x2 = swapv(x0, x2, 16, 0x0000FFFF0000FFFF)
-					x1, x3 = swapv(x1, x3, 16, 0x0000FFFF0000FFFF)
-					x4, x6 = swapv(x4, x6, 16, 0x0000FFFF0000FFFF)
-					x5, x7 = swapv(x5, x7, 16, 0x0000FFFF0000FFFF)
-					x0, x4 = swapv(x0, x4, 32, 0x00000000FFFFFFFF)
-					x1, x5 = swapv(x1, x5, 32, 0x00000000FFFFFFFF)
-					x2, x6 = swapv(x2, x6, 32, 0x00000000FFFFFFFF)
-					x3, x7 = swapv(x3, x7, 32, 0x00000000FFFFFFFF)
-					store64(dst[c*ds+r:], x0)
-					store64(dst[(c+1)*ds+r:], x1)
-					store64(dst[(c+2)*ds+r:], x2)
-					store64(dst[(c+3)*ds+r:], x3)
-					store64(dst[(c+4)*ds+r:], x4)
-					store64(dst[(c+5)*ds+r:], x5)
-					store64(dst[(c+6)*ds+r:], x6)
-					store64(dst[(c+7)*ds+r:], x7)
-				}
+	const tr, t = bytesRows, transposeTile // tile: tr source rows × t columns
+	var in, out []uint8
+	if r8 >= tr && c8 >= t {
+		in, out = make([]uint8, tr*t), make([]uint8, tr*t)
+	}
+	for rt := 0; rt < r8; rt += tr {
+		re := min(rt+tr, r8)
+		for ct := 0; ct < c8; ct += t {
+			ce := min(ct+t, c8)
+			if re-rt < tr || ce-ct < t {
+				bytesBlock(dst, ds, src, ss, rt, re, ct, ce)
+				continue
+			}
+			// Whole tiles go through two buffers, as in transposeHalves.
+			for i := range tr {
+				copy(in[i*t:(i+1)*t], src[(rt+i)*ss+ct:])
+			}
+			bytesBlock(out, tr, in, t, 0, tr, 0, t)
+			for i := range t {
+				copy(dst[(ct+i)*ds+rt:][:tr], out[i*tr:(i+1)*tr])
 			}
 		}
 	}
 	transposeTiles(dst, ds, src, ss, 0, rows, c8, cols)
 	transposeTiles(dst, ds, src, ss, r8, rows, 0, c8)
+}
+
+// bytesBlock transposes rows [r0, r1) and columns [c0, c1) (multiples of
+// 8 apart) of src into dst in 8×8 blocks held in registers.
+func bytesBlock(dst []uint8, ds int, src []uint8, ss, r0, r1, c0, c1 int) {
+	for r := r0; r < r1; r += 8 {
+		for c := c0; c < c1; c += 8 {
+			// Eight words in registers, three rounds of swaps.
+			x0, x1 := swapv(load64(src[r*ss+c:]), load64(src[(r+1)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x2, x3 := swapv(load64(src[(r+2)*ss+c:]), load64(src[(r+3)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x4, x5 := swapv(load64(src[(r+4)*ss+c:]), load64(src[(r+5)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x6, x7 := swapv(load64(src[(r+6)*ss+c:]), load64(src[(r+7)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x0, x2 = swapv(x0, x2, 16, 0x0000FFFF0000FFFF)
+			x1, x3 = swapv(x1, x3, 16, 0x0000FFFF0000FFFF)
+			x4, x6 = swapv(x4, x6, 16, 0x0000FFFF0000FFFF)
+			x5, x7 = swapv(x5, x7, 16, 0x0000FFFF0000FFFF)
+			x0, x4 = swapv(x0, x4, 32, 0x00000000FFFFFFFF)
+			x1, x5 = swapv(x1, x5, 32, 0x00000000FFFFFFFF)
+			x2, x6 = swapv(x2, x6, 32, 0x00000000FFFFFFFF)
+			x3, x7 = swapv(x3, x7, 32, 0x00000000FFFFFFFF)
+			store64(dst[c*ds+r:], x0)
+			store64(dst[(c+1)*ds+r:], x1)
+			store64(dst[(c+2)*ds+r:], x2)
+			store64(dst[(c+3)*ds+r:], x3)
+			store64(dst[(c+4)*ds+r:], x4)
+			store64(dst[(c+5)*ds+r:], x5)
+			store64(dst[(c+6)*ds+r:], x6)
+			store64(dst[(c+7)*ds+r:], x7)
+		}
+	}
 }
 
 // load4 and store4 move four two-byte elements as one little-endian word
@@ -268,29 +299,55 @@ func store4(s []uint16, v uint64) {
 // times slower).
 func transposeHalves(dst []uint16, ds int, src []uint16, ss, rows, cols int) {
 	r4, c4 := rows&^3, cols&^3
-	for rt := 0; rt < r4; rt += transposeTile {
-		re := min(rt+transposeTile, r4)
-		for ct := 0; ct < c4; ct += transposeTile {
-			ce := min(ct+transposeTile, c4)
-			for r := rt; r < re; r += 4 {
-				s0, s1, s2, s3 := src[r*ss:], src[(r+1)*ss:], src[(r+2)*ss:], src[(r+3)*ss:]
-				for c := ct; c < ce; c += 4 {
-					// The four words live in registers (an array whose
-					// elements are swapped through pointers would not).
-					x0, x1 := swapv(load4(s0[c:]), load4(s1[c:]), 16, 0x0000FFFF0000FFFF)
-					x2, x3 := swapv(load4(s2[c:]), load4(s3[c:]), 16, 0x0000FFFF0000FFFF)
-					x0, x2 = swapv(x0, x2, 32, 0x00000000FFFFFFFF)
-					x1, x3 = swapv(x1, x3, 32, 0x00000000FFFFFFFF)
-					store4(dst[c*ds+r:], x0)
-					store4(dst[(c+1)*ds+r:], x1)
-					store4(dst[(c+2)*ds+r:], x2)
-					store4(dst[(c+3)*ds+r:], x3)
-				}
+	const tr, t = halvesRows, transposeTile // tile: tr source rows × t columns
+	var in, out []uint16
+	if r4 >= tr && c4 >= t {
+		in, out = make([]uint16, tr*t), make([]uint16, tr*t)
+	}
+	for rt := 0; rt < r4; rt += tr {
+		re := min(rt+tr, r4)
+		for ct := 0; ct < c4; ct += t {
+			ce := min(ct+t, c4)
+			if re-rt < tr || ce-ct < t {
+				halvesBlock(dst, ds, src, ss, rt, re, ct, ce)
+				continue
+			}
+			// A whole tile goes through two L1-resident buffers: its rows
+			// are copied in whole, transposed there and copied out whole,
+			// so each destination row segment is written in one go rather
+			// than 8 bytes per visit (at the power-of-two strides of
+			// 4096-wide operands the direct way ran 2× slower).
+			for i := range tr {
+				copy(in[i*t:(i+1)*t], src[(rt+i)*ss+ct:])
+			}
+			halvesBlock(out, tr, in, t, 0, tr, 0, t)
+			for i := range t {
+				copy(dst[(ct+i)*ds+rt:][:tr], out[i*tr:(i+1)*tr])
 			}
 		}
 	}
 	transposeTiles(dst, ds, src, ss, 0, rows, c4, cols)
 	transposeTiles(dst, ds, src, ss, r4, rows, 0, c4)
+}
+
+// halvesBlock transposes rows [r0, r1) and columns [c0, c1) (multiples of
+// 4 apart) of src into dst in 4×4 blocks held in registers.
+func halvesBlock(dst []uint16, ds int, src []uint16, ss, r0, r1, c0, c1 int) {
+	for r := r0; r < r1; r += 4 {
+		s0, s1, s2, s3 := src[r*ss:], src[(r+1)*ss:], src[(r+2)*ss:], src[(r+3)*ss:]
+		for c := c0; c < c1; c += 4 {
+			// The four words live in registers (an array whose elements
+			// are swapped through pointers would not).
+			x0, x1 := swapv(load4(s0[c:]), load4(s1[c:]), 16, 0x0000FFFF0000FFFF)
+			x2, x3 := swapv(load4(s2[c:]), load4(s3[c:]), 16, 0x0000FFFF0000FFFF)
+			x0, x2 = swapv(x0, x2, 32, 0x00000000FFFFFFFF)
+			x1, x3 = swapv(x1, x3, 32, 0x00000000FFFFFFFF)
+			store4(dst[c*ds+r:], x0)
+			store4(dst[(c+1)*ds+r:], x1)
+			store4(dst[(c+2)*ds+r:], x2)
+			store4(dst[(c+3)*ds+r:], x3)
+		}
+	}
 }
 
 // ToMNMajor returns m's single group stored MN-major (a host copy): the
