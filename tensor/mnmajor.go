@@ -1,6 +1,10 @@
 package tensor
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
 
 // FP8MNMatrix is an MN-major FP8 E4M3 operand: the logical matrix [MN, K]
 // of a GEMM (MN the row count M or N, K the reduction dimension) stored
@@ -147,6 +151,15 @@ func (m *FP8MNMatrix) Check() error {
 // of E4M3 stay in L1 on both sides.
 const transposeTile = 64
 
+// halvesRows and bytesRows are the source rows of a buffered tile: each
+// destination row segment written is then 512 bytes, so a walk down the
+// destination visits each page for 512 bytes rather than 64 or 128 (at
+// 4 KiB-page strides the page walks, not the bytes, set the speed).
+const (
+	halvesRows = 256
+	bytesRows  = 512
+)
+
 // TransposeInto writes src [rows, cols] (row stride ss) transposed into dst
 // [cols, rows] (row stride ds), in cache-sized tiles. It is the one
 // transpose behind ToMNMajor and ToKMajor, exported for backends that
@@ -156,13 +169,13 @@ const transposeTile = 64
 func TransposeInto[T any](dst []T, ds int, src []T, ss, rows, cols int) {
 	switch d := any(dst).(type) {
 	case []E4M3:
-		transposeBytes(d, ds, any(src).([]E4M3), ss, rows, cols)
+		transposeBytes(asBytes(d), ds, asBytes(any(src).([]E4M3)), ss, rows, cols)
 		return
 	case []UE8M0:
-		transposeBytes(d, ds, any(src).([]UE8M0), ss, rows, cols)
+		transposeBytes(asBytes(d), ds, asBytes(any(src).([]UE8M0)), ss, rows, cols)
 		return
 	case []BF16:
-		transposeHalves(d, ds, any(src).([]BF16), ss, rows, cols)
+		transposeHalves(asUint16(d), ds, asUint16(any(src).([]BF16)), ss, rows, cols)
 		return
 	}
 	transposeTiles(dst, ds, src, ss, 0, rows, 0, cols)
@@ -185,17 +198,11 @@ func transposeTiles[T any](dst []T, ds int, src []T, ss, r0, r1, c0, c1 int) {
 	}
 }
 
-func load64[T ~uint8](s []T) uint64 {
-	_ = s[7]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
+// load64 and store64 move eight bytes as one little-endian word (one load
+// or store on amd64 and arm64).
+func load64(s []uint8) uint64 { return binary.LittleEndian.Uint64(s) }
 
-func store64[T ~uint8](s []T, v uint64) {
-	_ = s[7]
-	s[0], s[1], s[2], s[3] = T(v), T(v>>8), T(v>>16), T(v>>24)
-	s[4], s[5], s[6], s[7] = T(v>>32), T(v>>40), T(v>>48), T(v>>56)
-}
+func store64(s []uint8, v uint64) { binary.LittleEndian.PutUint64(s, v) }
 
 // swap exchanges the bits selected by mask<<sh of a with those selected by
 // mask of b: one step of a recursive block transpose.
@@ -205,34 +212,38 @@ func swap(a, b *uint64, sh uint, mask uint64) {
 	*a ^= t << sh
 }
 
+// swapv is swap on values: it returns a and b with the bits selected by
+// mask<<sh of a exchanged with those selected by mask of b.
+func swapv(a, b uint64, sh uint, mask uint64) (uint64, uint64) {
+	t := ((a >> sh) ^ b) & mask
+	return a ^ t<<sh, b ^ t
+}
+
 // transposeBytes transposes one-byte elements in 8×8 blocks: eight rows of
 // eight bytes are loaded as words and transposed with three rounds of
 // masked swaps (1-, 2- and 4-byte units).
-func transposeBytes[T ~uint8](dst []T, ds int, src []T, ss, rows, cols int) {
+func transposeBytes(dst []uint8, ds int, src []uint8, ss, rows, cols int) {
 	r8, c8 := rows&^7, cols&^7
-	var x [8]uint64
-	for rt := 0; rt < r8; rt += transposeTile {
-		re := min(rt+transposeTile, r8)
-		for ct := 0; ct < c8; ct += transposeTile {
-			ce := min(ct+transposeTile, c8)
-			for r := rt; r < re; r += 8 {
-				for c := ct; c < ce; c += 8 {
-					for i := range x {
-						x[i] = load64(src[(r+i)*ss+c:])
-					}
-					for i := 0; i < 8; i += 2 {
-						swap(&x[i], &x[i+1], 8, 0x00FF00FF00FF00FF)
-					}
-					for _, i := range [4]int{0, 1, 4, 5} {
-						swap(&x[i], &x[i+2], 16, 0x0000FFFF0000FFFF)
-					}
-					for i := 0; i < 4; i++ {
-						swap(&x[i], &x[i+4], 32, 0x00000000FFFFFFFF)
-					}
-					for i := range x {
-						store64(dst[(c+i)*ds+r:], x[i])
-					}
-				}
+	const tr, t = bytesRows, transposeTile // tile: tr source rows × t columns
+	var in, out []uint8
+	if r8 >= tr && c8 >= t {
+		in, out = make([]uint8, tr*t), make([]uint8, tr*t)
+	}
+	for rt := 0; rt < r8; rt += tr {
+		re := min(rt+tr, r8)
+		for ct := 0; ct < c8; ct += t {
+			ce := min(ct+t, c8)
+			if re-rt < tr || ce-ct < t {
+				bytesBlock(dst, ds, src, ss, rt, re, ct, ce)
+				continue
+			}
+			// Whole tiles go through two buffers, as in transposeHalves.
+			for i := range tr {
+				copy(in[i*t:(i+1)*t], src[(rt+i)*ss+ct:])
+			}
+			bytesBlock(out, tr, in, t, 0, tr, 0, t)
+			for i := range t {
+				copy(dst[(ct+i)*ds+rt:][:tr], out[i*tr:(i+1)*tr])
 			}
 		}
 	}
@@ -240,43 +251,103 @@ func transposeBytes[T ~uint8](dst []T, ds int, src []T, ss, rows, cols int) {
 	transposeTiles(dst, ds, src, ss, r8, rows, 0, c8)
 }
 
-func load4[T ~uint16](s []T) uint64 {
-	_ = s[3]
-	return uint64(s[0]) | uint64(s[1])<<16 | uint64(s[2])<<32 | uint64(s[3])<<48
+// bytesBlock transposes rows [r0, r1) and columns [c0, c1) (multiples of
+// 8 apart) of src into dst in 8×8 blocks held in registers.
+func bytesBlock(dst []uint8, ds int, src []uint8, ss, r0, r1, c0, c1 int) {
+	for r := r0; r < r1; r += 8 {
+		for c := c0; c < c1; c += 8 {
+			// Eight words in registers, three rounds of swaps.
+			x0, x1 := swapv(load64(src[r*ss+c:]), load64(src[(r+1)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x2, x3 := swapv(load64(src[(r+2)*ss+c:]), load64(src[(r+3)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x4, x5 := swapv(load64(src[(r+4)*ss+c:]), load64(src[(r+5)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x6, x7 := swapv(load64(src[(r+6)*ss+c:]), load64(src[(r+7)*ss+c:]), 8, 0x00FF00FF00FF00FF)
+			x0, x2 = swapv(x0, x2, 16, 0x0000FFFF0000FFFF)
+			x1, x3 = swapv(x1, x3, 16, 0x0000FFFF0000FFFF)
+			x4, x6 = swapv(x4, x6, 16, 0x0000FFFF0000FFFF)
+			x5, x7 = swapv(x5, x7, 16, 0x0000FFFF0000FFFF)
+			x0, x4 = swapv(x0, x4, 32, 0x00000000FFFFFFFF)
+			x1, x5 = swapv(x1, x5, 32, 0x00000000FFFFFFFF)
+			x2, x6 = swapv(x2, x6, 32, 0x00000000FFFFFFFF)
+			x3, x7 = swapv(x3, x7, 32, 0x00000000FFFFFFFF)
+			store64(dst[c*ds+r:], x0)
+			store64(dst[(c+1)*ds+r:], x1)
+			store64(dst[(c+2)*ds+r:], x2)
+			store64(dst[(c+3)*ds+r:], x3)
+			store64(dst[(c+4)*ds+r:], x4)
+			store64(dst[(c+5)*ds+r:], x5)
+			store64(dst[(c+6)*ds+r:], x6)
+			store64(dst[(c+7)*ds+r:], x7)
+		}
+	}
 }
 
-func store4[T ~uint16](s []T, v uint64) {
+// load4 and store4 move four two-byte elements as one little-endian word
+// (element 0 in the low bits).
+func load4(s []uint16) uint64 {
 	_ = s[3]
-	s[0], s[1], s[2], s[3] = T(v), T(v>>16), T(v>>32), T(v>>48)
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 8)) //nolint:gosec // s[3] is in range
+}
+
+func store4(s []uint16, v uint64) {
+	_ = s[3]
+	binary.LittleEndian.PutUint64(unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 8), v)
 }
 
 // transposeHalves transposes two-byte elements in 4×4 blocks (two rounds
-// of masked swaps).
-func transposeHalves[T ~uint16](dst []T, ds int, src []T, ss, rows, cols int) {
+// of masked swaps). It is not generic: a generic version's calls to the
+// word helpers go through the shape dictionary and are not inlined (three
+// times slower).
+func transposeHalves(dst []uint16, ds int, src []uint16, ss, rows, cols int) {
 	r4, c4 := rows&^3, cols&^3
-	var x [4]uint64
-	for rt := 0; rt < r4; rt += transposeTile {
-		re := min(rt+transposeTile, r4)
-		for ct := 0; ct < c4; ct += transposeTile {
-			ce := min(ct+transposeTile, c4)
-			for r := rt; r < re; r += 4 {
-				for c := ct; c < ce; c += 4 {
-					for i := range x {
-						x[i] = load4(src[(r+i)*ss+c:])
-					}
-					swap(&x[0], &x[1], 16, 0x0000FFFF0000FFFF)
-					swap(&x[2], &x[3], 16, 0x0000FFFF0000FFFF)
-					swap(&x[0], &x[2], 32, 0x00000000FFFFFFFF)
-					swap(&x[1], &x[3], 32, 0x00000000FFFFFFFF)
-					for i := range x {
-						store4(dst[(c+i)*ds+r:], x[i])
-					}
-				}
+	const tr, t = halvesRows, transposeTile // tile: tr source rows × t columns
+	var in, out []uint16
+	if r4 >= tr && c4 >= t {
+		in, out = make([]uint16, tr*t), make([]uint16, tr*t)
+	}
+	for rt := 0; rt < r4; rt += tr {
+		re := min(rt+tr, r4)
+		for ct := 0; ct < c4; ct += t {
+			ce := min(ct+t, c4)
+			if re-rt < tr || ce-ct < t {
+				halvesBlock(dst, ds, src, ss, rt, re, ct, ce)
+				continue
+			}
+			// A whole tile goes through two L1-resident buffers: its rows
+			// are copied in whole, transposed there and copied out whole,
+			// so each destination row segment is written in one go rather
+			// than 8 bytes per visit (at the power-of-two strides of
+			// 4096-wide operands the direct way ran 2× slower).
+			for i := range tr {
+				copy(in[i*t:(i+1)*t], src[(rt+i)*ss+ct:])
+			}
+			halvesBlock(out, tr, in, t, 0, tr, 0, t)
+			for i := range t {
+				copy(dst[(ct+i)*ds+rt:][:tr], out[i*tr:(i+1)*tr])
 			}
 		}
 	}
 	transposeTiles(dst, ds, src, ss, 0, rows, c4, cols)
 	transposeTiles(dst, ds, src, ss, r4, rows, 0, c4)
+}
+
+// halvesBlock transposes rows [r0, r1) and columns [c0, c1) (multiples of
+// 4 apart) of src into dst in 4×4 blocks held in registers.
+func halvesBlock(dst []uint16, ds int, src []uint16, ss, r0, r1, c0, c1 int) {
+	for r := r0; r < r1; r += 4 {
+		s0, s1, s2, s3 := src[r*ss:], src[(r+1)*ss:], src[(r+2)*ss:], src[(r+3)*ss:]
+		for c := c0; c < c1; c += 4 {
+			// The four words live in registers (an array whose elements
+			// are swapped through pointers would not).
+			x0, x1 := swapv(load4(s0[c:]), load4(s1[c:]), 16, 0x0000FFFF0000FFFF)
+			x2, x3 := swapv(load4(s2[c:]), load4(s3[c:]), 16, 0x0000FFFF0000FFFF)
+			x0, x2 = swapv(x0, x2, 32, 0x00000000FFFFFFFF)
+			x1, x3 = swapv(x1, x3, 32, 0x00000000FFFFFFFF)
+			store4(dst[c*ds+r:], x0)
+			store4(dst[(c+1)*ds+r:], x1)
+			store4(dst[(c+2)*ds+r:], x2)
+			store4(dst[(c+3)*ds+r:], x3)
+		}
+	}
 }
 
 // ToMNMajor returns m's single group stored MN-major (a host copy): the
@@ -417,4 +488,14 @@ func DequantizeMN(m *FP8MNMatrix) ([]float32, error) {
 		}
 	}
 	return out, nil
+}
+
+// asUint16 views BF16 elements as their bits (no copy).
+func asUint16(s []BF16) []uint16 {
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// asBytes views one-byte elements as bytes (no copy).
+func asBytes[T ~uint8](s []T) []uint8 {
+	return unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }

@@ -177,7 +177,7 @@ func FuzzQuantizePerChannel(f *testing.F) {
 }
 
 func checkTranspose[T comparable](t *testing.T, name string, gen func(i int) T) {
-	for _, sh := range [][2]int{{0, 0}, {1, 1}, {3, 5}, {8, 8}, {9, 17}, {64, 64}, {70, 131}, {131, 70}, {200, 8}} {
+	for _, sh := range [][2]int{{0, 0}, {1, 1}, {3, 5}, {8, 8}, {9, 17}, {64, 64}, {70, 131}, {131, 70}, {200, 8}, {130, 257}} {
 		rows, cols := sh[0], sh[1]
 		ss, ds := cols+3, rows+1
 		src := make([]T, max(rows*ss, 1))
@@ -205,10 +205,16 @@ func TestTransposeInto(t *testing.T) {
 	checkTranspose(t, "float32", func(i int) float32 { return float32(i) })
 }
 
+// BenchmarkTransposeInto: 4096×4096 operands (the k-grouped GEMMs' per-group
+// size), whose power-of-two strides are the hard case.
 func BenchmarkTransposeInto(b *testing.B) {
-	const r, c = 2048, 2048
+	const r, c = 4096, 4096
 	b.Run("E4M3", func(b *testing.B) {
 		src, dst := make([]tensor.E4M3, r*c), make([]tensor.E4M3, r*c)
+		for i := range src {
+			src[i] = tensor.E4M3(i) // no zero pages
+		}
+		tensor.TransposeInto(dst, r, src, c, r, c) // dst faulted in
 		for b.Loop() {
 			tensor.TransposeInto(dst, r, src, c, r, c)
 		}
@@ -216,6 +222,10 @@ func BenchmarkTransposeInto(b *testing.B) {
 	})
 	b.Run("BF16", func(b *testing.B) {
 		src, dst := make([]tensor.BF16, r*c), make([]tensor.BF16, r*c)
+		for i := range src {
+			src[i] = tensor.BF16(i)
+		}
+		tensor.TransposeInto(dst, r, src, c, r, c)
 		for b.Loop() {
 			tensor.TransposeInto(dst, r, src, c, r, c)
 		}
