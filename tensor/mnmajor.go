@@ -204,16 +204,9 @@ func load64(s []uint8) uint64 { return binary.LittleEndian.Uint64(s) }
 
 func store64(s []uint8, v uint64) { binary.LittleEndian.PutUint64(s, v) }
 
-// swap exchanges the bits selected by mask<<sh of a with those selected by
-// mask of b: one step of a recursive block transpose.
-func swap(a, b *uint64, sh uint, mask uint64) {
-	t := ((*a >> sh) ^ *b) & mask
-	*b ^= t
-	*a ^= t << sh
-}
-
-// swapv is swap on values: it returns a and b with the bits selected by
-// mask<<sh of a exchanged with those selected by mask of b.
+// swapv returns a and b with the bits selected by mask<<sh of a exchanged
+// with those selected by mask of b: one step of a recursive block
+// transpose.
 func swapv(a, b uint64, sh uint, mask uint64) (uint64, uint64) {
 	t := ((a >> sh) ^ b) & mask
 	return a ^ t<<sh, b ^ t
