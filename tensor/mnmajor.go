@@ -216,32 +216,7 @@ func swapv(a, b uint64, sh uint, mask uint64) (uint64, uint64) {
 // eight bytes are loaded as words and transposed with three rounds of
 // masked swaps (1-, 2- and 4-byte units).
 func transposeBytes(dst []uint8, ds int, src []uint8, ss, rows, cols int) {
-	r8, c8 := rows&^7, cols&^7
-	const tr, t = bytesRows, transposeTile // tile: tr source rows × t columns
-	var in, out []uint8
-	if r8 >= tr && c8 >= t {
-		in, out = make([]uint8, tr*t), make([]uint8, tr*t)
-	}
-	for rt := 0; rt < r8; rt += tr {
-		re := min(rt+tr, r8)
-		for ct := 0; ct < c8; ct += t {
-			ce := min(ct+t, c8)
-			if re-rt < tr || ce-ct < t {
-				bytesBlock(dst, ds, src, ss, rt, re, ct, ce)
-				continue
-			}
-			// Whole tiles go through two buffers, as in transposeHalves.
-			for i := range tr {
-				copy(in[i*t:(i+1)*t], src[(rt+i)*ss+ct:])
-			}
-			bytesBlock(out, tr, in, t, 0, tr, 0, t)
-			for i := range t {
-				copy(dst[(ct+i)*ds+rt:][:tr], out[i*tr:(i+1)*tr])
-			}
-		}
-	}
-	transposeTiles(dst, ds, src, ss, 0, rows, c8, cols)
-	transposeTiles(dst, ds, src, ss, r8, rows, 0, c8)
+	transposeBuffered(dst, ds, src, ss, rows, cols, 8, bytesRows, bytesBlock)
 }
 
 // bytesBlock transposes rows [r0, r1) and columns [c0, c1) (multiples of
@@ -291,36 +266,44 @@ func store4(s []uint16, v uint64) {
 // word helpers go through the shape dictionary and are not inlined (three
 // times slower).
 func transposeHalves(dst []uint16, ds int, src []uint16, ss, rows, cols int) {
-	r4, c4 := rows&^3, cols&^3
-	const tr, t = halvesRows, transposeTile // tile: tr source rows × t columns
-	var in, out []uint16
-	if r4 >= tr && c4 >= t {
-		in, out = make([]uint16, tr*t), make([]uint16, tr*t)
+	transposeBuffered(dst, ds, src, ss, rows, cols, 4, halvesRows, halvesBlock)
+}
+
+// transposeBuffered is the tile loop of transposeBytes and transposeHalves.
+// block transposes a region whose sides are multiples of a (the register
+// block: 8 or 4) and is called with such regions only; the remainder rows
+// and columns go element by element. A whole tile of tr source rows and
+// transposeTile columns goes through two buffers: its rows are copied in
+// whole, transposed there and copied out whole, so each destination row
+// segment is written in one go (tr elements) rather than a few bytes per
+// visit. At the power-of-two strides of 4096-wide operands the direct way
+// is bound by page walks and ran 2–3× slower.
+func transposeBuffered[T any](dst []T, ds int, src []T, ss, rows, cols, a, tr int, block func(dst []T, ds int, src []T, ss, r0, r1, c0, c1 int)) {
+	const t = transposeTile
+	ra, ca := rows/a*a, cols/a*a
+	var in, out []T
+	if ra >= tr && ca >= t {
+		in, out = make([]T, tr*t), make([]T, tr*t)
 	}
-	for rt := 0; rt < r4; rt += tr {
-		re := min(rt+tr, r4)
-		for ct := 0; ct < c4; ct += t {
-			ce := min(ct+t, c4)
+	for rt := 0; rt < ra; rt += tr {
+		re := min(rt+tr, ra)
+		for ct := 0; ct < ca; ct += t {
+			ce := min(ct+t, ca)
 			if re-rt < tr || ce-ct < t {
-				halvesBlock(dst, ds, src, ss, rt, re, ct, ce)
+				block(dst, ds, src, ss, rt, re, ct, ce)
 				continue
 			}
-			// A whole tile goes through two L1-resident buffers: its rows
-			// are copied in whole, transposed there and copied out whole,
-			// so each destination row segment is written in one go rather
-			// than 8 bytes per visit (at the power-of-two strides of
-			// 4096-wide operands the direct way ran 2× slower).
 			for i := range tr {
 				copy(in[i*t:(i+1)*t], src[(rt+i)*ss+ct:])
 			}
-			halvesBlock(out, tr, in, t, 0, tr, 0, t)
+			block(out, tr, in, t, 0, tr, 0, t)
 			for i := range t {
 				copy(dst[(ct+i)*ds+rt:][:tr], out[i*tr:(i+1)*tr])
 			}
 		}
 	}
-	transposeTiles(dst, ds, src, ss, 0, rows, c4, cols)
-	transposeTiles(dst, ds, src, ss, r4, rows, 0, c4)
+	transposeTiles(dst, ds, src, ss, 0, rows, ca, cols)
+	transposeTiles(dst, ds, src, ss, ra, rows, 0, ca)
 }
 
 // halvesBlock transposes rows [r0, r1) and columns [c0, c1) (multiples of
