@@ -151,10 +151,14 @@ type mappedTransport[T any] struct {
 	inv []int
 }
 
+// Send sends msg to pipeline rank to, which is transport rank inv[to]
+// (Transport.Send with the rank mapped; its errors).
 func (m mappedTransport[T]) Send(ctx context.Context, to int, tag Tag, msg T) error {
 	return m.tr.Send(ctx, m.inv[to], tag, msg)
 }
 
+// Recv receives the message tagged tag from pipeline rank from, which is
+// transport rank inv[from] (Transport.Recv with the rank mapped; its errors).
 func (m mappedTransport[T]) Recv(ctx context.Context, from int, tag Tag) (T, error) {
 	return m.tr.Recv(ctx, m.inv[from], tag)
 }

@@ -202,6 +202,28 @@ func subOut(d gemm.OutHost, r0, rows int) *gemm.Out {
 	return o
 }
 
+// eachKGroup is the loop of the k-grouped calls: for every group g of ks
+// it checks ctx, then runs fn on the group's K range [k0, k0+k) into D[g]
+// (rows [g·rows, (g+1)·rows) of d), or writes D[g] = C[g] (or 0) for a
+// group with K = 0. It returns the first error.
+func eachKGroup(ctx context.Context, d gemm.OutHost, rows int, ks []int, fn func(k0, k int, dg *gemm.Out) error) error {
+	k0 := 0
+	for g, k := range ks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if k == 0 {
+			emptyGroup(d, g*rows, rows)
+			continue
+		}
+		if err := fn(k0, k, subOut(d, g*rows, rows)); err != nil {
+			return err
+		}
+		k0 += k
+	}
+	return nil
+}
+
 // emptyGroup writes D[g] = C[g] (or 0) for a group with K = 0.
 func emptyGroup(d gemm.OutHost, r0, rows int) {
 	for r := r0; r < r0+rows; r++ {
@@ -270,23 +292,9 @@ func (b *Backend) KGroupedFP8GemmTNContiguous(ctx context.Context, am, bm *tenso
 	defer e4m3Pool.Put(bd)
 	var as, bs []float32
 	var au, bu []tensor.UE8M0
-	k0 := 0
-	for g, k := range ks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if k == 0 {
-			emptyGroup(d, g*am.MN, am.MN)
-			continue
-		}
-		ag := mnGroup(ah, k0, k, ad, &as, &au)
-		bg := mnGroup(bh, k0, k, bd, &bs, &bu)
-		if err := b.GemmNT(ctx, ag, bg, subOut(d, g*am.MN, am.MN)); err != nil {
-			return err
-		}
-		k0 += k
-	}
-	return nil
+	return eachKGroup(ctx, d, am.MN, ks, func(k0, k int, dg *gemm.Out) error {
+		return b.GemmNT(ctx, mnGroup(ah, k0, k, ad, &as, &au), mnGroup(bh, k0, k, bd, &bs, &bu), dg)
+	})
 }
 
 // kGroup is group block g of a group-blocked K-major operand h (rows ×
@@ -341,23 +349,9 @@ func (b *Backend) KGroupedFP8GemmNTContiguous(ctx context.Context, am, bm *tenso
 	}
 	var as, bs []float32
 	var au, bu []tensor.UE8M0
-	k0 := 0
-	for g, k := range ks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if k == 0 {
-			emptyGroup(d, g*am.Rows, am.Rows)
-			continue
-		}
-		ag := kGroup(ah, k0, k, &as, &au)
-		bg := kGroup(bh, k0, k, &bs, &bu)
-		if err := b.GemmNT(ctx, ag, bg, subOut(d, g*am.Rows, am.Rows)); err != nil {
-			return err
-		}
-		k0 += k
-	}
-	return nil
+	return eachKGroup(ctx, d, am.Rows, ks, func(k0, k int, dg *gemm.Out) error {
+		return b.GemmNT(ctx, kGroup(ah, k0, k, &as, &au), kGroup(bh, k0, k, &bs, &bu), dg)
+	})
 }
 
 // KGroupedBF16GemmTNContiguous computes D[g] = C[g] + A_gᵀ·B_g for BF16
@@ -383,21 +377,9 @@ func (b *Backend) KGroupedBF16GemmTNContiguous(ctx context.Context, am, bm *gemm
 	ba, bb := getBuf[tensor.BF16](&bf16Pool, 0), getBuf[tensor.BF16](&bf16Pool, 0)
 	defer bf16Pool.Put(ba)
 	defer bf16Pool.Put(bb)
-	k0 := 0
-	for g, k := range ks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if k == 0 {
-			emptyGroup(d, g*am.MN, am.MN)
-			continue
-		}
-		if err := b.BF16GemmNT(ctx, bf16KMajor(ah, k0, k, ba), bf16KMajor(bh, k0, k, bb), subOut(d, g*am.MN, am.MN)); err != nil {
-			return err
-		}
-		k0 += k
-	}
-	return nil
+	return eachKGroup(ctx, d, am.MN, ks, func(k0, k int, dg *gemm.Out) error {
+		return b.BF16GemmNT(ctx, bf16KMajor(ah, k0, k, ba), bf16KMajor(bh, k0, k, bb), dg)
+	})
 }
 
 // bf16Rows is rows [r0, r0+rows) of h as a BF16Matrix view.
